@@ -1,0 +1,60 @@
+# layerdiff — the commands people type. CMake does the building; this file only drives it.
+#   make deps    install missing Debian packages (apt-get; needs root when something is missing)
+#   make         configure and build into build/
+#   make test    deps + build + every test (ctest), then the sanitizer build of the parsers
+#   make demo    deps + build + generate a tiny model, run reference and candidate, compare
+#   make bench   deps + build + benchmarks (tests/bench/), figures on stdout
+#   make zoo     the fault-zoo localization table
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+.PHONY: all build deps test test-fast test-asan demo bench zoo fuzz format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DLD_WERROR=ON $(CMAKE_ARGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Everything CI runs. The sanitizer pass rebuilds the C code (no CUDA) with ASan+UBSan and runs
+# the tests labelled 'asan' (parsers, readers, truncation corpus).
+test: deps
+	$(MAKE) build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) test-asan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
+
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -DLD_WERROR=ON -DLD_CUDA=OFF -DLD_SANITIZE=address,undefined \
+	      -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L asan
+
+demo: deps
+	$(MAKE) build
+	bash scripts/demo.sh $(BUILD)
+
+bench: deps
+	LD_BENCH_DEPS=1 bash scripts/deps.sh
+	$(MAKE) build
+	bash scripts/bench.sh $(BUILD)
+
+zoo: deps
+	$(MAKE) build
+	bash scripts/zoo.sh $(BUILD)
+
+format:
+	find probes src reference compare tests examples -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh' \
+	  | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,331 @@
+/* util.c — internal helpers shared by the layerdiff libraries (see util.h). */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out)
+{
+    uint64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return false;
+        if (!ld_mul_u64(n, (uint64_t)shape[i], &n) || n > max)
+            return false;
+    }
+    *out = n;
+    return true;
+}
+
+ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err)
+{
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ld_error_set(err, errno == ENOENT ? LD_E_INPUT : LD_E_IO, "%s: cannot open: %s",
+                            path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ld_error_set(err, LD_E_INPUT, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        close(fd);
+        return ld_error_set(err, LD_E_INPUT, "%s: file is %lld bytes, more than the %zu allowed",
+                            path, (long long)st.st_size, max_bytes);
+    }
+    size_t size = (size_t)st.st_size;
+    char *p = malloc(size + 1);
+    if (!p) {
+        close(fd);
+        return ld_error_set(err, LD_E_NOMEM, "%s: cannot allocate %zu bytes", path, size + 1);
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, p + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int e = errno;
+            free(p);
+            close(fd);
+            return ld_error_set(err, LD_E_IO, "%s: read failed: %s", path,
+                                r == 0 ? "file shrank while reading" : strerror(e));
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    p[size] = '\0';
+    *buf = p;
+    *len = size;
+    return LD_OK;
+}
+
+ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return ld_error_set(err, LD_E_IO, "%s: write failed: %s", tmp, strerror(e));
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return ld_error_set(err, LD_E_IO, "%s: cannot rename into place: %s", path, strerror(e));
+    }
+    return LD_OK;
+}
+
+bool ld_path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    int n = snprintf(out, size, "%.*s/%s", (int)dl, dir, name);
+    return n >= 0 && (size_t)n < size;
+}
+
+ld_status ld_mkdir(const char *path, ld_error *err)
+{
+    if (mkdir(path, 0755) == 0)
+        return LD_OK;
+    if (errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return LD_OK;
+        return ld_error_set(err, LD_E_USAGE, "%s: exists and is not a directory", path);
+    }
+    return ld_error_set(err, LD_E_IO, "%s: cannot create directory: %s", path, strerror(errno));
+}
+
+bool ld_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    const char *p = s;
+    bool neg = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    } else if (*p == '+') {
+        p++;
+    }
+    if (*p < '0' || *p > '9')
+        return false;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+    }
+    int64_t r;
+    if (neg)
+        r = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    else if (v > (uint64_t)INT64_MAX)
+        return false;
+    else
+        r = (int64_t)v;
+    if (r < min || r > max)
+        return false;
+    *out = r;
+    return true;
+}
+
+bool ld_parse_int(const char *s, int min, int max, int *out)
+{
+    int64_t v;
+    if (!ld_parse_i64(s, min, max, &v))
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+bool ld_parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return false;
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+ld_status ld_parse_i32_list(const char *s, int32_t min, int32_t max, int32_t **out, size_t *n,
+                            ld_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!s || !*s)
+        return ld_error_set(err, LD_E_USAGE, "empty list");
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v)
+        return ld_error_set(err, LD_E_NOMEM, "cannot allocate a list of %zu numbers", cap);
+    size_t count = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        int64_t x;
+        if (len == 0 || len >= sizeof item) {
+            free(v);
+            return ld_error_set(err, LD_E_USAGE, "item %zu of '%s' is %s", count + 1, s,
+                                len == 0 ? "empty" : "too long");
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!ld_parse_i64(item, min, max, &x)) {
+            free(v);
+            return ld_error_set(err, LD_E_USAGE, "'%s' (item %zu) is not an integer in [%d, %d]",
+                                item, count + 1, (int)min, (int)max);
+        }
+        v[count++] = (int32_t)x;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *out = v;
+    *n = count;
+    return LD_OK;
+}
+
+ld_status ld_ranges_parse(const char *s, ld_ranges *out, ld_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!s || !*s)
+        return LD_OK;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[48];
+        if (len == 0 || len >= sizeof item)
+            return ld_error_set(err, LD_E_USAGE, "bad range list '%s': %s item", s,
+                                len == 0 ? "an empty" : "a too long");
+        if (out->n >= LD_RANGES_MAX)
+            return ld_error_set(err, LD_E_USAGE, "bad range list '%s': more than %d items", s,
+                                LD_RANGES_MAX);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        int lo, hi;
+        char *dash = strchr(item, '-');
+        if (dash) {
+            *dash = '\0';
+            if (!ld_parse_int(item, 0, INT_MAX, &lo))
+                return ld_error_set(err, LD_E_USAGE, "bad range '%.*s' in '%s'", (int)len, p, s);
+            if (dash[1] == '\0')
+                hi = INT_MAX;
+            else if (!ld_parse_int(dash + 1, 0, INT_MAX, &hi) || hi < lo)
+                return ld_error_set(err, LD_E_USAGE, "bad range '%.*s' in '%s'", (int)len, p, s);
+        } else {
+            if (!ld_parse_int(item, 0, INT_MAX, &lo))
+                return ld_error_set(err, LD_E_USAGE, "bad range '%s' in '%s'", item, s);
+            hi = lo;
+        }
+        out->lo[out->n] = lo;
+        out->hi[out->n] = hi;
+        out->n++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return LD_OK;
+}
+
+bool ld_ranges_contains(const ld_ranges *r, int v)
+{
+    if (r->n == 0)
+        return true;
+    for (int i = 0; i < r->n; i++)
+        if (v >= r->lo[i] && v <= r->hi[i])
+            return true;
+    return false;
+}
+
+bool ld_glob_match(const char *pat, const char *s)
+{
+    /* Iterative matcher with one backtrack point for the last '*': linear in practice. */
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*pat == '*') {
+            star = pat++;
+            resume = s;
+        } else if (*pat == '?' || *pat == *s) {
+            pat++;
+            s++;
+        } else if (star) {
+            pat = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == '\0';
+}
+
+void ld_utc_now(char *buf, size_t size)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+double ld_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+uint64_t ld_fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}

@@ -1,0 +1,65 @@
+/* util.h — small internal helpers shared by every layerdiff library: checked size arithmetic,
+ * bounded file reading, number and list parsing, time stamps. Not public API (the probe library's
+ * public headers live in probes/include/layerdiff/). */
+#ifndef LD_UTIL_H
+#define LD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layerdiff/error.h"
+
+#define LD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define LD_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LD_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Checked arithmetic: return false on overflow (and leave *out unspecified). */
+static inline bool ld_mul_size(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline bool ld_add_size(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
+static inline bool ld_mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline bool ld_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_add_overflow(a, b, out); }
+/* Product of n non-negative dims; false when a dim is negative or the product overflows max. */
+bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out);
+
+/* Reads a whole regular file of at most max_bytes into a NUL-terminated malloc'd buffer. */
+ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err);
+/* Writes data to path atomically enough for our use: write to path.tmp, fsync, rename. */
+ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err);
+/* Joins dir and name with one '/' into out (size bytes); false when it does not fit. */
+bool ld_path_join(char *out, size_t size, const char *dir, const char *name);
+/* Creates a directory if missing (one level). */
+ld_status ld_mkdir(const char *path, ld_error *err);
+
+/* Strict integer parsing of a whole string (no sign for unsigned, no trailing junk, in range). */
+bool ld_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+bool ld_parse_int(const char *s, int min, int max, int *out);
+/* Strict finite double parsing of a whole string. */
+bool ld_parse_double(const char *s, double *out);
+/* "1,2,3" -> malloc'd array; bounds each value to [min,max]; refuses empty items. */
+ld_status ld_parse_i32_list(const char *s, int32_t min, int32_t max, int32_t **out, size_t *n,
+                            ld_error *err);
+
+/* A set of inclusive integer ranges parsed from "3", "0-5,10", "7-". Empty string: matches all. */
+#define LD_RANGES_MAX 64
+typedef struct ld_ranges {
+    int n; /* 0 = everything */
+    int lo[LD_RANGES_MAX];
+    int hi[LD_RANGES_MAX];
+} ld_ranges;
+ld_status ld_ranges_parse(const char *s, ld_ranges *out, ld_error *err);
+bool ld_ranges_contains(const ld_ranges *r, int v);
+
+/* Shell-style glob with '*' and '?' (no classes); whole-string match. */
+bool ld_glob_match(const char *pattern, const char *s);
+
+/* ISO-8601 UTC time stamp "2026-11-21T23:21:11Z" into buf (>= 21 bytes). */
+void ld_utc_now(char *buf, size_t size);
+/* Monotonic seconds, for progress and benchmarks. */
+double ld_seconds(void);
+
+/* 64-bit FNV-1a over bytes, continuing from h (start with LD_FNV_INIT). */
+#define LD_FNV_INIT 0xcbf29ce484222325ULL
+uint64_t ld_fnv1a(uint64_t h, const void *data, size_t n);
+
+#endif

@@ -1,0 +1,47 @@
+/* model.h — a Qwen3 checkpoint opened for inference: config plus every weight bound by name and
+ * checked by shape, zero-copy in its stored dtype (single file or sharded with an index). */
+#ifndef LD_MODEL_H
+#define LD_MODEL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "safetensors.h"
+
+typedef struct ld_layer_weights {
+    ld_tensor attn_norm; /* [H]        model.layers.N.input_layernorm.weight */
+    ld_tensor wq;        /* [Hq*D, H]  self_attn.q_proj.weight */
+    ld_tensor wk;        /* [Hkv*D, H] self_attn.k_proj.weight */
+    ld_tensor wv;        /* [Hkv*D, H] self_attn.v_proj.weight */
+    ld_tensor q_norm;    /* [D]        self_attn.q_norm.weight */
+    ld_tensor k_norm;    /* [D]        self_attn.k_norm.weight */
+    ld_tensor wo;        /* [H, Hq*D]  self_attn.o_proj.weight */
+    ld_tensor mlp_norm;  /* [H]        post_attention_layernorm.weight */
+    ld_tensor wg;        /* [I, H]     mlp.gate_proj.weight */
+    ld_tensor wu;        /* [I, H]     mlp.up_proj.weight */
+    ld_tensor wd;        /* [H, I]     mlp.down_proj.weight */
+} ld_layer_weights;
+
+typedef struct ld_model {
+    ld_config cfg;
+    ld_tensor embed;          /* [V, H] model.embed_tokens.weight */
+    ld_tensor final_norm;     /* [H]    model.norm.weight */
+    ld_tensor lm_head;        /* [V, H] lm_head.weight, or embed when tied */
+    ld_layer_weights *layers; /* [num_layers] */
+    char fingerprint[17];     /* hex of a 64-bit hash of config.json and sampled weight bytes */
+    uint64_t checkpoint_bytes;/* sum of the safetensors file sizes */
+    size_t n_files;
+    ld_st_file **files;       /* the mapped shards */
+    char *dir;
+} ld_model;
+
+/* Opens DIR/config.json and DIR/model.safetensors or DIR/model.safetensors.index.json. Missing or
+ * unexpected tensors are listed by name in the error. */
+ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err);
+void ld_model_close(ld_model *m);
+
+/* The "model" object of a probe header, as compact JSON (malloc'd): architecture, every config
+ * field the math uses, fingerprint, checkpoint dtype. */
+char *ld_model_header_json(const ld_model *m);
+
+#endif

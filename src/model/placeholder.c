@@ -1,0 +1,3 @@
+/* temporary: removed when the first real source lands */
+int ld_placeholder_model(void);
+int ld_placeholder_model(void) { return 0; }

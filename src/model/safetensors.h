@@ -1,0 +1,54 @@
+/* safetensors.h — a validating, zero-copy reader of .safetensors files (mmap), and the writer the
+ * checkpoint generator uses. Every number in a header is checked before it is used: header length,
+ * JSON well-formedness, dtypes, shapes, byte ranges that tile the data area exactly. */
+#ifndef LD_SAFETENSORS_H
+#define LD_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layerdiff/dtype.h"
+#include "layerdiff/error.h"
+#include "layerdiff/probes.h"
+
+#define LD_ST_MAX_HEADER (100u * 1000u * 1000u) /* 100 MB */
+
+/* A tensor inside a mapped file: zero-copy, in its stored dtype, little-endian, row-major. */
+typedef struct ld_tensor {
+    const char *name;          /* owned by the file */
+    ld_dtype dtype;
+    int ndim;
+    int64_t shape[LD_MAX_NDIM];
+    size_t numel;
+    const void *data;          /* points into the mapping */
+    size_t nbytes;
+} ld_tensor;
+
+typedef struct ld_st_file ld_st_file;
+
+/* Maps and validates path. */
+ld_status ld_st_open(ld_st_file **out, const char *path, ld_error *err);
+/* Validates a file image already in memory (tests, fuzzing); buf must outlive the result. */
+ld_status ld_st_parse(ld_st_file **out, const void *buf, size_t len, const char *label,
+                      ld_error *err);
+size_t ld_st_count(const ld_st_file *f);
+const ld_tensor *ld_st_at(const ld_st_file *f, size_t i);
+const ld_tensor *ld_st_find(const ld_st_file *f, const char *name);
+const char *ld_st_path(const ld_st_file *f);
+size_t ld_st_size(const ld_st_file *f); /* whole file, bytes */
+void ld_st_close(ld_st_file *f);
+
+/* Writer: the caller lists the tensors up front (header offsets are known from shapes), then the
+ * fill callback produces each tensor's bytes in order into buf (nbytes of it). */
+typedef struct ld_st_entry {
+    const char *name;
+    ld_dtype dtype;
+    int ndim;
+    int64_t shape[LD_MAX_NDIM];
+} ld_st_entry;
+typedef ld_status (*ld_st_fill_fn)(void *ctx, size_t index, void *buf, size_t nbytes,
+                                   ld_error *err);
+ld_status ld_st_write(const char *path, const ld_st_entry *entries, size_t n, ld_st_fill_fn fill,
+                      void *ctx, ld_error *err);
+
+#endif
