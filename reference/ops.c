@@ -1,0 +1,258 @@
+/* ops.c — the reference ops other than the matmul (ops.h): embedding, RMSNorm, per-head RMSNorm,
+ * RoPE, attention, SiLU·mul, residual add, argmax. Plain loops in a fixed order; reductions in
+ * double (or fp32 for emulated low-precision kernels). Readability first: these are the ground
+ * truth. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "util.h"
+
+const ld_numerics ld_numerics_reference = {false, LD_F32};
+
+void ld_ref_round(float *x, size_t n, const ld_numerics *nx)
+{
+    if (nx->round_to == LD_F32)
+        return;
+    for (size_t i = 0; i < n; i++)
+        x[i] = ld_round_to(x[i], nx->round_to);
+}
+
+/* A weight element widened exactly, then rounded when emulating. */
+static inline float weight_at(const ld_tensor *w, size_t i, const ld_numerics *nx)
+{
+    return ld_round_to(ld_load_f32(w->data, w->dtype, i), nx->round_to);
+}
+
+void ld_ref_embed(const ld_tensor *table, const int32_t *ids, size_t T, float *out,
+                  const ld_numerics *nx)
+{
+    size_t H = (size_t)table->shape[1];
+    for (size_t t = 0; t < T; t++) {
+        size_t row = (size_t)ids[t] * H;
+        for (size_t i = 0; i < H; i++)
+            out[t * H + i] = weight_at(table, row + i, nx);
+    }
+}
+
+/* Normalizes x[0..n) by the RMS of x[0..m) (m = n except for blocked q/k norm), times w[w0..). */
+static void rms_scale(const float *x, size_t n, const ld_tensor *w, size_t w0, double eps,
+                      bool mul_var, float *out, const ld_numerics *nx)
+{
+    if (nx->acc_f32) {
+        float ss = 0.0f;
+        for (size_t i = 0; i < n; i++)
+            ss += x[i] * x[i];
+        float ms = ss / (float)n;
+        float scale = mul_var ? ms + (float)eps : 1.0f / sqrtf(ms + (float)eps);
+        for (size_t i = 0; i < n; i++)
+            out[i] = ld_round_to(x[i] * scale * weight_at(w, w0 + i, nx), nx->round_to);
+        return;
+    }
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)x[i] * (double)x[i];
+    double ms = ss / (double)n;
+    /* The correct kernel multiplies by 1/sqrt(ms + eps); the rmsnorm_mul_var bug by ms + eps. */
+    double scale = mul_var ? ms + eps : 1.0 / sqrt(ms + eps);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)((double)x[i] * scale * (double)weight_at(w, w0 + i, nx));
+}
+
+void ld_ref_rmsnorm(const float *x, const ld_tensor *w, size_t rows, size_t n, double eps,
+                    bool mul_var, float *out, const ld_numerics *nx)
+{
+    for (size_t r = 0; r < rows; r++)
+        rms_scale(x + r * n, n, w, 0, eps, mul_var, out + r * n, nx);
+}
+
+void ld_ref_head_rmsnorm(const float *x, const ld_tensor *w, size_t rows, size_t D, double eps,
+                         int block, bool skip, float *out, const ld_numerics *nx)
+{
+    if (skip) { /* qk_norm_skip: the normalization stage is simply not run */
+        memmove(out, x, rows * D * sizeof *out);
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        if (block <= 0) {
+            rms_scale(x + r * D, D, w, 0, eps, false, out + r * D, nx);
+            continue;
+        }
+        /* qk_norm_block: each block of the head is normalized by its own RMS, the way a kernel
+         * that reduces only within one 16-wide tile (and never across tiles) would. */
+        for (size_t b0 = 0; b0 < D; b0 += (size_t)block) {
+            size_t len = LD_MIN((size_t)block, D - b0);
+            rms_scale(x + r * D + b0, len, w, b0, eps, false, out + r * D + b0, nx);
+        }
+    }
+}
+
+ld_status ld_ref_rope(const float *x, size_t T, size_t heads, size_t D, int64_t pos0, double theta,
+                      bool interleaved, float *out, const ld_numerics *nx, ld_error *err)
+{
+    size_t half = D / 2;
+    double *cs = malloc(2 * half * sizeof *cs); /* cos[half], sin[half] of one position */
+    if (!cs)
+        return ld_error_set(err, LD_E_NOMEM, "rope: cannot allocate %zu doubles", 2 * half);
+    for (size_t t = 0; t < T; t++) {
+        double pos = (double)(pos0 + (int64_t)t);
+        for (size_t i = 0; i < half; i++) {
+            double angle;
+            if (nx->acc_f32) { /* an fp32 kernel computes the angle in fp32, as HF does */
+                float inv_freq = 1.0f / powf((float)theta, (float)(2 * i) / (float)D);
+                angle = (double)((float)pos * inv_freq);
+            } else {
+                angle = pos * pow(theta, -2.0 * (double)i / (double)D);
+            }
+            cs[i] = cos(angle);
+            cs[half + i] = sin(angle);
+        }
+        for (size_t h = 0; h < heads; h++) {
+            const float *xr = x + (t * heads + h) * D;
+            float *o = out + (t * heads + h) * D;
+            for (size_t i = 0; i < half; i++) {
+                double c = cs[i], s = cs[half + i];
+                /* rotate_half pairs (i, i+D/2); the rope_interleaved bug pairs (2i, 2i+1). */
+                size_t a = interleaved ? 2 * i : i;
+                size_t b = interleaved ? 2 * i + 1 : i + half;
+                double xa = xr[a], xb = xr[b];
+                if (nx->acc_f32) {
+                    float cf = (float)c, sf = (float)s;
+                    o[a] = ld_round_to(xr[a] * cf - xr[b] * sf, nx->round_to);
+                    o[b] = ld_round_to(xr[b] * cf + xr[a] * sf, nx->round_to);
+                } else {
+                    o[a] = (float)(xa * c - xb * s);
+                    o[b] = (float)(xb * c + xa * s);
+                }
+            }
+        }
+    }
+    free(cs);
+    return LD_OK;
+}
+
+/* One query row against keys 0..limit−1 of one kv head: softmax(q·k·scale)·v into out[D].
+ * work holds limit doubles (scores, then probabilities) and D doubles (the output sum). */
+static void attend_one(const float *q, const float *kh, const float *vh, size_t D, size_t limit,
+                       const ld_attn_params *ap, double *work, float *out, const ld_numerics *nx)
+{
+    double *p = work, *acc = work + limit;
+    if (nx->acc_f32) {
+        float m = -INFINITY;
+        for (size_t s = 0; s < limit; s++) {
+            float dot = 0.0f;
+            for (size_t d = 0; d < D; d++)
+                dot += q[d] * kh[s * D + d];
+            float sc = dot * (float)ap->scale;
+            p[s] = sc;
+            m = sc > m ? sc : m;
+        }
+        float sum = 0.0f;
+        for (size_t s = 0; s < limit; s++) {
+            float e = expf((float)p[s] - m);
+            if (ap->softmax_bf16) /* softmax_bf16: exponentials and running sum stored in bf16 */
+                e = ld_round_to(e, LD_BF16);
+            p[s] = e;
+            sum = ap->softmax_bf16 ? ld_round_to(sum + e, LD_BF16) : sum + e;
+        }
+        for (size_t d = 0; d < D; d++)
+            acc[d] = 0.0;
+        for (size_t s = 0; s < limit; s++) {
+            float w = (float)p[s] / sum;
+            for (size_t d = 0; d < D; d++)
+                acc[d] = (double)((float)acc[d] + w * vh[s * D + d]);
+        }
+        for (size_t d = 0; d < D; d++)
+            out[d] = ld_round_to((float)acc[d], nx->round_to);
+        return;
+    }
+    double m = -INFINITY;
+    for (size_t s = 0; s < limit; s++) {
+        double dot = 0.0;
+        for (size_t d = 0; d < D; d++)
+            dot += (double)q[d] * (double)kh[s * D + d];
+        p[s] = dot * ap->scale;
+        m = p[s] > m ? p[s] : m;
+    }
+    double sum = 0.0;
+    for (size_t s = 0; s < limit; s++) {
+        double e = exp(p[s] - m);
+        if (ap->softmax_bf16)
+            e = (double)ld_round_to((float)e, LD_BF16);
+        p[s] = e;
+        sum = ap->softmax_bf16 ? (double)ld_round_to((float)(sum + e), LD_BF16) : sum + e;
+    }
+    for (size_t d = 0; d < D; d++)
+        acc[d] = 0.0;
+    for (size_t s = 0; s < limit; s++) {
+        double w = p[s] / sum;
+        for (size_t d = 0; d < D; d++)
+            acc[d] += w * (double)vh[s * D + d];
+    }
+    for (size_t d = 0; d < D; d++)
+        out[d] = (float)acc[d];
+}
+
+ld_status ld_ref_attention(const float *q, const float *k_cache, const float *v_cache, size_t cap,
+                           size_t T, size_t Hq, size_t Hkv, size_t D, int64_t pos0, size_t n_kv,
+                           const ld_attn_params *ap, float *out, const ld_numerics *nx,
+                           ld_error *err)
+{
+    if (Hkv == 0 || Hq % Hkv != 0 || n_kv > cap)
+        return ld_error_set(err, LD_E_INTERNAL, "attention: bad shape (Hq %zu, Hkv %zu, %zu of %zu slots)",
+                            Hq, Hkv, n_kv, cap);
+    size_t group = Hq / Hkv;
+    int nthreads = omp_get_max_threads();
+    size_t per = n_kv + D;
+    double *work = malloc((size_t)nthreads * per * sizeof *work);
+    if (!work)
+        return ld_error_set(err, LD_E_NOMEM, "attention: cannot allocate scratch for %zu keys", n_kv);
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (size_t idx = 0; idx < T * Hq; idx++) {
+        size_t t = idx / Hq, j = idx % Hq;
+        int64_t pos = pos0 + (int64_t)t;
+        /* Causal: a query at position pos reads slots 0..pos. The no_causal_mask bug reads them all. */
+        size_t limit = ap->causal ? LD_MIN(n_kv, (size_t)pos + 1) : n_kv;
+        size_t kvh = ap->gqa == LD_GQA_MOD ? j % Hkv : j / group;
+        attend_one(q + (t * Hq + j) * D, k_cache + kvh * cap * D, v_cache + kvh * cap * D, D, limit,
+                   ap, work + (size_t)omp_get_thread_num() * per, out + (t * Hq + j) * D, nx);
+    }
+    free(work);
+    return LD_OK;
+}
+
+void ld_ref_silu_mul(const float *g, const float *u, size_t n, bool gelu, float *out,
+                     const ld_numerics *nx)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (nx->acc_f32) {
+            float x = g[i];
+            float a = gelu ? 0.5f * x * (1.0f + erff(x * 0.70710678118654752f))
+                           : x / (1.0f + expf(-x));
+            out[i] = ld_round_to(a * u[i], nx->round_to);
+        } else {
+            double x = g[i];
+            /* silu(x) = x·sigmoid(x); the silu_as_gelu bug computes gelu(x) = x·Φ(x). */
+            double a = gelu ? 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)) : x / (1.0 + exp(-x));
+            out[i] = (float)(a * (double)u[i]);
+        }
+    }
+}
+
+void ld_ref_add(const float *a, const float *b, size_t n, bool skip_a, float *out,
+                const ld_numerics *nx)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = ld_round_to(skip_a ? b[i] : a[i] + b[i], nx->round_to);
+}
+
+int32_t ld_ref_argmax(const float *x, size_t n)
+{
+    int32_t best = -1;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i]) && (best < 0 || x[i] > x[best]))
+            best = (int32_t)i;
+    return best;
+}
