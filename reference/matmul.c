@@ -120,7 +120,7 @@ static ld_status matmul_direct(const float *x, const ld_tensor *w, size_t T, flo
         xd[i] = (double)x[i];
     /* Row groups of 64 keep each thread's share contiguous; the split never changes a result. */
     size_t groups = (N + 63) / 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * N * K >= LD_REF_PARALLEL_MIN_WORK)
     for (size_t gi = 0; gi < groups; gi++)
         ld_ref_kernel_f64_direct(w, gi * 64, LD_MIN(N, gi * 64 + 64), xd, T, y);
     free(xd);
@@ -149,7 +149,7 @@ ld_status ld_ref_matmul(const float *x, const ld_tensor *w, size_t T, float *y,
             xd[i] = (double)x[i];
     }
     int failed = 0;
-#pragma omp parallel
+#pragma omp parallel if (T * N * K >= LD_REF_PARALLEL_MIN_WORK)
     {
         /* Per-thread scratch: one widened weight block and the accumulators of one token chunk. */
         void *wb = aligned_alloc(64, (size_t)MR * KC * sizeof(double));

@@ -209,7 +209,8 @@ ld_status ld_ref_attention(const float *q, const float *k_cache, const float *v_
     double *work = malloc((size_t)nthreads * per * sizeof *work);
     if (!work)
         return ld_error_set(err, LD_E_NOMEM, "attention: cannot allocate scratch for %zu keys", n_kv);
-#pragma omp parallel for schedule(static) num_threads(nthreads)
+#pragma omp parallel for schedule(static) num_threads(nthreads) \
+    if (T * Hq * n_kv * D >= LD_REF_PARALLEL_MIN_WORK)
     for (size_t idx = 0; idx < T * Hq; idx++) {
         size_t t = idx / Hq, j = idx % Hq;
         int64_t pos = pos0 + (int64_t)t;

@@ -23,6 +23,10 @@ typedef struct ld_numerics {
 
 extern const ld_numerics ld_numerics_reference; /* {false, LD_F32} */
 
+/* Ops smaller than this many multiply-adds run on one thread: waking a team costs more than the
+ * work (and far more when another process holds the other cores). Results never depend on it. */
+#define LD_REF_PARALLEL_MIN_WORK ((size_t)1 << 22)
+
 /* Rounds n values in place to nx->round_to (no-op for LD_F32). */
 void ld_ref_round(float *x, size_t n, const ld_numerics *nx);
 
