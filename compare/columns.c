@@ -1,0 +1,132 @@
+/* columns.c — the per-probe columns of the text, Markdown and HTML tables, defined once. A new
+ * metric column (noise-floor ratio, local/inherited error, baseline ratio) is one entry here. The
+ * JSON report carries every field regardless. */
+#include <math.h>
+#include <stdio.h>
+
+#include "compare_internal.h"
+
+static bool compared(const ld_row *row) { return row->state == LD_ROW_COMPARED; }
+
+static char *col_key(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return ld_cmp_key_text(&row->key, buf, size);
+}
+
+static char *col_shape(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    ld_cmp_fmt_shape(row->shape, row->ndim, buf, size);
+    if (row->state == LD_ROW_SHAPE_MISMATCH) {
+        char c[64];
+        size_t used = 0;
+        while (used < size && buf[used])
+            used++;
+        snprintf(buf + used, size - used, "/%s", ld_cmp_fmt_shape(row->cand_shape, row->cand_ndim,
+                                                                  c, sizeof c));
+    }
+    return buf;
+}
+
+static char *col_dtype(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    if (row->state == LD_ROW_MISSING_IN_CAND)
+        snprintf(buf, size, "%s", ld_dtype_name(row->ref_dtype));
+    else
+        snprintf(buf, size, "%s%s", ld_dtype_name(row->cand_dtype),
+                 row->m.source == LD_SRC_STATS ? "*" : "");
+    return buf;
+}
+
+static char *col_num(double v, bool ok, char *buf, size_t size)
+{
+    if (!ok) {
+        snprintf(buf, size, "-");
+        return buf;
+    }
+    return ld_cmp_fmt(v, buf, size);
+}
+
+static char *col_rel(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return col_num(row->m.rel_l2, compared(row), buf, size);
+}
+
+/* 1 - cosine: readable where the cosine itself would print as 1. */
+static char *col_cos(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return col_num(1.0 - row->m.cosine, compared(row), buf, size);
+}
+
+static char *col_max_abs(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return col_num(row->m.max_abs, compared(row), buf, size);
+}
+
+static char *col_max_rel(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return col_num(row->m.max_rel, compared(row), buf, size);
+}
+
+static char *col_snr(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    if (compared(row) && isfinite(row->m.snr_db)) {
+        snprintf(buf, size, "%.1f", row->m.snr_db);
+        return buf;
+    }
+    return col_num(row->m.snr_db, compared(row), buf, size);
+}
+
+static char *col_ulp(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    if (!compared(row))
+        snprintf(buf, size, "-");
+    else
+        snprintf(buf, size, "%llu", (unsigned long long)row->m.ulp_max);
+    return buf;
+}
+
+static char *col_amp(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return col_num(row->amplification, compared(row), buf, size);
+}
+
+static char *col_status(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    char reasons[96];
+    if (compared(row) && !row->pass)
+        snprintf(buf, size, "FAIL %s", ld_cmp_reasons(row->fail_mask, reasons, sizeof reasons));
+    else
+        snprintf(buf, size, "%s", ld_cmp_row_status(row));
+    return buf;
+}
+
+static const ld_cmp_column columns[] = {
+    {"key", -24, true, col_key},
+    {"shape", -14, false, col_shape},
+    {"dtype", -5, false, col_dtype},
+    {"rel_l2", 9, true, col_rel},
+    {"1-cos", 9, true, col_cos},
+    {"max_abs", 9, true, col_max_abs},
+    {"max_rel", 9, false, col_max_rel},
+    {"snr_dB", 7, false, col_snr},
+    {"ulp_max", 8, false, col_ulp},
+    {"amp", 8, true, col_amp},
+    {"status", -1, true, col_status},
+};
+
+const ld_cmp_column *ld_cmp_columns(size_t *n)
+{
+    *n = sizeof columns / sizeof columns[0];
+    return columns;
+}

@@ -1,0 +1,548 @@
+/* metrics.c — per-probe error metrics of a candidate tensor against a reference, in double, in one
+ * streaming pass over bounded chunks (plus a second pass over each innermost row for the floored
+ * relative error), and the verdict of a tolerance. Not the policy (policy.c) or alignment. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare.h"
+#include "util.h"
+
+/* Elements widened to f32 at a time: rows of up to this length (D, H, I of real models) are
+ * measured with one widening; longer rows (logits) are widened twice, chunk by chunk. */
+#define CHUNK 4096
+
+/* ULP histogram: exact counts below 256, then one bucket per power of two up to 2^64. */
+#define ULP_EXACT 256
+#define ULP_BUCKETS (ULP_EXACT + 56)
+
+const char *ld_fail_reason_name(unsigned bit)
+{
+    switch (bit) {
+    case LD_FAIL_NONFINITE: return "nonfinite";
+    case LD_FAIL_REL_L2: return "rel_l2";
+    case LD_FAIL_COSINE: return "cosine";
+    case LD_FAIL_OUTSIDE: return "outside";
+    case LD_FAIL_MAX_ABS: return "max_abs";
+    case LD_FAIL_ULP: return "ulp";
+    default: return NULL;
+    }
+}
+
+/* Maps an IEEE bit pattern of `bits` width onto a line where adjacent values differ by 1 and
+ * +0 == -0, so that a ULP distance is a difference of two such numbers. */
+static inline int64_t ulp_order(uint32_t u, unsigned bits)
+{
+    uint32_t sign = 1u << (bits - 1);
+    int64_t mag = (int64_t)(u & (sign - 1u));
+    return (u & sign) ? -mag : mag;
+}
+
+static inline uint64_t ulp_dist(float a, float b, ld_dtype t)
+{
+    int64_t x, y;
+    if (t == LD_BF16) {
+        x = ulp_order(ld_f32_to_bf16(a), 16);
+        y = ulp_order(ld_f32_to_bf16(b), 16);
+    } else if (t == LD_F16) {
+        x = ulp_order(ld_f32_to_f16(a), 16);
+        y = ulp_order(ld_f32_to_f16(b), 16);
+    } else {
+        x = ulp_order(ld_f32_bits(a), 32);
+        y = ulp_order(ld_f32_bits(b), 32);
+    }
+    return x > y ? (uint64_t)(x - y) : (uint64_t)(y - x);
+}
+
+uint64_t ld_ulp_distance(float a, float b, ld_dtype t)
+{
+    if (isnan(a) || isnan(b))
+        return UINT64_MAX;
+    return ulp_dist(a, b, t);
+}
+
+void ld_unravel(uint64_t flat, const int64_t *shape, int ndim, int64_t *idx)
+{
+    for (int i = ndim - 1; i >= 0; i--) {
+        uint64_t d = shape[i] > 0 ? (uint64_t)shape[i] : 1;
+        idx[i] = (int64_t)(flat % d);
+        flat /= d;
+    }
+}
+
+/* Widens n elements starting at element off of base (dtype t) into dst. */
+static void widen(const void *base, ld_dtype t, uint64_t off, size_t n, float *dst)
+{
+    const unsigned char *p = (const unsigned char *)base;
+    if (t == LD_F32) {
+        memcpy(dst, p + 4 * off, 4 * n);
+    } else if (t == LD_BF16) {
+        p += 2 * off;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
+            dst[i] = ld_bf16_to_f32(h);
+        }
+    } else {
+        p += 2 * off;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
+            dst[i] = ld_f16_to_f32(h);
+        }
+    }
+}
+
+void ld_err_grid_free(ld_err_grid *g)
+{
+    if (!g)
+        return;
+    free(g->diff2);
+    free(g->ref2);
+    free(g->nonfinite);
+    memset(g, 0, sizeof *g);
+}
+
+static bool grid_resize(ld_err_grid *g, size_t tokens, size_t heads)
+{
+    size_t cells = tokens * heads; /* callers bound both by LD_GRID_MAX_CELLS */
+    if (cells > g->cap) {
+        double *a = realloc(g->diff2, cells * sizeof *a);
+        if (a)
+            g->diff2 = a;
+        double *b = realloc(g->ref2, cells * sizeof *b);
+        if (b)
+            g->ref2 = b;
+        uint64_t *c = realloc(g->nonfinite, cells * sizeof *c);
+        if (c)
+            g->nonfinite = c;
+        if (!a || !b || !c)
+            return false;
+        g->cap = cells;
+    }
+    g->tokens = tokens;
+    g->heads = heads;
+    memset(g->diff2, 0, cells * sizeof *g->diff2);
+    memset(g->ref2, 0, cells * sizeof *g->ref2);
+    memset(g->nonfinite, 0, cells * sizeof *g->nonfinite);
+    return true;
+}
+
+static double rel_from_sums(double diff2, double ref2)
+{
+    if (diff2 == 0)
+        return 0;
+    if (ref2 == 0)
+        return INFINITY;
+    return sqrt(diff2 / ref2);
+}
+
+double ld_err_grid_cell(const ld_err_grid *g, size_t t, size_t h)
+{
+    size_t i = t * g->heads + h;
+    if (g->nonfinite[i])
+        return INFINITY;
+    return rel_from_sums(g->diff2[i], g->ref2[i]);
+}
+
+double ld_err_grid_token(const ld_err_grid *g, size_t t)
+{
+    double d = 0, r = 0;
+    for (size_t h = 0; h < g->heads; h++) {
+        size_t i = t * g->heads + h;
+        if (g->nonfinite[i])
+            return INFINITY;
+        d += g->diff2[i];
+        r += g->ref2[i];
+    }
+    return rel_from_sums(d, r);
+}
+
+double ld_err_grid_head(const ld_err_grid *g, size_t h)
+{
+    double d = 0, r = 0;
+    for (size_t t = 0; t < g->tokens; t++) {
+        size_t i = t * g->heads + h;
+        if (g->nonfinite[i])
+            return INFINITY;
+        d += g->diff2[i];
+        r += g->ref2[i];
+    }
+    return rel_from_sums(d, r);
+}
+
+/* Running sums of one measurement. */
+typedef struct acc {
+    uint64_t n, n_outside;
+    uint64_t nan_ref, inf_ref, nan_cand, inf_cand, nf_new, nf_lost;
+    double sum_abs, sum_d2, sum_r2, sum_c2, sum_rc;
+    double max_abs, max_rel;
+    uint64_t worst_abs_i, first_nf_i;
+    double worst_abs_r, worst_abs_c, first_nf_r, first_nf_c;
+    bool have_abs, have_nf;
+    double ulp_sum;
+    uint64_t ulp_max;
+    uint64_t ulp_hist[ULP_BUCKETS];
+} acc;
+
+static void ulp_add(acc *a, uint64_t u)
+{
+    a->ulp_sum += (double)u;
+    if (u > a->ulp_max)
+        a->ulp_max = u;
+    if (u < ULP_EXACT) {
+        a->ulp_hist[u]++;
+    } else {
+        int lg = 63 - __builtin_clzll(u); /* >= 8 */
+        a->ulp_hist[ULP_EXACT + (lg - 8)]++;
+    }
+}
+
+static uint64_t ulp_p99(const acc *a)
+{
+    if (a->n == 0)
+        return 0;
+    /* smallest v with at least ceil(0.99 n) values <= v */
+    uint64_t need = a->n - a->n / 100;
+    uint64_t cum = 0;
+    for (size_t b = 0; b < ULP_BUCKETS; b++) {
+        cum += a->ulp_hist[b];
+        if (cum >= need) {
+            if (b < ULP_EXACT)
+                return b;
+            unsigned lg = (unsigned)(b - ULP_EXACT) + 8;
+            uint64_t hi = lg >= 63 ? UINT64_MAX : (((uint64_t)1 << (lg + 1)) - 1);
+            return hi < a->ulp_max ? hi : a->ulp_max;
+        }
+    }
+    return a->ulp_max;
+}
+
+/* Non-finite element on one side at least: counts it and records the first disagreement. */
+static void nonfinite_pair(acc *a, float r, float c, uint64_t idx, uint64_t *cell_nf)
+{
+    bool rf = isfinite(r), cf = isfinite(c);
+    if (isnan(r))
+        a->nan_ref++;
+    else if (!rf)
+        a->inf_ref++;
+    if (isnan(c))
+        a->nan_cand++;
+    else if (!cf)
+        a->inf_cand++;
+    bool disagree;
+    if (rf) {
+        a->nf_new++;
+        disagree = true;
+    } else {
+        /* both NaN, or the same infinity, agree */
+        disagree = cf || (isnan(r) != isnan(c)) || (!isnan(r) && r != c);
+        if (disagree)
+            a->nf_lost++;
+    }
+    if (disagree) {
+        if (cell_nf)
+            (*cell_nf)++;
+        if (!a->have_nf) {
+            a->have_nf = true;
+            a->first_nf_i = idx;
+            a->first_nf_r = r;
+            a->first_nf_c = c;
+        }
+    }
+}
+
+/* Pass 1 over n widened elements: every sum except the floored relative error. Returns the
+ * sums of the segment's finite elements through seg_d2 / seg_r2 / seg_n. */
+static void pass_sums(acc *a, const float *rb, const float *cb, size_t n, uint64_t base,
+                      ld_dtype prec, double atol, double rtol, double *seg_d2, double *seg_r2,
+                      uint64_t *seg_n, uint64_t *cell_nf)
+{
+    double d2 = 0, r2 = 0, c2 = 0, rc = 0, sa = 0;
+    uint64_t cnt = 0, out = 0;
+    for (size_t i = 0; i < n; i++) {
+        float rf = rb[i], cf = cb[i];
+        if (!isfinite(rf) || !isfinite(cf)) {
+            nonfinite_pair(a, rf, cf, base + i, cell_nf);
+            continue;
+        }
+        double r = rf, c = cf;
+        double d = c - r;
+        double ad = fabs(d);
+        sa += ad;
+        d2 += d * d;
+        r2 += r * r;
+        c2 += c * c;
+        rc += r * c;
+        cnt++;
+        if (ad > atol + rtol * fabs(r))
+            out++;
+        if (!a->have_abs || ad > a->max_abs) {
+            a->max_abs = ad;
+            a->worst_abs_i = base + i;
+            a->worst_abs_r = r;
+            a->worst_abs_c = c;
+            a->have_abs = true;
+        }
+        ulp_add(a, ulp_dist(rf, cf, prec));
+    }
+    a->sum_abs += sa;
+    a->sum_d2 += d2;
+    a->sum_r2 += r2;
+    a->sum_c2 += c2;
+    a->sum_rc += rc;
+    a->n += cnt;
+    a->n_outside += out;
+    *seg_d2 += d2;
+    *seg_r2 += r2;
+    *seg_n += cnt;
+}
+
+/* Pass 2: the largest |c-r| / max(|r|, floor) over finite pairs. Compares fractions by cross
+ * multiplication to keep divisions out of the loop. */
+static void pass_rel(acc *a, const float *rb, const float *cb, size_t n, double floor_)
+{
+    double best_num = 0, best_den = 1;
+    bool inf_found = false;
+    for (size_t i = 0; i < n; i++) {
+        float rf = rb[i], cf = cb[i];
+        if (!isfinite(rf) || !isfinite(cf))
+            continue;
+        double r = rf, c = cf;
+        double num = fabs(c - r);
+        double den = fabs(r) > floor_ ? fabs(r) : floor_;
+        if (den == 0) {
+            if (num > 0)
+                inf_found = true;
+            continue;
+        }
+        if (num * best_den > best_num * den) {
+            best_num = num;
+            best_den = den;
+        }
+    }
+    double v = inf_found ? INFINITY : best_num / best_den;
+    if (v > a->max_rel)
+        a->max_rel = v;
+}
+
+static void finish(const acc *a, uint64_t numel, ld_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    out->source = LD_SRC_FULL;
+    out->numel = numel;
+    out->n = a->n;
+    out->nan_ref = a->nan_ref;
+    out->inf_ref = a->inf_ref;
+    out->nan_cand = a->nan_cand;
+    out->inf_cand = a->inf_cand;
+    out->nonfinite_new = a->nf_new;
+    out->nonfinite_lost = a->nf_lost;
+    double n = (double)a->n;
+    out->max_abs = a->have_abs ? a->max_abs : 0;
+    out->mean_abs = a->n ? a->sum_abs / n : 0;
+    out->rmse = a->n ? sqrt(a->sum_d2 / n) : 0;
+    out->ref_l2 = sqrt(a->sum_r2);
+    out->cand_l2 = sqrt(a->sum_c2);
+    out->rel_l2 = rel_from_sums(a->sum_d2, a->sum_r2);
+    out->max_rel = a->max_rel;
+    if (a->sum_d2 == 0) {
+        out->cosine = 1; /* identical (both zero included) */
+    } else if (a->sum_r2 == 0 || a->sum_c2 == 0) {
+        out->cosine = 0;
+    } else {
+        double cs = a->sum_rc / (out->ref_l2 * out->cand_l2);
+        out->cosine = cs > 1 ? 1 : (cs < -1 ? -1 : cs);
+    }
+    if (a->sum_d2 == 0)
+        out->snr_db = INFINITY;
+    else if (a->sum_r2 == 0)
+        out->snr_db = -INFINITY;
+    else
+        out->snr_db = 10.0 * log10(a->sum_r2 / a->sum_d2);
+    out->n_outside = a->n_outside;
+    out->frac_outside = a->n ? (double)a->n_outside / n : 0;
+    out->ulp_max = a->ulp_max;
+    out->ulp_mean = a->n ? a->ulp_sum / n : 0;
+    out->ulp_p99 = ulp_p99(a);
+    if (a->have_nf) {
+        out->has_worst = true;
+        out->worst_index = a->first_nf_i;
+        out->worst_ref = a->first_nf_r;
+        out->worst_cand = a->first_nf_c;
+    } else if (a->have_abs) {
+        out->has_worst = true;
+        out->worst_index = a->worst_abs_i;
+        out->worst_ref = a->worst_abs_r;
+        out->worst_cand = a->worst_abs_c;
+    }
+}
+
+static ld_status check_tensor(const ld_cmp_tensor *t, const char *side, ld_error *err)
+{
+    if (t->ndim < 0 || t->ndim > LD_MAX_NDIM)
+        return ld_error_set(err, LD_E_INPUT, "%s tensor has %d dimensions (at most %d)", side,
+                            t->ndim, LD_MAX_NDIM);
+    uint64_t n;
+    if (!ld_shape_numel(t->shape, t->ndim, UINT64_MAX, &n) || n != t->numel)
+        return ld_error_set(err, LD_E_INPUT, "%s tensor: shape does not hold %llu elements", side,
+                            (unsigned long long)t->numel);
+    if (t->numel > 0 && !t->data)
+        return ld_error_set(err, LD_E_INPUT, "%s tensor carries no data", side);
+    if (t->dtype != LD_F32 && t->dtype != LD_BF16 && t->dtype != LD_F16)
+        return ld_error_set(err, LD_E_INPUT, "%s tensor has an unknown dtype", side);
+    return LD_OK;
+}
+
+ld_status ld_metrics_compute(const ld_cmp_tensor *ref, const ld_cmp_tensor *cand, ld_dtype precision,
+                             const ld_tolerance *tol, ld_metrics *out, ld_err_grid *grid,
+                             ld_error *err)
+{
+    ld_status st = check_tensor(ref, "reference", err);
+    if (st == LD_OK)
+        st = check_tensor(cand, "candidate", err);
+    if (st != LD_OK)
+        return st;
+    if (ref->numel != cand->numel)
+        return ld_error_set(err, LD_E_INPUT,
+                            "reference has %llu elements, candidate %llu: cannot compare",
+                            (unsigned long long)ref->numel, (unsigned long long)cand->numel);
+    uint64_t numel = ref->numel;
+    /* Innermost rows ("segments") and the (token, head) cell each belongs to. */
+    uint64_t seg = ref->ndim >= 1 ? (uint64_t)ref->shape[ref->ndim - 1] : 1;
+    if (ref->ndim == 1)
+        seg = numel;
+    uint64_t tokens = ref->ndim >= 2 ? (uint64_t)ref->shape[0] : 1;
+    uint64_t nseg = seg ? numel / seg : 0;
+    uint64_t heads = tokens ? nseg / tokens : 0;
+    bool use_grid = false;
+    if (grid) {
+        grid->tokens = grid->heads = 0;
+        if (nseg > 0 && nseg <= LD_GRID_MAX_CELLS) {
+            if (!grid_resize(grid, (size_t)tokens, (size_t)heads))
+                return ld_error_set(err, LD_E_NOMEM, "cannot allocate an error grid of %llu cells",
+                                    (unsigned long long)nseg);
+            use_grid = true;
+        }
+    }
+    double atol = tol ? tol->atol : 0, rtol = tol ? tol->rtol : 0;
+    acc *a = calloc(1, sizeof *a);
+    float *rb = malloc(CHUNK * sizeof *rb);
+    float *cb = malloc(CHUNK * sizeof *cb);
+    if (!a || !rb || !cb) {
+        free(a);
+        free(rb);
+        free(cb);
+        return ld_error_set(err, LD_E_NOMEM, "cannot allocate metric buffers");
+    }
+    for (uint64_t s = 0; s < nseg; s++) {
+        uint64_t start = s * seg;
+        double seg_d2 = 0, seg_r2 = 0;
+        uint64_t seg_n = 0;
+        uint64_t *cell_nf = use_grid ? &grid->nonfinite[s] : NULL;
+        for (uint64_t off = 0; off < seg; off += CHUNK) {
+            size_t n = (size_t)LD_MIN((uint64_t)CHUNK, seg - off);
+            widen(ref->data, ref->dtype, start + off, n, rb);
+            widen(cand->data, cand->dtype, start + off, n, cb);
+            pass_sums(a, rb, cb, n, start + off, precision, atol, rtol, &seg_d2, &seg_r2, &seg_n,
+                      cell_nf);
+        }
+        double floor_ = seg_n ? LD_REL_FLOOR * sqrt(seg_r2 / (double)seg_n) : 0;
+        if (seg <= CHUNK) {
+            pass_rel(a, rb, cb, (size_t)seg, floor_); /* the row is still in the buffers */
+        } else {
+            for (uint64_t off = 0; off < seg; off += CHUNK) {
+                size_t n = (size_t)LD_MIN((uint64_t)CHUNK, seg - off);
+                widen(ref->data, ref->dtype, start + off, n, rb);
+                widen(cand->data, cand->dtype, start + off, n, cb);
+                pass_rel(a, rb, cb, n, floor_);
+            }
+        }
+        if (use_grid) {
+            grid->diff2[s] = seg_d2;
+            grid->ref2[s] = seg_r2;
+        }
+    }
+    finish(a, numel, out);
+    free(a);
+    free(rb);
+    free(cb);
+    return LD_OK;
+}
+
+void ld_metrics_from_stats(const ld_stats *ref, const double *ref_head, int ref_n_head,
+                           const ld_stats *cand, const double *cand_head, int cand_n_head,
+                           uint64_t numel, ld_dtype precision, const ld_tolerance *tol,
+                           ld_metrics *out)
+{
+    /* The first values, measured like a full payload (they were f32/bf16/f16 values widened to
+     * double, so narrowing them back to f32 is exact). */
+    int nh = LD_MIN(ref_n_head, cand_n_head);
+    if (nh < 0)
+        nh = 0;
+    if ((uint64_t)nh > numel)
+        nh = (int)numel;
+    float rh[LD_HEAD_COUNT], ch[LD_HEAD_COUNT];
+    if (nh > LD_HEAD_COUNT)
+        nh = LD_HEAD_COUNT;
+    for (int i = 0; i < nh; i++) {
+        rh[i] = (float)ref_head[i];
+        ch[i] = (float)cand_head[i];
+    }
+    ld_cmp_tensor rt = {rh, LD_F32, 1, {nh}, (uint64_t)nh};
+    ld_cmp_tensor ct = {ch, LD_F32, 1, {nh}, (uint64_t)nh};
+    if (ld_metrics_compute(&rt, &ct, precision, tol, out, NULL, NULL) != LD_OK)
+        memset(out, 0, sizeof *out); /* cannot happen: the tensors are well formed */
+    out->source = LD_SRC_STATS;
+    out->numel = numel;
+    out->nan_ref = ref->nan;
+    out->inf_ref = ref->inf;
+    out->nan_cand = cand->nan;
+    out->inf_cand = cand->inf;
+    uint64_t nf_ref = ref->nan + ref->inf, nf_cand = cand->nan + cand->inf;
+    /* As counts only: which elements they are is unknown. A head disagreement is kept. */
+    if (nf_cand > nf_ref && out->nonfinite_new < nf_cand - nf_ref)
+        out->nonfinite_new = nf_cand - nf_ref;
+    if (nf_ref > nf_cand && out->nonfinite_lost < nf_ref - nf_cand)
+        out->nonfinite_lost = nf_ref - nf_cand;
+    if (ref->nan != cand->nan && out->nonfinite_new + out->nonfinite_lost == 0)
+        out->nonfinite_lost = 1; /* same total, different kinds (NaN vs Inf) */
+    out->ref_l2 = ref->l2;
+    out->cand_l2 = cand->l2;
+    /* ||c-r|| >= | ||c|| - ||r|| |, and (finite case) ||c-r||^2 >= n (dmean^2 + dstd^2). */
+    double lb = NAN;
+    if (isfinite(ref->l2) && isfinite(cand->l2)) {
+        double num = fabs(cand->l2 - ref->l2);
+        if (nf_ref == 0 && nf_cand == 0 && isfinite(ref->mean) && isfinite(cand->mean) &&
+            isfinite(ref->std) && isfinite(cand->std)) {
+            double dm = cand->mean - ref->mean, ds = cand->std - ref->std;
+            double b2 = sqrt((double)numel) * sqrt(dm * dm + ds * ds);
+            if (b2 > num)
+                num = b2;
+        }
+        lb = num == 0 ? 0 : (ref->l2 == 0 ? INFINITY : num / ref->l2);
+    }
+    out->l2_lower_bound = lb;
+    if (!isnan(lb) && lb > out->rel_l2)
+        out->rel_l2 = lb;
+}
+
+unsigned ld_judge(const ld_metrics *m, const ld_tolerance *tol)
+{
+    unsigned mask = 0;
+    if (m->nonfinite_new || m->nonfinite_lost)
+        mask |= LD_FAIL_NONFINITE;
+    if (m->source == LD_SRC_NONE)
+        return mask;
+    /* Written as !(ok) so that a NaN metric fails. */
+    if (!(m->rel_l2 <= tol->rel_l2))
+        mask |= LD_FAIL_REL_L2;
+    if (!(m->cosine >= tol->cosine))
+        mask |= LD_FAIL_COSINE;
+    if (!(m->frac_outside <= tol->outside))
+        mask |= LD_FAIL_OUTSIDE;
+    if (!(m->max_abs <= tol->max_abs))
+        mask |= LD_FAIL_MAX_ABS;
+    if (!((double)m->ulp_max <= tol->ulp))
+        mask |= LD_FAIL_ULP;
+    return mask;
+}

@@ -1,0 +1,462 @@
+/* report_html.c — one self-contained HTML file (inline CSS and SVG, no script, no network): the
+ * verdict, streams and notes, the summary paragraph, a chart of relative error per layer for each
+ * tag family, a heat map of the first divergence's error per token and head, and the full table.
+ * scripts/render_html.sh renders it headless to check it by eye. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare_internal.h"
+#include "util.h"
+
+#define X(f, s) ld_cmp_put_xml(f, s)
+
+/* Tag families, one chart each; colours repeat per chart. */
+static const struct {
+    const char *title;
+    const char *tags[4];
+} families[] = {
+    {"norms", {"attn_norm", "mlp_norm", NULL, NULL}},
+    {"attention projections", {"q_proj", "k_proj", "v_proj", "o_proj"}},
+    {"q/k norm and RoPE", {"q_norm", "k_norm", "q_rope", "k_rope"}},
+    {"attention", {"attn_out", NULL, NULL, NULL}},
+    {"MLP", {"gate_proj", "up_proj", "mlp_act", "down_proj"}},
+    {"residual stream", {"attn_residual", "layer_out", NULL, NULL}},
+};
+static const char *const line_colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"};
+
+/* Chart geometry (SVG user units). */
+#define CW 380.0
+#define CH 210.0
+#define ML 52.0
+#define MR 10.0
+#define MT 24.0
+#define MB 30.0
+#define ZERO_DECADE (-12.0) /* where exact agreement (rel_l2 = 0) is drawn */
+
+static const char *style =
+    "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;"
+    "max-width:1400px}h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:28px 0 8px}"
+    ".banner{padding:10px 14px;border-radius:6px;font-weight:600;margin:8px 0 14px}"
+    ".pass{background:#e3f4e6;color:#185c2a}.fail{background:#fbe4e4;color:#8a1c1c}"
+    ".warn{background:#fff4d6;color:#6b4e00}table{border-collapse:collapse}"
+    "td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}"
+    "th{background:#f6f6f6;position:sticky;top:0}td.l,th.l{text-align:left}"
+    "tr.ok td.s{color:#185c2a}tr.fail td{background:#fff1f1}tr.fail td.s{color:#b00;font-weight:600}"
+    "tr.first td{background:#ffd6d6;font-weight:600}tr.missing td{background:#fff8e0}"
+    "tr.allowed td{color:#888}.meta td{text-align:left;border:none;padding:1px 10px 1px 0}"
+    ".notes li{margin:3px 0}.n-error{color:#8a1c1c}.n-warning{color:#6b4e00}.n-info{color:#555}"
+    ".charts{display:flex;flex-wrap:wrap;gap:14px}.charts svg{border:1px solid #ddd;"
+    "border-radius:4px;background:#fff}.summary{font-size:15px;max-width:1100px}"
+    "code{background:#f3f3f3;padding:0 3px;border-radius:3px}";
+
+/* Largest rel_l2 of (tag, layer) over the steps; NAN when never compared; *fail when any fails. */
+static double layer_error(const ld_compare_result *r, const char *tag, int layer, bool *fail,
+                          double *tol)
+{
+    double worst = NAN;
+    *fail = false;
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const ld_row *row = &r->rows[i];
+        if (row->state != LD_ROW_COMPARED || row->key.layer != layer || strcmp(row->key.tag, tag))
+            continue;
+        if (isnan(worst) || row->m.rel_l2 > worst || isnan(row->m.rel_l2))
+            worst = row->m.rel_l2;
+        *fail |= !row->pass;
+        *tol = row->tol.rel_l2;
+    }
+    return worst;
+}
+
+static double decade(double v)
+{
+    if (v == 0)
+        return ZERO_DECADE;
+    if (isinf(v) || isnan(v))
+        return 1.0;
+    double d = log10(v);
+    return d < ZERO_DECADE ? ZERO_DECADE : (d > 1.0 ? 1.0 : d);
+}
+
+/* Errors per [family tag][layer], computed once: rows are scanned per (tag, layer). */
+static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double *err,
+                  const bool *fails, const double *tols, int nl, double lo, double hi)
+{
+    double pw = CW - ML - MR, ph = CH - MT - MB;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" role=\"img\">",
+            CW, CH, CW, CH);
+    fprintf(f, "<text x=\"%.0f\" y=\"16\" font-size=\"13\" font-weight=\"600\">", ML);
+    X(f, families[fam].title);
+    fputs("</text>", f);
+    /* y grid: one line per decade */
+    for (int d = (int)lo; d <= (int)hi; d++) {
+        double y = MT + ph * (hi - d) / (hi - lo);
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>", ML,
+                ML + pw, y, y);
+        if ((d - (int)lo) % 2 == 0 || hi - lo <= 6)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
+                       "fill=\"#666\">%s1e%d</text>",
+                    ML - 4, y + 3, d == (int)ZERO_DECADE ? "&lt;" : "", d);
+    }
+    /* x axis: layers */
+    int step = nl > 16 ? 4 : (nl > 8 ? 2 : 1);
+    for (int l = 0; l < nl; l += step) {
+        double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" "
+                   "fill=\"#666\">%d</text>",
+                x, CH - MB + 14, l);
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" "
+               "fill=\"#666\">layer</text>",
+            ML + pw / 2, CH - 4);
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+               "stroke=\"#ccc\"/>",
+            ML, MT, pw, ph);
+    /* first divergence layer */
+    if (r->first_div >= 0 && r->rows[r->first_div].key.layer >= 0 && nl > 0) {
+        int l = r->rows[r->first_div].key.layer;
+        double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
+                   "stroke-dasharray=\"2,3\"/>",
+                x, x, MT, MT + ph);
+    }
+    double legend_x = ML + 4;
+    for (int t = 0; t < 4 && families[fam].tags[t]; t++) {
+        const char *color = line_colors[t];
+        const double *e = err + (size_t)t * (size_t)nl;
+        /* the tag's rel_l2 tolerance, dashed */
+        double tol = tols[t];
+        if (isfinite(tol) && tol > 0) {
+            double y = MT + ph * (hi - decade(tol)) / (hi - lo);
+            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                       "stroke-width=\"1\" stroke-dasharray=\"6,4\" opacity=\"0.6\"/>",
+                    ML, ML + pw, y, y, color);
+        }
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", color);
+        for (int l = 0; l < nl; l++) {
+            if (isnan(e[l]))
+                continue;
+            double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
+            double y = MT + ph * (hi - decade(e[l])) / (hi - lo);
+            fprintf(f, "%.1f,%.1f ", x, y);
+        }
+        fputs("\"/>", f);
+        for (int l = 0; l < nl; l++) {
+            if (isnan(e[l]))
+                continue;
+            double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
+            double y = MT + ph * (hi - decade(e[l])) / (hi - lo);
+            bool bad = fails[(size_t)t * (size_t)nl + (size_t)l];
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"><title>",
+                    x, y, bad ? "3.2" : "2", bad ? "#d62728" : color);
+            char a[16];
+            fprintf(f, "L%d.%s: rel_l2 %s%s", l, families[fam].tags[t],
+                    ld_cmp_fmt(e[l], a, sizeof a), bad ? " (fails)" : "");
+            fputs("</title></circle>", f);
+        }
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"3\" fill=\"%s\"/>"
+                   "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>",
+                legend_x, MT + 6, color, legend_x + 13, MT + 10, families[fam].tags[t]);
+        legend_x += 16 + 6.2 * (double)strlen(families[fam].tags[t]);
+    }
+    fputs("</svg>\n", f);
+}
+
+static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
+{
+    int nl = r->n_layers;
+    if (nl <= 0)
+        return LD_OK;
+    size_t cells = 4 * (size_t)nl;
+    double *err_v = malloc(cells * sizeof *err_v);
+    bool *fails = malloc(cells * sizeof *fails);
+    if (!err_v || !fails) {
+        free(err_v);
+        free(fails);
+        return ld_error_set(err, LD_E_NOMEM, "out of memory drawing charts");
+    }
+    /* One vertical scale for every chart, so that they compare at a glance. */
+    double lo = 0, hi = 0;
+    bool any = false;
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const ld_row *row = &r->rows[i];
+        if (row->state != LD_ROW_COMPARED || row->key.layer < 0)
+            continue;
+        double d = decade(row->m.rel_l2), t = decade(row->tol.rel_l2);
+        if (!any) {
+            lo = hi = d;
+            any = true;
+        }
+        lo = LD_MIN(lo, LD_MIN(d, t));
+        hi = LD_MAX(hi, LD_MAX(d, t));
+    }
+    lo = floor(lo);
+    hi = ceil(hi);
+    if (hi - lo < 2)
+        lo = hi - 2;
+    fputs("<h2>Relative error per layer</h2>\n<p>Largest rel_l2 = ‖c−r‖/‖r‖ over the steps, per "
+          "layer, one chart per tag family; dashed lines are each tag's tolerance, red dots fail, "
+          "the red dotted line marks the first divergence's layer, exact agreement sits on the "
+          "bottom line.</p>\n<div class=\"charts\">\n", f);
+    for (size_t fam = 0; fam < LD_ARRAY_LEN(families); fam++) {
+        double tols[4] = {NAN, NAN, NAN, NAN};
+        bool present = false;
+        for (int t = 0; t < 4; t++) {
+            for (int l = 0; l < nl; l++) {
+                size_t k = (size_t)t * (size_t)nl + (size_t)l;
+                err_v[k] = NAN;
+                fails[k] = false;
+                if (families[fam].tags[t]) {
+                    err_v[k] = layer_error(r, families[fam].tags[t], l, &fails[k], &tols[t]);
+                    present |= !isnan(err_v[k]);
+                }
+            }
+        }
+        if (present)
+            chart(f, r, fam, err_v, fails, tols, nl, lo, hi);
+    }
+    fputs("</div>\n", f);
+    free(err_v);
+    free(fails);
+    return LD_OK;
+}
+
+/* Colour of an error on a log scale from lo (green) to hi (red) decades. */
+static void heat_color(double v, double lo, double hi, char *buf, size_t size)
+{
+    if (isnan(v)) {
+        snprintf(buf, size, "#ccc");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(buf, size, "#400");
+        return;
+    }
+    double d = v == 0 ? lo : log10(v);
+    double t = (d - lo) / (hi - lo);
+    t = t < 0 ? 0 : (t > 1 ? 1 : t);
+    snprintf(buf, size, "hsl(%.0f,75%%,%.0f%%)", 120.0 * (1.0 - t), 88.0 - 40.0 * t);
+}
+
+static void heat(FILE *f, const ld_compare_result *r)
+{
+    const ld_err_grid *g = &r->first_grid;
+    if (r->first_div < 0 || !g->tokens || !g->heads)
+        return;
+    const ld_row *row = &r->rows[r->first_div];
+    size_t T = g->tokens, H = g->heads;
+    bool cells = T * H <= 65536;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t t = 0; t < T; t++) {
+        for (size_t h = 0; h < H; h++) {
+            double v = ld_err_grid_cell(g, t, h);
+            if (v > 0 && isfinite(v)) {
+                lo = LD_MIN(lo, log10(v));
+                hi = LD_MAX(hi, log10(v));
+            }
+        }
+    }
+    if (!isfinite(lo)) {
+        lo = -8;
+        hi = 0;
+    }
+    lo = floor(lo);
+    hi = ceil(hi);
+    if (hi - lo < 1)
+        hi = lo + 1;
+    char kt[LD_TAG_NAME_MAX + 48];
+    fputs("<h2>Where the first divergence sits</h2>\n<p>Relative error of <code>", f);
+    X(f, ld_cmp_key_text(&row->key, kt, sizeof kt));
+    fprintf(f, "</code> per %s (rows: tokens, by position; %s). Colour: log10 of the relative "
+               "error from 1e%.0f (green) to 1e%.0f (red); dark red is NaN/Inf.</p>\n",
+            H > 1 ? "token and head" : "token", H > 1 ? "columns: heads; right: per token, "
+            "bottom: per head" : "right: per token", lo, hi);
+    double cw = H > 1 ? LD_MAX(6.0, LD_MIN(24.0, 640.0 / (double)H)) : 0;
+    double chh = LD_MAX(3.0, LD_MIN(16.0, 480.0 / (double)T));
+    double left = 70, top = 10, strip = 26, gap = 8;
+    double gw = cells && H > 1 ? cw * (double)H : 0;
+    double width = left + gw + gap + strip + 60, height = top + chh * (double)T + gap + strip + 40;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\">",
+            width, height, width, height);
+    char col[40], a[16];
+    if (cells && H > 1) {
+        for (size_t t = 0; t < T; t++) {
+            for (size_t h = 0; h < H; h++) {
+                double v = ld_err_grid_cell(g, t, h);
+                heat_color(v, lo, hi, col, sizeof col);
+                fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                           "fill=\"%s\"><title>token %zu (pos %lld), head %zu: %s</title></rect>",
+                        left + cw * (double)h, top + chh * (double)t, cw, chh, col, t,
+                        (long long)(row->pos0 + (int64_t)t), h, ld_cmp_fmt(v, a, sizeof a));
+            }
+        }
+        for (size_t h = 0; h < H; h++) {
+            double v = ld_err_grid_head(g, h);
+            heat_color(v, lo, hi, col, sizeof col);
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                       "<title>head %zu: %s</title></rect>",
+                    left + cw * (double)h, top + chh * (double)T + gap, cw, strip, col, h,
+                    ld_cmp_fmt(v, a, sizeof a));
+            if (H <= 64 || h % 8 == 0)
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"middle\" "
+                           "fill=\"#555\">%zu</text>",
+                        left + cw * ((double)h + 0.5), top + chh * (double)T + gap + strip + 11, h);
+        }
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
+                   "fill=\"#555\">per head</text>",
+                left - 4, top + chh * (double)T + gap + strip / 2 + 3);
+    }
+    double sx = left + gw + (gw > 0 ? gap : 0);
+    for (size_t t = 0; t < T; t++) {
+        double v = ld_err_grid_token(g, t);
+        heat_color(v, lo, hi, col, sizeof col);
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                   "<title>token %zu (pos %lld): %s</title></rect>",
+                sx, top + chh * (double)t, strip, chh, col, t, (long long)(row->pos0 + (int64_t)t),
+                ld_cmp_fmt(v, a, sizeof a));
+        if (T <= 32 || t % 8 == 0)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\" "
+                       "fill=\"#555\">pos %lld</text>",
+                    left - 4, top + chh * ((double)t + 0.5) + 3, (long long)(row->pos0 + (int64_t)t));
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">per token</text>",
+            sx, top + chh * (double)T + gap + 12);
+    /* legend */
+    double lx = sx + strip + 10;
+    for (int i = 0; i <= 10; i++) {
+        double d = lo + (hi - lo) * i / 10.0;
+        heat_color(pow(10.0, d), lo, hi, col, sizeof col);
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"10\" fill=\"%s\"/>", lx,
+                top + 10.0 * (10 - i), col);
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\">1e%.0f</text>", lx + 15, top + 8, hi);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\">1e%.0f</text>", lx + 15, top + 108, lo);
+    fputs("</svg>\n", f);
+}
+
+static void meta_row(FILE *f, const char *label, const ld_stream_info *s)
+{
+    fputs("<tr><td><b>", f);
+    X(f, label);
+    fputs("</b></td><td><code>", f);
+    X(f, s->path);
+    fputs("</code></td><td>", f);
+    if (s->opened) {
+        X(f, s->implementation);
+        fprintf(f, ", %llu probes (%llu with payload)", (unsigned long long)s->probes,
+                (unsigned long long)s->with_data);
+        if (s->n_faults) {
+            fputs(", faults:", f);
+            for (size_t i = 0; i < s->n_faults; i++) {
+                fputs(" <code>", f);
+                X(f, s->faults[i]);
+                fputs("</code>", f);
+            }
+        }
+        fputs("</td><td><code>", f);
+        X(f, s->backend_json);
+        fputs("</code>", f);
+    } else {
+        fputs("no header</td><td>", f);
+    }
+    fputs("</td></tr>\n", f);
+}
+
+static void rows_table(FILE *f, const ld_compare_result *r)
+{
+    size_t ncol;
+    const ld_cmp_column *cols = ld_cmp_columns(&ncol);
+    fputs("<h2>Every probe</h2>\n<table>\n<tr>", f);
+    for (size_t c = 0; c < ncol; c++) {
+        fprintf(f, "<th%s>", cols[c].width < 0 ? " class=\"l\"" : "");
+        X(f, cols[c].header);
+        fputs("</th>", f);
+    }
+    fputs("</tr>\n", f);
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const ld_row *row = &r->rows[i];
+        const char *cls = row->state == LD_ROW_COMPARED ? (row->pass ? "ok" : "fail")
+                                                        : (row->allowed ? "allowed" : "missing");
+        if ((ptrdiff_t)i == r->first_div)
+            cls = "fail first";
+        fprintf(f, "<tr class=\"%s\">", cls);
+        for (size_t c = 0; c < ncol; c++) {
+            char buf[256];
+            cols[c].fill(r, row, buf, sizeof buf);
+            bool status = c + 1 == ncol;
+            fprintf(f, "<td class=\"%s%s\">", cols[c].width < 0 ? "l" : "", status ? " s" : "");
+            X(f, buf);
+            fputs("</td>", f);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
+ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_options *opt,
+                         ld_error *err)
+{
+    (void)opt;
+    int code = ld_compare_exit_code(r, r->fail_on);
+    char kt[LD_TAG_NAME_MAX + 48];
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+          "<title>layerdiff report</title>\n<style>",
+          f);
+    fputs(style, f);
+    fputs("</style></head><body>\n<h1>layerdiff compare</h1>\n", f);
+    const char *cls = code == 0 ? (r->divergence || r->incomplete ? "warn" : "pass") : "fail";
+    fprintf(f, "<div class=\"banner %s\">", cls);
+    if (r->first_div >= 0) {
+        fputs("Divergence at ", f);
+        X(f, ld_cmp_key_text(&r->rows[r->first_div].key, kt, sizeof kt));
+    } else if (r->empty) {
+        fputs("Nothing compared", f);
+    } else if (r->incomplete) {
+        fputs("Incomplete comparison", f);
+    } else {
+        fputs("No divergence", f);
+    }
+    fprintf(f, " — exit %d; %zu compared, %zu ok, %zu failing, %zu missing or mismatched</div>\n",
+            code, r->n_compared, r->n_pass, r->n_fail,
+            r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch);
+    fputs("<table class=\"meta\">\n", f);
+    meta_row(f, "reference", &r->ref);
+    meta_row(f, "candidate", &r->cand);
+    fputs("<tr><td><b>policy</b></td><td colspan=\"3\">", f);
+    X(f, r->policy_label);
+    fputs("</td></tr>\n<tr><td><b>model</b></td><td colspan=\"3\"><code>", f);
+    X(f, r->ref.model_json);
+    fputs("</code></td></tr>\n</table>\n", f);
+    if (r->n_notes) {
+        static const char *const lv[] = {"info", "warning", "error"};
+        fputs("<ul class=\"notes\">\n", f);
+        for (size_t i = 0; i < r->n_notes; i++) {
+            fprintf(f, "<li class=\"n-%s\"><b>%s:</b> ", lv[r->notes[i].level],
+                    lv[r->notes[i].level]);
+            X(f, r->notes[i].text);
+            fputs("</li>\n", f);
+        }
+        fputs("</ul>\n", f);
+    }
+    char *text = ld_compare_summary(r);
+    if (!text)
+        return ld_error_set(err, LD_E_NOMEM, "out of memory writing the summary");
+    fputs("<h2>Summary</h2>\n<p class=\"summary\">", f);
+    X(f, text);
+    fputs("</p>\n", f);
+    free(text);
+    ld_status st = charts(f, r, err);
+    if (st != LD_OK)
+        return st;
+    heat(f, r);
+    rows_table(f, r);
+    fputs("<p style=\"color:#888\">Columns: rel_l2 = ‖c−r‖/‖r‖; 1-cos = 1 − cosine similarity; "
+          "max_rel floors |r| at 1e-3 of its row's RMS; ulp_max in the candidate's dtype; amp = "
+          "rel_l2 over the largest rel_l2 of the op's inputs; a * after the dtype marks a "
+          "comparison by stats only.</p>\n</body></html>\n",
+          f);
+    return ld_cmp_stream_status(f, "HTML", err);
+}

@@ -1,0 +1,451 @@
+/* report_json.c — the full comparison result as one JSON document (schemas/report.schema.json):
+ * streams, checks, notes, the first divergence with its inputs and error grid, argmax and logits
+ * agreement, and one entry per probe key with every metric and the tolerance applied. Written as a
+ * stream (no tree in memory). Non-finite numbers are the strings "NaN", "Infinity", "-Infinity". */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare_internal.h"
+#include "ld_version.h"
+#include "util.h"
+
+#define S(f, s) ld_cmp_put_json_string(f, s)
+#define D(f, v) ld_cmp_put_json_double(f, v)
+
+static const char *state_name(ld_row_state s)
+{
+    switch (s) {
+    case LD_ROW_COMPARED: return "compared";
+    case LD_ROW_MISSING_IN_CAND: return "missing_in_candidate";
+    case LD_ROW_MISSING_IN_REF: return "missing_in_reference";
+    case LD_ROW_SHAPE_MISMATCH: return "shape_mismatch";
+    }
+    return "?";
+}
+
+/* Embeds JSON text from a stream header when it parses, else null. */
+static void raw_json(FILE *f, const char *text)
+{
+    cJSON *v = text && text[0] ? cJSON_Parse(text) : NULL;
+    char *s = v ? cJSON_PrintUnformatted(v) : NULL;
+    fputs(s ? s : "null", f);
+    if (s)
+        cJSON_free(s);
+    cJSON_Delete(v);
+}
+
+static void i32_array(FILE *f, const int32_t *v, size_t n, bool present)
+{
+    if (!present) {
+        fputs("null", f);
+        return;
+    }
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%d", i ? "," : "", (int)v[i]);
+    fputc(']', f);
+}
+
+static void shape_array(FILE *f, const int64_t *s, int ndim)
+{
+    fputc('[', f);
+    for (int i = 0; i < ndim; i++)
+        fprintf(f, "%s%lld", i ? "," : "", (long long)s[i]);
+    fputc(']', f);
+}
+
+static void stream(FILE *f, const ld_stream_info *s)
+{
+    fputs("{\"path\":", f);
+    S(f, s->path);
+    fprintf(f, ",\"header\":%s", s->opened ? "true" : "false");
+    fputs(",\"implementation\":", f);
+    S(f, s->opened ? s->implementation : NULL);
+    fputs(",\"backend\":", f);
+    raw_json(f, s->backend_json);
+    fputs(",\"model\":", f);
+    raw_json(f, s->model_json);
+    fputs(",\"fingerprint\":", f);
+    S(f, s->fingerprint && s->fingerprint[0] ? s->fingerprint : NULL);
+    fputs(",\"faults\":[", f);
+    for (size_t i = 0; i < s->n_faults; i++) {
+        fputs(i ? "," : "", f);
+        S(f, s->faults[i]);
+    }
+    fputs("],\"tokens\":", f);
+    i32_array(f, s->tokens, s->n_tokens, s->opened);
+    fprintf(f, ",\"decode_steps\":%d,\"probes\":%llu,\"with_payload\":%llu,\"dropped_by_map\":%llu,"
+               "\"bytes\":%llu",
+            s->decode_steps, (unsigned long long)s->probes, (unsigned long long)s->with_data,
+            (unsigned long long)s->dropped, (unsigned long long)s->bytes);
+    fputs(",\"dtypes\":[", f);
+    bool first = true;
+    for (int t = 0; t < 3; t++) {
+        if (s->dtype_mask & (1 << t)) {
+            fputs(first ? "" : ",", f);
+            S(f, ld_dtype_name((ld_dtype)t));
+            first = false;
+        }
+    }
+    fprintf(f, "],\"end\":%s,\"end_ok\":%s,\"truncated\":%s,\"end_message\":",
+            s->has_end ? "true" : "false", s->has_end && s->end_ok ? "true" : "false",
+            s->truncated ? "true" : "false");
+    S(f, s->has_end && s->end_message && s->end_message[0] ? s->end_message : NULL);
+    fputs(",\"last_key\":", f);
+    S(f, s->last_key && s->last_key[0] ? s->last_key : NULL);
+    fputs(",\"argmax_tokens\":", f);
+    i32_array(f, s->end_tokens, s->n_end_tokens, s->end_tokens != NULL);
+    fputs(",\"decoded\":", f);
+    i32_array(f, s->decoded, s->n_decoded, s->decoded != NULL);
+    fputc('}', f);
+}
+
+static void metrics(FILE *f, const ld_metrics *m)
+{
+    fprintf(f, "{\"source\":\"%s\",\"numel\":%llu,\"n\":%llu", m->source == LD_SRC_FULL ? "full" : "stats",
+            (unsigned long long)m->numel, (unsigned long long)m->n);
+    fprintf(f, ",\"nan\":{\"reference\":%llu,\"candidate\":%llu},\"inf\":{\"reference\":%llu,"
+               "\"candidate\":%llu},\"nonfinite_new\":%llu,\"nonfinite_lost\":%llu",
+            (unsigned long long)m->nan_ref, (unsigned long long)m->nan_cand,
+            (unsigned long long)m->inf_ref, (unsigned long long)m->inf_cand,
+            (unsigned long long)m->nonfinite_new, (unsigned long long)m->nonfinite_lost);
+    static const char *const names[] = {"max_abs", "mean_abs", "rmse", "rel_l2", "max_rel",
+                                        "cosine", "snr_db", "ref_l2", "cand_l2", "frac_outside",
+                                        "ulp_mean"};
+    const double vals[] = {m->max_abs, m->mean_abs, m->rmse, m->rel_l2, m->max_rel, m->cosine,
+                           m->snr_db, m->ref_l2, m->cand_l2, m->frac_outside, m->ulp_mean};
+    for (size_t i = 0; i < LD_ARRAY_LEN(vals); i++) {
+        fprintf(f, ",\"%s\":", names[i]);
+        D(f, vals[i]);
+    }
+    fprintf(f, ",\"n_outside\":%llu,\"ulp_max\":%llu,\"ulp_p99\":%llu",
+            (unsigned long long)m->n_outside, (unsigned long long)m->ulp_max,
+            (unsigned long long)m->ulp_p99);
+    if (m->source == LD_SRC_STATS) {
+        fputs(",\"l2_lower_bound\":", f);
+        D(f, m->l2_lower_bound);
+    }
+    fputc('}', f);
+}
+
+static void tolerance(FILE *f, const ld_tolerance *t)
+{
+    static const char *const names[] = {"rel_l2", "cosine", "atol", "rtol", "outside", "max_abs",
+                                        "ulp"};
+    const double vals[] = {t->rel_l2, t->cosine, t->atol, t->rtol, t->outside, t->max_abs, t->ulp};
+    fputc('{', f);
+    for (size_t i = 0; i < LD_ARRAY_LEN(vals); i++) {
+        fprintf(f, "%s\"%s\":", i ? "," : "", names[i]);
+        if (isinf(vals[i]) && vals[i] > 0)
+            fputs("null", f); /* off */
+        else
+            D(f, vals[i]);
+    }
+    fputc('}', f);
+}
+
+static void worst(FILE *f, const ld_row *row)
+{
+    if (!row->m.has_worst) {
+        fputs("null", f);
+        return;
+    }
+    int64_t idx[LD_MAX_NDIM] = {0};
+    ld_unravel(row->m.worst_index, row->shape, row->ndim, idx);
+    char words[320];
+    fprintf(f, "{\"flat_index\":%llu,\"index\":", (unsigned long long)row->m.worst_index);
+    shape_array(f, idx, row->ndim);
+    if (row->ndim >= 2 && row->m.source == LD_SRC_FULL) {
+        fprintf(f, ",\"token\":%lld,\"position\":%lld", (long long)idx[0],
+                (long long)(row->pos0 + idx[0]));
+        if (row->ndim == 3)
+            fprintf(f, ",\"head\":%lld,\"dim\":%lld", (long long)idx[1], (long long)idx[2]);
+    }
+    fputs(",\"reference\":", f);
+    D(f, row->m.worst_ref);
+    fputs(",\"candidate\":", f);
+    D(f, row->m.worst_cand);
+    fputs(",\"text\":", f);
+    S(f, ld_cmp_worst_words(row, words, sizeof words));
+    fputc('}', f);
+}
+
+static void key_fields(FILE *f, const ld_key *k)
+{
+    char kt[LD_TAG_NAME_MAX + 48];
+    fputs("\"key\":", f);
+    S(f, ld_cmp_key_text(k, kt, sizeof kt));
+    fprintf(f, ",\"step\":%d,\"layer\":", k->step);
+    if (k->layer >= 0)
+        fprintf(f, "%d", k->layer);
+    else
+        fputs("null", f);
+    fputs(",\"tag\":", f);
+    S(f, k->tag);
+}
+
+static void probe(FILE *f, const ld_compare_result *r, const ld_row *row)
+{
+    char buf[128];
+    fputc('{', f);
+    key_fields(f, &row->key);
+    fprintf(f, ",\"state\":\"%s\",\"status\":", state_name(row->state));
+    S(f, row->state == LD_ROW_COMPARED ? (row->pass ? "pass" : "fail")
+                                       : (row->allowed ? "allowed" : "incomplete"));
+    fputs(",\"reasons\":[", f);
+    bool first = true;
+    for (unsigned b = 0; b < LD_FAIL_REASON_COUNT; b++) {
+        if (row->fail_mask & (1u << b)) {
+            fputs(first ? "" : ",", f);
+            S(f, ld_fail_reason_name(1u << b));
+            first = false;
+        }
+    }
+    fputs("]", f);
+    fputs(",\"index\":{\"reference\":", f);
+    if (row->ref_index != UINT64_MAX)
+        fprintf(f, "%llu", (unsigned long long)row->ref_index);
+    else
+        fputs("null", f);
+    fputs(",\"candidate\":", f);
+    if (row->cand_index != UINT64_MAX)
+        fprintf(f, "%llu", (unsigned long long)row->cand_index);
+    else
+        fputs("null", f);
+    fprintf(f, "},\"line\":{\"reference\":%llu,\"candidate\":%llu}", (unsigned long long)row->ref_line,
+            (unsigned long long)row->cand_line);
+    fprintf(f, ",\"pos0\":%lld,\"shape\":", (long long)row->pos0);
+    shape_array(f, row->shape, row->ndim);
+    fputs(",\"candidate_shape\":", f);
+    if (row->cand_index != UINT64_MAX)
+        shape_array(f, row->cand_shape, row->cand_ndim);
+    else
+        fputs("null", f);
+    fprintf(f, ",\"reshaped\":%s", row->reshaped ? "true" : "false");
+    fputs(",\"dtype\":{\"reference\":", f);
+    S(f, row->ref_index != UINT64_MAX ? ld_dtype_name(row->ref_dtype) : NULL);
+    fputs(",\"candidate\":", f);
+    S(f, row->cand_index != UINT64_MAX ? ld_dtype_name(row->cand_dtype) : NULL);
+    fprintf(f, "},\"payload\":{\"reference\":%s,\"candidate\":%s}",
+            row->ref_has_data ? "true" : "false", row->cand_has_data ? "true" : "false");
+    fputs(",\"crc32\":{\"reference\":", f);
+    if (row->ref_has_data)
+        fprintf(f, "\"%08x\"", (unsigned)row->ref_crc32);
+    else
+        fputs("null", f);
+    fputs(",\"candidate\":", f);
+    if (row->cand_has_data)
+        fprintf(f, "\"%08x\"", (unsigned)row->cand_crc32);
+    else
+        fputs("null", f);
+    fputs("}", f);
+    if (row->state == LD_ROW_COMPARED) {
+        fputs(",\"metrics\":", f);
+        metrics(f, &row->m);
+        fputs(",\"tolerance\":", f);
+        tolerance(f, &row->tol);
+        fputs(",\"worst\":", f);
+        worst(f, row);
+    } else {
+        fputs(",\"metrics\":null,\"tolerance\":null,\"worst\":null", f);
+    }
+    fputs(",\"inputs_rel_l2\":", f);
+    if (row->worst_input >= 0)
+        D(f, row->inputs_rel_l2);
+    else
+        fputs("null", f);
+    fputs(",\"worst_input\":", f);
+    S(f, row->worst_input >= 0 ? ld_cmp_key_text(&r->rows[row->worst_input].key, buf, sizeof buf)
+                               : NULL);
+    fputs(",\"amplification\":", f);
+    if (row->worst_input >= 0 && !isnan(row->amplification))
+        D(f, row->amplification);
+    else
+        fputs("null", f);
+    fputc('}', f);
+}
+
+static void grid(FILE *f, const ld_err_grid *g)
+{
+    if (!g->tokens || !g->heads) {
+        fputs("null", f);
+        return;
+    }
+    fprintf(f, "{\"tokens\":%zu,\"heads\":%zu,\"per_token\":[", g->tokens, g->heads);
+    for (size_t t = 0; t < g->tokens; t++) {
+        fputs(t ? "," : "", f);
+        D(f, ld_err_grid_token(g, t));
+    }
+    fputs("],\"per_head\":[", f);
+    for (size_t h = 0; h < g->heads; h++) {
+        fputs(h ? "," : "", f);
+        D(f, ld_err_grid_head(g, h));
+    }
+    fputs("],\"cells\":[", f);
+    for (size_t t = 0; t < g->tokens; t++) {
+        fputs(t ? ",[" : "[", f);
+        for (size_t h = 0; h < g->heads; h++) {
+            fputs(h ? "," : "", f);
+            D(f, ld_err_grid_cell(g, t, h));
+        }
+        fputc(']', f);
+    }
+    fputs("]}", f);
+}
+
+static void first_divergence(FILE *f, const ld_compare_result *r)
+{
+    if (r->first_div < 0) {
+        fputs("null", f);
+        return;
+    }
+    const ld_row *row = &r->rows[r->first_div];
+    fputc('{', f);
+    key_fields(f, &row->key);
+    fprintf(f, ",\"row\":%td,\"op\":", r->first_div);
+    S(f, ld_opgraph_op_name(row->tag_id));
+    fputs(",\"rel_l2\":", f);
+    D(f, row->m.rel_l2);
+    fputs(",\"cosine\":", f);
+    D(f, row->m.cosine);
+    fputs(",\"amplification\":", f);
+    if (row->worst_input >= 0 && !isnan(row->amplification))
+        D(f, row->amplification);
+    else
+        fputs("null", f);
+    fputs(",\"inputs\":[", f);
+    ld_key in[64];
+    size_t n = LD_MIN(ld_opgraph_inputs(&row->key, r->n_layers, in, LD_ARRAY_LEN(in)),
+                      LD_ARRAY_LEN(in));
+    for (size_t i = 0; i < n; i++) {
+        ptrdiff_t k = ld_compare_find(r, &in[i]);
+        fputs(i ? ",{" : "{", f);
+        key_fields(f, &in[i]);
+        if (k >= 0 && r->rows[k].state == LD_ROW_COMPARED) {
+            fputs(",\"rel_l2\":", f);
+            D(f, r->rows[k].m.rel_l2);
+            fputs(",\"cosine\":", f);
+            D(f, r->rows[k].m.cosine);
+            fprintf(f, ",\"pass\":%s", r->rows[k].pass ? "true" : "false");
+        } else {
+            fputs(",\"rel_l2\":null,\"cosine\":null,\"pass\":null", f);
+        }
+        fputc('}', f);
+    }
+    fputs("],\"worst\":", f);
+    worst(f, row);
+    fputs(",\"grid\":", f);
+    grid(f, &r->first_grid);
+    fputc('}', f);
+}
+
+static void argmax(FILE *f, const ld_compare_result *r)
+{
+    fputs("{\"first_diff_step\":", f);
+    if (r->argmax_step >= 0)
+        fprintf(f, "%d", r->argmax_step);
+    else
+        fputs("null", f);
+    fprintf(f, ",\"topk\":%d,\"steps\":[", r->topk);
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const ld_step_tokens *t = &r->steps[i];
+        fprintf(f, "%s{\"step\":%d,\"reference\":", i ? "," : "", t->step);
+        if (t->have_ref)
+            fprintf(f, "%d", (int)t->ref_token);
+        else
+            fputs("null", f);
+        fputs(",\"candidate\":", f);
+        if (t->have_cand)
+            fprintf(f, "%d", (int)t->cand_token);
+        else
+            fputs("null", f);
+        fprintf(f, ",\"logits_rows\":%llu,\"top1_agree\":%llu,\"topk_overlap\":",
+                (unsigned long long)t->logits_rows, (unsigned long long)t->top1_agree);
+        if (t->logits_rows)
+            D(f, t->topk_overlap);
+        else
+            fputs("null", f);
+        fputs(",\"first_top1_diff_row\":", f);
+        if (t->first_top1_diff_row >= 0)
+            fprintf(f, "%lld", (long long)t->first_top1_diff_row);
+        else
+            fputs("null", f);
+        fputc('}', f);
+    }
+    fputs("]}", f);
+}
+
+static const char *verdict_name(const ld_compare_result *r, int code)
+{
+    switch (code) {
+    case 0: return "pass";
+    case 1: return r->divergence ? "divergence" : "argmax";
+    case 2: return r->fingerprint_differs ? "fingerprint" : "faults";
+    default: return r->empty ? "empty" : "incomplete";
+    }
+}
+
+ld_status ld_report_json(FILE *f, const ld_compare_result *r, const ld_report_options *opt,
+                         ld_error *err)
+{
+    (void)opt;
+    int code = ld_compare_exit_code(r, r->fail_on);
+    fprintf(f, "{\"format\":\"layerdiff-report\",\"version\":1,\"tool\":{\"name\":\"layerdiff\","
+               "\"version\":\"%s\",\"git\":\"%s\"},\n",
+            LD_VERSION_STRING, LD_GIT_REVISION);
+    fputs("\"reference\":", f);
+    stream(f, &r->ref);
+    fputs(",\n\"candidate\":", f);
+    stream(f, &r->cand);
+    fputs(",\n\"policy\":{\"source\":", f);
+    S(f, r->policy_label);
+    fputs("},\"fail_on\":[", f);
+    static const char *const fo[] = {"divergence", "incomplete", "argmax", "fingerprint", "faults",
+                                     "nodata"};
+    bool first = true;
+    for (unsigned b = 0; b < LD_ARRAY_LEN(fo); b++) {
+        if (r->fail_on & (1u << b)) {
+            fputs(first ? "" : ",", f);
+            S(f, fo[b]);
+            first = false;
+        }
+    }
+    fprintf(f, "],\"exit_code\":%d,\"verdict\":\"%s\",\n", code, verdict_name(r, code));
+    char *text = ld_compare_summary(r);
+    if (!text)
+        return ld_error_set(err, LD_E_NOMEM, "out of memory writing the summary");
+    fputs("\"summary\":{\"text\":", f);
+    S(f, text);
+    free(text);
+    fprintf(f, ",\"compared\":%zu,\"passed\":%zu,\"failed\":%zu,\"missing_in_candidate\":%zu,"
+               "\"missing_in_reference\":%zu,\"shape_mismatch\":%zu,\"allowed\":%zu,"
+               "\"stats_only\":%zu,\"divergence\":%s,\"incomplete\":%s,\"empty\":%s,"
+               "\"fingerprint_differs\":%s,\"faults_differ\":%s,\"input_mismatch\":%s,"
+               "\"n_layers\":%d},\n",
+            r->n_compared, r->n_pass, r->n_fail, r->n_missing_in_cand, r->n_missing_in_ref,
+            r->n_shape_mismatch, r->n_allowed, r->n_stats_only, r->divergence ? "true" : "false",
+            r->incomplete ? "true" : "false", r->empty ? "true" : "false",
+            r->fingerprint_differs ? "true" : "false", r->faults_differ ? "true" : "false",
+            r->input_mismatch ? "true" : "false", r->n_layers);
+    fputs("\"notes\":[", f);
+    static const char *const levels[] = {"info", "warning", "error"};
+    for (size_t i = 0; i < r->n_notes; i++) {
+        fprintf(f, "%s{\"level\":\"%s\",\"code\":", i ? "," : "", levels[r->notes[i].level]);
+        S(f, r->notes[i].code);
+        fputs(",\"text\":", f);
+        S(f, r->notes[i].text);
+        fputc('}', f);
+    }
+    fputs("],\n\"first_divergence\":", f);
+    first_divergence(f, r);
+    fputs(",\n\"argmax\":", f);
+    argmax(f, r);
+    fputs(",\n\"probes\":[", f);
+    for (size_t i = 0; i < r->n_rows; i++) {
+        fputs(i ? ",\n" : "\n", f);
+        probe(f, r, &r->rows[i]);
+    }
+    fputs("\n]}\n", f);
+    return ld_cmp_stream_status(f, "JSON", err);
+}

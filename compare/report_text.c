@@ -1,0 +1,226 @@
+/* report_text.c — the terminal report: who was compared, the notes that matter, a compact table
+ * (every probe, or with --brief only the failing ones and their context), the summary paragraph
+ * and the verdict with its exit code. Colour only when asked (the CLI asks when stdout is a tty). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare_internal.h"
+#include "util.h"
+
+#define WRAP 100
+
+typedef struct tty {
+    FILE *f;
+    bool color;
+} tty;
+
+static const char *paint(const tty *t, const char *code) { return t->color ? code : ""; }
+#define RED "\033[31m"
+#define GREEN "\033[32m"
+#define YELLOW "\033[33m"
+#define BOLD "\033[1m"
+#define DIM "\033[2m"
+#define RESET "\033[0m"
+
+/* Writes text word-wrapped at WRAP columns, every line after the first indented. */
+static void wrapped(FILE *f, const char *text, const char *indent)
+{
+    size_t col = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        size_t len = (size_t)(p - w);
+        if (!len)
+            break;
+        if (col && col + 1 + len > WRAP) {
+            fprintf(f, "\n%s", indent);
+            col = strlen(indent);
+        } else if (col) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(w, 1, len, f);
+        col += len;
+    }
+    fputc('\n', f);
+}
+
+static const char *dtype_text(int mask)
+{
+    switch (mask) {
+    case 0: return "no probes";
+    case 1 << LD_F32: return "f32";
+    case 1 << LD_BF16: return "bf16";
+    case 1 << LD_F16: return "f16";
+    default: return "mixed dtypes";
+    }
+}
+
+static void stream_line(const tty *t, const char *label, const ld_stream_info *s)
+{
+    fprintf(t->f, "  %-10s %s", label, s->path ? s->path : "?");
+    if (!s->opened) {
+        fprintf(t->f, "  %s(no header)%s\n", paint(t, RED), paint(t, RESET));
+        return;
+    }
+    fprintf(t->f, "  (%s, %s, %llu probes, %llu with payload", s->implementation,
+            dtype_text(s->dtype_mask), (unsigned long long)s->probes,
+            (unsigned long long)s->with_data);
+    if (s->n_faults) {
+        fprintf(t->f, ", faults:");
+        for (size_t i = 0; i < s->n_faults; i++)
+            fprintf(t->f, " %s", s->faults[i]);
+    }
+    fprintf(t->f, ")\n");
+}
+
+static void model_line(FILE *f, const ld_compare_result *r)
+{
+    cJSON *m = r->ref.model_json ? cJSON_Parse(r->ref.model_json) : NULL;
+    if (!m)
+        return;
+    const char *arch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "architecture"));
+    fprintf(f, "  %-10s %s", "model", arch ? arch : "?");
+    static const struct {
+        const char *field, *label;
+    } dims[] = {{"num_hidden_layers", "layers"}, {"hidden_size", "H"},
+                {"num_attention_heads", "Hq"},   {"num_key_value_heads", "Hkv"},
+                {"head_dim", "D"},               {"intermediate_size", "I"},
+                {"vocab_size", "V"}};
+    for (size_t i = 0; i < LD_ARRAY_LEN(dims); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, dims[i].field);
+        if (cJSON_IsNumber(v))
+            fprintf(f, " %s=%.0f", dims[i].label, v->valuedouble);
+    }
+    if (r->ref.fingerprint && r->ref.fingerprint[0])
+        fprintf(f, ", weights %s%s", r->ref.fingerprint,
+                r->fingerprint_differs ? " (candidate differs)" : "");
+    fputc('\n', f);
+    cJSON_Delete(m);
+}
+
+static void cell(const tty *t, const ld_cmp_column *c, const char *text, const char *color)
+{
+    int w = c->width < 0 ? -c->width : c->width;
+    fputs(paint(t, color), t->f);
+    if (c->width == -1)
+        fputs(text, t->f);
+    else if (c->width < 0)
+        fprintf(t->f, "%-*s", w, text);
+    else
+        fprintf(t->f, "%*s", w, text);
+    fputs(color[0] ? paint(t, RESET) : "", t->f);
+}
+
+static void table(const tty *t, const ld_compare_result *r, bool brief)
+{
+    size_t ncol;
+    const ld_cmp_column *cols = ld_cmp_columns(&ncol);
+    bool *keep = NULL;
+    if (brief) {
+        keep = calloc(r->n_rows ? r->n_rows : 1, sizeof *keep);
+        if (keep)
+            ld_cmp_brief_rows(r, keep);
+    }
+    for (size_t c = 0; c < ncol; c++) {
+        if (brief && !cols[c].brief)
+            continue;
+        cell(t, &cols[c], cols[c].header, BOLD);
+        fputc(' ', t->f);
+    }
+    fputc('\n', t->f);
+    size_t hidden = 0;
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const ld_row *row = &r->rows[i];
+        if (keep && !keep[i]) {
+            hidden++;
+            continue;
+        }
+        if (hidden) {
+            fprintf(t->f, "%s  ... %zu rows not shown%s\n", paint(t, DIM), hidden, paint(t, RESET));
+            hidden = 0;
+        }
+        const char *color = "";
+        if (row->state == LD_ROW_COMPARED)
+            color = row->pass ? GREEN : RED;
+        else
+            color = row->allowed ? DIM : YELLOW;
+        if ((ptrdiff_t)i == r->first_div)
+            color = t->color ? RED BOLD : "";
+        for (size_t c = 0; c < ncol; c++) {
+            if (brief && !cols[c].brief)
+                continue;
+            char buf[256];
+            cols[c].fill(r, row, buf, sizeof buf);
+            bool colored = !strcmp(cols[c].header, "status") || !strcmp(cols[c].header, "key");
+            cell(t, &cols[c], buf, colored ? color : "");
+            if (c + 1 < ncol)
+                fputc(' ', t->f);
+        }
+        if ((ptrdiff_t)i == r->first_div)
+            fprintf(t->f, "  %s<- first divergence%s", paint(t, BOLD), paint(t, RESET));
+        fputc('\n', t->f);
+    }
+    if (hidden)
+        fprintf(t->f, "%s  ... %zu rows not shown%s\n", paint(t, DIM), hidden, paint(t, RESET));
+    free(keep);
+}
+
+static const char *verdict_text(const ld_compare_result *r, int code)
+{
+    switch (code) {
+    case 0:
+        if (r->divergence || r->incomplete || r->argmax_step >= 0)
+            return "PASS (what differs is outside --fail-on)";
+        return "PASS";
+    case 1: return r->divergence ? "DIVERGENCE" : "ARGMAX DIFFERS";
+    case 2: return r->fingerprint_differs ? "DIFFERENT WEIGHTS" : "DIFFERENT FAULTS";
+    default: return r->empty ? "NOTHING COMPARED" : "INCOMPLETE";
+    }
+}
+
+ld_status ld_report_text(FILE *f, const ld_compare_result *r, const ld_report_options *opt,
+                         ld_error *err)
+{
+    tty t = {f, opt && opt->color};
+    bool brief = opt && opt->brief;
+    fprintf(f, "%slayerdiff compare%s\n", paint(&t, BOLD), paint(&t, RESET));
+    stream_line(&t, "reference", &r->ref);
+    stream_line(&t, "candidate", &r->cand);
+    fprintf(f, "  %-10s %s%s\n", "policy", r->policy_label,
+            strcmp(r->policy_label, "built-in defaults") ? " (over the built-in defaults)"
+                                                        : " (by candidate dtype)");
+    model_line(f, r);
+    if (r->n_notes)
+        fputc('\n', f);
+    for (size_t i = 0; i < r->n_notes; i++) {
+        const ld_note *n = &r->notes[i];
+        const char *color = n->level == LD_NOTE_ERROR ? RED : (n->level == LD_NOTE_WARN ? YELLOW : "");
+        fprintf(f, "%s%s ", paint(&t, color), n->level == LD_NOTE_INFO ? " " : "!");
+        wrapped(f, n->text, "  ");
+        fputs(color[0] ? paint(&t, RESET) : "", f);
+    }
+    fputc('\n', f);
+    if (r->n_rows)
+        table(&t, r, brief);
+    char *summary = ld_compare_summary(r);
+    if (!summary)
+        return ld_error_set(err, LD_E_NOMEM, "out of memory writing the summary");
+    fputc('\n', f);
+    wrapped(f, summary, "");
+    free(summary);
+    int code = ld_compare_exit_code(r, r->fail_on);
+    char fo[128];
+    ld_fail_on_format(r->fail_on, fo, sizeof fo);
+    const char *color = code == 0 ? GREEN : RED;
+    fprintf(f, "\n%s%sverdict: %s%s — exit %d (fail-on: %s); %zu compared, %zu ok, %zu failing, "
+               "%zu missing or mismatched\n",
+            paint(&t, BOLD), paint(&t, color), verdict_text(r, code), paint(&t, RESET), code, fo,
+            r->n_compared, r->n_pass, r->n_fail,
+            r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch);
+    return ld_cmp_stream_status(f, "text", err);
+}

@@ -1,0 +1,265 @@
+/* report_util.c — what every report writer shares: escaping (JSON, HTML/XML), short number and
+ * shape formatting, keys and worst elements in words, the rows a brief report keeps, and writing a
+ * report to a file atomically. Not any one report's layout. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare_internal.h"
+#include "util.h"
+
+void ld_cmp_put_json_string(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+void ld_cmp_put_json_double(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs("\"NaN\"", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", f);
+    else if (v == 0)
+        fputs("0", f);
+    else
+        fprintf(f, "%.9g", v);
+}
+
+void ld_cmp_put_xml(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&#39;", f); break;
+        default:
+            /* XML 1.0 forbids most control characters even escaped. */
+            if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r')
+                fputc('?', f);
+            else
+                fputc(*p, f);
+        }
+    }
+}
+
+char *ld_cmp_fmt(double v, char *buf, size_t size)
+{
+    if (isnan(v))
+        snprintf(buf, size, "-");
+    else if (isinf(v))
+        snprintf(buf, size, v > 0 ? "inf" : "-inf");
+    else if (v == 0)
+        snprintf(buf, size, "0");
+    else
+        snprintf(buf, size, "%.3g", v);
+    return buf;
+}
+
+char *ld_cmp_fmt_shape(const int64_t *shape, int ndim, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    int n = snprintf(buf, size, "[");
+    used = n > 0 ? (size_t)n : 0;
+    for (int i = 0; i < ndim && used < size; i++) {
+        n = snprintf(buf + used, size - used, "%s%lld", i ? "," : "", (long long)shape[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+char *ld_cmp_key_text(const ld_key *k, char *buf, size_t size)
+{
+    return ld_key_format(k, buf, size);
+}
+
+char *ld_cmp_key_words(const ld_key *k, char *buf, size_t size)
+{
+    if (k->layer >= 0)
+        snprintf(buf, size, "layer %d, %s, step %d", k->layer, k->tag, k->step);
+    else
+        snprintf(buf, size, "%s, step %d", k->tag, k->step);
+    return buf;
+}
+
+char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (!row->m.has_worst)
+        return buf;
+    int64_t idx[LD_MAX_NDIM] = {0};
+    ld_unravel(row->m.worst_index, row->shape, row->ndim, idx);
+    char where[160];
+    if (row->m.source == LD_SRC_STATS) {
+        snprintf(where, sizeof where, "element %llu of the first %d",
+                 (unsigned long long)row->m.worst_index, LD_HEAD_COUNT);
+    } else if (row->ndim == 3) {
+        snprintf(where, sizeof where, "token %lld (position %lld), head %lld, dim %lld",
+                 (long long)idx[0], (long long)(row->pos0 + idx[0]), (long long)idx[1],
+                 (long long)idx[2]);
+    } else if (row->ndim == 2) {
+        const char *col = "element";
+        if (row->tag_id != LD_TAG_UNKNOWN) {
+            switch (ld_tag_shape(row->tag_id)) {
+            case LD_SHAPE_T_V: col = "vocab id"; break;
+            case LD_SHAPE_T_I: col = "channel"; break;
+            default: col = "element"; break;
+            }
+        }
+        snprintf(where, sizeof where, "token %lld (position %lld), %s %lld", (long long)idx[0],
+                 (long long)(row->pos0 + idx[0]), col, (long long)idx[1]);
+    } else {
+        char sh[96];
+        ld_cmp_fmt_shape(idx, row->ndim, sh, sizeof sh);
+        snprintf(where, sizeof where, "index %s", sh);
+    }
+    snprintf(buf, size, "%s: reference %.7g, candidate %.7g", where, row->m.worst_ref,
+             row->m.worst_cand);
+    return buf;
+}
+
+const char *ld_cmp_row_status(const ld_row *row)
+{
+    switch (row->state) {
+    case LD_ROW_COMPARED: return row->pass ? "ok" : "FAIL";
+    case LD_ROW_MISSING_IN_CAND: return row->allowed ? "missing in cand (allowed)" : "missing in cand";
+    case LD_ROW_MISSING_IN_REF: return row->allowed ? "missing in ref (allowed)" : "missing in ref";
+    case LD_ROW_SHAPE_MISMATCH: return row->allowed ? "shape differs (allowed)" : "shape differs";
+    }
+    return "?";
+}
+
+char *ld_cmp_reasons(unsigned mask, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned b = 0; b < LD_FAIL_REASON_COUNT; b++) {
+        if (!(mask & (1u << b)))
+            continue;
+        int n = snprintf(buf + used, size - used, "%s%s", used ? "," : "",
+                         ld_fail_reason_name(1u << b));
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+    return buf;
+}
+
+char *ld_cmp_fail_words(const ld_row *row, char *buf, size_t size)
+{
+    const ld_metrics *m = &row->m;
+    const ld_tolerance *t = &row->tol;
+    size_t used = 0;
+    char a[16], b[16];
+    buf[0] = '\0';
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        int n_ = snprintf(buf + used, size - used, "%s", used ? ", " : "");                        \
+        if (n_ > 0 && (size_t)n_ < size - used)                                                    \
+            used += (size_t)n_;                                                                    \
+        n_ = snprintf(buf + used, size - used, __VA_ARGS__);                                       \
+        if (n_ > 0 && (size_t)n_ < size - used)                                                    \
+            used += (size_t)n_;                                                                    \
+    } while (0)
+    if (row->fail_mask & LD_FAIL_NONFINITE) {
+        if (m->nonfinite_new)
+            ADD("%llu NaN/Inf where the reference is finite", (unsigned long long)m->nonfinite_new);
+        if (m->nonfinite_lost)
+            ADD("%llu reference NaN/Inf not reproduced", (unsigned long long)m->nonfinite_lost);
+    }
+    if (row->fail_mask & LD_FAIL_REL_L2)
+        ADD("rel_l2 %s > %s", ld_cmp_fmt(m->rel_l2, a, sizeof a), ld_cmp_fmt(t->rel_l2, b, sizeof b));
+    if (row->fail_mask & LD_FAIL_COSINE)
+        ADD("cosine %.6f < %.6f", m->cosine, t->cosine);
+    if (row->fail_mask & LD_FAIL_OUTSIDE)
+        ADD("%s of elements outside atol+rtol*|r| > %s", ld_cmp_fmt(m->frac_outside, a, sizeof a),
+            ld_cmp_fmt(t->outside, b, sizeof b));
+    if (row->fail_mask & LD_FAIL_MAX_ABS)
+        ADD("max_abs %s > %s", ld_cmp_fmt(m->max_abs, a, sizeof a), ld_cmp_fmt(t->max_abs, b, sizeof b));
+    if (row->fail_mask & LD_FAIL_ULP)
+        ADD("ulp %llu > %s", (unsigned long long)m->ulp_max, ld_cmp_fmt(t->ulp, b, sizeof b));
+#undef ADD
+    return buf;
+}
+
+void ld_cmp_brief_rows(const ld_compare_result *r, bool *keep)
+{
+    memset(keep, 0, r->n_rows * sizeof *keep);
+    if (r->first_div >= 0) {
+        const ld_row *fd = &r->rows[r->first_div];
+        keep[r->first_div] = true;
+        if (r->first_div > 0)
+            keep[r->first_div - 1] = true;
+        ld_key in[32];
+        size_t n = ld_opgraph_inputs(&fd->key, r->n_layers, in, LD_ARRAY_LEN(in));
+        for (size_t i = 0; i < LD_MIN(n, LD_ARRAY_LEN(in)); i++) {
+            ptrdiff_t k = ld_compare_find(r, &in[i]);
+            if (k >= 0)
+                keep[k] = true;
+        }
+        if (fd->worst_input >= 0)
+            keep[fd->worst_input] = true;
+    }
+    size_t fails = 0, others = 0;
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const ld_row *row = &r->rows[i];
+        if (row->state == LD_ROW_COMPARED && !row->pass && fails < 10) {
+            keep[i] = true;
+            fails++;
+        } else if (row->state != LD_ROW_COMPARED && others < 20) {
+            keep[i] = true;
+            others++;
+        }
+    }
+}
+
+ld_status ld_cmp_stream_status(FILE *f, const char *what, ld_error *err)
+{
+    if (fflush(f) != 0 || ferror(f))
+        return ld_error_set(err, LD_E_IO, "cannot write the %s report", what);
+    return LD_OK;
+}
+
+ld_status ld_report_to_file(const char *path, ld_report_fn fn, const ld_compare_result *r,
+                            const ld_report_options *opt, ld_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return ld_error_set(err, LD_E_NOMEM, "%s: cannot open a memory stream", path);
+    ld_status st = fn(f, r, opt, err);
+    if (fclose(f) != 0 && st == LD_OK)
+        st = ld_error_set(err, LD_E_NOMEM, "%s: out of memory rendering the report", path);
+    if (st == LD_OK)
+        st = ld_write_file(path, buf, len, err);
+    else
+        ld_error_prefix(err, "%s", path);
+    free(buf);
+    return st;
+}
