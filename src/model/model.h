@@ -3,6 +3,7 @@
 #ifndef LD_MODEL_H
 #define LD_MODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -33,10 +34,15 @@ typedef struct ld_model {
     size_t n_files;
     ld_st_file **files;       /* the mapped shards */
     char *dir;
+    bool lm_head_ignored;     /* tied, yet lm_head.weight is stored: ignored, as transformers does */
 } ld_model;
 
 /* Opens DIR/config.json and DIR/model.safetensors or DIR/model.safetensors.index.json. Missing or
- * unexpected tensors are listed by name in the error. */
+ * unexpected tensors are listed by name in the error. The fingerprint hashes config.json's bytes
+ * and, for every tensor in name order, its name, dtype, shape and a sample of its bytes (all of a
+ * tensor up to 1 KiB; else the first and last 256 bytes and 64 evenly spaced 8-byte words): it
+ * tells checkpoints apart without reading 1.2 GB, but two checkpoints differing only in unsampled
+ * bytes share it. It does not depend on how the checkpoint is sharded. */
 ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err);
 void ld_model_close(ld_model *m);
 

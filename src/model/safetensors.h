@@ -26,12 +26,15 @@ typedef struct ld_tensor {
 
 typedef struct ld_st_file ld_st_file;
 
-/* Maps and validates path. */
+/* Maps and validates path. Tensor data is not copied; it may be unaligned when a writer did not
+ * pad the header to a multiple of 8 (read elements with memcpy, as ld_load_f32 does). The file
+ * must not be truncated while mapped. */
 ld_status ld_st_open(ld_st_file **out, const char *path, ld_error *err);
 /* Validates a file image already in memory (tests, fuzzing); buf must outlive the result. */
 ld_status ld_st_parse(ld_st_file **out, const void *buf, size_t len, const char *label,
                       ld_error *err);
 size_t ld_st_count(const ld_st_file *f);
+/* Tensors in bytewise name order; NULL past the end. */
 const ld_tensor *ld_st_at(const ld_st_file *f, size_t i);
 const ld_tensor *ld_st_find(const ld_st_file *f, const char *name);
 const char *ld_st_path(const ld_st_file *f);
@@ -50,5 +53,14 @@ typedef ld_status (*ld_st_fill_fn)(void *ctx, size_t index, void *buf, size_t nb
                                    ld_error *err);
 ld_status ld_st_write(const char *path, const ld_st_entry *entries, size_t n, ld_st_fill_fn fill,
                       void *ctx, ld_error *err);
+/* The streaming form: fill is called for successive pieces of each tensor, at byte offsets that
+ * are multiples of chunk_bytes (rounded down to a multiple of 8), so memory stays bounded however
+ * large a tensor is. Entries are written in the order given, "__metadata__" {"format":"pt"}
+ * first; the file appears under its name (written as path.tmp, then renamed) only when complete. */
+typedef ld_status (*ld_st_fill_range_fn)(void *ctx, size_t index, size_t offset, void *buf,
+                                         size_t nbytes, ld_error *err);
+ld_status ld_st_write_ranges(const char *path, const ld_st_entry *entries, size_t n,
+                             ld_st_fill_range_fn fill, void *ctx, size_t chunk_bytes,
+                             ld_error *err);
 
 #endif

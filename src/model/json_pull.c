@@ -1,0 +1,717 @@
+/* json_pull.c — the strict JSON pull parser and text buffer of json_pull.h (RFC 8259: no comments,
+ * no trailing commas, no leading zeros, UTF-8 checked, duplicate keys found on request). Not a tree
+ * builder: callers walk the document and keep only what they need. */
+#include "json_pull.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void ld_jp_init(ld_jp *j, const char *text, size_t len, const char *label, ld_error *err)
+{
+    j->text = text;
+    j->len = len;
+    j->pos = 0;
+    j->label = label;
+    j->err = err;
+    j->depth = 0;
+}
+
+ld_status ld_jp_fail(ld_jp *j, ld_status code, const char *fmt, ...)
+{
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < j->pos && i < j->len; i++) {
+        if (j->text[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    char msg[LD_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ld_error_set(j->err, code, "%s: line %zu, column %zu: %s", j->label, line, col, msg);
+}
+
+static void skip_ws(ld_jp *j)
+{
+    while (j->pos < j->len) {
+        char c = j->text[j->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        j->pos++;
+    }
+}
+
+/* The byte at the cursor for a message: printable as is, else as a hex escape. */
+static const char *describe_here(const ld_jp *j, char *buf, size_t size)
+{
+    if (j->pos >= j->len) {
+        snprintf(buf, size, "end of input");
+        return buf;
+    }
+    unsigned char c = (unsigned char)j->text[j->pos];
+    if (c >= 0x20 && c < 0x7f)
+        snprintf(buf, size, "'%c'", c);
+    else
+        snprintf(buf, size, "byte 0x%02x", c);
+    return buf;
+}
+
+ld_jp_kind ld_jp_peek(ld_jp *j)
+{
+    skip_ws(j);
+    if (j->pos >= j->len) return LD_JP_BAD;
+    char c = j->text[j->pos];
+    switch (c) {
+    case '{':
+        return LD_JP_OBJECT;
+    case '[':
+        return LD_JP_ARRAY;
+    case '"':
+        return LD_JP_STRING;
+    case 't':
+        return LD_JP_TRUE;
+    case 'f':
+        return LD_JP_FALSE;
+    case 'n':
+        return LD_JP_NULL;
+    default:
+        return (c == '-' || (c >= '0' && c <= '9')) ? LD_JP_NUMBER : LD_JP_BAD;
+    }
+}
+
+const char *ld_jp_kind_name(ld_jp_kind k)
+{
+    switch (k) {
+    case LD_JP_OBJECT:
+        return "an object";
+    case LD_JP_ARRAY:
+        return "an array";
+    case LD_JP_STRING:
+        return "a string";
+    case LD_JP_NUMBER:
+        return "a number";
+    case LD_JP_TRUE:
+    case LD_JP_FALSE:
+        return "a boolean";
+    case LD_JP_NULL:
+        return "null";
+    case LD_JP_BAD:
+        break;
+    }
+    return "no JSON value";
+}
+
+static ld_status expect_kind(ld_jp *j, ld_jp_kind want)
+{
+    ld_jp_kind k = ld_jp_peek(j);
+    if (k == want) return LD_OK;
+    char here[32];
+    if (k == LD_JP_BAD)
+        return ld_jp_fail(j, LD_E_INPUT, "expected %s, found %s", ld_jp_kind_name(want),
+                          describe_here(j, here, sizeof here));
+    return ld_jp_fail(j, LD_E_INPUT, "expected %s, found %s", ld_jp_kind_name(want),
+                      ld_jp_kind_name(k));
+}
+
+static ld_status open_container(ld_jp *j, ld_jp_kind kind)
+{
+    ld_status st = expect_kind(j, kind);
+    if (st != LD_OK) return st;
+    if (j->depth >= LD_JP_MAX_DEPTH)
+        return ld_jp_fail(j, LD_E_INPUT, "nested more than %d levels deep", LD_JP_MAX_DEPTH);
+    j->depth++;
+    j->pos++;
+    return LD_OK;
+}
+
+ld_status ld_jp_object_begin(ld_jp *j)
+{
+    return open_container(j, LD_JP_OBJECT);
+}
+ld_status ld_jp_array_begin(ld_jp *j)
+{
+    return open_container(j, LD_JP_ARRAY);
+}
+
+/* Shared by objects and arrays: consumes ',' between members or the closing bracket. */
+static ld_status container_next(ld_jp *j, char close, size_t *count, bool *more)
+{
+    char here[32];
+    skip_ws(j);
+    if (j->pos < j->len && j->text[j->pos] == close) {
+        j->pos++;
+        j->depth--;
+        *more = false;
+        return LD_OK;
+    }
+    if (*count > 0) {
+        if (j->pos >= j->len || j->text[j->pos] != ',')
+            return ld_jp_fail(j, LD_E_INPUT, "expected ',' or '%c', found %s", close,
+                              describe_here(j, here, sizeof here));
+        j->pos++;
+    }
+    *more = true;
+    (*count)++;
+    return LD_OK;
+}
+
+ld_status ld_jp_object_next(ld_jp *j, size_t *count, bool *more, char **key)
+{
+    *key = NULL;
+    ld_status st = container_next(j, '}', count, more);
+    if (st != LD_OK || !*more) return st;
+    skip_ws(j);
+    if (j->pos >= j->len || j->text[j->pos] != '"') {
+        char here[32];
+        return ld_jp_fail(j, LD_E_INPUT, "expected a key (a string), found %s",
+                          describe_here(j, here, sizeof here));
+    }
+    st = ld_jp_string(j, key, NULL);
+    if (st != LD_OK) return st;
+    skip_ws(j);
+    if (j->pos >= j->len || j->text[j->pos] != ':') {
+        char here[32];
+        free(*key);
+        *key = NULL;
+        return ld_jp_fail(j, LD_E_INPUT, "expected ':' after a key, found %s",
+                          describe_here(j, here, sizeof here));
+    }
+    j->pos++;
+    return LD_OK;
+}
+
+ld_status ld_jp_array_next(ld_jp *j, size_t *count, bool *more)
+{
+    return container_next(j, ']', count, more);
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Four hex digits at text[p..p+4) into *cp; false when malformed or past the end. */
+static bool read_hex4(const ld_jp *j, size_t p, uint32_t *cp)
+{
+    if (p + 4 > j->len) return false;
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; i++) {
+        int d = hex_digit(j->text[p + i]);
+        if (d < 0) return false;
+        v = v * 16 + (uint32_t)d;
+    }
+    *cp = v;
+    return true;
+}
+
+/* Length of the valid UTF-8 sequence starting at s[0] (a byte >= 0x80), or 0 when invalid:
+ * overlong forms, surrogates and code points above U+10FFFF are refused. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (avail < n || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+static size_t utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+ld_status ld_jp_string(ld_jp *j, char **out, size_t *out_len)
+{
+    *out = NULL;
+    ld_status st = expect_kind(j, LD_JP_STRING);
+    if (st != LD_OK) return st;
+    size_t start = j->pos + 1;
+    /* Find the closing quote first: the decoded text is never longer than the raw text. */
+    size_t end = start;
+    while (end < j->len && j->text[end] != '"')
+        end += j->text[end] == '\\' ? 2 : 1;
+    if (end >= j->len)
+        return ld_jp_fail(j, LD_E_INPUT, "string is not closed before the end of the input");
+    char *buf = malloc(end - start + 1);
+    if (!buf)
+        return ld_jp_fail(j, LD_E_NOMEM, "cannot allocate a string of %zu bytes", end - start);
+    size_t n = 0;
+    size_t p = start;
+    while (p < end) {
+        unsigned char c = (unsigned char)j->text[p];
+        if (c < 0x20) {
+            j->pos = p;
+            free(buf);
+            return ld_jp_fail(j, LD_E_INPUT, "control character 0x%02x inside a string", c);
+        }
+        if (c >= 0x80) {
+            size_t k = utf8_seq_len((const unsigned char *)j->text + p, end - p);
+            if (k == 0) {
+                j->pos = p;
+                free(buf);
+                return ld_jp_fail(j, LD_E_INPUT, "invalid UTF-8 (byte 0x%02x) inside a string", c);
+            }
+            memcpy(buf + n, j->text + p, k);
+            n += k;
+            p += k;
+            continue;
+        }
+        if (c != '\\') {
+            buf[n++] = (char)c;
+            p++;
+            continue;
+        }
+        char e = j->text[p + 1];
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (e != '\0' && simple && e != 'u') {
+            static const char decoded[] = "\"\\/\b\f\n\r\t";
+            buf[n++] = decoded[simple - "\"\\/bfnrt"];
+            p += 2;
+            continue;
+        }
+        uint32_t cp;
+        if (e != 'u' || !read_hex4(j, p + 2, &cp)) {
+            j->pos = p;
+            free(buf);
+            return ld_jp_fail(j, LD_E_INPUT, "invalid escape sequence in a string");
+        }
+        size_t used = 6;
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            uint32_t lo;
+            if (p + 12 > end || j->text[p + 6] != '\\' || j->text[p + 7] != 'u' ||
+                !read_hex4(j, p + 8, &lo) || lo < 0xdc00 || lo > 0xdfff) {
+                j->pos = p;
+                free(buf);
+                return ld_jp_fail(j, LD_E_INPUT, "unpaired UTF-16 surrogate \\u%04x", cp);
+            }
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            used = 12;
+        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+            j->pos = p;
+            free(buf);
+            return ld_jp_fail(j, LD_E_INPUT, "unpaired UTF-16 surrogate \\u%04x", cp);
+        } else if (cp == 0) {
+            j->pos = p;
+            free(buf);
+            return ld_jp_fail(j, LD_E_INPUT, "a string contains \\u0000 (a NUL character)");
+        }
+        n += utf8_encode(cp, buf + n);
+        p += used;
+    }
+    buf[n] = '\0';
+    j->pos = end + 1;
+    *out = buf;
+    if (out_len) *out_len = n;
+    return LD_OK;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+ld_status ld_jp_number(ld_jp *j, ld_jp_num *out)
+{
+    ld_status st = expect_kind(j, LD_JP_NUMBER);
+    if (st != LD_OK) return st;
+    const char *t = j->text;
+    size_t p = j->pos, start = p;
+    bool is_int = true;
+    if (t[p] == '-') p++;
+    if (p >= j->len || !is_digit(t[p])) {
+        j->pos = p;
+        return ld_jp_fail(j, LD_E_INPUT, "malformed number: a digit must follow '-'");
+    }
+    if (t[p] == '0') {
+        p++;
+    } else {
+        while (p < j->len && is_digit(t[p]))
+            p++;
+    }
+    if (p < j->len && t[p] == '.') {
+        is_int = false;
+        p++;
+        if (p >= j->len || !is_digit(t[p])) {
+            j->pos = p;
+            return ld_jp_fail(j, LD_E_INPUT, "malformed number: a digit must follow '.'");
+        }
+        while (p < j->len && is_digit(t[p]))
+            p++;
+    }
+    if (p < j->len && (t[p] == 'e' || t[p] == 'E')) {
+        is_int = false;
+        p++;
+        if (p < j->len && (t[p] == '+' || t[p] == '-')) p++;
+        if (p >= j->len || !is_digit(t[p])) {
+            j->pos = p;
+            return ld_jp_fail(j, LD_E_INPUT, "malformed number: the exponent has no digits");
+        }
+        while (p < j->len && is_digit(t[p]))
+            p++;
+    }
+    out->tok = t + start;
+    out->len = p - start;
+    out->is_int = is_int;
+    j->pos = p;
+    return LD_OK;
+}
+
+static ld_status literal(ld_jp *j, const char *word)
+{
+    size_t n = strlen(word);
+    if (j->len - j->pos < n || memcmp(j->text + j->pos, word, n) != 0)
+        return ld_jp_fail(j, LD_E_INPUT, "malformed literal (expected '%s')", word);
+    j->pos += n;
+    return LD_OK;
+}
+
+ld_status ld_jp_bool(ld_jp *j, bool *out)
+{
+    ld_jp_kind k = ld_jp_peek(j);
+    if (k != LD_JP_TRUE && k != LD_JP_FALSE) return expect_kind(j, LD_JP_TRUE);
+    *out = k == LD_JP_TRUE;
+    return literal(j, *out ? "true" : "false");
+}
+
+ld_status ld_jp_null(ld_jp *j)
+{
+    ld_status st = expect_kind(j, LD_JP_NULL);
+    return st != LD_OK ? st : literal(j, "null");
+}
+
+static void free_keys(char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+ld_status ld_jp_skip(ld_jp *j)
+{
+    ld_jp_kind k = ld_jp_peek(j);
+    ld_status st;
+    size_t count = 0;
+    bool more = true;
+    switch (k) {
+    case LD_JP_OBJECT: {
+        /* Keys are kept until the object closes, to refuse duplicates at any depth. */
+        char **keys = NULL;
+        size_t nkeys = 0, cap = 0;
+        st = ld_jp_object_begin(j);
+        while (st == LD_OK) {
+            char *key;
+            st = ld_jp_object_next(j, &count, &more, &key);
+            if (st != LD_OK || !more) break;
+            if (nkeys == cap) {
+                size_t ncap = cap ? cap * 2 : 8;
+                char **nk = realloc(keys, ncap * sizeof *nk);
+                if (!nk) {
+                    free(key);
+                    st = ld_jp_fail(j, LD_E_NOMEM, "cannot allocate %zu keys", ncap);
+                    break;
+                }
+                keys = nk;
+                cap = ncap;
+            }
+            keys[nkeys++] = key;
+            st = ld_jp_skip(j);
+        }
+        if (st == LD_OK) {
+            const char *dup = ld_jp_first_duplicate(keys, nkeys);
+            if (dup) st = ld_jp_fail(j, LD_E_INPUT, "duplicate key \"%.200s\" in an object", dup);
+        }
+        free_keys(keys, nkeys);
+        return st;
+    }
+    case LD_JP_ARRAY:
+        st = ld_jp_array_begin(j);
+        while (st == LD_OK) {
+            st = ld_jp_array_next(j, &count, &more);
+            if (st != LD_OK || !more) break;
+            st = ld_jp_skip(j);
+        }
+        return st;
+    case LD_JP_STRING: {
+        char *s;
+        st = ld_jp_string(j, &s, NULL);
+        free(s);
+        return st;
+    }
+    case LD_JP_NUMBER: {
+        ld_jp_num n;
+        return ld_jp_number(j, &n);
+    }
+    case LD_JP_TRUE:
+    case LD_JP_FALSE: {
+        bool b;
+        return ld_jp_bool(j, &b);
+    }
+    case LD_JP_NULL:
+        return ld_jp_null(j);
+    case LD_JP_BAD:
+        break;
+    }
+    char here[32];
+    return ld_jp_fail(j, LD_E_INPUT, "expected a JSON value, found %s",
+                      describe_here(j, here, sizeof here));
+}
+
+ld_status ld_jp_end(ld_jp *j, bool spaces_only)
+{
+    if (spaces_only) {
+        while (j->pos < j->len && j->text[j->pos] == ' ')
+            j->pos++;
+    } else {
+        skip_ws(j);
+    }
+    if (j->pos < j->len) {
+        char here[32];
+        return ld_jp_fail(j, LD_E_INPUT, "unexpected %s after the end of the JSON value%s",
+                          describe_here(j, here, sizeof here),
+                          spaces_only ? " (only space padding may follow)" : "");
+    }
+    return LD_OK;
+}
+
+bool ld_jp_num_u64(const ld_jp_num *n, uint64_t *out)
+{
+    if (!n->is_int || n->len == 0 || n->tok[0] == '-') return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n->len; i++) {
+        uint64_t d = (uint64_t)(n->tok[i] - '0');
+        if (!ld_mul_u64(v, 10, &v) || !ld_add_u64(v, d, &v)) return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool ld_jp_num_i64(const ld_jp_num *n, int64_t *out)
+{
+    char buf[32];
+    if (!n->is_int || n->len >= sizeof buf) return false;
+    memcpy(buf, n->tok, n->len);
+    buf[n->len] = '\0';
+    return ld_parse_i64(buf, INT64_MIN, INT64_MAX, out);
+}
+
+bool ld_jp_num_double(const ld_jp_num *n, double *out)
+{
+    char buf[512];
+    if (n->len >= sizeof buf) return false;
+    memcpy(buf, n->tok, n->len);
+    buf[n->len] = '\0';
+    return ld_parse_double(buf, out);
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+const char *ld_jp_first_duplicate(char **keys, size_t n)
+{
+    if (n < 2) return NULL;
+    qsort(keys, n, sizeof *keys, cmp_str_ptr);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) return keys[i];
+    return NULL;
+}
+
+const char *ld_jp_printable(const char *s, char *buf, size_t size)
+{
+    if (size == 0) return "";
+    size_t n = 0, len = strlen(s);
+    bool cut = len >= size;
+    size_t keep = cut ? (size > 4 ? size - 4 : 0) : len;
+    while (cut && keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
+        keep--; /* do not split a UTF-8 sequence */
+    for (; n < keep; n++) {
+        unsigned char c = (unsigned char)s[n];
+        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (cut && size > 4) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static bool jbuf_reserve(ld_jbuf *b, size_t extra)
+{
+    if (b->failed) return false;
+    size_t need;
+    if (!ld_add_size(b->len, extra, &need) || !ld_add_size(need, 1, &need)) {
+        b->failed = true;
+        return false;
+    }
+    if (need <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (!ld_mul_size(cap, 2, &cap)) {
+            b->failed = true;
+            return false;
+        }
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->failed = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void ld_jbuf_printf(ld_jbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    if (!jbuf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void ld_jbuf_string(ld_jbuf *b, const char *s)
+{
+    ld_jbuf_printf(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            ld_jbuf_printf(b, "\\\"");
+            break;
+        case '\\':
+            ld_jbuf_printf(b, "\\\\");
+            break;
+        case '\n':
+            ld_jbuf_printf(b, "\\n");
+            break;
+        case '\r':
+            ld_jbuf_printf(b, "\\r");
+            break;
+        case '\t':
+            ld_jbuf_printf(b, "\\t");
+            break;
+        default:
+            if (*p < 0x20)
+                ld_jbuf_printf(b, "\\u%04x", *p);
+            else
+                ld_jbuf_printf(b, "%c", *p);
+        }
+    }
+    ld_jbuf_printf(b, "\"");
+}
+
+void ld_jbuf_double(ld_jbuf *b, double v)
+{
+    /* Shortest "%.Ne" that reads back as v, then laid out the way Python's repr() does:
+     * positional for decimal exponents -4..15, scientific (two-digit exponent at least) else. */
+    char sci[40];
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(sci, sizeof sci, "%.*e", prec, v);
+        if (strtod(sci, NULL) == v) break;
+    }
+    const char *p = sci;
+    bool neg = *p == '-';
+    if (neg) p++;
+    char digits[24];
+    size_t nd = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.' && nd < sizeof digits - 1) digits[nd++] = *p;
+    digits[nd] = '\0';
+    int exp10 = *p == 'e' ? atoi(p + 1) : 0;
+    if (neg) ld_jbuf_printf(b, "-");
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 < 0) {
+            ld_jbuf_printf(b, "0.");
+            for (int i = 0; i < -exp10 - 1; i++)
+                ld_jbuf_printf(b, "0");
+            ld_jbuf_printf(b, "%s", digits);
+        } else {
+            size_t int_digits = (size_t)exp10 + 1;
+            for (size_t i = 0; i < int_digits; i++)
+                ld_jbuf_printf(b, "%c", i < nd ? digits[i] : '0');
+            ld_jbuf_printf(b, ".%s", nd > int_digits ? digits + int_digits : "0");
+        }
+    } else {
+        ld_jbuf_printf(b, "%c", digits[0]);
+        if (nd > 1) ld_jbuf_printf(b, ".%s", digits + 1);
+        ld_jbuf_printf(b, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    }
+}
+
+char *ld_jbuf_take(ld_jbuf *b)
+{
+    char *p = b->failed ? NULL : b->p;
+    if (!p && !b->failed) {
+        p = malloc(1);
+        if (p) *p = '\0';
+    }
+    if (b->failed) free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->failed = false;
+    return p;
+}
+
+void ld_jbuf_free(ld_jbuf *b)
+{
+    if (!b) return;
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->failed = false;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test_gen_cli.sh — 'layerdiff gen-model' as a user types it: help, option errors (exit 2, one
+# line), a generated checkpoint that reopens, byte-identical repeats, refusal to overwrite
+# without --force. Needs LD_BIN (set by ctest).
+set -u
+bin=${LD_BIN:?LD_BIN is not set}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-gen-cli-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+check() { # check NAME WANT_RC WANT_TEXT CMD... : runs CMD, compares exit code and output
+    local name=$1 want_rc=$2 want_text=$3
+    shift 3
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" != "$want_rc" ] || ! grep -qF -- "$want_text" <<<"$out"; then
+        echo "FAIL $name: exit $rc (want $want_rc), output:"
+        echo "$out" | sed 's/^/    /'
+        echo "    (wanted to see: $want_text)"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: $(head -n 1 <<<"$out")"
+    fi
+}
+
+check help 0 "--shards N" "$bin" gen-model --help
+check help-presets 0 "qwen3-0.6b" "$bin" gen-model --help
+check missing-dir 2 "layerdiff gen-model: missing DIR" "$bin" gen-model
+check unknown-option 2 "unknown option '--bogus'" "$bin" gen-model "$tmp/x" --bogus
+check missing-value 2 "needs a value" "$bin" gen-model "$tmp/x" --preset
+check bad-preset 2 "unknown preset 'huge' (presets: tiny, small, qwen3-0.6b)" "$bin" gen-model "$tmp/x" --preset huge
+check bad-dtype 2 "--dtype 'f64': use bf16, f16 or f32" "$bin" gen-model "$tmp/x" --dtype f64
+check bad-seed 2 "--seed '-1': not an integer" "$bin" gen-model "$tmp/x" --seed -1
+check bad-shards 2 "--shards 'two': not an integer in [1, 99999]" "$bin" gen-model "$tmp/x" --shards two
+check too-many-shards 2 "--shards 99: must be 1 to 46 for preset tiny" "$bin" gen-model "$tmp/x" --shards 99
+check tied-untied 2 "--tied and --untied exclude each other" "$bin" gen-model "$tmp/x" --tied --untied
+check two-dirs 2 "unexpected argument" "$bin" gen-model "$tmp/x" "$tmp/y"
+
+check gen-a 0 "preset small, f16, untied, seed 5, 2 files" "$bin" gen-model "$tmp/a" --preset small --dtype f16 --untied --seed 5 --shards 2
+check gen-b 0 "fingerprint" "$bin" gen-model "$tmp/b" --preset small --dtype f16 --untied --seed 5 --shards 2
+if ! diff -r "$tmp/a" "$tmp/b" >/dev/null; then
+    echo "FAIL identical: two runs with the same arguments differ"
+    fails=$((fails + 1))
+else
+    echo "ok   identical: two runs with the same arguments wrote the same bytes"
+fi
+check no-overwrite 2 "already holds a checkpoint" "$bin" gen-model "$tmp/a"
+check force 0 "preset tiny, bf16, tied, seed 0, 1 file" "$bin" gen-model "$tmp/a" --force
+if ls "$tmp/a" | grep -q "of-00002"; then
+    echo "FAIL force: old shards left behind: $(ls "$tmp/a")"
+    fails=$((fails + 1))
+fi
+echo "$fails failure(s)"
+[ "$fails" = 0 ]
