@@ -79,7 +79,8 @@ typedef struct ld_sink_config {
     const char *steps;    /* "0", "1-3"; NULL or "" = every step */
 } ld_sink_config;
 
-/* Fills defaults: stats payload, shuffle+zlib+base64 encoding at level 1, no filters. */
+/* Fills defaults: stats payload, base64 encoding (the fastest: f32 activations barely compress;
+ * see docs/probes.md for the measurements), zlib level 1 for the zlib encodings, no filters. */
 void ld_sink_config_init(ld_sink_config *cfg);
 /* Overrides fields from LAYERDIFF_PROBE_TAGS, LAYERDIFF_PROBE_LAYERS, LAYERDIFF_PROBE_STEPS,
  * LAYERDIFF_PROBE_PAYLOAD ("stats" | "full") and LAYERDIFF_PROBE_ENCODING. String fields then
@@ -216,6 +217,10 @@ typedef struct ld_reader ld_reader;
  * opt may be NULL for defaults. */
 ld_status ld_reader_open(ld_reader **out, const char *path, const ld_reader_options *opt,
                          ld_error *err);
+/* Reads records from a memory buffer of plain (not gzip) JSON lines, which must outlive the
+ * reader; name is used in messages in place of a path. For tests, fuzzing and embedding. */
+ld_status ld_reader_open_mem(ld_reader **out, const char *name, const void *data, size_t len,
+                             const ld_reader_options *opt, ld_error *err);
 const ld_header_info *ld_reader_header(const ld_reader *r);
 
 /* Reads the next record. On a probe: LD_OK and *probe set. On the end record: LD_OK and *probe

@@ -1,0 +1,444 @@
+/* codec.c — base64, byte shuffle, block-parallel zlib and crc32 for probe payloads (codec.h).
+ * Parallel loops split work into fixed LD_CODEC_BLOCK-sized pieces and join them in order, so the
+ * bytes produced never depend on the number of threads. Not a general compression library. */
+#include "codec.h"
+
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the probe library stores little-endian bytes and assumes a little-endian host"
+#endif
+
+/* Below this many bytes a buffer is processed on the calling thread: starting a team costs more
+ * than it saves. */
+#define PARALLEL_MIN ((size_t)4 << 20)
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* enc_pair[v] holds the two characters for the 12-bit value v, in memory order. dec[k][c] holds
+ * the 6-bit value of character c shifted into place for position k of a quad, or BAD. */
+#define BAD 0xff000000u
+static uint16_t enc_pair[4096];
+static uint32_t dec[4][256];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void build_tables(void)
+{
+    for (unsigned v = 0; v < 4096; v++) {
+        unsigned char two[2] = {(unsigned char)b64_alphabet[v >> 6],
+                                (unsigned char)b64_alphabet[v & 63]};
+        memcpy(&enc_pair[v], two, 2);
+    }
+    for (int k = 0; k < 4; k++)
+        for (int c = 0; c < 256; c++)
+            dec[k][c] = BAD;
+    for (uint32_t i = 0; i < 64; i++) {
+        unsigned char c = (unsigned char)b64_alphabet[i];
+        for (int k = 0; k < 4; k++)
+            dec[k][c] = i << (6 * (3 - k));
+    }
+}
+
+size_t ld_b64_encoded_len(size_t n) { return (n / 3 + (n % 3 != 0)) * 4; }
+
+/* Encodes whole 3-byte groups of in[0..n) (n a multiple of 3) into out. */
+static void b64_encode_groups(const unsigned char *in, size_t n, char *out)
+{
+    size_t i = 0;
+    /* 6 input bytes -> 8 characters per step, reading 8 bytes (2 beyond the group). */
+    for (; i + 8 <= n; i += 6, out += 8) {
+        uint64_t x;
+        memcpy(&x, in + i, 8);
+        x = __builtin_bswap64(x); /* first byte on top */
+        uint16_t c[4] = {enc_pair[(x >> 52) & 0xfff], enc_pair[(x >> 40) & 0xfff],
+                         enc_pair[(x >> 28) & 0xfff], enc_pair[(x >> 16) & 0xfff]};
+        memcpy(out, c, 8);
+    }
+    for (; i + 3 <= n; i += 3, out += 4) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        uint16_t c[2] = {enc_pair[v >> 12], enc_pair[v & 0xfff]};
+        memcpy(out, c, 4);
+    }
+}
+
+void ld_b64_encode(const unsigned char *in, size_t n, char *out)
+{
+    pthread_once(&tables_once, build_tables);
+    size_t whole = n / 3 * 3;
+    const size_t chunk = LD_CODEC_BLOCK / 3 * 3; /* input bytes per work item */
+    size_t nchunks = (whole + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (whole >= PARALLEL_MIN)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t off = c * chunk, len = LD_MIN(chunk, whole - off);
+        b64_encode_groups(in + off, len, out + off / 3 * 4);
+    }
+    out += whole / 3 * 4;
+    size_t rest = n - whole;
+    if (rest) {
+        uint32_t v = (uint32_t)in[whole] << 16 | (rest == 2 ? (uint32_t)in[whole + 1] << 8 : 0);
+        out[0] = b64_alphabet[v >> 18];
+        out[1] = b64_alphabet[(v >> 12) & 63];
+        out[2] = rest == 2 ? b64_alphabet[(v >> 6) & 63] : '=';
+        out[3] = '=';
+    }
+}
+
+/* Decodes full quads without padding; false when a character is outside the alphabet. */
+static bool b64_decode_quads(const unsigned char *in, size_t nq, unsigned char *out)
+{
+    uint32_t bad = 0;
+    for (size_t q = 0; q < nq; q++, in += 4, out += 3) {
+        uint32_t v = dec[0][in[0]] | dec[1][in[1]] | dec[2][in[2]] | dec[3][in[3]];
+        bad |= v;
+        out[0] = (unsigned char)(v >> 16);
+        out[1] = (unsigned char)(v >> 8);
+        out[2] = (unsigned char)v;
+    }
+    return (bad & BAD) == 0;
+}
+
+bool ld_b64_decode(const char *in_chars, size_t len, unsigned char *out, size_t *out_len,
+                   size_t *bad, const char **why)
+{
+    pthread_once(&tables_once, build_tables);
+    const unsigned char *in = (const unsigned char *)in_chars;
+    *out_len = 0;
+    if (len % 4 != 0) {
+        *bad = len;
+        *why = "length is not a multiple of 4";
+        return false;
+    }
+    if (len == 0)
+        return true;
+    size_t pad = in[len - 1] == '=' ? (in[len - 2] == '=' ? 2 : 1) : 0;
+    size_t full = len / 4 - (pad ? 1 : 0); /* quads without padding */
+    const size_t chunk = LD_CODEC_BLOCK / 4;    /* quads per work item */
+    size_t nchunks = (full + chunk - 1) / chunk;
+    int any_bad = 0;
+#pragma omp parallel for schedule(static) if (len >= PARALLEL_MIN) reduction(| : any_bad)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t q0 = c * chunk, nq = LD_MIN(chunk, full - q0);
+        if (!b64_decode_quads(in + q0 * 4, nq, out + q0 * 3))
+            any_bad |= 1;
+    }
+    if (any_bad) { /* find the first offending character, serially */
+        for (size_t i = 0; i < full * 4; i++)
+            if (dec[0][in[i]] == BAD) {
+                *bad = i;
+                *why = in[i] == '=' ? "'=' padding before the end" : "character outside the alphabet";
+                return false;
+            }
+    }
+    size_t n = full * 3;
+    if (pad) {
+        const unsigned char *t = in + full * 4;
+        for (size_t k = 0; k < 4 - pad; k++)
+            if (dec[0][t[k]] == BAD) {
+                *bad = full * 4 + k;
+                *why = t[k] == '=' ? "'=' padding before the end" : "character outside the alphabet";
+                return false;
+            }
+        uint32_t v = dec[0][t[0]] | dec[1][t[1]] | (pad == 1 ? dec[2][t[2]] : 0);
+        uint32_t unused = pad == 1 ? (v & 0xff) : (v & 0xffff);
+        if (unused) {
+            *bad = len - pad - 1;
+            *why = "nonzero bits in the last character before the padding";
+            return false;
+        }
+        out[n++] = (unsigned char)(v >> 16);
+        if (pad == 1)
+            out[n++] = (unsigned char)(v >> 8);
+    }
+    *out_len = n;
+    return true;
+}
+
+void ld_shuffle(const unsigned char *in, size_t n_elem, size_t elem_size, unsigned char *out)
+{
+    for (size_t p = 0; p < elem_size; p++) {
+        unsigned char *plane = out + p * n_elem;
+        const unsigned char *src = in + p;
+        for (size_t i = 0; i < n_elem; i++)
+            plane[i] = src[i * elem_size];
+    }
+}
+
+void ld_unshuffle(const unsigned char *in, size_t n_elem, size_t elem_size, unsigned char *out)
+{
+    size_t nchunks = (n_elem + LD_CODEC_BLOCK - 1) / LD_CODEC_BLOCK;
+#pragma omp parallel for schedule(static) if (n_elem * elem_size >= PARALLEL_MIN)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t i0 = c * LD_CODEC_BLOCK, i1 = LD_MIN(i0 + LD_CODEC_BLOCK, n_elem);
+        for (size_t p = 0; p < elem_size; p++) {
+            const unsigned char *plane = in + p * n_elem;
+            for (size_t i = i0; i < i1; i++)
+                out[i * elem_size + p] = plane[i];
+        }
+    }
+}
+
+/* Copies bytes [off, off+len) of the shuffled form of in (n_elem elements) into dst. */
+static void shuffled_slice(const unsigned char *in, size_t n_elem, size_t elem_size, size_t off,
+                           size_t len, unsigned char *dst)
+{
+    size_t s = off, end = off + len;
+    while (s < end) {
+        size_t p = s / n_elem, i = s % n_elem;
+        size_t cnt = LD_MIN(end - s, n_elem - i);
+        const unsigned char *src = in + i * elem_size + p;
+        if (elem_size == 4) {
+            for (size_t j = 0; j < cnt; j++)
+                dst[j] = src[4 * j];
+        } else {
+            for (size_t j = 0; j < cnt; j++)
+                dst[j] = src[j * elem_size];
+        }
+        dst += cnt;
+        s += cnt;
+    }
+}
+
+uint32_t ld_crc32(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    size_t nblocks = (n + LD_CODEC_BLOCK - 1) / LD_CODEC_BLOCK;
+    if (n < PARALLEL_MIN || nblocks < 2) {
+        uLong crc = crc32(0L, Z_NULL, 0);
+        for (size_t b = 0; b < nblocks; b++) {
+            size_t off = b * LD_CODEC_BLOCK;
+            crc = crc32(crc, p + off, (uInt)LD_MIN(LD_CODEC_BLOCK, n - off));
+        }
+        return (uint32_t)crc;
+    }
+    uLong *part = malloc(nblocks * sizeof *part);
+    if (!part) { /* no memory for the partial sums: do it serially */
+        uLong crc = crc32(0L, Z_NULL, 0);
+        for (size_t b = 0; b < nblocks; b++) {
+            size_t off = b * LD_CODEC_BLOCK;
+            crc = crc32(crc, p + off, (uInt)LD_MIN(LD_CODEC_BLOCK, n - off));
+        }
+        return (uint32_t)crc;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t off = b * LD_CODEC_BLOCK;
+        part[b] = crc32(0L, p + off, (uInt)LD_MIN(LD_CODEC_BLOCK, n - off));
+    }
+    uLong crc = part[0];
+    for (size_t b = 1; b < nblocks; b++) {
+        size_t len = LD_MIN(LD_CODEC_BLOCK, n - b * LD_CODEC_BLOCK);
+        crc = crc32_combine(crc, part[b], (z_off_t)len);
+    }
+    free(part);
+    return (uint32_t)crc;
+}
+
+/* Whether a block is noise to an entropy coder: the Shannon entropy of a sample of its bytes
+ * (every 17th: odd, so unshuffled data is sampled at every byte position of its elements) above
+ * 7.8 bits per byte, where Huffman coding saves under 2.5%. Mantissa byte planes of real
+ * activations are like that; sign/exponent planes sit near 3 bits. */
+static bool looks_random(const unsigned char *p, size_t n)
+{
+    size_t stride = n >= 65536 ? 17 : 1;
+    uint32_t count[256] = {0};
+    size_t m = 0;
+    for (size_t i = 0; i < n; i += stride, m++)
+        count[p[i]]++;
+    if (m < 256)
+        return false;
+    double sum = 0.0; /* sum of c * log2(c) */
+    for (int c = 0; c < 256; c++)
+        if (count[c] > 1)
+            sum += (double)count[c] * log2((double)count[c]);
+    double bits = log2((double)m) - sum / (double)m;
+    return bits > 7.8;
+}
+
+bool ld_zlib_size_plausible(size_t compressed, size_t expected)
+{
+    size_t limit;
+    if (!ld_mul_size(compressed, 1032, &limit) || !ld_add_size(limit, 64, &limit))
+        return true;
+    return expected <= limit;
+}
+
+ld_status ld_zlib_encode(const unsigned char *in, size_t n, size_t elem_size, int level,
+                         unsigned char **out, size_t *out_len, ld_error *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (level < 1 || level > 9)
+        return ld_error_set(err, LD_E_USAGE, "zlib level %d is outside 1..9", level);
+    bool shuffle = elem_size > 1;
+    size_t n_elem = shuffle ? n / elem_size : n;
+    if (shuffle && n % elem_size != 0)
+        return ld_error_set(err, LD_E_INTERNAL, "shuffle of %zu bytes in %zu-byte elements", n,
+                            elem_size);
+    size_t nblocks = n ? (n + LD_CODEC_BLOCK - 1) / LD_CODEC_BLOCK : 1;
+    size_t slot = (size_t)compressBound((uLong)LD_CODEC_BLOCK) + 64;
+    size_t total;
+    if (!ld_mul_size(nblocks, slot, &total) || !ld_add_size(total, 6, &total))
+        return ld_error_set(err, LD_E_NOMEM, "payload of %zu bytes is too large to compress", n);
+    unsigned char *buf = malloc(total);
+    size_t *clen = calloc(nblocks, sizeof *clen);
+    uLong *adl = calloc(nblocks, sizeof *adl);
+    int failed = 0;
+    if (!buf || !clen || !adl) {
+        free(buf);
+        free(clen);
+        free(adl);
+        return ld_error_set(err, LD_E_NOMEM, "cannot allocate %zu bytes to compress a payload",
+                            total);
+    }
+#pragma omp parallel if (n >= PARALLEL_MIN && nblocks > 1) reduction(| : failed)
+    {
+        /* zs[0] stores, zs[1] compresses; each started on first use and reset per block. */
+        z_stream zs[2];
+        bool ready[2] = {false, false};
+        memset(zs, 0, sizeof zs);
+        unsigned char *tmp = shuffle ? malloc(LD_CODEC_BLOCK) : NULL;
+        if (shuffle && !tmp)
+            failed |= 1;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t b = 0; b < nblocks; b++) {
+            if (shuffle && !tmp)
+                continue;
+            size_t off = b * LD_CODEC_BLOCK, len = n ? LD_MIN(LD_CODEC_BLOCK, n - off) : 0;
+            const unsigned char *src = in + off;
+            if (shuffle) {
+                shuffled_slice(in, n_elem, elem_size, off, len, tmp);
+                src = tmp;
+            }
+            adl[b] = adler32(1L, src, (uInt)len);
+            int k = level == 1 && looks_random(src, len) ? 0 : 1;
+            if (!ready[k]) {
+                int lv = k == 0 ? 0 : level, strategy = level == 1 ? Z_RLE : Z_DEFAULT_STRATEGY;
+                ready[k] = deflateInit2(&zs[k], lv, Z_DEFLATED, -15, 8, strategy) == Z_OK;
+                if (!ready[k]) {
+                    failed |= 1;
+                    continue;
+                }
+            }
+            bool last = b + 1 == nblocks;
+            deflateReset(&zs[k]);
+            zs[k].next_in = (Bytef *)(uintptr_t)src;
+            zs[k].avail_in = (uInt)len;
+            zs[k].next_out = buf + 2 + b * slot;
+            zs[k].avail_out = (uInt)slot;
+            int r = deflate(&zs[k], last ? Z_FINISH : Z_SYNC_FLUSH);
+            bool ok = last ? r == Z_STREAM_END
+                           : (r == Z_OK && zs[k].avail_in == 0 && zs[k].avail_out > 0);
+            if (!ok)
+                failed |= 1;
+            clen[b] = slot - zs[k].avail_out;
+        }
+        for (int k = 0; k < 2; k++)
+            if (ready[k])
+                deflateEnd(&zs[k]);
+        free(tmp);
+    }
+    if (failed) {
+        free(buf);
+        free(clen);
+        free(adl);
+        return ld_error_set(err, LD_E_NOMEM, "zlib could not compress a payload of %zu bytes", n);
+    }
+    /* Header: deflate with a 32 KiB window, FLEVEL from the level, check bits to a multiple of 31. */
+    unsigned flevel = level == 1 ? 0u : level <= 5 ? 1u : level == 6 ? 2u : 3u;
+    unsigned cmf = 0x78, flg = flevel << 6;
+    flg += 31u - (cmf * 256u + flg) % 31u;
+    buf[0] = (unsigned char)cmf;
+    buf[1] = (unsigned char)flg;
+    size_t pos = 2;
+    uLong adler = adl[0];
+    for (size_t b = 0; b < nblocks; b++) {
+        memmove(buf + pos, buf + 2 + b * slot, clen[b]); /* slots only move toward the front */
+        pos += clen[b];
+        if (b > 0) {
+            size_t len = LD_MIN(LD_CODEC_BLOCK, n - b * LD_CODEC_BLOCK);
+            adler = adler32_combine(adler, adl[b], (z_off_t)len);
+        }
+    }
+    for (int k = 3; k >= 0; k--)
+        buf[pos++] = (unsigned char)(adler >> (8 * k));
+    free(clen);
+    free(adl);
+    *out = buf;
+    *out_len = pos;
+    return LD_OK;
+}
+
+ld_status ld_zlib_decode(const unsigned char *in, size_t n, unsigned char *out, size_t expected,
+                         ld_error *err)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit(&zs) != Z_OK)
+        return ld_error_set(err, LD_E_NOMEM, "zlib cannot start inflating");
+    size_t in_done = 0, out_done = 0;
+    ld_status st = LD_OK;
+    for (;;) {
+        /* zlib counts in 32-bit uInt: feed at most 1 GiB at a time in each direction. */
+        size_t in_now = LD_MIN(n - in_done, (size_t)1 << 30);
+        size_t out_now = LD_MIN(expected - out_done, (size_t)1 << 30);
+        unsigned char spare;
+        zs.next_in = (Bytef *)(uintptr_t)(in + in_done);
+        zs.avail_in = (uInt)in_now;
+        /* With the expected output all produced, offer one spare byte: a stream that fills it
+         * would inflate past the expected size. */
+        zs.next_out = out_now ? out + out_done : &spare;
+        zs.avail_out = out_now ? (uInt)out_now : 1;
+        int r = inflate(&zs, Z_NO_FLUSH);
+        in_done += in_now - zs.avail_in;
+        size_t produced = (out_now ? out_now : 1) - zs.avail_out;
+        if (!out_now && produced) {
+            st = ld_error_set(err, LD_E_INPUT, "zlib data inflates past the expected %zu bytes",
+                              expected);
+            break;
+        }
+        out_done += out_now ? produced : 0;
+        if (r == Z_STREAM_END) {
+            if (out_done != expected)
+                st = ld_error_set(err, LD_E_INPUT,
+                                  "zlib data inflates to %zu bytes, expected %zu", out_done,
+                                  expected);
+            else if (in_done != n)
+                st = ld_error_set(err, LD_E_INPUT, "%zu bytes after the end of the zlib stream",
+                                  n - in_done);
+            break;
+        }
+        if (r == Z_NEED_DICT || r == Z_DATA_ERROR) {
+            st = ld_error_set(err, LD_E_INPUT, "corrupt zlib data (%s)",
+                              zs.msg ? zs.msg : "needs a preset dictionary");
+            break;
+        }
+        if (r == Z_MEM_ERROR) {
+            st = ld_error_set(err, LD_E_NOMEM, "zlib ran out of memory inflating");
+            break;
+        }
+        if (r == Z_BUF_ERROR || (r == Z_OK && in_done == n && zs.avail_in == 0 && !produced)) {
+            /* no progress possible: the input ended before the stream did */
+            st = ld_error_set(err, LD_E_INPUT, "zlib stream cut short after %zu of %zu bytes",
+                              out_done, expected);
+            break;
+        }
+        if (r != Z_OK) {
+            st = ld_error_set(err, LD_E_INTERNAL, "zlib inflate failed (%d)", r);
+            break;
+        }
+    }
+    inflateEnd(&zs);
+    return st;
+}

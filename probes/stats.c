@@ -1,0 +1,191 @@
+/* stats.c — tensor statistics of probe records (ld_stats_compute), in one pass over the data.
+ * Sums are taken in double over fixed 8192-element chunks, eight interleaved lanes per chunk,
+ * and the chunk results are joined in order: the result is the same bit for bit whatever the
+ * number of threads or the vector width. Not a general statistics library. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layerdiff/probes.h"
+#include "util.h"
+
+#define CHUNK 8192
+#define LANES 8
+#define PARALLEL_MIN_ELEMS ((size_t)1 << 20)
+
+/* What one chunk contributes. Sums are of (x - shift), (x - shift)^2 and x^2 over finite x. */
+typedef struct partial {
+    double sum, sq, raw;
+    float mn, mx;
+    uint64_t finite, nan, inf;
+} partial;
+
+static double tree8(const double v[LANES])
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* The fast path: every element finite (checked on the side from the exponent bits). Returns false
+ * when some element is not, and the caller takes the careful path for this chunk. */
+static bool chunk_all_finite(const float *x, size_t n, double shift, partial *out)
+{
+    double s[LANES] = {0}, q[LANES] = {0}, r[LANES] = {0};
+    float mn[LANES], mx[LANES];
+    for (int j = 0; j < LANES; j++) {
+        mn[j] = INFINITY;
+        mx[j] = -INFINITY;
+    }
+    uint32_t bad = 0;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int j = 0; j < LANES; j++) {
+            float v = x[i + (size_t)j];
+            uint32_t bits;
+            memcpy(&bits, &v, 4);
+            bad |= (bits & 0x7f800000u) + 0x00800000u; /* bit 31 set iff exponent all ones */
+            double dv = (double)v, d = dv - shift;
+            s[j] += d;
+            q[j] += d * d;
+            r[j] += dv * dv;
+            mn[j] = v < mn[j] ? v : mn[j];
+            mx[j] = v > mx[j] ? v : mx[j];
+        }
+    }
+    for (int j = 0; i < n; i++, j++) {
+        float v = x[i];
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        bad |= (bits & 0x7f800000u) + 0x00800000u;
+        double dv = (double)v, d = dv - shift;
+        s[j] += d;
+        q[j] += d * d;
+        r[j] += dv * dv;
+        mn[j] = v < mn[j] ? v : mn[j];
+        mx[j] = v > mx[j] ? v : mx[j];
+    }
+    if (bad & 0x80000000u)
+        return false;
+    for (int j = 1; j < LANES; j++) {
+        mn[0] = mn[j] < mn[0] ? mn[j] : mn[0];
+        mx[0] = mx[j] > mx[0] ? mx[j] : mx[0];
+    }
+    *out = (partial){tree8(s), tree8(q), tree8(r), mn[0], mx[0], n, 0, 0};
+    return true;
+}
+
+/* The careful path, for chunks holding NaN or infinity: finite values only, counts of the rest. */
+static void chunk_mixed(const float *x, size_t n, double shift, partial *out)
+{
+    double s[LANES] = {0}, q[LANES] = {0}, r[LANES] = {0};
+    float mn = INFINITY, mx = -INFINITY;
+    uint64_t finite = 0, nan = 0, inf = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (isnan(v)) {
+            nan++;
+        } else if (isinf(v)) {
+            inf++;
+        } else {
+            size_t j = i % LANES;
+            double dv = (double)v, d = dv - shift;
+            s[j] += d;
+            q[j] += d * d;
+            r[j] += dv * dv;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            finite++;
+        }
+    }
+    *out = (partial){tree8(s), tree8(q), tree8(r), mn, mx, finite, nan, inf};
+}
+
+/* Widens elements [i0, i0+n) of data to f32 in tmp (or points into data for f32). */
+static const float *chunk_f32(const void *data, ld_dtype dtype, size_t i0, size_t n, float *tmp)
+{
+    if (dtype == LD_F32)
+        return (const float *)data + i0;
+    const unsigned char *b = (const unsigned char *)data + 2 * i0;
+    if (dtype == LD_BF16) {
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, 2);
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(&tmp[i], &u, 4);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, 2);
+            tmp[i] = ld_f16_to_f32(h);
+        }
+    }
+    return tmp;
+}
+
+static void chunk_stats(const void *data, ld_dtype dtype, size_t n, size_t c, double shift,
+                        partial *out)
+{
+    float tmp[CHUNK];
+    size_t i0 = c * CHUNK, len = LD_MIN((size_t)CHUNK, n - i0);
+    const float *x = chunk_f32(data, dtype, i0, len, tmp);
+    if (!chunk_all_finite(x, len, shift, out))
+        chunk_mixed(x, len, shift, out);
+}
+
+static void join(partial *acc, const partial *p)
+{
+    acc->sum += p->sum;
+    acc->sq += p->sq;
+    acc->raw += p->raw;
+    if (p->finite) {
+        acc->mn = acc->finite == 0 || p->mn < acc->mn ? p->mn : acc->mn;
+        acc->mx = acc->finite == 0 || p->mx > acc->mx ? p->mx : acc->mx;
+    }
+    acc->finite += p->finite;
+    acc->nan += p->nan;
+    acc->inf += p->inf;
+}
+
+void ld_stats_compute(const void *data, ld_dtype dtype, size_t n, ld_stats *out)
+{
+    /* Shifting by the first finite value keeps the variance accurate when |mean| >> std. */
+    double shift = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float v = ld_load_f32(data, dtype, i);
+        if (isfinite(v)) {
+            shift = (double)v;
+            break;
+        }
+    }
+    size_t nchunks = (n + CHUNK - 1) / CHUNK;
+    partial acc = {0};
+    partial *parts = n >= PARALLEL_MIN_ELEMS ? malloc(nchunks * sizeof *parts) : NULL;
+    if (parts) {
+#pragma omp parallel for schedule(static)
+        for (size_t c = 0; c < nchunks; c++)
+            chunk_stats(data, dtype, n, c, shift, &parts[c]);
+        for (size_t c = 0; c < nchunks; c++)
+            join(&acc, &parts[c]);
+        free(parts);
+    } else { /* the same chunks, joined in the same order, on this thread */
+        for (size_t c = 0; c < nchunks; c++) {
+            partial p;
+            chunk_stats(data, dtype, n, c, shift, &p);
+            join(&acc, &p);
+        }
+    }
+    out->nan = acc.nan;
+    out->inf = acc.inf;
+    if (acc.finite == 0) {
+        out->min = out->max = out->mean = out->std = out->l2 = out->absmax = NAN;
+        return;
+    }
+    double cnt = (double)acc.finite, dm = acc.sum / cnt;
+    double var = acc.sq / cnt - dm * dm;
+    out->min = (double)acc.mn;
+    out->max = (double)acc.mx;
+    out->mean = shift + dm;
+    out->std = sqrt(var > 0.0 ? var : 0.0);
+    out->l2 = sqrt(acc.raw);
+    out->absmax = fmax(fabs(out->min), fabs(out->max));
+}
