@@ -4,12 +4,14 @@
 #include "model.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "json_pull.h"
 #include "util.h"
@@ -495,25 +497,56 @@ static ld_status bind_tensors(ld_model *m, ld_error *err)
 
 /* ---- fingerprint ---- */
 
-static int cmp_tensor_ptr(const void *a, const void *b)
+
+/* The sample of a tensor's bytes the fingerprint hashes: all of a small tensor; else the first and
+ * last LD_FP_EDGE bytes and LD_FP_WORDS 8-byte words at evenly spaced offsets. The bytes are read
+ * with pread on a descriptor advised for random access, not through the mapping: a page fault on
+ * the mapping would read ahead (and map) up to megabytes around each sample, so a cold open would
+ * read most of the file and show it all as resident. */
+#define LD_FP_EDGE  256
+#define LD_FP_WORDS 16
+
+static bool read_at(int fd, uint64_t off, unsigned char *buf, size_t n)
 {
-    return strcmp((*(const ld_tensor *const *)a)->name, (*(const ld_tensor *const *)b)->name);
+    while (n > 0) {
+        ssize_t r = pread(fd, buf, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        buf += r;
+        off += (uint64_t)r;
+        n -= (size_t)r;
+    }
+    return true;
 }
 
-/* Hashes a deterministic sample of a tensor's bytes: all of a small tensor; else the first and
- * last LD_FP_EDGE bytes and LD_FP_WORDS 8-byte words at evenly spaced offsets. */
-#define LD_FP_EDGE  256
-#define LD_FP_WORDS 64
-static uint64_t hash_sample(uint64_t h, const unsigned char *p, size_t n)
+static bool hash_sample(int fd, uint64_t start, size_t n, uint64_t *out)
 {
-    if (n <= 2 * LD_FP_EDGE + 8 * LD_FP_WORDS) return ld_fnv1a(h, p, n);
-    h = ld_fnv1a(h, p, LD_FP_EDGE);
-    h = ld_fnv1a(h, p + n - LD_FP_EDGE, LD_FP_EDGE);
+    unsigned char buf[2 * LD_FP_EDGE + 8 * LD_FP_WORDS];
+    uint64_t h = LD_FNV_INIT;
+    if (n <= sizeof buf) {
+        if (!read_at(fd, start, buf, n)) return false;
+        *out = ld_fnv1a(h, buf, n);
+        return true;
+    }
+    if (!read_at(fd, start, buf, LD_FP_EDGE) ||
+        !read_at(fd, start + n - LD_FP_EDGE, buf + LD_FP_EDGE, LD_FP_EDGE))
+        return false;
     for (uint64_t k = 0; k < LD_FP_WORDS; k++) {
         uint64_t off = (uint64_t)(n - 8) * k / (LD_FP_WORDS - 1);
-        h = ld_fnv1a(h, p + off, 8);
+        if (!read_at(fd, start + off, buf + 2 * LD_FP_EDGE + 8 * k, 8)) return false;
     }
-    return h;
+    *out = ld_fnv1a(h, buf, sizeof buf);
+    return true;
+}
+
+typedef struct sampled {
+    const ld_tensor *t;
+    uint64_t hash; /* of its sampled bytes */
+} sampled;
+
+static int cmp_sampled(const void *a, const void *b)
+{
+    return strcmp(((const sampled *)a)->t->name, ((const sampled *)b)->t->name);
 }
 
 static ld_status compute_fingerprint(ld_model *m, const char *config_text, size_t config_len,
@@ -522,28 +555,49 @@ static ld_status compute_fingerprint(ld_model *m, const char *config_text, size_
     size_t total = 0;
     for (size_t f = 0; f < m->n_files; f++)
         total += ld_st_count(m->files[f]);
-    const ld_tensor **all = malloc((total ? total : 1) * sizeof *all);
+    sampled *all = malloc((total ? total : 1) * sizeof *all);
     if (!all) return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", m->dir);
     size_t k = 0;
-    for (size_t f = 0; f < m->n_files; f++)
-        for (size_t i = 0; i < ld_st_count(m->files[f]); i++)
-            all[k++] = ld_st_at(m->files[f], i);
-    if (total > 1) qsort(all, total, sizeof *all, cmp_tensor_ptr);
+    for (size_t f = 0; f < m->n_files; f++) {
+        const char *path = ld_st_path(m->files[f]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            free(all);
+            return ld_error_set(err, LD_E_IO, "%s: cannot reopen: %s", path, strerror(errno));
+        }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+        for (size_t i = 0; i < ld_st_count(m->files[f]); i++) {
+            const ld_tensor *t = ld_st_at(m->files[f], i);
+            all[k].t = t;
+            if (!hash_sample(fd, ld_st_offset(m->files[f], t), t->nbytes, &all[k].hash)) {
+                int e = errno;
+                close(fd);
+                free(all);
+                return ld_error_set(err, LD_E_IO, "%s: cannot read tensor '%s': %s", path, t->name,
+                                    e ? strerror(e) : "file shrank");
+            }
+            k++;
+        }
+        close(fd);
+    }
+    if (total > 1) qsort(all, total, sizeof *all, cmp_sampled);
     /* Sharding does not change the fingerprint: tensors are taken in name order, whatever file
      * holds them. */
     uint64_t h = ld_fnv1a(LD_FNV_INIT, config_text, config_len);
     for (size_t i = 0; i < total; i++) {
-        const ld_tensor *t = all[i];
+        const ld_tensor *t = all[i].t;
         const char *dt = ld_dtype_name(t->dtype);
+        unsigned char le[8];
         h = ld_fnv1a(h, t->name, strlen(t->name) + 1);
         h = ld_fnv1a(h, dt, strlen(dt) + 1);
         for (int d = 0; d < t->ndim; d++) {
-            unsigned char le[8];
             for (int b = 0; b < 8; b++)
                 le[b] = (unsigned char)((uint64_t)t->shape[d] >> (8 * b));
             h = ld_fnv1a(h, le, sizeof le);
         }
-        h = hash_sample(h, t->data, t->nbytes);
+        for (int b = 0; b < 8; b++)
+            le[b] = (unsigned char)(all[i].hash >> (8 * b));
+        h = ld_fnv1a(h, le, sizeof le);
     }
     free(all);
     snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);

@@ -40,7 +40,8 @@ typedef struct ld_model {
 /* Opens DIR/config.json and DIR/model.safetensors or DIR/model.safetensors.index.json. Missing or
  * unexpected tensors are listed by name in the error. The fingerprint hashes config.json's bytes
  * and, for every tensor in name order, its name, dtype, shape and a sample of its bytes (all of a
- * tensor up to 1 KiB; else the first and last 256 bytes and 64 evenly spaced 8-byte words): it
+ * tensor up to 640 bytes; else the first and last 256 bytes and 16 evenly spaced 8-byte words, read
+ * with pread so that sampling neither maps nor reads ahead the rest of the file): it
  * tells checkpoints apart without reading 1.2 GB, but two checkpoints differing only in unsampled
  * bytes share it. It does not depend on how the checkpoint is sharded. */
 ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err);

@@ -502,6 +502,11 @@ size_t ld_st_size(const ld_st_file *f)
     return f->size;
 }
 
+size_t ld_st_offset(const ld_st_file *f, const ld_tensor *t)
+{
+    return (size_t)((const unsigned char *)t->data - f->base);
+}
+
 const ld_tensor *ld_st_find(const ld_st_file *f, const char *name)
 {
     size_t lo = 0, hi = f->n;

@@ -38,6 +38,8 @@ size_t ld_st_count(const ld_st_file *f);
 const ld_tensor *ld_st_at(const ld_st_file *f, size_t i);
 const ld_tensor *ld_st_find(const ld_st_file *f, const char *name);
 const char *ld_st_path(const ld_st_file *f);
+/* Byte offset of t's data from the start of the file (t from this file). */
+size_t ld_st_offset(const ld_st_file *f, const ld_tensor *t);
 size_t ld_st_size(const ld_st_file *f); /* whole file, bytes */
 void ld_st_close(ld_st_file *f);
 
