@@ -141,7 +141,8 @@ static void table(const tty *t, const ld_compare_result *r, bool brief)
             continue;
         }
         if (hidden) {
-            fprintf(t->f, "%s  ... %zu rows not shown%s\n", paint(t, DIM), hidden, paint(t, RESET));
+            fprintf(t->f, "%s  ... %zu row%s not shown%s\n", paint(t, DIM), hidden,
+                    hidden == 1 ? "" : "s", paint(t, RESET));
             hidden = 0;
         }
         const char *color = "";
@@ -166,7 +167,8 @@ static void table(const tty *t, const ld_compare_result *r, bool brief)
         fputc('\n', t->f);
     }
     if (hidden)
-        fprintf(t->f, "%s  ... %zu rows not shown%s\n", paint(t, DIM), hidden, paint(t, RESET));
+        fprintf(t->f, "%s  ... %zu row%s not shown%s\n", paint(t, DIM), hidden,
+                    hidden == 1 ? "" : "s", paint(t, RESET));
     free(keep);
 }
 

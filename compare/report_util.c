@@ -195,7 +195,8 @@ char *ld_cmp_fail_words(const ld_row *row, char *buf, size_t size)
     if (row->fail_mask & LD_FAIL_REL_L2)
         ADD("rel_l2 %s > %s", ld_cmp_fmt(m->rel_l2, a, sizeof a), ld_cmp_fmt(t->rel_l2, b, sizeof b));
     if (row->fail_mask & LD_FAIL_COSINE)
-        ADD("cosine %.6f < %.6f", m->cosine, t->cosine);
+        ADD("1-cos %s > %s", ld_cmp_fmt(1.0 - m->cosine, a, sizeof a),
+            ld_cmp_fmt(1.0 - t->cosine, b, sizeof b));
     if (row->fail_mask & LD_FAIL_OUTSIDE)
         ADD("%s of elements outside atol+rtol*|r| > %s", ld_cmp_fmt(m->frac_outside, a, sizeof a),
             ld_cmp_fmt(t->outside, b, sizeof b));

@@ -1,14 +1,219 @@
-/* cmd_compare.c — 'layerdiff compare': not built yet; fails loudly (exit 2) rather than doing nothing. */
+/* cmd_compare.c — 'layerdiff compare REF CAND': parses options, runs the comparator (compare/),
+ * prints the terminal report, writes the requested report files and picks the exit code. The
+ * comparison itself lives in compare/; this file only talks to the user. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "compare.h"
+#include "util.h"
+
+#define MAX_ALLOW 256
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"usage: layerdiff compare REF.jsonl CAND.jsonl [options]\n"
+"\n"
+"Aligns two probe streams by key (step, layer, tag), measures every pair (relative L2 error,\n"
+"cosine, max abs/rel error, SNR, ULPs, NaN/Inf counts) and reports the first divergence: the\n"
+"earliest probe, in the reference's order, that fails its tolerance, with its inputs' errors so\n"
+"you can tell whether that op made the error or inherited it. Streams may be gzip-compressed.\n"
+"\n"
+"options:\n"
+"  --policy P.json         tolerance overrides per tag glob, dtype, layers and steps\n"
+"                          (schemas/policy.schema.json); the built-in defaults, chosen by the\n"
+"                          candidate probe's dtype (f32, bf16, f16), apply to everything else\n"
+"  --map M.json            rename foreign tags to ours in both streams, e.g.\n"
+"                          layer_3_attn_q_proj_raw -> layer 3, q_proj (schemas/map.schema.json)\n"
+"  --json R.json           write the full result as JSON (schemas/report.schema.json)\n"
+"  --md R.md               write a short Markdown summary, for a pull-request comment\n"
+"  --html R.html           write one self-contained HTML file: summary, charts of error per\n"
+"                          layer, heat map of the first divergence, every probe\n"
+"  --junit R.xml           write JUnit XML: one test case per probe\n"
+"  --brief                 terminal table with only failing probes and their context\n"
+"  --quiet                 no terminal report (files and exit code only)\n"
+"  --allow-missing GLOB    keys allowed to be missing on either side or to differ in shape;\n"
+"                          repeat it or give a comma list. A glob with a '.' matches the key\n"
+"                          ('S*.L27.*', 'S0.logits'), one without matches the tag ('logits',\n"
+"                          'q_*'); 'end' allows a missing or failed end record (a stream cut\n"
+"                          short); '*' allows everything. An empty stream is never allowed.\n"
+"  --allow-input-mismatch  compare even when the prompts, model configs or decoded tokens differ\n"
+"                          (stated in every report)\n"
+"  --fail-on LIST          what makes the exit code non-zero, comma-separated: divergence,\n"
+"                          incomplete, argmax, fingerprint, faults, nodata, all, none\n"
+"                          (default: divergence,incomplete)\n"
+"  --topk K                logits top-k agreement (1-64, default 5)\n"
+"  --color WHEN            auto (default: when stdout is a terminal and NO_COLOR is unset),\n"
+"                          always, never\n"
+"  -h, --help              this text\n"
+"\n"
+"exit codes:\n"
+"  0  nothing that --fail-on names happened\n"
+"  1  divergence: a probe fails its tolerance (or, with --fail-on argmax, an argmax differs)\n"
+"  2  bad usage or input: unreadable or malformed stream, different prompts, model configs or\n"
+"     decoded tokens (unless --allow-input-mismatch); with --fail-on fingerprint / faults,\n"
+"     different weight fingerprints / fault lists\n"
+"  3  incomplete: keys missing, shapes differing, a stream cut short or ended in error, unless\n"
+"     --allow-missing covers it (or --fail-on leaves out incomplete); with --fail-on nodata,\n"
+"     probes compared by stats only. An empty or header-only stream is always 3.\n"
+"  When several apply, 2 wins over 1, and 1 over 3: a divergence found in what was compared\n"
+"  is a definite failure, while missing keys only make the answer partial.\n");
+}
 
 int ld_cmd_compare(int argc, char **argv)
 {
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: layerdiff compare ...\n\n'layerdiff compare' is not built yet.\n");
-        return LD_EXIT_OK;
+    /* Single-character values (with their short forms in shortopts) let ld_cli_getopt tell a
+     * missing value from an unknown option. */
+    static const char shortopts[] = "P:M:j:d:H:J:bqa:AF:k:c:h";
+    static const struct option longopts[] = {
+        {"policy", required_argument, NULL, 'P'},
+        {"map", required_argument, NULL, 'M'},
+        {"json", required_argument, NULL, 'j'},
+        {"md", required_argument, NULL, 'd'},
+        {"html", required_argument, NULL, 'H'},
+        {"junit", required_argument, NULL, 'J'},
+        {"brief", no_argument, NULL, 'b'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"allow-missing", required_argument, NULL, 'a'},
+        {"allow-input-mismatch", no_argument, NULL, 'A'},
+        {"fail-on", required_argument, NULL, 'F'},
+        {"topk", required_argument, NULL, 'k'},
+        {"color", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *policy_path = NULL, *map_path = NULL;
+    const char *out_json = NULL, *out_md = NULL, *out_html = NULL, *out_junit = NULL;
+    const char *color = "auto";
+    bool brief = false, quiet = false;
+    ld_compare_options opt;
+    ld_compare_options_init(&opt);
+    char *allow_buf[MAX_ALLOW]; /* strdup'd globs */
+    size_t n_allow = 0;
+    int rc = LD_EXIT_USAGE;
+    ld_policy *policy = NULL;
+    ld_keymap *map = NULL;
+    ld_compare_result *res = NULL;
+    ld_error err;
+    ld_error_clear(&err);
+    int c;
+    optind = 1;
+    while ((c = ld_cli_getopt(argc, argv, shortopts, longopts, "compare")) != -1) {
+        switch (c) {
+        case 'P': policy_path = optarg; break;
+        case 'M': map_path = optarg; break;
+        case 'j': out_json = optarg; break;
+        case 'd': out_md = optarg; break;
+        case 'H': out_html = optarg; break;
+        case 'J': out_junit = optarg; break;
+        case 'b': brief = true; break;
+        case 'q': quiet = true; break;
+        case 'A': opt.allow_input_mismatch = true; break;
+        case 'a': {
+            const char *p = optarg;
+            for (;;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                if (len == 0) {
+                    rc = ld_cli_usage_error("compare", "--allow-missing: empty glob in '%s'", optarg);
+                    goto done;
+                }
+                if (n_allow == MAX_ALLOW) {
+                    rc = ld_cli_usage_error("compare", "--allow-missing: more than %d globs",
+                                            MAX_ALLOW);
+                    goto done;
+                }
+                if (!(allow_buf[n_allow] = strndup(p, len))) {
+                    rc = ld_cli_usage_error("compare", "out of memory");
+                    goto done;
+                }
+                n_allow++;
+                if (!comma)
+                    break;
+                p = comma + 1;
+            }
+            break;
+        }
+        case 'F':
+            if (ld_fail_on_parse(optarg, &opt.fail_on, &err) != LD_OK) {
+                rc = ld_cli_fail("compare", &err);
+                goto done;
+            }
+            break;
+        case 'k':
+            if (!ld_parse_int(optarg, 1, 64, &opt.topk)) {
+                rc = ld_cli_usage_error("compare", "--topk: '%s' is not an integer in [1, 64]",
+                                        optarg);
+                goto done;
+            }
+            break;
+        case 'c':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never")) {
+                rc = ld_cli_usage_error("compare", "--color: '%s' is not auto, always or never",
+                                        optarg);
+                goto done;
+            }
+            color = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = LD_EXIT_OK;
+            goto done;
+        default: rc = LD_EXIT_USAGE; goto done;
+        }
     }
-    return ld_cli_usage_error("compare", "not built yet");
+    if (argc - optind != 2) {
+        rc = ld_cli_usage_error("compare", "expected two streams, REF.jsonl CAND.jsonl (got %d; see "
+                                "'layerdiff compare --help')", argc - optind);
+        goto done;
+    }
+    if (policy_path && ld_policy_load(policy_path, &policy, &err) != LD_OK) {
+        rc = ld_cli_fail("compare", &err);
+        goto done;
+    }
+    if (map_path && ld_keymap_load(map_path, &map, &err) != LD_OK) {
+        rc = ld_cli_fail("compare", &err);
+        goto done;
+    }
+    opt.policy = policy;
+    opt.map = map;
+    opt.allow_missing = (const char *const *)allow_buf;
+    opt.n_allow_missing = n_allow;
+    if (ld_compare_run(argv[optind], argv[optind + 1], &opt, &res, &err) != LD_OK) {
+        rc = ld_cli_fail("compare", &err);
+        goto done;
+    }
+    ld_report_options ro = {brief, false};
+    if (!strcmp(color, "always"))
+        ro.color = true;
+    else if (!strcmp(color, "auto"))
+        ro.color = isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
+    if (!quiet && ld_report_text(stdout, res, &ro, &err) != LD_OK) {
+        rc = ld_cli_fail("compare", &err);
+        goto done;
+    }
+    const struct {
+        const char *path;
+        ld_report_fn fn;
+    } files[] = {{out_json, ld_report_json},
+                 {out_md, ld_report_markdown},
+                 {out_html, ld_report_html},
+                 {out_junit, ld_report_junit}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (files[i].path && ld_report_to_file(files[i].path, files[i].fn, res, &ro, &err) != LD_OK) {
+            rc = ld_cli_fail("compare", &err);
+            goto done;
+        }
+    }
+    rc = ld_compare_exit_code(res, opt.fail_on);
+done:
+    ld_compare_result_destroy(res);
+    ld_policy_destroy(policy);
+    ld_keymap_destroy(map);
+    for (size_t i = 0; i < n_allow; i++)
+        free(allow_buf[i]);
+    return rc;
 }

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# 'layerdiff compare' end to end: the exit code of every constructed scenario (streams.c), the
+# JSON reports validated against schemas/report.schema.json and naming the right first divergence,
+# the example policy and map files against their schemas, bad ones refused both by the schema and
+# by the C parser (message naming the file and field), usage errors, --help and colour.
+# Usage: test_compare_cli.sh GEN_STREAMS   (env: LD_BIN, LD_PYTHON, LD_SRC)
+set -u
+gen=$1
+: "${LD_BIN:?}" "${LD_PYTHON:?}" "${LD_SRC:?}"
+here=$LD_SRC/tests/e2e/compare
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$gen" "$tmp" || { echo "FAIL: cannot write the test streams"; exit 1; }
+fails=0
+R=$tmp/ref.jsonl
+MAP=$here/foreign_map.json
+
+# expect CODE ARGS...: runs 'layerdiff compare ARGS' and checks its exit code.
+expect() {
+  local want=$1
+  shift
+  "$LD_BIN" compare "$@" >"$tmp/out.txt" 2>"$tmp/err.txt"
+  local got=$?
+  if [[ $got != "$want" ]]; then
+    echo "FAIL: compare $* -> exit $got, expected $want"
+    head -c 3000 "$tmp/out.txt" "$tmp/err.txt"
+    fails=$((fails + 1))
+  fi
+}
+# stderr_has TEXT: the last run's stderr contains TEXT.
+stderr_has() {
+  if ! grep -qF -- "$1" "$tmp/err.txt"; then
+    echo "FAIL: stderr lacks '$1':"
+    cat "$tmp/err.txt"
+    fails=$((fails + 1))
+  fi
+}
+stdout_has() {
+  if ! grep -qF -- "$1" "$tmp/out.txt"; then
+    echo "FAIL: stdout lacks '$1'"
+    fails=$((fails + 1))
+  fi
+}
+
+expect 0 "$R" "$tmp/same.jsonl" --json "$tmp/same.json" --md "$tmp/same.md" \
+  --html "$tmp/same.html" --junit "$tmp/same.xml"
+stdout_has "verdict: PASS — exit 0"
+expect 1 "$R" "$tmp/perturbed.jsonl" --json "$tmp/perturbed.json" --md "$tmp/perturbed.md" \
+  --html "$tmp/perturbed.html" --junit "$tmp/perturbed.xml"
+stdout_has "First divergence: layer 1, q_norm, step 0 (S0.L1.q_norm)"
+expect 1 "$R" "$tmp/perturbed.jsonl" --policy "$here/policy_good.json" --json "$tmp/policy.json"
+expect 0 "$R" "$tmp/perturbed.jsonl" --fail-on none
+expect 0 "$R" "$tmp/bf16.jsonl" --json "$tmp/bf16.json"
+expect 1 "$R" "$tmp/bf16_bad.jsonl" --json "$tmp/bf16_bad.json" --brief
+expect 3 "$R" "$tmp/missing.jsonl" --json "$tmp/missing.json" --junit "$tmp/missing.xml"
+expect 0 "$R" "$tmp/missing.jsonl" --allow-missing S0.L1.mlp_act
+expect 0 "$R" "$tmp/missing.jsonl" --allow-missing 'q_norm,mlp_act'
+expect 0 "$R" "$tmp/missing.jsonl" --fail-on divergence
+expect 3 "$R" "$tmp/shape.jsonl" --json "$tmp/shape.json"
+expect 3 "$R" "$tmp/truncated.jsonl" --json "$tmp/truncated.json" --html "$tmp/truncated.html"
+stdout_has "cut short after S0.L1.up_proj"
+expect 0 "$R" "$tmp/truncated.jsonl" --allow-missing '*'
+expect 3 "$R" "$tmp/truncated.jsonl" --allow-missing 'S*'
+expect 2 "$R" "$tmp/tokens.jsonl"
+stderr_has "prompt token 2 is 15 in $R and 16 in $tmp/tokens.jsonl"
+expect 0 "$R" "$tmp/tokens.jsonl" --allow-input-mismatch --json "$tmp/tokens.json"
+expect 2 "$R" "$tmp/decoded.jsonl"
+stderr_has "decode step 2 was fed token 102"
+expect 2 "$R" "$tmp/config.jsonl"
+stderr_has "hidden_size is 64"
+expect 0 "$R" "$tmp/argmax.jsonl" --json "$tmp/argmax.json"
+expect 1 "$R" "$tmp/argmax.jsonl" --fail-on divergence,argmax
+expect 1 "$R" "$tmp/nan.jsonl" --json "$tmp/nan.json"
+expect 0 "$R" "$tmp/fault.jsonl" --json "$tmp/fault.json"
+stdout_has "weight fingerprints differ"
+stdout_has "injected faults differ"
+expect 2 "$R" "$tmp/fault.jsonl" --fail-on fingerprint
+expect 2 "$R" "$tmp/fault.jsonl" --fail-on all
+expect 0 "$R" "$tmp/stats.jsonl" --json "$tmp/stats.json"
+expect 3 "$R" "$tmp/stats.jsonl" --fail-on nodata
+expect 3 "$R" "$tmp/header_only.jsonl" --json "$tmp/header_only.json"
+expect 3 "$R" "$tmp/empty.jsonl" --fail-on none --allow-missing '*' --json "$tmp/empty.json"
+expect 3 "$tmp/empty.jsonl" "$R"
+expect 0 "$R" "$tmp/foreign.jsonl" --map "$MAP" --json "$tmp/foreign.json"
+expect 1 "$R" "$tmp/foreign_bad.jsonl" --map "$MAP" --json "$tmp/foreign_bad.json"
+expect 3 "$R" "$tmp/foreign.jsonl"
+
+# colour: only when asked (stdout is not a terminal here)
+expect 1 "$R" "$tmp/perturbed.jsonl" --color always
+grep -q $'\033\[' "$tmp/out.txt" || { echo "FAIL: --color always wrote no colour"; fails=$((fails + 1)); }
+expect 1 "$R" "$tmp/perturbed.jsonl"
+! grep -q $'\033\[' "$tmp/out.txt" || { echo "FAIL: colour without a terminal"; fails=$((fails + 1)); }
+expect 1 "$R" "$tmp/perturbed.jsonl" --quiet
+[[ ! -s $tmp/out.txt ]] || { echo "FAIL: --quiet printed"; fails=$((fails + 1)); }
+
+# usage and input errors: one line naming what is wrong, exit 2
+expect 2 "$R"
+stderr_has "expected two streams"
+expect 2 "$R" "$tmp/same.jsonl" --bogus
+stderr_has "unknown option '--bogus'"
+expect 2 "$R" "$tmp/same.jsonl" --json
+stderr_has "needs a value"
+expect 2 "$R" "$tmp/same.jsonl" --fail-on bogus
+stderr_has "'bogus'"
+expect 2 "$R" "$tmp/same.jsonl" --color sometimes
+expect 2 "$R" "$tmp/same.jsonl" --topk 0
+expect 2 "$R" "$tmp/nonexistent.jsonl"
+stderr_has "$tmp/nonexistent.jsonl"
+expect 2 "$R" "$tmp/same.jsonl" --json "$tmp/no/such/dir/r.json"
+stderr_has "$tmp/no/such/dir/r.json"
+printf 'not json\n' >"$tmp/garbage.jsonl"
+expect 2 "$R" "$tmp/garbage.jsonl"
+stderr_has "$tmp/garbage.jsonl"
+
+# bad policy and map files: refused by the C parser, naming file and field ...
+printf '{"version": 1, "rules": [{"tags": "q_*", "cosin": 0.9}]}' >"$tmp/bad_field.json"
+printf '{"version": 1, "rules": [{"tags": "*", "rel_l2": 1}, {"tags": "*", "cosine": 2}]}' \
+  >"$tmp/bad_range.json"
+printf '{"version": 1, "rules": [{"rel_l2": 0.1}]}' >"$tmp/bad_tags.json"
+printf '{"version": 1, "rules": [{"from": "layer_{lyr}_q", "tag": "q_proj"}]}' >"$tmp/bad_map.json"
+expect 2 "$R" "$tmp/same.jsonl" --policy "$tmp/bad_field.json"
+stderr_has "$tmp/bad_field.json: rules[0].cosin: unknown field"
+expect 2 "$R" "$tmp/same.jsonl" --policy "$tmp/bad_range.json"
+stderr_has "$tmp/bad_range.json: rules[1].cosine"
+expect 2 "$R" "$tmp/same.jsonl" --policy "$tmp/bad_tags.json"
+stderr_has "rules[0].tags"
+expect 2 "$R" "$tmp/same.jsonl" --map "$tmp/bad_map.json"
+stderr_has "$tmp/bad_map.json: rules[0].from"
+
+# --help names every option
+"$LD_BIN" compare --help >"$tmp/help.txt" || { echo "FAIL: --help exit"; fails=$((fails + 1)); }
+for o in --policy --map --json --md --html --junit --brief --quiet --allow-missing \
+  --allow-input-mismatch --fail-on --topk --color; do
+  grep -q -- "$o" "$tmp/help.txt" || { echo "FAIL: --help lacks $o"; fails=$((fails + 1)); }
+done
+
+# ... and by the schemas; every report against the report schema.
+"$LD_PYTHON" - "$tmp" "$LD_SRC" <<'PY' || fails=$((fails + 1))
+import json, sys
+import xml.etree.ElementTree as ET
+from jsonschema import Draft202012Validator
+
+tmp, src = sys.argv[1], sys.argv[2]
+def load(p):
+    with open(p) as f:
+        return json.load(f)
+def validator(name):
+    s = load(f"{src}/schemas/{name}")
+    Draft202012Validator.check_schema(s)
+    return Draft202012Validator(s)
+report, policy, keymap = (validator(n) for n in
+                          ("report.schema.json", "policy.schema.json", "map.schema.json"))
+bad = 0
+def check(cond, what):
+    global bad
+    if not cond:
+        print("FAIL:", what)
+        bad += 1
+
+expected = {  # report -> (exit code, first divergence key)
+    "same": (0, None), "perturbed": (1, "S0.L1.q_norm"), "policy": (1, "S0.L1.q_rope"),
+    "bf16": (0, None), "bf16_bad": (1, "S1.L2.attn_out"), "missing": (3, None),
+    "shape": (3, None), "truncated": (3, None), "tokens": (0, None), "argmax": (0, None),
+    "nan": (1, "S0.L2.mlp_act"), "fault": (0, None), "stats": (0, None),
+    "header_only": (3, None), "empty": (3, None), "foreign": (0, None),
+    "foreign_bad": (1, "S0.L2.q_proj"),
+}
+for name, (code, key) in expected.items():
+    doc = load(f"{tmp}/{name}.json")
+    errors = sorted(report.iter_errors(doc), key=lambda e: list(e.path))
+    for e in errors[:5]:
+        print(f"FAIL: {name}.json: {list(e.path)}: {e.message[:300]}")
+    bad += len(errors) > 0
+    check(doc["exit_code"] == code, f"{name}.json: exit_code {doc['exit_code']}, expected {code}")
+    fd = doc["first_divergence"]
+    check((fd and fd["key"]) == key, f"{name}.json: first divergence {fd and fd['key']}, expected {key}")
+
+doc = load(f"{tmp}/perturbed.json")
+fd = doc["first_divergence"]
+check(fd["inputs"][0]["key"] == "S0.L1.q_proj" and fd["inputs"][0]["rel_l2"] == 0,
+      "perturbed: q_norm's input q_proj is exact")
+check(fd["worst"]["head"] is not None and fd["grid"]["heads"] == 4, "perturbed: worst head, grid")
+check("the q/k norm made this error" in doc["summary"]["text"], "perturbed: summary words")
+check(len(doc["probes"]) == 162 and doc["probes"][0]["key"] == "S0.embed", "perturbed: probes")
+miss = load(f"{tmp}/missing.json")
+m = [p for p in miss["probes"] if p["state"] != "compared"]
+check([p["key"] for p in m] == ["S0.L1.mlp_act"] and m[0]["status"] == "incomplete",
+      "missing: the missing key")
+tr = load(f"{tmp}/truncated.json")
+check(tr["candidate"]["truncated"] and tr["candidate"]["last_key"] == "S0.L1.up_proj",
+      "truncated: last complete key")
+check(load(f"{tmp}/tokens.json")["summary"]["input_mismatch"], "tokens: input mismatch stated")
+check(load(f"{tmp}/argmax.json")["argmax"]["first_diff_step"] == 1, "argmax: step 1")
+check(load(f"{tmp}/foreign.json")["candidate"]["dropped_by_map"] == 9, "foreign: dropped")
+
+# JUnit: well-formed, one test case per probe plus three
+for name, fails_, errors_ in (("perturbed", None, 0), ("missing", 0, 1), ("same", 0, 0)):
+    root = ET.parse(f"{tmp}/{name}.xml").getroot()
+    suite = root.find("testsuite")
+    cases = suite.findall("testcase")
+    check(len(cases) == 165, f"{name}.xml: {len(cases)} test cases")
+    check(int(suite.get("errors")) == errors_, f"{name}.xml: errors")
+    if fails_ is not None:
+        check(int(suite.get("failures")) == fails_, f"{name}.xml: failures")
+    check(len(suite.findall("testcase/failure")) == int(suite.get("failures")), f"{name}.xml: count")
+
+# Markdown and HTML exist and say the verdict
+check("divergence at `S0.L1.q_norm`" in open(f"{tmp}/perturbed.md").read(), "perturbed.md")
+html = open(f"{tmp}/perturbed.html").read()
+check("<svg" in html and "<script" not in html and "src=" not in html, "perturbed.html: self-contained")
+
+# example input files against their schemas; bad ones fail
+for p, v in ((f"{src}/tests/e2e/compare/policy_good.json", policy),
+             (f"{src}/tests/e2e/compare/foreign_map.json", keymap)):
+    errs = list(v.iter_errors(load(p)))
+    check(not errs, f"{p}: {errs[:1]}")
+for p, v in ((f"{tmp}/bad_field.json", policy), (f"{tmp}/bad_range.json", policy),
+             (f"{tmp}/bad_tags.json", policy), (f"{tmp}/bad_map.json", keymap)):
+    check(list(v.iter_errors(load(p))), f"{p}: the schema accepts a file the parser refuses")
+sys.exit(1 if bad else 0)
+PY
+
+if [[ $fails -ne 0 ]]; then
+  echo "$fails check(s) failed"
+  exit 1
+fi
+echo "compare CLI: all checks passed"

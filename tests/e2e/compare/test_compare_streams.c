@@ -1,0 +1,478 @@
+/* test_compare_streams.c — the comparator on constructed streams (streams.c): identical, one
+ * perturbed tag, honest and broken bf16, missing key, shape mismatch, truncated candidate,
+ * different prompt / decoded tokens / config, argmax, NaN, different weights and faults, stats-only
+ * payloads, empty and header-only streams, and a foreign stream through a map. Then every report
+ * writer on a real result. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "compare.h"
+#include "streams.h"
+
+/* 3 steps x (embed + 3 layers x 17 tags + final_norm + logits) */
+#define ROWS (3 * (1 + TS_LAYERS * 17 + 2))
+
+static char dir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/ld_compare_streams_XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    char msg[1024];
+    if (ts_write_all(dir, msg, sizeof msg)) {
+        fprintf(stderr, "%s\n", msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *path_of(const char *name)
+{
+    static char buf[4][512];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
+}
+
+/* Compares ref.jsonl (or ref) with cand under opt (NULL: defaults); fails the test on an error. */
+static ld_compare_result *run_opt(const char *ref, const char *cand, const ld_compare_options *opt)
+{
+    ld_compare_result *r = NULL;
+    ld_error err;
+    ld_error_clear(&err);
+    ld_status st = ld_compare_run(path_of(ref), path_of(cand), opt, &r, &err);
+    if (st != LD_OK)
+        fail_msg("%s vs %s: %s", ref, cand, err.msg);
+    return r;
+}
+
+static ld_compare_result *run(const char *cand) { return run_opt("ref.jsonl", cand, NULL); }
+
+static const char *key_of(const ld_compare_result *r, ptrdiff_t i)
+{
+    static char buf[200];
+    if (i < 0)
+        return "(none)";
+    return ld_key_format(&r->rows[i].key, buf, sizeof buf);
+}
+
+static bool has_note(const ld_compare_result *r, const char *code)
+{
+    for (size_t i = 0; i < r->n_notes; i++)
+        if (!strcmp(r->notes[i].code, code))
+            return true;
+    return false;
+}
+
+static ptrdiff_t find(const ld_compare_result *r, const char *text)
+{
+    ld_key k;
+    ld_error err;
+    assert_int_equal(ld_key_parse(text, &k, &err), LD_OK);
+    return ld_compare_find(r, &k);
+}
+
+static void test_identical(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("same.jsonl");
+    assert_int_equal(r->n_rows, ROWS);
+    assert_int_equal(r->n_compared, ROWS);
+    assert_int_equal(r->n_pass, ROWS);
+    assert_int_equal(r->first_div, -1);
+    assert_false(r->incomplete || r->divergence || r->empty || r->fingerprint_differs);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_ALL), 0);
+    for (size_t i = 0; i < r->n_rows; i++) {
+        assert_true(r->rows[i].m.rel_l2 == 0);
+        assert_int_equal(r->rows[i].m.source, LD_SRC_FULL);
+    }
+    /* rows come in execution order */
+    assert_string_equal(key_of(r, 0), "S0.embed");
+    assert_string_equal(key_of(r, 1), "S0.L0.attn_norm");
+    assert_string_equal(key_of(r, ROWS - 1), "S2.logits");
+    /* argmax and logits agreement: 3 steps, 5 + 1 + 1 logits rows */
+    assert_int_equal(r->argmax_step, -1);
+    assert_int_equal(r->n_steps, 3);
+    assert_int_equal(r->steps[0].logits_rows, 5);
+    assert_int_equal(r->steps[0].top1_agree, 5);
+    assert_true(r->steps[0].topk_overlap == 1.0);
+    assert_int_equal(r->steps[1].ref_token, 102);
+    ld_compare_result_destroy(r);
+    /* the reference against itself, too */
+    r = run_opt("ref.jsonl", "ref.jsonl", NULL);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    ld_compare_result_destroy(r);
+}
+
+static void test_perturbed(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("perturbed.jsonl");
+    assert_string_equal(key_of(r, r->first_div), "S0.L1.q_norm");
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 1);
+    const ld_row *fd = &r->rows[r->first_div];
+    assert_true(fd->m.rel_l2 > 0.3 && fd->m.rel_l2 < 0.5); /* relative noise 0.4 */
+    assert_true(fd->fail_mask & LD_FAIL_REL_L2);
+    /* its input, q_proj, is exact: infinite amplification, the op made the error */
+    assert_string_equal(key_of(r, fd->worst_input), "S0.L1.q_proj");
+    assert_true(fd->inputs_rel_l2 == 0 && isinf(fd->amplification));
+    /* the key before it passes, the grid is the [T=5, Hq=4] one */
+    assert_true(r->rows[r->first_div - 1].pass);
+    assert_int_equal(r->first_grid.tokens, 5);
+    assert_int_equal(r->first_grid.heads, 4);
+    char *s = ld_compare_summary(r);
+    assert_non_null(s);
+    if (!strstr(s, "First divergence: layer 1, q_norm, step 0 (S0.L1.q_norm)") ||
+        !strstr(s, "its input q_proj agrees to 0") || !strstr(s, "the q/k norm made this error") ||
+        !strstr(s, "Worst element: token "))
+        fail_msg("summary: %s", s);
+    free(s);
+    ld_compare_result_destroy(r);
+}
+
+static void test_bf16(void **state)
+{
+    (void)state;
+    /* Honest bf16 (the reference rounded): within the bf16 defaults. */
+    ld_compare_result *r = run("bf16.jsonl");
+    assert_int_equal(r->first_div, -1);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    ptrdiff_t i = find(r, "S0.L0.q_norm");
+    assert_true(i >= 0);
+    assert_true(r->rows[i].tol.rel_l2 == 2e-2); /* bf16 defaults chosen by the candidate dtype */
+    assert_true(r->rows[i].m.rel_l2 > 1e-4 && r->rows[i].m.rel_l2 < 5e-3);
+    assert_int_equal(r->rows[i].m.ulp_max, 0); /* exactly the reference rounded to bf16 */
+    ld_compare_result_destroy(r);
+    /* Broken at S1.L2.attn_out (a decode step): found there, and made there. */
+    r = run("bf16_bad.jsonl");
+    assert_string_equal(key_of(r, r->first_div), "S1.L2.attn_out");
+    const ld_row *fd = &r->rows[r->first_div];
+    assert_true(fd->amplification > 10);
+    assert_int_equal(r->first_grid.tokens, 1);
+    assert_int_equal(r->first_grid.heads, TS_HQ);
+    ld_compare_result_destroy(r);
+}
+
+static void test_missing_key(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("missing.jsonl");
+    assert_int_equal(r->n_missing_in_cand, 1);
+    ptrdiff_t i = find(r, "S0.L1.mlp_act");
+    assert_int_equal(r->rows[i].state, LD_ROW_MISSING_IN_CAND);
+    assert_true(r->incomplete);
+    assert_int_equal(r->first_div, -1);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DIVERGENCE), 0);
+    ld_compare_result_destroy(r);
+    /* allowed by a key glob or a tag glob */
+    const char *globs[][1] = {{"S0.L1.mlp_act"}, {"mlp_act"}, {"S*.L1.*"}};
+    for (size_t g = 0; g < 3; g++) {
+        ld_compare_options o;
+        ld_compare_options_init(&o);
+        o.allow_missing = globs[g];
+        o.n_allow_missing = 1;
+        r = run_opt("ref.jsonl", "missing.jsonl", &o);
+        assert_false(r->incomplete);
+        assert_int_equal(r->n_allowed, 1);
+        assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+        ld_compare_result_destroy(r);
+    }
+    /* a glob that covers something else does not help */
+    const char *other[] = {"S0.L2.mlp_act"};
+    ld_compare_options o;
+    ld_compare_options_init(&o);
+    o.allow_missing = other;
+    o.n_allow_missing = 1;
+    r = run_opt("ref.jsonl", "missing.jsonl", &o);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+    ld_compare_result_destroy(r);
+    /* reversed: the key is missing in the reference */
+    r = run_opt("missing.jsonl", "ref.jsonl", NULL);
+    assert_int_equal(r->n_missing_in_ref, 1);
+    assert_int_equal(r->rows[r->n_rows - 1].state, LD_ROW_MISSING_IN_REF); /* listed last */
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+    ld_compare_result_destroy(r);
+}
+
+static void test_shape_mismatch(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("shape.jsonl");
+    ptrdiff_t i = find(r, "S0.L0.k_rope");
+    assert_int_equal(r->rows[i].state, LD_ROW_SHAPE_MISMATCH);
+    assert_int_equal(r->rows[i].ndim, 3);
+    assert_int_equal(r->rows[i].cand_ndim, 2);
+    assert_int_equal(r->n_shape_mismatch, 1);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+    ld_compare_result_destroy(r);
+}
+
+static void test_truncated(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("truncated.jsonl");
+    assert_true(r->cand.truncated);
+    assert_false(r->cand.has_end);
+    assert_string_equal(r->cand.last_key, "S0.L1.up_proj");
+    assert_true(has_note(r, "truncated"));
+    ptrdiff_t i = find(r, "S0.L1.up_proj");
+    assert_int_equal(r->rows[i].state, LD_ROW_COMPARED);
+    i = find(r, "S0.L1.mlp_act");
+    assert_int_equal(r->rows[i].state, LD_ROW_MISSING_IN_CAND);
+    assert_int_equal(r->n_compared, 1 + 17 + 14); /* embed, layer 0, layer 1 up to up_proj */
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+    ld_compare_result_destroy(r);
+    /* '*' allows every missing key and the missing end record */
+    const char *all[] = {"*"};
+    ld_compare_options o;
+    ld_compare_options_init(&o);
+    o.allow_missing = all;
+    o.n_allow_missing = 1;
+    r = run_opt("ref.jsonl", "truncated.jsonl", &o);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    ld_compare_result_destroy(r);
+    /* every missing key allowed but not the end: still incomplete */
+    const char *keys[] = {"S*"};
+    o.allow_missing = keys;
+    r = run_opt("ref.jsonl", "truncated.jsonl", &o);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+    ld_compare_result_destroy(r);
+}
+
+static void expect_input_error(const char *cand, const char *want)
+{
+    ld_compare_result *r = NULL;
+    ld_error err;
+    ld_status st = ld_compare_run(path_of("ref.jsonl"), path_of(cand), NULL, &r, &err);
+    if (st != LD_E_INPUT || !strstr(err.msg, want))
+        fail_msg("%s: status %d, '%s' (wanted '%s')", cand, st, err.msg, want);
+    assert_null(r);
+    assert_int_equal(ld_status_exit_code(st), 2);
+    /* allowed: compared, and stated */
+    ld_compare_options o;
+    ld_compare_options_init(&o);
+    o.allow_input_mismatch = true;
+    r = run_opt("ref.jsonl", cand, &o);
+    assert_true(r->input_mismatch);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    ld_compare_result_destroy(r);
+}
+
+static void test_input_mismatch(void **state)
+{
+    (void)state;
+    expect_input_error("tokens.jsonl", "prompt token 2 is 15");
+    expect_input_error("decoded.jsonl", "decode step 2 was fed token 102");
+    expect_input_error("config.jsonl", "hidden_size is 64");
+}
+
+static void test_argmax(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("argmax.jsonl");
+    assert_int_equal(r->argmax_step, 1);
+    assert_int_equal(r->steps[1].cand_token, 103);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT | LD_FAIL_ON_ARGMAX), 1);
+    ld_compare_result_destroy(r);
+}
+
+static void test_nan(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("nan.jsonl");
+    assert_string_equal(key_of(r, r->first_div), "S0.L2.mlp_act");
+    const ld_row *fd = &r->rows[r->first_div];
+    assert_int_equal(fd->fail_mask & LD_FAIL_NONFINITE, LD_FAIL_NONFINITE);
+    assert_int_equal(fd->m.nonfinite_new, 1);
+    assert_int_equal(fd->m.worst_index, 7);
+    char *s = ld_compare_summary(r);
+    if (!strstr(s, "1 NaN/Inf values where the reference is finite"))
+        fail_msg("summary: %s", s);
+    free(s);
+    ld_compare_result_destroy(r);
+}
+
+static void test_fingerprint_faults(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("fault.jsonl");
+    assert_true(r->fingerprint_differs && r->faults_differ);
+    assert_true(has_note(r, "fingerprint") && has_note(r, "faults"));
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_FINGERPRINT), 2);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_FAULTS), 2);
+    assert_string_equal(r->cand.faults[0], "qk_norm_block=16@1");
+    ld_compare_result_destroy(r);
+}
+
+static void test_stats_only(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("stats.jsonl");
+    assert_int_equal(r->n_stats_only, ROWS);
+    assert_true(has_note(r, "stats_only"));
+    assert_int_equal(r->rows[5].m.source, LD_SRC_STATS);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_NODATA), 3);
+    ld_compare_result_destroy(r);
+}
+
+static void test_empty(void **state)
+{
+    (void)state;
+    const char *names[] = {"header_only.jsonl", "empty.jsonl"};
+    for (int i = 0; i < 2; i++) {
+        ld_compare_result *r = run(names[i]);
+        assert_true(r->empty);
+        assert_int_equal(r->n_compared, 0);
+        assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+        assert_int_equal(ld_compare_exit_code(r, 0), 3); /* never a pass */
+        ld_compare_result_destroy(r);
+        r = run_opt(names[i], "ref.jsonl", NULL); /* on the reference side too */
+        assert_int_equal(ld_compare_exit_code(r, 0), 3);
+        ld_compare_result_destroy(r);
+    }
+}
+
+static void test_foreign_map(void **state)
+{
+    (void)state;
+    char map_path[512];
+    snprintf(map_path, sizeof map_path, "%s/foreign_map.json", LD_COMPARE_TEST_DIR);
+    ld_keymap *map = NULL;
+    ld_error err;
+    if (ld_keymap_load(map_path, &map, &err) != LD_OK)
+        fail_msg("%s", err.msg);
+    ld_compare_options o;
+    ld_compare_options_init(&o);
+    o.map = map;
+    ld_compare_result *r = run_opt("ref.jsonl", "foreign.jsonl", &o);
+    assert_int_equal(r->n_compared, ROWS);
+    assert_int_equal(r->n_pass, ROWS);
+    assert_int_equal(r->cand.dropped, 3 * TS_LAYERS); /* the debug checksums */
+    ptrdiff_t i = find(r, "S1.L2.q_proj");
+    assert_true(r->rows[i].reshaped);
+    assert_int_equal(r->rows[i].cand_ndim, 2);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
+    ld_compare_result_destroy(r);
+    r = run_opt("ref.jsonl", "foreign_bad.jsonl", &o);
+    assert_string_equal(key_of(r, r->first_div), "S0.L2.q_proj");
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 1);
+    ld_compare_result_destroy(r);
+    ld_keymap_destroy(map);
+    /* without the map nothing lines up */
+    r = run("foreign.jsonl");
+    assert_int_equal(r->n_compared, 0);
+    assert_int_equal(r->n_missing_in_cand, ROWS);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 3);
+    ld_compare_result_destroy(r);
+}
+
+/* Renders a report into memory. */
+static char *render(ld_report_fn fn, const ld_compare_result *r, bool brief)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    ld_report_options ro = {brief, false};
+    ld_error err;
+    assert_int_equal(fn(f, r, &ro, &err), LD_OK);
+    fclose(f);
+    return buf;
+}
+
+static void test_reports(void **state)
+{
+    (void)state;
+    ld_compare_result *r = run("perturbed.jsonl");
+    /* text: table, first divergence marked, summary, verdict with the exit code */
+    char *t = render(ld_report_text, r, false);
+    if (!strstr(t, "S0.L1.q_norm") || !strstr(t, "<- first divergence") ||
+        !strstr(t, "verdict: DIVERGENCE — exit 1") || !strstr(t, "made this error") ||
+        strstr(t, "\033["))
+        fail_msg("text report:\n%s", t);
+    free(t);
+    char *b = render(ld_report_text, r, true);
+    assert_non_null(strstr(b, "rows not shown"));
+    assert_non_null(strstr(b, "S0.L1.q_proj")); /* the first divergence's input is context */
+    free(b);
+    /* JSON: parses, and names the first divergence */
+    char *j = render(ld_report_json, r, false);
+    cJSON *doc = cJSON_Parse(j);
+    assert_non_null(doc);
+    cJSON *fd = cJSON_GetObjectItem(doc, "first_divergence");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(fd, "key")), "S0.L1.q_norm");
+    assert_int_equal(cJSON_GetObjectItem(doc, "exit_code")->valueint, 1);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "probes")), ROWS);
+    cJSON *grid = cJSON_GetObjectItem(fd, "grid");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(grid, "per_head")), TS_HQ);
+    /* amplification is infinite: written as the string "Infinity" */
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(fd, "amplification")), "Infinity");
+    cJSON_Delete(doc);
+    free(j);
+    /* Markdown, HTML, JUnit */
+    char *md = render(ld_report_markdown, r, false);
+    assert_non_null(strstr(md, "divergence at `S0.L1.q_norm` (exit 1)"));
+    assert_non_null(strstr(md, "| key |"));
+    free(md);
+    char *h = render(ld_report_html, r, false);
+    assert_non_null(strstr(h, "<svg"));
+    assert_non_null(strstr(h, "Where the first divergence sits"));
+    assert_null(strstr(h, "<script"));
+    assert_null(strstr(h, "src=")); /* nothing fetched */
+    assert_null(strstr(h, "href="));
+    free(h);
+    char *x = render(ld_report_junit, r, false);
+    char want[128];
+    snprintf(want, sizeof want, "tests=\"%d\" failures=\"%zu\" errors=\"0\"", ROWS + 3, r->n_fail);
+    assert_non_null(strstr(x, want));
+    assert_non_null(strstr(x, "classname=\"layerdiff.S0.L1\" name=\"q_norm\""));
+    free(x);
+    ld_compare_result_destroy(r);
+    /* an incomplete comparison in JUnit: an error per missing key */
+    r = run("missing.jsonl");
+    x = render(ld_report_junit, r, false);
+    assert_non_null(strstr(x, "errors=\"1\""));
+    assert_non_null(strstr(x, "<error message=\"missing in cand\""));
+    free(x);
+    ld_compare_result_destroy(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identical),       cmocka_unit_test(test_perturbed),
+        cmocka_unit_test(test_bf16),            cmocka_unit_test(test_missing_key),
+        cmocka_unit_test(test_shape_mismatch),  cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_input_mismatch),  cmocka_unit_test(test_argmax),
+        cmocka_unit_test(test_nan),             cmocka_unit_test(test_fingerprint_faults),
+        cmocka_unit_test(test_stats_only),      cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_foreign_map),     cmocka_unit_test(test_reports),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
