@@ -78,7 +78,9 @@ int ld_cmd_gen_model(int argc, char **argv)
     bool tied_set = false;
     optind = 1;
     int c;
-    while ((c = ld_cli_getopt(argc, argv, "h", longopts, "gen-model")) != -1) {
+    /* The leading ':' makes getopt report a missing value as ':', which ld_cli_getopt words as
+     * "needs a value" (without it a long option's missing value reads as an unknown option). */
+    while ((c = ld_cli_getopt(argc, argv, ":h", longopts, "gen-model")) != -1) {
         int64_t v;
         switch (c) {
         case 'p':
