@@ -279,50 +279,45 @@ static int name_cmp(const void *a, const void *b)
     return memcmp(x->s, y->s, x->len);
 }
 
+static bool duplicate(parser *p, const char *a, const char *b, size_t len)
+{
+    const char *later = a > b ? a : b; /* point at the second occurrence, at its quote */
+    char msg[160];
+    snprintf(msg, sizeof msg, "duplicate member name \"%.*s\" in an object",
+             (int)LD_MIN(len, (size_t)64), later);
+    return fail(p, (size_t)(later - p->text) - 1, msg);
+}
+
 /* Refuses an object with two members of the same name. Small objects (every record) compare
  * pairwise; large free-form ones sort, so a hostile object costs n log n, not n^2. */
 static bool check_duplicates(parser *p, uint32_t obj, size_t at)
 {
     ld_json_doc *d = p->d;
     uint32_t count = d->nodes[obj].count;
-    const ld_json_node *dup = NULL;
     if (count <= 16) {
-        for (uint32_t i = d->nodes[obj].first; i != LD_JSON_NONE && !dup; i = d->nodes[i].next)
+        for (uint32_t i = d->nodes[obj].first; i != LD_JSON_NONE; i = d->nodes[i].next)
             for (uint32_t j = d->nodes[i].next; j != LD_JSON_NONE; j = d->nodes[j].next)
                 if (d->nodes[i].key_len == d->nodes[j].key_len &&
-                    !memcmp(d->nodes[i].key, d->nodes[j].key, d->nodes[i].key_len)) {
-                    dup = &d->nodes[i];
-                    break;
-                }
-    } else {
-        size_t need = (size_t)count * sizeof(name_ref);
-        if (need > d->scratch_cap) {
-            void *s = realloc(d->scratch, need);
-            if (!s)
-                return fail(p, at, "out of memory checking member names");
-            d->scratch = s;
-            d->scratch_cap = need;
-        }
-        name_ref *names = d->scratch;
-        size_t k = 0;
-        for (uint32_t i = d->nodes[obj].first; i != LD_JSON_NONE; i = d->nodes[i].next)
-            names[k++] = (name_ref){d->nodes[i].key, d->nodes[i].key_len};
-        qsort(names, k, sizeof *names, name_cmp);
-        for (size_t i = 1; i < k; i++)
-            if (!name_cmp(&names[i - 1], &names[i])) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "duplicate member name \"%.*s\" in an object",
-                         (int)LD_MIN(names[i].len, (size_t)64), names[i].s);
-                return fail(p, at, msg);
-            }
+                    !memcmp(d->nodes[i].key, d->nodes[j].key, d->nodes[i].key_len))
+                    return duplicate(p, d->nodes[i].key, d->nodes[j].key, d->nodes[i].key_len);
         return true;
     }
-    if (dup) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "duplicate member name \"%.*s\" in an object",
-                 (int)LD_MIN(dup->key_len, (size_t)64), dup->key);
-        return fail(p, at, msg);
+    size_t need = (size_t)count * sizeof(name_ref);
+    if (need > d->scratch_cap) {
+        void *s = realloc(d->scratch, need);
+        if (!s)
+            return fail(p, at, "out of memory checking member names");
+        d->scratch = s;
+        d->scratch_cap = need;
     }
+    name_ref *names = d->scratch;
+    size_t k = 0;
+    for (uint32_t i = d->nodes[obj].first; i != LD_JSON_NONE; i = d->nodes[i].next)
+        names[k++] = (name_ref){d->nodes[i].key, d->nodes[i].key_len};
+    qsort(names, k, sizeof *names, name_cmp);
+    for (size_t i = 1; i < k; i++)
+        if (!name_cmp(&names[i - 1], &names[i]))
+            return duplicate(p, names[i - 1].s, names[i].s, names[i].len);
     return true;
 }
 

@@ -7,27 +7,28 @@
 #include "layerdiff/probes.h"
 #include "util.h"
 
-/* Reads "<letter><digits>." at *p; advances past the dot. false (nothing consumed) otherwise. */
-static bool prefix_number(const char **p, char letter, int *out)
+/* Reads "<letter><digits>." at *p and advances past the dot: 1. Not of that form: 0, nothing
+ * consumed. Of that form but the number out of range: -1. */
+static int prefix_number(const char **p, char letter, int *out)
 {
     const char *s = *p;
     if (s[0] != letter || s[1] < '0' || s[1] > '9')
-        return false;
+        return 0;
     const char *dot = s + 1;
     while (*dot >= '0' && *dot <= '9')
         dot++;
     if (*dot != '.')
-        return false;
+        return 0;
     char digits[16];
     size_t n = (size_t)(dot - (s + 1));
     if (n >= sizeof digits)
-        return false;
+        return -1;
     memcpy(digits, s + 1, n);
     digits[n] = '\0';
     if (!ld_parse_int(digits, 0, INT_MAX, out))
-        return false;
+        return -1;
     *p = dot + 1;
-    return true;
+    return 1;
 }
 
 ld_status ld_key_parse(const char *text, ld_key *out, ld_error *err)
@@ -36,8 +37,9 @@ ld_status ld_key_parse(const char *text, ld_key *out, ld_error *err)
         return ld_error_set(err, LD_E_USAGE, "empty probe key (expected e.g. S0.L3.q_norm)");
     const char *p = text;
     int step = 0, layer = LD_NO_LAYER;
-    prefix_number(&p, 'S', &step);
-    prefix_number(&p, 'L', &layer);
+    if (prefix_number(&p, 'S', &step) < 0 || prefix_number(&p, 'L', &layer) < 0)
+        return ld_error_set(err, LD_E_USAGE, "bad probe key '%s': step or layer out of range",
+                            text);
     if (!ld_tag_name_valid(p))
         return ld_error_set(err, LD_E_USAGE,
                             "bad probe key '%s': '%s' is not a tag name (1 to %d characters of "

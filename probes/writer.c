@@ -497,7 +497,8 @@ static ld_status append_data(ld_sink *s, ld_dtype dtype, const void *data, size_
 
 static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t pos0,
                       ld_dtype dtype, const int64_t *shape, int ndim, uint64_t numel,
-                      const ld_stats *st, const double *head, const void *data, ld_error *err)
+                      const ld_stats *st, const double *head, const void *data, bool with_data,
+                      ld_error *err)
 {
     ld_buf *b = &s->rec;
     b->len = 0;
@@ -527,7 +528,7 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
         ld_json_append_double(b, head[i], s->c_locale);
     }
     ld_buf_putc(b, ']');
-    if (data && s->payload == LD_PAYLOAD_FULL) {
+    if (with_data && s->payload == LD_PAYLOAD_FULL) {
         ld_status rc = append_data(s, dtype, data, (size_t)numel * ld_dtype_size(dtype), err);
         if (rc != LD_OK) {
             b->len = 0;
@@ -569,7 +570,7 @@ ld_status ld_sink_emit(ld_sink *s, int step, int layer, const char *tag, int64_t
     double head[LD_HEAD_COUNT];
     for (size_t i = 0; i < LD_HEAD_COUNT && i < numel; i++)
         head[i] = (double)ld_load_f32(data, dtype, i);
-    return emit(s, step, layer, tag, pos0, dtype, shape, ndim, numel, &st, head, data, err);
+    return emit(s, step, layer, tag, pos0, dtype, shape, ndim, numel, &st, head, data, true, err);
 }
 
 ld_status ld_sink_emit_precomputed(ld_sink *s, int step, int layer, const char *tag, int64_t pos0,
@@ -595,7 +596,8 @@ ld_status ld_sink_emit_precomputed(ld_sink *s, int step, int layer, const char *
                             "%s: %s: stats count %llu NaN and %llu Inf in %llu elements", s->name,
                             tag, (unsigned long long)stats->nan, (unsigned long long)stats->inf,
                             (unsigned long long)numel);
-    return emit(s, step, layer, tag, pos0, dtype, shape, ndim, numel, stats, head, data, err);
+    return emit(s, step, layer, tag, pos0, dtype, shape, ndim, numel, stats, head, data,
+                data != NULL, err);
 }
 
 /* ---- the end ---------------------------------------------------------------------------------- */
