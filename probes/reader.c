@@ -148,6 +148,11 @@ static line_kind read_line(ld_reader *r, char **line, size_t *len, ld_error *err
         if (nl) {
             *line = r->buf + r->start;
             *len = (size_t)(nl - *line);
+            if (*len > r->opt.max_line) {
+                stick(r, err, LD_E_INPUT, "%s:%llu: line longer than the %zu-byte limit", r->path,
+                      (unsigned long long)r->line + 1, r->opt.max_line);
+                return LINE_ERROR;
+            }
             r->bytes += *len + 1;
             r->start = r->scanned = (size_t)(nl - r->buf) + 1;
             r->line++;

@@ -1,14 +1,147 @@
-/* cmd_extract.c — 'layerdiff extract': not built yet; fails loudly (exit 2) rather than doing nothing. */
+/* cmd_extract.c — 'layerdiff extract FILE KEY --npy OUT.npy': one probe's tensor as a NumPy .npy
+ * file (format 1.0, little-endian, C order). f32 and f16 keep their type; bf16, which NumPy lacks,
+ * is widened exactly to float32. Reading is the probe library's; this file writes the .npy. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "layerdiff/probes.h"
+#include "util.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"usage: layerdiff extract FILE.jsonl KEY --npy OUT.npy\n"
+"\n"
+"Writes the tensor of one probe as a NumPy .npy file, for numpy.load(OUT.npy). FILE may be\n"
+"gzip-compressed. KEY reads like S0.L3.q_norm, L3.q_norm (step 0), S1.logits or logits; the\n"
+"first probe with that key is taken. The probe must carry its data, i.e. the stream was written\n"
+"with --payload full (LAYERDIFF_PROBE_PAYLOAD=full); stats-only probes have none.\n"
+"\n"
+"The stored dtype is kept: f32 -> float32, f16 -> float16. bf16 has no NumPy type and is\n"
+"widened to float32, which is exact (every bf16 value is a float32 value); the message says so.\n"
+"The shape is the probe's logical, row-major shape.\n"
+"\n"
+"options:\n"
+"  --npy OUT.npy   the file to write (required; replaced if it exists)\n"
+"  -h, --help      this text\n"
+"\n"
+"exit codes:\n"
+"  0  written\n"
+"  2  bad usage, unreadable or malformed FILE, no probe with that KEY, or a probe without data\n"
+"  3  the stream is cut short before a probe with that KEY\n");
+}
+
+/* The .npy 1.0 header: magic, version, header length, then a Python dict literal padded with
+ * spaces to a multiple of 64 bytes and ended by '\n'. */
+static size_t npy_header(char *buf, size_t size, const char *descr, const ld_probe *p)
+{
+    char dict[256];
+    size_t n = (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                                descr);
+    for (int d = 0; d < p->ndim; d++)
+        n += (size_t)snprintf(dict + n, sizeof dict - n, "%s%" PRId64, d ? ", " : "", p->shape[d]);
+    /* (5,) for one dimension, (5, 7) for more */
+    n += (size_t)snprintf(dict + n, sizeof dict - n, "%s), }", p->ndim == 1 ? "," : "");
+    size_t total = 10 + n + 1;
+    size_t padded = (total + 63) / 64 * 64;
+    if (padded > size)
+        return 0;
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    size_t hlen = padded - 10;
+    buf[8] = (char)(hlen & 0xff);
+    buf[9] = (char)(hlen >> 8);
+    memcpy(buf + 10, dict, n);
+    memset(buf + 10 + n, ' ', padded - 10 - n - 1);
+    buf[padded - 1] = '\n';
+    return padded;
+}
 
 int ld_cmd_extract(int argc, char **argv)
 {
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: layerdiff extract ...\n\n'layerdiff extract' is not built yet.\n");
-        return LD_EXIT_OK;
+    static const char shortopts[] = "o:h";
+    static const struct option longopts[] = {
+        {"npy", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *out = NULL;
+    int c;
+    optind = 1;
+    while ((c = ld_cli_getopt(argc, argv, shortopts, longopts, "extract")) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'h': usage(stdout); return LD_EXIT_OK;
+        default: return LD_EXIT_USAGE;
+        }
     }
-    return ld_cli_usage_error("extract", "not built yet");
+    if (argc - optind != 2)
+        return ld_cli_usage_error("extract", "expected FILE and KEY (see --help)");
+    if (!out || !*out)
+        return ld_cli_usage_error("extract", "--npy OUT.npy is required (see --help)");
+    const char *path = argv[optind], *key_text = argv[optind + 1];
+    ld_error err;
+    ld_key key;
+    if (ld_key_parse(key_text, &key, &err) != LD_OK)
+        return ld_cli_fail("extract", &err);
+    ld_reader *r;
+    if (ld_reader_open(&r, path, NULL, &err) != LD_OK)
+        return ld_cli_fail("extract", &err);
+    const ld_probe *p = NULL;
+    ld_status st;
+    uint64_t seen = 0;
+    while ((st = ld_reader_next(r, &p, &err)) == LD_OK && p) {
+        if (p->step == key.step && p->layer == key.layer && !strcmp(p->tag, key.tag))
+            break;
+        seen++;
+    }
+    char name[LD_TAG_NAME_MAX + 32];
+    ld_key_format(&key, name, sizeof name);
+    int rc = LD_EXIT_USAGE;
+    if (st != LD_OK) {
+        ld_error_prefix(&err, "no probe %s before the stream stopped", name);
+        rc = ld_cli_fail("extract", &err);
+    } else if (!p) {
+        rc = ld_cli_usage_error("extract", "%s: no probe %s among its %" PRIu64 " probes", path,
+                                name, seen);
+    } else if (!p->has_data) {
+        rc = ld_cli_usage_error("extract",
+                                "%s:%" PRIu64 ": probe %s carries stats only, no data: write the "
+                                "stream with --payload full (LAYERDIFF_PROBE_PAYLOAD=full)",
+                                path, p->line, name);
+    } else {
+        bool widen = p->data_dtype == LD_BF16;
+        const char *descr = p->data_dtype == LD_F16 ? "<f2" : "<f4";
+        size_t elem = widen ? 4 : ld_dtype_size(p->data_dtype), bytes;
+        char head[256];
+        size_t hl = npy_header(head, sizeof head, descr, p);
+        char *buf = NULL;
+        if (hl == 0 || !ld_mul_size((size_t)p->numel, elem, &bytes) ||
+            !(buf = malloc(hl + bytes + 1))) {
+            rc = ld_cli_usage_error("extract", "%s: cannot hold probe %s in memory", path, name);
+        } else {
+            memcpy(buf, head, hl);
+            if (widen)
+                ld_probe_to_f32(p, (float *)(void *)(buf + hl), &err);
+            else
+                memcpy(buf + hl, p->data, bytes);
+            if (ld_write_file(out, buf, hl + bytes, &err) != LD_OK) {
+                rc = ld_cli_fail("extract", &err);
+            } else {
+                printf("wrote %s: %s, %s [", out, name, widen ? "float32" : descr[2] == '2' ? "float16" : "float32");
+                for (int d = 0; d < p->ndim; d++)
+                    printf(d ? ", %" PRId64 : "%" PRId64, p->shape[d]);
+                printf("], %" PRIu64 " values", p->numel);
+                if (widen)
+                    printf(" (stored as bf16, widened exactly to float32: NumPy has no bfloat16)");
+                printf("\n");
+                rc = LD_EXIT_OK;
+            }
+        }
+        free(buf);
+    }
+    ld_reader_close(r);
+    return rc;
 }

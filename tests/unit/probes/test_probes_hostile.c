@@ -456,6 +456,10 @@ static void test_sizes(void **state)
     outcome o = read_stream(big, k, &opt);
     assert_int_equal(o.st, LD_E_INPUT);
     assert_non_null(strstr(o.msg, "mem:2: line longer than the 1048576-byte limit"));
+    opt.max_line = 100; /* short lines too, when the whole file sits in the read buffer */
+    o = read_stream(big, hlen + 1, &opt);
+    assert_int_equal(o.st, LD_E_INPUT);
+    assert_non_null(strstr(o.msg, "mem:1: line longer than the 100-byte limit"));
     free(big);
     free(p);
 }

@@ -1,0 +1,124 @@
+/* ld_probe_sample.c — a helper program for the script tests (schema, inspect, extract), not a test
+ * itself. 'ld_probe_sample --tags' prints the C tag table ("name per_layer", in order);
+ * 'ld_probe_sample DIR' writes streams covering every record kind, dtype, encoding and corner the
+ * writer has: stats-only, full payloads, NaN/Inf, custom tags, precomputed stats, an empty tensor,
+ * an error end record and a cut-short stream. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "layerdiff/probes.h"
+
+static int fail(const ld_error *err)
+{
+    fprintf(stderr, "ld_probe_sample: %s\n", err->msg);
+    return 1;
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((call) != LD_OK)                                                                       \
+            return fail(&err);                                                                     \
+    } while (0)
+
+/* x[i] = (i - 7) / 4 in dtype t, with a NaN, +Inf and -Inf when nonfinite is set. */
+static void fill(void *p, ld_dtype t, size_t n, int nonfinite)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = ((float)i - 7.0f) / 4.0f;
+        if (nonfinite && i == 2)
+            v = NAN;
+        if (nonfinite && i == 3)
+            v = INFINITY;
+        if (nonfinite && i == 5)
+            v = -INFINITY;
+        if (t == LD_F32) {
+            memcpy((char *)p + 4 * i, &v, 4);
+        } else {
+            uint16_t h = t == LD_BF16 ? ld_f32_to_bf16(v) : ld_f32_to_f16(v);
+            memcpy((char *)p + 2 * i, &h, 2);
+        }
+    }
+}
+
+static int write_stream(const char *path, ld_payload payload, ld_encoding enc, int variant)
+{
+    ld_error err;
+    ld_sink_config cfg;
+    ld_sink_config_init(&cfg);
+    cfg.payload = payload;
+    cfg.encoding = enc;
+    static const int32_t toks[4] = {9707, 11, 1879, 0};
+    static const char *const faults[1] = {"rope_theta=5000"};
+    ld_run_info run = {.implementation = "sample",
+                       .backend_json = "{\"device\":\"cpu\",\"compute\":\"f32\",\"accumulation\":\"f64\"}",
+                       .model_json = "{\"architecture\":\"Qwen3ForCausalLM\",\"hidden_size\":8,"
+                                     "\"fingerprint\":\"0123abcd\"}",
+                       .tokens = toks,
+                       .n_tokens = 4,
+                       .decode_steps = 1,
+                       .faults = variant == 1 ? faults : NULL,
+                       .n_faults = variant == 1 ? 1 : 0};
+    ld_sink *s;
+    TRY(ld_sink_open(&s, path, &cfg, &run, &err));
+    unsigned char buf[4 * 2 * 4 * 8];
+    static const ld_dtype dts[3] = {LD_F32, LD_BF16, LD_F16};
+    int64_t th[2] = {4, 8}, tq[3] = {4, 2, 4}, tv[2] = {4, 16}, t1[2] = {1, 8}, empty[2] = {0, 8};
+    fill(buf, LD_F32, 32, 0);
+    TRY(ld_sink_emit(s, 0, LD_NO_LAYER, "embed", 0, LD_F32, th, 2, buf, &err));
+    for (int d = 0; d < 3; d++) { /* every dtype, with NaN and Inf */
+        fill(buf, dts[d], 32, 1);
+        TRY(ld_sink_emit(s, 0, d, "attn_norm", 0, dts[d], th, 2, buf, &err));
+        fill(buf, dts[d], 32, 0);
+        TRY(ld_sink_emit(s, 0, d, "q_proj", 0, dts[d], tq, 3, buf, &err));
+    }
+    fill(buf, LD_BF16, 64, 0);
+    TRY(ld_sink_emit(s, 0, LD_NO_LAYER, "logits", 0, LD_BF16, tv, 2, buf, &err));
+    fill(buf, LD_F32, 32, 0);
+    TRY(ld_sink_emit(s, 0, 1, "my.custom/tap:0", 0, LD_F32, th, 2, buf, &err));
+    TRY(ld_sink_emit(s, 0, LD_NO_LAYER, "model_tap", 0, LD_F32, th, 2, buf, &err));
+    TRY(ld_sink_emit(s, 0, LD_NO_LAYER, "final_norm", 0, LD_F32, empty, 2, buf, &err));
+    ld_stats st = {-1.5, 2.0, 0.25, 1.0, 3.0, 2.0, 1, 0};
+    double head[8] = {-1.5, NAN, 2.0, 0, 0, 0, 0.5, 1};
+    TRY(ld_sink_emit_precomputed(s, 1, 0, "attn_norm", 4, LD_BF16, t1, 2, &st, head, NULL, &err));
+    if (variant == 2) { /* cut short: no end record */
+        ld_sink *leak = s;
+        (void)leak;
+        return 0; /* the process ends without closing: exactly what a crash leaves */
+    }
+    int32_t am[2] = {13, 42}, dec[1] = {13};
+    ld_run_end end = {.ok = variant != 1, .message = "injected fault tripped an assertion",
+                      .tokens = am, .n_tokens = 2, .decoded = dec, .n_decoded = 1};
+    TRY(ld_sink_close(s, &end, &err));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--tags")) {
+        for (int t = 0; t < LD_TAG_COUNT; t++)
+            printf("%s %d\n", ld_tag_name((ld_tag)t), ld_tag_per_layer((ld_tag)t) ? 1 : 0);
+        return 0;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: ld_probe_sample --tags | DIR\n");
+        return 2;
+    }
+    char path[4096];
+    static const char *const encs[3] = {"base64", "zlib", "shuffle"};
+    snprintf(path, sizeof path, "%s/stats.jsonl", argv[1]);
+    if (write_stream(path, LD_PAYLOAD_STATS, LD_ENC_BASE64, 0))
+        return 1;
+    for (int e = 0; e < 3; e++) {
+        snprintf(path, sizeof path, "%s/full_%s.jsonl", argv[1], encs[e]);
+        if (write_stream(path, LD_PAYLOAD_FULL, (ld_encoding)e, 0))
+            return 1;
+    }
+    snprintf(path, sizeof path, "%s/error_end.jsonl", argv[1]);
+    if (write_stream(path, LD_PAYLOAD_FULL, LD_ENC_SHUFFLE_ZLIB_BASE64, 1))
+        return 1;
+    snprintf(path, sizeof path, "%s/cut.jsonl", argv[1]);
+    return write_stream(path, LD_PAYLOAD_FULL, LD_ENC_BASE64, 2);
+}
