@@ -8,6 +8,7 @@ usage: test_probe_schema.py LD_PROBE_SAMPLE   (the helper program; LD_SRC names 
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ def main():
     seen = set()
     with tempfile.TemporaryDirectory() as d:
         subprocess.run([sample, d], check=True)
+        shutil.copy(os.path.join(src, "tests", "data", "probes", "v1_golden.jsonl"), d)
         records = {}
         for name in sorted(os.listdir(d)):
             with open(os.path.join(d, name), encoding="utf-8") as f:

@@ -402,6 +402,44 @@ static void test_other_locale(void **state)
     setlocale(LC_NUMERIC, "C");
 }
 
+/* A stream written by hand and by Python's zlib (tests/data/probes/v1_golden.jsonl): format
+ * version 1 as it was frozen, read by today's reader, values checked one by one. */
+static void test_golden_v1(void **state)
+{
+    (void)state;
+    const char *dir = getenv("LD_TEST_DATA");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/probes/v1_golden.jsonl", dir ? dir : "tests/data");
+    ld_reader *r;
+    ld_error err;
+    const ld_probe *p;
+    TU_OK(ld_reader_open(&r, path, NULL, &err), &err);
+    assert_string_equal(ld_reader_header(r)->implementation, "golden");
+    assert_string_equal(ld_reader_header(r)->fingerprint, "golden-1");
+    TU_OK(ld_reader_next(r, &p, &err), &err); /* S0.embed, stats only */
+    assert_true(p->stats.min == -1.0 && p->stats.max == 3.0 && p->stats.mean == 1.0);
+    assert_true(p->stats.std == 1.5811388300841898 && p->head[3] == 3.0 && !p->has_data);
+    TU_OK(ld_reader_next(r, &p, &err), &err); /* S0.L0.q_norm f32 base64 {1, -2.5} */
+    const float q[2] = {1.0f, -2.5f};
+    assert_int_equal(p->data_bytes, 8);
+    assert_memory_equal(p->data, q, 8);
+    TU_OK(ld_reader_next(r, &p, &err), &err); /* S0.L0.k_norm bf16 zlib {0.5, NaN, -Inf} */
+    const uint16_t k[3] = {0x3f00, 0x7fc0, 0xff80};
+    assert_memory_equal(p->data, k, 6);
+    assert_true(isnan(p->head[1]) && p->head[2] == -INFINITY);
+    assert_int_equal(p->stats.nan, 1);
+    TU_OK(ld_reader_next(r, &p, &err), &err); /* S0.logits f16 shuffle+zlib {1, 2, 65504, -0} */
+    const uint16_t l[4] = {0x3c00, 0x4000, 0x7bff, 0x8000};
+    assert_int_equal(p->layer, LD_NO_LAYER);
+    assert_int_equal(p->encoding, LD_ENC_SHUFFLE_ZLIB_BASE64);
+    assert_memory_equal(p->data, l, 8);
+    assert_true(p->head[2] == 65504.0 && signbit(p->head[3]));
+    TU_OK(ld_reader_next(r, &p, &err), &err);
+    assert_null(p);
+    assert_int_equal(ld_reader_end(r)->tokens[0], 7);
+    ld_reader_close(r);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -419,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_gzip_crlf_bom),
         cmocka_unit_test(test_decode_data_off),
         cmocka_unit_test(test_custom_and_empty),
+        cmocka_unit_test(test_golden_v1),
         cmocka_unit_test(test_other_locale),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
