@@ -603,10 +603,8 @@ static ld_status logits_agreement(ctx *c, const view *rv, const view *cv)
     uint32_t tr[64], tc[64];
     double overlap_sum = 0;
     for (size_t t = 0; t < T; t++) {
-        for (size_t v = 0; v < V; v++) {
-            c->row_r[v] = ld_load_f32(rv->data, rv->data_dtype, t * V + v);
-            c->row_c[v] = ld_load_f32(cv->data, cv->data_dtype, t * V + v);
-        }
+        ld_cmp_widen(rv->data, rv->data_dtype, t * V, V, c->row_r);
+        ld_cmp_widen(cv->data, cv->data_dtype, t * V, V, c->row_c);
         int nr = topk_of(c->row_r, V, k, tr), nc = topk_of(c->row_c, V, k, tc);
         int common = 0;
         for (int i = 0; i < nr; i++)

@@ -20,6 +20,9 @@ ld_status ld_cmp_json_parse(const char *text, size_t len, const char *label, cJS
 ld_status ld_cmp_json_check_keys(const cJSON *obj, const char *const *allowed, const char *label,
                                  const char *where, ld_error *err);
 
+/* Widens n elements of base (dtype t) from element off into dst (metrics.c). */
+void ld_cmp_widen(const void *base, ld_dtype t, uint64_t off, size_t n, float *dst);
+
 /* ---- report helpers (report_util.c) ---- */
 
 /* Writes s with JSON string escapes, quotes included; NULL writes null. */
@@ -38,6 +41,8 @@ char *ld_cmp_key_text(const ld_key *k, char *buf, size_t size);
 char *ld_cmp_key_words(const ld_key *k, char *buf, size_t size);
 /* The worst element in tag terms: "token 3 (position 7), head 5, dim 17". */
 char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size);
+/* The reference's model in words: "Qwen3ForCausalLM layers=28 H=1024 ..., weights FP". */
+char *ld_cmp_model_words(const ld_compare_result *r, char *buf, size_t size);
 /* "ok", "FAIL", "missing in candidate", ... */
 const char *ld_cmp_row_status(const ld_row *row);
 /* The fail reasons of a row, comma-separated ("rel_l2,cosine"); "" when none. */

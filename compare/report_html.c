@@ -30,7 +30,7 @@ static const char *const line_colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#946
 #define CH 210.0
 #define ML 52.0
 #define MR 10.0
-#define MT 24.0
+#define MT 40.0
 #define MB 30.0
 #define ZERO_DECADE (-12.0) /* where exact agreement (rel_l2 = 0) is drawn */
 
@@ -48,17 +48,25 @@ static const char *style =
     ".notes li{margin:3px 0}.n-error{color:#8a1c1c}.n-warning{color:#6b4e00}.n-info{color:#555}"
     ".charts{display:flex;flex-wrap:wrap;gap:14px}.charts svg{border:1px solid #ddd;"
     "border-radius:4px;background:#fff}.summary{font-size:15px;max-width:1100px}"
-    "code{background:#f3f3f3;padding:0 3px;border-radius:3px}";
+    "code{background:#f3f3f3;padding:0 3px;border-radius:3px}.meta code{word-break:break-all}";
 
-/* Largest rel_l2 of (tag, layer) over the steps; NAN when never compared; *fail when any fails. */
+/* The step the charts show: the first divergence's, else the prefill. */
+static int chart_step(const ld_compare_result *r)
+{
+    return r->first_div >= 0 ? r->rows[r->first_div].key.step : 0;
+}
+
+/* rel_l2 of (step, layer, tag); NAN when not compared; *fail when it fails. */
 static double layer_error(const ld_compare_result *r, const char *tag, int layer, bool *fail,
                           double *tol)
 {
     double worst = NAN;
+    int step = chart_step(r);
     *fail = false;
     for (size_t i = 0; i < r->n_rows; i++) {
         const ld_row *row = &r->rows[i];
-        if (row->state != LD_ROW_COMPARED || row->key.layer != layer || strcmp(row->key.tag, tag))
+        if (row->state != LD_ROW_COMPARED || row->key.layer != layer || row->key.step != step ||
+            strcmp(row->key.tag, tag))
             continue;
         if (isnan(worst) || row->m.rel_l2 > worst || isnan(row->m.rel_l2))
             worst = row->m.rel_l2;
@@ -157,7 +165,7 @@ static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double 
         }
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"3\" fill=\"%s\"/>"
                    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>",
-                legend_x, MT + 6, color, legend_x + 13, MT + 10, families[fam].tags[t]);
+                legend_x, MT - 12, color, legend_x + 13, MT - 8, families[fam].tags[t]);
         legend_x += 16 + 6.2 * (double)strlen(families[fam].tags[t]);
     }
     fputs("</svg>\n", f);
@@ -195,10 +203,13 @@ static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
     hi = ceil(hi);
     if (hi - lo < 2)
         lo = hi - 2;
-    fputs("<h2>Relative error per layer</h2>\n<p>Largest rel_l2 = ‖c−r‖/‖r‖ over the steps, per "
-          "layer, one chart per tag family; dashed lines are each tag's tolerance, red dots fail, "
-          "the red dotted line marks the first divergence's layer, exact agreement sits on the "
-          "bottom line.</p>\n<div class=\"charts\">\n", f);
+    fprintf(f, "<h2>Relative error per layer, step %d</h2>\n<p>rel_l2 = ‖c−r‖/‖r‖ of every "
+               "layer at step %d (%s), one chart per tag family, on one log scale; dashed lines "
+               "are each tag's tolerance, red dots fail, the red dotted line marks the first "
+               "divergence's layer, exact agreement sits on the bottom line.</p>\n"
+               "<div class=\"charts\">\n",
+            chart_step(r), chart_step(r),
+            r->first_div >= 0 ? "the step of the first divergence" : "the prefill");
     for (size_t fam = 0; fam < LD_ARRAY_LEN(families); fam++) {
         double tols[4] = {NAN, NAN, NAN, NAN};
         bool present = false;
@@ -261,8 +272,8 @@ static void heat(FILE *f, const ld_compare_result *r)
         lo = -8;
         hi = 0;
     }
-    lo = floor(lo);
-    hi = ceil(hi);
+    lo = floor(lo) + 0.0; /* + 0.0: no "-0" in labels */
+    hi = ceil(hi) + 0.0;
     if (hi - lo < 1)
         hi = lo + 1;
     char kt[LD_TAG_NAME_MAX + 48];
@@ -272,11 +283,12 @@ static void heat(FILE *f, const ld_compare_result *r)
                "error from 1e%.0f (green) to 1e%.0f (red); dark red is NaN/Inf.</p>\n",
             H > 1 ? "token and head" : "token", H > 1 ? "columns: heads; right: per token, "
             "bottom: per head" : "right: per token", lo, hi);
-    double cw = H > 1 ? LD_MAX(6.0, LD_MIN(24.0, 640.0 / (double)H)) : 0;
-    double chh = LD_MAX(3.0, LD_MIN(16.0, 480.0 / (double)T));
-    double left = 70, top = 10, strip = 26, gap = 8;
+    double cw = H > 1 ? LD_MAX(6.0, LD_MIN(40.0, 640.0 / (double)H)) : 0;
+    double chh = LD_MAX(3.0, LD_MIN(28.0, 420.0 / (double)T));
+    double left = 70, top = 22, strip = 26, gap = 8;
     double gw = cells && H > 1 ? cw * (double)H : 0;
-    double width = left + gw + gap + strip + 60, height = top + chh * (double)T + gap + strip + 40;
+    double width = left + gw + gap + strip + 110;
+    double height = LD_MAX(top + chh * (double)T + gap + strip + 40, top + 130);
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                "viewBox=\"0 0 %.0f %.0f\">",
             width, height, width, height);
@@ -322,9 +334,15 @@ static void heat(FILE *f, const ld_compare_result *r)
                     left - 4, top + chh * ((double)t + 0.5) + 3, (long long)(row->pos0 + (int64_t)t));
     }
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">per token</text>",
-            sx, top + chh * (double)T + gap + 12);
+            sx, top - 8);
+    if (gw > 0)
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">token x head"
+                   "</text>",
+                left, top - 8);
     /* legend */
-    double lx = sx + strip + 10;
+    double lx = sx + strip + 44;
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">rel. error</text>", lx,
+            top - 8);
     for (int i = 0; i <= 10; i++) {
         double d = lo + (hi - lo) * i / 10.0;
         heat_color(pow(10.0, d), lo, hi, col, sizeof col);
@@ -427,9 +445,10 @@ ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_op
     meta_row(f, "candidate", &r->cand);
     fputs("<tr><td><b>policy</b></td><td colspan=\"3\">", f);
     X(f, r->policy_label);
-    fputs("</td></tr>\n<tr><td><b>model</b></td><td colspan=\"3\"><code>", f);
-    X(f, r->ref.model_json);
-    fputs("</code></td></tr>\n</table>\n", f);
+    char model[512];
+    fputs("</td></tr>\n<tr><td><b>model</b></td><td colspan=\"3\">", f);
+    X(f, ld_cmp_model_words(r, model, sizeof model));
+    fputs("</td></tr>\n</table>\n", f);
     if (r->n_notes) {
         static const char *const lv[] = {"info", "warning", "error"};
         fputs("<ul class=\"notes\">\n", f);

@@ -80,27 +80,9 @@ static void stream_line(const tty *t, const char *label, const ld_stream_info *s
 
 static void model_line(FILE *f, const ld_compare_result *r)
 {
-    cJSON *m = r->ref.model_json ? cJSON_Parse(r->ref.model_json) : NULL;
-    if (!m)
-        return;
-    const char *arch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "architecture"));
-    fprintf(f, "  %-10s %s", "model", arch ? arch : "?");
-    static const struct {
-        const char *field, *label;
-    } dims[] = {{"num_hidden_layers", "layers"}, {"hidden_size", "H"},
-                {"num_attention_heads", "Hq"},   {"num_key_value_heads", "Hkv"},
-                {"head_dim", "D"},               {"intermediate_size", "I"},
-                {"vocab_size", "V"}};
-    for (size_t i = 0; i < LD_ARRAY_LEN(dims); i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, dims[i].field);
-        if (cJSON_IsNumber(v))
-            fprintf(f, " %s=%.0f", dims[i].label, v->valuedouble);
-    }
-    if (r->ref.fingerprint && r->ref.fingerprint[0])
-        fprintf(f, ", weights %s%s", r->ref.fingerprint,
-                r->fingerprint_differs ? " (candidate differs)" : "");
-    fputc('\n', f);
-    cJSON_Delete(m);
+    char buf[512];
+    if (r->ref.opened)
+        fprintf(f, "  %-10s %s\n", "model", ld_cmp_model_words(r, buf, sizeof buf));
 }
 
 static void cell(const tty *t, const ld_cmp_column *c, const char *text, const char *color)

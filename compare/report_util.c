@@ -143,6 +143,34 @@ char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size)
     return buf;
 }
 
+char *ld_cmp_model_words(const ld_compare_result *r, char *buf, size_t size)
+{
+    cJSON *m = r->ref.model_json ? cJSON_Parse(r->ref.model_json) : NULL;
+    const char *arch = m ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "architecture"))
+                         : NULL;
+    size_t used = 0;
+    int n = snprintf(buf, size, "%s", arch ? arch : "model not stated");
+    used = n > 0 ? LD_MIN((size_t)n, size - 1) : 0;
+    static const struct {
+        const char *field, *label;
+    } dims[] = {{"num_hidden_layers", "layers"}, {"hidden_size", "H"},
+                {"num_attention_heads", "Hq"},   {"num_key_value_heads", "Hkv"},
+                {"head_dim", "D"},               {"intermediate_size", "I"},
+                {"vocab_size", "V"}};
+    for (size_t i = 0; m && i < LD_ARRAY_LEN(dims); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, dims[i].field);
+        if (!cJSON_IsNumber(v))
+            continue;
+        n = snprintf(buf + used, size - used, " %s=%.0f", dims[i].label, v->valuedouble);
+        used = n > 0 ? LD_MIN(used + (size_t)n, size - 1) : used;
+    }
+    if (r->ref.fingerprint && r->ref.fingerprint[0])
+        snprintf(buf + used, size - used, ", weights %s%s", r->ref.fingerprint,
+                 r->fingerprint_differs ? " (the candidate's differ)" : "");
+    cJSON_Delete(m);
+    return buf;
+}
+
 const char *ld_cmp_row_status(const ld_row *row)
 {
     switch (row->state) {
