@@ -82,7 +82,8 @@ typedef struct ld_metrics {
     double frac_outside;      /* n_outside / n (0 when n is 0) */
     uint64_t ulp_max;         /* ULP distance in the candidate's dtype after rounding the ref to it */
     double ulp_mean;
-    uint64_t ulp_p99;         /* 99th percentile (exact below 256, else a power-of-two bound) */
+    uint64_t ulp_p99;         /* 99th percentile: exact below 256, else a power-of-two bound;
+                                 over every 16th element when numel > 65536 */
     bool has_worst;
     uint64_t worst_index;     /* flat row-major index of the worst element: the first non-finite
                                  disagreement, else the largest |c-r| */

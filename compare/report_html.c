@@ -44,11 +44,11 @@ static const char *style =
     "th{background:#f6f6f6;position:sticky;top:0}td.l,th.l{text-align:left}"
     "tr.ok td.s{color:#185c2a}tr.fail td{background:#fff1f1}tr.fail td.s{color:#b00;font-weight:600}"
     "tr.first td{background:#ffd6d6;font-weight:600}tr.missing td{background:#fff8e0}"
-    "tr.allowed td{color:#888}.meta td{text-align:left;border:none;padding:1px 10px 1px 0}"
+    "tr.allowed td{color:#888}.meta td{text-align:left;border:none;padding:1px 10px 1px 0;white-space:normal}"
     ".notes li{margin:3px 0}.n-error{color:#8a1c1c}.n-warning{color:#6b4e00}.n-info{color:#555}"
     ".charts{display:flex;flex-wrap:wrap;gap:14px}.charts svg{border:1px solid #ddd;"
     "border-radius:4px;background:#fff}.summary{font-size:15px;max-width:1100px}"
-    "code{background:#f3f3f3;padding:0 3px;border-radius:3px}.meta code{word-break:break-all}";
+    "code{background:#f3f3f3;padding:0 3px;border-radius:3px}.meta code.j{word-break:break-all}";
 
 /* The step the charts show: the first divergence's, else the prefill. */
 static int chart_step(const ld_compare_result *r)
@@ -358,7 +358,7 @@ static void meta_row(FILE *f, const char *label, const ld_stream_info *s)
 {
     fputs("<tr><td><b>", f);
     X(f, label);
-    fputs("</b></td><td><code>", f);
+    fputs("</b></td><td style=\"white-space:nowrap\"><code>", f);
     X(f, s->path);
     fputs("</code></td><td>", f);
     if (s->opened) {
@@ -373,7 +373,7 @@ static void meta_row(FILE *f, const char *label, const ld_stream_info *s)
                 fputs("</code>", f);
             }
         }
-        fputs("</td><td><code>", f);
+        fputs("</td><td><code class=\"j\">", f);
         X(f, s->backend_json);
         fputs("</code>", f);
     } else {

@@ -105,8 +105,18 @@ static void table(const tty *t, const ld_compare_result *r, bool brief)
     bool *keep = NULL;
     if (brief) {
         keep = calloc(r->n_rows ? r->n_rows : 1, sizeof *keep);
-        if (keep)
+        if (keep) {
             ld_cmp_brief_rows(r, keep);
+            size_t shown = 0;
+            for (size_t i = 0; i < r->n_rows; i++)
+                shown += keep[i];
+            if (!shown) { /* nothing fails, nothing is missing: no table */
+                fprintf(t->f, "(--brief: all %zu probes pass; the full table lists them)\n",
+                        r->n_rows);
+                free(keep);
+                return;
+            }
+        }
     }
     for (size_t c = 0; c < ncol; c++) {
         if (brief && !cols[c].brief)

@@ -91,11 +91,11 @@ static void describe_divergence(sbuf *s, const ld_compare_result *r)
     say(s, "First divergence: %s (%s): ", ld_cmp_key_words(&row->key, kw, sizeof kw),
         ld_cmp_key_text(&row->key, kt, sizeof kt));
     if (row->m.nonfinite_new)
-        say(s, "%llu NaN/Inf values where the reference is finite",
-            (unsigned long long)row->m.nonfinite_new);
+        say(s, "%llu NaN/Inf value%s where the reference is finite",
+            (unsigned long long)row->m.nonfinite_new, row->m.nonfinite_new == 1 ? "" : "s");
     else if (row->m.nonfinite_lost && !(row->fail_mask & ~LD_FAIL_NONFINITE))
-        say(s, "%llu reference NaN/Inf values the candidate does not reproduce",
-            (unsigned long long)row->m.nonfinite_lost);
+        say(s, "%llu reference NaN/Inf value%s the candidate does not reproduce",
+            (unsigned long long)row->m.nonfinite_lost, row->m.nonfinite_lost == 1 ? "" : "s");
     else
         say(s, "relative error %s, cosine %.6f", ld_cmp_fmt(row->m.rel_l2, a, sizeof a),
             row->m.cosine);

@@ -310,7 +310,7 @@ static void test_nan(void **state)
     assert_int_equal(fd->m.nonfinite_new, 1);
     assert_int_equal(fd->m.worst_index, 7);
     char *s = ld_compare_summary(r);
-    if (!strstr(s, "1 NaN/Inf values where the reference is finite"))
+    if (!strstr(s, "1 NaN/Inf value where the reference is finite"))
         fail_msg("summary: %s", s);
     free(s);
     ld_compare_result_destroy(r);
