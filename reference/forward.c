@@ -209,9 +209,9 @@ static ld_status step_forward(run *R, int step, const int32_t *ids, size_t T, in
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_FINAL_NORM, pos0, R->x, T));
     TRY(ld_ref_matmul(R->x, &R->m->lm_head, T, R->logits, &R->nx, R->err));
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_LOGITS, pos0, R->logits, T));
+    /* -1 when no logit is finite (a NaN run): the step still counts, its probes are written, but
+     * only a run that follows another stream's tokens can go on decoding. */
     *next = ld_ref_argmax(R->logits + (T - 1) * V, V);
-    if (*next < 0)
-        return ld_error_set(R->err, LD_E_INPUT, "step %d: no finite logit to take the argmax of", step);
     return LD_OK;
 }
 
@@ -322,6 +322,13 @@ ld_status ld_ref_generate(const ld_model *m, const int32_t *prompt, size_t n_pro
     if (st == LD_OK)
         tokens_out[0] = next;
     for (int s = 1; st == LD_OK && s <= decode_steps; s++) {
+        if (!opt->follow && tokens_out[s - 1] < 0) {
+            st = ld_error_set(err, LD_E_INPUT,
+                              "step %d: no logit is finite, so there is no next token to decode "
+                              "(run with --follow REF.jsonl to feed another stream's tokens)",
+                              s - 1);
+            break;
+        }
         int32_t fed = opt->follow ? opt->follow[s - 1] : tokens_out[s - 1];
         decoded_out[s - 1] = fed;
         st = step_forward(&R, s, &fed, 1, (int64_t)(n_prompt + (size_t)s - 1), &next);

@@ -23,7 +23,8 @@ typedef struct ld_ref_options {
 } ld_ref_options;
 
 /* Runs the prompt through the model and decodes decode_steps more tokens. tokens_out[0..N] gets the
- * argmax of every step (step 0 = prefill); decoded_out[0..N−1] the token fed to steps 1..N.
+ * argmax of every step (step 0 = prefill; -1 when no logit is finite, after which only a run that
+ * follows another stream can go on); decoded_out[0..N−1] the token fed to steps 1..N.
  * Refuses (LD_E_USAGE) empty prompts, token ids outside the vocabulary, and runs longer than
  * max_position_embeddings. A failing probe write stops the run with that error. */
 ld_status ld_ref_generate(const ld_model *m, const int32_t *prompt, size_t n_prompt,

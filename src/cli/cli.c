@@ -9,25 +9,26 @@
 int ld_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
                   const char *cmd)
 {
+    /* A leading ':' makes getopt return ':' for a missing value and '?' for an unknown option,
+     * for long and short options alike, without printing anything itself. */
+    char spec[128];
+    snprintf(spec, sizeof spec, ":%s", shortopts[0] == ':' ? shortopts + 1 : shortopts);
     opterr = 0;
-    int prev = optind;
-    int c = getopt_long(argc, argv, shortopts, longopts, NULL);
-    if (c == '?' || c == ':') {
-        const char *arg = (optind - 1 >= 0 && optind - 1 < argc) ? argv[optind - 1] : "?";
-        if (optind == prev) /* getopt did not advance: the failing word is argv[optind] */
-            arg = optind < argc ? argv[optind] : arg;
-        if (c == ':' || (optopt && strchr(shortopts, optopt) && optopt != '?'))
-            fprintf(stderr, "layerdiff %s: option '%s' needs a value (see 'layerdiff %s --help')\n",
-                    cmd, arg, cmd);
-        else if (optopt)
-            fprintf(stderr, "layerdiff %s: unknown option '-%c' (see 'layerdiff %s --help')\n", cmd,
-                    optopt, cmd);
-        else
-            fprintf(stderr, "layerdiff %s: unknown option '%s' (see 'layerdiff %s --help')\n", cmd,
-                    arg, cmd);
-        return '?';
-    }
-    return c;
+    int c = getopt_long(argc, argv, spec, longopts, NULL);
+    if (c != '?' && c != ':')
+        return c;
+    /* The offending word: getopt has moved past it, except for a bad letter inside a cluster. */
+    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    if (c == ':')
+        fprintf(stderr, "layerdiff %s: option '%s' needs a value (see 'layerdiff %s --help')\n",
+                cmd, word, cmd);
+    else if (optopt && strncmp(word, "--", 2) != 0)
+        fprintf(stderr, "layerdiff %s: unknown option '-%c' (see 'layerdiff %s --help')\n", cmd,
+                optopt, cmd);
+    else
+        fprintf(stderr, "layerdiff %s: unknown option '%s' (see 'layerdiff %s --help')\n", cmd,
+                word, cmd);
+    return '?';
 }
 
 int ld_cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -282,9 +282,9 @@ int ld_cmd_run(int argc, char **argv)
         fprintf(stderr, "\r%60s\r", "");
     if (st != LD_OK) {
         /* Close the stream with an error end record naming the last completed key. */
-        ld_run_end end = {.ok = false, .message = err.msg};
+        ld_run_end failed_end = {.ok = false, .message = err.msg};
         ld_error cerr;
-        ld_sink_close(sink, &end, &cerr);
+        ld_sink_close(sink, &failed_end, &cerr);
         sink = NULL;
         goto fail;
     }
@@ -309,8 +309,8 @@ fail:
     rc = ld_cli_fail(CMD, &err);
 done:
     if (sink) {
-        ld_run_end end = {.ok = false, .message = err.msg};
-        ld_sink_close(sink, &end, NULL);
+        ld_run_end abort_end = {.ok = false, .message = err.msg};
+        ld_sink_close(sink, &abort_end, NULL);
     }
     free(tokens_out);
     free(decoded_out);

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every benchmark built in BUILD/tests/bench (make bench). Generated checkpoints are cached in
+# $LD_BENCH_CACHE (default BUILD/bench-cache) so repeated runs skip generation. Figures go to stdout
+# and to BUILD/bench-results.txt.
+set -uo pipefail
+build=${1:-build}
+export LD_BENCH_CACHE=${LD_BENCH_CACHE:-$(cd "$build" && pwd)/bench-cache}
+mkdir -p "$LD_BENCH_CACHE"
+out="$build/bench-results.txt"
+: >"$out"
+status=0
+for b in "$build"/tests/bench/bench_*; do
+  [[ -x $b && -f $b ]] || continue
+  name=$(basename "$b")
+  echo "===== $name =====" | tee -a "$out"
+  "$b" 2>&1 | tee -a "$out"
+  rc=${PIPESTATUS[0]}
+  if [[ $rc -eq 77 ]]; then
+    echo "($name skipped: needs hardware this machine lacks)" | tee -a "$out"
+  elif [[ $rc -ne 0 ]]; then
+    echo "($name failed with exit code $rc)" | tee -a "$out"
+    status=1
+  fi
+done
+echo "bench: figures saved in $out"
+exit $status

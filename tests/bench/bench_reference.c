@@ -1,0 +1,253 @@
+/* bench_reference.c — speed and memory of the fp32 CPU reference on the qwen3-0.6b preset (bf16):
+ * decode tokens/s, 128-token prefill time, the matmul's GFLOP/s beside OpenBLAS sgemm on the same
+ * shapes in the same run, peak RSS against checkpoint + KV cache, and the cost of probes (stats-only
+ * and full payloads) against a probe-free run. Prints figures; never fails on them. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef LD_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "bench_common.h"
+#include "forward.h"
+#include "model.h"
+#include "ops.h"
+
+typedef struct timing {
+    double t_step1; /* when decode step 1 began */
+} timing;
+
+static void on_progress(void *ctx, int step, int n_steps, int layer, int n_layers)
+{
+    (void)n_steps, (void)n_layers;
+    timing *t = ctx;
+    if (step == 1 && layer == 0 && t->t_step1 == 0)
+        t->t_step1 = ld_seconds();
+}
+
+/* One generate call; returns wall seconds, *decode_s the part spent in decode steps. */
+static double run_once(const ld_model *m, size_t n_prompt, int decode, ld_sink *sink,
+                       double *decode_s)
+{
+    int32_t *prompt = malloc(n_prompt * sizeof *prompt);
+    int32_t tokens[256], decoded[256];
+    for (size_t i = 0; i < n_prompt; i++)
+        prompt[i] = (int32_t)((i * 7919 + 13) % (size_t)m->cfg.vocab_size);
+    timing tm = {0};
+    ld_ref_options ro = {.sink = sink, .progress = on_progress, .progress_ctx = &tm};
+    ld_error err = {0};
+    double t0 = ld_seconds();
+    ld_status st = ld_ref_generate(m, prompt, n_prompt, decode, &ro, tokens, decoded, &err);
+    double t1 = ld_seconds();
+    free(prompt);
+    if (st != LD_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    if (decode_s)
+        *decode_s = decode ? t1 - tm.t_step1 : 0;
+    return t1 - t0;
+}
+
+static double best_of(int reps, const ld_model *m, size_t n_prompt, int decode, ld_sink *sink,
+                      double *decode_best)
+{
+    double best = INFINITY, dbest = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double d;
+        double t = run_once(m, n_prompt, decode, sink, &d);
+        best = t < best ? t : best;
+        dbest = d < dbest ? d : dbest;
+    }
+    if (decode_best)
+        *decode_best = dbest;
+    return best;
+}
+
+static double with_probes(const ld_model *m, ld_payload payload, const char *tags, size_t n_prompt,
+                          int decode, int reps, double *mb)
+{
+    char path[] = "/tmp/layerdiff-bench-probes-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        exit(1);
+    close(fd);
+    double best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        ld_sink_config sc;
+        ld_sink_config_init(&sc);
+        sc.payload = payload;
+        sc.tags = tags;
+        int32_t toks[1] = {1};
+        ld_run_info info = {.implementation = "bench", .tokens = toks, .n_tokens = 1,
+                            .decode_steps = decode};
+        ld_sink *s = NULL;
+        ld_error err = {0};
+        if (ld_sink_open(&s, path, &sc, &info, &err) != LD_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            exit(1);
+        }
+        double t0 = ld_seconds();
+        run_once(m, n_prompt, decode, s, NULL);
+        if (ld_sink_close(s, NULL, &err) != LD_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            exit(1);
+        }
+        double t = ld_seconds() - t0;
+        best = t < best ? t : best;
+    }
+    struct stat st;
+    *mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+    unlink(path);
+    return best;
+}
+
+static void matmul_vs_blas(const ld_model *m, size_t T)
+{
+    const ld_layer_weights *L = &m->layers[0];
+    const struct {
+        const char *name;
+        const ld_tensor *w;
+    } shapes[] = {{"q_proj", &L->wq}, {"k_proj", &L->wk}, {"o_proj", &L->wo},
+                  {"gate_proj", &L->wg}, {"down_proj", &L->wd}, {"lm_head", &m->lm_head}};
+    printf("\nmatmul, T=%zu tokens, %d threads (reference: double accumulation; sgemm: f32)\n", T,
+           omp_get_max_threads());
+    printf("  %-10s %14s %12s %12s %8s\n", "shape", "N x K", "ref GFLOP/s", "sgemm GFLOP/s", "ratio");
+    double tot_ref = 0, tot_blas = 0, flops_all = 0;
+    for (size_t i = 0; i < LD_ARRAY_LEN(shapes); i++) {
+        const ld_tensor *w = shapes[i].w;
+        size_t N = (size_t)w->shape[0], K = (size_t)w->shape[1];
+        float *x = malloc(T * K * sizeof *x), *y = malloc(T * N * sizeof *y);
+        for (size_t j = 0; j < T * K; j++)
+            x[j] = (float)sin((double)j);
+        double flops = 2.0 * (double)T * (double)N * (double)K;
+        int reps = flops > 1e11 ? 1 : 3;
+        double best = INFINITY;
+        for (int r = 0; r < reps; r++) {
+            double t0 = ld_seconds();
+            ld_ref_matmul(x, w, T, y, &ld_numerics_reference, NULL);
+            double t = ld_seconds() - t0;
+            best = t < best ? t : best;
+        }
+        double ref = flops / best / 1e9;
+        double blas = NAN;
+#ifdef LD_HAVE_OPENBLAS
+        float *wf = malloc(N * K * sizeof *wf);
+        for (size_t j = 0; j < N * K; j++)
+            wf[j] = ld_load_f32(w->data, w->dtype, j);
+        double bbest = INFINITY;
+        for (int r = 0; r < reps; r++) {
+            double t0 = ld_seconds();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)N, (int)K, 1.0f, x,
+                        (int)K, wf, (int)K, 0.0f, y, (int)N);
+            double t = ld_seconds() - t0;
+            bbest = t < bbest ? t : bbest;
+        }
+        blas = flops / bbest / 1e9;
+        tot_blas += bbest;
+        free(wf);
+#endif
+        tot_ref += best;
+        flops_all += flops;
+        printf("  %-10s %7zu x %-6zu %12.1f %12.1f %8.2f\n", shapes[i].name, N, K, ref, blas,
+               ref / blas);
+        free(x);
+        free(y);
+    }
+    printf("  %-10s %14s %12.1f %12.1f %8.2f\n", "all", "", flops_all / tot_ref / 1e9,
+           flops_all / tot_blas / 1e9, (flops_all / tot_ref) / (flops_all / tot_blas));
+}
+
+/* The child of the RSS measurement: open, prefill 128, decode 16, report peak RSS. */
+static int rss_child(const char *dir)
+{
+    ld_model *m = NULL;
+    ld_error err = {0};
+    if (ld_model_open(&m, dir, &err) != LD_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    run_once(m, 128, 16, NULL, NULL);
+    const ld_config *c = &m->cfg;
+    size_t kv = 2 * (size_t)c->num_layers * (size_t)c->num_kv_heads * (size_t)c->head_dim *
+                (128 + 16) * sizeof(float);
+    double rss = bench_peak_rss_mib() * 1024 * 1024;
+    double base = (double)m->checkpoint_bytes + (double)kv;
+    printf("\npeak RSS, prefill 128 + 16 decode: %.1f MB = %.2f x (checkpoint + KV cache = %.1f MB)"
+           " (goal <= 1.3)\n",
+           rss / 1e6, rss / base, base / 1e6);
+    ld_model_close(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char dir[4096];
+    if (argc > 2 && !strcmp(argv[1], "--rss-child"))
+        return rss_child(argv[2]);
+    if (argc > 1)
+        snprintf(dir, sizeof dir, "%s", argv[1]);
+    else if (bench_model_dir("qwen3-0.6b", dir, sizeof dir) != 0)
+        return 1;
+    ld_model *m = NULL;
+    ld_error err = {0};
+    double t0 = ld_seconds();
+    if (ld_model_open(&m, dir, &err) != LD_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("bench_reference: %s (%.1f MB checkpoint), opened in %.2f s, %d threads\n", dir,
+           (double)m->checkpoint_bytes / 1e6, ld_seconds() - t0, omp_get_max_threads());
+
+    /* Warm the page cache and the mapping once. */
+    run_once(m, 4, 1, NULL, NULL);
+
+    double dec;
+    best_of(2, m, 1, 16, NULL, &dec);
+    printf("\ndecode, probes off: %.2f tokens/s (%.1f ms/token; goal >= 8, stretch >= 12)\n",
+           16.0 / dec, dec / 16.0 * 1e3);
+    double pre = best_of(2, m, 128, 0, NULL, NULL);
+    double flops = 0;
+    const ld_config *c = &m->cfg;
+    double per_tok = (double)c->num_layers *
+                         ((double)c->hidden_size * c->head_dim * (2.0 * c->num_heads + 2.0 * c->num_kv_heads) +
+                          3.0 * c->hidden_size * c->intermediate_size) +
+                     (double)c->hidden_size * c->vocab_size;
+    flops = 2.0 * per_tok * 128;
+    printf("prefill of 128 tokens, probes off: %.2f s (goal <= 3 s), %.1f GFLOP/s overall\n", pre,
+           flops / pre / 1e9);
+
+    matmul_vs_blas(m, 128);
+
+    /* Peak RSS of the forward alone, in a fresh process (this one also held the sgemm copies, and
+     * an OpenMP process must not fork without exec). */
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "/proc/%d/exe --rss-child '%s'", (int)getpid(), dir);
+    fflush(stdout);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: the RSS child failed\n");
+
+    /* Probe overhead, on the same run (prefill 128 + 8 decode), best of 2 each. */
+    double base = best_of(2, m, 128, 8, NULL, NULL);
+    double mb_s, mb_f, mb_s2;
+    double stats = with_probes(m, LD_PAYLOAD_STATS, NULL, 128, 8, 2, &mb_s);
+    double full = with_probes(m, LD_PAYLOAD_FULL, NULL, 128, 8, 2, &mb_f);
+    double full_nolog = with_probes(m, LD_PAYLOAD_FULL,
+                                    "embed,attn_norm,q_proj,k_proj,v_proj,q_norm,k_norm,q_rope,"
+                                    "k_rope,attn_out,o_proj,attn_residual,mlp_norm,gate_proj,"
+                                    "up_proj,mlp_act,down_proj,layer_out,final_norm",
+                                    128, 8, 2, &mb_s2);
+    printf("\nprobe overhead, prefill 128 + 8 decode (probe-free %.2f s):\n", base);
+    printf("  stats only            %.2f s  %.3f x  (goal <= 1.1)  %.1f MB written\n", stats,
+           stats / base, mb_s);
+    printf("  full payload          %.2f s  %.3f x  (goal <= 1.5)  %.1f MB written\n", full,
+           full / base, mb_f);
+    printf("  full, without logits  %.2f s  %.3f x                 %.1f MB written\n", full_nolog,
+           full_nolog / base, mb_s2);
+    ld_model_close(m);
+    return 0;
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The fault zoo, end to end: for every fault of DESIGN.md section 6, an f32 candidate and an
+emulated-bf16 candidate, on two model configurations, `layerdiff compare` must exit 1 and name
+exactly the expected first divergence (step, layer, tag); honest candidates (the reference itself,
+--emulate bf16, --emulate f16) must pass with exit 0. Layer faults sit at a middle layer, so a
+report that blames an earlier layer is caught. Prints the localization table and exits 1 on any
+miss or false positive.
+
+usage: zoo.py [--configs tiny,small] [--dtypes f32,bf16] [--faults NAME,...] [--floor] [--json OUT]"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+LD_BIN = os.environ.get("LD_BIN", "layerdiff")
+PROMPT = [17, 3, 250, 41, 9, 128, 77]  # 7 tokens: RoPE and the causal mask are exercised
+DECODE = 3
+MIDDLE = 2  # of 4 layers in both configs
+
+
+def fault_cases(n_layers):
+    """(spec, expected key) for every fault of the zoo; layer faults at the middle layer."""
+    L = MIDDLE
+    cases = [
+        (f"rmsnorm_mul_var@{L}", (0, L, "attn_norm")),
+        (f"qk_norm_block@{L}=16", (0, L, "q_norm")),
+        (f"qk_norm_skip@{L}", (0, L, "q_norm")),
+        (f"q_proj_zero@{L}", (0, L, "q_proj")),
+        (f"rope_interleaved@{L}", (0, L, "q_rope")),
+        (f"rope_theta@{L}=10000", (0, L, "q_rope")),
+        (f"gqa_modulo@{L}", (0, L, "attn_out")),
+        (f"no_causal_mask@{L}", (0, L, "attn_out")),
+        (f"attn_scale@{L}=1", (0, L, "attn_out")),
+        (f"kv_append_off_by_one@{L}", (1, L, "attn_out")),
+        (f"skip_attn_residual@{L}", (0, L, "attn_residual")),
+        (f"swap_gate_up@{L}", (0, L, "gate_proj")),
+        (f"silu_as_gelu@{L}", (0, L, "mlp_act")),
+        (f"o_proj_weight_shift@{L}", (0, L, "o_proj")),
+        (f"nan@{L}=k_norm", (0, L, "k_norm")),
+        (f"nan@{L}=mlp_act", (0, L, "mlp_act")),
+        ("nan=embed", (0, None, "embed")),
+        ("nan=logits", (0, None, "logits")),
+        # without @LAYER a fault hits every layer and shows first at layer 0
+        ("qk_norm_block=16", (0, 0, "q_norm")),
+        ("silu_as_gelu", (0, 0, "mlp_act")),
+    ]
+    return cases
+
+
+def run(args, check=True):
+    p = subprocess.run([LD_BIN] + args, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise SystemExit(f"zoo: layerdiff {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
+    return p
+
+
+def key_text(step, layer, tag):
+    return f"S{step}." + (f"L{layer}." if layer is not None else "") + tag
+
+
+def compare(tmp, ref, cand, extra):
+    out = os.path.join(tmp, "report.json")
+    if os.path.exists(out):
+        os.unlink(out)
+    p = run(["compare", ref, cand, "--json", out, "--brief"] + extra, check=False)
+    report = json.load(open(out)) if os.path.exists(out) else None
+    fd = (report or {}).get("first_divergence")
+    found = key_text(fd["step"], fd.get("layer"), fd["tag"]) if fd else None
+    return p.returncode, found, p
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", default="tiny,small")
+    ap.add_argument("--dtypes", default="f32,bf16")
+    ap.add_argument("--faults", default="")
+    ap.add_argument("--floor", action="store_true", help="judge with a calibrated noise floor")
+    ap.add_argument("--json", help="write the table as JSON here")
+    args = ap.parse_args()
+    only = set(filter(None, args.faults.split(",")))
+    rows, bad = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in args.configs.split(","):
+            model = os.path.join(tmp, config)
+            run(["gen-model", model, "--preset", config, "--dtype", "bf16", "--seed", "5"])
+            tokens = ",".join(map(str, PROMPT))
+            ref = os.path.join(tmp, f"{config}-ref.jsonl")
+            run(["run", "--model", model, "--tokens", tokens, "--decode", str(DECODE),
+                 "--payload", "full", "--probes", ref, "--quiet"])
+            floor_args = []
+            if args.floor:
+                floor = os.path.join(tmp, f"{config}-floor.json")
+                for dt in args.dtypes.split(","):
+                    if dt == "f32":
+                        continue
+                    run(["calibrate", "--model", model, "--tokens", tokens, "--decode", str(DECODE),
+                         "--dtype", dt, "-o", floor, "--quiet"])
+                floor_args = ["--floor", floor]
+            # Honest candidates: never a divergence.
+            honest = [("reference again", [])] + [
+                (f"--emulate {dt}", ["--emulate", dt]) for dt in ("bf16", "f16")]
+            for name, extra in honest:
+                cand = os.path.join(tmp, "cand.jsonl")
+                run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload", "full",
+                     "--probes", cand, "--quiet"] + extra)
+                rc, found, _ = compare(tmp, ref, cand, floor_args)
+                ok = rc == 0 and found is None
+                bad += not ok
+                rows.append((config, "honest", name, "none", found or "none", rc, ok))
+            for dt in args.dtypes.split(","):
+                emulate = [] if dt == "f32" else ["--emulate", dt]
+                for spec, (step, layer, tag) in fault_cases(4):
+                    if only and spec.split("@")[0].split("=")[0] not in only:
+                        continue
+                    cand = os.path.join(tmp, "cand.jsonl")
+                    run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
+                         "full", "--probes", cand, "--inject", spec, "--quiet"] + emulate)
+                    rc, found, _ = compare(tmp, ref, cand, floor_args)
+                    want = key_text(step, layer, tag)
+                    ok = rc == 1 and found == want
+                    bad += not ok
+                    rows.append((config, dt, spec, want, found or "none", rc, ok))
+    w = [max(len(str(r[i])) for r in rows + [("config", "cand", "fault", "expected", "found", "exit", 0)])
+         for i in range(6)]
+    print(f"{'config':{w[0]}}  {'cand':{w[1]}}  {'fault':{w[2]}}  {'expected':{w[3]}}  {'found':{w[4]}}  exit  result")
+    for r in rows:
+        print(f"{r[0]:{w[0]}}  {r[1]:{w[1]}}  {r[2]:{w[2]}}  {r[3]:{w[3]}}  {r[4]:{w[4]}}  {r[5]:4}  {'ok' if r[6] else 'MISS'}")
+    faults = [r for r in rows if r[1] != "honest"]
+    honest = [r for r in rows if r[1] == "honest"]
+    print(f"\nlocalized {sum(r[6] for r in faults)}/{len(faults)} faults exactly; "
+          f"false positives {sum(not r[6] for r in honest)}/{len(honest)} honest candidates")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([dict(zip(["config", "candidate", "fault", "expected", "found", "exit", "ok"], r))
+                       for r in rows], f, indent=1)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
