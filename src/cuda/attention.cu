@@ -1,0 +1,195 @@
+/* attention.cu — grouped-query attention (attention.cuh).
+ *
+ * Parallelization. attention_kernel: one block of ATTN_THREADS threads per (query, split), grid
+ * (T·Hq, n_split); without a split there is one "split" covering every key. The block walks its
+ * keys in passes of LD_ATTN_CHUNK: (1) scores — each warp takes keys w, w+nwarps, ...; its lanes
+ * stride over D (coalesced loads of the key row) and a butterfly sums the dot product; (2) the
+ * pass maximum (block reduction) updates the running maximum m, and the previous sum l and output
+ * acc are rescaled by exp(m_old − m_new) (online softmax); (3) the exponentials, their block sum;
+ * (4) acc[i] += Σ_k p[k]·v[k,i], each thread owning dimensions i = tid, tid + blockDim, ... (so
+ * consecutive threads read consecutive values of a value row). Without a split the block writes
+ * out = acc / l; with one it writes (m, l, acc) and attention_combine_kernel — one block per
+ * query — merges the splits in order: out = Σ_s acc_s·e^(m_s−M) / Σ_s l_s·e^(m_s−M).
+ * Everything is in fp32 with fixed reduction orders: the result is reproducible run to run, and
+ * the split geometry depends only on the cache size, so a captured graph computes exactly what
+ * the stream path does. Empty splits (keys beyond the causal limit) write m = −inf, l = 0.
+ * A NaN anywhere in a query's scores makes its whole output row NaN, as in the reference. */
+#include "attention.cuh"
+#include "cuda_common.cuh"
+
+#define ATTN_THREADS 128
+#define ATTN_MAX_SPLITS 1024
+
+__global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache,
+                                        const ld_bf16 *v_cache, size_t cap, size_t T, size_t Hq,
+                                        size_t Hkv, size_t D, const int32_t *pos0p,
+                                        ld_cuda_attn_params ap, size_t split_keys, bool split,
+                                        float *part_ml, float *part_acc, ld_bf16 *out)
+{
+    extern __shared__ float sm[];
+    float *qs = sm;          /* [D] the query, f32 */
+    float *acc = sm + D;     /* [D] unnormalized output; element i is only touched by thread i % blockDim */
+    float *p = sm + 2 * D;   /* [LD_ATTN_CHUNK] scores, then exponentials, of one pass */
+    __shared__ float red[32];
+    __shared__ float l_bf16; /* running sum of the softmax_bf16 fault */
+
+    size_t t = blockIdx.x / Hq, j = blockIdx.x % Hq;
+    int64_t pos0 = *pos0p, pos = pos0 + (int64_t)t, n_kv = pos0 + (int64_t)T;
+    int64_t limit = ap.causal ? (pos + 1 < n_kv ? pos + 1 : n_kv) : n_kv;
+    int64_t begin = (int64_t)(blockIdx.y * split_keys);
+    int64_t end = begin + (int64_t)split_keys < limit ? begin + (int64_t)split_keys : limit;
+    size_t kvh = ap.gqa_modulo ? j % Hkv : j / (Hq / Hkv);
+    const ld_bf16 *kh = k_cache + kvh * cap * D, *vh = v_cache + kvh * cap * D;
+    float scale = (float)ap.scale;
+    int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, nwarps = (int)blockDim.x / 32;
+
+    for (size_t i = threadIdx.x; i < D; i += blockDim.x) {
+        qs[i] = ld_bf2f(q[(t * Hq + j) * D + i]);
+        acc[i] = 0.0f;
+    }
+    __syncthreads();
+
+    float m = -INFINITY, l = 0.0f;
+    for (int64_t c0 = begin; c0 < end; c0 += LD_ATTN_CHUNK) {
+        int n = (int)(end - c0 < LD_ATTN_CHUNK ? end - c0 : LD_ATTN_CHUNK);
+        for (int k = warp; k < n; k += nwarps) {
+            const ld_bf16 *kr = kh + (size_t)(c0 + k) * D;
+            float d = 0.0f;
+            for (size_t i = (size_t)lane; i < D; i += 32)
+                d += qs[i] * ld_bf2f(kr[i]);
+            for (int o = 16; o > 0; o >>= 1)
+                d += __shfl_xor_sync(0xffffffffu, d, o);
+            if (lane == 0)
+                p[k] = d * scale;
+        }
+        __syncthreads();
+        float cm = -INFINITY;
+        for (int k = (int)threadIdx.x; k < n; k += (int)blockDim.x)
+            cm = fmaxf(cm, p[k]);
+        float m_new = fmaxf(m, ld_block_max(cm, red));
+        float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
+        float s = 0.0f;
+        for (int k = (int)threadIdx.x; k < n; k += (int)blockDim.x) {
+            float e = expf(p[k] - m_new);
+            p[k] = ap.softmax_bf16 ? ld_round_bf16(e) : e;
+            s += p[k];
+        }
+        if (!ap.softmax_bf16) {
+            /* ld_block_sum's barriers also publish p[] to the whole block for step (4). */
+            l = l * alpha + ld_block_sum(s, red);
+        } else {
+            /* The bug keeps the running sum in bf16: one thread adds in key order, as the twin. */
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                float acc_l = ld_round_bf16(l * alpha);
+                for (int k = 0; k < n; k++)
+                    acc_l = ld_round_bf16(acc_l + p[k]);
+                l_bf16 = acc_l;
+            }
+            __syncthreads();
+            l = l_bf16;
+        }
+        for (size_t i = threadIdx.x; i < D; i += blockDim.x) {
+            float a = acc[i] * alpha;
+            for (int k = 0; k < n; k++)
+                a += p[k] * ld_bf2f(vh[(size_t)(c0 + k) * D + i]);
+            acc[i] = a;
+        }
+        m = m_new;
+        __syncthreads(); /* p is overwritten by the next pass */
+    }
+
+    if (!split) {
+        for (size_t i = threadIdx.x; i < D; i += blockDim.x)
+            out[(t * Hq + j) * D + i] = ld_f2bf(acc[i] / l);
+        return;
+    }
+    size_t r = (size_t)blockIdx.x * gridDim.y + blockIdx.y;
+    for (size_t i = threadIdx.x; i < D; i += blockDim.x)
+        part_acc[r * D + i] = acc[i];
+    if (threadIdx.x == 0) {
+        part_ml[2 * r] = m;
+        part_ml[2 * r + 1] = l;
+    }
+}
+
+/* One block per query: merges its n_split partial results in split order. An empty split (no key
+ * below the causal limit: m = −inf, l = 0) contributes nothing; any other split contributes even
+ * when its weight underflows, so that a NaN in it still reaches the output. */
+__global__ static void attention_combine_kernel(const float *part_ml, const float *part_acc,
+                                                size_t n_split, size_t D, bool softmax_bf16,
+                                                ld_bf16 *out)
+{
+    extern __shared__ float wgt[]; /* [n_split] e^(m_s − M), or −1 for an empty split */
+    __shared__ float red[32];
+    __shared__ float total;
+    size_t r0 = (size_t)blockIdx.x * n_split;
+    float M = -INFINITY;
+    for (size_t s = threadIdx.x; s < n_split; s += blockDim.x)
+        M = fmaxf(M, part_ml[2 * (r0 + s)]);
+    M = ld_block_max(M, red);
+    for (size_t s = threadIdx.x; s < n_split; s += blockDim.x) {
+        float ms = part_ml[2 * (r0 + s)], ls = part_ml[2 * (r0 + s) + 1];
+        wgt[s] = ms == -INFINITY ? (ls == 0.0f ? -1.0f : 0.0f) : expf(ms - M);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float L = 0.0f;
+        for (size_t s = 0; s < n_split; s++) {
+            if (wgt[s] < 0.0f)
+                continue;
+            float add = part_ml[2 * (r0 + s) + 1] * wgt[s];
+            L = softmax_bf16 ? ld_round_bf16(L + add) : L + add;
+        }
+        total = L;
+    }
+    __syncthreads();
+    for (size_t i = threadIdx.x; i < D; i += blockDim.x) {
+        float a = 0.0f;
+        for (size_t s = 0; s < n_split; s++)
+            if (wgt[s] >= 0.0f)
+                a += wgt[s] * part_acc[(r0 + s) * D + i];
+        out[(size_t)blockIdx.x * D + i] = ld_f2bf(a / total);
+    }
+}
+
+extern "C" void ld_cuda_attn_split_size(size_t cap, size_t *n_split, size_t *split_keys)
+{
+    size_t keys = LD_ATTN_CHUNK;
+    while ((cap + keys - 1) / keys > ATTN_MAX_SPLITS)
+        keys += LD_ATTN_CHUNK;
+    *split_keys = keys;
+    *n_split = cap ? (cap + keys - 1) / keys : 1;
+}
+
+extern "C" ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache,
+                                       const ld_bf16 *v_cache, size_t cap, size_t T, size_t Hq,
+                                       size_t Hkv, size_t D, const int32_t *pos0,
+                                       const ld_cuda_attn_params *ap,
+                                       const ld_cuda_attn_split *split, ld_bf16 *out,
+                                       cudaStream_t stream, ld_error *err)
+{
+    if (Hkv == 0 || Hq % Hkv != 0 || D == 0 || D > 1024)
+        return ld_error_set(err, LD_E_INTERNAL, "attention: bad shape (Hq %zu, Hkv %zu, D %zu)",
+                            Hq, Hkv, D);
+    if (T == 0)
+        return LD_OK;
+    size_t n_split = split ? split->n_split : 1;
+    size_t split_keys = split ? split->split_keys : cap;
+    if (n_split == 0 || n_split > ATTN_MAX_SPLITS || split_keys == 0 ||
+        (split && (split_keys % LD_ATTN_CHUNK != 0 || n_split * split_keys < cap)))
+        return ld_error_set(err, LD_E_INTERNAL, "attention: bad split (%zu of %zu keys for %zu slots)",
+                            n_split, split_keys, cap);
+    dim3 grid((unsigned)(T * Hq), (unsigned)n_split);
+    size_t smem = (2 * D + LD_ATTN_CHUNK) * sizeof(float);
+    attention_kernel<<<grid, ATTN_THREADS, smem, stream>>>(
+        q, k_cache, v_cache, cap, T, Hq, Hkv, D, pos0, *ap, split_keys, split != NULL,
+        split ? split->ml : NULL, split ? split->acc : NULL, out);
+    LD_CUDA_CHECK_LAUNCH(err);
+    if (!split)
+        return LD_OK;
+    attention_combine_kernel<<<(unsigned)(T * Hq), ATTN_THREADS, n_split * sizeof(float), stream>>>(
+        split->ml, split->acc, n_split, D, ap->softmax_bf16, out);
+    LD_CUDA_CHECK_LAUNCH(err);
+    return LD_OK;
+}

@@ -1,0 +1,650 @@
+/* forward.c — the CUDA Qwen3 forward pass (cuda_backend.h): the session (device, stream, cuBLAS,
+ * weights), the activations, the layer loop with a probe after every op — read it beside
+ * reference/forward.c, its twin — and greedy decoding, whose steps are captured once in a CUDA
+ * graph and replayed when probes are off. Not here: the kernels (one .cu per op family). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "argmax.cuh"
+#include "attention.cuh"
+#include "cuda_backend.h"
+#include "cuda_check.h"
+#include "embed.cuh"
+#include "matmul.h"
+#include "poke.cuh"
+#include "qk_norm_rope.cuh"
+#include "rmsnorm.cuh"
+#include "silu_mul.cuh"
+#include "util.h"
+#include "weights.h"
+
+#define BLAS_WORKSPACE ((size_t)32 << 20) /* bytes; fixed so graph capture never allocates */
+#define ACT_ALIGN 256
+
+struct ld_cuda_session {
+    const ld_model *m;
+    ld_fault_set faults; /* a copy: the loader faults are baked into W */
+    cudaStream_t stream; /* every kernel, GEMM and copy of the session runs on it, in order */
+    cublasHandle_t blas;
+    void *blas_ws;       /* [BLAS_WORKSPACE] bytes */
+    ld_cuda_weights W;
+};
+
+/* One generate call: the model's dimensions, the activations of a step and the KV cache (one
+ * device allocation, carved below), the host side of the token loop, and the prober. */
+typedef struct run {
+    ld_cuda_session *S;
+    const ld_config *c;
+    const ld_fault_set *F;
+    const ld_cuda_run_options *opt;
+    ld_sink *sink;
+    ld_cuda_probe *probe;
+    cudaStream_t stream;
+    size_t H, Hq, Hkv, D, I, V, L;
+    size_t Wqkv;    /* (Hq + 2·Hkv)·D: the row width of qkv */
+    size_t cap;     /* KV slots: prompt + decode steps */
+    size_t tmax;    /* most tokens in one step (the prompt) */
+    int n_steps;    /* 1 + decode steps */
+    int64_t pos0;   /* the current step's first position, host copy (for probe records) */
+
+    void *block;    /* the device allocation all pointers below point into */
+    ld_bf16 *h;     /* [T,H] residual stream */
+    ld_bf16 *x;     /* [T,H] normed input of attention, MLP and lm_head */
+    ld_bf16 *qkv;   /* [T,(Hq+2Hkv)·D] q_proj | k_proj | v_proj, one GEMM */
+    ld_bf16 *q;     /* [T,Hq,D] q_rope */
+    ld_bf16 *qn;    /* [T,Hq,D] q_norm, written only when probed */
+    ld_bf16 *kn;    /* [T,Hkv,D] k_norm, written only when probed */
+    ld_bf16 *kr;    /* [T,Hkv,D] k_rope, written only when probed (the cache holds it anyway) */
+    ld_bf16 *att;   /* [T,Hq,D] attn_out */
+    ld_bf16 *o;     /* [T,H] o_proj */
+    ld_bf16 *gu;    /* [T,2I] gate_proj | up_proj, one GEMM */
+    ld_bf16 *act;   /* [T,I] mlp_act */
+    ld_bf16 *down;  /* [T,H] down_proj */
+    ld_bf16 *logits;/* [T,V] */
+    ld_bf16 *k_cache, *v_cache; /* [L][Hkv][cap][D]: slot s holds position s */
+    ld_cuda_attn_split split;   /* decode attention partials: ml [Hq,n_split,2], acc [Hq,n_split,D] */
+    int32_t *ids;   /* [tmax] token ids of the step */
+    int32_t *pos0_dev; /* [1] the step's first position, read by RoPE, the append and attention */
+    int32_t *next;  /* [1] argmax of the step's last logits row */
+
+    int32_t *host;  /* pinned, one allocation: */
+    int32_t *h_feed;/* [tmax + steps] the prompt, then the followed tokens */
+    int32_t *h_pos; /* [1 + steps] first position of each step */
+    int32_t *h_next;/* [1 + steps] argmax of each step */
+
+    cudaGraphExec_t graph; /* the captured decode step, or NULL */
+    bool trap;      /* LAYERDIFF_CUDA_TRAP_AFTER: fault the device after this key (tests) */
+    ld_key trap_key;
+    ld_error *err;
+} run;
+
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        ld_status st_ = (expr);                                                                    \
+        if (st_ != LD_OK)                                                                          \
+            return st_;                                                                            \
+    } while (0)
+
+/* ---- probes ------------------------------------------------------------------------------------ */
+
+static size_t tag_width(const run *R, ld_tag tag)
+{
+    switch (ld_tag_shape(tag)) {
+    case LD_SHAPE_T_H: return R->H;
+    case LD_SHAPE_T_HQ_D: return R->Hq * R->D;
+    case LD_SHAPE_T_HKV_D: return R->Hkv * R->D;
+    case LD_SHAPE_T_I: return R->I;
+    case LD_SHAPE_T_V: return R->V;
+    }
+    return 0;
+}
+
+static bool wants(const run *R, int step, int layer, ld_tag tag)
+{
+    return R->sink && ld_sink_wants(R->sink, step, layer, ld_tag_name(tag));
+}
+
+/* The flat index the nan=TAG fault poisons in TAG's [T, width] tensor (its middle element, as in
+ * the reference), or -1. */
+static int64_t nan_index(const run *R, int layer, ld_tag tag, size_t T)
+{
+    return ld_fault_nan_at(R->F, tag, layer) ? (int64_t)(T * tag_width(R, tag) / 2) : -1;
+}
+
+/* Emits T rows of tag (bf16, rows ld elements apart on the device) if the sink wants the key. */
+static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *data, size_t T,
+                      size_t ld)
+{
+    if (!R->sink)
+        return LD_OK;
+    ld_cuda_tensor t = {.data = data, .dtype = LD_BF16, .ndim = 2, .row_stride = ld};
+    t.shape[0] = (int64_t)T;
+    switch (ld_tag_shape(tag)) {
+    case LD_SHAPE_T_HQ_D:
+        t.ndim = 3, t.shape[1] = (int64_t)R->Hq, t.shape[2] = (int64_t)R->D;
+        break;
+    case LD_SHAPE_T_HKV_D:
+        t.ndim = 3, t.shape[1] = (int64_t)R->Hkv, t.shape[2] = (int64_t)R->D;
+        break;
+    default:
+        t.shape[1] = (int64_t)tag_width(R, tag);
+        break;
+    }
+    const char *name = ld_tag_name(tag);
+    TRY(ld_cuda_probe_emit(R->probe, step, layer, name, R->pos0, &t, R->err));
+    if (R->trap && R->trap_key.step == step && R->trap_key.layer == layer &&
+        !strcmp(R->trap_key.tag, name) && wants(R, step, layer, tag)) {
+        /* Every record up to this one is written; then the device faults (a sticky error). */
+        TRY(ld_cuda_probe_flush(R->probe, R->err));
+        TRY(ld_cuda_trap(R->stream, R->err));
+    }
+    return LD_OK;
+}
+
+/* The probe point after an op: the nan fault writes its NaN here (so it flows downstream), then
+ * the tensor is emitted if wanted. Fused kernels take their NaN index as a parameter instead and
+ * their intermediates go through emit() alone. */
+static ld_status probe(run *R, int step, int layer, ld_tag tag, ld_bf16 *data, size_t T, size_t ld)
+{
+    TRY(ld_cuda_poke_nan(data, tag_width(R, tag), ld, nan_index(R, layer, tag, T), R->stream,
+                         R->err));
+    return emit(R, step, layer, tag, data, T, ld);
+}
+
+/* ---- the model ---------------------------------------------------------------------------------- */
+
+/* What an RMSNorm call needs: weight, epsilon and the mul_var fault of its layer; the final norm
+ * (layer == L) sees only faults given without @LAYER, as in the reference. */
+typedef struct norm_site {
+    const ld_bf16 *w;
+    double eps;
+    bool mul_var;
+} norm_site;
+
+static norm_site norm_at(const run *R, int layer, const ld_bf16 *w)
+{
+    int fl = layer < (int)R->L ? layer : LD_ALL_LAYERS;
+    const ld_fault *f = ld_fault_at(R->F, LD_FAULT_RMSNORM_EPS, fl);
+    return (norm_site){w, f ? f->value : R->c->rms_norm_eps,
+                       ld_fault_at(R->F, LD_FAULT_RMSNORM_MUL_VAR, fl) != NULL};
+}
+
+/* The norm that reads the residual stream after layer l: attn_norm of layer l+1, or final_norm. */
+static norm_site next_norm(const run *R, int l)
+{
+    if (l + 1 < (int)R->L)
+        return norm_at(R, l + 1, R->S->W.layers[l + 1].attn_norm);
+    return norm_at(R, (int)R->L, R->S->W.final_norm);
+}
+
+/* One layer. On entry x holds this layer's attn_norm (computed by the previous fused add+norm);
+ * on exit h holds layer_out and x the next norm's output. */
+static ld_status layer_forward(run *R, int step, int l, size_t T)
+{
+    const ld_fault_set *F = R->F;
+    const ld_cuda_layer *W = &R->S->W.layers[l];
+    size_t H = R->H, I = R->I, D = R->D, Hq = R->Hq, Hkv = R->Hkv, Wqkv = R->Wqkv;
+    cublasHandle_t blas = R->S->blas;
+    const ld_fault *f;
+    norm_site attn_n = norm_at(R, l, W->attn_norm), mlp_n = norm_at(R, l, W->mlp_norm);
+
+    /* Attention block. */
+    TRY(probe(R, step, l, LD_TAG_ATTN_NORM, R->x, T, H));
+
+    /* q, k and v in one GEMM over the stacked weight. q_proj_zero: a fused stage that never
+     * writes q — the GEMM covers only the k and v columns, and q keeps the zeros written here. */
+    if (ld_fault_at(F, LD_FAULT_Q_PROJ_ZERO, l)) {
+        LD_CUDA_CHECK(R->err, cudaMemset2DAsync(R->qkv, Wqkv * sizeof(ld_bf16), 0,
+                                                Hq * D * sizeof(ld_bf16), T, R->stream));
+        TRY(ld_cuda_matmul(blas, R->x, H, W->wqkv + Hq * D * H, 2 * Hkv * D, H, T, R->qkv + Hq * D,
+                           Wqkv, R->err));
+    } else {
+        TRY(ld_cuda_matmul(blas, R->x, H, W->wqkv, Wqkv, H, T, R->qkv, Wqkv, R->err));
+    }
+    TRY(probe(R, step, l, LD_TAG_Q_PROJ, R->qkv, T, Wqkv));
+    TRY(probe(R, step, l, LD_TAG_K_PROJ, R->qkv + Hq * D, T, Wqkv));
+    TRY(probe(R, step, l, LD_TAG_V_PROJ, R->qkv + (Hq + Hkv) * D, T, Wqkv));
+
+    /* q/k norm, RoPE and the cache append in one kernel; the intermediates are written to their
+     * probe buffers only when wanted. */
+    ld_cuda_qk_params qp = {
+        .eps = attn_n.eps,
+        .block = (f = ld_fault_at(F, LD_FAULT_QK_NORM_BLOCK, l)) ? f->ivalue : 0,
+        .skip = ld_fault_at(F, LD_FAULT_QK_NORM_SKIP, l) != NULL,
+        .theta = (f = ld_fault_at(F, LD_FAULT_ROPE_THETA, l)) ? f->value : R->c->rope_theta,
+        .interleaved = ld_fault_at(F, LD_FAULT_ROPE_INTERLEAVED, l) != NULL,
+        .kv_off_by_one = step > 0 && ld_fault_at(F, LD_FAULT_KV_APPEND_OFF_BY_ONE, l) != NULL,
+        .nan_q_norm = nan_index(R, l, LD_TAG_Q_NORM, T),
+        .nan_k_norm = nan_index(R, l, LD_TAG_K_NORM, T),
+        .nan_q_rope = nan_index(R, l, LD_TAG_Q_ROPE, T),
+        .nan_k_rope = nan_index(R, l, LD_TAG_K_ROPE, T),
+    };
+    size_t kv_off = (size_t)l * Hkv * R->cap * D;
+    ld_bf16 *qn = wants(R, step, l, LD_TAG_Q_NORM) ? R->qn : NULL;
+    ld_bf16 *kn = wants(R, step, l, LD_TAG_K_NORM) ? R->kn : NULL;
+    ld_bf16 *kr = wants(R, step, l, LD_TAG_K_ROPE) ? R->kr : NULL;
+    TRY(ld_cuda_qk_norm_rope(R->qkv, T, Hq, Hkv, D, W->q_norm, W->k_norm, R->pos0_dev, &qp, R->q,
+                             R->k_cache + kv_off, R->v_cache + kv_off, R->cap, qn, kn, kr,
+                             R->stream, R->err));
+    if (qn)
+        TRY(emit(R, step, l, LD_TAG_Q_NORM, qn, T, Hq * D));
+    if (kn)
+        TRY(emit(R, step, l, LD_TAG_K_NORM, kn, T, Hkv * D));
+    TRY(emit(R, step, l, LD_TAG_Q_ROPE, R->q, T, Hq * D));
+    if (kr)
+        TRY(emit(R, step, l, LD_TAG_K_ROPE, kr, T, Hkv * D));
+
+    ld_cuda_attn_params ap = {
+        .scale = (f = ld_fault_at(F, LD_FAULT_ATTN_SCALE, l)) ? f->value : 1.0 / sqrt((double)D),
+        .causal = ld_fault_at(F, LD_FAULT_NO_CAUSAL_MASK, l) == NULL,
+        .gqa_modulo = ld_fault_at(F, LD_FAULT_GQA_MODULO, l) != NULL,
+        .softmax_bf16 = ld_fault_at(F, LD_FAULT_SOFTMAX_BF16, l) != NULL,
+    };
+    /* Prefill: one block per query walks its keys. Decode (T = 1): the keys are split. */
+    TRY(ld_cuda_attention(R->q, R->k_cache + kv_off, R->v_cache + kv_off, R->cap, T, Hq, Hkv, D,
+                          R->pos0_dev, &ap, T == 1 ? &R->split : NULL, R->att, R->stream, R->err));
+    TRY(probe(R, step, l, LD_TAG_ATTN_OUT, R->att, T, Hq * D));
+
+    /* o_proj (the o_proj_weight_shift fault is in the uploaded weights), then the residual add
+     * fused with the MLP's norm. */
+    TRY(ld_cuda_matmul(blas, R->att, Hq * D, W->wo, H, Hq * D, T, R->o, H, R->err));
+    TRY(probe(R, step, l, LD_TAG_O_PROJ, R->o, T, H));
+    TRY(ld_cuda_add_rmsnorm(R->h, R->o, ld_fault_at(F, LD_FAULT_SKIP_ATTN_RESIDUAL, l) != NULL,
+                            nan_index(R, l, LD_TAG_ATTN_RESIDUAL, T), mlp_n.w, T, H, mlp_n.eps,
+                            mlp_n.mul_var, R->x, R->stream, R->err));
+    TRY(emit(R, step, l, LD_TAG_ATTN_RESIDUAL, R->h, T, H));
+
+    /* MLP block: gate and up in one GEMM (swap_gate_up is in the uploaded weights). */
+    TRY(probe(R, step, l, LD_TAG_MLP_NORM, R->x, T, H));
+    TRY(ld_cuda_matmul(blas, R->x, H, W->wgu, 2 * I, H, T, R->gu, 2 * I, R->err));
+    TRY(probe(R, step, l, LD_TAG_GATE_PROJ, R->gu, T, 2 * I));
+    TRY(probe(R, step, l, LD_TAG_UP_PROJ, R->gu + I, T, 2 * I));
+    TRY(ld_cuda_silu_mul(R->gu, R->gu + I, T, I, 2 * I,
+                         ld_fault_at(F, LD_FAULT_SILU_AS_GELU, l) != NULL, R->act, R->stream,
+                         R->err));
+    TRY(probe(R, step, l, LD_TAG_MLP_ACT, R->act, T, I));
+    TRY(ld_cuda_matmul(blas, R->act, I, W->wd, H, I, T, R->down, H, R->err));
+    TRY(probe(R, step, l, LD_TAG_DOWN_PROJ, R->down, T, H));
+
+    /* The residual add fused with the norm that reads it next (next layer's attn_norm, or the
+     * final norm), probed there. */
+    norm_site nn = next_norm(R, l);
+    TRY(ld_cuda_add_rmsnorm(R->h, R->down, false, nan_index(R, l, LD_TAG_LAYER_OUT, T), nn.w, T, H,
+                            nn.eps, nn.mul_var, R->x, R->stream, R->err));
+    return emit(R, step, l, LD_TAG_LAYER_OUT, R->h, T, H);
+}
+
+/* One step: T tokens (ids and pos0 already on the device) through the whole model; the last row's
+ * argmax lands in next (on the device). */
+static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progress)
+{
+    const ld_cuda_weights *W = &R->S->W;
+    size_t H = R->H, V = R->V;
+
+    TRY(ld_cuda_embed(W->embed, V, H, R->ids, T, R->h, R->stream, R->err));
+    TRY(probe(R, step, LD_NO_LAYER, LD_TAG_EMBED, R->h, T, H));
+    norm_site n0 = norm_at(R, 0, W->layers[0].attn_norm);
+    TRY(ld_cuda_add_rmsnorm(R->h, NULL, false, -1, n0.w, T, H, n0.eps, n0.mul_var, R->x,
+                            R->stream, R->err));
+    for (int l = 0; l < (int)R->L; l++) {
+        if (R->opt->progress && per_layer_progress)
+            R->opt->progress(R->opt->progress_ctx, step, R->n_steps, l, (int)R->L);
+        TRY(layer_forward(R, step, l, T));
+    }
+    TRY(probe(R, step, LD_NO_LAYER, LD_TAG_FINAL_NORM, R->x, T, H));
+    /* Only the last row feeds the argmax: the other rows are computed only for a probe. */
+    size_t rows = wants(R, step, LD_NO_LAYER, LD_TAG_LOGITS) ||
+                          ld_fault_nan_at(R->F, LD_TAG_LOGITS, LD_NO_LAYER)
+                      ? T
+                      : 1;
+    TRY(ld_cuda_matmul(R->S->blas, R->x + (T - rows) * H, H, W->lm_head, V, H, rows, R->logits, V,
+                       R->err));
+    TRY(probe(R, step, LD_NO_LAYER, LD_TAG_LOGITS, R->logits, rows, V));
+    return ld_cuda_argmax(R->logits + (rows - 1) * V, V, R->next, R->stream, R->err);
+}
+
+/* ---- activations ---------------------------------------------------------------------------------- */
+
+/* Lays out the activations in one allocation: with base NULL only measures (*bytes). Every size is
+ * a product of config-bounded numbers (config.h) and cannot overflow 64 bits; the byte total is
+ * still checked. */
+typedef struct carver {
+    unsigned char *base;
+    size_t off;
+    bool ok;
+} carver;
+
+static void *carve(carver *cv, size_t n, size_t esize)
+{
+    size_t start = (cv->off + ACT_ALIGN - 1) / ACT_ALIGN * ACT_ALIGN, bytes;
+    if (!ld_mul_size(n, esize, &bytes) || !ld_add_size(start, bytes, &cv->off)) {
+        cv->ok = false;
+        return NULL;
+    }
+    return cv->base ? cv->base + start : NULL;
+}
+
+static void layout(run *R, carver *cv)
+{
+    size_t T = R->tmax, H = R->H, qw = R->Hq * R->D, kw = R->Hkv * R->D, I = R->I;
+    size_t kv = R->L * kw * R->cap, ns = R->split.n_split;
+    R->h = carve(cv, T * H, 2);
+    R->x = carve(cv, T * H, 2);
+    R->qkv = carve(cv, T * R->Wqkv, 2);
+    R->q = carve(cv, T * qw, 2);
+    R->qn = carve(cv, T * qw, 2);
+    R->kn = carve(cv, T * kw, 2);
+    R->kr = carve(cv, T * kw, 2);
+    R->att = carve(cv, T * qw, 2);
+    R->o = carve(cv, T * H, 2);
+    R->gu = carve(cv, T * 2 * I, 2);
+    R->act = carve(cv, T * I, 2);
+    R->down = carve(cv, T * H, 2);
+    R->logits = carve(cv, T * R->V, 2);
+    R->k_cache = carve(cv, kv, 2);
+    R->v_cache = carve(cv, kv, 2);
+    R->split.ml = carve(cv, R->Hq * ns * 2, sizeof(float));
+    R->split.acc = carve(cv, R->Hq * ns * R->D, sizeof(float));
+    R->ids = carve(cv, T, sizeof(int32_t));
+    R->pos0_dev = carve(cv, 1, sizeof(int32_t));
+    R->next = carve(cv, 1, sizeof(int32_t));
+}
+
+static ld_status run_alloc(run *R, int decode_steps)
+{
+    size_t steps = (size_t)decode_steps;
+    ld_cuda_attn_split_size(R->cap, &R->split.n_split, &R->split.split_keys);
+    carver cv = {.ok = true};
+    layout(R, &cv);
+    if (!cv.ok)
+        return ld_error_set(R->err, LD_E_UNSUPPORTED, "activations for %zu tokens do not fit",
+                            R->tmax);
+    size_t bytes = cv.off;
+    cudaError_t e = cudaMalloc(&R->block, bytes);
+    if (e != cudaSuccess) {
+        R->block = NULL;
+        (void)cudaGetLastError();
+        return ld_error_set(R->err, LD_E_NOMEM,
+                            "cannot allocate %.2f GiB of device memory for the activations of %zu "
+                            "tokens and a KV cache of %zu slots: %s",
+                            (double)bytes / (1024.0 * 1024.0 * 1024.0), R->tmax, R->cap,
+                            cudaGetErrorString(e));
+    }
+    cv = (carver){.base = R->block, .ok = true};
+    layout(R, &cv);
+    size_t n_host = (R->tmax + steps) + 2 * (1 + steps);
+    LD_CUDA_CHECK(R->err, cudaMallocHost((void **)&R->host, n_host * sizeof(int32_t)));
+    R->h_feed = R->host;
+    R->h_pos = R->h_feed + R->tmax + steps;
+    R->h_next = R->h_pos + 1 + steps;
+    TRY(ld_cuda_probe_create(&R->probe, R->sink, R->stream, R->err));
+    /* Zeroed like the reference's calloc: kv_append_off_by_one reads a slot nobody wrote. */
+    size_t kv_bytes = R->L * R->Hkv * R->cap * R->D * sizeof(ld_bf16);
+    LD_CUDA_CHECK(R->err, cudaMemsetAsync(R->k_cache, 0, kv_bytes, R->stream));
+    LD_CUDA_CHECK(R->err, cudaMemsetAsync(R->v_cache, 0, kv_bytes, R->stream));
+    return LD_OK;
+}
+
+static void run_free(run *R)
+{
+    if (R->graph)
+        cudaGraphExecDestroy(R->graph);
+    ld_cuda_probe_destroy(R->probe);
+    cudaFreeHost(R->host);
+    cudaFree(R->block);
+    (void)cudaGetLastError(); /* after a sticky error these fail too; nothing more to do */
+    R->graph = NULL, R->probe = NULL, R->host = NULL, R->block = NULL;
+}
+
+/* ---- the token loop ------------------------------------------------------------------------------- */
+
+static ld_status check_inputs(const ld_config *c, const int32_t *prompt, size_t n_prompt,
+                              int decode_steps, const int32_t *follow, size_t n_follow,
+                              ld_error *err)
+{
+    if (n_prompt == 0)
+        return ld_error_set(err, LD_E_USAGE, "the prompt is empty: give at least one token id");
+    if (decode_steps < 0)
+        return ld_error_set(err, LD_E_USAGE, "decode steps must be >= 0, not %d", decode_steps);
+    size_t steps = (size_t)decode_steps;
+    if (n_prompt > (size_t)c->max_position_embeddings ||
+        steps > (size_t)c->max_position_embeddings - n_prompt)
+        return ld_error_set(err, LD_E_USAGE,
+                            "prompt of %zu tokens plus %d decode steps is longer than the model's "
+                            "max_position_embeddings (%d)",
+                            n_prompt, decode_steps, c->max_position_embeddings);
+    if (follow && n_follow < steps)
+        return ld_error_set(err, LD_E_USAGE,
+                            "the followed stream decodes %zu tokens, fewer than the %d steps asked",
+                            n_follow, decode_steps);
+    size_t n_ids = n_prompt + (follow ? steps : 0);
+    for (size_t i = 0; i < n_ids; i++) {
+        int32_t id = i < n_prompt ? prompt[i] : follow[i - n_prompt];
+        if (id < 0 || id >= c->vocab_size)
+            return ld_error_set(err, LD_E_USAGE, "%s token %zu is %d, outside the vocabulary [0, %d)",
+                                i < n_prompt ? "prompt" : "followed",
+                                i < n_prompt ? i : i - n_prompt, (int)id, c->vocab_size);
+    }
+    return LD_OK;
+}
+
+static ld_status sync_step(run *R, int step)
+{
+    LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
+    if (R->h_next[step] < 0)
+        return ld_error_set(R->err, LD_E_INPUT, "step %d: no finite logit to take the argmax of",
+                            step);
+    return LD_OK;
+}
+
+/* Records the decode step's work once, as a graph. The stream leaves capture mode whatever
+ * happens, or it would refuse all later work. */
+static ld_status capture_decode(run *R, int step)
+{
+    cudaGraph_t graph = NULL;
+    LD_CUDA_CHECK(R->err, cudaStreamBeginCapture(R->stream, cudaStreamCaptureModeThreadLocal));
+    ld_status st = step_forward(R, step, 1, false);
+    cudaError_t e = cudaStreamEndCapture(R->stream, &graph);
+    if (st == LD_OK && e != cudaSuccess)
+        st = ld_cuda_fail(R->err, e, "cudaStreamEndCapture(R->stream, &graph)", __FILE__, __LINE__);
+    if (st == LD_OK) {
+        e = cudaGraphInstantiate(&R->graph, graph, 0);
+        if (e != cudaSuccess) {
+            R->graph = NULL;
+            st = ld_cuda_fail(R->err, e, "cudaGraphInstantiate(&R->graph, graph, 0)", __FILE__,
+                              __LINE__);
+        }
+    }
+    if (graph)
+        cudaGraphDestroy(graph);
+    return st;
+}
+
+/* Step s: its position and input token go to the device first (the token from the host when
+ * following, else the previous step's argmax, device to device), then the work, then the argmax
+ * comes back into pinned memory. */
+static ld_status decode_step(run *R, int s, bool use_graph, size_t n_prompt)
+{
+    R->pos0 = R->h_pos[s];
+    LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->pos0_dev, &R->h_pos[s], sizeof(int32_t),
+                                          cudaMemcpyHostToDevice, R->stream));
+    if (R->opt->follow)
+        LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->ids, &R->h_feed[n_prompt + (size_t)s - 1],
+                                              sizeof(int32_t), cudaMemcpyHostToDevice, R->stream));
+    else
+        LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->ids, R->next, sizeof(int32_t),
+                                              cudaMemcpyDeviceToDevice, R->stream));
+    if (use_graph) {
+        if (!R->graph)
+            TRY(capture_decode(R, s));
+        if (R->opt->progress)
+            R->opt->progress(R->opt->progress_ctx, s, R->n_steps, 0, (int)R->L);
+        LD_CUDA_CHECK(R->err, cudaGraphLaunch(R->graph, R->stream));
+    } else {
+        TRY(step_forward(R, s, 1, true));
+    }
+    LD_CUDA_CHECK(R->err, cudaMemcpyAsync(&R->h_next[s], R->next, sizeof(int32_t),
+                                          cudaMemcpyDeviceToHost, R->stream));
+    return use_graph ? LD_OK : sync_step(R, s);
+}
+
+static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int decode_steps,
+                           ld_cuda_timing *timing)
+{
+    size_t steps = (size_t)decode_steps;
+    memcpy(R->h_feed, prompt, n_prompt * sizeof *prompt);
+    if (R->opt->follow)
+        memcpy(R->h_feed + n_prompt, R->opt->follow, steps * sizeof *prompt);
+    R->h_pos[0] = 0;
+    for (size_t s = 1; s <= steps; s++)
+        R->h_pos[s] = (int32_t)(n_prompt + s - 1);
+
+    double t0 = ld_seconds();
+    R->pos0 = 0;
+    LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->ids, R->h_feed, n_prompt * sizeof(int32_t),
+                                          cudaMemcpyHostToDevice, R->stream));
+    LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->pos0_dev, &R->h_pos[0], sizeof(int32_t),
+                                          cudaMemcpyHostToDevice, R->stream));
+    ld_status st = step_forward(R, 0, n_prompt, true);
+    if (st != LD_OK)
+        return ld_error_prefix(R->err, "step 0 (prefill)");
+    LD_CUDA_CHECK(R->err, cudaMemcpyAsync(&R->h_next[0], R->next, sizeof(int32_t),
+                                          cudaMemcpyDeviceToHost, R->stream));
+    TRY(sync_step(R, 0));
+    double t1 = ld_seconds();
+
+    /* Probes off: nothing in a decode step depends on the host, so it is captured once and
+     * replayed; the host synchronizes only at the end. */
+    bool use_graph = !R->opt->no_graph && !R->sink && !R->trap && steps > 0;
+    for (int s = 1; s <= decode_steps; s++)
+        if ((st = decode_step(R, s, use_graph, n_prompt)) != LD_OK)
+            return ld_error_prefix(R->err, "step %d", s);
+    LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
+    for (int s = 1; s <= decode_steps; s++)
+        TRY(sync_step(R, s)); /* graph replays: their argmax is checked only now */
+    TRY(ld_cuda_probe_flush(R->probe, R->err));
+    if (timing) {
+        timing->prefill_s = t1 - t0;
+        timing->decode_s = ld_seconds() - t1;
+        timing->graph = use_graph;
+    }
+    return LD_OK;
+}
+
+ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, size_t n_prompt,
+                                   int decode_steps, const ld_cuda_run_options *opt,
+                                   int32_t *tokens_out, int32_t *decoded_out,
+                                   ld_cuda_timing *timing, ld_error *err)
+{
+    static const ld_cuda_run_options defaults = {0};
+    if (!opt)
+        opt = &defaults;
+    const ld_config *c = &S->m->cfg;
+    TRY(check_inputs(c, prompt, n_prompt, decode_steps, opt->follow, opt->n_follow, err));
+
+    run R = {.S = S, .c = c, .F = &S->faults, .opt = opt, .sink = opt->sink, .stream = S->stream,
+             .err = err};
+    R.H = (size_t)c->hidden_size, R.Hq = (size_t)c->num_heads, R.Hkv = (size_t)c->num_kv_heads;
+    R.D = (size_t)c->head_dim, R.I = (size_t)c->intermediate_size, R.V = (size_t)c->vocab_size;
+    R.L = (size_t)c->num_layers, R.Wqkv = (R.Hq + 2 * R.Hkv) * R.D;
+    R.cap = n_prompt + (size_t)decode_steps;
+    R.tmax = n_prompt;
+    R.n_steps = 1 + decode_steps;
+    const char *trap = getenv("LAYERDIFF_CUDA_TRAP_AFTER");
+    if (trap && *trap) {
+        if (ld_key_parse(trap, &R.trap_key, err) != LD_OK)
+            return ld_error_prefix(err, "LAYERDIFF_CUDA_TRAP_AFTER");
+        R.trap = true;
+    }
+
+    ld_status st = run_alloc(&R, decode_steps);
+    if (st == LD_OK)
+        st = run_steps(&R, prompt, n_prompt, decode_steps, timing);
+    if (st == LD_OK) {
+        for (int s = 0; s <= decode_steps; s++)
+            tokens_out[s] = R.h_next[s];
+        for (int s = 1; s <= decode_steps; s++)
+            decoded_out[s - 1] = opt->follow ? opt->follow[s - 1] : R.h_next[s - 1];
+    }
+    run_free(&R);
+    return st;
+}
+
+/* ---- sessions ----------------------------------------------------------------------------------- */
+
+static ld_status session_init(ld_cuda_session *s, ld_error *err)
+{
+    const ld_config *c = &s->m->cfg;
+    if (c->head_dim % 2 != 0 || c->head_dim > 1024 || c->num_heads % c->num_kv_heads != 0)
+        return ld_error_set(err, LD_E_UNSUPPORTED,
+                            "the CUDA path needs an even head_dim <= 1024 and num_attention_heads "
+                            "a multiple of num_key_value_heads (head_dim %d, heads %d / %d)",
+                            c->head_dim, c->num_heads, c->num_kv_heads);
+    LD_CUDA_CHECK(err, cudaSetDevice(0));
+    LD_CUDA_CHECK(err, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    LD_CUBLAS_CHECK(err, cublasCreate(&s->blas));
+    LD_CUDA_CHECK(err, cudaMalloc(&s->blas_ws, BLAS_WORKSPACE));
+    TRY(ld_cuda_matmul_setup(s->blas, s->stream, s->blas_ws, BLAS_WORKSPACE, err));
+    return ld_cuda_weights_upload(&s->W, s->m, &s->faults, err);
+}
+
+ld_status ld_cuda_session_create(ld_cuda_session **out, const ld_model *m,
+                                 const ld_fault_set *faults, ld_error *err)
+{
+    *out = NULL;
+    TRY(ld_cuda_device_check(NULL, 0, err));
+    if (faults)
+        TRY(ld_fault_set_validate(faults, &m->cfg, err));
+    ld_cuda_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return ld_error_set(err, LD_E_NOMEM, "cannot allocate a CUDA session");
+    s->m = m;
+    if (faults)
+        s->faults = *faults;
+    ld_status st = session_init(s, err);
+    if (st != LD_OK) {
+        ld_cuda_session_destroy(s);
+        return st;
+    }
+    *out = s;
+    return LD_OK;
+}
+
+void ld_cuda_session_destroy(ld_cuda_session *s)
+{
+    if (!s)
+        return;
+    ld_cuda_weights_free(&s->W);
+    if (s->blas)
+        cublasDestroy(s->blas);
+    cudaFree(s->blas_ws);
+    if (s->stream)
+        cudaStreamDestroy(s->stream);
+    (void)cudaGetLastError();
+    free(s);
+}
+
+ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_prompt,
+                           int decode_steps, const ld_ref_options *opt, int32_t *tokens_out,
+                           int32_t *decoded_out, ld_error *err)
+{
+    if (opt->emulate != LD_F32)
+        return ld_error_set(err, LD_E_USAGE,
+                            "the CUDA path computes in bf16 itself: emulation is for the reference");
+    TRY(check_inputs(&m->cfg, prompt, n_prompt, decode_steps, opt->follow, opt->n_follow, err));
+    const char *graph = getenv("LAYERDIFF_CUDA_GRAPH");
+    ld_cuda_run_options ro = {.sink = opt->sink, .follow = opt->follow, .n_follow = opt->n_follow,
+                              .no_graph = graph && !strcmp(graph, "0"),
+                              .progress = opt->progress, .progress_ctx = opt->progress_ctx};
+    ld_cuda_session *s;
+    TRY(ld_cuda_session_create(&s, m, opt->faults, err));
+    ld_status st = ld_cuda_session_generate(s, prompt, n_prompt, decode_steps, &ro, tokens_out,
+                                            decoded_out, NULL, err);
+    ld_cuda_session_destroy(s);
+    return st;
+}

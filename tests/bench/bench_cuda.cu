@@ -1,0 +1,188 @@
+/* bench_cuda.cu — speed of the CUDA path on the qwen3-0.6b preset (bf16 checkpoint, batch 1):
+ * decode ms/token on the stream and replayed from a CUDA graph, prefill of 512 tokens in tokens/s,
+ * and the probe overhead (stats only, full payload) against the same run without probes. Prints
+ * device, driver, CUDA runtime and cuBLAS versions. Host code only (compiled by nvcc because it is
+ * built beside the CUDA library); not a test: it prints figures and never fails on them. Exits 77
+ * without a GPU. The checkpoint is generated once into $LD_BENCH_CACHE (default /tmp).
+ *
+ *   bench_cuda [--decode N] [--prefill T] [--repeat N]
+ */
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/stat.h>
+
+#include "cuda_backend.h"
+extern "C" {
+#include "gen.h"
+#include "util.h"
+}
+
+static void die(const char *what, const ld_error *err)
+{
+    fprintf(stderr, "bench_cuda: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+/* The checkpoint, generated on first use. */
+static std::string checkpoint(void)
+{
+    const char *cache = getenv("LD_BENCH_CACHE");
+    std::string dir = std::string(cache && *cache ? cache : "/tmp") + "/qwen3-0.6b-bf16-seed1";
+    struct stat st;
+    if (stat((dir + "/config.json").c_str(), &st) == 0)
+        return dir;
+    fprintf(stderr, "bench_cuda: generating %s (about 1.5 GB, once)\n", dir.c_str());
+    ld_gen_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.preset = "qwen3-0.6b";
+    opt.seed = 1;
+    opt.dtype = LD_BF16;
+    opt.tied = -1;
+    opt.shards = 1;
+    ld_error err;
+    if (ld_gen_model(dir.c_str(), &opt, &err) != LD_OK)
+        die("gen-model", &err);
+    return dir;
+}
+
+struct run_result {
+    double prefill_s, decode_s;
+    bool graph;
+};
+
+/* One generate call on the session; sink may be NULL. */
+static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool no_graph,
+                           ld_sink *sink, int vocab)
+{
+    int32_t *prompt = (int32_t *)malloc(n_prompt * sizeof *prompt);
+    int32_t *tokens = (int32_t *)malloc(((size_t)decode + 1) * sizeof *tokens);
+    int32_t *decoded = (int32_t *)malloc(((size_t)decode + 1) * sizeof *decoded);
+    for (size_t i = 0; i < n_prompt; i++)
+        prompt[i] = (int32_t)((i * 7919 + 13) % (size_t)vocab);
+    ld_cuda_run_options ro;
+    memset(&ro, 0, sizeof ro);
+    ro.sink = sink;
+    ro.no_graph = no_graph;
+    ld_cuda_timing t;
+    ld_error err;
+    if (ld_cuda_session_generate(s, prompt, n_prompt, decode, &ro, tokens, decoded, &t, &err) !=
+        LD_OK)
+        die("generate", &err);
+    free(prompt);
+    free(tokens);
+    free(decoded);
+    run_result r = {t.prefill_s, t.decode_s, t.graph};
+    return r;
+}
+
+/* The fastest of repeat runs (after one warm-up). */
+static run_result best_of(int repeat, ld_cuda_session *s, size_t n_prompt, int decode,
+                          bool no_graph, int vocab)
+{
+    run_once(s, n_prompt, decode, no_graph, NULL, vocab);
+    run_result best = {INFINITY, INFINITY, false};
+    for (int i = 0; i < repeat; i++) {
+        run_result r = run_once(s, n_prompt, decode, no_graph, NULL, vocab);
+        best.prefill_s = fmin(best.prefill_s, r.prefill_s);
+        best.decode_s = fmin(best.decode_s, r.decode_s);
+        best.graph = r.graph;
+    }
+    return best;
+}
+
+/* Seconds of a whole probed run (prefill + decode) writing to path. */
+static double probed_run(ld_cuda_session *s, size_t n_prompt, int decode, ld_payload payload,
+                         const char *path, int vocab)
+{
+    ld_sink_config cfg;
+    ld_sink_config_init(&cfg);
+    cfg.payload = payload;
+    ld_run_info info;
+    memset(&info, 0, sizeof info);
+    info.implementation = "bench_cuda";
+    ld_sink *sink;
+    ld_error err;
+    if (ld_sink_open(&sink, path, &cfg, &info, &err) != LD_OK)
+        die("sink", &err);
+    double t0 = ld_seconds();
+    run_once(s, n_prompt, decode, true, sink, vocab);
+    double t = ld_seconds() - t0;
+    if (ld_sink_close(sink, NULL, &err) != LD_OK)
+        die("sink close", &err);
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    int decode = 128, prefill = 512, repeat = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--decode"))
+            decode = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--prefill"))
+            prefill = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--repeat"))
+            repeat = atoi(argv[i + 1]);
+    }
+    if (decode < 1 || prefill < 1 || repeat < 1) {
+        fprintf(stderr, "usage: bench_cuda [--decode N] [--prefill T] [--repeat N]\n");
+        return 2;
+    }
+    ld_cuda_device_info di;
+    ld_error err;
+    if (ld_cuda_device_info_get(&di, &err) != LD_OK) {
+        printf("bench_cuda: skipped: %s\n", err.msg);
+        return 77;
+    }
+    printf("device: %s (sm_%d%d, %.1f GiB), driver %d.%d, CUDA runtime %d.%d, cuBLAS %d.%d.%d\n",
+           di.name, di.sm_major, di.sm_minor, di.mem_gib, di.driver / 1000,
+           (di.driver % 1000) / 10, di.runtime / 1000, (di.runtime % 1000) / 10, di.cublas_major,
+           di.cublas_minor, di.cublas_patch);
+
+    std::string dir = checkpoint();
+    ld_model *m;
+    if (ld_model_open(&m, dir.c_str(), &err) != LD_OK)
+        die("open", &err);
+    ld_cuda_session *s;
+    double t0 = ld_seconds();
+    if (ld_cuda_session_create(&s, m, NULL, &err) != LD_OK)
+        die("session", &err);
+    int V = m->cfg.vocab_size;
+    printf("model: qwen3-0.6b preset, bf16, batch 1; weights uploaded in %.2f s\n",
+           ld_seconds() - t0);
+
+    /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
+    run_result stream = best_of(repeat, s, 16, decode, true, V);
+    run_result graph = best_of(repeat, s, 16, decode, false, V);
+    printf("decode, stream:     %.3f ms/token (%d steps, best of %d)\n",
+           1e3 * stream.decode_s / decode, decode, repeat);
+    printf("decode, CUDA graph: %.3f ms/token%s\n", 1e3 * graph.decode_s / decode,
+           graph.graph ? "" : " (graph NOT used)");
+
+    run_result pf = best_of(repeat, s, (size_t)prefill, 0, true, V);
+    printf("prefill %d tokens:  %.2f ms, %.0f tokens/s\n", prefill, 1e3 * pf.prefill_s,
+           prefill / pf.prefill_s);
+
+    /* Probe overhead on a 64-token prompt and 32 decode steps, against the same run on the
+     * stream without probes. Every tag of every layer and step is probed. */
+    const char *cache = getenv("LD_BENCH_CACHE");
+    std::string path = std::string(cache && *cache ? cache : "/tmp") + "/bench_cuda_probes.jsonl";
+    run_result base = best_of(repeat, s, 64, 32, true, V);
+    double base_s = base.prefill_s + base.decode_s;
+    double stats_s = INFINITY, full_s = INFINITY;
+    for (int i = 0; i < repeat; i++) {
+        stats_s = fmin(stats_s, probed_run(s, 64, 32, LD_PAYLOAD_STATS, path.c_str(), V));
+        full_s = fmin(full_s, probed_run(s, 64, 32, LD_PAYLOAD_FULL, path.c_str(), V));
+    }
+    struct stat st;
+    double mb = stat(path.c_str(), &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
+    printf("probes (64-token prompt + 32 steps, every tag): none %.1f ms, stats %.1f ms (%.2fx), "
+           "full %.1f ms (%.2fx, %.0f MB written)\n",
+           1e3 * base_s, 1e3 * stats_s, stats_s / base_s, 1e3 * full_s, full_s / base_s, mb);
+    remove(path.c_str());
+    ld_cuda_session_destroy(s);
+    ld_model_close(m);
+    return 0;
+}
