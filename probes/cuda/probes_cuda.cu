@@ -12,7 +12,7 @@
 
 #include "layerdiff/probes_cuda.h"
 
-/* ---- errors ------------------------------------------------------------------------------------ */
+/* ---- errors ---------------------------------------------------------------------------------- */
 
 extern "C" ld_status ld_cuda_fail(ld_error *err, cudaError_t e, const char *stmt, const char *file,
                                   int line)
@@ -128,9 +128,9 @@ __global__ static void stats_partial_kernel(const void *base, int dtype, size_t 
 }
 
 /* One thread: merges the block results in order, finishes the statistics, reads the head. */
-__global__ static void stats_final_kernel(const stats_part *parts, unsigned nparts, const void *base,
-                                          int dtype, size_t numel, size_t cols, size_t ld,
-                                          stats_out *out)
+__global__ static void stats_final_kernel(const stats_part *parts, unsigned nparts,
+                                          const void *base, int dtype, size_t numel, size_t cols,
+                                          size_t ld, stats_out *out)
 {
     stats_part acc = parts[0];
     for (unsigned b = 1; b < nparts; b++)
@@ -198,7 +198,8 @@ static ld_status launch_stats(const ld_cuda_tensor *t, size_t numel, size_t cols
     stats_partial_kernel<<<nb, STATS_THREADS, 0, stream>>>(t->data, (int)t->dtype, numel, cols, ld,
                                                            parts);
     LD_CUDA_CHECK(err, cudaGetLastError());
-    stats_final_kernel<<<1, 1, 0, stream>>>(parts, nb, t->data, (int)t->dtype, numel, cols, ld, out);
+    stats_final_kernel<<<1, 1, 0, stream>>>(parts, nb, t->data, (int)t->dtype, numel, cols, ld,
+                                            out);
     LD_CUDA_CHECK(err, cudaGetLastError());
     return LD_OK;
 }

@@ -28,7 +28,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
 {
     extern __shared__ float sm[];
     float *qs = sm;          /* [D] the query, f32 */
-    float *acc = sm + D;     /* [D] unnormalized output; element i is only touched by thread i % blockDim */
+    float *acc = sm + D;     /* [D] unnormalized output; element i: thread i % blockDim only */
     float *p = sm + 2 * D;   /* [LD_ATTN_CHUNK] scores, then exponentials, of one pass */
     __shared__ float red[32];
     __shared__ float l_bf16; /* running sum of the softmax_bf16 fault */
@@ -174,11 +174,15 @@ extern "C" ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache,
                             Hq, Hkv, D);
     if (T == 0)
         return LD_OK;
+    if (T * Hq > 0x7fffffff)
+        return ld_error_set(err, LD_E_UNSUPPORTED, "attention: %zu queries x %zu heads is too many",
+                            T, Hq);
     size_t n_split = split ? split->n_split : 1;
     size_t split_keys = split ? split->split_keys : cap;
     if (n_split == 0 || n_split > ATTN_MAX_SPLITS || split_keys == 0 ||
         (split && (split_keys % LD_ATTN_CHUNK != 0 || n_split * split_keys < cap)))
-        return ld_error_set(err, LD_E_INTERNAL, "attention: bad split (%zu of %zu keys for %zu slots)",
+        return ld_error_set(err, LD_E_INTERNAL,
+                            "attention: bad split (%zu of %zu keys for %zu slots)",
                             n_split, split_keys, cap);
     dim3 grid((unsigned)(T * Hq), (unsigned)n_split);
     size_t smem = (2 * D + LD_ATTN_CHUNK) * sizeof(float);

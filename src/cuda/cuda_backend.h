@@ -3,7 +3,7 @@
  * emitting the same tags, in the same order, as the reference (reference/forward.h).
  * Numerics: weights and activations bf16 — the residual stream included — with every dot product,
  * norm and softmax accumulated in fp32; cuBLAS with CUBLAS_COMPUTE_32F, no TF32. Callable from C;
- * the kernels are CUDA C++ behind it. Not here: the kernels' own launchers (one .cuh per kernel). */
+ * the kernels are CUDA C++ behind it. Not here: the kernels' launchers (one .cuh per kernel). */
 #ifndef LD_CUDA_BACKEND_H
 #define LD_CUDA_BACKEND_H
 
@@ -22,7 +22,7 @@ extern "C" {
 #include "layerdiff/probes.h"
 #include "model.h"
 
-/* ---- the device --------------------------------------------------------------------------------- */
+/* ---- the device ------------------------------------------------------------------------------ */
 
 /* LD_OK with a one-line description of device 0, or LD_E_NODEVICE saying why there is none. */
 ld_status ld_cuda_device_check(char *desc, size_t desc_size, ld_error *err);
@@ -43,15 +43,16 @@ ld_status ld_cuda_device_info_get(ld_cuda_device_info *out, ld_error *err);
  * weights were rounded to bf16 (f32 or f16 checkpoints), TF32 off. NULL with err set on failure. */
 char *ld_cuda_backend_json(const ld_model *m, ld_error *err);
 
-/* ---- running the model ---------------------------------------------------------------------------- */
+/* ---- running the model ----------------------------------------------------------------------- */
 
 /* One-shot, the twin of ld_ref_generate: prefill, then decode_steps greedy steps; tokens_out[0..N]
- * gets each step's argmax, decoded_out[0..N−1] the token fed to steps 1..N. opt->emulate must be
- * LD_F32 (the CUDA path has its own, real, bf16 numerics). Decode steps run as one CUDA graph when
- * opt->sink is NULL, unless the environment says LAYERDIFF_CUDA_GRAPH=0. Errors: LD_E_USAGE for
- * bad inputs (as the reference), LD_E_NODEVICE, LD_E_DEVICE naming file, line and call (after a
- * sticky device error as well: the caller closes its sink with an error end record, which names
- * the last probe written). */
+ * gets each step's argmax (-1 when no logit is finite: the step's probes are written, and only a
+ * run that follows another stream goes on), decoded_out[0..N−1] the token fed to steps 1..N.
+ * opt->emulate must be LD_F32 (the CUDA path has its own, real, bf16 numerics). Decode steps run
+ * as one CUDA graph when opt->sink is NULL, unless the environment says LAYERDIFF_CUDA_GRAPH=0.
+ * Errors: LD_E_USAGE for bad inputs (as the reference), LD_E_NODEVICE, LD_E_DEVICE naming file,
+ * line and call (after a sticky device error as well: the caller closes its sink with an error end
+ * record, which names the last probe written). */
 ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_prompt,
                            int decode_steps, const ld_ref_options *opt, int32_t *tokens_out,
                            int32_t *decoded_out, ld_error *err);

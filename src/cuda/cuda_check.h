@@ -1,4 +1,4 @@
-/* cuda_check.h — what every file of the CUDA path shares: the bf16 storage type seen from C, and the
+/* cuda_check.h — what every file of the CUDA path shares: the bf16 storage type seen from C, the
  * two check macros (CUDA runtime: LD_CUDA_CHECK from layerdiff/probes_cuda.h; cuBLAS: here). Both
  * report file, line and the statement, and return LD_E_DEVICE from the enclosing function, which
  * returns ld_status. Includable from C and CUDA C++. Not the kernels' device helpers

@@ -67,7 +67,7 @@ typedef struct run {
     ld_bf16 *down;  /* [T,H] down_proj */
     ld_bf16 *logits;/* [T,V] */
     ld_bf16 *k_cache, *v_cache; /* [L][Hkv][cap][D]: slot s holds position s */
-    ld_cuda_attn_split split;   /* decode attention partials: ml [Hq,n_split,2], acc [Hq,n_split,D] */
+    ld_cuda_attn_split split;   /* decode attention partials: ml [Hq,n_split,2], acc [..,D] */
     int32_t *ids;   /* [tmax] token ids of the step */
     int32_t *pos0_dev; /* [1] the step's first position, read by RoPE, the append and attention */
     int32_t *next;  /* [1] argmax of the step's last logits row */
@@ -90,7 +90,7 @@ typedef struct run {
             return st_;                                                                            \
     } while (0)
 
-/* ---- probes ------------------------------------------------------------------------------------ */
+/* ---- probes ---------------------------------------------------------------------------------- */
 
 static size_t tag_width(const run *R, ld_tag tag)
 {
@@ -156,7 +156,7 @@ static ld_status probe(run *R, int step, int layer, ld_tag tag, ld_bf16 *data, s
     return emit(R, step, layer, tag, data, T, ld);
 }
 
-/* ---- the model ---------------------------------------------------------------------------------- */
+/* ---- the model ------------------------------------------------------------------------------- */
 
 /* What an RMSNorm call needs: weight, epsilon and the mul_var fault of its layer; the final norm
  * (layer == L) sees only faults given without @LAYER, as in the reference. */
@@ -308,7 +308,7 @@ static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progres
     return ld_cuda_argmax(R->logits + (rows - 1) * V, V, R->next, R->stream, R->err);
 }
 
-/* ---- activations ---------------------------------------------------------------------------------- */
+/* ---- activations ----------------------------------------------------------------------------- */
 
 /* Lays out the activations in one allocation: with base NULL only measures (*bytes). Every size is
  * a product of config-bounded numbers (config.h) and cannot overflow 64 bits; the byte total is
@@ -401,7 +401,7 @@ static void run_free(run *R)
     R->graph = NULL, R->probe = NULL, R->host = NULL, R->block = NULL;
 }
 
-/* ---- the token loop ------------------------------------------------------------------------------- */
+/* ---- the token loop -------------------------------------------------------------------------- */
 
 static ld_status check_inputs(const ld_config *c, const int32_t *prompt, size_t n_prompt,
                               int decode_steps, const int32_t *follow, size_t n_follow,
@@ -426,20 +426,22 @@ static ld_status check_inputs(const ld_config *c, const int32_t *prompt, size_t 
     for (size_t i = 0; i < n_ids; i++) {
         int32_t id = i < n_prompt ? prompt[i] : follow[i - n_prompt];
         if (id < 0 || id >= c->vocab_size)
-            return ld_error_set(err, LD_E_USAGE, "%s token %zu is %d, outside the vocabulary [0, %d)",
+            return ld_error_set(err, LD_E_USAGE,
+                                "%s token %zu is %d, outside the vocabulary [0, %d)",
                                 i < n_prompt ? "prompt" : "followed",
                                 i < n_prompt ? i : i - n_prompt, (int)id, c->vocab_size);
     }
     return LD_OK;
 }
 
-static ld_status sync_step(run *R, int step)
+/* As the reference: a step whose logits hold no finite value has argmax -1; its probes are
+ * written, but without --follow there is no token to feed the next step. */
+static ld_status no_next_token(run *R, int step)
 {
-    LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
-    if (R->h_next[step] < 0)
-        return ld_error_set(R->err, LD_E_INPUT, "step %d: no finite logit to take the argmax of",
-                            step);
-    return LD_OK;
+    return ld_error_set(R->err, LD_E_INPUT,
+                        "step %d: no logit is finite, so there is no next token to decode (run "
+                        "with --follow REF.jsonl to feed another stream's tokens)",
+                        step);
 }
 
 /* Records the decode step's work once, as a graph. The stream leaves capture mode whatever
@@ -490,7 +492,9 @@ static ld_status decode_step(run *R, int s, bool use_graph, size_t n_prompt)
     }
     LD_CUDA_CHECK(R->err, cudaMemcpyAsync(&R->h_next[s], R->next, sizeof(int32_t),
                                           cudaMemcpyDeviceToHost, R->stream));
-    return use_graph ? LD_OK : sync_step(R, s);
+    if (!use_graph) /* the stream path waits for each step, as the reference would */
+        LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
+    return LD_OK;
 }
 
 static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int decode_steps,
@@ -515,18 +519,24 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
         return ld_error_prefix(R->err, "step 0 (prefill)");
     LD_CUDA_CHECK(R->err, cudaMemcpyAsync(&R->h_next[0], R->next, sizeof(int32_t),
                                           cudaMemcpyDeviceToHost, R->stream));
-    TRY(sync_step(R, 0));
+    LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
     double t1 = ld_seconds();
 
     /* Probes off: nothing in a decode step depends on the host, so it is captured once and
-     * replayed; the host synchronizes only at the end. */
+     * replayed; the host synchronizes only at the end (an argmax of -1 then feeds a NaN
+     * embedding row to the next step, whose result is thrown away with the error below). */
     bool use_graph = !R->opt->no_graph && !R->sink && !R->trap && steps > 0;
-    for (int s = 1; s <= decode_steps; s++)
+    bool follow = R->opt->follow != NULL;
+    for (int s = 1; s <= decode_steps; s++) {
+        if (!use_graph && !follow && R->h_next[s - 1] < 0)
+            return no_next_token(R, s - 1);
         if ((st = decode_step(R, s, use_graph, n_prompt)) != LD_OK)
             return ld_error_prefix(R->err, "step %d", s);
+    }
     LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
-    for (int s = 1; s <= decode_steps; s++)
-        TRY(sync_step(R, s)); /* graph replays: their argmax is checked only now */
+    for (int s = 1; use_graph && !follow && s <= decode_steps; s++)
+        if (R->h_next[s - 1] < 0)
+            return no_next_token(R, s - 1);
     TRY(ld_cuda_probe_flush(R->probe, R->err));
     if (timing) {
         timing->prefill_s = t1 - t0;
@@ -575,7 +585,7 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
     return st;
 }
 
-/* ---- sessions ----------------------------------------------------------------------------------- */
+/* ---- sessions -------------------------------------------------------------------------------- */
 
 static ld_status session_init(ld_cuda_session *s, ld_error *err)
 {
@@ -635,7 +645,8 @@ ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_pr
 {
     if (opt->emulate != LD_F32)
         return ld_error_set(err, LD_E_USAGE,
-                            "the CUDA path computes in bf16 itself: emulation is for the reference");
+                            "the CUDA path computes in bf16 itself: emulation is for the "
+                            "reference");
     TRY(check_inputs(&m->cfg, prompt, n_prompt, decode_steps, opt->follow, opt->n_follow, err));
     const char *graph = getenv("LAYERDIFF_CUDA_GRAPH");
     ld_cuda_run_options ro = {.sink = opt->sink, .follow = opt->follow, .n_follow = opt->n_follow,

@@ -32,9 +32,9 @@ ld_status ld_cuda_matmul_setup(cublasHandle_t handle, cudaStream_t stream, void 
                                size_t workspace_bytes, ld_error *err)
 {
     LD_CUBLAS_CHECK(err, cublasSetStream(handle, stream));
-    LD_CUBLAS_CHECK(err, cublasSetMathMode(handle, (cublasMath_t)(
-                                                       CUBLAS_DEFAULT_MATH |
-                                                       CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    const cublasMath_t mode =
+        (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
+    LD_CUBLAS_CHECK(err, cublasSetMathMode(handle, mode));
     LD_CUBLAS_CHECK(err, cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));
     LD_CUBLAS_CHECK(err, cublasSetWorkspace(handle, workspace, workspace_bytes));
     return LD_OK;
@@ -45,8 +45,8 @@ ld_status ld_cuda_matmul(cublasHandle_t handle, const ld_bf16 *x, size_t ldx, co
 {
     if (N > INT_MAX || K > INT_MAX || T > INT_MAX || ldx > INT_MAX || ldy > INT_MAX)
         return ld_error_set(err, LD_E_UNSUPPORTED,
-                            "matmul [%zu x %zu] x [%zu x %zu]^T: a dimension exceeds cuBLAS's int", T,
-                            K, N, K);
+                            "matmul [%zu x %zu] x [%zu x %zu]^T: a dimension exceeds cuBLAS's int",
+                            T, K, N, K);
     if (ldx < K || ldy < N)
         return ld_error_set(err, LD_E_INTERNAL, "matmul: row strides %zu, %zu below K %zu, N %zu",
                             ldx, ldy, K, N);

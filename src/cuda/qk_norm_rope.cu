@@ -126,7 +126,8 @@ extern "C" ld_status ld_cuda_qk_norm_rope(const ld_bf16 *qkv, size_t T, size_t H
                                           ld_bf16 *k_rope_out, cudaStream_t stream, ld_error *err)
 {
     if (D == 0 || D % 2 != 0 || D > 1024)
-        return ld_error_set(err, LD_E_UNSUPPORTED, "q/k norm + RoPE: head_dim %zu (must be even, <= 1024)", D);
+        return ld_error_set(err, LD_E_UNSUPPORTED,
+                            "q/k norm + RoPE: head_dim %zu (must be even, <= 1024)", D);
     if (T == 0)
         return LD_OK;
     if (Hq + Hkv > 65535)

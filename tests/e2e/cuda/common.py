@@ -13,7 +13,7 @@ SKIP = 77
 
 
 def run(args, env=None, check=True):
-    """Runs layerdiff; returns (exit code, stdout, stderr). check: fail loudly on a non-zero exit."""
+    """Runs layerdiff; returns (exit code, stdout, stderr). check: fail on a non-zero exit."""
     e = dict(os.environ)
     e.update(env or {})
     p = subprocess.run([LD_BIN] + args, capture_output=True, text=True, env=e)

@@ -33,7 +33,8 @@ def fault_table():
     with open(os.path.join(src, "src", "faults", "faults.h")) as f:
         text = f.read()
     table = {}
-    for m in re.finditer(r'X\(\s*\w+\s*,\s*"(\w+)"\s*,\s*LD_FV_\w+\s*,\s*"(\w*)"\s*,\s*(\d+)', text):
+    entry = r'X\(\s*\w+\s*,\s*"(\w+)"\s*,\s*LD_FV_\w+\s*,\s*"(\w*)"\s*,\s*(\d+)'
+    for m in re.finditer(entry, text):
         table[m.group(1)] = (m.group(2), int(m.group(3)))
     if len(table) < 15:
         print(f"FAIL: read only {len(table)} faults from faults.h")
@@ -74,8 +75,8 @@ def main():
                     fails.append(f"{inject} ({backend}): compare exit {rc}, first divergence "
                                  f"{got[backend]}, expected {want}\n{text}")
             ok = got["cuda"] == want
-            print(f"{'ok  ' if ok else 'FAIL'} {inject:28s} expected S{step}.{tag} (layer {layer}); "
-                  f"reference {got['ref']}, cuda {got['cuda']}")
+            print(f"{'ok  ' if ok else 'FAIL'} {inject:28s} expected S{step}.{tag} "
+                  f"(layer {layer}); reference {got['ref']}, cuda {got['cuda']}")
     for f in fails:
         print("FAIL", f)
     return 1 if fails else 0

@@ -30,7 +30,8 @@ expect() { # expect NAME RC PATTERN -- ARGS...
 if [[ $built == cuda ]]; then
   expect "no device" 2 "no usable CUDA device" -- run --model /nonexistent --tokens 1 --backend cuda
 else
-  expect "built without CUDA" 2 "built without CUDA" -- run --model /nonexistent --tokens 1 --backend cuda
+  expect "built without CUDA" 2 "built without CUDA" -- \
+    run --model /nonexistent --tokens 1 --backend cuda
 fi
 expect "emulation is for the reference" 2 "emulate" -- \
   run --model /nonexistent --tokens 1 --backend cuda --emulate bf16

@@ -47,7 +47,7 @@ static inline void skip_without_gpu(const char *name)
     printf("%s: on %s\n", name, desc);
 }
 
-/* ---- random inputs -------------------------------------------------------------------------------- */
+/* ---- random inputs --------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x243f6a8885a308d3ULL;
 
@@ -60,7 +60,10 @@ static inline uint64_t rng_next(void)
 }
 
 /* Uniform in [-1, 1). */
-static inline float rng_uniform(void) { return (float)((double)(rng_next() >> 11) * 0x1.0p-52 - 1.0); }
+static inline float rng_uniform(void)
+{
+    return (float)((double)(rng_next() >> 11) * 0x1.0p-52 - 1.0);
+}
 
 /* n bf16 values, uniform in [-scale, scale) (malloc'd). */
 static inline uint16_t *rand_bf16(size_t n, float scale)
@@ -93,7 +96,7 @@ static inline ld_tensor bf16_tensor(const uint16_t *data, int64_t rows, int64_t 
     return t;
 }
 
-/* ---- guarded device buffers -------------------------------------------------------------------- */
+/* ---- guarded device buffers ------------------------------------------------------------------ */
 
 #define GUARD_BYTES 4096
 #define GUARD_BYTE 0xA5
@@ -147,7 +150,7 @@ static inline void gbuf_free(gbuf *g)
     g->base = NULL;
 }
 
-/* ---- comparison --------------------------------------------------------------------------------- */
+/* ---- comparison ------------------------------------------------------------------------------ */
 
 /* Non-finite values must agree in kind (NaN with NaN, +Inf with +Inf, -Inf with -Inf); finite
  * values must satisfy |got − ref| <= atol + rtol·|ref|. Fails naming the first bad element. */
@@ -172,8 +175,8 @@ static inline void check_close(const char *what, const float *ref, const float *
 }
 
 /* As check_close with got in bf16. */
-static inline void check_close_bf16(const char *what, const float *ref, const uint16_t *got, size_t n,
-                             double atol, double rtol)
+static inline void check_close_bf16(const char *what, const float *ref, const uint16_t *got,
+                                    size_t n, double atol, double rtol)
 {
     float *g = widen(got, n);
     check_close(what, ref, g, n, atol, rtol);

@@ -27,7 +27,7 @@ static const ld_numerics BF = {.acc_f32 = true, .round_to = LD_BF16};
 
 static int32_t *upload_pos0(gbuf *g, int32_t pos0) { return gbuf_upload(g, &pos0, sizeof pos0); }
 
-/* ---- embedding ------------------------------------------------------------------------------------ */
+/* ---- embedding ------------------------------------------------------------------------------- */
 
 static void test_embed(void **state)
 {
@@ -72,7 +72,7 @@ static void test_embed(void **state)
     }
 }
 
-/* ---- matmul (cuBLAS) ------------------------------------------------------------------------------ */
+/* ---- matmul (cuBLAS) ------------------------------------------------------------------------- */
 
 static void test_matmul(void **state)
 {
@@ -113,7 +113,7 @@ static void test_matmul(void **state)
                     fail_msg("matmul T=%zu N=%zu: wrote outside its view at row %zu col %zu", T, N,
                              t, n);
         }
-        /* fp32 sums in another order differ by ~K·2^-24·Σ|x·w| before rounding; K·1e-6 covers it. */
+        /* fp32 sums in another order differ by ~K·2^-24·Σ|x·w| before rounding: K·1e-6. */
         check_close_bf16("matmul", ref, yp, T * N, (double)K * 1e-6, BF16_RTOL);
         printf("matmul T=%zu N=%zu K=%zu ldx=%zu ldy=%zu ok\n", T, N, K, ldx, ldy);
         gbuf_free(&gx), gbuf_free(&gw), gbuf_free(&gy);
@@ -123,7 +123,7 @@ static void test_matmul(void **state)
     cudaFree(ws);
 }
 
-/* ---- residual add + RMSNorm -------------------------------------------------------------------- */
+/* ---- residual add + RMSNorm ------------------------------------------------------------------ */
 
 static void test_add_rmsnorm(void **state)
 {
@@ -180,7 +180,7 @@ static void test_add_rmsnorm(void **state)
     }
 }
 
-/* ---- q/k norm + RoPE + KV append --------------------------------------------------------------- */
+/* ---- q/k norm + RoPE + KV append ------------------------------------------------------------- */
 
 typedef struct qk_case {
     size_t T, Hq, Hkv, D;
@@ -239,7 +239,8 @@ static void run_qk_case(const qk_case *qc, const ld_cuda_qk_params *p, bool want
     ld_bf16 *d_qw = gbuf_upload(&g_qw, qw, D * 2), *d_kw = gbuf_upload(&g_kw, kw, D * 2);
     int32_t *d_pos = upload_pos0(&g_pos, qc->pos0);
     ld_bf16 *d_q = gbuf_alloc(&g_q, qn_ * 2, 0xFF);
-    ld_bf16 *d_kc = gbuf_upload(&g_kc, kc0, cache_n * 2), *d_vc = gbuf_upload(&g_vc, vc0, cache_n * 2);
+    ld_bf16 *d_kc = gbuf_upload(&g_kc, kc0, cache_n * 2);
+    ld_bf16 *d_vc = gbuf_upload(&g_vc, vc0, cache_n * 2);
     ld_bf16 *d_qn = gbuf_alloc(&g_qn, qn_ * 2, 0xFF), *d_kn = gbuf_alloc(&g_kn, kn_ * 2, 0xFF);
     ld_bf16 *d_kr = gbuf_alloc(&g_kr, kn_ * 2, 0xFF);
     LDOK(ld_cuda_qk_norm_rope(d_qkv, T, Hq, Hkv, D, d_qw, d_kw, d_pos, p, d_q, d_kc, d_vc, cap,
@@ -334,7 +335,7 @@ static void test_qk_norm_rope(void **state)
     }
 }
 
-/* ---- attention ------------------------------------------------------------------------------------ */
+/* ---- attention ------------------------------------------------------------------------------- */
 
 typedef struct attn_case {
     size_t T, Hq, Hkv, D;
@@ -349,7 +350,8 @@ static uint16_t *run_attn_case(const attn_case *ac, const ld_cuda_attn_params *a
 {
     size_t T = ac->T, Hq = ac->Hq, Hkv = ac->Hkv, D = ac->D, cap = ac->cap;
     size_t n_kv = (size_t)ac->pos0 + T, qn_ = T * Hq * D, cache_n = Hkv * cap * D;
-    uint16_t *q = rand_bf16(qn_, 2.0f), *kc = rand_bf16(cache_n, 2.0f), *vc = rand_bf16(cache_n, 1.0f);
+    uint16_t *q = rand_bf16(qn_, 2.0f), *kc = rand_bf16(cache_n, 2.0f);
+    uint16_t *vc = rand_bf16(cache_n, 1.0f);
     /* Slots at or beyond n_kv must never be read: NaN there would show in the output. */
     for (size_t h = 0; h < Hkv; h++)
         for (size_t s = n_kv; s < cap; s++)
@@ -415,12 +417,14 @@ static void test_attention(void **state)
                  * below 1e-4; the bf16 rounding of the result is the rtol. The softmax_bf16 fault
                  * rounds where the passes and splits fall: exact only with one pass over at most
                  * LD_ATTN_CHUNK keys, a few bf16 steps otherwise. */
-                bool bf16_loose = vars[v].softmax_bf16 && (split || ac->pos0 + (int32_t)ac->T > LD_ATTN_CHUNK);
-                double atol = bf16_loose ? 0x1.0p-5 : 1e-4, rtol = bf16_loose ? 0x1.0p-5 : BF16_RTOL;
+                bool bf16_loose = vars[v].softmax_bf16 &&
+                                  (split || ac->pos0 + (int32_t)ac->T > LD_ATTN_CHUNK);
+                double atol = bf16_loose ? 0x1.0p-5 : 1e-4;
+                double rtol = bf16_loose ? 0x1.0p-5 : BF16_RTOL;
                 free(run_attn_case(ac, &vars[v], split, atol, rtol, label));
             }
         }
-        printf("attention T=%zu Hq=%zu Hkv=%zu D=%zu pos0=%d: %zu variants x {one pass, split} ok\n",
+        printf("attention T=%zu Hq=%zu Hkv=%zu D=%zu pos0=%d: %zu variants x 2 paths ok\n",
                ac->T, ac->Hq, ac->Hkv, ac->D, (int)ac->pos0, nv);
     }
 }
@@ -453,7 +457,7 @@ static void test_attention_softmax_bf16_differs(void **state)
     free(a), free(b);
 }
 
-/* ---- SiLU·mul ------------------------------------------------------------------------------------- */
+/* ---- SiLU·mul -------------------------------------------------------------------------------- */
 
 static void test_silu_mul(void **state)
 {
@@ -485,8 +489,8 @@ static void test_silu_mul(void **state)
             gbuf_download(&g_out, got);
             gbuf_check(&g_out, "silu_mul out");
             char what[96];
-            snprintf(what, sizeof what, "%s rows=%zu cols=%zu", gelu ? "gelu_mul" : "silu_mul", rows,
-                     cols);
+            snprintf(what, sizeof what, "%s rows=%zu cols=%zu", gelu ? "gelu_mul" : "silu_mul",
+                     rows, cols);
             check_close_bf16(what, ref, got, n, 1e-6, BF16_RTOL);
             gbuf_free(&g_in), gbuf_free(&g_out);
             free(gu), free(g), free(u), free(ref), free(got);
@@ -495,7 +499,7 @@ static void test_silu_mul(void **state)
     }
 }
 
-/* ---- argmax ------------------------------------------------------------------------------------ */
+/* ---- argmax ---------------------------------------------------------------------------------- */
 
 static void check_argmax(const uint16_t *x, size_t n, const char *what)
 {
@@ -547,7 +551,7 @@ static void test_argmax(void **state)
     }
 }
 
-/* ---- nan poke --------------------------------------------------------------------------------- */
+/* ---- nan poke -------------------------------------------------------------------------------- */
 
 static void test_poke_nan(void **state)
 {

@@ -136,7 +136,7 @@ static void test_strided_view_stats(void **state)
     free(wide), free(packed);
 }
 
-/* ---- the prober and the sink ------------------------------------------------------------------- */
+/* ---- the prober and the sink ----------------------------------------------------------------- */
 
 typedef struct emitted {
     char tag[32];
