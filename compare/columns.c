@@ -111,19 +111,34 @@ static char *col_status(const ld_compare_result *r, const ld_row *row, char *buf
     return buf;
 }
 
+/* The error over the calibrated noise floor ("4.7" = 4.7 times the floor). */
+static char *col_floor(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return col_num(row->floor_ratio, compared(row) && !isnan(row->floor_ratio), buf, size);
+}
+
+static bool with_floor(const ld_compare_result *r) { return r->n_floor_judged > 0; }
+
 static const ld_cmp_column columns[] = {
-    {"key", -24, true, col_key},
-    {"shape", -14, false, col_shape},
-    {"dtype", -5, false, col_dtype},
-    {"rel_l2", 9, true, col_rel},
-    {"1-cos", 9, true, col_cos},
-    {"max_abs", 9, true, col_max_abs},
-    {"max_rel", 9, false, col_max_rel},
-    {"snr_dB", 7, false, col_snr},
-    {"ulp_max", 8, false, col_ulp},
-    {"amp", 8, true, col_amp},
-    {"status", -1, true, col_status},
+    {"key", -24, true, col_key, NULL},
+    {"shape", -14, false, col_shape, NULL},
+    {"dtype", -5, false, col_dtype, NULL},
+    {"rel_l2", 9, true, col_rel, NULL},
+    {"1-cos", 9, true, col_cos, NULL},
+    {"max_abs", 9, true, col_max_abs, NULL},
+    {"max_rel", 9, false, col_max_rel, NULL},
+    {"snr_dB", 7, false, col_snr, NULL},
+    {"ulp_max", 8, false, col_ulp, NULL},
+    {"amp", 8, true, col_amp, NULL},
+    {"floor_x", 8, true, col_floor, with_floor},
+    {"status", -1, true, col_status, NULL},
 };
+
+bool ld_cmp_column_shown(const ld_cmp_column *col, const ld_compare_result *r)
+{
+    return !col->shown || col->shown(r);
+}
 
 const ld_cmp_column *ld_cmp_columns(size_t *n)
 {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "floor.h"
 #include "util.h"
 
 /* ---- options, fail-on ------------------------------------------------------------------------ */
@@ -78,6 +79,8 @@ void ld_compare_options_init(ld_compare_options *o)
     memset(o, 0, sizeof *o);
     o->fail_on = LD_FAIL_ON_DEFAULT;
     o->topk = 5;
+    o->floor_k = LD_FLOOR_K_DEFAULT;
+    o->floor_ulp_cap = LD_FLOOR_ULP_CAP_DEFAULT;
 }
 
 /* ---- one probe record, live in a reader or copied while it waits for its partner ------------- */
@@ -134,6 +137,7 @@ typedef struct ctx {
     index_t idx;
     ld_err_grid scratch;       /* grid of the pair being measured */
     uint64_t first_fail_ref;   /* ref_index of the earliest failing row so far */
+    size_t floor_missing;      /* compared rows of a floor's dtype the floor has no entry for */
     float *row_r, *row_c;      /* logits rows for top-k */
     size_t row_cap;
     ld_error *err;
@@ -489,6 +493,8 @@ static ld_status new_row(ctx *c, const ld_key *key, size_t *out)
     row->worst_input = -1;
     row->inputs_rel_l2 = NAN;
     row->amplification = NAN;
+    row->floor_rel_l2 = NAN;
+    row->floor_ratio = NAN;
     row->m.source = LD_SRC_NONE;
     r->n_rows++;
     if (!index_put(&c->idx, r->rows, i))
@@ -632,6 +638,18 @@ static ld_status logits_agreement(ctx *c, const view *rv, const view *cv)
     return LD_OK;
 }
 
+/* The noise-floor entry for key when a floor of the candidate's dtype was given, else NULL. */
+static const ld_floor_entry *floor_entry(const ctx *c, ld_dtype cand, const ld_key *key,
+                                         bool *have_dtype)
+{
+    for (size_t i = 0; i < c->opt->n_floors; i++)
+        if (ld_floor_dtype(c->opt->floors[i]) == cand) {
+            *have_dtype = true;
+            return ld_floor_find(c->opt->floors[i], key);
+        }
+    return NULL;
+}
+
 /* Measures a matched pair and judges it. */
 static ld_status compare_pair(ctx *c, size_t ri, const view *rv, const view *cv)
 {
@@ -672,6 +690,19 @@ static ld_status compare_pair(ctx *c, size_t ri, const view *rv, const view *cv)
                               rv->numel, cv->dtype, &row->tol, &row->m);
     }
     row->fail_mask = ld_judge(&row->m, &row->tol);
+    /* A calibrated noise floor for the candidate's dtype replaces the policy's thresholds; NaN/Inf
+     * disagreement fails either way. */
+    bool floor_dtype = false;
+    const ld_floor_entry *fe = floor_entry(c, cv->dtype, &row->key, &floor_dtype);
+    c->floor_missing += floor_dtype && !fe;
+    if (fe && row->m.source == LD_SRC_FULL) {
+        row->floor_rel_l2 = fe->rel_l2;
+        row->floor_ratio = ld_floor_ratio(fe, &row->m);
+        row->fail_mask &= LD_FAIL_NONFINITE;
+        if (!ld_floor_pass(fe, &row->m, c->opt->floor_k, c->opt->floor_ulp_cap))
+            row->fail_mask |= LD_FAIL_FLOOR;
+        c->res->n_floor_judged++;
+    }
     row->pass = row->fail_mask == 0;
     if (!row->pass && row->ref_index < c->first_fail_ref) {
         c->first_fail_ref = row->ref_index;
@@ -1094,6 +1125,20 @@ static ld_status finish_result(ctx *c)
             break;
         }
     }
+    for (size_t i = 0; i < c->opt->n_floors; i++) {
+        const ld_floor *fl = c->opt->floors[i];
+        if ((st = note(c, LD_NOTE_INFO, "noise_floor", "%s candidates judged against the noise "
+                       "floor %s: fail when the relative error exceeds %g x the floor and some "
+                       "element is more than %llu ULP off; %zu probes judged this way",
+                       ld_dtype_name(ld_floor_dtype(fl)), ld_floor_label(fl), c->opt->floor_k,
+                       (unsigned long long)c->opt->floor_ulp_cap, r->n_floor_judged)) != LD_OK)
+            return st;
+    }
+    if (c->floor_missing &&
+        (st = note(c, LD_NOTE_WARN, "floor_missing", "%zu probes of a calibrated dtype have no "
+                   "noise-floor entry (the floor was measured over fewer steps or other tags) and "
+                   "were judged by the policy", c->floor_missing)) != LD_OK)
+        return st;
     if (r->n_stats_only &&
         (st = note(c, LD_NOTE_WARN, "stats_only", "%zu of %zu probes were compared by their "
                    "stats and first %d values only (no payload on one side): their metrics are "
@@ -1144,6 +1189,11 @@ ld_status ld_compare_run(const char *ref_path, const char *cand_path,
         goto done;
     if (r->ref.opened && r->cand.opened && (st = check_headers(&c)) != LD_OK)
         goto done;
+    r->floor_k = opt->floor_k;
+    r->floor_ulp_cap = opt->floor_ulp_cap;
+    for (size_t i = 0; i < opt->n_floors && r->ref.opened; i++)
+        if ((st = ld_floor_check_stream(opt->floors[i], &r->ref, err)) != LD_OK)
+            goto done;
     if ((st = stream_pairs(&c)) != LD_OK)
         goto done;
     st = finish_result(&c);

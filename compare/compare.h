@@ -41,7 +41,8 @@ enum {
     LD_FAIL_OUTSIDE = 1u << 3,
     LD_FAIL_MAX_ABS = 1u << 4,
     LD_FAIL_ULP = 1u << 5,
-    LD_FAIL_REASON_COUNT = 6
+    LD_FAIL_FLOOR = 1u << 6,     /* error over k times the calibrated noise floor (--floor) */
+    LD_FAIL_REASON_COUNT = 7
 };
 /* "nonfinite", "rel_l2", "cosine", "outside", "max_abs", "ulp" for one bit; NULL otherwise. */
 const char *ld_fail_reason_name(unsigned bit);
@@ -220,6 +221,12 @@ typedef struct ld_compare_options {
     bool allow_input_mismatch;        /* compare even when prompts, configs or decoded tokens differ */
     unsigned fail_on;                 /* LD_FAIL_ON_* (LD_FAIL_ON_DEFAULT) */
     int topk;                         /* logits top-k agreement, 1..64 (5) */
+    /* Noise floors (floor.h), one per candidate dtype at most: a probe whose candidate dtype has a
+     * floor is judged by it (error over k x floor, with a ULP cap) instead of the policy. */
+    const struct ld_floor *const *floors;
+    size_t n_floors;
+    double floor_k;                   /* LD_FLOOR_K_DEFAULT */
+    uint64_t floor_ulp_cap;           /* LD_FLOOR_ULP_CAP_DEFAULT */
     size_t max_line;                  /* longest record accepted, bytes (0: the reader's default) */
 } ld_compare_options;
 
@@ -263,6 +270,10 @@ typedef struct ld_row {
     double inputs_rel_l2;
     ptrdiff_t worst_input;
     double amplification;
+    /* Noise floor (--floor): the floor's rel_l2 for this key and rel_l2 / floor; NaN when the
+     * probe was judged by the policy instead. */
+    double floor_rel_l2;
+    double floor_ratio;
 } ld_row;
 
 /* What one stream said about itself. */
@@ -316,6 +327,9 @@ typedef struct ld_step_tokens {
 typedef struct ld_compare_result {
     ld_stream_info ref, cand;
     char *policy_label;            /* "built-in defaults" or the policy file */
+    double floor_k;                /* the floor verdict's multiple and ULP cap */
+    uint64_t floor_ulp_cap;
+    size_t n_floor_judged;         /* compared rows judged by a noise floor */
     unsigned fail_on;
     int topk;
     int n_layers;                  /* num_hidden_layers from the reference header, else seen */

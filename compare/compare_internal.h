@@ -64,8 +64,11 @@ typedef struct ld_cmp_column {
     int width;            /* text table width; negative: left-aligned */
     bool brief;           /* shown in the brief text table too */
     char *(*fill)(const ld_compare_result *r, const ld_row *row, char *buf, size_t size);
+    bool (*shown)(const ld_compare_result *r); /* NULL: always; else only when it says so */
 } ld_cmp_column;
 /* The columns, in order; *n receives their count. */
 const ld_cmp_column *ld_cmp_columns(size_t *n);
+/* Whether a table of r shows column col (optional columns appear only when they carry data). */
+bool ld_cmp_column_shown(const ld_cmp_column *col, const ld_compare_result *r);
 
 #endif

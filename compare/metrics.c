@@ -26,6 +26,7 @@ const char *ld_fail_reason_name(unsigned bit)
     case LD_FAIL_OUTSIDE: return "outside";
     case LD_FAIL_MAX_ABS: return "max_abs";
     case LD_FAIL_ULP: return "ulp";
+    case LD_FAIL_FLOOR: return "floor";
     default: return NULL;
     }
 }

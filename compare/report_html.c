@@ -388,6 +388,8 @@ static void rows_table(FILE *f, const ld_compare_result *r)
     const ld_cmp_column *cols = ld_cmp_columns(&ncol);
     fputs("<h2>Every probe</h2>\n<table>\n<tr>", f);
     for (size_t c = 0; c < ncol; c++) {
+        if (!ld_cmp_column_shown(&cols[c], r))
+            continue;
         fprintf(f, "<th%s>", cols[c].width < 0 ? " class=\"l\"" : "");
         X(f, cols[c].header);
         fputs("</th>", f);
@@ -401,6 +403,8 @@ static void rows_table(FILE *f, const ld_compare_result *r)
             cls = "fail first";
         fprintf(f, "<tr class=\"%s\">", cls);
         for (size_t c = 0; c < ncol; c++) {
+            if (!ld_cmp_column_shown(&cols[c], r))
+                continue;
             char buf[256];
             cols[c].fill(r, row, buf, sizeof buf);
             bool status = c + 1 == ncol;

@@ -263,6 +263,16 @@ static void probe(FILE *f, const ld_compare_result *r, const ld_row *row)
         D(f, row->amplification);
     else
         fputs("null", f);
+    fputs(",\"floor\":", f);
+    if (!isnan(row->floor_ratio)) {
+        fputs("{\"rel_l2\":", f);
+        D(f, row->floor_rel_l2);
+        fputs(",\"ratio\":", f);
+        D(f, row->floor_ratio);
+        fputc('}', f);
+    } else {
+        fputs("null", f);
+    }
     fputc('}', f);
 }
 
@@ -400,6 +410,9 @@ ld_status ld_report_json(FILE *f, const ld_compare_result *r, const ld_report_op
     stream(f, &r->cand);
     fputs(",\n\"policy\":{\"source\":", f);
     S(f, r->policy_label);
+    if (r->n_floor_judged)
+        fprintf(f, ",\"floor\":{\"k\":%.17g,\"ulp_cap\":%llu,\"probes\":%zu}", r->floor_k,
+                (unsigned long long)r->floor_ulp_cap, r->n_floor_judged);
     fputs("},\"fail_on\":[", f);
     static const char *const fo[] = {"divergence", "incomplete", "argmax", "fingerprint", "faults",
                                      "nodata"};

@@ -59,11 +59,11 @@ ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_repor
         const ld_cmp_column *cols = ld_cmp_columns(&ncol);
         fputs("\n|", f);
         for (size_t c = 0; c < ncol; c++)
-            if (cols[c].brief)
+            if (cols[c].brief && ld_cmp_column_shown(&cols[c], r))
                 fprintf(f, " %s |", cols[c].header);
         fputs("\n|", f);
         for (size_t c = 0; c < ncol; c++)
-            if (cols[c].brief)
+            if (cols[c].brief && ld_cmp_column_shown(&cols[c], r))
                 fputs(c == 0 || c + 1 == ncol ? " --- |" : " ---: |", f);
         fputc('\n', f);
         for (size_t i = 0; i < r->n_rows; i++) {
@@ -71,7 +71,7 @@ ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_repor
                 continue;
             fputc('|', f);
             for (size_t c = 0; c < ncol; c++) {
-                if (!cols[c].brief)
+                if (!cols[c].brief || !ld_cmp_column_shown(&cols[c], r))
                     continue;
                 char buf[256];
                 cols[c].fill(r, &r->rows[i], buf, sizeof buf);

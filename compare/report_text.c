@@ -119,7 +119,7 @@ static void table(const tty *t, const ld_compare_result *r, bool brief)
         }
     }
     for (size_t c = 0; c < ncol; c++) {
-        if (brief && !cols[c].brief)
+        if ((brief && !cols[c].brief) || !ld_cmp_column_shown(&cols[c], r))
             continue;
         cell(t, &cols[c], cols[c].header, BOLD);
         fputc(' ', t->f);
@@ -145,7 +145,7 @@ static void table(const tty *t, const ld_compare_result *r, bool brief)
         if ((ptrdiff_t)i == r->first_div)
             color = t->color ? RED BOLD : "";
         for (size_t c = 0; c < ncol; c++) {
-            if (brief && !cols[c].brief)
+            if ((brief && !cols[c].brief) || !ld_cmp_column_shown(&cols[c], r))
                 continue;
             char buf[256];
             cols[c].fill(r, row, buf, sizeof buf);

@@ -232,6 +232,11 @@ char *ld_cmp_fail_words(const ld_row *row, char *buf, size_t size)
         ADD("max_abs %s > %s", ld_cmp_fmt(m->max_abs, a, sizeof a), ld_cmp_fmt(t->max_abs, b, sizeof b));
     if (row->fail_mask & LD_FAIL_ULP)
         ADD("ulp %llu > %s", (unsigned long long)m->ulp_max, ld_cmp_fmt(t->ulp, b, sizeof b));
+    if (row->fail_mask & LD_FAIL_FLOOR) {
+        char c[16];
+        ADD("rel_l2 %s is %sx its noise floor %s", ld_cmp_fmt(m->rel_l2, a, sizeof a),
+            ld_cmp_fmt(row->floor_ratio, c, sizeof c), ld_cmp_fmt(row->floor_rel_l2, b, sizeof b));
+    }
 #undef ADD
     return buf;
 }

@@ -312,9 +312,10 @@ static char *dup_compact(ld_reader *r, const ld_json_node *n)
     return b.p;
 }
 
-/* Integer array (tokens) with each element in [0, INT32_MAX]; *out malloc'd (NULL when empty). */
-static bool get_tokens(vctx *v, const ld_json_node *obj, const char *name, int32_t **out,
-                       size_t *n_out, ld_status *st)
+/* Integer array (tokens) with each element in [min, INT32_MAX]; *out malloc'd (NULL when empty).
+ * min is 0, or -1 for the end record's argmax tokens (-1: the step had no finite logit). */
+static bool get_tokens(vctx *v, const ld_json_node *obj, const char *name, int64_t min,
+                       int32_t **out, size_t *n_out, ld_status *st)
 {
     const ld_json_node *a = field(v, obj, name, LD_JSON_ARRAY, true, st);
     if (!a)
@@ -328,9 +329,9 @@ static bool get_tokens(vctx *v, const ld_json_node *obj, const char *name, int32
     size_t i = 0;
     for (const ld_json_node *c = ld_json_first(&v->r->doc, a); c; c = ld_json_next(&v->r->doc, c)) {
         int64_t x;
-        if (c->type != LD_JSON_NUMBER || !ld_json_int(c, 0, INT32_MAX, &x)) {
+        if (c->type != LD_JSON_NUMBER || !ld_json_int(c, min, INT32_MAX, &x)) {
             free(t);
-            *st = bad(v, "%s[%zu] is not an integer in [0, %d]", name, i, INT32_MAX);
+            *st = bad(v, "%s[%zu] is not an integer in [%d, %d]", name, i, (int)min, INT32_MAX);
             return false;
         }
         t[i++] = (int32_t)x;
@@ -402,7 +403,7 @@ static ld_status parse_header(ld_reader *r, const ld_json_node *root, ld_error *
         return r->sticky;
     v.context = "header.input";
     int64_t steps;
-    if (!get_tokens(&v, input, "tokens", &r->tokens, &h->n_tokens, &st) ||
+    if (!get_tokens(&v, input, "tokens", 0, &r->tokens, &h->n_tokens, &st) ||
         !get_int(&v, input, "decode_steps", 0, INT_MAX, true, NULL, &steps, &st))
         return st;
     h->tokens = r->tokens;
@@ -706,8 +707,8 @@ static ld_status parse_end(ld_reader *r, const ld_json_node *root, ld_error *err
     if ((uint64_t)probes != r->n_probes)
         return bad(&v, "it counts %lld probes but the stream holds %llu", (long long)probes,
                    (unsigned long long)r->n_probes);
-    if (!get_tokens(&v, root, "tokens", &r->end_tokens, &r->end_info.n_tokens, &st) ||
-        !get_tokens(&v, root, "decoded", &r->end_decoded, &r->end_info.n_decoded, &st))
+    if (!get_tokens(&v, root, "tokens", -1, &r->end_tokens, &r->end_info.n_tokens, &st) ||
+        !get_tokens(&v, root, "decoded", 0, &r->end_decoded, &r->end_info.n_decoded, &st))
         return st;
     const ld_json_node *lk = field(&v, root, "last_key", LD_JSON_STRING, true, &st);
     if (!lk)

@@ -618,8 +618,9 @@ ld_status ld_sink_close(ld_sink *s, const ld_run_end *end, ld_error *err)
     /* A bad end description still ends the stream, as an error that says what was wrong. */
     ld_run_end fixed = *end;
     char why[160] = "";
+    /* -1 in tokens says a step had no argmax (no finite logit); anything lower is a bug. */
     for (size_t i = 0; end->tokens && i < end->n_tokens && !why[0]; i++)
-        if (end->tokens[i] < 0)
+        if (end->tokens[i] < -1)
             snprintf(why, sizeof why, "end.tokens[%zu] = %d is negative", i, (int)end->tokens[i]);
     for (size_t i = 0; end->decoded && i < end->n_decoded && !why[0]; i++)
         if (end->decoded[i] < 0)

@@ -310,7 +310,8 @@ ld_status ld_ref_generate(const ld_model *m, const int32_t *prompt, size_t n_pro
 
     run R = {.m = m, .c = c, .opt = opt, .err = err};
     R.nx = opt->emulate == LD_F32 ? ld_numerics_reference
-                                  : (ld_numerics){.acc_f32 = true, .round_to = opt->emulate};
+                                  : (ld_numerics){.acc_f32 = true, .round_to = opt->emulate,
+                                                  .sr_seed = opt->sr_seed};
     R.cap = n_prompt + (size_t)decode_steps;
     R.tmax = n_prompt;
     ld_status st = run_alloc(&R, err);
@@ -354,8 +355,9 @@ char *ld_ref_backend_json(const ld_ref_options *opt)
         snprintf(s, 256,
                  "{\"name\":\"reference\",\"device\":\"cpu\",\"compute_dtype\":\"%s\","
                  "\"accumulation\":\"f32\",\"emulate\":\"%s\",\"weights\":\"rounded to %s\","
-                 "\"threads\":%d}",
+                 "\"rounding\":\"%s\",\"sr_seed\":%u,\"threads\":%d}",
                  ld_dtype_name(opt->emulate), ld_dtype_name(opt->emulate),
-                 ld_dtype_name(opt->emulate), omp_get_max_threads());
+                 ld_dtype_name(opt->emulate), opt->sr_seed ? "stochastic" : "nearest-even",
+                 (unsigned)opt->sr_seed, omp_get_max_threads());
     return s;
 }

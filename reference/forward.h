@@ -15,6 +15,8 @@ typedef struct ld_ref_options {
     ld_sink *sink;              /* NULL: probes off */
     const ld_fault_set *faults; /* NULL: an honest run */
     ld_dtype emulate;           /* LD_F32: the reference; LD_BF16 / LD_F16: emulated kernels */
+    uint32_t sr_seed;           /* emulated kernels: 0 round to nearest even, else stochastic
+                                   rounding with this seed (a calibration variant) */
     const int32_t *follow;      /* if set, the tokens fed to decode steps 1..N (instead of argmax) */
     size_t n_follow;
     /* Called before each layer of each step; may be NULL. */

@@ -94,18 +94,18 @@ static void block_f64(const double *x, const ld_tensor *w, size_t n0, size_t t0,
 }
 
 static void block_f32(const float *x, const ld_tensor *w, size_t n0, size_t t0, size_t tn,
-                      float *y, float *wb, v16f *acc, ld_dtype round_to)
+                      float *y, float *wb, v16f *acc, const ld_numerics *nx)
 {
     size_t N = (size_t)w->shape[0], K = (size_t)w->shape[1];
     memset(acc, 0, tn * MR * sizeof *acc);
     for (size_t k0 = 0; k0 < K; k0 += KC) {
         size_t kl = LD_MIN((size_t)KC, K - k0);
-        widen_f32(w, n0, N, K, k0, kl, round_to, wb);
+        widen_f32(w, n0, N, K, k0, kl, nx->round_to, wb);
         kernel_f32(wb, x + t0 * K + k0, K, kl, tn, acc);
     }
     for (size_t t = 0; t < tn; t++)
         for (size_t r = 0; r < MR && n0 + r < N; r++)
-            y[(t0 + t) * N + n0 + r] = ld_round_to(lanes_sum_f32(acc[t * MR + r]), round_to);
+            y[(t0 + t) * N + n0 + r] = ld_nx_store(nx, lanes_sum_f32(acc[t * MR + r]), (t0 + t) * N + n0 + r);
 }
 
 /* Few tokens (decode): widen x once to double, then stream the weights through the direct kernel,
@@ -165,7 +165,7 @@ ld_status ld_ref_matmul(const float *x, const ld_tensor *w, size_t T, float *y,
                     continue;
                 size_t t0 = c * TC, tn = LD_MIN((size_t)TC, T - t0);
                 if (nx->acc_f32)
-                    block_f32(x, w, b * MR, t0, tn, y, wb, acc, nx->round_to);
+                    block_f32(x, w, b * MR, t0, tn, y, wb, acc, nx);
                 else
                     block_f64(xd, w, b * MR, t0, tn, y, wb, acc);
             }

@@ -10,14 +10,55 @@
 #include "ops.h"
 #include "util.h"
 
-const ld_numerics ld_numerics_reference = {false, LD_F32};
+const ld_numerics ld_numerics_reference = {false, LD_F32, 0};
+
+/* A 32-bit mix of (seed, value bits, index): the random draw of one stochastic rounding. */
+static inline uint32_t sr_draw(uint32_t seed, uint32_t bits, size_t idx)
+{
+    uint64_t z = ((uint64_t)seed << 32 ^ bits) + 0x9e3779b97f4a7c15ULL * ((uint64_t)idx + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (uint32_t)(z ^ (z >> 31));
+}
+
+/* Rounds v to one of its two neighbours in dtype t, the farther one with probability equal to the
+ * distance to the nearer one over the gap: unbiased in expectation. */
+static float stochastic_round(float v, ld_dtype t, uint32_t draw)
+{
+    uint32_t u = ld_f32_bits(v);
+    if ((u & 0x7f800000u) == 0x7f800000u) /* Inf and NaN stay */
+        return ld_round_to(v, t);
+    if (t == LD_BF16) { /* magnitude plus 16 random low bits, truncated: rounds up w.p. low/2^16 */
+        uint32_t mag = (u & 0x7fffffffu) + (draw & 0xffffu);
+        return ld_f32_from_bits((u & 0x80000000u) | (mag & 0xffff0000u));
+    }
+    float near = ld_round_to(v, t);
+    if (near == v)
+        return v;
+    uint16_t h = ld_f32_to_f16(v);
+    /* The other neighbour is one step of the f16 grid away, towards v. */
+    uint16_t other = (fabsf(near) > fabsf(v)) ? (uint16_t)(h - 1) : (uint16_t)(h + 1);
+    float o = ld_f16_to_f32(other);
+    float lo = fabsf(near) < fabsf(o) ? near : o, hi = fabsf(near) < fabsf(o) ? o : near;
+    double p = (fabs((double)v) - fabs((double)lo)) / (fabs((double)hi) - fabs((double)lo));
+    return (double)draw / 4294967296.0 < p ? hi : lo;
+}
+
+float ld_nx_store(const ld_numerics *nx, float v, size_t idx)
+{
+    if (nx->round_to == LD_F32)
+        return v;
+    if (!nx->sr_seed)
+        return ld_round_to(v, nx->round_to);
+    return stochastic_round(v, nx->round_to, sr_draw(nx->sr_seed, ld_f32_bits(v), idx));
+}
 
 void ld_ref_round(float *x, size_t n, const ld_numerics *nx)
 {
     if (nx->round_to == LD_F32)
         return;
     for (size_t i = 0; i < n; i++)
-        x[i] = ld_round_to(x[i], nx->round_to);
+        x[i] = ld_nx_store(nx, x[i], i);
 }
 
 /* A weight element widened exactly, then rounded when emulating. */
@@ -48,7 +89,7 @@ static void rms_scale(const float *x, size_t n, const ld_tensor *w, size_t w0, d
         float ms = ss / (float)n;
         float scale = mul_var ? ms + (float)eps : 1.0f / sqrtf(ms + (float)eps);
         for (size_t i = 0; i < n; i++)
-            out[i] = ld_round_to(x[i] * scale * weight_at(w, w0 + i, nx), nx->round_to);
+            out[i] = ld_nx_store(nx, x[i] * scale * weight_at(w, w0 + i, nx), w0 + i);
         return;
     }
     double ss = 0.0;
@@ -120,8 +161,8 @@ ld_status ld_ref_rope(const float *x, size_t T, size_t heads, size_t D, int64_t 
                 double xa = xr[a], xb = xr[b];
                 if (nx->acc_f32) {
                     float cf = (float)c, sf = (float)s;
-                    o[a] = ld_round_to(xr[a] * cf - xr[b] * sf, nx->round_to);
-                    o[b] = ld_round_to(xr[b] * cf + xr[a] * sf, nx->round_to);
+                    o[a] = ld_nx_store(nx, xr[a] * cf - xr[b] * sf, a);
+                    o[b] = ld_nx_store(nx, xr[b] * cf + xr[a] * sf, b);
                 } else {
                     o[a] = (float)(xa * c - xb * s);
                     o[b] = (float)(xb * c + xa * s);
@@ -165,7 +206,7 @@ static void attend_one(const float *q, const float *kh, const float *vh, size_t 
                 acc[d] = (double)((float)acc[d] + w * vh[s * D + d]);
         }
         for (size_t d = 0; d < D; d++)
-            out[d] = ld_round_to((float)acc[d], nx->round_to);
+            out[d] = ld_nx_store(nx, (float)acc[d], d);
         return;
     }
     double m = -INFINITY;
@@ -232,7 +273,7 @@ void ld_ref_silu_mul(const float *g, const float *u, size_t n, bool gelu, float 
             float x = g[i];
             float a = gelu ? 0.5f * x * (1.0f + erff(x * 0.70710678118654752f))
                            : x / (1.0f + expf(-x));
-            out[i] = ld_round_to(a * u[i], nx->round_to);
+            out[i] = ld_nx_store(nx, a * u[i], i);
         } else {
             double x = g[i];
             /* silu(x) = x·sigmoid(x); the silu_as_gelu bug computes gelu(x) = x·Φ(x). */
@@ -246,7 +287,7 @@ void ld_ref_add(const float *a, const float *b, size_t n, bool skip_a, float *ou
                 const ld_numerics *nx)
 {
     for (size_t i = 0; i < n; i++)
-        out[i] = ld_round_to(skip_a ? b[i] : a[i] + b[i], nx->round_to);
+        out[i] = ld_nx_store(nx, skip_a ? b[i] : a[i] + b[i], i);
 }
 
 int32_t ld_ref_argmax(const float *x, size_t n)

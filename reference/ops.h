@@ -19,9 +19,16 @@
 typedef struct ld_numerics {
     bool acc_f32;      /* accumulate in fp32 instead of double */
     ld_dtype round_to; /* weights and stored activations rounded to this dtype (LD_F32: none) */
+    uint32_t sr_seed;  /* 0: stored activations round to nearest even; otherwise they round
+                          stochastically (unbiased, deterministic for this seed): the rounding
+                          variants layerdiff calibrate samples the noise floor with */
 } ld_numerics;
 
-extern const ld_numerics ld_numerics_reference; /* {false, LD_F32} */
+extern const ld_numerics ld_numerics_reference; /* {false, LD_F32, 0} */
+
+/* A stored activation as the emulated kernel would store it: v rounded to nx->round_to (nearest
+ * even, or stochastically with nx->sr_seed; idx decorrelates the random draws of one tensor). */
+float ld_nx_store(const ld_numerics *nx, float v, size_t idx);
 
 /* Ops smaller than this many multiply-adds run on one thread: waking a team costs more than the
  * work (and far more when another process holds the other cores). Results never depend on it. */

@@ -8,9 +8,13 @@
 
 #include "cli.h"
 #include "compare.h"
+#include "floor.h"
 #include "util.h"
 
 #define MAX_ALLOW 256
+#define MAX_FLOORS 2 /* one per low-precision dtype: bf16, f16 */
+
+enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP };
 
 static void usage(FILE *out)
 {
@@ -45,6 +49,13 @@ static void usage(FILE *out)
 "  --fail-on LIST          what makes the exit code non-zero, comma-separated: divergence,\n"
 "                          incomplete, argmax, fingerprint, faults, nodata, all, none\n"
 "                          (default: divergence,incomplete)\n"
+"  --floor FLOOR.json      judge the probes of the floor's dtype by their error over a noise\n"
+"                          floor measured with 'layerdiff calibrate' on this model and input:\n"
+"                          a probe fails when its relative L2 error is more than k times the\n"
+"                          floor and some element is more than the ULP cap off. Replaces the\n"
+"                          policy for those probes; give one file per dtype (bf16, f16)\n"
+"  --floor-k K             the floor multiple (default 2)\n"
+"  --floor-ulp N           errors of at most N ULPs never fail under a floor (default 2)\n"
 "  --topk K                logits top-k agreement (1-64, default 5)\n"
 "  --color WHEN            auto (default: when stdout is a terminal and NO_COLOR is unset),\n"
 "                          always, never\n"
@@ -82,6 +93,9 @@ int ld_cmd_compare(int argc, char **argv)
         {"fail-on", required_argument, NULL, 'F'},
         {"topk", required_argument, NULL, 'k'},
         {"color", required_argument, NULL, 'c'},
+        {"floor", required_argument, NULL, OPT_FLOOR},
+        {"floor-k", required_argument, NULL, OPT_FLOOR_K},
+        {"floor-ulp", required_argument, NULL, OPT_FLOOR_ULP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -97,6 +111,8 @@ int ld_cmd_compare(int argc, char **argv)
     ld_policy *policy = NULL;
     ld_keymap *map = NULL;
     ld_compare_result *res = NULL;
+    ld_floor *floors[MAX_FLOORS] = {NULL};
+    size_t n_floors = 0;
     ld_error err;
     ld_error_clear(&err);
     int c;
@@ -158,6 +174,42 @@ int ld_cmd_compare(int argc, char **argv)
             }
             color = optarg;
             break;
+        case OPT_FLOOR:
+            if (n_floors == MAX_FLOORS) {
+                rc = ld_cli_usage_error("compare", "--floor: at most %d files (one per dtype)",
+                                        MAX_FLOORS);
+                goto done;
+            }
+            if (ld_floor_load(optarg, &floors[n_floors], &err) != LD_OK) {
+                rc = ld_cli_fail("compare", &err);
+                goto done;
+            }
+            for (size_t i = 0; i < n_floors; i++)
+                if (ld_floor_dtype(floors[i]) == ld_floor_dtype(floors[n_floors])) {
+                    rc = ld_cli_usage_error("compare", "--floor: %s and %s are both %s floors",
+                                            ld_floor_label(floors[i]), optarg,
+                                            ld_dtype_name(ld_floor_dtype(floors[i])));
+                    n_floors++;
+                    goto done;
+                }
+            n_floors++;
+            break;
+        case OPT_FLOOR_K:
+            if (!ld_parse_double(optarg, &opt.floor_k) || !(opt.floor_k >= 1.0)) {
+                rc = ld_cli_usage_error("compare", "--floor-k: '%s' is not a number >= 1", optarg);
+                goto done;
+            }
+            break;
+        case OPT_FLOOR_ULP: {
+            int v;
+            if (!ld_parse_int(optarg, 0, 1 << 20, &v)) {
+                rc = ld_cli_usage_error("compare", "--floor-ulp: '%s' is not a count of ULPs",
+                                        optarg);
+                goto done;
+            }
+            opt.floor_ulp_cap = (uint64_t)v;
+            break;
+        }
         case 'h':
             usage(stdout);
             rc = LD_EXIT_OK;
@@ -182,6 +234,8 @@ int ld_cmd_compare(int argc, char **argv)
     opt.map = map;
     opt.allow_missing = (const char *const *)allow_buf;
     opt.n_allow_missing = n_allow;
+    opt.floors = (const ld_floor *const *)floors;
+    opt.n_floors = n_floors;
     if (ld_compare_run(argv[optind], argv[optind + 1], &opt, &res, &err) != LD_OK) {
         rc = ld_cli_fail("compare", &err);
         goto done;
@@ -213,6 +267,8 @@ done:
     ld_compare_result_destroy(res);
     ld_policy_destroy(policy);
     ld_keymap_destroy(map);
+    for (size_t i = 0; i < n_floors; i++)
+        ld_floor_destroy(floors[i]);
     for (size_t i = 0; i < n_allow; i++)
         free(allow_buf[i]);
     return rc;

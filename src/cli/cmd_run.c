@@ -18,6 +18,30 @@
 
 static const char *const CMD = "run";
 
+/* The chosen backend's header object and forward pass. In a build without CUDA, --backend cuda
+ * never gets this far: it exits with a message first. */
+static char *backend_json_for(bool cuda, const ld_model *m, const ld_ref_options *ro, ld_error *err)
+{
+#ifdef LD_HAVE_CUDA
+    if (cuda)
+        return ld_cuda_backend_json(m, err);
+#endif
+    (void)cuda, (void)m, (void)err;
+    return ld_ref_backend_json(ro);
+}
+
+static ld_status generate(bool cuda, const ld_model *m, const int32_t *prompt, size_t n_prompt,
+                          int decode, const ld_ref_options *ro, int32_t *tokens_out,
+                          int32_t *decoded_out, ld_error *err)
+{
+#ifdef LD_HAVE_CUDA
+    if (cuda)
+        return ld_cuda_generate(m, prompt, n_prompt, decode, ro, tokens_out, decoded_out, err);
+#endif
+    (void)cuda;
+    return ld_ref_generate(m, prompt, n_prompt, decode, ro, tokens_out, decoded_out, err);
+}
+
 static void usage(void)
 {
     printf(
@@ -31,6 +55,8 @@ static void usage(void)
         "  --decode N           greedy decode steps after the prefill (default 0; with --follow,\n"
         "                       the followed stream's count)\n"
         "  --backend ref|cuda   ref: the fp32 CPU reference (default); cuda: the optimized path\n"
+        "                       (bf16 on one GPU; decode steps run as a CUDA graph when no probe\n"
+        "                       is written, unless LAYERDIFF_CUDA_GRAPH=0)\n"
         "  --probes OUT.jsonl   where to write probes (default: $LAYERDIFF_PROBES; none: no probes)\n"
         "  --payload stats|full stats only (default) or stats plus the tensor data\n"
         "  --encoding ENC       payload encoding: base64, zlib+base64, shuffle+zlib+base64\n"
@@ -41,6 +67,8 @@ static void usage(void)
         "                       so both runs see identical inputs even where an argmax flips\n"
         "  --emulate bf16|f16   ref backend: emulate a correct low-precision kernel set (weights and\n"
         "                       every stored activation rounded to that dtype, fp32 accumulation)\n"
+        "  --sr-seed N          with --emulate: round stored activations stochastically (seed N > 0)\n"
+        "                       instead of to nearest even; the variants 'calibrate' samples\n"
         "  --inject SPEC        inject a fault, FAULT[@LAYER][=VALUE]; repeatable; without @LAYER\n"
         "                       the fault hits every layer (see --list-faults)\n"
         "  --list-faults        print the fault zoo and exit\n"
@@ -127,10 +155,11 @@ int ld_cmd_run(int argc, char **argv)
         {"follow", required_argument, NULL, 'f'},  {"emulate", required_argument, NULL, 'e'},
         {"inject", required_argument, NULL, 'i'},  {"list-faults", no_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
+        {"sr-seed", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *model_dir = NULL, *tokens_arg = NULL, *probes_path = NULL, *follow_path = NULL;
     const char *backend = "ref";
-    int decode = -1, threads = 0;
+    int decode = -1, threads = 0, sr_seed = 0;
     bool quiet = false;
     ld_dtype emulate = LD_F32;
     ld_fault_set faults = {0};
@@ -194,6 +223,10 @@ int ld_cmd_run(int argc, char **argv)
                 return ld_cli_usage_error(CMD, "--threads '%s' is not an integer in [1, 1024]", optarg);
             break;
         case 'q': quiet = true; break;
+        case 's':
+            if (!ld_parse_int(optarg, 1, INT32_MAX, &sr_seed))
+                return ld_cli_usage_error(CMD, "--sr-seed '%s' is not a positive integer", optarg);
+            break;
         case 'h': usage(); return LD_EXIT_OK;
         default: return LD_EXIT_USAGE;
         }
@@ -205,18 +238,22 @@ int ld_cmd_run(int argc, char **argv)
         return ld_cli_usage_error(CMD, "missing --model DIR (see 'layerdiff run --help')");
     if (!tokens_arg)
         return ld_cli_usage_error(CMD, "missing --tokens IDS (see 'layerdiff run --help')");
+    if (sr_seed && emulate == LD_F32)
+        return ld_cli_usage_error(CMD, "--sr-seed needs --emulate bf16|f16");
     if (emulate != LD_F32 && strcmp(backend, "ref"))
         return ld_cli_usage_error(CMD, "--emulate applies to --backend ref only");
     if (threads)
         omp_set_num_threads(threads);
 
-    if (!strcmp(backend, "cuda")) {
+    /* --backend cuda: the device is checked before any file is read, so that a machine without
+     * one, or a build without CUDA, says so at once (exit 2). */
+    bool cuda = !strcmp(backend, "cuda");
+    if (cuda) {
 #ifdef LD_HAVE_CUDA
-        char desc[256];
-        if (ld_cuda_device_check(desc, sizeof desc, &err) != LD_OK)
+        if (ld_cuda_device_check(NULL, 0, &err) != LD_OK) {
+            ld_error_prefix(&err, "--backend cuda");
             return ld_cli_fail(CMD, &err);
-        return ld_cli_usage_error(CMD, "--backend cuda: found %s, but the CUDA forward pass is not "
-                                       "built yet", desc);
+        }
 #else
         return ld_cli_usage_error(CMD, "--backend cuda: this layerdiff was built without CUDA "
                                        "(nvcc was not found at configure time)");
@@ -246,8 +283,8 @@ int ld_cmd_run(int argc, char **argv)
     if (ld_model_open(&m, model_dir, &err) != LD_OK)
         goto fail;
 
-    ld_ref_options ro = {.faults = &faults, .emulate = emulate, .follow = follow,
-                         .n_follow = n_follow};
+    ld_ref_options ro = {.faults = &faults, .emulate = emulate, .sr_seed = (uint32_t)sr_seed,
+                         .follow = follow, .n_follow = n_follow};
     progress_state ps = {.on = !quiet && ld_cli_stderr_is_tty(), .start = ld_seconds()};
     ro.progress = progress;
     ro.progress_ctx = &ps;
@@ -255,13 +292,15 @@ int ld_cmd_run(int argc, char **argv)
     const char *fault_texts[LD_MAX_FAULTS];
     for (int i = 0; i < faults.n; i++)
         fault_texts[i] = faults.items[i].text;
-    backend_json = ld_ref_backend_json(&ro);
+    backend_json = backend_json_for(cuda, m, &ro, &err);
     model_json = ld_model_header_json(m);
     if (!backend_json || !model_json) {
-        ld_error_set(&err, LD_E_NOMEM, "out of memory");
+        if (err.code == LD_OK)
+            ld_error_set(&err, LD_E_NOMEM, "out of memory");
         goto fail;
     }
-    ld_run_info info = {.implementation = emulate == LD_F32 ? "reference" : "reference-emulated",
+    const char *impl = cuda ? "cuda" : emulate == LD_F32 ? "reference" : "reference-emulated";
+    ld_run_info info = {.implementation = impl,
                         .backend_json = backend_json, .model_json = model_json,
                         .tokens = prompt, .n_tokens = n_prompt, .decode_steps = decode,
                         .faults = fault_texts, .n_faults = (size_t)faults.n};
@@ -277,7 +316,7 @@ int ld_cmd_run(int argc, char **argv)
         ld_error_set(&err, LD_E_NOMEM, "out of memory");
         goto fail;
     }
-    st = ld_ref_generate(m, prompt, n_prompt, decode, &ro, tokens_out, decoded_out, &err);
+    st = generate(cuda, m, prompt, n_prompt, decode, &ro, tokens_out, decoded_out, &err);
     if (ps.on)
         fprintf(stderr, "\r%60s\r", "");
     if (st != LD_OK) {

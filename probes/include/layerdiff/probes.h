@@ -103,7 +103,8 @@ typedef struct ld_run_info {
 typedef struct ld_run_end {
     bool ok;
     const char *message;      /* on error: what went wrong; NULL otherwise */
-    const int32_t *tokens;    /* the argmax token of every step (step 0 = prefill), may be NULL */
+    const int32_t *tokens;    /* the argmax token of every step (step 0 = prefill; -1: no finite
+                                 logit), may be NULL */
     size_t n_tokens;
     const int32_t *decoded;   /* the token fed to each decode step 1..N, may be NULL */
     size_t n_decoded;

@@ -340,6 +340,45 @@ static void test_emulated_rounding(void **state)
     ASSERT_NEAR(v[1], 3.140625, 0.0);
 }
 
+static void test_stochastic_rounding(void **state)
+{
+    (void)state;
+    /* Unbiased and always one of the two neighbours, for bf16 and f16. */
+    const ld_dtype types[2] = {LD_BF16, LD_F16};
+    const float values[4] = {1.001f, -3.14159f, 0.3333333f, 1e-6f};
+    for (int t = 0; t < 2; t++) {
+        for (int v = 0; v < 4; v++) {
+            ld_numerics nx = {.acc_f32 = true, .round_to = types[t], .sr_seed = 7};
+            float x = values[v];
+            float near = ld_round_to(x, types[t]);
+            double sum = 0;
+            int n = 20000, ups = 0;
+            float a = near, b = near;
+            for (int i = 0; i < n; i++) {
+                float r = ld_nx_store(&nx, x, (size_t)i);
+                if (r != a && r != b) {
+                    if (a == b)
+                        b = r;
+                    else
+                        fail_msg("value %g rounded to a third value %g", (double)x, (double)r);
+                }
+                ups += r != near;
+                sum += r;
+            }
+            assert_true(a != b);              /* both neighbours occur */
+            assert_true(ld_round_to(b, types[t]) == b);
+            ASSERT_NEAR(sum / n, x, 0.02 * fabs((double)b - (double)a) + 1e-12);
+            (void)ups;
+        }
+    }
+    /* seed 0 is round to nearest even; exact values stay exact */
+    ld_numerics rne = {.acc_f32 = true, .round_to = LD_BF16, .sr_seed = 0};
+    ASSERT_NEAR(ld_nx_store(&rne, 1.00390625f, 3), 1.0, 0.0);
+    ld_numerics sr = {.acc_f32 = true, .round_to = LD_BF16, .sr_seed = 9};
+    ASSERT_NEAR(ld_nx_store(&sr, 1.5f, 3), 1.5, 0.0);
+    assert_true(isnan(ld_nx_store(&sr, NAN, 1)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_matmul_bf16_by_hand),
         cmocka_unit_test(test_matmul_awkward_shapes),
         cmocka_unit_test(test_emulated_rounding),
+        cmocka_unit_test(test_stochastic_rounding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
