@@ -3,6 +3,7 @@
  * JSON report carries every field regardless. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "compare_internal.h"
 
@@ -120,6 +121,30 @@ static char *col_floor(const ld_compare_result *r, const ld_row *row, char *buf,
 
 static bool with_floor(const ld_compare_result *r) { return r->n_floor_judged > 0; }
 
+/* Op-local attribution: the error this op made on the candidate's own inputs ("!" marks one over
+ * budget), and the error those inputs brought in. */
+static char *col_local(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    if (!row->replayed)
+        return col_num(0, false, buf, size);
+    ld_cmp_fmt(row->local_rel_l2, buf, size);
+    if (row->local_over) {
+        size_t n = strlen(buf);
+        if (n + 1 < size)
+            buf[n] = '!', buf[n + 1] = '\0';
+    }
+    return buf;
+}
+
+static char *col_inherited(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    (void)r;
+    return col_num(row->inherited_rel_l2, row->replayed && !isnan(row->inherited_rel_l2), buf, size);
+}
+
+static bool with_replay(const ld_compare_result *r) { return r->replay_ran; }
+
 static const ld_cmp_column columns[] = {
     {"key", -24, true, col_key, NULL},
     {"shape", -14, false, col_shape, NULL},
@@ -132,6 +157,8 @@ static const ld_cmp_column columns[] = {
     {"ulp_max", 8, false, col_ulp, NULL},
     {"amp", 8, true, col_amp, NULL},
     {"floor_x", 8, true, col_floor, with_floor},
+    {"local", 9, true, col_local, with_replay},
+    {"inherited", 9, true, col_inherited, with_replay},
     {"status", -1, true, col_status, NULL},
 };
 

@@ -10,6 +10,7 @@
 
 #include "compare_internal.h"
 #include "floor.h"
+#include "gate.h"
 #include "util.h"
 
 /* ---- options, fail-on ------------------------------------------------------------------------ */
@@ -21,6 +22,7 @@ static const struct {
     {"divergence", LD_FAIL_ON_DIVERGENCE}, {"incomplete", LD_FAIL_ON_INCOMPLETE},
     {"argmax", LD_FAIL_ON_ARGMAX},         {"fingerprint", LD_FAIL_ON_FINGERPRINT},
     {"faults", LD_FAIL_ON_FAULTS},         {"nodata", LD_FAIL_ON_NODATA},
+    {"regression", LD_FAIL_ON_REGRESSION},
 };
 
 ld_status ld_fail_on_parse(const char *list, unsigned *out, ld_error *err)
@@ -48,7 +50,7 @@ ld_status ld_fail_on_parse(const char *list, unsigned *out, ld_error *err)
         if (!found)
             return ld_error_set(err, LD_E_USAGE,
                                 "--fail-on: unknown condition '%.*s' (divergence, incomplete, "
-                                "argmax, fingerprint, faults, nodata, all, none)",
+                                "argmax, fingerprint, faults, nodata, regression, all, none)",
                                 (int)LD_MIN(len, (size_t)64), p);
         if (!comma)
             break;
@@ -243,6 +245,7 @@ void ld_compare_result_destroy(ld_compare_result *r)
     free(r->notes);
     free(r->steps);
     ld_err_grid_free(&r->first_grid);
+    ld_baseline_check_destroy(r->baseline);
     if (r->index_) {
         index_free(r->index_);
         free(r->index_);
@@ -495,6 +498,10 @@ static ld_status new_row(ctx *c, const ld_key *key, size_t *out)
     row->amplification = NAN;
     row->floor_rel_l2 = NAN;
     row->floor_ratio = NAN;
+    row->replay_why = "";
+    row->local_rel_l2 = NAN;
+    row->inherited_rel_l2 = NAN;
+    row->local_budget = NAN;
     row->m.source = LD_SRC_NONE;
     r->n_rows++;
     if (!index_put(&c->idx, r->rows, i))
@@ -1172,6 +1179,7 @@ ld_status ld_compare_run(const char *ref_path, const char *cand_path,
         return ld_error_set(err, LD_E_NOMEM, "out of memory");
     ld_compare_result *r = c.res;
     r->first_div = -1;
+    r->culprit = -1;
     r->argmax_step = -1;
     r->fail_on = opt->fail_on;
     r->topk = opt->topk < 1 ? 1 : LD_MIN(opt->topk, 64);
@@ -1222,7 +1230,8 @@ int ld_compare_exit_code(const ld_compare_result *r, unsigned fail_on)
         ((fail_on & LD_FAIL_ON_NODATA) && r->n_stats_only))
         code = 3;
     if (((fail_on & LD_FAIL_ON_DIVERGENCE) && r->divergence) ||
-        ((fail_on & LD_FAIL_ON_ARGMAX) && r->argmax_step >= 0))
+        ((fail_on & LD_FAIL_ON_ARGMAX) && r->argmax_step >= 0) ||
+        ((fail_on & LD_FAIL_ON_REGRESSION) && r->regression))
         code = 1;
     if (((fail_on & LD_FAIL_ON_FINGERPRINT) && r->fingerprint_differs) ||
         ((fail_on & LD_FAIL_ON_FAULTS) && r->faults_differ))

@@ -203,10 +203,12 @@ enum {
     LD_FAIL_ON_FINGERPRINT = 1u << 3, /* the weight fingerprints differ: exit 2 */
     LD_FAIL_ON_FAULTS = 1u << 4,      /* the injected fault lists differ: exit 2 */
     LD_FAIL_ON_NODATA = 1u << 5,      /* some probe was compared by stats only: exit 3 */
-    LD_FAIL_ON_ALL = (1u << 6) - 1
+    LD_FAIL_ON_REGRESSION = 1u << 6,  /* some probe's error grew over a baseline's (gate.h): exit 1 */
+    LD_FAIL_ON_ALL = (1u << 7) - 1
 };
+/* compare --baseline adds LD_FAIL_ON_REGRESSION to the default. */
 #define LD_FAIL_ON_DEFAULT (LD_FAIL_ON_DIVERGENCE | LD_FAIL_ON_INCOMPLETE)
-/* "divergence,incomplete,argmax,fingerprint,faults,nodata", "all", "none" -> bits. */
+/* "divergence,incomplete,argmax,fingerprint,faults,nodata,regression", "all", "none" -> bits. */
 ld_status ld_fail_on_parse(const char *list, unsigned *out, ld_error *err);
 /* Writes the names of the set bits, comma-separated ("none" when 0). */
 void ld_fail_on_format(unsigned bits, char *buf, size_t size);
@@ -274,6 +276,16 @@ typedef struct ld_row {
      * probe was judged by the policy instead. */
     double floor_rel_l2;
     double floor_ratio;
+    /* Op-local attribution (compare --model, replay.h): the reference op rerun on the candidate's
+     * own inputs, y = op(c_in). local = ||c - y|| / ||y|| is the error this op made; inherited =
+     * ||y - r|| / ||r|| the error its inputs brought. NaN when not replayed (replay_why says why). */
+    bool replayed;
+    const char *replay_why;  /* static text: why this probe was not replayed ("" when it was) */
+    double local_rel_l2;
+    double inherited_rel_l2;
+    uint64_t local_ulp_max;
+    double local_budget;     /* the largest local error an honest op of this dtype makes */
+    bool local_over;         /* local_rel_l2 > local_budget (and some element > the ULP cap) */
 } ld_row;
 
 /* What one stream said about itself. */
@@ -330,6 +342,10 @@ typedef struct ld_compare_result {
     double floor_k;                /* the floor verdict's multiple and ULP cap */
     uint64_t floor_ulp_cap;
     size_t n_floor_judged;         /* compared rows judged by a noise floor */
+    bool replay_ran;               /* op-local attribution ran (compare --model) */
+    size_t n_replayed;             /* rows whose op was replayed */
+    ptrdiff_t culprit;             /* first row (reference order) whose local error is over budget */
+    size_t n_culprits;             /* rows whose local error is over budget */
     unsigned fail_on;
     int topk;
     int n_layers;                  /* num_hidden_layers from the reference header, else seen */
@@ -358,6 +374,11 @@ typedef struct ld_compare_result {
     bool input_mismatch;           /* allowed by --allow-input-mismatch, else the run failed */
 
     void *index_;                  /* internal: key -> row lookup */
+
+    /* Regression gate (gate.h, compare --baseline): set by ld_baseline_apply, owned, NULL when no
+     * baseline was given; regression (judged against fail_on) when some probe's error grew. */
+    struct ld_baseline_check *baseline;
+    bool regression;
 } ld_compare_result;
 
 /* Compares two probe streams. Errors: unreadable or malformed input and (unless

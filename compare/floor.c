@@ -170,9 +170,15 @@ ld_status ld_floor_add_variant(ld_floor *f, const char *variant, bool nearest_ev
                                 "floor: variant '%s' produced non-finite values at %s: an honest "
                                 "%s kernel set overflows on this input", variant, row->key.tag,
                                 ld_dtype_name(f->dtype));
+        bool fresh = ld_floor_find(f, &row->key) == NULL;
         ld_floor_entry *e = entry_for(f, &row->key);
         if (!e)
             return ld_error_set(err, LD_E_NOMEM, "floor: out of memory");
+        if (fresh)
+            e->local_rel_l2 = NAN;
+        if (row->replayed && isfinite(row->local_rel_l2))
+            e->local_rel_l2 = isnan(e->local_rel_l2) ? row->local_rel_l2
+                                                     : LD_MAX(e->local_rel_l2, row->local_rel_l2);
         double rel = isfinite(row->m.rel_l2) ? row->m.rel_l2 : 0.0;
         e->rel_l2 = LD_MAX(e->rel_l2, rel);
         e->max_abs = LD_MAX(e->max_abs, row->m.max_abs);
@@ -212,10 +218,13 @@ ld_status ld_floor_write(const ld_floor *f, const char *path, ld_error *err)
         const ld_floor_entry *e = &f->entries[i];
         char key[LD_TAG_NAME_MAX + 32];
         ld_key_format(&e->key, key, sizeof key);
+        char local[32] = "null";
+        if (!isnan(e->local_rel_l2))
+            snprintf(local, sizeof local, "%.9g", e->local_rel_l2);
         fprintf(m, "    {\"key\": \"%s\", \"rel_l2\": %.9g, \"rel_l2_nearest\": %.9g, "
-                   "\"max_abs\": %.9g, \"ulp_max\": %llu}%s\n",
+                   "\"max_abs\": %.9g, \"ulp_max\": %llu, \"local_rel_l2\": %s}%s\n",
                 key, e->rel_l2, e->rel_l2_nearest, e->max_abs, (unsigned long long)e->ulp_max,
-                i + 1 < f->n ? "," : "");
+                local, i + 1 < f->n ? "," : "");
     }
     fprintf(m, "  ]\n}\n");
     if (fclose(m) != 0) {
@@ -304,8 +313,8 @@ static ld_status parse_floor(const cJSON *root, ld_floor *f, const char *label, 
     for (const cJSON *p = probes->child; p; p = p->next, i++) {
         char where[64];
         snprintf(where, sizeof where, "probes[%zu]", i);
-        static const char *const keys[] = {"key", "rel_l2", "rel_l2_nearest", "max_abs", "ulp_max",
-                                           NULL};
+        static const char *const keys[] = {"key",     "rel_l2",       "rel_l2_nearest", "max_abs",
+                                           "ulp_max", "local_rel_l2", NULL};
         if (!cJSON_IsObject(p))
             return bad(err, label, where, "must be an object");
         if ((st = ld_cmp_json_check_keys(p, keys, label, where, err)) != LD_OK)
@@ -326,6 +335,10 @@ static ld_status parse_floor(const cJSON *root, ld_floor *f, const char *label, 
                        "rel_l2, rel_l2_nearest, max_abs must be finite numbers >= 0 and ulp_max an "
                        "integer >= 0");
         e.ulp_max = (uint64_t)ulp;
+        e.local_rel_l2 = NAN;
+        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(p, "local_rel_l2");
+        if (lo && !cJSON_IsNull(lo) && !get_nonneg(p, "local_rel_l2", &e.local_rel_l2))
+            return bad(err, label, where, "local_rel_l2 must be null or a finite number >= 0");
         ld_floor_entry *slot = entry_for(f, &key);
         if (!slot)
             return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label);

@@ -23,6 +23,8 @@ typedef struct ld_floor_entry {
     double rel_l2_nearest; /* the round-to-nearest-even variant's alone */
     double max_abs;        /* largest max |c-r| over the variants */
     uint64_t ulp_max;      /* largest ULP distance over the variants */
+    double local_rel_l2;   /* largest op-local error (replay.h) over the variants; NaN: not
+                              measured */
 } ld_floor_entry;
 
 typedef struct ld_floor ld_floor;

@@ -263,6 +263,25 @@ static void probe(FILE *f, const ld_compare_result *r, const ld_row *row)
         D(f, row->amplification);
     else
         fputs("null", f);
+    fputs(",\"local\":", f);
+    if (row->replayed) {
+        fputs("{\"rel_l2\":", f);
+        D(f, row->local_rel_l2);
+        fputs(",\"inherited_rel_l2\":", f);
+        if (isnan(row->inherited_rel_l2))
+            fputs("null", f);
+        else
+            D(f, row->inherited_rel_l2);
+        fprintf(f, ",\"ulp_max\":%llu,\"budget\":", (unsigned long long)row->local_ulp_max);
+        D(f, row->local_budget);
+        fprintf(f, ",\"over\":%s}", row->local_over ? "true" : "false");
+    } else if (r->replay_ran) {
+        fputs("{\"not_replayed\":", f);
+        S(f, row->replay_why[0] ? row->replay_why : "not compared");
+        fputc('}', f);
+    } else {
+        fputs("null", f);
+    }
     fputs(",\"floor\":", f);
     if (!isnan(row->floor_ratio)) {
         fputs("{\"rel_l2\":", f);
@@ -425,6 +444,7 @@ ld_status ld_report_json(FILE *f, const ld_compare_result *r, const ld_report_op
         }
     }
     fprintf(f, "],\"exit_code\":%d,\"verdict\":\"%s\",\n", code, verdict_name(r, code));
+    char kbuf[LD_TAG_NAME_MAX + 48];
     char *text = ld_compare_summary(r);
     if (!text)
         return ld_error_set(err, LD_E_NOMEM, "out of memory writing the summary");
@@ -454,6 +474,19 @@ ld_status ld_report_json(FILE *f, const ld_compare_result *r, const ld_report_op
     first_divergence(f, r);
     fputs(",\n\"argmax\":", f);
     argmax(f, r);
+    if (r->replay_ran) { /* op-local attribution: the culprits in reference order */
+        fprintf(f, ",\n\"replay\":{\"replayed\":%zu,\"culprit\":", r->n_replayed);
+        S(f, r->culprit >= 0 ? ld_cmp_key_text(&r->rows[r->culprit].key, kbuf, sizeof kbuf) : NULL);
+        fputs(",\"culprits\":[", f);
+        bool firstc = true;
+        for (size_t i = 0; i < r->n_rows; i++)
+            if (r->rows[i].replayed && r->rows[i].local_over) {
+                fputs(firstc ? "" : ",", f);
+                S(f, ld_cmp_key_text(&r->rows[i].key, kbuf, sizeof kbuf));
+                firstc = false;
+            }
+        fputs("]}", f);
+    }
     fputs(",\n\"probes\":[", f);
     for (size_t i = 0; i < r->n_rows; i++) {
         fputs(i ? ",\n" : "\n", f);

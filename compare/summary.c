@@ -202,6 +202,43 @@ static void describe_tokens(sbuf *s, const ld_compare_result *r)
             100.0 * overlap / (double)rows);
 }
 
+/* Op-local attribution: the culprit by local error, and the others over budget. */
+static void describe_replay(sbuf *s, const ld_compare_result *r)
+{
+    if (!r->replay_ran)
+        return;
+    char kw[LD_TAG_NAME_MAX + 64], kt[LD_TAG_NAME_MAX + 48], a[16], b[16], c[16];
+    if (r->culprit < 0) {
+        say(s, " Op-local replay: %zu probes rerun on the candidate's own inputs; every op's own "
+               "error is within its budget.",
+            r->n_replayed);
+        return;
+    }
+    const ld_row *row = &r->rows[r->culprit];
+    say(s, " Op-local replay (%zu probes rerun on the candidate's own inputs): the culprit is %s "
+           "(%s), whose %s has a local error of %s against a budget of %s, while its inputs bring "
+           "only %s.",
+        r->n_replayed, ld_cmp_key_words(&row->key, kw, sizeof kw),
+        ld_cmp_key_text(&row->key, kt, sizeof kt), ld_opgraph_op_name(row->tag_id),
+        ld_cmp_fmt(row->local_rel_l2, a, sizeof a), ld_cmp_fmt(row->local_budget, b, sizeof b),
+        ld_cmp_fmt(row->inherited_rel_l2, c, sizeof c));
+    if (r->n_culprits > 1) {
+        say(s, " Also over budget (%zu more):", r->n_culprits - 1);
+        size_t listed = 0;
+        for (size_t i = (size_t)r->culprit + 1; i < r->n_rows && listed < 8; i++) {
+            const ld_row *o = &r->rows[i];
+            if (!o->replayed || !o->local_over)
+                continue;
+            say(s, "%s %s (%s)", listed ? "," : "", ld_cmp_key_text(&o->key, kt, sizeof kt),
+                ld_cmp_fmt(o->local_rel_l2, a, sizeof a));
+            listed++;
+        }
+        if (r->n_culprits - 1 > listed)
+            say(s, ", ...");
+        say(s, ".");
+    }
+}
+
 char *ld_compare_summary(const ld_compare_result *r)
 {
     sbuf s = {0};
@@ -212,6 +249,7 @@ char *ld_compare_summary(const ld_compare_result *r)
         describe_divergence(&s, r);
     else
         describe_agreement(&s, r);
+    describe_replay(&s, r);
     describe_completeness(&s, r);
     describe_tokens(&s, r);
     if (fclose(s.f) != 0) {

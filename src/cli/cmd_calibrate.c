@@ -12,6 +12,7 @@
 #include "compare.h"
 #include "floor.h"
 #include "forward.h"
+#include "replay.h"
 #include "model.h"
 #include "util.h"
 
@@ -27,6 +28,8 @@ static void usage(void)
            "(weights and stored activations rounded, fp32 accumulation), one rounding to nearest\n"
            "even and N-1 stochastic-rounding variants. The largest error per key is the floor;\n"
            "'layerdiff compare --floor FLOOR.json' then judges a candidate by its error over it.\n"
+           "Each variant's ops are also replayed on its own inputs: the largest op-local error per\n"
+           "key is the budget 'compare --model' holds a candidate's local errors to (k x it).\n"
            "A floor holds for the model and input it was measured on.\n"
            "\n"
            "  --model DIR      checkpoint directory\n"
@@ -197,6 +200,9 @@ int ld_cmd_calibrate(int argc, char **argv)
                         &err) != LD_OK)
             goto fail;
         if (ld_compare_run(ref_path, var_path, &co, &res, &err) != LD_OK)
+            goto fail;
+        /* The op-local errors of an honest variant: the budgets compare --model applies. */
+        if (ld_replay_run(res, ref_path, var_path, m, NULL, &err) != LD_OK)
             goto fail;
         if (ld_floor_add_variant(floor, name, v == 0, res, &err) != LD_OK)
             goto fail;

@@ -9,12 +9,14 @@
 #include "cli.h"
 #include "compare.h"
 #include "floor.h"
+#include "model.h"
+#include "replay.h"
 #include "util.h"
 
 #define MAX_ALLOW 256
 #define MAX_FLOORS 2 /* one per low-precision dtype: bf16, f16 */
 
-enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP };
+enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL };
 
 static void usage(FILE *out)
 {
@@ -56,6 +58,13 @@ static void usage(FILE *out)
 "                          policy for those probes; give one file per dtype (bf16, f16)\n"
 "  --floor-k K             the floor multiple (default 2)\n"
 "  --floor-ulp N           errors of at most N ULPs never fail under a floor (default 2)\n"
+"  --model DIR             op-local attribution: rerun the reference op of every probe on the\n"
+"                          candidate's own inputs (weights from DIR, the checkpoint both runs\n"
+"                          used; needs full payloads) and report each probe's local error (made\n"
+"                          by its op) beside its inherited error (brought by its inputs); the\n"
+"                          first probe whose local error is over budget is named the culprit.\n"
+"                          Budgets: k x the floor's local error with --floor, else a few\n"
+"                          roundings of the candidate's dtype. Reads both streams a second time\n"
 "  --topk K                logits top-k agreement (1-64, default 5)\n"
 "  --color WHEN            auto (default: when stdout is a terminal and NO_COLOR is unset),\n"
 "                          always, never\n"
@@ -96,10 +105,12 @@ int ld_cmd_compare(int argc, char **argv)
         {"floor", required_argument, NULL, OPT_FLOOR},
         {"floor-k", required_argument, NULL, OPT_FLOOR_K},
         {"floor-ulp", required_argument, NULL, OPT_FLOOR_ULP},
+        {"model", required_argument, NULL, OPT_MODEL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *policy_path = NULL, *map_path = NULL;
+    const char *policy_path = NULL, *map_path = NULL, *model_dir = NULL;
+    ld_model *model = NULL;
     const char *out_json = NULL, *out_md = NULL, *out_html = NULL, *out_junit = NULL;
     const char *color = "auto";
     bool brief = false, quiet = false;
@@ -194,6 +205,7 @@ int ld_cmd_compare(int argc, char **argv)
                 }
             n_floors++;
             break;
+        case OPT_MODEL: model_dir = optarg; break;
         case OPT_FLOOR_K:
             if (!ld_parse_double(optarg, &opt.floor_k) || !(opt.floor_k >= 1.0)) {
                 rc = ld_cli_usage_error("compare", "--floor-k: '%s' is not a number >= 1", optarg);
@@ -222,6 +234,15 @@ int ld_cmd_compare(int argc, char **argv)
                                 "'layerdiff compare --help')", argc - optind);
         goto done;
     }
+    if (model_dir && map_path) {
+        rc = ld_cli_usage_error("compare", "--model replays our ops on our tags; it cannot follow a "
+                                           "--map of foreign tags");
+        goto done;
+    }
+    if (model_dir && ld_model_open(&model, model_dir, &err) != LD_OK) {
+        rc = ld_cli_fail("compare", &err);
+        goto done;
+    }
     if (policy_path && ld_policy_load(policy_path, &policy, &err) != LD_OK) {
         rc = ld_cli_fail("compare", &err);
         goto done;
@@ -239,6 +260,18 @@ int ld_cmd_compare(int argc, char **argv)
     if (ld_compare_run(argv[optind], argv[optind + 1], &opt, &res, &err) != LD_OK) {
         rc = ld_cli_fail("compare", &err);
         goto done;
+    }
+    if (model) {
+        ld_replay_options rop;
+        ld_replay_options_init(&rop);
+        rop.floors = opt.floors;
+        rop.n_floors = opt.n_floors;
+        rop.k = opt.floor_k;
+        rop.ulp_cap = opt.floor_ulp_cap;
+        if (ld_replay_run(res, argv[optind], argv[optind + 1], model, &rop, &err) != LD_OK) {
+            rc = ld_cli_fail("compare", &err);
+            goto done;
+        }
     }
     ld_report_options ro = {brief, false};
     if (!strcmp(color, "always"))
@@ -267,6 +300,7 @@ done:
     ld_compare_result_destroy(res);
     ld_policy_destroy(policy);
     ld_keymap_destroy(map);
+    ld_model_close(model);
     for (size_t i = 0; i < n_floors; i++)
         ld_floor_destroy(floors[i]);
     for (size_t i = 0; i < n_allow; i++)

@@ -12,7 +12,13 @@ whose error hides inside the fixed bf16 tolerances, or shows first at a later ke
 against the floor. Without --floor the subtle faults are run too and the table shows what the fixed
 thresholds make of them (missed or misplaced), without failing on it.
 
-usage: zoo.py [--configs tiny,small] [--dtypes f32,bf16] [--faults NAME,...] [--floor] [--json OUT]"""
+With --replay, compare also reruns every op on the candidate's own inputs (compare --model): the
+culprit by local error must be the injected op for every fault, honest candidates must have no
+culprit, and a candidate with two faults (an early subtle one, a later gross one) must have both
+named.
+
+usage: zoo.py [--configs tiny,small] [--dtypes f32,bf16] [--faults NAME,...] [--floor] [--replay]
+              [--json OUT]"""
 import argparse
 import json
 import os
@@ -79,6 +85,7 @@ def key_text(step, layer, tag):
 
 
 def compare(tmp, ref, cand, extra):
+    """(exit code, first divergence key or None, culprits by local error or None, process)."""
     out = os.path.join(tmp, "report.json")
     if os.path.exists(out):
         os.unlink(out)
@@ -86,7 +93,9 @@ def compare(tmp, ref, cand, extra):
     report = json.load(open(out)) if os.path.exists(out) else None
     fd = (report or {}).get("first_divergence")
     found = key_text(fd["step"], fd.get("layer"), fd["tag"]) if fd else None
-    return p.returncode, found, p
+    replay = (report or {}).get("replay")
+    culprits = replay["culprits"] if replay else None
+    return p.returncode, found, culprits, p
 
 
 def main():
@@ -95,6 +104,7 @@ def main():
     ap.add_argument("--dtypes", default="f32,bf16")
     ap.add_argument("--faults", default="")
     ap.add_argument("--floor", action="store_true", help="judge with a calibrated noise floor")
+    ap.add_argument("--replay", action="store_true", help="check the culprit by op-local error")
     ap.add_argument("--json", help="write the table as JSON here")
     args = ap.parse_args()
     only = set(filter(None, args.faults.split(",")))
@@ -115,6 +125,15 @@ def main():
                          "--dtype", dt, "-o", floor, "--quiet"])
                     floor_args += ["--floor", floor]
             head_dim = json.load(open(os.path.join(model, "config.json")))["head_dim"]
+            if args.replay:
+                floor_args += ["--model", model]
+
+            def judge(rc, found, culprits, want):
+                """Exact first divergence, and with --replay the injected op as the culprit."""
+                ok = rc == 1 and found == want
+                if args.replay:
+                    ok = ok and bool(culprits) and culprits[0] == want
+                return ok
             # Honest candidates: never a divergence.
             honest = [("reference again", [])] + [
                 (f"--emulate {dt}", ["--emulate", dt]) for dt in ("bf16", "f16")]
@@ -122,8 +141,10 @@ def main():
                 cand = os.path.join(tmp, "cand.jsonl")
                 run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload", "full",
                      "--probes", cand, "--quiet"] + extra)
-                rc, found, _ = compare(tmp, ref, cand, floor_args)
-                ok = rc == 0 and found is None
+                rc, found, culprits, _ = compare(tmp, ref, cand, floor_args)
+                ok = rc == 0 and found is None and not culprits
+                if culprits:
+                    found = "culprit " + culprits[0]
                 bad += not ok
                 rows.append((config, "honest", name, "none", found or "none", rc, ok))
             for dt in args.dtypes.split(","):
@@ -134,9 +155,13 @@ def main():
                     cand = os.path.join(tmp, "cand.jsonl")
                     run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
                          "full", "--probes", cand, "--inject", spec, "--quiet"] + emulate)
-                    rc, found, _ = compare(tmp, ref, cand, floor_args)
+                    rc, found, culprits, _ = compare(tmp, ref, cand, floor_args)
                     want = key_text(step, layer, tag)
-                    ok = rc == 1 and found == want
+                    ok = judge(rc, found, culprits, want)
+                    if args.replay and culprits and culprits[0] != found:
+                        found = f"{found} (culprit {culprits[0]})"
+                    elif args.replay and not culprits:
+                        found = f"{found} (no culprit)"
                     bad += not ok
                     rows.append((config, dt, spec, want, found or "none", rc, ok))
                 if dt == "f32":
@@ -147,15 +172,31 @@ def main():
                     cand = os.path.join(tmp, "cand.jsonl")
                     run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
                          "full", "--probes", cand, "--inject", spec, "--quiet"] + emulate)
-                    rc, found, _ = compare(tmp, ref, cand, floor_args)
+                    rc, found, culprits, _ = compare(tmp, ref, cand, floor_args)
                     want = key_text(step, layer, tag)
-                    exact = rc == 1 and found == want
+                    exact = judge(rc, found, culprits, want) if args.floor else rc == 1 and found == want
                     if args.floor:
                         bad += not exact
                         rows.append((config, dt + " subtle", spec, want, found or "none", rc, exact))
                     else:  # what fixed thresholds make of it: reported, not judged
                         rows.append((config, dt + " subtle", spec, want, found or "none", rc,
                                      "exact" if exact else "missed" if rc == 0 else "misplaced"))
+                if args.replay and args.floor:
+                    # Two faults: an early subtle one and a later gross one; both must be named.
+                    subtle, (s1, l1, t1) = subtle_cases(head_dim)[0]
+                    gross, (s2, l2, t2) = (f"swap_gate_up@{MIDDLE}", (0, MIDDLE, "gate_proj"))
+                    cand = os.path.join(tmp, "cand.jsonl")
+                    run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
+                         "full", "--probes", cand, "--inject", subtle, "--inject", gross, "--quiet"]
+                        + emulate)
+                    rc, found, culprits, _ = compare(tmp, ref, cand, floor_args)
+                    want1, want2 = key_text(s1, l1, t1), key_text(s2, l2, t2)
+                    ok = rc == 1 and found == want1 and bool(culprits) and culprits[0] == want1 \
+                        and want2 in culprits
+                    bad += not ok
+                    named = ",".join(c for c in (culprits or []) if c in (want1, want2))
+                    rows.append((config, dt + " two", f"{subtle} + {gross}", f"{want1} + {want2}",
+                                 f"{found}; culprits {named or 'none'}", rc, ok))
     w = [max(len(str(r[i])) for r in rows + [("config", "cand", "fault", "expected", "found", "exit", 0)])
          for i in range(6)]
     print(f"{'config':{w[0]}}  {'cand':{w[1]}}  {'fault':{w[2]}}  {'expected':{w[3]}}  {'found':{w[4]}}  exit  result")
