@@ -58,9 +58,10 @@ static int chart_step(const ld_compare_result *r)
 
 /* rel_l2 of (step, layer, tag); NAN when not compared; *fail when it fails. */
 static double layer_error(const ld_compare_result *r, const char *tag, int layer, bool *fail,
-                          double *tol)
+                          double *tol, double *limit)
 {
     double worst = NAN;
+    *limit = NAN;
     int step = chart_step(r);
     *fail = false;
     for (size_t i = 0; i < r->n_rows; i++) {
@@ -72,6 +73,8 @@ static double layer_error(const ld_compare_result *r, const char *tag, int layer
             worst = row->m.rel_l2;
         *fail |= !row->pass;
         *tol = row->tol.rel_l2;
+        if (!isnan(row->floor_rel_l2)) /* judged by the noise floor: its limit, k x floor */
+            *limit = r->floor_k * row->floor_rel_l2;
     }
     return worst;
 }
@@ -88,7 +91,8 @@ static double decade(double v)
 
 /* Errors per [family tag][layer], computed once: rows are scanned per (tag, layer). */
 static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double *err,
-                  const bool *fails, const double *tols, int nl, double lo, double hi)
+                  const bool *fails, const double *tols, const double *limits, int nl, double lo,
+                  double hi)
 {
     double pw = CW - ML - MR, ph = CH - MT - MB;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -133,9 +137,25 @@ static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double 
     for (int t = 0; t < 4 && families[fam].tags[t]; t++) {
         const char *color = line_colors[t];
         const double *e = err + (size_t)t * (size_t)nl;
-        /* the tag's rel_l2 tolerance, dashed */
+        /* the tag's limit, dashed: k x the noise floor per layer when a floor judged it, else
+         * the policy's flat rel_l2 tolerance */
+        const double *lim = limits + (size_t)t * (size_t)nl;
+        bool floor_line = false;
+        for (int l = 0; l < nl; l++)
+            floor_line |= !isnan(lim[l]);
+        if (floor_line) {
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1\" "
+                       "stroke-dasharray=\"6,4\" opacity=\"0.6\" points=\"", color);
+            for (int l = 0; l < nl; l++) {
+                if (isnan(lim[l]))
+                    continue;
+                double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
+                fprintf(f, "%.1f,%.1f ", x, MT + ph * (hi - decade(lim[l])) / (hi - lo));
+            }
+            fputs("\"/>", f);
+        }
         double tol = tols[t];
-        if (isfinite(tol) && tol > 0) {
+        if (!floor_line && isfinite(tol) && tol > 0) {
             double y = MT + ph * (hi - decade(tol)) / (hi - lo);
             fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                        "stroke-width=\"1\" stroke-dasharray=\"6,4\" opacity=\"0.6\"/>",
@@ -191,7 +211,8 @@ static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
         const ld_row *row = &r->rows[i];
         if (row->state != LD_ROW_COMPARED || row->key.layer < 0)
             continue;
-        double d = decade(row->m.rel_l2), t = decade(row->tol.rel_l2);
+        double d = decade(row->m.rel_l2);
+        double t = decade(isnan(row->floor_rel_l2) ? row->tol.rel_l2 : r->floor_k * row->floor_rel_l2);
         if (!any) {
             lo = hi = d;
             any = true;
@@ -205,27 +226,34 @@ static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
         lo = hi - 2;
     fprintf(f, "<h2>Relative error per layer, step %d</h2>\n<p>rel_l2 = ‖c−r‖/‖r‖ of every "
                "layer at step %d (%s), one chart per tag family, on one log scale; dashed lines "
-               "are each tag's tolerance, red dots fail, the red dotted line marks the first "
-               "divergence's layer, exact agreement sits on the bottom line.</p>\n"
+               "are each tag's limit (the policy's tolerance, or %s), red dots fail, the red "
+               "dotted line marks the first divergence's layer, exact agreement sits on the "
+               "bottom line.</p>\n"
                "<div class=\"charts\">\n",
             chart_step(r), chart_step(r),
-            r->first_div >= 0 ? "the step of the first divergence" : "the prefill");
+            r->first_div >= 0 ? "the step of the first divergence" : "the prefill",
+            r->n_floor_judged ? "per layer, k times the calibrated noise floor" : "a floor when given");
     for (size_t fam = 0; fam < LD_ARRAY_LEN(families); fam++) {
         double tols[4] = {NAN, NAN, NAN, NAN};
+        double limits[4 * 1024];
+        if (nl > 1024)
+            nl = 1024;
         bool present = false;
         for (int t = 0; t < 4; t++) {
             for (int l = 0; l < nl; l++) {
                 size_t k = (size_t)t * (size_t)nl + (size_t)l;
                 err_v[k] = NAN;
                 fails[k] = false;
+                limits[k] = NAN;
                 if (families[fam].tags[t]) {
-                    err_v[k] = layer_error(r, families[fam].tags[t], l, &fails[k], &tols[t]);
+                    err_v[k] = layer_error(r, families[fam].tags[t], l, &fails[k], &tols[t],
+                                           &limits[k]);
                     present |= !isnan(err_v[k]);
                 }
             }
         }
         if (present)
-            chart(f, r, fam, err_v, fails, tols, nl, lo, hi);
+            chart(f, r, fam, err_v, fails, tols, limits, nl, lo, hi);
     }
     fputs("</div>\n", f);
     free(err_v);

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -134,8 +135,14 @@ ld_status ld_fault_parse(const char *spec, ld_fault *out, ld_error *err)
         snprintf(lay, sizeof lay, "@%d", out->layer);
     if (fault_info[kind].vk == LD_FV_INT)
         snprintf(val, sizeof val, "=%d", out->ivalue);
-    else if (fault_info[kind].vk == LD_FV_REAL)
-        snprintf(val, sizeof val, "=%.17g", out->value);
+    else if (fault_info[kind].vk == LD_FV_REAL) {
+        /* The shortest text that reads back as the same double: 1e-05, not 1.0000000000000001e-05. */
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(val, sizeof val, "=%.*g", prec, out->value);
+            if (strtod(val + 1, NULL) == out->value)
+                break;
+        }
+    }
     else if (fault_info[kind].vk == LD_FV_TAG)
         snprintf(val, sizeof val, "=%s", ld_tag_name(out->tag));
     snprintf(out->text, sizeof out->text, "%s%s%s", name, lay, val);
