@@ -1,5 +1,5 @@
 /* codec.c — base64, byte shuffle, block-parallel zlib and crc32 for probe payloads (codec.h).
- * Parallel loops split work into fixed LD_CODEC_BLOCK-sized pieces and join them in order, so the
+ * Parallel loops split work into fixed-size pieces and join them in order, so the
  * bytes produced never depend on the number of threads. Not a general compression library. */
 #include "codec.h"
 
@@ -20,9 +20,11 @@
 #error "the probe library stores little-endian bytes and assumes a little-endian host"
 #endif
 
-/* Below this many bytes a buffer is processed on the calling thread: starting a team costs more
- * than it saves. */
-#define PARALLEL_MIN ((size_t)4 << 20)
+/* Work items of base64, crc32 and unshuffle (their output does not depend on it), and the size
+ * below which a buffer stays on the calling thread: starting a team costs a few microseconds,
+ * a 256 KiB item takes about a hundred. zlib blocks are LD_CODEC_BLOCK (codec.h). */
+#define WORK ((size_t)256 << 10)
+#define PARALLEL_MIN (2 * WORK)
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -77,7 +79,7 @@ void ld_b64_encode(const unsigned char *in, size_t n, char *out)
 {
     pthread_once(&tables_once, build_tables);
     size_t whole = n / 3 * 3;
-    const size_t chunk = LD_CODEC_BLOCK / 3 * 3; /* input bytes per work item */
+    const size_t chunk = WORK / 3 * 3; /* input bytes per work item */
     size_t nchunks = (whole + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (whole >= PARALLEL_MIN)
     for (size_t c = 0; c < nchunks; c++) {
@@ -124,7 +126,7 @@ bool ld_b64_decode(const char *in_chars, size_t len, unsigned char *out, size_t 
         return true;
     size_t pad = in[len - 1] == '=' ? (in[len - 2] == '=' ? 2 : 1) : 0;
     size_t full = len / 4 - (pad ? 1 : 0); /* quads without padding */
-    const size_t chunk = LD_CODEC_BLOCK / 4;    /* quads per work item */
+    const size_t chunk = WORK / 4;     /* quads per work item */
     size_t nchunks = (full + chunk - 1) / chunk;
     int any_bad = 0;
 #pragma omp parallel for schedule(static) if (len >= PARALLEL_MIN) reduction(| : any_bad)
@@ -177,10 +179,10 @@ void ld_shuffle(const unsigned char *in, size_t n_elem, size_t elem_size, unsign
 
 void ld_unshuffle(const unsigned char *in, size_t n_elem, size_t elem_size, unsigned char *out)
 {
-    size_t nchunks = (n_elem + LD_CODEC_BLOCK - 1) / LD_CODEC_BLOCK;
+    size_t nchunks = (n_elem + WORK - 1) / WORK;
 #pragma omp parallel for schedule(static) if (n_elem * elem_size >= PARALLEL_MIN)
     for (size_t c = 0; c < nchunks; c++) {
-        size_t i0 = c * LD_CODEC_BLOCK, i1 = LD_MIN(i0 + LD_CODEC_BLOCK, n_elem);
+        size_t i0 = c * WORK, i1 = LD_MIN(i0 + WORK, n_elem);
         for (size_t p = 0; p < elem_size; p++) {
             const unsigned char *plane = in + p * n_elem;
             for (size_t i = i0; i < i1; i++)
@@ -213,34 +215,24 @@ static void shuffled_slice(const unsigned char *in, size_t n_elem, size_t elem_s
 uint32_t ld_crc32(const void *data, size_t n)
 {
     const unsigned char *p = data;
-    size_t nblocks = (n + LD_CODEC_BLOCK - 1) / LD_CODEC_BLOCK;
-    if (n < PARALLEL_MIN || nblocks < 2) {
+    size_t nblocks = (n + WORK - 1) / WORK;
+    uLong *part = n >= PARALLEL_MIN ? malloc(nblocks * sizeof *part) : NULL;
+    if (!part) { /* small, or no memory for the partial sums: serially */
         uLong crc = crc32(0L, Z_NULL, 0);
         for (size_t b = 0; b < nblocks; b++) {
-            size_t off = b * LD_CODEC_BLOCK;
-            crc = crc32(crc, p + off, (uInt)LD_MIN(LD_CODEC_BLOCK, n - off));
-        }
-        return (uint32_t)crc;
-    }
-    uLong *part = malloc(nblocks * sizeof *part);
-    if (!part) { /* no memory for the partial sums: do it serially */
-        uLong crc = crc32(0L, Z_NULL, 0);
-        for (size_t b = 0; b < nblocks; b++) {
-            size_t off = b * LD_CODEC_BLOCK;
-            crc = crc32(crc, p + off, (uInt)LD_MIN(LD_CODEC_BLOCK, n - off));
+            size_t off = b * WORK;
+            crc = crc32(crc, p + off, (uInt)LD_MIN(WORK, n - off));
         }
         return (uint32_t)crc;
     }
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < nblocks; b++) {
-        size_t off = b * LD_CODEC_BLOCK;
-        part[b] = crc32(0L, p + off, (uInt)LD_MIN(LD_CODEC_BLOCK, n - off));
+        size_t off = b * WORK;
+        part[b] = crc32(0L, p + off, (uInt)LD_MIN(WORK, n - off));
     }
     uLong crc = part[0];
-    for (size_t b = 1; b < nblocks; b++) {
-        size_t len = LD_MIN(LD_CODEC_BLOCK, n - b * LD_CODEC_BLOCK);
-        crc = crc32_combine(crc, part[b], (z_off_t)len);
-    }
+    for (size_t b = 1; b < nblocks; b++)
+        crc = crc32_combine(crc, part[b], (z_off_t)LD_MIN(WORK, n - b * WORK));
     free(part);
     return (uint32_t)crc;
 }
@@ -302,7 +294,7 @@ ld_status ld_zlib_encode(const unsigned char *in, size_t n, size_t elem_size, in
         return ld_error_set(err, LD_E_NOMEM, "cannot allocate %zu bytes to compress a payload",
                             total);
     }
-#pragma omp parallel if (n >= PARALLEL_MIN && nblocks > 1) reduction(| : failed)
+#pragma omp parallel if (nblocks > 1) reduction(| : failed)
     {
         /* zs[0] stores, zs[1] compresses; each started on first use and reset per block. */
         z_stream zs[2];

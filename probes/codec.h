@@ -11,8 +11,8 @@
 
 #include "layerdiff/error.h"
 
-/* Input bytes per zlib block (and per crc/base64 work item). Part of what makes output
- * reproducible: changing it changes the compressed bytes (not what they decode to). */
+/* Input bytes per independently deflated zlib block. Part of what makes output reproducible:
+ * changing it changes the compressed bytes (not what they decode to). */
 #define LD_CODEC_BLOCK ((size_t)1 << 20)
 
 /* Base64 (RFC 4648 alphabet, '=' padding, no line breaks). */

@@ -200,9 +200,9 @@ static void test_header_and_end(void **state)
     TU_OK(ld_sink_emit(s, 0, 5, "k_norm", 0, LD_F32, shape, 1, x, &err), &err);
     assert_string_equal(ld_sink_last_key(s), "S0.L5.k_norm");
     assert_int_equal(ld_sink_probe_count(s), 1);
-    int32_t am[1] = {42};
+    int32_t am[2] = {42, -1}; /* -1: a step without a finite logit */
     ld_run_end end = {.ok = false, .message = "CUDA error: illegal address", .tokens = am,
-                      .n_tokens = 1};
+                      .n_tokens = 2};
     TU_OK(ld_sink_close(s, &end, &err), &err);
 
     ld_reader *r;
@@ -231,8 +231,9 @@ static void test_header_and_end(void **state)
     assert_string_equal(e->message, "CUDA error: illegal address");
     assert_string_equal(e->last_key, "S0.L5.k_norm");
     assert_int_equal(e->probes, 1);
-    assert_int_equal(e->n_tokens, 1);
+    assert_int_equal(e->n_tokens, 2);
     assert_int_equal(e->tokens[0], 42);
+    assert_int_equal(e->tokens[1], -1);
     assert_int_equal(e->n_decoded, 0);
     /* after the end, next keeps answering "no more" */
     const ld_probe *p;
