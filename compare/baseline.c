@@ -289,14 +289,21 @@ static ld_status check_same_run(const ld_compare_result *r, const ld_baseline *b
                                                     why, sizeof why);
     cJSON_Delete(here);
     if (differs)
-        return ld_error_set(err, LD_E_INPUT, "baseline %s was made on another model: reference %s "
+        return ld_error_set(err, LD_E_INPUT, "baseline %s was made on another model: model.%s "
                             "(refresh it with --update-baseline once the new model is accepted)",
                             b->path, here ? why : "model unreadable");
-    if (!same_ids(b->tokens, b->n_tokens, ref->tokens, ref->n_tokens))
+    if (!same_ids(b->tokens, b->n_tokens, ref->tokens, ref->n_tokens)) {
+        size_t i = 0;
+        while (i < b->n_tokens && i < ref->n_tokens && b->tokens[i] == ref->tokens[i])
+            i++;
+        if (i < b->n_tokens && i < ref->n_tokens)
+            return ld_error_set(err, LD_E_INPUT, "baseline %s was made on another input: prompt "
+                                "token %zu is %d there and %d in %s", b->path, i,
+                                (int)b->tokens[i], (int)ref->tokens[i], ref->path);
         return ld_error_set(err, LD_E_INPUT, "baseline %s was made on another input: its prompt "
-                            "has %zu tokens%s, the reference stream %s %zu", b->path, b->n_tokens,
-                            b->n_tokens == ref->n_tokens ? " like" : ", the reference's",
-                            ref->path, ref->n_tokens);
+                            "has %zu tokens, the one of %s %zu", b->path, b->n_tokens, ref->path,
+                            ref->n_tokens);
+    }
     if (b->decode_steps != ref->decode_steps)
         return ld_error_set(err, LD_E_INPUT, "baseline %s was made on another input: %d decode "
                             "steps there, %d in %s", b->path, b->decode_steps, ref->decode_steps,
@@ -519,8 +526,9 @@ nomem:
 
 /* How many of the largest growths that did not regress the tables show, for the margin. */
 #define CONTEXT_ROWS 5
-/* Most regressed / improved rows a table lists (the JSON report lists all). */
-#define MAX_LISTED 40
+/* Most regressed / improved rows a table lists (the JSON report lists all); brief text: fewer. */
+#define MAX_LISTED 25
+#define MAX_LISTED_BRIEF 10
 
 static const char *verdict_name(const ld_gate_entry *e)
 {
@@ -561,24 +569,28 @@ static const char *change_text(const ld_gate_entry *e)
     switch (e->verdict) {
     case LD_GATE_REGRESSED: return e->by_nonfinite ? "REGRESSED (new NaN/Inf)" : "REGRESSED";
     case LD_GATE_IMPROVED: return "improved";
-    default: return "";
+    case LD_GATE_WITHIN: return "within";
+    case LD_GATE_UNJUDGED: break;
     }
+    return "";
 }
 
-/* The rows a gate table lists, in growth order: every regression (up to MAX_LISTED), then the
- * CONTEXT_ROWS largest growths that stayed within the factor. Returns how many went to out. */
+/* The rows a gate table lists, in growth order: every regression (up to MAX_LISTED, and the
+ * first one in execution order always), then the CONTEXT_ROWS largest growths that stayed within
+ * the factor. Returns how many went to out; *more counts the regressions left out. */
 static size_t growth_rows(const ld_baseline_check *c, bool brief, size_t *out, size_t *more)
 {
-    size_t n = 0, context = 0;
+    size_t n = 0, context = 0, max = brief ? MAX_LISTED_BRIEF : MAX_LISTED;
     *more = 0;
     for (size_t i = 0; i < c->n_judged; i++) {
         const ld_gate_entry *e = &c->entries[c->by_growth[i]];
         if (e->verdict == LD_GATE_REGRESSED) {
-            if (n < MAX_LISTED)
+            if (n < max || (ptrdiff_t)c->by_growth[i] == c->first_regressed)
                 out[n++] = c->by_growth[i];
             else
                 (*more)++;
-        } else if (e->verdict != LD_GATE_IMPROVED && !brief && context < CONTEXT_ROWS) {
+        } else if (e->verdict != LD_GATE_IMPROVED && (!brief || !c->n_regressed) &&
+                   context < CONTEXT_ROWS) {
             out[n++] = c->by_growth[i];
             context++;
         }
@@ -602,33 +614,44 @@ static size_t improved_rows(const ld_baseline_check *c, size_t *out, size_t *mor
     return n;
 }
 
-/* "3 of 284 probes regressed (error over 3x the baseline's + 1e-06), 1 improved" */
+/* "3 of 284 probes regressed, 1 improved, 280 within the factor" */
 static void counts_text(const ld_baseline_check *c, char *buf, size_t size)
 {
+    snprintf(buf, size, "%zu of %zu probes regressed, %zu improved, %zu within the factor",
+             c->n_regressed, c->n_judged, c->n_improved,
+             c->n_judged - c->n_regressed - c->n_improved);
+    if (c->n_entries > c->n_judged) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, " (%zu not judged: missing here or in the baseline)",
+                 c->n_entries - c->n_judged);
+    }
+}
+
+/* "a probe regresses when its rel_l2 > 3 x the baseline's + 1e-06 or ..." */
+static void rule_text(const ld_baseline_check *c, char *buf, size_t size)
+{
     char s[16];
-    snprintf(buf, size, "%zu of %zu probes judged against the baseline regressed (rel_l2 over %gx "
-             "the baseline's + %s), %zu improved, %zu within the factor",
-             c->n_regressed, c->n_judged, c->factor, ld_cmp_fmt(c->slack, s, sizeof s),
-             c->n_improved, c->n_judged - c->n_regressed - c->n_improved);
+    snprintf(buf, size, "a probe regresses when its rel_l2 > %g x the baseline's + %s or its "
+             "NaN/Inf disagreements grow", c->factor, ld_cmp_fmt(c->slack, s, sizeof s));
 }
 
 static void first_text(const ld_compare_result *r, char *buf, size_t size)
 {
     const ld_baseline_check *c = r->baseline;
     if (c->first_regressed < 0) {
-        snprintf(buf, size, "no probe regressed");
+        snprintf(buf, size, "No probe regressed");
         return;
     }
     const ld_gate_entry *e = &c->entries[c->first_regressed];
     char kt[160], kw[200], a[16], b[16], q[24];
     const ld_key *k = &r->rows[e->row].key;
     if (e->by_nonfinite)
-        snprintf(buf, size, "first regression in execution order: %s (%s): %llu NaN/Inf "
+        snprintf(buf, size, "First regression in execution order: %s (%s): %llu NaN/Inf "
                  "disagreements, %llu in the baseline", ld_cmp_key_text(k, kt, sizeof kt),
                  ld_cmp_key_words(k, kw, sizeof kw), (unsigned long long)e->new_nonfinite,
                  (unsigned long long)e->old_nonfinite);
     else
-        snprintf(buf, size, "first regression in execution order: %s (%s): rel_l2 %s -> %s, %s",
+        snprintf(buf, size, "First regression in execution order: %s (%s): rel_l2 %s -> %s, %s",
                  ld_cmp_key_text(k, kt, sizeof kt), ld_cmp_key_words(k, kw, sizeof kw),
                  ld_cmp_fmt(e->old_rel_l2, a, sizeof a), ld_cmp_fmt(e->new_rel_l2, b, sizeof b),
                  ratio_text(e->ratio, q, sizeof q));
@@ -636,7 +659,7 @@ static void first_text(const ld_compare_result *r, char *buf, size_t size)
 
 static void baseline_words(const ld_baseline_check *c, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s (candidate %s, %s, %s; made by %s)", c->path, c->cand_path,
+    snprintf(buf, size, "candidate %s (%s, %s), written by %s", c->cand_path,
              c->cand_impl[0] ? c->cand_impl : "?",
              c->cand_faults[0] ? c->cand_faults : "no faults", c->tool);
 }
@@ -662,9 +685,12 @@ void ld_baseline_report_text(FILE *f, const ld_compare_result *r, bool color, bo
     if (!c)
         return;
     char buf[1024];
+    fprintf(f, "\n%sRegression gate against baseline %s%s\n", color ? "\033[1m" : "", c->path,
+            color ? "\033[0m" : "");
     baseline_words(c, buf, sizeof buf);
-    fprintf(f, "\n%sRegression gate%s against baseline %s\n", color ? "\033[1m" : "",
-            color ? "\033[0m" : "", buf);
+    fprintf(f, "  baseline: %s\n", buf);
+    rule_text(c, buf, sizeof buf);
+    fprintf(f, "  rule: %s\n", buf);
     counts_text(c, buf, sizeof buf);
     fprintf(f, "  %s.\n", buf);
     if (c->n_stats_only)
@@ -685,7 +711,7 @@ void ld_baseline_report_text(FILE *f, const ld_compare_result *r, bool color, bo
         if (more)
             fprintf(f, "  ... %zu more regressions (the JSON report lists every probe)\n", more);
         size_t rest = c->n_judged - c->n_regressed - c->n_improved;
-        if (!brief && rest > CONTEXT_ROWS)
+        if ((!brief || !c->n_regressed) && rest > CONTEXT_ROWS)
             fprintf(f, "  ... %zu more within the factor, smaller growth\n", rest - CONTEXT_ROWS);
     }
     n = improved_rows(c, list, &more);
@@ -810,15 +836,16 @@ void ld_baseline_report_markdown(FILE *f, const ld_compare_result *r)
         fprintf(f, "\n#### Regression gate: ✅ no probe regressed\n\n");
     }
     baseline_words(c, buf, sizeof buf);
-    fprintf(f, "Baseline `%s`.\n", buf);
-    char first[512];
+    fprintf(f, "Baseline `%s`: %s.\n", c->path, buf);
+    char first[512], rule[256];
     counts_text(c, buf, sizeof buf);
     first_text(r, first, sizeof first);
-    fprintf(f, "%s; %s.\n", buf, first);
+    rule_text(c, rule, sizeof rule);
+    fprintf(f, "%s (%s). %s.\n", buf, rule, first);
     size_t *list = malloc((c->n_judged ? c->n_judged : 1) * sizeof *list);
     if (!list)
         return;
-    size_t more, n = growth_rows(c, false, list, &more);
+    size_t more, n = growth_rows(c, true, list, &more);
     if (n)
         md_rows(f, r, list, n);
     if (more)
@@ -863,11 +890,16 @@ void ld_baseline_report_html(FILE *f, const ld_compare_result *r)
     first_text(r, buf, sizeof buf);
     fprintf(f, "<div class=\"banner %s\">", c->n_regressed ? "fail" : "pass");
     X(f, buf);
-    fputs("</div>\n<p>Baseline ", f);
+    fputs("</div>\n<p>Baseline <code>", f);
+    X(f, c->path);
+    fputs("</code>: ", f);
     baseline_words(c, buf, sizeof buf);
     X(f, buf);
     fputs(". ", f);
     counts_text(c, buf, sizeof buf);
+    X(f, buf);
+    fputs("; ", f);
+    rule_text(c, buf, sizeof buf);
     X(f, buf);
     fputs(".</p>\n", f);
     size_t *list = malloc((c->n_judged ? c->n_judged : 1) * sizeof *list);

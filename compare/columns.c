@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "gate.h"
 
 static bool compared(const ld_row *row) { return row->state == LD_ROW_COMPARED; }
 
@@ -145,6 +146,14 @@ static char *col_inherited(const ld_compare_result *r, const ld_row *row, char *
 
 static bool with_replay(const ld_compare_result *r) { return r->replay_ran; }
 
+/* Regression gate (--baseline): this probe's error over its error in the baseline. */
+static char *col_baseline(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
+{
+    return ld_baseline_ratio_text(r, row, buf, size);
+}
+
+static bool with_baseline(const ld_compare_result *r) { return r->baseline != NULL; }
+
 static const ld_cmp_column columns[] = {
     {"key", -24, true, col_key, NULL},
     {"shape", -14, false, col_shape, NULL},
@@ -159,6 +168,7 @@ static const ld_cmp_column columns[] = {
     {"floor_x", 8, true, col_floor, with_floor},
     {"local", 9, true, col_local, with_replay},
     {"inherited", 9, true, col_inherited, with_replay},
+    {"vs_base", 8, true, col_baseline, with_baseline},
     {"status", -1, true, col_status, NULL},
 };
 

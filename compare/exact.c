@@ -431,10 +431,8 @@ static char *elements_text(const ld_exact_change *c, char *buf, size_t size)
 static void change_line(FILE *f, const ld_exact_change *c)
 {
     char kt[LD_TAG_NAME_MAX + 48], el[256];
-    fprintf(f, "  %-24s %s", ld_cmp_key_text(&c->key, kt, sizeof kt), c->what);
-    if (c->have_elements)
-        fprintf(f, ": %s", elements_text(c, el, sizeof el));
-    fputc('\n', f);
+    fprintf(f, "  %-24s %s\n", ld_cmp_key_text(&c->key, kt, sizeof kt),
+            c->have_elements ? elements_text(c, el, sizeof el) : c->what);
 }
 
 ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld_error *err)
@@ -590,8 +588,8 @@ ld_status ld_exact_report_markdown(FILE *f, const ld_exact_result *r, bool color
         size_t show = LD_MIN(r->n_listed, (size_t)20);
         for (size_t i = 0; i < show; i++) {
             const ld_exact_change *c = &r->changes[i];
-            fprintf(f, "| `%s` | %s%s%s |\n", ld_cmp_key_text(&c->key, kt, sizeof kt), c->what,
-                    c->have_elements ? ": " : "", elements_text(c, el, sizeof el));
+            fprintf(f, "| `%s` | %s |\n", ld_cmp_key_text(&c->key, kt, sizeof kt),
+                    c->have_elements ? elements_text(c, el, sizeof el) : c->what);
         }
         if (r->n_changed > show)
             fprintf(f, "\n%llu more changed keys: see the JSON report.\n",

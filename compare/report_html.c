@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "gate.h"
 #include "util.h"
 
 #define X(f, s) ld_cmp_put_xml(f, s)
@@ -464,6 +465,8 @@ ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_op
         X(f, ld_cmp_key_text(&r->rows[r->first_div].key, kt, sizeof kt));
     } else if (r->empty) {
         fputs("Nothing compared", f);
+    } else if (code == 1 && r->regression) {
+        fputs("Error grew over the baseline", f);
     } else if (r->incomplete) {
         fputs("Incomplete comparison", f);
     } else {
@@ -499,6 +502,7 @@ ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_op
     X(f, text);
     fputs("</p>\n", f);
     free(text);
+    ld_baseline_report_html(f, r);
     ld_status st = charts(f, r, err);
     if (st != LD_OK)
         return st;

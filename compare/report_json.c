@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "gate.h"
 #include "ld_version.h"
 #include "util.h"
 
@@ -409,7 +410,7 @@ static const char *verdict_name(const ld_compare_result *r, int code)
 {
     switch (code) {
     case 0: return "pass";
-    case 1: return r->divergence ? "divergence" : "argmax";
+    case 1: return r->divergence ? "divergence" : (r->regression ? "regression" : "argmax");
     case 2: return r->fingerprint_differs ? "fingerprint" : "faults";
     default: return r->empty ? "empty" : "incomplete";
     }
@@ -434,7 +435,7 @@ ld_status ld_report_json(FILE *f, const ld_compare_result *r, const ld_report_op
                 (unsigned long long)r->floor_ulp_cap, r->n_floor_judged);
     fputs("},\"fail_on\":[", f);
     static const char *const fo[] = {"divergence", "incomplete", "argmax", "fingerprint", "faults",
-                                     "nodata"};
+                                     "nodata", "regression"};
     bool first = true;
     for (unsigned b = 0; b < LD_ARRAY_LEN(fo); b++) {
         if (r->fail_on & (1u << b)) {
@@ -492,6 +493,11 @@ ld_status ld_report_json(FILE *f, const ld_compare_result *r, const ld_report_op
         fputs(i ? ",\n" : "\n", f);
         probe(f, r, &r->rows[i]);
     }
-    fputs("\n]}\n", f);
+    fputs("\n]", f);
+    if (r->baseline) {
+        fputs(",\n\"baseline\":", f);
+        ld_baseline_report_json(f, r);
+    }
+    fputs("}\n", f);
     return ld_cmp_stream_status(f, "JSON", err);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "gate.h"
 #include "util.h"
 
 /* Markdown table cells: '|' would end the cell, newlines the row. */
@@ -31,8 +32,11 @@ ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_repor
                 ld_cmp_key_text(&r->rows[r->first_div].key, kt, sizeof kt), code);
     else if (code)
         fprintf(f, "### layerdiff: ❌ %s (exit %d)\n\n",
-                r->empty ? "nothing compared" : (r->incomplete ? "incomplete comparison"
-                                                                : "outputs differ"), code);
+                r->empty ? "nothing compared"
+                         : (code == 1 && r->regression
+                                ? "error grew over the baseline"
+                                : (r->incomplete ? "incomplete comparison" : "outputs differ")),
+                code);
     else
         fprintf(f, "### layerdiff: ✅ no divergence (exit 0)\n\n");
     fprintf(f, "`%s` (%s) vs `%s` (%s), policy: %s\n\n", r->ref.path,
@@ -86,6 +90,7 @@ ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_repor
                     shown, r->n_rows);
     }
     free(keep);
+    ld_baseline_report_markdown(f, r);
     fprintf(f, "\n%zu compared, %zu ok, %zu failing, %zu missing or mismatched.\n", r->n_compared,
             r->n_pass, r->n_fail, r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch);
     return ld_cmp_stream_status(f, "Markdown", err);

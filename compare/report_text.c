@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "gate.h"
 #include "util.h"
 
 #define WRAP 100
@@ -171,7 +172,7 @@ static const char *verdict_text(const ld_compare_result *r, int code)
         if (r->divergence || r->incomplete || r->argmax_step >= 0)
             return "PASS (what differs is outside --fail-on)";
         return "PASS";
-    case 1: return r->divergence ? "DIVERGENCE" : "ARGMAX DIFFERS";
+    case 1: return r->divergence ? "DIVERGENCE" : (r->regression ? "REGRESSION" : "ARGMAX DIFFERS");
     case 2: return r->fingerprint_differs ? "DIFFERENT WEIGHTS" : "DIFFERENT FAULTS";
     default: return r->empty ? "NOTHING COMPARED" : "INCOMPLETE";
     }
@@ -207,6 +208,7 @@ ld_status ld_report_text(FILE *f, const ld_compare_result *r, const ld_report_op
     fputc('\n', f);
     wrapped(f, summary, "");
     free(summary);
+    ld_baseline_report_text(f, r, t.color, brief);
     int code = ld_compare_exit_code(r, r->fail_on);
     char fo[128];
     ld_fail_on_format(r->fail_on, fo, sizeof fo);

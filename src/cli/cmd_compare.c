@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "compare.h"
 #include "floor.h"
+#include "gate.h"
 #include "model.h"
 #include "replay.h"
 #include "util.h"
@@ -17,6 +18,8 @@
 #define MAX_FLOORS 2 /* one per low-precision dtype: bf16, f16 */
 
 enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL };
+/* Regression gate options (gate.h, docs/gate.md). */
+enum { OPT_BASELINE = 1100, OPT_REGRESS_FACTOR, OPT_REGRESS_SLACK, OPT_UPDATE_BASELINE, OPT_EXACT };
 
 static void usage(FILE *out)
 {
@@ -65,6 +68,24 @@ static void usage(FILE *out)
 "                          first probe whose local error is over budget is named the culprit.\n"
 "                          Budgets: k x the floor's local error with --floor, else a few\n"
 "                          roundings of the candidate's dtype. Reads both streams a second time\n"
+"  --baseline B.json       regression gate: B.json is the --json report of an earlier, accepted\n"
+"                          candidate against the same reference (same model, input and probe\n"
+"                          keys, else exit 2). Fails (exit 1, --fail-on regression, on by\n"
+"                          default with a baseline) when a probe's relative L2 error grew over\n"
+"                          F x its baseline error + S, and lists every probe's old and new\n"
+"                          error by growth, the first regression in execution order and the\n"
+"                          probes that improved (docs/gate.md)\n"
+"  --regress-factor F      growth that counts as a regression (default 3: honest bf16/f16\n"
+"                          rounding variants move a probe's error by up to ~2.2x)\n"
+"  --regress-slack S       absolute rel_l2 always allowed on top, for probes at ~0 error\n"
+"                          (default 1e-06)\n"
+"  --update-baseline       accept this candidate: write its JSON report to the --baseline file\n"
+"                          (the old one is not read) when the comparison passes; commit it\n"
+"  --exact                 bit-exactness of two runs of one implementation (OLD.jsonl\n"
+"                          NEW.jsonl): compares every key's payload bytes (stats and head\n"
+"                          values when a payload is absent, which is said) and names the first\n"
+"                          key that changed. Exit 0 identical, 1 changed, 3 a stream cut short.\n"
+"                          Goes with --json, --md, --quiet and --color only\n"
 "  --topk K                logits top-k agreement (1-64, default 5)\n"
 "  --color WHEN            auto (default: when stdout is a terminal and NO_COLOR is unset),\n"
 "                          always, never\n"
@@ -72,7 +93,8 @@ static void usage(FILE *out)
 "\n"
 "exit codes:\n"
 "  0  nothing that --fail-on names happened\n"
-"  1  divergence: a probe fails its tolerance (or, with --fail-on argmax, an argmax differs)\n"
+"  1  divergence: a probe fails its tolerance (or, with --fail-on argmax, an argmax differs;\n"
+"     with --baseline, a probe's error grew over the factor; with --exact, a key changed)\n"
 "  2  bad usage or input: unreadable or malformed stream, different prompts, model configs or\n"
 "     decoded tokens (unless --allow-input-mismatch); with --fail-on fingerprint / faults,\n"
 "     different weight fingerprints / fault lists\n"
@@ -106,6 +128,11 @@ int ld_cmd_compare(int argc, char **argv)
         {"floor-k", required_argument, NULL, OPT_FLOOR_K},
         {"floor-ulp", required_argument, NULL, OPT_FLOOR_ULP},
         {"model", required_argument, NULL, OPT_MODEL},
+        {"baseline", required_argument, NULL, OPT_BASELINE},
+        {"regress-factor", required_argument, NULL, OPT_REGRESS_FACTOR},
+        {"regress-slack", required_argument, NULL, OPT_REGRESS_SLACK},
+        {"update-baseline", no_argument, NULL, OPT_UPDATE_BASELINE},
+        {"exact", no_argument, NULL, OPT_EXACT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -124,6 +151,10 @@ int ld_cmd_compare(int argc, char **argv)
     ld_compare_result *res = NULL;
     ld_floor *floors[MAX_FLOORS] = {NULL};
     size_t n_floors = 0;
+    const char *baseline_path = NULL;
+    ld_baseline *baseline = NULL;
+    double regress_factor = LD_REGRESS_FACTOR_DEFAULT, regress_slack = LD_REGRESS_SLACK_DEFAULT;
+    bool update_baseline = false, exact = false, fail_on_given = false;
     ld_error err;
     ld_error_clear(&err);
     int c;
@@ -165,6 +196,7 @@ int ld_cmd_compare(int argc, char **argv)
             break;
         }
         case 'F':
+            fail_on_given = true;
             if (ld_fail_on_parse(optarg, &opt.fail_on, &err) != LD_OK) {
                 rc = ld_cli_fail("compare", &err);
                 goto done;
@@ -222,6 +254,25 @@ int ld_cmd_compare(int argc, char **argv)
             opt.floor_ulp_cap = (uint64_t)v;
             break;
         }
+        case OPT_BASELINE: baseline_path = optarg; break;
+        case OPT_UPDATE_BASELINE: update_baseline = true; break;
+        case OPT_EXACT: exact = true; break;
+        case OPT_REGRESS_FACTOR:
+            if (!ld_parse_double(optarg, &regress_factor) || !(regress_factor >= 1.0) ||
+                regress_factor > 1e300) {
+                rc = ld_cli_usage_error("compare", "--regress-factor: '%s' is not a number >= 1",
+                                        optarg);
+                goto done;
+            }
+            break;
+        case OPT_REGRESS_SLACK:
+            if (!ld_parse_double(optarg, &regress_slack) || !(regress_slack >= 0.0) ||
+                regress_slack > 1e300) {
+                rc = ld_cli_usage_error("compare", "--regress-slack: '%s' is not a number >= 0",
+                                        optarg);
+                goto done;
+            }
+            break;
         case 'h':
             usage(stdout);
             rc = LD_EXIT_OK;
@@ -233,6 +284,31 @@ int ld_cmd_compare(int argc, char **argv)
         rc = ld_cli_usage_error("compare", "expected two streams, REF.jsonl CAND.jsonl (got %d; see "
                                 "'layerdiff compare --help')", argc - optind);
         goto done;
+    }
+    if (exact) {
+        if (policy_path || map_path || out_html || out_junit || n_allow || opt.allow_input_mismatch ||
+            fail_on_given || n_floors || model_dir || baseline_path || update_baseline || brief) {
+            rc = ld_cli_usage_error("compare", "--exact checks bit-exactness only: it goes with "
+                                    "--json, --md, --quiet and --color, not with tolerance, "
+                                    "baseline or report options of a numerical comparison");
+            goto done;
+        }
+        rc = ld_cli_compare_exact(argv[optind], argv[optind + 1], out_json, out_md, quiet, color);
+        goto done;
+    }
+    if (update_baseline && !baseline_path) {
+        rc = ld_cli_usage_error("compare", "--update-baseline needs --baseline B.json (the file "
+                                "to write)");
+        goto done;
+    }
+    /* Load the baseline before reading the streams: a malformed one fails fast. */
+    if (baseline_path && !update_baseline) {
+        if (ld_baseline_load(baseline_path, &baseline, &err) != LD_OK) {
+            rc = ld_cli_fail("compare", &err);
+            goto done;
+        }
+        if (!fail_on_given)
+            opt.fail_on |= LD_FAIL_ON_REGRESSION;
     }
     if (model_dir && map_path) {
         rc = ld_cli_usage_error("compare", "--model replays our ops on our tags; it cannot follow a "
@@ -273,6 +349,10 @@ int ld_cmd_compare(int argc, char **argv)
             goto done;
         }
     }
+    if (baseline && ld_baseline_apply(res, baseline, regress_factor, regress_slack, &err) != LD_OK) {
+        rc = ld_cli_fail("compare", &err);
+        goto done;
+    }
     ld_report_options ro = {brief, false};
     if (!strcmp(color, "always"))
         ro.color = true;
@@ -296,7 +376,20 @@ int ld_cmd_compare(int argc, char **argv)
         }
     }
     rc = ld_compare_exit_code(res, opt.fail_on);
+    if (update_baseline) {
+        if (rc != 0) {
+            fprintf(stderr, "layerdiff compare: not updating the baseline %s: this comparison "
+                    "fails (exit %d); fix the candidate, or accept what fails with --fail-on\n",
+                    baseline_path, rc);
+        } else if (ld_report_to_file(baseline_path, ld_report_json, res, &ro, &err) != LD_OK) {
+            rc = ld_cli_fail("compare", &err);
+        } else if (!quiet) {
+            printf("\nbaseline %s updated (%zu probes); commit it to accept this candidate\n",
+                   baseline_path, res->n_rows);
+        }
+    }
 done:
+    ld_baseline_destroy(baseline);
     ld_compare_result_destroy(res);
     ld_policy_destroy(policy);
     ld_keymap_destroy(map);
