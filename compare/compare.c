@@ -834,6 +834,35 @@ static void json_value_text(const cJSON *v, char *buf, size_t size)
         cJSON_free(s);
 }
 
+/* Faults an input cannot show (docs/faults.md, "Blind spots"): said in every report, so that a
+ * clean comparison of such an input is not read as proof that those ops are right. */
+static ld_status blind_spots(ctx *c)
+{
+    const ld_stream_info *a = &c->res->ref;
+    ld_status st;
+    if (a->n_tokens == 1 &&
+        (st = note(c, LD_NOTE_INFO, "blind_rope", "the prompt has one token: RoPE at position 0 is "
+                   "the identity and the causal mask has nothing to hide at step 0, so RoPE and "
+                   "mask faults can only show in decode steps (use a prompt of 2 tokens or more)"))
+            != LD_OK)
+        return st;
+    if (a->decode_steps == 0 &&
+        (st = note(c, LD_NOTE_INFO, "blind_kv_cache", "no decode steps: KV-cache append and decode "
+                   "attention faults cannot show (use --decode 1 or more)")) != LD_OK)
+        return st;
+    cJSON *m = cJSON_Parse(a->model_json);
+    const cJSON *hq = m ? cJSON_GetObjectItemCaseSensitive(m, "num_attention_heads") : NULL;
+    const cJSON *hkv = m ? cJSON_GetObjectItemCaseSensitive(m, "num_key_value_heads") : NULL;
+    st = LD_OK;
+    if (cJSON_IsNumber(hq) && cJSON_IsNumber(hkv) &&
+        (hkv->valuedouble == 1 || hq->valuedouble == hkv->valuedouble))
+        st = note(c, LD_NOTE_INFO, "blind_gqa", "Hq = %g, Hkv = %g: every query head maps to its kv "
+                  "head the same way under any mapping, so a GQA mapping fault cannot show",
+                  hq->valuedouble, hkv->valuedouble);
+    cJSON_Delete(m);
+    return st;
+}
+
 static ld_status check_headers(ctx *c)
 {
     ld_compare_result *r = c->res;
@@ -1196,6 +1225,8 @@ ld_status ld_compare_run(const char *ref_path, const char *cand_path,
         (st = open_side(&c, &c.cand, cand_path)) != LD_OK)
         goto done;
     if (r->ref.opened && r->cand.opened && (st = check_headers(&c)) != LD_OK)
+        goto done;
+    if (r->ref.opened && (st = blind_spots(&c)) != LD_OK)
         goto done;
     r->floor_k = opt->floor_k;
     r->floor_ulp_cap = opt->floor_ulp_cap;
