@@ -282,9 +282,30 @@ static void test_gzip_crlf_bom(void **state)
         assert_string_equal(ld_reader_end(r)->last_key, "S1.L0.attn_norm");
         ld_reader_close(r);
     }
-    /* a gzip file cut in half is a truncated stream */
     size_t glen;
     char *gtext = tu_slurp(gz, &glen);
+    /* corrupt gzip data is malformed input */
+    char bad_gz[512];
+    tu_path(bad_gz, sizeof bad_gz, "bad.jsonl.gz");
+    char *gbad = malloc(glen);
+    memcpy(gbad, gtext, glen);
+    for (size_t i = glen / 3; i < glen / 3 + 16; i++)
+        gbad[i] = (char)(gbad[i] ^ 0x5a);
+    tu_spit(bad_gz, gbad, glen);
+    free(gbad);
+    {
+        ld_reader *rb;
+        ld_error eb;
+        uint64_t nb;
+        ld_status sb = ld_reader_open(&rb, bad_gz, NULL, &eb);
+        if (sb == LD_OK) {
+            sb = tu_read_all(rb, &nb, &eb);
+            ld_reader_close(rb);
+        }
+        assert_int_equal(sb, LD_E_INPUT);
+        assert_non_null(strstr(eb.msg, "corrupt gzip data after"));
+    }
+    /* a gzip file cut in half is a truncated stream */
     tu_spit(gz, gtext, glen / 2);
     ld_reader *r;
     ld_error err;
