@@ -366,9 +366,10 @@ static ld_status match_keys(const ld_compare_result *r, const ld_baseline *b, pt
     if (only_there || only_here)
         st = ld_error_set(err, LD_E_INPUT,
                           "baseline %s covers other probes than this comparison (another tag set, "
-                          "layer range or step count): %zu keys only in the baseline%s%s%s%s%s, %zu "
+                          "layer range or step count): %zu key%s only in the baseline%s%s%s%s%s, %zu "
                           "only here%s%s%s%s%s",
-                          b->path, only_there, only_there ? " (tags " : "", tags_there,
+                          b->path, only_there, only_there == 1 ? "" : "s",
+                          only_there ? " (tags " : "", tags_there,
                           only_there ? "; first " : "", first_there, only_there ? ")" : "",
                           only_here, only_here ? " (tags " : "", tags_here,
                           only_here ? "; first " : "", first_here, only_here ? ")" : "");
@@ -397,7 +398,9 @@ static void judge(ld_gate_entry *e, double factor, double slack)
     } else if (isnan(e->new_rel_l2) && !isnan(e->old_rel_l2)) {
         e->verdict = LD_GATE_REGRESSED;
     } else if (e->new_rel_l2 > factor * e->old_rel_l2 + slack) {
-        e->verdict = LD_GATE_REGRESSED;
+        /* At or under the floor, to the 9 digits a floor file keeps. */
+        e->under_floor = !isnan(e->floor_rel_l2) && e->new_rel_l2 <= e->floor_rel_l2 * (1 + 1e-7);
+        e->verdict = e->under_floor ? LD_GATE_WITHIN : LD_GATE_REGRESSED;
     } else if (e->new_nonfinite < e->old_nonfinite ||
                e->old_rel_l2 > factor * e->new_rel_l2 + slack) {
         e->verdict = LD_GATE_IMPROVED;
@@ -474,10 +477,11 @@ ld_status ld_baseline_apply(ld_compare_result *r, const ld_baseline *b, double f
         ld_gate_entry *e = &c->entries[i];
         e->row = i;
         e->verdict = LD_GATE_UNJUDGED;
-        e->old_rel_l2 = e->new_rel_l2 = e->ratio = NAN;
+        e->old_rel_l2 = e->new_rel_l2 = e->ratio = e->floor_rel_l2 = NAN;
         const ld_row *row = &r->rows[i];
         if (row->state == LD_ROW_COMPARED) {
             e->new_rel_l2 = row->m.rel_l2;
+            e->floor_rel_l2 = row->floor_rel_l2;
             e->new_nonfinite = row->m.nonfinite_new + row->m.nonfinite_lost;
             e->stats_only = row->m.source == LD_SRC_STATS;
         }
@@ -501,6 +505,8 @@ ld_status ld_baseline_apply(ld_compare_result *r, const ld_baseline *b, double f
             e->verdict == LD_GATE_REGRESSED && e->by_nonfinite ? 0 : (isnan(e->ratio) ? 2 : 1),
             e->ratio, i};
         c->n_stats_only += e->stats_only;
+        c->n_under_floor += e->under_floor;
+        c->floor_used = c->floor_used || !isnan(e->floor_rel_l2);
         if (e->verdict == LD_GATE_IMPROVED)
             c->n_improved++;
         if (e->verdict == LD_GATE_REGRESSED && c->n_regressed++ == 0)
@@ -563,13 +569,13 @@ char *ld_baseline_ratio_text(const ld_compare_result *r, const ld_row *row, char
     return ratio_text(c->entries[i].ratio, buf, size);
 }
 
-/* The change of one entry in words: "REGRESSED", "REGRESSED (new NaN/Inf)", "improved", "". */
+/* The change of one entry in words: "REGRESSED", "REGRESSED (new NaN/Inf)", "improved", "within". */
 static const char *change_text(const ld_gate_entry *e)
 {
     switch (e->verdict) {
     case LD_GATE_REGRESSED: return e->by_nonfinite ? "REGRESSED (new NaN/Inf)" : "REGRESSED";
     case LD_GATE_IMPROVED: return "improved";
-    case LD_GATE_WITHIN: return "within";
+    case LD_GATE_WITHIN: return e->under_floor ? "within (under the floor)" : "within";
     case LD_GATE_UNJUDGED: break;
     }
     return "";
@@ -620,6 +626,11 @@ static void counts_text(const ld_baseline_check *c, char *buf, size_t size)
     snprintf(buf, size, "%zu of %zu probes regressed, %zu improved, %zu within the factor",
              c->n_regressed, c->n_judged, c->n_improved,
              c->n_judged - c->n_regressed - c->n_improved);
+    if (c->n_under_floor) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, " (%zu of them grew over the factor but stay under the "
+                 "noise floor)", c->n_under_floor);
+    }
     if (c->n_entries > c->n_judged) {
         size_t used = strlen(buf);
         snprintf(buf + used, size - used, " (%zu not judged: missing here or in the baseline)",
@@ -631,8 +642,9 @@ static void counts_text(const ld_baseline_check *c, char *buf, size_t size)
 static void rule_text(const ld_baseline_check *c, char *buf, size_t size)
 {
     char s[16];
-    snprintf(buf, size, "a probe regresses when its rel_l2 > %g x the baseline's + %s or its "
-             "NaN/Inf disagreements grow", c->factor, ld_cmp_fmt(c->slack, s, sizeof s));
+    snprintf(buf, size, "a probe regresses when its rel_l2 > %g x the baseline's + %s%s or its "
+             "NaN/Inf disagreements grow", c->factor, ld_cmp_fmt(c->slack, s, sizeof s),
+             c->floor_used ? " and over its noise floor" : "");
 }
 
 static void first_text(const ld_compare_result *r, char *buf, size_t size)
@@ -758,9 +770,15 @@ static void json_entry(FILE *f, const ld_compare_result *r, const ld_gate_entry 
         else
             D(f, v[i]);
     }
-    fprintf(f, ",\"old_nonfinite\":%llu,\"new_nonfinite\":%llu,\"stats_only\":%s}",
-            (unsigned long long)e->old_nonfinite, (unsigned long long)e->new_nonfinite,
-            e->stats_only ? "true" : "false");
+    fputs(",\"floor_rel_l2\":", f);
+    if (isnan(e->floor_rel_l2))
+        fputs("null", f);
+    else
+        D(f, e->floor_rel_l2);
+    fprintf(f, ",\"under_floor\":%s,\"old_nonfinite\":%llu,\"new_nonfinite\":%llu,"
+               "\"stats_only\":%s}",
+            e->under_floor ? "true" : "false", (unsigned long long)e->old_nonfinite,
+            (unsigned long long)e->new_nonfinite, e->stats_only ? "true" : "false");
 }
 
 void ld_baseline_report_json(FILE *f, const ld_compare_result *r)
@@ -783,9 +801,9 @@ void ld_baseline_report_json(FILE *f, const ld_compare_result *r)
     fputs(",\"slack\":", f);
     D(f, c->slack);
     fprintf(f, ",\"judged\":%zu,\"regressed\":%zu,\"improved\":%zu,\"unjudged\":%zu,"
-               "\"stats_only\":%zu,\"first_regressed\":",
+               "\"stats_only\":%zu,\"floor\":%s,\"under_floor\":%zu,\"first_regressed\":",
             c->n_judged, c->n_regressed, c->n_improved, c->n_entries - c->n_judged,
-            c->n_stats_only);
+            c->n_stats_only, c->floor_used ? "true" : "false", c->n_under_floor);
     if (c->first_regressed >= 0)
         json_entry(f, r, &c->entries[c->first_regressed]);
     else

@@ -258,7 +258,7 @@ static ld_status next(ld_exact_result *r, side *s, ld_error *err)
 
 static ld_status compare_ends(ld_exact_result *r, const side *a, const side *b, ld_error *err)
 {
-    if (r->truncated_old || r->truncated_new)
+    if (r->truncated_old || r->truncated_new || !a->done || !b->done) /* stopped early */
         return LD_OK;
     const ld_end_info *ea = ld_reader_end(a->rd), *eb = ld_reader_end(b->rd);
     if (ea->n_tokens != eb->n_tokens ||

@@ -16,6 +16,8 @@
 
 /* A probe regresses when new_rel_l2 > factor * old_rel_l2 + slack (or when it has more NaN/Inf
  * disagreements than in the baseline); it improved when old_rel_l2 > factor * new_rel_l2 + slack.
+ * With a noise floor (compare --floor), a growth that stays at or under the floor (the largest
+ * error honest kernel sets of that dtype make at that key) is not a regression.
  * factor: honest bf16/f16 kernel variants (stochastic-rounding seeds, nearest-even rounding) move a
  * probe's error by up to 2.2x on the tiny preset and 1.8x on the small one (docs/gate.md), so 3
  * leaves a margin above that while a fault of the zoo moves its key by 4x to 500x. slack: the
@@ -50,6 +52,8 @@ typedef struct ld_gate_entry {
     bool stats_only;            /* either error is an estimate from stats (no payload) */
     double old_rel_l2, new_rel_l2; /* NaN when that side was not compared */
     double ratio;               /* new / old: 1 when both are 0, +inf when only old is 0 */
+    double floor_rel_l2;        /* the noise floor at this key (--floor), NaN without one */
+    bool under_floor;           /* grew over the factor but stayed under the floor: within */
     uint64_t old_nonfinite, new_nonfinite; /* NaN/Inf disagreements (new + lost) */
 } ld_gate_entry;
 
@@ -66,6 +70,8 @@ typedef struct ld_baseline_check {
     size_t *by_growth;          /* [n_judged] entry indices, largest ratio first (regressions by
                                    NaN/Inf first of all); ties in execution order */
     size_t n_judged, n_regressed, n_improved, n_stats_only;
+    size_t n_under_floor;       /* growths over the factor forgiven by the noise floor */
+    bool floor_used;            /* some judged probe had a noise floor */
     ptrdiff_t first_regressed;  /* entry of the first regressed probe in execution order, -1 */
 } ld_baseline_check;
 
