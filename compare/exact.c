@@ -13,16 +13,15 @@
 #include "util.h"
 
 typedef struct side {
-    const char *label;   /* "old" / "new" */
+    const char *label; /* "old" / "new" */
     ld_reader *rd;
-    const ld_probe *p;   /* the current record, NULL at the end */
+    const ld_probe *p; /* the current record, NULL at the end */
     bool done;
 } side;
 
 void ld_exact_result_destroy(ld_exact_result *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     free(r->old_path);
     free(r->new_path);
     free(r->old_impl);
@@ -41,8 +40,7 @@ static ld_status add_note(ld_exact_result *r, ld_error *err, const char *fmt, ..
 static ld_status add_note(ld_exact_result *r, ld_error *err, const char *fmt, ...)
 {
     char **nn = realloc(r->notes, (r->n_notes + 1) * sizeof *nn);
-    if (!nn)
-        return ld_error_set(err, LD_E_NOMEM, "out of memory");
+    if (!nn) return ld_error_set(err, LD_E_NOMEM, "out of memory");
     r->notes = nn;
     char buf[1024];
     va_list ap;
@@ -62,7 +60,8 @@ static ld_status check_headers(ld_exact_result *r, const ld_header_info *a, cons
 {
     if (a->n_tokens != b->n_tokens ||
         (a->n_tokens && memcmp(a->tokens, b->tokens, a->n_tokens * sizeof *a->tokens)))
-        return ld_error_set(err, LD_E_INPUT, "different inputs: the prompts of %s (%zu tokens) and "
+        return ld_error_set(err, LD_E_INPUT,
+                            "different inputs: the prompts of %s (%zu tokens) and "
                             "%s (%zu tokens) differ; --exact compares two runs on one input",
                             r->old_path, a->n_tokens, r->new_path, b->n_tokens);
     if (a->decode_steps != b->decode_steps)
@@ -77,20 +76,22 @@ static ld_status check_headers(ld_exact_result *r, const ld_header_info *a, cons
         st = ld_error_set(err, LD_E_INPUT, "different models: %s (%s vs %s)", why, r->old_path,
                           r->new_path);
     else if (strcmp(a->fingerprint, b->fingerprint))
-        st = add_note(r, err, "weight fingerprints differ (%s in old, %s in new): the runs read "
+        st = add_note(r, err,
+                      "weight fingerprints differ (%s in old, %s in new): the runs read "
                       "different weights, so their outputs cannot be expected to match",
-                      a->fingerprint[0] ? a->fingerprint : "none", b->fingerprint[0] ? b->fingerprint
-                                                                                     : "none");
+                      a->fingerprint[0] ? a->fingerprint : "none",
+                      b->fingerprint[0] ? b->fingerprint : "none");
     if (st == LD_OK && ba && bb &&
         ld_gate_json_difference(ba, bb, NULL, "in old", "in new", why, sizeof why))
-        st = add_note(r, err, "backend settings differ: %s (the numbers must not, for a "
-                      "bit-exact change)", why);
+        st = add_note(r, err,
+                      "backend settings differ: %s (the numbers must not, for a "
+                      "bit-exact change)",
+                      why);
     cJSON_Delete(ma);
     cJSON_Delete(mb);
     cJSON_Delete(ba);
     cJSON_Delete(bb);
-    if (st != LD_OK)
-        return st;
+    if (st != LD_OK) return st;
     bool faults_same = a->n_faults == b->n_faults;
     for (size_t i = 0; faults_same && i < a->n_faults; i++)
         faults_same = !strcmp(a->faults[i], b->faults[i]);
@@ -102,7 +103,10 @@ static ld_status check_headers(ld_exact_result *r, const ld_header_info *a, cons
 
 /* ---- one key ------------------------------------------------------------------------------- */
 
-static bool same_bits(double x, double y) { return memcmp(&x, &y, sizeof x) == 0; }
+static bool same_bits(double x, double y)
+{
+    return memcmp(&x, &y, sizeof x) == 0;
+}
 
 static void shape_text(const ld_probe *p, char *buf, size_t size)
 {
@@ -117,8 +121,7 @@ static void compare_bytes(const ld_probe *a, const ld_probe *b, ld_exact_change 
     c->have_elements = true;
     c->numel = a->numel;
     for (uint64_t i = 0; i < a->numel; i++) {
-        if (memcmp(pa + i * es, pb + i * es, es) == 0)
-            continue;
+        if (memcmp(pa + i * es, pb + i * es, es) == 0) continue;
         if (c->n_diff++ == 0) {
             c->first_elem = i;
             c->old_value = ld_load_f32(a->data, a->data_dtype, (size_t)i);
@@ -174,10 +177,10 @@ static void compare_records(const ld_probe *a, const ld_probe *b, ld_exact_chang
     }
     /* No payload on one side at least: the stats and head values must match bit for bit. */
     static const char *const names[] = {"min", "max", "mean", "std", "l2", "absmax"};
-    const double va[] = {a->stats.min, a->stats.max, a->stats.mean, a->stats.std, a->stats.l2,
-                         a->stats.absmax};
-    const double vb[] = {b->stats.min, b->stats.max, b->stats.mean, b->stats.std, b->stats.l2,
-                         b->stats.absmax};
+    const double va[] = {a->stats.min, a->stats.max, a->stats.mean,
+                         a->stats.std, a->stats.l2,  a->stats.absmax};
+    const double vb[] = {b->stats.min, b->stats.max, b->stats.mean,
+                         b->stats.std, b->stats.l2,  b->stats.absmax};
     for (size_t i = 0; i < LD_ARRAY_LEN(va); i++) {
         if (!same_bits(va[i], vb[i])) {
             snprintf(c->what, sizeof c->what, "stats.%s %.9g -> %.9g", names[i], va[i], vb[i]);
@@ -204,8 +207,7 @@ static void compare_records(const ld_probe *a, const ld_probe *b, ld_exact_chang
 static ld_status record_change(ld_exact_result *r, const ld_exact_change *c, ld_error *err)
 {
     r->n_changed++;
-    if (r->n_listed == LD_EXACT_MAX_LISTED)
-        return LD_OK;
+    if (r->n_listed == LD_EXACT_MAX_LISTED) return LD_OK;
     if (!r->changes && !(r->changes = malloc(LD_EXACT_MAX_LISTED * sizeof *r->changes)))
         return ld_error_set(err, LD_E_NOMEM, "out of memory");
     r->changes[r->n_listed++] = *c;
@@ -225,8 +227,7 @@ static void set_key(ld_exact_change *c, const ld_probe *p)
 static ld_status next(ld_exact_result *r, side *s, ld_error *err)
 {
     s->p = NULL;
-    if (s->done)
-        return LD_OK;
+    if (s->done) return LD_OK;
     ld_error e;
     ld_error_clear(&e);
     ld_status st = ld_reader_next(s->rd, &s->p, &e);
@@ -235,10 +236,9 @@ static ld_status next(ld_exact_result *r, side *s, ld_error *err)
         s->done = true;
         s->p = NULL;
         *(is_old ? &r->truncated_old : &r->truncated_new) = true;
-        return add_note(r, err, "the %s stream %s was cut short after %s (%s)", s->label,
-                        ld_reader_path(s->rd),
-                        ld_reader_last_key(s->rd)[0] ? ld_reader_last_key(s->rd) : "its header",
-                        e.msg);
+        return add_note(
+            r, err, "the %s stream %s was cut short after %s (%s)", s->label, ld_reader_path(s->rd),
+            ld_reader_last_key(s->rd)[0] ? ld_reader_last_key(s->rd) : "its header", e.msg);
     }
     if (st != LD_OK) {
         *err = e;
@@ -275,8 +275,7 @@ static ld_status open_side(ld_exact_result *r, side *s, const char *path, size_t
 {
     ld_reader_options ro;
     ld_reader_options_init(&ro);
-    if (max_line)
-        ro.max_line = max_line;
+    if (max_line) ro.max_line = max_line;
     ld_error e;
     ld_error_clear(&e);
     ld_status st = ld_reader_open(&s->rd, path, &ro, &e);
@@ -287,8 +286,7 @@ static ld_status open_side(ld_exact_result *r, side *s, const char *path, size_t
         return add_note(r, err, "the %s stream %s has no complete header (%s)", s->label, path,
                         e.msg);
     }
-    if (st != LD_OK)
-        *err = e;
+    if (st != LD_OK) *err = e;
     return st;
 }
 
@@ -296,30 +294,30 @@ static ld_status walk(ld_exact_result *r, side *a, side *b, ld_error *err)
 {
     ld_status st;
     for (;;) {
-        if ((st = next(r, a, err)) != LD_OK || (st = next(r, b, err)) != LD_OK)
-            return st;
-        if (!a->p && !b->p)
-            return LD_OK;
+        if ((st = next(r, a, err)) != LD_OK || (st = next(r, b, err)) != LD_OK) return st;
+        if (!a->p && !b->p) return LD_OK;
         ld_exact_change c;
         memset(&c, 0, sizeof c);
         c.index = r->keys;
         if (!a->p || !b->p) {
             const side *longer = a->p ? a : b, *shorter = a->p ? b : a;
             bool cut = shorter == a ? r->truncated_old : r->truncated_new;
-            if (cut)
-                return LD_OK; /* incomplete, not a change */
+            if (cut) return LD_OK; /* incomplete, not a change */
             set_key(&c, longer->p);
             c.old_line = a->p ? a->p->line : 0;
             c.new_line = b->p ? b->p->line : 0;
-            snprintf(c.what, sizeof c.what, "only in the %s stream (the %s one ends after %llu "
-                     "probes)", longer->label, shorter->label, (unsigned long long)r->keys);
+            snprintf(c.what, sizeof c.what,
+                     "only in the %s stream (the %s one ends after %llu "
+                     "probes)",
+                     longer->label, shorter->label, (unsigned long long)r->keys);
             r->structural = true;
             return record_change(r, &c, err);
         }
         set_key(&c, a->p);
         c.old_line = a->p->line;
         c.new_line = b->p->line;
-        if (a->p->step != b->p->step || a->p->layer != b->p->layer || strcmp(a->p->tag, b->p->tag)) {
+        if (a->p->step != b->p->step || a->p->layer != b->p->layer ||
+            strcmp(a->p->tag, b->p->tag)) {
             char kb[LD_TAG_NAME_MAX + 48];
             ld_exact_change nb;
             set_key(&nb, b->p);
@@ -335,8 +333,7 @@ static ld_status walk(ld_exact_result *r, side *a, side *b, ld_error *err)
             r->by_bytes++;
         else
             r->by_stats++;
-        if (c.what[0] && (st = record_change(r, &c, err)) != LD_OK)
-            return st;
+        if (c.what[0] && (st = record_change(r, &c, err)) != LD_OK) return st;
     }
 }
 
@@ -345,8 +342,7 @@ ld_status ld_exact_run(const char *old_path, const char *new_path, size_t max_li
 {
     *out = NULL;
     ld_exact_result *r = calloc(1, sizeof *r);
-    if (!r)
-        return ld_error_set(err, LD_E_NOMEM, "out of memory");
+    if (!r) return ld_error_set(err, LD_E_NOMEM, "out of memory");
     side a = {"old", NULL, NULL, false}, b = {"new", NULL, NULL, false};
     ld_status st = LD_OK;
     r->old_path = strdup(old_path);
@@ -372,14 +368,14 @@ ld_status ld_exact_run(const char *old_path, const char *new_path, size_t max_li
             (st = compare_ends(r, &a, &b, err)) != LD_OK)
             goto done;
     }
-    if (r->keys == 0 && !r->n_changed)
-        r->empty = true;
-    if (r->by_stats && (st = add_note(r, err, "%llu of %llu probes carry no payload on one side "
+    if (r->keys == 0 && !r->n_changed) r->empty = true;
+    if (r->by_stats && (st = add_note(r, err,
+                                      "%llu of %llu probes carry no payload on one side "
                                       "and were compared by their stats and first %d values only: "
                                       "equal there does not prove bit-exact (write both runs with "
                                       "--payload full)",
-                                      (unsigned long long)r->by_stats,
-                                      (unsigned long long)r->keys, LD_HEAD_COUNT)) != LD_OK)
+                                      (unsigned long long)r->by_stats, (unsigned long long)r->keys,
+                                      LD_HEAD_COUNT)) != LD_OK)
         goto done;
 done:
     ld_reader_close(a.rd);
@@ -394,10 +390,8 @@ done:
 
 int ld_exact_exit_code(const ld_exact_result *r)
 {
-    if (r->n_changed)
-        return 1;
-    if (r->empty || r->truncated_old || r->truncated_new)
-        return 3;
+    if (r->n_changed) return 1;
+    if (r->empty || r->truncated_old || r->truncated_new) return 3;
     return 0;
 }
 
@@ -406,9 +400,12 @@ int ld_exact_exit_code(const ld_exact_result *r)
 static const char *verdict(const ld_exact_result *r)
 {
     switch (ld_exact_exit_code(r)) {
-    case 0: return "identical";
-    case 1: return "changed";
-    default: return r->empty ? "empty" : "incomplete";
+    case 0:
+        return "identical";
+    case 1:
+        return "changed";
+    default:
+        return r->empty ? "empty" : "incomplete";
     }
 }
 
@@ -416,8 +413,7 @@ static const char *verdict(const ld_exact_result *r)
 static char *elements_text(const ld_exact_change *c, char *buf, size_t size)
 {
     buf[0] = '\0';
-    if (!c->have_elements)
-        return buf;
+    if (!c->have_elements) return buf;
     int64_t idx[LD_MAX_NDIM] = {0};
     ld_unravel(c->first_elem, c->shape, c->ndim, idx);
     char where[96];
@@ -440,8 +436,9 @@ ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld
     const char *bold = color ? "\033[1m" : "", *red = color ? "\033[31m" : "",
                *green = color ? "\033[32m" : "", *reset = color ? "\033[0m" : "";
     fprintf(f, "%slayerdiff compare --exact%s\n", bold, reset);
-    fprintf(f, "  old  %s  (%s)\n  new  %s  (%s)\n", r->old_path, r->old_impl ? r->old_impl : "no header",
-            r->new_path, r->new_impl ? r->new_impl : "no header");
+    fprintf(f, "  old  %s  (%s)\n  new  %s  (%s)\n", r->old_path,
+            r->old_impl ? r->old_impl : "no header", r->new_path,
+            r->new_impl ? r->new_impl : "no header");
     for (size_t i = 0; i < r->n_notes; i++)
         fprintf(f, "! %s\n", r->notes[i]);
     fputc('\n', f);
@@ -450,15 +447,18 @@ ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld
     if (r->n_listed) {
         const ld_exact_change *c = &r->changes[0];
         fprintf(f, "%sFirst change: %s%s (%s, probe %llu, lines %llu / %llu): %s%s%s.\n", red,
-                ld_cmp_key_text(&c->key, kt, sizeof kt), reset, ld_cmp_key_words(&c->key, kw, sizeof kw),
-                (unsigned long long)c->index, (unsigned long long)c->old_line,
-                (unsigned long long)c->new_line, c->what, c->have_elements ? "; " : "",
-                elements_text(c, el, sizeof el));
+                ld_cmp_key_text(&c->key, kt, sizeof kt), reset,
+                ld_cmp_key_words(&c->key, kw, sizeof kw), (unsigned long long)c->index,
+                (unsigned long long)c->old_line, (unsigned long long)c->new_line, c->what,
+                c->have_elements ? "; " : "", elements_text(c, el, sizeof el));
         if (r->structural)
-            fprintf(f, "The key sequences differ there, so the walk stopped: %llu keys before it "
-                    "were compared.\n", (unsigned long long)r->keys);
+            fprintf(f,
+                    "The key sequences differ there, so the walk stopped: %llu keys before it "
+                    "were compared.\n",
+                    (unsigned long long)r->keys);
         fprintf(f, "\n%llu of %llu keys changed%s:\n", (unsigned long long)r->n_changed,
-                (unsigned long long)r->keys, r->n_listed < r->n_changed ? " (first ones listed)" : "");
+                (unsigned long long)r->keys,
+                r->n_listed < r->n_changed ? " (first ones listed)" : "");
         size_t show = LD_MIN(r->n_listed, (size_t)20);
         for (size_t i = 0; i < show; i++)
             change_line(f, &r->changes[i]);
@@ -466,12 +466,16 @@ ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld
             fprintf(f, "  ... %llu more (the JSON report lists up to %d)\n",
                     (unsigned long long)(r->n_changed - show), LD_EXACT_MAX_LISTED);
     } else if (code == 0) {
-        fprintf(f, "%sAll %llu probes are bit-identical%s (%llu by payload bytes, %llu by stats "
-                "and head values only).\n", green, (unsigned long long)r->keys, reset,
-                (unsigned long long)r->by_bytes, (unsigned long long)r->by_stats);
+        fprintf(f,
+                "%sAll %llu probes are bit-identical%s (%llu by payload bytes, %llu by stats "
+                "and head values only).\n",
+                green, (unsigned long long)r->keys, reset, (unsigned long long)r->by_bytes,
+                (unsigned long long)r->by_stats);
     } else {
-        fprintf(f, "No change in the %llu probes both streams hold, but the comparison is "
-                "incomplete.\n", (unsigned long long)r->keys);
+        fprintf(f,
+                "No change in the %llu probes both streams hold, but the comparison is "
+                "incomplete.\n",
+                (unsigned long long)r->keys);
     }
     fprintf(f, "\n%s%sverdict: %s%s — exit %d\n", bold, code ? red : green,
             code == 0 ? "IDENTICAL" : (code == 1 ? "CHANGED" : "INCOMPLETE"), reset, code);
@@ -525,8 +529,9 @@ static void json_change(FILE *f, const ld_exact_change *c)
 ld_status ld_exact_report_json(FILE *f, const ld_exact_result *r, bool color, ld_error *err)
 {
     (void)color;
-    fprintf(f, "{\"format\":\"layerdiff-exact\",\"version\":1,\"tool\":{\"name\":\"layerdiff\","
-               "\"version\":\"%s\",\"git\":\"%s\"},\n",
+    fprintf(f,
+            "{\"format\":\"layerdiff-exact\",\"version\":1,\"tool\":{\"name\":\"layerdiff\","
+            "\"version\":\"%s\",\"git\":\"%s\"},\n",
             LD_VERSION_STRING, LD_GIT_REVISION);
     const char *paths[] = {r->old_path, r->new_path}, *impls[] = {r->old_impl, r->new_impl},
                *backs[] = {r->old_backend, r->new_backend};
@@ -540,8 +545,9 @@ ld_status ld_exact_report_json(FILE *f, const ld_exact_result *r, bool color, ld
         fprintf(f, ",\"truncated\":%s},\n",
                 (s ? r->truncated_new : r->truncated_old) ? "true" : "false");
     }
-    fprintf(f, "\"exit_code\":%d,\"verdict\":\"%s\",\"keys\":%llu,\"by_bytes\":%llu,"
-               "\"by_stats\":%llu,\"changed\":%llu,\"structural\":%s,\"empty\":%s,\n\"notes\":[",
+    fprintf(f,
+            "\"exit_code\":%d,\"verdict\":\"%s\",\"keys\":%llu,\"by_bytes\":%llu,"
+            "\"by_stats\":%llu,\"changed\":%llu,\"structural\":%s,\"empty\":%s,\n\"notes\":[",
             ld_exact_exit_code(r), verdict(r), (unsigned long long)r->keys,
             (unsigned long long)r->by_bytes, (unsigned long long)r->by_stats,
             (unsigned long long)r->n_changed, r->structural ? "true" : "false",
@@ -577,8 +583,9 @@ ld_status ld_exact_report_markdown(FILE *f, const ld_exact_result *r, bool color
                 ld_cmp_key_text(&r->changes[0].key, kt, sizeof kt), code);
     else
         fprintf(f, "### layerdiff --exact: ❌ incomplete (exit %d)\n\n", code);
-    fprintf(f, "`%s` (old) vs `%s` (new): %llu keys compared, %llu by payload bytes, %llu by "
-               "stats only; %llu changed.\n\n",
+    fprintf(f,
+            "`%s` (old) vs `%s` (new): %llu keys compared, %llu by payload bytes, %llu by "
+            "stats only; %llu changed.\n\n",
             r->old_path, r->new_path, (unsigned long long)r->keys, (unsigned long long)r->by_bytes,
             (unsigned long long)r->by_stats, (unsigned long long)r->n_changed);
     for (size_t i = 0; i < r->n_notes; i++)
@@ -604,8 +611,7 @@ ld_status ld_exact_report_to_file(const char *path, ld_exact_report_fn fn, const
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return ld_error_set(err, LD_E_NOMEM, "%s: cannot open a memory stream", path);
+    if (!f) return ld_error_set(err, LD_E_NOMEM, "%s: cannot open a memory stream", path);
     ld_status st = fn(f, r, false, err);
     if (fclose(f) != 0 && st == LD_OK)
         st = ld_error_set(err, LD_E_NOMEM, "%s: out of memory rendering the report", path);

@@ -66,6 +66,7 @@ export GATE_MODEL_DIR
   --payload full --probes "$GATE_REF" --quiet >/dev/null
 
 # 3. The candidate: your engine, writing probes through the probe library's environment.
+# shellcheck disable=SC2016  # expanded by the bash -c below, with the variables exported above
 ENGINE=${ENGINE:-'"$LAYERDIFF" run --model "$GATE_MODEL_DIR" --tokens "$TOKENS" --emulate bf16 --follow "$GATE_REF" --quiet'}
 rm -f "$GATE_CAND"
 LAYERDIFF_PROBES=$GATE_CAND LAYERDIFF_PROBE_PAYLOAD=full bash -c "$ENGINE" >/dev/null

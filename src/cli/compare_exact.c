@@ -15,8 +15,7 @@ int ld_cli_compare_exact(const char *old_path, const char *new_path, const char 
     ld_error err;
     ld_error_clear(&err);
     ld_exact_result *r = NULL;
-    if (ld_exact_run(old_path, new_path, 0, &r, &err) != LD_OK)
-        return ld_cli_fail("compare", &err);
+    if (ld_exact_run(old_path, new_path, 0, &r, &err) != LD_OK) return ld_cli_fail("compare", &err);
     bool paint = !strcmp(color, "always") ||
                  (!strcmp(color, "auto") && isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR"));
     int rc = ld_exact_exit_code(r);

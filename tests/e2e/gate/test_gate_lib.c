@@ -36,10 +36,8 @@ static const char *path_of(const char *name)
 static void write_stream(const char *name, ts_scenario sc)
 {
     char msg[1024];
-    if (!sc.implementation)
-        sc.implementation = "candidate";
-    if (ts_write(path_of(name), &sc, msg, sizeof msg))
-        fail_msg("%s", msg);
+    if (!sc.implementation) sc.implementation = "candidate";
+    if (ts_write(path_of(name), &sc, msg, sizeof msg)) fail_msg("%s", msg);
 }
 
 static void write_text(const char *name, const char *text)
@@ -74,47 +72,55 @@ static int setup(void **state)
 {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/ld_gate_lib_XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
+    if (!mkdtemp(dir)) return -1;
     write_stream("ref.jsonl", (ts_scenario){.implementation = "reference", .dtype = LD_F32});
     write_stream("n1.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-5});
     write_stream("n29.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 2.9e-5});
     write_stream("n31.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 3.1e-5});
     /* one key 6x worse / 10x better than the others, which keep noise 1e-5 */
-    write_stream("worse.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-5,
-                                              .perturb_key = "S0.L1.q_norm", .big = 6e-5,
+    write_stream("worse.jsonl", (ts_scenario){.dtype = LD_F32,
+                                              .noise = 1e-5,
+                                              .perturb_key = "S0.L1.q_norm",
+                                              .big = 6e-5,
                                               .downstream = 1e-5});
-    write_stream("better.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-5,
-                                               .perturb_key = "S1.L2.o_proj", .big = 1e-6,
+    write_stream("better.jsonl", (ts_scenario){.dtype = LD_F32,
+                                               .noise = 1e-5,
+                                               .perturb_key = "S1.L2.o_proj",
+                                               .big = 1e-6,
                                                .downstream = 1e-5});
-    write_stream("nan.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-5,
-                                            .nan_key = "S0.L2.mlp_act"});
-    write_stream("missing.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-5,
-                                                .skip_key = "S0.L1.mlp_act"});
-    write_stream("truncated.jsonl", (ts_scenario){.dtype = LD_F32,
-                                                  .truncate_after = "S0.L1.up_proj"});
+    write_stream("nan.jsonl",
+                 (ts_scenario){.dtype = LD_F32, .noise = 1e-5, .nan_key = "S0.L2.mlp_act"});
+    write_stream("missing.jsonl",
+                 (ts_scenario){.dtype = LD_F32, .noise = 1e-5, .skip_key = "S0.L1.mlp_act"});
+    write_stream("truncated.jsonl",
+                 (ts_scenario){.dtype = LD_F32, .truncate_after = "S0.L1.up_proj"});
     write_stream("stats.jsonl", (ts_scenario){.dtype = LD_F32, .stats_only = true});
     write_stream("stats2.jsonl", (ts_scenario){.dtype = LD_F32, .stats_only = true});
     write_stream("same.jsonl", (ts_scenario){.dtype = LD_F32});
-    write_stream("perturbed.jsonl", (ts_scenario){.dtype = LD_F32, .perturb_key = "S0.L1.q_norm",
-                                                  .big = 0.4, .downstream = 0.05});
+    write_stream("perturbed.jsonl", (ts_scenario){.dtype = LD_F32,
+                                                  .perturb_key = "S0.L1.q_norm",
+                                                  .big = 0.4,
+                                                  .downstream = 0.05});
     write_stream("bf16.jsonl", (ts_scenario){.dtype = LD_BF16});
     write_stream("header_only.jsonl", (ts_scenario){.dtype = LD_F32, .header_only = true});
     /* other models and inputs, each with its own reference and candidate */
-    write_stream("ref_tok.jsonl", (ts_scenario){.implementation = "reference", .dtype = LD_F32,
-                                                .token_shift = 1});
+    write_stream("ref_tok.jsonl",
+                 (ts_scenario){.implementation = "reference", .dtype = LD_F32, .token_shift = 1});
     write_stream("cand_tok.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-3, .token_shift = 1});
-    write_stream("ref_h.jsonl", (ts_scenario){.implementation = "reference", .dtype = LD_F32,
-                                              .hidden_size = 65});
+    write_stream("ref_h.jsonl",
+                 (ts_scenario){.implementation = "reference", .dtype = LD_F32, .hidden_size = 65});
     write_stream("cand_h.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-3, .hidden_size = 65});
-    write_stream("ref_fp.jsonl", (ts_scenario){.implementation = "reference", .dtype = LD_F32,
+    write_stream("ref_fp.jsonl", (ts_scenario){.implementation = "reference",
+                                               .dtype = LD_F32,
                                                .fingerprint = "fp-fedcba9876543210"});
-    write_stream("cand_fp.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-3,
-                                                .fingerprint = "fp-fedcba9876543210"});
-    write_stream("ref_skip.jsonl", (ts_scenario){.implementation = "reference", .dtype = LD_F32,
-                                                 .skip_key = "S2.L0.k_norm"});
-    write_stream("cand_skip.jsonl", (ts_scenario){.dtype = LD_F32, .noise = 1e-3,
-                                                  .skip_key = "S2.L0.k_norm"});
+    write_stream(
+        "cand_fp.jsonl",
+        (ts_scenario){.dtype = LD_F32, .noise = 1e-3, .fingerprint = "fp-fedcba9876543210"});
+    write_stream(
+        "ref_skip.jsonl",
+        (ts_scenario){.implementation = "reference", .dtype = LD_F32, .skip_key = "S2.L0.k_norm"});
+    write_stream("cand_skip.jsonl",
+                 (ts_scenario){.dtype = LD_F32, .noise = 1e-3, .skip_key = "S2.L0.k_norm"});
     make_baseline("ref.jsonl", "n1.jsonl", "base.json");
     return 0;
 }
@@ -131,8 +137,7 @@ static ld_baseline *load(const char *name)
 {
     ld_baseline *b = NULL;
     ld_error err;
-    if (ld_baseline_load(path_of(name), &b, &err) != LD_OK)
-        fail_msg("%s: %s", name, err.msg);
+    if (ld_baseline_load(path_of(name), &b, &err) != LD_OK) fail_msg("%s: %s", name, err.msg);
     return b;
 }
 
@@ -142,8 +147,7 @@ static ld_compare_result *gate(const char *ref, const char *cand, double factor,
     ld_compare_result *r = compare(ref, cand);
     ld_baseline *b = load("base.json");
     ld_error err;
-    if (ld_baseline_apply(r, b, factor, slack, &err) != LD_OK)
-        fail_msg("%s: %s", cand, err.msg);
+    if (ld_baseline_apply(r, b, factor, slack, &err) != LD_OK) fail_msg("%s: %s", cand, err.msg);
     ld_baseline_destroy(b);
     assert_non_null(r->baseline);
     return r;
@@ -282,8 +286,7 @@ static void expect_refused(const char *ref, const char *cand, const char *needle
     ld_error err;
     ld_error_clear(&err);
     assert_int_equal(ld_baseline_apply(r, b, 3, 1e-6, &err), LD_E_INPUT);
-    if (!strstr(err.msg, needle))
-        fail_msg("'%s' lacks '%s'", err.msg, needle);
+    if (!strstr(err.msg, needle)) fail_msg("'%s' lacks '%s'", err.msg, needle);
     assert_null(r->baseline);
     assert_int_equal(ld_status_exit_code(LD_E_INPUT), 2);
     ld_baseline_destroy(b);
@@ -294,8 +297,9 @@ static void test_refusals(void **state)
 {
     (void)state;
     expect_refused("ref_tok.jsonl", "cand_tok.jsonl", "another input: prompt token 2 is");
-    expect_refused("ref_h.jsonl", "cand_h.jsonl", "another model: model.hidden_size is 64 there "
-                                                  "and 65 here");
+    expect_refused("ref_h.jsonl", "cand_h.jsonl",
+                   "another model: model.hidden_size is 64 there "
+                   "and 65 here");
     expect_refused("ref_fp.jsonl", "cand_fp.jsonl", "another model: model.fingerprint");
     expect_refused("ref_skip.jsonl", "cand_skip.jsonl",
                    "covers other probes than this comparison (another tag set, layer range or step "
@@ -330,29 +334,39 @@ static void test_malformed_baselines(void **state)
     expect_bad_file("{\"format\":\"layerdiff-floor\",\"version\":1}", "format");
     expect_bad_file("{\"format\":\"layerdiff-report\",\"version\":2}", "version");
     expect_bad_file("{\"format\":\"layerdiff-report\",\"version\":1,\"reference\":{},"
-                    "\"candidate\":{}}", "reference.model");
+                    "\"candidate\":{}}",
+                    "reference.model");
     snprintf(buf, sizeof buf, "%s\"probes\":[]}", head);
     expect_bad_file(buf, "probes: must be a non-empty array");
     snprintf(buf, sizeof buf, "%s\"probes\":[{\"key\":\"S0.L1.\"}]}", head);
     expect_bad_file(buf, "probes[0]: key must be");
-    snprintf(buf, sizeof buf, "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":\"big\","
-             "\"nonfinite_new\":0,\"nonfinite_lost\":0}}]}", head);
+    snprintf(buf, sizeof buf,
+             "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":\"big\","
+             "\"nonfinite_new\":0,\"nonfinite_lost\":0}}]}",
+             head);
     expect_bad_file(buf, "probes[0]: metrics need rel_l2");
-    snprintf(buf, sizeof buf, "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":-1,"
-             "\"nonfinite_new\":0,\"nonfinite_lost\":0}}]}", head);
+    snprintf(buf, sizeof buf,
+             "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":-1,"
+             "\"nonfinite_new\":0,\"nonfinite_lost\":0}}]}",
+             head);
     expect_bad_file(buf, "probes[0]: metrics need rel_l2");
-    snprintf(buf, sizeof buf, "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":0.1,"
-             "\"nonfinite_new\":-2,\"nonfinite_lost\":0}}]}", head);
+    snprintf(buf, sizeof buf,
+             "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":0.1,"
+             "\"nonfinite_new\":-2,\"nonfinite_lost\":0}}]}",
+             head);
     expect_bad_file(buf, "probes[0]: metrics need");
     snprintf(buf, sizeof buf, "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":[]}]}", head);
     expect_bad_file(buf, "metrics must be an object or null");
     expect_bad_file("{\"format\":\"layerdiff-report\",\"version\":1,\"reference\":{\"model\":{},"
                     "\"tokens\":[1,2.5],\"decode_steps\":0},\"candidate\":{},\"probes\":[{\"key\":"
-                    "\"S0.embed\",\"metrics\":null}]}", "reference.tokens");
+                    "\"S0.embed\",\"metrics\":null}]}",
+                    "reference.tokens");
     /* a minimal well-formed one loads: "NaN" / "Infinity" are numbers, null metrics unjudged */
-    snprintf(buf, sizeof buf, "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":"
+    snprintf(buf, sizeof buf,
+             "%s\"probes\":[{\"key\":\"S0.embed\",\"metrics\":{\"rel_l2\":"
              "\"Infinity\",\"nonfinite_new\":0,\"nonfinite_lost\":3}},{\"key\":\"L0.q_proj\","
-             "\"metrics\":null}]}", head);
+             "\"metrics\":null}]}",
+             head);
     write_text("good.json", buf);
     ld_baseline *b = load("good.json");
     assert_string_equal(ld_baseline_path(b), path_of("good.json"));
