@@ -83,10 +83,7 @@ static ld_status check_headers(ld_exact_result *r, const ld_header_info *a, cons
                       b->fingerprint[0] ? b->fingerprint : "none");
     if (st == LD_OK && ba && bb &&
         ld_gate_json_difference(ba, bb, NULL, "in old", "in new", why, sizeof why))
-        st = add_note(r, err,
-                      "backend settings differ: %s (the numbers must not, for a "
-                      "bit-exact change)",
-                      why);
+        st = add_note(r, err, "backend settings differ: %s (the outputs must still match)", why);
     cJSON_Delete(ma);
     cJSON_Delete(mb);
     cJSON_Delete(ba);
@@ -446,7 +443,7 @@ ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld
     char kt[LD_TAG_NAME_MAX + 48], kw[LD_TAG_NAME_MAX + 64], el[256];
     if (r->n_listed) {
         const ld_exact_change *c = &r->changes[0];
-        fprintf(f, "%sFirst change: %s%s (%s, probe %llu, lines %llu / %llu): %s%s%s.\n", red,
+        fprintf(f, "%sFirst change: %s%s (%s; probe %llu, lines %llu / %llu):\n  %s%s%s.\n", red,
                 ld_cmp_key_text(&c->key, kt, sizeof kt), reset,
                 ld_cmp_key_words(&c->key, kw, sizeof kw), (unsigned long long)c->index,
                 (unsigned long long)c->old_line, (unsigned long long)c->new_line, c->what,
