@@ -433,6 +433,9 @@ ld_status ld_baseline_apply(ld_compare_result *r, const ld_baseline *b, double f
 {
     if (!(factor >= 1) || !(slack >= 0) || isinf(factor) || isinf(slack))
         return ld_error_set(err, LD_E_USAGE, "regression factor must be >= 1 and slack >= 0");
+    /* Nothing was compared (an empty stream, a reference without header): the result is already
+     * "empty" (exit 3); there is nothing to hold against the baseline. */
+    if (r->empty) return LD_OK;
     ld_status st = check_same_run(r, b, err);
     if (st != LD_OK) return st;
     ptrdiff_t *row_of = malloc((b->n ? b->n : 1) * sizeof *row_of);

@@ -79,7 +79,8 @@ typedef struct ld_baseline_check {
 /* Judges result r against baseline b. The baseline must come from the same model (reference
  * fingerprint and config), the same input (prompt, decode steps, decoded tokens) and cover the
  * same probe keys; otherwise LD_E_INPUT with the reason. On success r->baseline holds the check
- * (freed with r) and r->regression says whether any probe regressed. factor >= 1, slack >= 0. */
+ * (freed with r) and r->regression says whether any probe regressed; an empty result (nothing
+ * compared, exit 3 already) is left as it is. factor >= 1, slack >= 0. */
 ld_status ld_baseline_apply(ld_compare_result *r, const ld_baseline *b, double factor, double slack,
                             ld_error *err);
 void ld_baseline_check_destroy(ld_baseline_check *c);

@@ -279,6 +279,20 @@ static void test_missing_key_unjudged(void **state)
     ld_compare_result_destroy(r);
 }
 
+/* An empty candidate: nothing compared, exit 3 already; the gate stays out of it. */
+static void test_empty_candidate(void **state)
+{
+    (void)state;
+    ld_compare_result *r = compare("ref.jsonl", "header_only.jsonl");
+    ld_baseline *b = load("base.json");
+    ld_error err;
+    assert_int_equal(ld_baseline_apply(r, b, 3, 1e-6, &err), LD_OK);
+    assert_null(r->baseline);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT | LD_FAIL_ON_REGRESSION), 3);
+    ld_baseline_destroy(b);
+    ld_compare_result_destroy(r);
+}
+
 static void expect_refused(const char *ref, const char *cand, const char *needle)
 {
     ld_compare_result *r = compare(ref, cand);
@@ -504,11 +518,17 @@ static void test_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_noise_passes), cmocka_unit_test(test_factor_boundary),
-        cmocka_unit_test(test_one_key_worse),     cmocka_unit_test(test_one_key_better),
-        cmocka_unit_test(test_nan_regresses),     cmocka_unit_test(test_missing_key_unjudged),
-        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_malformed_baselines),
-        cmocka_unit_test(test_reports),           cmocka_unit_test(test_exact),
+        cmocka_unit_test(test_same_noise_passes),
+        cmocka_unit_test(test_factor_boundary),
+        cmocka_unit_test(test_one_key_worse),
+        cmocka_unit_test(test_one_key_better),
+        cmocka_unit_test(test_nan_regresses),
+        cmocka_unit_test(test_missing_key_unjudged),
+        cmocka_unit_test(test_empty_candidate),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_malformed_baselines),
+        cmocka_unit_test(test_reports),
+        cmocka_unit_test(test_exact),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
