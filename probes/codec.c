@@ -75,16 +75,38 @@ static void b64_encode_groups(const unsigned char *in, size_t n, char *out)
     }
 }
 
-void ld_b64_encode(const unsigned char *in, size_t n, char *out)
+/* Encodes in[0..n) into out; with crc non-NULL also computes the crc32 of in in the same pass
+ * over each work item, while it sits in cache. */
+static void b64_encode(const unsigned char *in, size_t n, char *out, uint32_t *crc)
 {
     pthread_once(&tables_once, build_tables);
     size_t whole = n / 3 * 3;
     const size_t chunk = WORK / 3 * 3; /* input bytes per work item */
     size_t nchunks = (whole + chunk - 1) / chunk;
+    uLong *part = crc && whole >= PARALLEL_MIN ? malloc(nchunks * sizeof *part) : NULL;
+    if (crc && !part) { /* on this thread, the crc running along */
+        uLong c32 = crc32(0L, Z_NULL, 0);
+        for (size_t c = 0; c < nchunks; c++) {
+            size_t off = c * chunk, len = LD_MIN(chunk, whole - off);
+            c32 = crc32(c32, in + off, (uInt)len);
+            b64_encode_groups(in + off, len, out + off / 3 * 4);
+        }
+        *crc = (uint32_t)crc32(c32, in + whole, (uInt)(n - whole));
+    } else {
 #pragma omp parallel for schedule(static) if (whole >= PARALLEL_MIN)
-    for (size_t c = 0; c < nchunks; c++) {
-        size_t off = c * chunk, len = LD_MIN(chunk, whole - off);
-        b64_encode_groups(in + off, len, out + off / 3 * 4);
+        for (size_t c = 0; c < nchunks; c++) {
+            size_t off = c * chunk, len = LD_MIN(chunk, whole - off);
+            if (part)
+                part[c] = crc32(0L, in + off, (uInt)len);
+            b64_encode_groups(in + off, len, out + off / 3 * 4);
+        }
+        if (part) {
+            uLong c32 = part[0];
+            for (size_t c = 1; c < nchunks; c++)
+                c32 = crc32_combine(c32, part[c], (z_off_t)LD_MIN(chunk, whole - c * chunk));
+            *crc = (uint32_t)crc32(c32, in + whole, (uInt)(n - whole));
+            free(part);
+        }
     }
     out += whole / 3 * 4;
     size_t rest = n - whole;
@@ -95,6 +117,15 @@ void ld_b64_encode(const unsigned char *in, size_t n, char *out)
         out[2] = rest == 2 ? b64_alphabet[(v >> 6) & 63] : '=';
         out[3] = '=';
     }
+}
+
+void ld_b64_encode(const unsigned char *in, size_t n, char *out) { b64_encode(in, n, out, NULL); }
+
+uint32_t ld_b64_encode_crc(const unsigned char *in, size_t n, char *out)
+{
+    uint32_t crc = 0;
+    b64_encode(in, n, out, &crc);
+    return crc;
 }
 
 /* Decodes full quads without padding; false when a character is outside the alphabet. */

@@ -18,6 +18,8 @@
 /* Base64 (RFC 4648 alphabet, '=' padding, no line breaks). */
 size_t ld_b64_encoded_len(size_t n); /* 4 * ceil(n / 3) */
 void ld_b64_encode(const unsigned char *in, size_t n, char *out);
+/* The same, returning the crc32 of in, computed in the same pass. */
+uint32_t ld_b64_encode_crc(const unsigned char *in, size_t n, char *out);
 /* Strict decoding: length a multiple of 4, padding only at the end, unused bits zero. out needs
  * len / 4 * 3 bytes. On failure *bad is the offset of the offending character and *why says
  * what is wrong with it. */

@@ -466,31 +466,35 @@ static ld_status check_shape(const ld_sink *s, const char *tag, const int64_t *s
     return LD_OK;
 }
 
-/* Appends the payload object: crc32 of the raw bytes, then the encoded bytes straight into the
- * record buffer. */
+/* Appends the payload object, the encoded bytes straight into the record buffer. The crc32 of
+ * the raw bytes comes last: for plain base64 it is computed in the same pass as the encoding. */
 static ld_status append_data(ld_sink *s, ld_dtype dtype, const void *data, size_t nbytes,
                              ld_error *err)
 {
     ld_buf *b = &s->rec;
-    uint32_t crc = ld_crc32(data, nbytes);
     const unsigned char *bytes = data;
     unsigned char *packed = NULL;
     size_t packed_len = nbytes;
+    uint32_t crc = 0;
     if (s->encoding != LD_ENC_BASE64) {
+        crc = ld_crc32(data, nbytes);
         size_t elem = s->encoding == LD_ENC_SHUFFLE_ZLIB_BASE64 ? ld_dtype_size(dtype) : 1;
         ld_status st = ld_zlib_encode(data, nbytes, elem, s->zlib_level, &packed, &packed_len, err);
         if (st != LD_OK)
             return ld_error_prefix(err, "%s", s->name);
         bytes = packed;
     }
-    ld_buf_printf(b, ",\"data\":{\"encoding\":\"%s\",\"dtype\":\"%s\",\"crc32\":%u,\"b64\":\"",
-                  ld_encoding_name(s->encoding), ld_dtype_name(dtype), (unsigned)crc);
+    ld_buf_printf(b, ",\"data\":{\"encoding\":\"%s\",\"dtype\":\"%s\",\"b64\":\"",
+                  ld_encoding_name(s->encoding), ld_dtype_name(dtype));
     size_t b64_len = ld_b64_encoded_len(packed_len);
     if (ld_buf_reserve(b, b64_len + 8)) {
-        ld_b64_encode(bytes, packed_len, b->p + b->len);
+        if (s->encoding == LD_ENC_BASE64)
+            crc = ld_b64_encode_crc(bytes, packed_len, b->p + b->len);
+        else
+            ld_b64_encode(bytes, packed_len, b->p + b->len);
         b->len += b64_len;
     }
-    ld_buf_puts(b, "\"}");
+    ld_buf_printf(b, "\",\"crc32\":%u}", (unsigned)crc);
     free(packed);
     return LD_OK;
 }

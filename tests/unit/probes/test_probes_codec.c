@@ -77,6 +77,14 @@ static void test_b64_large_threads(void **state)
     omp_set_num_threads(4);
     ld_b64_encode(in, n, b);
     assert_memory_equal(a, b, ld_b64_encoded_len(n));
+    /* the fused crc, serial and parallel, small and large */
+    uint32_t want = (uint32_t)crc32(0L, in, (uInt)n);
+    assert_int_equal(ld_b64_encode_crc(in, n, b), want);
+    assert_memory_equal(a, b, ld_b64_encoded_len(n));
+    omp_set_num_threads(1);
+    assert_int_equal(ld_b64_encode_crc(in, n, b), want);
+    for (size_t small = 0; small < 8; small++)
+        assert_int_equal(ld_b64_encode_crc(in, small, b), (uint32_t)crc32(0L, in, (uInt)small));
     size_t len, bad;
     const char *why;
     assert_true(ld_b64_decode(a, ld_b64_encoded_len(n), back, &len, &bad, &why));
