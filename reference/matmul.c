@@ -32,7 +32,10 @@ static void widen_f32(const ld_tensor *w, size_t n0, size_t N, size_t K, size_t 
     }
 }
 
-static inline v16f load_v16f(const float *p)
+/* always_inline: the target_clones kernels below call it, and a 64-byte vector returned from a
+ * function compiled for another ISA travels by another calling convention (the psabi warning this
+ * file silences); inlined, no call and no convention remain, at any optimization level. */
+static inline __attribute__((always_inline)) v16f load_v16f(const float *p)
 {
     v16f v;
     memcpy(&v, p, sizeof v);
