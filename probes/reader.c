@@ -182,7 +182,9 @@ static line_kind read_line(ld_reader *r, char **line, size_t *len, ld_error *err
         }
         if (r->cap - r->end < READ_CHUNK / 2) {
             size_t cap = r->cap ? r->cap * 2 : READ_CHUNK;
-            size_t limit = r->opt.max_line + READ_CHUNK + 1;
+            size_t limit;
+            if (!ld_add_size(r->opt.max_line, READ_CHUNK + 1, &limit))
+                limit = SIZE_MAX;
             cap = LD_MIN(cap, LD_MAX(limit, r->end + READ_CHUNK));
             if (cap > r->cap) {
                 char *b = realloc(r->buf, cap);
@@ -215,8 +217,7 @@ static const ld_json_node *field(vctx *v, const ld_json_node *obj, const char *n
             *st = bad(v, "missing field \"%s\"", name);
         return NULL;
     }
-    bool ok = n->type == type || (type == LD_JSON_TRUE && n->type == LD_JSON_FALSE);
-    if (!ok) {
+    if (n->type != type) {
         *st = bad(v, "field \"%s\" is %s, expected %s", name, ld_json_type_name(n->type),
                   ld_json_type_name(type));
         return NULL;
