@@ -65,10 +65,10 @@ def main():
             want = (step, layer, tag)
             got = {}
             for backend in ("ref", "cuda"):
-                out = os.path.join(tmp, f"{backend}.jsonl")
+                out = os.path.join(tmp, f"faulty-{backend}.jsonl")
                 run(["run", "--model", model, "--tokens", PROMPT, "--backend", backend, "--follow",
                      ref, "--inject", inject, "--payload", "full", "--probes", out, "--quiet"])
-                rc, rep, text = compare(ref, out, os.path.join(tmp, f"{backend}.json"))
+                rc, rep, text = compare(ref, out, os.path.join(tmp, f"faulty-{backend}.json"))
                 fd = rep.get("first_divergence") if rep else None
                 got[backend] = (fd["step"], fd["layer"], fd["tag"]) if fd else None
                 if rc != 1 or got[backend] != want:
