@@ -5,7 +5,8 @@
  * built beside the CUDA library); not a test: it prints figures and never fails on them. Exits 77
  * without a GPU. The checkpoint is generated once into $LD_BENCH_CACHE (default /tmp).
  *
- *   bench_cuda [--decode N] [--prefill T] [--repeat N]
+ *   bench_cuda [--decode N] [--prefill T] [--repeat N] [--preset NAME]
+ * (--preset tiny or small: a quick smoke run of the same code; the figures mean nothing there.)
  */
 #include <cmath>
 #include <cstdio>
@@ -26,18 +27,19 @@ static void die(const char *what, const ld_error *err)
     exit(1);
 }
 
-/* The checkpoint, generated on first use. */
-static std::string checkpoint(void)
+/* The checkpoint of a preset, generated on first use. */
+static std::string checkpoint(const char *preset)
 {
     const char *cache = getenv("LD_BENCH_CACHE");
-    std::string dir = std::string(cache && *cache ? cache : "/tmp") + "/qwen3-0.6b-bf16-seed1";
+    std::string dir =
+        std::string(cache && *cache ? cache : "/tmp") + "/" + preset + "-bf16-seed1";
     struct stat st;
     if (stat((dir + "/config.json").c_str(), &st) == 0)
         return dir;
-    fprintf(stderr, "bench_cuda: generating %s (about 1.5 GB, once)\n", dir.c_str());
+    fprintf(stderr, "bench_cuda: generating %s (once)\n", dir.c_str());
     ld_gen_options opt;
     memset(&opt, 0, sizeof opt);
-    opt.preset = "qwen3-0.6b";
+    opt.preset = preset;
     opt.seed = 1;
     opt.dtype = LD_BF16;
     opt.tied = -1;
@@ -118,6 +120,7 @@ static double probed_run(ld_cuda_session *s, size_t n_prompt, int decode, ld_pay
 int main(int argc, char **argv)
 {
     int decode = 128, prefill = 512, repeat = 3;
+    const char *preset = "qwen3-0.6b";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--decode"))
             decode = atoi(argv[i + 1]);
@@ -125,9 +128,12 @@ int main(int argc, char **argv)
             prefill = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--repeat"))
             repeat = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--preset"))
+            preset = argv[i + 1];
     }
     if (decode < 1 || prefill < 1 || repeat < 1) {
-        fprintf(stderr, "usage: bench_cuda [--decode N] [--prefill T] [--repeat N]\n");
+        fprintf(stderr,
+                "usage: bench_cuda [--decode N] [--prefill T] [--repeat N] [--preset NAME]\n");
         return 2;
     }
     ld_cuda_device_info di;
@@ -141,7 +147,7 @@ int main(int argc, char **argv)
            (di.driver % 1000) / 10, di.runtime / 1000, (di.runtime % 1000) / 10, di.cublas_major,
            di.cublas_minor, di.cublas_patch);
 
-    std::string dir = checkpoint();
+    std::string dir = checkpoint(preset);
     ld_model *m;
     if (ld_model_open(&m, dir.c_str(), &err) != LD_OK)
         die("open", &err);
@@ -150,7 +156,7 @@ int main(int argc, char **argv)
     if (ld_cuda_session_create(&s, m, NULL, &err) != LD_OK)
         die("session", &err);
     int V = m->cfg.vocab_size;
-    printf("model: qwen3-0.6b preset, bf16, batch 1; weights uploaded in %.2f s\n",
+    printf("model: %s preset, bf16, batch 1; weights uploaded in %.2f s\n", preset,
            ld_seconds() - t0);
 
     /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
