@@ -118,6 +118,7 @@ ld_status ld_cuda_weights_upload(ld_cuda_weights *w, const ld_model *m, const ld
     cudaError_t e = cudaMalloc(&w->block, w->bytes);
     if (e != cudaSuccess) {
         w->block = NULL;
+        (void)cudaGetLastError(); /* not sticky: keep it out of later checks */
         return ld_error_set(err, LD_E_NOMEM, "cannot allocate %.2f GiB of device memory for the "
                             "weights: %s", (double)w->bytes / (1024.0 * 1024.0 * 1024.0),
                             cudaGetErrorString(e));

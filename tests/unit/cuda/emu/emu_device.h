@@ -1,0 +1,48 @@
+/* emu_device.h — EMULATION ONLY: CUDA device-side constructs on the CPU, force-included into every
+ * .cu file (after transform.py). Not CUDA: only what the kernels of src/cuda use. Each CUDA thread of a block is an OS
+ * thread; blocks of a grid run one after another; __shared__ becomes static (one block at a time);
+ * __syncthreads is a std::barrier; warp shuffles go through a per-warp buffer and barrier. */
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include "cuda_runtime_api.h"
+using std::isfinite;
+using std::isinf;
+using std::isnan;
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
+extern thread_local dim3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+void __syncthreads();
+void emu_shfl(const void *in, void *out, size_t n, int xor_mask);
+template <class T> T __shfl_xor_sync(unsigned, T v, int o)
+{
+    T r;
+    emu_shfl(&v, &r, sizeof(T), o);
+    return r;
+}
+inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
+inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+void *emu_dyn_smem();
+void emu_set_sticky();
+void emu_enqueue(cudaStream_t s, std::function<void()> f);
+void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
+template <class K> auto emu_launch(K k, dim3 grid, dim3 block, size_t smem = 0, cudaStream_t s = 0)
+{
+    return [=](auto... args) {
+        emu_enqueue(s, [=]() { emu_run_grid(grid, block, smem, [=]() { k(args...); }); });
+    };
+}

@@ -1,0 +1,211 @@
+/* emu_runtime.cpp — EMULATION ONLY: the fake CUDA runtime and cuBLAS behind include/, and the
+ * device helpers of emu_device.h. Everything runs synchronously on the CPU; "device memory" is host
+ * memory; cublasGemmEx is the column-major definition, looped. Not a simulator of GPU timing,
+ * memory model or numerics beyond fp32: a way to run the CUDA path's logic without a GPU. */
+#include <barrier>
+#include <cstdio>
+#include <cstdlib>
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "cublas_v2.h"
+#include "cuda_fp16.h"
+#include "emu_device.h"
+#include "layerdiff/dtype.h"
+
+thread_local dim3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+/* ---- threads, barriers, shuffles ---- */
+static thread_local std::barrier<> *t_block_bar;
+static thread_local std::barrier<> *t_warp_bar;
+static thread_local unsigned char (*t_warp_buf)[16];
+static thread_local unsigned t_lane;
+static std::vector<unsigned char> g_smem;
+
+void *emu_dyn_smem() { return g_smem.data(); }
+void __syncthreads() { t_block_bar->arrive_and_wait(); }
+void emu_shfl(const void *in, void *out, size_t n, int o)
+{
+    memcpy(t_warp_buf[t_lane], in, n);
+    t_warp_bar->arrive_and_wait();
+    memcpy(out, t_warp_buf[t_lane ^ (unsigned)o], n);
+    t_warp_bar->arrive_and_wait();
+}
+
+void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
+{
+    unsigned nt = block.x * block.y * block.z;
+    gridDim = grid;
+    blockDim = block;
+    g_smem.assign(smem + 64, 0xCD); /* garbage, as uninitialized shared memory */
+    std::barrier<> bar(nt);
+    unsigned nw = (nt + 31) / 32;
+    std::vector<std::unique_ptr<std::barrier<>>> wbar;
+    for (unsigned w = 0; w < nw; w++)
+        wbar.emplace_back(new std::barrier<>((std::ptrdiff_t)std::min(32u, nt - 32 * w)));
+    std::vector<unsigned char> wbuf(nw * 32 * 16);
+    std::vector<std::thread> th;
+    for (unsigned t = 0; t < nt; t++) {
+        th.emplace_back([&, t]() {
+            threadIdx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+            t_block_bar = &bar;
+            t_warp_bar = wbar[t / 32].get();
+            t_warp_buf = (unsigned char(*)[16])(wbuf.data() + (t / 32) * 32 * 16);
+            t_lane = t % 32;
+            for (unsigned z = 0; z < grid.z; z++)
+                for (unsigned y = 0; y < grid.y; y++)
+                    for (unsigned x = 0; x < grid.x; x++) {
+                        blockIdx = dim3(x, y, z);
+                        body();
+                        bar.arrive_and_wait();
+                    }
+        });
+    }
+    for (auto &x : th) x.join();
+}
+
+/* ---- streams, capture ---- */
+struct CUstream_st { bool capturing = false; std::vector<std::function<void()>> graph; };
+struct CUgraph_st { std::vector<std::function<void()>> ops; };
+struct CUgraphExec_st { std::vector<std::function<void()>> ops; };
+struct CUevent_st { int dummy; };
+static CUstream_st g_default;
+static bool g_sticky = false;
+void emu_set_sticky() { g_sticky = true; }
+#define STICKY if (g_sticky) return cudaErrorIllegalAddress
+static CUstream_st *S(cudaStream_t s) { return s ? s : &g_default; }
+void emu_enqueue(cudaStream_t s, std::function<void()> f)
+{
+    if (g_sticky) return;
+    if (S(s)->capturing) S(s)->graph.push_back(f);
+    else f();
+}
+
+extern "C" {
+cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int)
+{
+    snprintf(p->name, sizeof p->name, "CPU emulator");
+    p->major = 9, p->minor = 0, p->totalGlobalMem = (size_t)16 << 30;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+cudaError_t cudaDriverGetVersion(int *v) { *v = 13000; return cudaSuccess; }
+cudaError_t cudaRuntimeGetVersion(int *v) { *v = 13000; return cudaSuccess; }
+cudaError_t cudaGetLastError(void) { STICKY; return cudaSuccess; }
+cudaError_t cudaPeekAtLastError(void) { STICKY; return cudaSuccess; }
+const char *cudaGetErrorString(cudaError_t) { return "emulated error"; }
+const char *cudaGetErrorName(cudaError_t) { return "cudaErrorEmulated"; }
+cudaError_t cudaMalloc(void **p, size_t n) { *p = aligned_alloc(256, (n + 255) / 256 * 256 + 256); memset(*p, 0xAB, n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
+cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
+cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind) { memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t st)
+{
+    STICKY;
+    emu_enqueue(st, [=]() { memmove(d, s, n); });
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h,
+                              enum cudaMemcpyKind, cudaStream_t st)
+{
+    if (w > dp || w > sp) return cudaErrorInvalidValue;
+    emu_enqueue(st, [=]() {
+        for (size_t r = 0; r < h; r++) memcpy((char *)d + r * dp, (const char *)s + r * sp, w);
+    });
+    return cudaSuccess;
+}
+cudaError_t cudaMemset(void *d, int v, size_t n) { memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
+{
+    emu_enqueue(st, [=]() { memset(d, v, n); });
+    return cudaSuccess;
+}
+cudaError_t cudaMemset2DAsync(void *d, size_t pitch, int v, size_t w, size_t h, cudaStream_t st)
+{
+    if (w > pitch) return cudaErrorInvalidValue;
+    emu_enqueue(st, [=]() { for (size_t r = 0; r < h; r++) memset((char *)d + r * pitch, v, w); });
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) { STICKY; return cudaSuccess; }
+cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new CUstream_st; return cudaSuccess; }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { STICKY; return S(s)->capturing ? cudaErrorStreamCaptureUnsupported : cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = new CUevent_st; return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+/* Now and then "not yet", so that the probe queue's non-blocking path runs too. */
+cudaError_t cudaEventQuery(cudaEvent_t) { STICKY; return (rand() % 3) ? cudaSuccess : cudaErrorNotReady; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { STICKY; return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode)
+{
+    if (!s) return cudaErrorStreamCaptureUnsupported;
+    S(s)->capturing = true; S(s)->graph.clear(); return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
+{
+    *g = new CUgraph_st{S(s)->graph}; S(s)->capturing = false; S(s)->graph.clear();
+    fprintf(stderr, "emu: captured a graph of %zu operations\n", (*g)->ops.size());
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) { *e = new CUgraphExec_st{g->ops}; return cudaSuccess; }
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s)
+{
+    emu_enqueue(s, [=]() { for (auto &f : e->ops) f(); });
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
+
+/* ---- cuBLAS ---- */
+struct cublasContext { cudaStream_t stream = nullptr; void *ws = nullptr; };
+cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new cublasContext; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { h->stream = s; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t m) { return m == (CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE; }
+cublasStatus_t cublasSetPointerMode(cublasHandle_t, cublasPointerMode_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *w, size_t) { h->ws = w; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasGetProperty(libraryPropertyType t, int *v) { *v = t == MAJOR_VERSION ? 13 : 0; return CUBLAS_STATUS_SUCCESS; }
+const char *cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_EMULATED"; }
+const char *cublasGetStatusString(cublasStatus_t) { return "emulated"; }
+
+static float bf(const void *p, size_t i) { return ld_load_f32(p, LD_BF16, i); }
+
+/* Column-major: C(i,j) at C[i + j*ldc]; op(A) is m x k, op(B) k x n. */
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                            int n, int k, const void *alpha, const void *A, cudaDataType at,
+                            int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
+                            void *C, cudaDataType ct, int ldc, cublasComputeType_t comp,
+                            cublasGemmAlgo_t)
+{
+    if (at != CUDA_R_16BF || bt != CUDA_R_16BF || ct != CUDA_R_16BF || comp != CUBLAS_COMPUTE_32F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (lda < (ta == CUBLAS_OP_N ? m : k) || ldb < (tb == CUBLAS_OP_N ? k : n) || ldc < m)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    float a = *(const float *)alpha, b = *(const float *)beta;
+    emu_enqueue(h->stream, [=]() {
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                float s = 0;
+                for (int l = 0; l < k; l++) {
+                    float av = ta == CUBLAS_OP_N ? bf(A, i + (size_t)l * lda) : bf(A, l + (size_t)i * lda);
+                    float bv = tb == CUBLAS_OP_N ? bf(B, l + (size_t)j * ldb) : bf(B, j + (size_t)l * ldb);
+                    s += av * bv;
+                }
+                size_t ci = i + (size_t)j * ldc;
+                float old = b != 0 ? bf(C, ci) : 0.0f;
+                uint16_t r = ld_f32_to_bf16(a * s + b * old);
+                memcpy((char *)C + 2 * ci, &r, 2);
+            }
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+}
+
+float __half2float(__half h) { return ld_f16_to_f32(h.x); }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# run.sh — runs the CUDA path WITHOUT A GPU: builds src/cuda, probes/cuda, the GPU tests, the
+# layerdiff CLI and bench_cuda against a CPU emulation of the CUDA runtime and cuBLAS (one OS thread
+# per CUDA thread, blocks in turn, __shared__ as statics, a std::barrier per __syncthreads), then
+# runs the GPU unit tests and, with LD_EMU_E2E=1, the GPU end-to-end tests on the result.
+# It checks logic (indexing, barriers, fault variants, probe order, graph capture, error path), not
+# GPU numerics (fp32 sums are sequential here, cuBLAS's are not), timing or memory semantics.
+# Slow (minutes: thousands of threads per launch). Not part of ctest.
+#   usage: tests/unit/cuda/emu/run.sh [BUILD_DIR]   (a configured build with the C libraries built)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$here/../../../.." && pwd)
+B=$(cd "${1:-$SRC/build-cuda}" && pwd)
+O=$B/cuda-emu
+mkdir -p "$O"
+cmake --build "$B" --target ld_reference ld_compare ld_faults ld_model layerdiff_probes >/dev/null
+INC="-I$here/include -I$here -I$SRC/src/cuda -I$SRC/probes/cuda/include -I$SRC/probes/include
+     -I$SRC/src/model -I$SRC/src/common -I$SRC/src/faults -I$SRC/reference -I$B/generated
+     -I$SRC/tests/unit/cuda -I$SRC/src/cli -I$SRC/compare"
+CF="-O1 -g -ffp-contract=off -D_GNU_SOURCE -fopenmp"
+objs=()
+for cu in "$SRC"/src/cuda/*.cu "$SRC"/probes/cuda/*.cu; do
+  n=$(basename "$cu" .cu)
+  python3 "$here/transform.py" "$cu" "$O/$n.cpp"
+  g++ -std=c++20 $CF -Wall -Wno-unused-function $INC -c "$O/$n.cpp" -o "$O/$n.o"
+  objs+=("$O/$n.o")
+done
+for c in "$SRC"/src/cuda/*.c; do
+  n=$(basename "$c" .c)
+  gcc -std=c11 $CF -Wall -Wextra $INC -c "$c" -o "$O/c_$n.o"
+  objs+=("$O/c_$n.o")
+done
+g++ -std=c++20 $CF -Wall $INC -c "$here/emu_runtime.cpp" -o "$O/emu_runtime.o"
+objs+=("$O/emu_runtime.o")
+LIBS="$B/reference/libld_reference.a $B/src/libld_faults.a $B/src/libld_model.a
+      $B/probes/liblayerdiff_probes.a -lcjson -lz -lm -lpthread"
+for t in test_cuda_kernels test_cuda_probes; do
+  gcc -std=c11 $CF $INC -c "$SRC/tests/unit/cuda/$t.c" -o "$O/$t.o"
+  g++ -fopenmp "$O/$t.o" "${objs[@]}" $LIBS -lcmocka -o "$O/$t"
+done
+clis=()
+for c in "$SRC"/src/cli/*.c; do
+  n=$(basename "$c" .c)
+  gcc -std=c11 $CF -DLD_HAVE_CUDA=1 $INC -c "$c" -o "$O/cli_$n.o"
+  clis+=("$O/cli_$n.o")
+done
+g++ -fopenmp "${clis[@]}" "${objs[@]}" "$B/compare/libld_compare.a" $LIBS -o "$O/layerdiff"
+g++ -std=c++20 $CF $INC -x c++ -c "$SRC/tests/bench/bench_cuda.cu" -o "$O/bench_cuda.o"
+g++ -fopenmp "$O/bench_cuda.o" "${objs[@]}" $LIBS -o "$O/bench_cuda"
+echo "emulated build in $O"
+fail=0
+for t in test_cuda_kernels test_cuda_probes; do
+  "$O/$t" || fail=1
+done
+if [[ ${LD_EMU_E2E:-0} == 1 ]]; then
+  export LD_BIN=$O/layerdiff LD_PYTHON=${LD_PYTHON:-python3} LD_SRC=$SRC
+  for p in tiny small; do "$LD_PYTHON" "$SRC/tests/e2e/cuda/forward_vs_ref.py" $p || fail=1; done
+  "$LD_PYTHON" "$SRC/tests/e2e/cuda/fault_zoo.py" tiny || fail=1
+  bash "$SRC/tests/e2e/cuda/graph_determinism.sh" || fail=1
+  bash "$SRC/tests/e2e/cuda/sticky_error.sh" || fail=1
+fi
+exit $fail
