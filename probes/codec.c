@@ -21,10 +21,13 @@
 #endif
 
 /* Work items of base64, crc32 and unshuffle (their output does not depend on it), and the size
- * below which a buffer stays on the calling thread: starting a team costs a few microseconds,
- * a 256 KiB item takes about a hundred. zlib blocks are LD_CODEC_BLOCK (codec.h). */
+ * below which a buffer stays on the calling thread. Starting a team costs microseconds on idle
+ * cores but a scheduler quantum per region when the cores are busy with other work (measured:
+ * a 479-record prefill read 7x slower with teams for every 1 MB record on a loaded 2-core
+ * machine), so only large tensors (logits, long prompts) go parallel. zlib blocks are
+ * LD_CODEC_BLOCK (codec.h). */
 #define WORK ((size_t)256 << 10)
-#define PARALLEL_MIN (2 * WORK)
+#define PARALLEL_MIN ((size_t)4 << 20)
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -325,7 +328,7 @@ ld_status ld_zlib_encode(const unsigned char *in, size_t n, size_t elem_size, in
         return ld_error_set(err, LD_E_NOMEM, "cannot allocate %zu bytes to compress a payload",
                             total);
     }
-#pragma omp parallel if (nblocks > 1) reduction(| : failed)
+#pragma omp parallel if (nblocks > 1 && n >= PARALLEL_MIN) reduction(| : failed)
     {
         /* zs[0] stores, zs[1] compresses; each started on first use and reset per block. */
         z_stream zs[2];

@@ -11,7 +11,7 @@
 
 #define CHUNK 8192
 #define LANES 8
-#define PARALLEL_MIN_ELEMS ((size_t)8 * CHUNK) /* below: one thread */
+#define PARALLEL_MIN_ELEMS ((size_t)1 << 20) /* below: one thread (see PARALLEL_MIN in codec.c) */
 
 /* What one chunk contributes. Sums are of (x - shift), (x - shift)^2 and x^2 over finite x. */
 typedef struct partial {
