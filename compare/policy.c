@@ -21,10 +21,13 @@ static const struct {
 } default_rules[] = {
     /* dtype    tags       rel_l2   cosine        atol   rtol    outside max_abs ulp */
     {LD_F32, "*",         {1e-4,   1.0 - 1e-8,   1e-5,  1e-4,   1.0,    OFF,    OFF}},
-    {LD_BF16, "logits",   {5e-2,   0.998,        1e-2,  3e-2,   1.0,    OFF,    OFF}},
-    {LD_BF16, "*",        {2e-2,   0.999,        1e-3,  1.6e-2, 1.0,    OFF,    OFF}},
-    {LD_F16, "logits",    {6e-3,   1.0 - 3e-5,   1e-3,  4e-3,   1.0,    OFF,    OFF}},
-    {LD_F16, "*",         {2.5e-3, 1.0 - 1.6e-5, 1e-4,  2e-3,   1.0,    OFF,    OFF}},
+    /* Calibrated (docs/compare.md): an honest emulated bf16 qwen3-0.6b reaches rel_l2 0.0226 by
+     * layer 25 and 0.0153 on logits; f16 0.0028 and 0.0019. The smallest non-NaN fault of the
+     * zoo is 0.079 (bf16) and 0.078 (f16) at its first divergence. */
+    {LD_BF16, "logits",   {6e-2,   0.998,        1e-2,  3e-2,   1.0,    OFF,    OFF}},
+    {LD_BF16, "*",        {4e-2,   0.999,        1e-3,  1.6e-2, 1.0,    OFF,    OFF}},
+    {LD_F16, "logits",    {8e-3,   1.0 - 3e-5,   1e-3,  4e-3,   1.0,    OFF,    OFF}},
+    {LD_F16, "*",         {6e-3,   1.0 - 1.6e-5, 1e-4,  2e-3,   1.0,    OFF,    OFF}},
 };
 
 /* Most rules and tag globs a policy file may hold. */

@@ -161,7 +161,7 @@ static void test_bf16(void **state)
     assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 0);
     ptrdiff_t i = find(r, "S0.L0.q_norm");
     assert_true(i >= 0);
-    assert_true(r->rows[i].tol.rel_l2 == 2e-2); /* bf16 defaults chosen by the candidate dtype */
+    assert_true(r->rows[i].tol.rel_l2 == 4e-2); /* bf16 defaults chosen by the candidate dtype */
     assert_true(r->rows[i].m.rel_l2 > 1e-4 && r->rows[i].m.rel_l2 < 5e-3);
     assert_int_equal(r->rows[i].m.ulp_max, 0); /* exactly the reference rounded to bf16 */
     ld_compare_result_destroy(r);

@@ -30,15 +30,15 @@ static void test_defaults(void **state)
     assert_true(t.rel_l2 == 1e-4 && t.cosine == 1.0 - 1e-8);
     assert_true(t.outside == 1 && isinf(t.max_abs) && isinf(t.ulp)); /* off by default */
     ld_tolerance_default(LD_BF16, "q_norm", &t);
-    assert_true(t.rel_l2 == 2e-2 && t.cosine == 0.999);
+    assert_true(t.rel_l2 == 4e-2 && t.cosine == 0.999);
     ld_tolerance_default(LD_BF16, "logits", &t);
-    assert_true(t.rel_l2 == 5e-2 && t.cosine == 0.998); /* looser on logits */
+    assert_true(t.rel_l2 == 6e-2 && t.cosine == 0.998); /* looser on logits */
     ld_tolerance_default(LD_F16, "attn_out", &t);
-    assert_true(t.rel_l2 == 2.5e-3); /* 8x tighter than bf16 */
+    assert_true(t.rel_l2 == 6e-3); /* about 7x tighter than bf16 */
     /* Without a policy, resolve gives the defaults. */
     ld_key k = key(0, 3, "q_norm");
     ld_policy_resolve(NULL, &k, LD_BF16, &t);
-    assert_true(t.rel_l2 == 2e-2);
+    assert_true(t.rel_l2 == 4e-2);
     assert_string_equal(ld_policy_label(NULL), "built-in defaults");
 }
 
@@ -79,10 +79,10 @@ static void test_good_file(void **state)
     assert_true(t.rel_l2 == 0.1 && t.max_abs == 3 && isinf(t.ulp));
     k = key(0, 0, "q_norm");
     ld_policy_resolve(p, &k, LD_BF16, &t);
-    assert_true(t.rel_l2 == 2e-2 && isinf(t.max_abs)); /* step 0: rule 2 does not apply */
+    assert_true(t.rel_l2 == 4e-2 && isinf(t.max_abs)); /* step 0: rule 2 does not apply */
     k = key(0, LD_NO_LAYER, "logits");
     ld_policy_resolve(p, &k, LD_F16, &t);
-    assert_true(t.outside == 0.01 && t.atol == 1e-3 && t.rtol == 0 && t.rel_l2 == 6e-3);
+    assert_true(t.outside == 0.01 && t.atol == 1e-3 && t.rtol == 0 && t.rel_l2 == 8e-3);
     /* a layer range never matches a model-level tag */
     k = key(0, LD_NO_LAYER, "attn_out");
     ld_policy_resolve(p, &k, LD_BF16, &t);
