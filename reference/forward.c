@@ -272,36 +272,46 @@ static ld_status run_alloc(run *R, ld_error *err)
     return LD_OK;
 }
 
+ld_status ld_generate_check_inputs(const ld_config *c, const int32_t *prompt, size_t n_prompt,
+                                   int decode_steps, const int32_t *follow, size_t n_follow,
+                                   ld_error *err)
+{
+    if (n_prompt == 0)
+        return ld_error_set(err, LD_E_USAGE, "the prompt is empty: give at least one token id");
+    if (decode_steps < 0)
+        return ld_error_set(err, LD_E_USAGE, "decode steps must be >= 0, not %d", decode_steps);
+    size_t steps = (size_t)decode_steps;
+    if (n_prompt > (size_t)c->max_position_embeddings ||
+        steps > (size_t)c->max_position_embeddings - n_prompt)
+        return ld_error_set(err, LD_E_USAGE,
+                            "prompt of %zu tokens plus %d decode steps is longer than the model's "
+                            "max_position_embeddings (%d)",
+                            n_prompt, decode_steps, c->max_position_embeddings);
+    if (follow && n_follow < steps)
+        return ld_error_set(err, LD_E_USAGE,
+                            "the followed stream decodes %zu tokens, fewer than the %d steps asked",
+                            n_follow, decode_steps);
+    size_t n_ids = n_prompt + (follow ? steps : 0);
+    for (size_t i = 0; i < n_ids; i++) {
+        int32_t id = i < n_prompt ? prompt[i] : follow[i - n_prompt];
+        if (id < 0 || id >= c->vocab_size)
+            return ld_error_set(err, LD_E_USAGE,
+                                "%s token %zu is %d, outside the vocabulary [0, %d)",
+                                i < n_prompt ? "prompt" : "followed",
+                                i < n_prompt ? i : i - n_prompt, (int)id, c->vocab_size);
+    }
+    return LD_OK;
+}
+
 ld_status ld_ref_generate(const ld_model *m, const int32_t *prompt, size_t n_prompt,
                           int decode_steps, const ld_ref_options *opt, int32_t *tokens_out,
                           int32_t *decoded_out, ld_error *err)
 {
     const ld_config *c = &m->cfg;
-    if (n_prompt == 0)
-        return ld_error_set(err, LD_E_USAGE, "the prompt is empty: give at least one token id");
-    if (decode_steps < 0)
-        return ld_error_set(err, LD_E_USAGE, "decode steps must be >= 0, not %d", decode_steps);
-    if (n_prompt + (size_t)decode_steps > (size_t)c->max_position_embeddings)
-        return ld_error_set(err, LD_E_USAGE,
-                            "prompt of %zu tokens plus %d decode steps is longer than the model's "
-                            "max_position_embeddings (%d)",
-                            n_prompt, decode_steps, c->max_position_embeddings);
-    for (size_t i = 0; i < n_prompt; i++)
-        if (prompt[i] < 0 || prompt[i] >= c->vocab_size)
-            return ld_error_set(err, LD_E_USAGE,
-                                "prompt token %zu is %d, outside the vocabulary [0, %d)", i,
-                                (int)prompt[i], c->vocab_size);
-    if (opt->follow) {
-        if (opt->n_follow < (size_t)decode_steps)
-            return ld_error_set(err, LD_E_USAGE,
-                                "the followed stream decodes %zu tokens, fewer than the %d steps asked",
-                                opt->n_follow, decode_steps);
-        for (size_t i = 0; i < (size_t)decode_steps; i++)
-            if (opt->follow[i] < 0 || opt->follow[i] >= c->vocab_size)
-                return ld_error_set(err, LD_E_USAGE,
-                                    "followed token %zu is %d, outside the vocabulary [0, %d)", i,
-                                    (int)opt->follow[i], c->vocab_size);
-    }
+    ld_status vst = ld_generate_check_inputs(c, prompt, n_prompt, decode_steps, opt->follow,
+                                             opt->n_follow, err);
+    if (vst != LD_OK)
+        return vst;
     if (opt->faults) {
         ld_status st = ld_fault_set_validate(opt->faults, c, err);
         if (st != LD_OK)

@@ -33,6 +33,13 @@ ld_status ld_ref_generate(const ld_model *m, const int32_t *prompt, size_t n_pro
                           int decode_steps, const ld_ref_options *opt, int32_t *tokens_out,
                           int32_t *decoded_out, ld_error *err);
 
+/* The checks every backend makes before a run: a non-empty prompt, decode steps >= 0, prompt +
+ * decode within max_position_embeddings, enough followed tokens, every id inside the vocabulary.
+ * LD_E_USAGE with a message naming the offending value. */
+ld_status ld_generate_check_inputs(const ld_config *c, const int32_t *prompt, size_t n_prompt,
+                                   int decode_steps, const int32_t *follow, size_t n_follow,
+                                   ld_error *err);
+
 /* The "backend" object of a probe header for this configuration (malloc'd compact JSON). */
 char *ld_ref_backend_json(const ld_ref_options *opt);
 
