@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "ops.h"
 #include "util.h"
 
@@ -102,9 +103,14 @@ static void rms_scale(const float *x, size_t n, const ld_tensor *w, size_t w0, d
         out[i] = (float)((double)x[i] * scale * (double)weight_at(w, w0 + i, nx));
 }
 
+/* Element-wise and per-row ops split rows or elements across threads when there are enough of
+ * them; each row's sum stays on one thread, so no result depends on the thread count. */
+#define LD_ROWS_PARALLEL(n) ((n) >= LD_REF_PARALLEL_MIN_WORK / 16)
+
 void ld_ref_rmsnorm(const float *x, const ld_tensor *w, size_t rows, size_t n, double eps,
                     bool mul_var, float *out, const ld_numerics *nx)
 {
+#pragma omp parallel for schedule(static) if (LD_ROWS_PARALLEL(rows * n))
     for (size_t r = 0; r < rows; r++)
         rms_scale(x + r * n, n, w, 0, eps, mul_var, out + r * n, nx);
 }
@@ -116,6 +122,7 @@ void ld_ref_head_rmsnorm(const float *x, const ld_tensor *w, size_t rows, size_t
         memmove(out, x, rows * D * sizeof *out);
         return;
     }
+#pragma omp parallel for schedule(static) if (LD_ROWS_PARALLEL(rows * D))
     for (size_t r = 0; r < rows; r++) {
         if (block <= 0) {
             rms_scale(x + r * D, D, w, 0, eps, false, out + r * D, nx);
@@ -133,11 +140,14 @@ void ld_ref_head_rmsnorm(const float *x, const ld_tensor *w, size_t rows, size_t
 ld_status ld_ref_rope(const float *x, size_t T, size_t heads, size_t D, int64_t pos0, double theta,
                       bool interleaved, float *out, const ld_numerics *nx, ld_error *err)
 {
+    if (D > LD_CFG_MAX_HEAD_DIM || D % 2)
+        return ld_error_set(err, LD_E_INTERNAL, "rope: head_dim %zu is odd or above %d", D,
+                            LD_CFG_MAX_HEAD_DIM);
     size_t half = D / 2;
-    double *cs = malloc(2 * half * sizeof *cs); /* cos[half], sin[half] of one position */
-    if (!cs)
-        return ld_error_set(err, LD_E_NOMEM, "rope: cannot allocate %zu doubles", 2 * half);
+    /* Rows (tokens) split across threads; each computes the cos/sin of its own position. */
+#pragma omp parallel for schedule(static) if (LD_ROWS_PARALLEL(T * heads * D * 4))
     for (size_t t = 0; t < T; t++) {
+        double cs[LD_CFG_MAX_HEAD_DIM]; /* cos[0..half), sin[half..D) of this position */
         double pos = (double)(pos0 + (int64_t)t);
         for (size_t i = 0; i < half; i++) {
             double angle;
@@ -170,8 +180,24 @@ ld_status ld_ref_rope(const float *x, size_t T, size_t heads, size_t D, int64_t 
             }
         }
     }
-    free(cs);
     return LD_OK;
+}
+
+/* q·k in double: four interleaved partial sums (d mod 4) joined in a fixed order, so the chain of
+ * dependent adds is a quarter as long; the order depends on D alone. */
+static inline double dot_f64(const float *a, const float *b, size_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t d = 0;
+    for (; d + 4 <= n; d += 4) {
+        s0 += (double)a[d] * (double)b[d];
+        s1 += (double)a[d + 1] * (double)b[d + 1];
+        s2 += (double)a[d + 2] * (double)b[d + 2];
+        s3 += (double)a[d + 3] * (double)b[d + 3];
+    }
+    for (; d < n; d++)
+        s0 += (double)a[d] * (double)b[d];
+    return (s0 + s1) + (s2 + s3);
 }
 
 /* One query row against keys 0..limit−1 of one kv head: softmax(q·k·scale)·v into out[D].
@@ -211,10 +237,7 @@ static void attend_one(const float *q, const float *kh, const float *vh, size_t 
     }
     double m = -INFINITY;
     for (size_t s = 0; s < limit; s++) {
-        double dot = 0.0;
-        for (size_t d = 0; d < D; d++)
-            dot += (double)q[d] * (double)kh[s * D + d];
-        p[s] = dot * ap->scale;
+        p[s] = dot_f64(q, kh + s * D, D) * ap->scale;
         m = p[s] > m ? p[s] : m;
     }
     double sum = 0.0;
@@ -268,6 +291,7 @@ ld_status ld_ref_attention(const float *q, const float *k_cache, const float *v_
 void ld_ref_silu_mul(const float *g, const float *u, size_t n, bool gelu, float *out,
                      const ld_numerics *nx)
 {
+#pragma omp parallel for schedule(static) if (LD_ROWS_PARALLEL(n))
     for (size_t i = 0; i < n; i++) {
         if (nx->acc_f32) {
             float x = g[i];

@@ -32,7 +32,7 @@ float ld_nx_store(const ld_numerics *nx, float v, size_t idx);
 
 /* Ops smaller than this many multiply-adds run on one thread: waking a team costs more than the
  * work (and far more when another process holds the other cores). Results never depend on it. */
-#define LD_REF_PARALLEL_MIN_WORK ((size_t)1 << 22)
+#define LD_REF_PARALLEL_MIN_WORK ((size_t)1 << 18)
 
 /* Rounds n values in place to nx->round_to (no-op for LD_F32). */
 void ld_ref_round(float *x, size_t n, const ld_numerics *nx);
