@@ -2,11 +2,13 @@
  * full-payload dumps with Qwen3-0.6B shapes (28 layers, H 1024, Hq 16, Hkv 8, D 128, I 3072,
  * V 151936; a 64-token prefill and 4 decode steps): the reference f32 random normals, the candidate
  * the same plus small noise, rounded to bf16. Both are generated with the probe writer into a
- * temporary directory. Each measurement runs in a fresh child process (its own peak RSS), split
- * into reading only, reading with payload decoding, and the full comparison, so the figures say
- * where the time goes. Not a test: it prints figures and never fails on them.
+ * temporary directory, once per payload encoding (base64, the writer's default, and
+ * shuffle+zlib+base64 unless --encodings says otherwise). Each measurement runs in a fresh child
+ * process (its own peak RSS), split into reading only, reading with payload decoding, and the full
+ * comparison, so the figures say where the time goes. Not a test: it prints figures and never
+ * fails on them.
  *
- *   bench_compare [--tokens T] [--decode N] [--threads N] [--dir DIR] [--keep]
+ *   bench_compare [--tokens T] [--decode N] [--threads N] [--encodings E,..] [--dir DIR] [--keep]
  */
 #include <errno.h>
 #include <math.h>
@@ -58,7 +60,8 @@ static void die(const char *what, const ld_error *err)
 }
 
 /* Writes ref (f32) and cand (ref + 1e-3 relative noise, bf16) with every probe of the run. */
-static void generate(const char *ref_path, const char *cand_path, int tokens, int decode)
+static void generate(const char *ref_path, const char *cand_path, int tokens, int decode,
+                     ld_encoding enc)
 {
     static const struct {
         const char *tag;
@@ -84,6 +87,7 @@ static void generate(const char *ref_path, const char *cand_path, int tokens, in
     ld_sink_config cfg;
     ld_sink_config_init(&cfg);
     cfg.payload = LD_PAYLOAD_FULL;
+    cfg.encoding = enc;
     ld_sink *rs = NULL, *cs = NULL;
     ld_error err;
     if (ld_sink_open(&rs, ref_path, &cfg, &ref_run, &err) != LD_OK)
@@ -226,60 +230,21 @@ static double file_mb(const char *p)
     return stat(p, &st) == 0 ? (double)st.st_size / 1e6 : 0;
 }
 
-int main(int argc, char **argv)
+/* Generates one pair of streams in enc and measures every mode on it. */
+static void bench_encoding(const char *self, const char *dir, ld_encoding enc, int tokens,
+                           int decode, int threads, bool keep)
 {
-    if (argc == 5 && !strcmp(argv[1], "--child")) {
-        if (!strcmp(argv[2], "parse"))
-            return child_read(argv[3], argv[4], false);
-        if (!strcmp(argv[2], "decode"))
-            return child_read(argv[3], argv[4], true);
-        return child_compare(argv[3], argv[4]);
-    }
-    int tokens = 64, decode = 4, threads = 1;
-    const char *dir = NULL;
-    bool keep = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tokens") && i + 1 < argc)
-            tokens = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
-            decode = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            dir = argv[++i];
-        else if (!strcmp(argv[i], "--keep"))
-            keep = true;
-        else {
-            fprintf(stderr, "usage: %s [--tokens T] [--decode N] [--threads N] [--dir DIR] [--keep]\n",
-                    argv[0]);
-            return 2;
-        }
-    }
-    if (tokens < 1 || decode < 0 || threads < 1) {
-        fprintf(stderr, "bench_compare: bad --tokens, --decode or --threads\n");
-        return 2;
-    }
-    char tmpl[] = "/tmp/ld_bench_compare_XXXXXX";
-    if (!dir && !(dir = mkdtemp(tmpl)))
-        die("mkdtemp", NULL);
-    char ref[4096], cand[4096], self[4096];
-    snprintf(ref, sizeof ref, "%s/ref.jsonl", dir);
-    snprintf(cand, sizeof cand, "%s/cand.jsonl", dir);
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (sl <= 0)
-        die("/proc/self/exe", NULL);
-    self[sl] = '\0';
-
+    char ref[4096], cand[4096];
+    const char *name = ld_encoding_name(enc);
+    snprintf(ref, sizeof ref, "%s/ref.%s.jsonl", dir, name);
+    snprintf(cand, sizeof cand, "%s/cand.%s.jsonl", dir, name);
     double t0 = now();
-    generate(ref, cand, tokens, decode);
+    generate(ref, cand, tokens, decode, enc);
     double gen_s = now() - t0;
     double mb_ref = file_mb(ref), mb_cand = file_mb(cand), mb = mb_ref + mb_cand;
-    printf("bench_compare: Qwen3-0.6B shapes, %d-token prefill + %d decode steps, %d probes per "
-           "stream\n",
-           tokens, decode, (decode + 1) * (LAYERS * 17 + 3));
-    printf("  inputs: reference %.1f MB (f32), candidate %.1f MB (bf16), %.1f MB together "
-           "(shuffle+zlib+base64, level 1); generated in %.1f s\n",
-           mb_ref, mb_cand, mb, gen_s);
+    printf("\n  %s inputs: reference %.1f MB (f32), candidate %.1f MB (bf16), %.1f MB together%s; "
+           "generated in %.1f s\n",
+           name, mb_ref, mb_cand, mb, enc == LD_ENC_BASE64 ? "" : " (zlib level 1)", gen_s);
     printf("  %-26s %7s %7s %7s %7s %9s %11s %9s\n", "mode", "threads", "wall s", "MB/s", "cpu s",
            "MB/cpu-s", "peak RSS", "RSS/input");
     const struct {
@@ -291,7 +256,7 @@ int main(int argc, char **argv)
         {"compare", "compare (full)", 1},
         {"compare", "compare (full)", threads},
     };
-    size_t nruns = threads > 1 ? 4 : 3;
+    size_t nruns = sizeof runs / sizeof runs[0] - (threads > 1 ? 0 : 1);
     for (size_t i = 0; i < nruns; i++) {
         run_result rr = spawn(self, runs[i].mode, ref, cand, runs[i].threads);
         double inner = atof(rr.line); /* the child's own timing, without process start */
@@ -300,7 +265,7 @@ int main(int argc, char **argv)
         printf("  %-26s %7d %7.2f %7.0f %7.2f %9.0f %7.1f MiB %8.2f%%\n", runs[i].label,
                runs[i].threads, inner, mb / inner, cpu, mb / cpu, rr.rss_mib,
                100.0 * rr.rss_mib * 1.048576 / mb);
-        if (!strcmp(runs[i].mode, "compare") && i == 2) {
+        if (!strcmp(runs[i].mode, "compare") && runs[i].threads == 1) {
             unsigned long long n = 0, pass = 0, fail = 0;
             double t;
             if (sscanf(rr.line, "%lf %llu %llu %llu", &t, &n, &pass, &fail) == 4)
@@ -311,10 +276,73 @@ int main(int argc, char **argv)
     if (!keep) {
         unlink(ref);
         unlink(cand);
-        if (dir == tmpl)
-            rmdir(dir);
     } else {
         printf("  kept %s and %s\n", ref, cand);
     }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && !strcmp(argv[1], "--child")) {
+        if (!strcmp(argv[2], "parse"))
+            return child_read(argv[3], argv[4], false);
+        if (!strcmp(argv[2], "decode"))
+            return child_read(argv[3], argv[4], true);
+        return child_compare(argv[3], argv[4]);
+    }
+    int tokens = 64, decode = 4, threads = 1;
+    const char *dir = NULL, *encodings = "base64,shuffle+zlib+base64";
+    bool keep = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokens") && i + 1 < argc)
+            tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
+            decode = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--encodings") && i + 1 < argc)
+            encodings = argv[++i];
+        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            dir = argv[++i];
+        else if (!strcmp(argv[i], "--keep"))
+            keep = true;
+        else {
+            fprintf(stderr, "usage: %s [--tokens T] [--decode N] [--threads N] [--encodings E,..] "
+                    "[--dir DIR] [--keep]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (tokens < 1 || decode < 0 || threads < 1) {
+        fprintf(stderr, "bench_compare: bad --tokens, --decode or --threads\n");
+        return 2;
+    }
+    ld_encoding encs[8];
+    size_t n_enc = 0;
+    char list[256];
+    snprintf(list, sizeof list, "%s", encodings);
+    for (char *save = NULL, *e = strtok_r(list, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        if (n_enc == 8 || !ld_encoding_parse(e, &encs[n_enc])) {
+            fprintf(stderr, "bench_compare: unknown encoding '%s' (base64, zlib+base64, "
+                    "shuffle+zlib+base64)\n", e);
+            return 2;
+        }
+        n_enc++;
+    }
+    char tmpl[] = "/tmp/ld_bench_compare_XXXXXX";
+    bool made_dir = !dir;
+    if (!dir && !(dir = mkdtemp(tmpl)))
+        die("mkdtemp", NULL);
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0)
+        die("/proc/self/exe", NULL);
+    self[sl] = '\0';
+    printf("bench_compare: Qwen3-0.6B shapes, %d-token prefill + %d decode steps, %d probes per "
+           "stream\n",
+           tokens, decode, (decode + 1) * (LAYERS * 17 + 3));
+    for (size_t i = 0; i < n_enc; i++)
+        bench_encoding(self, dir, encs[i], tokens, decode, threads, keep);
+    if (made_dir && !keep)
+        rmdir(dir);
     return 0;
 }
