@@ -127,6 +127,27 @@ ld_status ld_metrics_compute(const ld_cmp_tensor *ref, const ld_cmp_tensor *cand
                              const ld_tolerance *tol, ld_metrics *out, ld_err_grid *grid,
                              ld_error *err);
 
+/* The same measurement fed piece by piece, for tensors that arrive in chunks (a streamed payload):
+ * begin with both tensors' shapes and dtypes (data ignored), feed the elements in order, whole rows
+ * at a time, then end. A row is the innermost dimension of ref's shape (the whole tensor when it is
+ * 1-D); rows never straddle feeds because the floored relative error needs a row's RMS before it
+ * can look at the row's elements. The results are bit for bit those of ld_metrics_compute, however
+ * the rows are split (it is begin, one feed, end). end and abort free the measurement. */
+typedef struct ld_metrics_acc ld_metrics_acc;
+ld_status ld_metrics_begin(ld_metrics_acc **out, const ld_cmp_tensor *ref,
+                           const ld_cmp_tensor *cand, ld_dtype precision, const ld_tolerance *tol,
+                           ld_err_grid *grid, ld_error *err);
+/* Elements per row: feeds hold a multiple of it. */
+uint64_t ld_metrics_row_len(const ld_metrics_acc *m);
+/* The next n elements: ref and cand point at their first element, raw little-endian in the dtypes
+ * given to begin. LD_E_USAGE when n is not a whole number of rows or runs past the tensor. */
+ld_status ld_metrics_feed(ld_metrics_acc *m, const void *ref, const void *cand, uint64_t n,
+                          ld_error *err);
+/* Fills *out once every row was fed (LD_E_USAGE otherwise); frees m either way. */
+ld_status ld_metrics_end(ld_metrics_acc *m, ld_metrics *out, ld_error *err);
+/* Frees an unfinished measurement. NULL accepted. */
+void ld_metrics_abort(ld_metrics_acc *m);
+
 /* Fallback when a payload is missing: from the stats of both records and their first values.
  * Errors are measured on the first min(ref_n_head, cand_n_head) values; rel_l2 is the larger of
  * that and a lower bound that holds for the whole tensor (l2_lower_bound, from the norms, means

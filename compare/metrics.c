@@ -1,6 +1,7 @@
 /* metrics.c — per-probe error metrics of a candidate tensor against a reference, in double, in one
  * streaming pass over bounded chunks (plus a second pass over each innermost row for the floored
- * relative error), and the verdict of a tolerance. Not the policy (policy.c) or alignment. */
+ * relative error), fed whole or row by row (ld_metrics_begin/_feed/_end: the same sums in the same
+ * order either way), and the verdict of a tolerance. Not the policy (policy.c) or alignment. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -542,7 +543,8 @@ static void finish(const acc *a, uint64_t numel, ld_metrics *out)
     }
 }
 
-static ld_status check_tensor(const ld_cmp_tensor *t, const char *side, ld_error *err)
+static ld_status check_tensor(const ld_cmp_tensor *t, const char *side, bool need_data,
+                              ld_error *err)
 {
     if (t->ndim < 0 || t->ndim > LD_MAX_NDIM)
         return ld_error_set(err, LD_E_INPUT, "%s tensor has %d dimensions (at most %d)", side,
@@ -551,20 +553,33 @@ static ld_status check_tensor(const ld_cmp_tensor *t, const char *side, ld_error
     if (!ld_shape_numel(t->shape, t->ndim, UINT64_MAX, &n) || n != t->numel)
         return ld_error_set(err, LD_E_INPUT, "%s tensor: shape does not hold %llu elements", side,
                             (unsigned long long)t->numel);
-    if (t->numel > 0 && !t->data)
+    if (need_data && t->numel > 0 && !t->data)
         return ld_error_set(err, LD_E_INPUT, "%s tensor carries no data", side);
     if (t->dtype != LD_F32 && t->dtype != LD_BF16 && t->dtype != LD_F16)
         return ld_error_set(err, LD_E_INPUT, "%s tensor has an unknown dtype", side);
     return LD_OK;
 }
 
-ld_status ld_metrics_compute(const ld_cmp_tensor *ref, const ld_cmp_tensor *cand, ld_dtype precision,
-                             const ld_tolerance *tol, ld_metrics *out, ld_err_grid *grid,
-                             ld_error *err)
+/* A measurement in progress: the running sums, where the next feed starts, and the work buffers. */
+struct ld_metrics_acc {
+    acc a;
+    ld_dtype ref_dtype, cand_dtype, precision;
+    double atol, rtol;
+    uint64_t numel;
+    uint64_t seg, nseg;  /* innermost rows ("segments") and how many */
+    uint64_t next_seg;   /* the first row of the next feed */
+    ld_err_grid *grid;   /* NULL when the tensor is measured without one */
+    float rb[CHUNK], cb[CHUNK];
+};
+
+ld_status ld_metrics_begin(ld_metrics_acc **out, const ld_cmp_tensor *ref,
+                           const ld_cmp_tensor *cand, ld_dtype precision, const ld_tolerance *tol,
+                           ld_err_grid *grid, ld_error *err)
 {
-    ld_status st = check_tensor(ref, "reference", err);
+    *out = NULL;
+    ld_status st = check_tensor(ref, "reference", false, err);
     if (st == LD_OK)
-        st = check_tensor(cand, "candidate", err);
+        st = check_tensor(cand, "candidate", false, err);
     if (st != LD_OK)
         return st;
     if (ref->numel != cand->numel)
@@ -589,33 +604,59 @@ ld_status ld_metrics_compute(const ld_cmp_tensor *ref, const ld_cmp_tensor *cand
             use_grid = true;
         }
     }
-    double atol = tol ? tol->atol : 0, rtol = tol ? tol->rtol : 0;
-    acc *a = calloc(1, sizeof *a);
-    float *rb = malloc(CHUNK * sizeof *rb);
-    float *cb = malloc(CHUNK * sizeof *cb);
-    if (!a || !rb || !cb) {
-        free(a);
-        free(rb);
-        free(cb);
+    ld_metrics_acc *m = calloc(1, sizeof *m);
+    if (!m)
         return ld_error_set(err, LD_E_NOMEM, "cannot allocate metric buffers");
-    }
-    a->hist_stride = numel > HIST_ALL ? HIST_STRIDE : 1;
-    for (uint64_t s = 0; s < nseg; s++) {
-        uint64_t start = s * seg;
+    m->ref_dtype = ref->dtype;
+    m->cand_dtype = cand->dtype;
+    m->precision = precision;
+    m->atol = tol ? tol->atol : 0;
+    m->rtol = tol ? tol->rtol : 0;
+    m->numel = numel;
+    m->seg = seg;
+    m->nseg = nseg;
+    m->grid = use_grid ? grid : NULL;
+    m->a.hist_stride = numel > HIST_ALL ? HIST_STRIDE : 1;
+    *out = m;
+    return LD_OK;
+}
+
+uint64_t ld_metrics_row_len(const ld_metrics_acc *m) { return m ? m->seg : 0; }
+
+ld_status ld_metrics_feed(ld_metrics_acc *m, const void *ref, const void *cand, uint64_t n,
+                          ld_error *err)
+{
+    if (n == 0)
+        return LD_OK;
+    if (!ref || !cand)
+        return ld_error_set(err, LD_E_USAGE, "metrics: no data fed");
+    uint64_t left = (m->nseg - m->next_seg) * m->seg;
+    if (n > left || n % m->seg != 0)
+        return ld_error_set(err, LD_E_USAGE, "metrics: %llu elements fed where whole rows of %llu "
+                            "(at most %llu) were expected", (unsigned long long)n,
+                            (unsigned long long)m->seg, (unsigned long long)left);
+    acc *a = &m->a;
+    float *rb = m->rb, *cb = m->cb;
+    const uint64_t seg = m->seg;
+    const double atol = m->atol, rtol = m->rtol;
+    uint64_t s0 = m->next_seg, s1 = s0 + n / seg;
+    for (uint64_t s = s0; s < s1; s++) {
+        uint64_t start = s * seg;        /* flat index of the row's first element */
+        uint64_t local = (s - s0) * seg; /* the same within this feed */
         double seg_d2 = 0, seg_r2 = 0;
         uint64_t n_before = a->n;
-        uint64_t *cell_nf = use_grid ? &grid->nonfinite[s] : NULL;
+        uint64_t *cell_nf = m->grid ? &m->grid->nonfinite[s] : NULL;
         bool seg_nf = false; /* the row holds a NaN or Inf somewhere */
         for (uint64_t off = 0; off < seg; off += CHUNK) {
-            size_t n = (size_t)LD_MIN((uint64_t)CHUNK, seg - off);
+            size_t k = (size_t)LD_MIN((uint64_t)CHUNK, seg - off);
             uint64_t base = start + off;
-            ld_cmp_widen(ref->data, ref->dtype, base, n, rb);
-            ld_cmp_widen(cand->data, cand->dtype, base, n, cb);
-            if (sums_fast(a, rb, cb, n, base, atol, rtol, &seg_d2, &seg_r2)) {
-                ulps_fast(a, rb, cb, n, base, precision);
+            ld_cmp_widen(ref, m->ref_dtype, local + off, k, rb);
+            ld_cmp_widen(cand, m->cand_dtype, local + off, k, cb);
+            if (sums_fast(a, rb, cb, k, base, atol, rtol, &seg_d2, &seg_r2)) {
+                ulps_fast(a, rb, cb, k, base, m->precision);
             } else {
                 seg_nf = true;
-                sums_careful(a, rb, cb, n, base, precision, atol, rtol, &seg_d2, &seg_r2,
+                sums_careful(a, rb, cb, k, base, m->precision, atol, rtol, &seg_d2, &seg_r2,
                              cell_nf);
             }
         }
@@ -629,25 +670,56 @@ ld_status ld_metrics_compute(const ld_cmp_tensor *ref, const ld_cmp_tensor *cand
                 rel_fast(a, rb, cb, (size_t)seg, floor_);
         } else {
             for (uint64_t off = 0; off < seg; off += CHUNK) {
-                size_t n = (size_t)LD_MIN((uint64_t)CHUNK, seg - off);
-                ld_cmp_widen(ref->data, ref->dtype, start + off, n, rb);
-                ld_cmp_widen(cand->data, cand->dtype, start + off, n, cb);
+                size_t k = (size_t)LD_MIN((uint64_t)CHUNK, seg - off);
+                ld_cmp_widen(ref, m->ref_dtype, local + off, k, rb);
+                ld_cmp_widen(cand, m->cand_dtype, local + off, k, cb);
                 if (careful)
-                    rel_careful(a, rb, cb, n, floor_);
+                    rel_careful(a, rb, cb, k, floor_);
                 else
-                    rel_fast(a, rb, cb, n, floor_);
+                    rel_fast(a, rb, cb, k, floor_);
             }
         }
-        if (use_grid) {
-            grid->diff2[s] = seg_d2;
-            grid->ref2[s] = seg_r2;
+        if (m->grid) {
+            m->grid->diff2[s] = seg_d2;
+            m->grid->ref2[s] = seg_r2;
         }
     }
-    finish(a, numel, out);
-    free(a);
-    free(rb);
-    free(cb);
+    m->next_seg = s1;
     return LD_OK;
+}
+
+void ld_metrics_abort(ld_metrics_acc *m) { free(m); }
+
+ld_status ld_metrics_end(ld_metrics_acc *m, ld_metrics *out, ld_error *err)
+{
+    if (m->next_seg != m->nseg) {
+        unsigned long long fed = m->next_seg * m->seg, all = m->nseg * m->seg;
+        free(m);
+        return ld_error_set(err, LD_E_USAGE, "metrics: %llu of %llu elements fed", fed, all);
+    }
+    finish(&m->a, m->numel, out);
+    free(m);
+    return LD_OK;
+}
+
+ld_status ld_metrics_compute(const ld_cmp_tensor *ref, const ld_cmp_tensor *cand, ld_dtype precision,
+                             const ld_tolerance *tol, ld_metrics *out, ld_err_grid *grid,
+                             ld_error *err)
+{
+    ld_status st = check_tensor(ref, "reference", true, err);
+    if (st == LD_OK)
+        st = check_tensor(cand, "candidate", true, err);
+    if (st != LD_OK)
+        return st;
+    ld_metrics_acc *m;
+    if ((st = ld_metrics_begin(&m, ref, cand, precision, tol, grid, err)) != LD_OK)
+        return st;
+    /* The whole tensor as one feed: the same rows, chunks and lanes as any other split. */
+    if ((st = ld_metrics_feed(m, ref->data, cand->data, m->nseg * m->seg, err)) != LD_OK) {
+        ld_metrics_abort(m);
+        return st;
+    }
+    return ld_metrics_end(m, out, err);
 }
 
 void ld_metrics_from_stats(const ld_stats *ref, const double *ref_head, int ref_n_head,

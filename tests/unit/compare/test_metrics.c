@@ -1,12 +1,14 @@
 /* test_metrics.c — every per-probe metric on small vectors whose answers were worked out by hand
  * (values in the comments): identical, one element off, zeros, tiny values against the floor,
  * NaN/Inf on either side, ULP distances in f32/bf16/f16, the worst element's multi-index, the
- * error grid, and the stats-only fallback. */
+ * error grid, and the stats-only fallback. The piecewise form (begin/feed/end) is held bit for bit
+ * to the whole-tensor one on random and awkward shapes and dtypes, NaN/Inf included. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -320,6 +322,155 @@ static void test_judge(void **state)
     assert_null(ld_fail_reason_name(3));
 }
 
+/* ---- the piecewise form ----------------------------------------------------------------------- */
+
+static uint64_t split_rng = 0x243f6a8885a308d3ULL;
+static uint32_t split_next(void)
+{
+    split_rng ^= split_rng << 13;
+    split_rng ^= split_rng >> 7;
+    split_rng ^= split_rng << 17;
+    return (uint32_t)(split_rng >> 32);
+}
+
+/* A value of a mixed population: normals of varied scale, exact zeros, tiny values, and now and
+ * then NaN, +-Inf (rate per 1024). */
+static float awkward_value(unsigned nonfinite_rate)
+{
+    uint32_t k = split_next() % 1024;
+    if (k < nonfinite_rate)
+        return k % 3 == 0 ? NAN : (k % 3 == 1 ? INFINITY : -INFINITY);
+    if (k < nonfinite_rate + 20)
+        return 0.0f;
+    if (k < nonfinite_rate + 40)
+        return (float)(split_next() % 1000) * 1e-30f;
+    double u = ((double)split_next() + 0.5) / 4294967296.0 - 0.5;
+    return (float)(u * (k % 7 == 0 ? 1000.0 : 2.0));
+}
+
+/* Stores x in dtype t at element i of buf. */
+static void store(void *buf, ld_dtype t, size_t i, float x)
+{
+    if (t == LD_F32) {
+        memcpy((char *)buf + 4 * i, &x, 4);
+    } else {
+        uint16_t h = t == LD_BF16 ? ld_f32_to_bf16(x) : ld_f32_to_f16(x);
+        memcpy((char *)buf + 2 * i, &h, 2);
+    }
+}
+
+static size_t esize(ld_dtype t) { return t == LD_F32 ? 4 : 2; }
+
+/* Measures ref/cand whole with ld_metrics_compute and again fed in random whole-row pieces;
+ * every metric, and the grid, must agree bit for bit. */
+static void check_split(const int64_t *shape, int ndim, ld_dtype rt, ld_dtype ct, ld_dtype prec,
+                        unsigned nonfinite_rate, int splits)
+{
+    uint64_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        numel *= (uint64_t)shape[i];
+    void *rb = malloc(numel * 4 + 4), *cb = malloc(numel * 4 + 4);
+    assert_non_null(rb);
+    assert_non_null(cb);
+    for (size_t i = 0; i < numel; i++) {
+        float r = awkward_value(nonfinite_rate);
+        /* candidates near the reference, sometimes far, sometimes non-finite on their own */
+        float c = split_next() % 16 == 0 ? awkward_value(nonfinite_rate)
+                                         : r * (1.0f + ((float)(split_next() % 2001) - 1000.f) * 1e-6f);
+        store(rb, rt, i, r);
+        store(cb, ct, i, c);
+    }
+    ld_cmp_tensor r = {rb, rt, ndim, {0}, numel}, c = {cb, ct, ndim, {0}, numel};
+    memcpy(r.shape, shape, (size_t)ndim * sizeof *shape);
+    memcpy(c.shape, shape, (size_t)ndim * sizeof *shape);
+    ld_tolerance t = tol_of(1e-3, 1e-2);
+    ld_err_grid gw = {0};
+    ld_metrics whole;
+    ld_error err;
+    assert_int_equal(ld_metrics_compute(&r, &c, prec, &t, &whole, &gw, &err), LD_OK);
+    for (int k = 0; k < splits; k++) {
+        ld_metrics_acc *m;
+        ld_err_grid gp = {0};
+        assert_int_equal(ld_metrics_begin(&m, &r, &c, prec, &t, &gp, &err), LD_OK);
+        uint64_t row = ld_metrics_row_len(m), rows = row ? numel / row : 0, done = 0;
+        while (done < rows) {
+            uint64_t take = k == 0 ? 1 : 1 + split_next() % (rows - done);
+            assert_int_equal(ld_metrics_feed(m, (char *)rb + done * row * esize(rt),
+                                             (char *)cb + done * row * esize(ct), take * row, &err),
+                             LD_OK);
+            done += take;
+        }
+        ld_metrics piece;
+        assert_int_equal(ld_metrics_end(m, &piece, &err), LD_OK);
+        if (memcmp(&whole, &piece, sizeof whole) != 0)
+            fail_msg("split %d of a %d-dim tensor (%llu elements): rel_l2 %.17g vs %.17g, max_rel "
+                     "%.17g vs %.17g, ulp_p99 %llu vs %llu, worst %llu vs %llu", k, ndim,
+                     (unsigned long long)numel, whole.rel_l2, piece.rel_l2, whole.max_rel,
+                     piece.max_rel, (unsigned long long)whole.ulp_p99,
+                     (unsigned long long)piece.ulp_p99, (unsigned long long)whole.worst_index,
+                     (unsigned long long)piece.worst_index);
+        assert_int_equal(gp.tokens, gw.tokens);
+        assert_int_equal(gp.heads, gw.heads);
+        size_t cells = gw.tokens * gw.heads;
+        if (cells) {
+            assert_memory_equal(gp.diff2, gw.diff2, cells * sizeof *gw.diff2);
+            assert_memory_equal(gp.ref2, gw.ref2, cells * sizeof *gw.ref2);
+            assert_memory_equal(gp.nonfinite, gw.nonfinite, cells * sizeof *gw.nonfinite);
+        }
+        ld_err_grid_free(&gp);
+    }
+    ld_err_grid_free(&gw);
+    free(rb);
+    free(cb);
+}
+
+static void test_piecewise_bit_for_bit(void **state)
+{
+    (void)state;
+    static const struct {
+        int ndim;
+        int64_t shape[4];
+    } shapes[] = {
+        {1, {1}},          {1, {7}},           {1, {70001}},      {2, {3, 5}},
+        {2, {64, 1024}},   {2, {5, 8193}},     {2, {3, 151936}},  {3, {4, 16, 128}},
+        {3, {2, 3, 4100}}, {4, {2, 1, 3, 9}},  {2, {0, 5}},       {2, {3, 0}},
+        {3, {300, 2, 1}},  {2, {1, 4096}},     {2, {17, 4097}},
+    };
+    static const ld_dtype pairs[][3] = {{LD_F32, LD_F32, LD_F32},    {LD_F32, LD_BF16, LD_BF16},
+                                        {LD_F32, LD_F16, LD_F16},    {LD_BF16, LD_F32, LD_F32},
+                                        {LD_BF16, LD_BF16, LD_BF16}, {LD_F16, LD_BF16, LD_BF16}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (size_t d = 0; d < sizeof pairs / sizeof pairs[0]; d++)
+            for (unsigned rate = 0; rate <= 8; rate += 8)
+                check_split(shapes[i].shape, shapes[i].ndim, pairs[d][0], pairs[d][1], pairs[d][2],
+                            rate, 3);
+}
+
+static void test_piecewise_misuse(void **state)
+{
+    (void)state;
+    float a[12] = {0}, b[12] = {0};
+    ld_cmp_tensor r = {a, LD_F32, 2, {3, 4}, 12}, c = {b, LD_F32, 2, {3, 4}, 12};
+    ld_metrics_acc *m;
+    ld_metrics out;
+    ld_error err;
+    assert_int_equal(ld_metrics_begin(&m, &r, &c, LD_F32, NULL, NULL, &err), LD_OK);
+    assert_int_equal(ld_metrics_row_len(m), 4);
+    /* half a row, then more than is left */
+    assert_int_equal(ld_metrics_feed(m, a, b, 2, &err), LD_E_USAGE);
+    assert_non_null(strstr(err.msg, "whole rows of 4"));
+    assert_int_equal(ld_metrics_feed(m, a, b, 8, &err), LD_OK);
+    assert_int_equal(ld_metrics_feed(m, a, b, 8, &err), LD_E_USAGE);
+    /* ended before the last row */
+    assert_int_equal(ld_metrics_end(m, &out, &err), LD_E_USAGE);
+    assert_non_null(strstr(err.msg, "8 of 12 elements"));
+    ld_metrics_abort(NULL);
+    /* shapes only: data is not needed until fed */
+    r.data = c.data = NULL;
+    assert_int_equal(ld_metrics_begin(&m, &r, &c, LD_F32, NULL, NULL, &err), LD_OK);
+    ld_metrics_abort(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,7 +479,8 @@ int main(void)
         cmocka_unit_test(test_nonfinite),       cmocka_unit_test(test_ulp),
         cmocka_unit_test(test_worst_index_and_grid), cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_mismatched_sizes), cmocka_unit_test(test_stats_fallback),
-        cmocka_unit_test(test_judge),
+        cmocka_unit_test(test_judge),           cmocka_unit_test(test_piecewise_bit_for_bit),
+        cmocka_unit_test(test_piecewise_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
