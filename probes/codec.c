@@ -6,10 +6,13 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
+#include "json.h"
 #include "util.h"
 
 #ifdef _OPENMP
@@ -37,6 +40,7 @@ static const char b64_alphabet[] =
 #define BAD 0xff000000u
 static uint16_t enc_pair[4096];
 static uint32_t dec[4][256];
+static bool json_plain[256]; /* a string byte JSON takes as it is: not '"', '\\', control, non-ASCII */
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static void build_tables(void)
@@ -49,6 +53,8 @@ static void build_tables(void)
     for (int k = 0; k < 4; k++)
         for (int c = 0; c < 256; c++)
             dec[k][c] = BAD;
+    for (int c = 0; c < 256; c++)
+        json_plain[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
     for (uint32_t i = 0; i < 64; i++) {
         unsigned char c = (unsigned char)b64_alphabet[i];
         for (int k = 0; k < 4; k++)
@@ -406,65 +412,400 @@ ld_status ld_zlib_encode(const unsigned char *in, size_t n, size_t elem_size, in
     return LD_OK;
 }
 
-ld_status ld_zlib_decode(const unsigned char *in, size_t n, unsigned char *out, size_t expected,
-                         ld_error *err)
+/* ---- zlib, piece by piece ------------------------------------------------------------------- */
+
+ld_status ld_zstream_init(ld_zstream *z, size_t expected, ld_error *err)
 {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (inflateInit(&zs) != Z_OK)
+    memset(z, 0, sizeof *z);
+    z->expected = expected;
+    if (inflateInit(&z->zs) != Z_OK)
         return ld_error_set(err, LD_E_NOMEM, "zlib cannot start inflating");
-    size_t in_done = 0, out_done = 0;
-    ld_status st = LD_OK;
-    for (;;) {
-        /* zlib counts in 32-bit uInt: feed at most 1 GiB at a time in each direction. */
-        size_t in_now = LD_MIN(n - in_done, (size_t)1 << 30);
-        size_t out_now = LD_MIN(expected - out_done, (size_t)1 << 30);
-        unsigned char spare;
-        zs.next_in = (Bytef *)(uintptr_t)(in + in_done);
-        zs.avail_in = (uInt)in_now;
+    z->ready = true;
+    return LD_OK;
+}
+
+void ld_zstream_end(ld_zstream *z)
+{
+    if (z && z->ready)
+        inflateEnd(&z->zs);
+    if (z)
+        z->ready = false;
+}
+
+static void zstream_fail(ld_zstream *z, ld_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void zstream_fail(ld_zstream *z, ld_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(z->msg, sizeof z->msg, fmt, ap);
+    va_end(ap);
+    z->failed = true;
+    z->code = code;
+}
+
+size_t ld_zstream_feed(ld_zstream *z, const unsigned char *in, size_t n, unsigned char *out,
+                       size_t room, bool last, size_t *produced)
+{
+    size_t used = 0;
+    *produced = 0;
+    while (!z->failed) {
+        if (z->ended) { /* whatever follows the stream's end is counted, not read */
+            z->trailing += n - used;
+            used = n;
+            break;
+        }
+        /* zlib counts in 32-bit uInt: at most 1 GiB at a time in each direction. */
+        size_t in_now = LD_MIN(n - used, (size_t)1 << 30);
+        size_t want = z->expected - z->out_done;
+        size_t out_now = LD_MIN(LD_MIN(want, room - *produced), (size_t)1 << 30);
         /* With the expected output all produced, offer one spare byte: a stream that fills it
          * would inflate past the expected size. */
-        zs.next_out = out_now ? out + out_done : &spare;
-        zs.avail_out = out_now ? (uInt)out_now : 1;
-        int r = inflate(&zs, Z_NO_FLUSH);
-        in_done += in_now - zs.avail_in;
-        size_t produced = (out_now ? out_now : 1) - zs.avail_out;
-        if (!out_now && produced) {
-            st = ld_error_set(err, LD_E_INPUT, "zlib data inflates past the expected %zu bytes",
-                              expected);
+        bool spare_mode = want == 0;
+        if (!spare_mode && out_now == 0)
+            break; /* out is full */
+        unsigned char spare;
+        z->zs.next_in = (Bytef *)(uintptr_t)(in + used);
+        z->zs.avail_in = (uInt)in_now;
+        z->zs.next_out = spare_mode ? &spare : out + *produced;
+        z->zs.avail_out = spare_mode ? 1 : (uInt)out_now;
+        int r = inflate(&z->zs, Z_NO_FLUSH);
+        size_t took = in_now - z->zs.avail_in;
+        size_t made = (spare_mode ? 1 : out_now) - z->zs.avail_out;
+        used += took;
+        if (spare_mode && made) {
+            zstream_fail(z, LD_E_INPUT, "zlib data inflates past the expected %zu bytes",
+                         z->expected);
             break;
         }
-        out_done += out_now ? produced : 0;
+        z->out_done += made;
+        *produced += made;
         if (r == Z_STREAM_END) {
-            if (out_done != expected)
-                st = ld_error_set(err, LD_E_INPUT,
-                                  "zlib data inflates to %zu bytes, expected %zu", out_done,
-                                  expected);
-            else if (in_done != n)
-                st = ld_error_set(err, LD_E_INPUT, "%zu bytes after the end of the zlib stream",
-                                  n - in_done);
-            break;
+            z->ended = true;
+            if (z->out_done != z->expected)
+                zstream_fail(z, LD_E_INPUT, "zlib data inflates to %zu bytes, expected %zu",
+                             z->out_done, z->expected);
+            continue;
         }
         if (r == Z_NEED_DICT || r == Z_DATA_ERROR) {
-            st = ld_error_set(err, LD_E_INPUT, "corrupt zlib data (%s)",
-                              zs.msg ? zs.msg : "needs a preset dictionary");
+            zstream_fail(z, LD_E_INPUT, "corrupt zlib data (%s)",
+                         z->zs.msg ? z->zs.msg : "needs a preset dictionary");
             break;
         }
         if (r == Z_MEM_ERROR) {
-            st = ld_error_set(err, LD_E_NOMEM, "zlib ran out of memory inflating");
+            zstream_fail(z, LD_E_NOMEM, "zlib ran out of memory inflating");
             break;
         }
-        if (r == Z_BUF_ERROR || (r == Z_OK && in_done == n && zs.avail_in == 0 && !produced)) {
-            /* no progress possible: the input ended before the stream did */
-            st = ld_error_set(err, LD_E_INPUT, "zlib stream cut short after %zu of %zu bytes",
-                              out_done, expected);
+        if (r == Z_BUF_ERROR || (r == Z_OK && !took && !made)) {
+            /* no progress: more input is needed, and with the last of it there is none */
+            if (last && used == n)
+                zstream_fail(z, LD_E_INPUT, "zlib stream cut short after %zu of %zu bytes",
+                             z->out_done, z->expected);
             break;
         }
         if (r != Z_OK) {
-            st = ld_error_set(err, LD_E_INTERNAL, "zlib inflate failed (%d)", r);
+            zstream_fail(z, LD_E_INTERNAL, "zlib inflate failed (%d)", r);
             break;
         }
     }
-    inflateEnd(&zs);
+    return used;
+}
+
+ld_status ld_zstream_verdict(const ld_zstream *z, ld_error *err)
+{
+    if (z->failed)
+        return ld_error_set(err, z->code, "%s", z->msg);
+    if (!z->ended)
+        return ld_error_set(err, LD_E_INPUT, "zlib stream cut short after %zu of %zu bytes",
+                            z->out_done, z->expected);
+    if (z->trailing)
+        return ld_error_set(err, LD_E_INPUT, "%llu bytes after the end of the zlib stream",
+                            (unsigned long long)z->trailing);
+    return LD_OK;
+}
+
+ld_status ld_zlib_decode(const unsigned char *in, size_t n, unsigned char *out, size_t expected,
+                         ld_error *err)
+{
+    ld_zstream z;
+    ld_status st = ld_zstream_init(&z, expected, err);
+    if (st != LD_OK)
+        return st;
+    size_t produced;
+    ld_zstream_feed(&z, in, n, out, expected, true, &produced);
+    st = ld_zstream_verdict(&z, err);
+    ld_zstream_end(&z);
     return st;
+}
+
+/* ---- a data.b64 string, piece by piece --------------------------------------------------------- */
+
+void ld_b64_scan_init(ld_b64_scan *s, uint64_t str_start, bool decode)
+{
+    pthread_once(&tables_once, build_tables);
+    memset(s, 0, sizeof *s);
+    s->decode = decode;
+    s->str_start = str_start;
+    s->line_off = str_start + 1;
+}
+
+uint64_t ld_b64_scan_decoded_len(const ld_b64_scan *s)
+{
+    uint64_t pad = LD_MIN(s->eq_run, (uint64_t)2);
+    return s->len / 4 * 3 - (s->len / 4 ? pad : 0);
+}
+
+static void scan_bad(ld_b64_scan *s, uint64_t at, const char *why)
+{
+    if (!s->b64_bad) {
+        s->b64_bad = true;
+        s->bad_at = at;
+        s->bad_why = why;
+    }
+}
+
+/* One character of the unescaped string. */
+static void scan_char(ld_b64_scan *s, unsigned char c, unsigned char *out, size_t *w)
+{
+    uint64_t pos = s->len++;
+    if (!s->decode)
+        return;
+    if (c == '=') {
+        if (!s->eq_run)
+            s->eq_start = pos;
+        s->eq_run++;
+        return;
+    }
+    bool after_eq = s->eq_run > 0;
+    s->eq_run = 0;
+    if (s->b64_bad)
+        return;
+    if (after_eq) { /* padding is only allowed at the very end */
+        scan_bad(s, s->eq_start, "'=' padding before the end");
+        return;
+    }
+    uint32_t v = dec[s->nq][c];
+    if (v & BAD) {
+        scan_bad(s, pos, "character outside the alphabet");
+        return;
+    }
+    s->quad |= v;
+    if (++s->nq == 4) {
+        out[(*w)++] = (unsigned char)(s->quad >> 16);
+        out[(*w)++] = (unsigned char)(s->quad >> 8);
+        out[(*w)++] = (unsigned char)s->quad;
+        s->quad = 0;
+        s->nq = 0;
+        s->produced += 3;
+    }
+}
+
+/* The closing quote: the padding and the last partial quad (ld_b64_decode's rules). */
+static void scan_close(ld_b64_scan *s, unsigned char *out, size_t *w)
+{
+    s->closed = true;
+    if (!s->decode || s->b64_bad)
+        return;
+    if (s->eq_run >= 3) {
+        scan_bad(s, s->eq_start, "'=' padding before the end");
+        return;
+    }
+    if (s->eq_run == 0 || s->len % 4 != 0)
+        return; /* complete quads only, or a length the caller refuses first */
+    uint32_t unused = s->eq_run == 1 ? (s->quad & 0xff) : (s->quad & 0xffff);
+    if (unused) {
+        scan_bad(s, s->len - s->eq_run - 1, "nonzero bits in the last character before the padding");
+        return;
+    }
+    out[(*w)++] = (unsigned char)(s->quad >> 16);
+    if (s->eq_run == 1)
+        out[(*w)++] = (unsigned char)(s->quad >> 8);
+    s->produced += 3 - s->eq_run;
+}
+
+static bool scan_json_fail(ld_b64_scan *s, uint64_t at, const char *msg)
+{
+    s->json_bad = true;
+    s->json_at = at;
+    s->json_msg = msg;
+    return false;
+}
+
+/* Index of the first '\n' in in[i..i+k) (k bytes or up to n), k when none; *short_ when the bytes
+ * run past n before k or a '\n'. */
+static size_t until_newline(const char *in, size_t n, size_t i, size_t k, bool *short_)
+{
+    for (size_t j = 0; j < k; j++) {
+        if (i + j >= n) {
+            *short_ = true;
+            return j;
+        }
+        if (in[i + j] == '\n')
+            return j;
+    }
+    return k;
+}
+
+/* A backslash escape at in[i] (JSON rules of ld_json_parse): its characters go to scan_char.
+ * Returns the raw bytes it takes, 0 when more input is needed or on a JSON error. */
+static size_t scan_escape(ld_b64_scan *s, const char *in, size_t n, size_t i, unsigned char *out,
+                          size_t *w)
+{
+    uint64_t at = s->line_off + i;
+    if (i + 1 >= n)
+        return 0;
+    char e = in[i + 1];
+    if (e == '\n')
+        return scan_json_fail(s, at, "string not closed"), 0;
+    const char *simple = e ? strchr("\"\\/bfnrt", e) : NULL;
+    if (simple) {
+        static const char map[] = "\"\\/\b\f\n\r\t";
+        scan_char(s, (unsigned char)map[simple - "\"\\/bfnrt"], out, w);
+        return 2;
+    }
+    if (e != 'u')
+        return scan_json_fail(s, at, "invalid escape sequence in a string"), 0;
+    bool short_ = false;
+    size_t k = until_newline(in, n, i + 2, 4, &short_);
+    if (short_)
+        return 0;
+    if (k < 4)
+        return scan_json_fail(s, at, "truncated \\u escape"), 0;
+    int u = ld_json_hex4(in + i + 2);
+    if (u < 0)
+        return scan_json_fail(s, at, "invalid \\u escape (needs four hex digits)"), 0;
+    if (u >= 0xdc00 && u <= 0xdfff)
+        return scan_json_fail(s, at, "lone low surrogate in a \\u escape"), 0;
+    uint32_t cp = (uint32_t)u;
+    size_t used = 6;
+    if (u >= 0xd800 && u <= 0xdbff) {
+        k = until_newline(in, n, i + 6, 6, &short_);
+        if (short_)
+            return 0;
+        int lo = k == 6 && in[i + 6] == '\\' && in[i + 7] == 'u' ? ld_json_hex4(in + i + 8) : -1;
+        if (lo < 0xdc00 || lo > 0xdfff)
+            return scan_json_fail(s, at, "high surrogate not followed by a low surrogate"), 0;
+        cp = 0x10000u + (((uint32_t)u - 0xd800u) << 10) + ((uint32_t)lo - 0xdc00u);
+        used = 12;
+    }
+    /* the code point's UTF-8 bytes are the string's characters */
+    unsigned char b[4];
+    size_t nb = 0;
+    if (cp < 0x80) {
+        b[nb++] = (unsigned char)cp;
+    } else if (cp < 0x800) {
+        b[nb++] = (unsigned char)(0xc0 | (cp >> 6));
+        b[nb++] = (unsigned char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        b[nb++] = (unsigned char)(0xe0 | (cp >> 12));
+        b[nb++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        b[nb++] = (unsigned char)(0x80 | (cp & 0x3f));
+    } else {
+        b[nb++] = (unsigned char)(0xf0 | (cp >> 18));
+        b[nb++] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        b[nb++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        b[nb++] = (unsigned char)(0x80 | (cp & 0x3f));
+    }
+    for (size_t j = 0; j < nb; j++)
+        scan_char(s, b[j], out, w);
+    return used;
+}
+
+size_t ld_b64_scan_feed(ld_b64_scan *s, const char *in_chars, size_t n, unsigned char *out,
+                        size_t room, size_t *produced)
+{
+    const unsigned char *in = (const unsigned char *)in_chars;
+    size_t i = 0, w = 0;
+    while (i < n && !s->closed && !s->json_bad) {
+        bool emitting = s->decode && !s->b64_bad;
+        if (emitting && room - w < 3)
+            break;
+        if (!s->decode) { /* JSON checks only: plain bytes are just counted */
+            size_t j = i;
+            while (j < n && json_plain[in[j]])
+                j++;
+            s->len += j - i;
+            i = j;
+            if (i >= n)
+                break;
+        }
+        /* Fast path: whole quads of alphabet characters, 16 at a time, then one at a time. */
+        if (emitting && s->nq == 0 && s->eq_run == 0) {
+            size_t q0 = i;
+            while (i + 64 <= n && w + 48 <= room) {
+                uint32_t bad = 0;
+                unsigned char *o = out + w;
+                for (size_t q = 0; q < 16; q++) {
+                    const unsigned char *t = in + i + 4 * q;
+                    uint32_t v = dec[0][t[0]] | dec[1][t[1]] | dec[2][t[2]] | dec[3][t[3]];
+                    bad |= v;
+                    o[3 * q] = (unsigned char)(v >> 16);
+                    o[3 * q + 1] = (unsigned char)(v >> 8);
+                    o[3 * q + 2] = (unsigned char)v;
+                }
+                if (bad & BAD)
+                    break; /* the quads up to the bad one are redone below */
+                i += 64;
+                w += 48;
+            }
+            while (i + 4 <= n && w + 3 <= room) {
+                const unsigned char *t = in + i;
+                uint32_t v = dec[0][t[0]] | dec[1][t[1]] | dec[2][t[2]] | dec[3][t[3]];
+                if (v & BAD)
+                    break;
+                out[w] = (unsigned char)(v >> 16);
+                out[w + 1] = (unsigned char)(v >> 8);
+                out[w + 2] = (unsigned char)v;
+                i += 4;
+                w += 3;
+            }
+            s->len += i - q0;
+            s->produced += (i - q0) / 4 * 3;
+            if (i >= n || room - w < 3)
+                continue;
+        }
+        /* One byte (or escape, or UTF-8 sequence) the careful way. */
+        unsigned char c = in[i];
+        if (c == '"') {
+            i++;
+            scan_close(s, out, &w);
+            break;
+        }
+        if (c == '\\') {
+            size_t used = scan_escape(s, in_chars, n, i, out, &w);
+            if (!used)
+                break; /* more input needed, or a JSON error */
+            i += used;
+            continue;
+        }
+        if (c < 0x20) {
+            if (c == '\n') /* the line ends inside the string */
+                scan_json_fail(s, s->str_start, "string not closed");
+            else
+                scan_json_fail(s, s->line_off + i,
+                               "raw control character in a string (must be escaped)");
+            break;
+        }
+        if (c >= 0x80) {
+            size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            bool short_ = false;
+            size_t avail = until_newline(in_chars, n, i, need, &short_);
+            if (short_)
+                break;
+            size_t k = ld_json_utf8_len(in + i, avail);
+            if (!k) {
+                scan_json_fail(s, s->line_off + i, "invalid UTF-8 in a string");
+                break;
+            }
+            for (size_t j = 0; j < k; j++)
+                scan_char(s, in[i + j], out, &w);
+            i += k;
+            continue;
+        }
+        scan_char(s, c, out, &w);
+        i++;
+    }
+    s->line_off += i;
+    *produced = w;
+    return i;
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zlib.h>
+
 #include "layerdiff/error.h"
 
 /* Input bytes per independently deflated zlib block. Part of what makes output reproducible:
@@ -44,5 +46,67 @@ ld_status ld_zlib_decode(const unsigned char *in, size_t n, unsigned char *out, 
                          ld_error *err);
 /* Deflate expands at most 1032:1; an expected size beyond that is a lie. */
 bool ld_zlib_size_plausible(size_t compressed, size_t expected);
+
+/* ---- payloads read piece by piece (the reader's stream_data) ---------------------------------- */
+
+/* Inflating a zlib stream that arrives in pieces into exactly `expected` bytes, with the verdicts
+ * of ld_zlib_decode (which is this, fed once): corrupt data, output past or short of expected,
+ * bytes after the stream's end, input that ends first. */
+typedef struct ld_zstream {
+    z_stream zs;
+    bool ready;           /* inflateInit done */
+    size_t expected;
+    size_t out_done;      /* bytes inflated so far */
+    bool ended;           /* the stream's end was read */
+    uint64_t trailing;    /* input bytes given after the end */
+    bool failed;          /* then code and msg say why (no location: the caller adds it) */
+    ld_status code;
+    char msg[96];
+} ld_zstream;
+
+ld_status ld_zstream_init(ld_zstream *z, size_t expected, ld_error *err);
+/* Inflates from in[0..n) into out[0..room); returns the input bytes used and *produced the bytes
+ * written. Stops when the input is used up, out is full, or it failed. last: in holds the rest of
+ * the input (a stream that cannot finish from it is cut short). Once expected bytes are out, more
+ * output is a failure ("inflates past"), whatever room says. */
+size_t ld_zstream_feed(ld_zstream *z, const unsigned char *in, size_t n, unsigned char *out,
+                       size_t room, bool last, size_t *produced);
+/* After a feed with last: LD_OK, or the failure (also bytes after the end). */
+ld_status ld_zstream_verdict(const ld_zstream *z, ld_error *err);
+void ld_zstream_end(ld_zstream *z);
+
+/* An incremental reader of a data.b64 string value as it stands in a record line, JSON escapes
+ * included: the checks and the outcome of ld_json_parse followed by ld_b64_decode on the whole
+ * string, with the same offsets and messages, from pieces of the line. JSON offsets (line_off,
+ * json_at) count raw bytes of the line; base64 positions (len, bad_at) count characters of the
+ * unescaped string. A '\n' ends the line, so the string is "not closed" there. */
+typedef struct ld_b64_scan {
+    bool decode;             /* false: JSON checks only, no base64 facts, no output */
+    uint64_t str_start;      /* line offset of the opening quote */
+    uint64_t line_off;       /* line offset of the next byte */
+    uint64_t len;            /* unescaped characters so far */
+    bool closed;             /* the closing quote was read (then the base64 facts are final) */
+    bool json_bad;           /* a JSON error stopped the scan at json_at, before its byte */
+    uint64_t json_at;
+    const char *json_msg;    /* static text, as ld_json_parse words it */
+    bool b64_bad;            /* the first bad base64 character is known */
+    uint64_t bad_at;
+    const char *bad_why;     /* as ld_b64_decode words it */
+    uint64_t eq_run, eq_start; /* the run of '=' the string ends with so far, and where it starts */
+    uint32_t quad;           /* bits of the quad being read, nq characters of it */
+    int nq;
+    uint64_t produced;       /* bytes decoded so far */
+} ld_b64_scan;
+
+/* str_start: line offset of the opening quote; the scan starts at the byte after it. */
+void ld_b64_scan_init(ld_b64_scan *s, uint64_t str_start, bool decode);
+/* Reads raw line bytes in[0..n), writing decoded bytes to out. Stops after the closing quote, at a
+ * JSON error, when out has fewer than 3 bytes of room (while decoding), or before an escape or a
+ * UTF-8 sequence that needs bytes beyond n. Returns the bytes consumed, *produced the bytes
+ * written. */
+size_t ld_b64_scan_feed(ld_b64_scan *s, const char *in, size_t n, unsigned char *out, size_t room,
+                        size_t *produced);
+/* Bytes the whole string decodes to by its length and padding (valid once closed). */
+uint64_t ld_b64_scan_decoded_len(const ld_b64_scan *s);
 
 #endif

@@ -85,9 +85,7 @@ static void skip_ws(parser *p)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 when invalid: no overlong
- * forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
+size_t ld_json_utf8_len(const unsigned char *s, size_t avail)
 {
     unsigned c = s[0];
     if (c < 0x80)
@@ -123,7 +121,7 @@ static inline uint64_t special8(const char *s)
     return (((q - ones) & ~q) | ((b - ones) & ~b) | ctl | x) & highs;
 }
 
-static int hex4(const char *s)
+int ld_json_hex4(const char *s)
 {
     int v = 0;
     for (int i = 0; i < 4; i++) {
@@ -164,7 +162,7 @@ static bool parse_string(parser *p, const char **out, size_t *out_len)
         if (c < 0x20)
             return fail(p, r, "raw control character in a string (must be escaped)");
         if (c >= 0x80) {
-            size_t n = utf8_len((const unsigned char *)t + r, end - r);
+            size_t n = ld_json_utf8_len((const unsigned char *)t + r, end - r);
             if (n == 0)
                 return fail(p, r, "invalid UTF-8 in a string");
             if (w != r)
@@ -191,7 +189,7 @@ static bool parse_string(parser *p, const char **out, size_t *out_len)
             return fail(p, r, "invalid escape sequence in a string");
         if (r + 6 > end)
             return fail(p, r, "truncated \\u escape");
-        int u = hex4(t + r + 2);
+        int u = ld_json_hex4(t + r + 2);
         if (u < 0)
             return fail(p, r, "invalid \\u escape (needs four hex digits)");
         size_t used = 6;
@@ -199,7 +197,9 @@ static bool parse_string(parser *p, const char **out, size_t *out_len)
         if (u >= 0xdc00 && u <= 0xdfff)
             return fail(p, r, "lone low surrogate in a \\u escape");
         if (u >= 0xd800 && u <= 0xdbff) {
-            int lo = (r + 12 <= end && t[r + 6] == '\\' && t[r + 7] == 'u') ? hex4(t + r + 8) : -1;
+            int lo = (r + 12 <= end && t[r + 6] == '\\' && t[r + 7] == 'u')
+                         ? ld_json_hex4(t + r + 8)
+                         : -1;
             if (lo < 0xdc00 || lo > 0xdfff)
                 return fail(p, r, "high surrogate not followed by a low surrogate");
             cp = 0x10000u + (((uint32_t)u - 0xd800u) << 10) + ((uint32_t)lo - 0xdc00u);
@@ -518,7 +518,7 @@ void ld_json_append_string(ld_buf *out, const char *s, size_t n)
             i++;
             continue;
         }
-        size_t ul = c >= 0x80 ? utf8_len((const unsigned char *)s + i, n - i) : 0;
+        size_t ul = c >= 0x80 ? ld_json_utf8_len((const unsigned char *)s + i, n - i) : 0;
         if (ul > 0) {
             i += ul;
             continue;

@@ -72,6 +72,12 @@ bool ld_json_number(const ld_json_node *n, locale_t c_locale, double *out);
 bool ld_json_int(const ld_json_node *n, int64_t min, int64_t max, int64_t *out);
 bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out);
 
+/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 when invalid: no overlong
+ * forms, no surrogates, nothing above U+10FFFF. */
+size_t ld_json_utf8_len(const unsigned char *s, size_t avail);
+/* The value of four hex digits at s, -1 when one is not a hex digit. */
+int ld_json_hex4(const char *s);
+
 /* Appends node as compact JSON (no whitespace), strings re-escaped, numbers as written. */
 void ld_json_write(const ld_json_doc *d, const ld_json_node *node, ld_buf *out);
 /* Appends s[0..n) as a JSON string literal with quotes. Control characters are escaped; bytes

@@ -25,6 +25,10 @@
 
 #define READ_CHUNK ((size_t)1 << 20)
 #define DEFAULT_MAX_LINE ((size_t)1 << 30)
+/* stream_data: how far into a line data.b64 may start and still stream, and the staging buffer
+ * of decoded base64 (what the reader holds of a streaming payload, besides its read buffer). */
+#define PREFIX_MAX ((size_t)64 << 10)
+#define STAGE ((size_t)64 << 10)
 #define JSON_SAFE_INT ((int64_t)1 << 53) /* integers every JSON reader holds exactly */
 
 typedef enum line_kind { LINE_OK, LINE_EOF, LINE_PARTIAL, LINE_ERROR } line_kind;
@@ -63,6 +67,32 @@ struct ld_reader {
     char last_key[LD_TAG_NAME_MAX + 32];
     unsigned char *raw, *inflated, *unshuffled; /* payload work buffers, reused */
     size_t raw_cap, inflated_cap, unshuffled_cap;
+    bool current;              /* probe holds the record ld_reader_next returned last */
+    size_t whole_pos;          /* ld_reader_read_data's position in a payload decoded whole */
+
+    /* stream_data: the current probe's line, read piece by piece around its payload. */
+    struct pstream {
+        bool active;           /* the current probe streams (its line is being read) */
+        bool finished;         /* its line was read to the end and every check passed */
+        char *pfx;             /* [pfx_len] the line up to and including b64's opening quote */
+        size_t pfx_len, pfx_cap;
+        char *sfx;             /* [sfx_len] the line after b64's closing quote, without '\n' */
+        size_t sfx_len, sfx_cap;
+        char *syn;             /* [syn_cap] the record without its payload characters, to parse */
+        size_t syn_cap;
+        uint64_t line_len;     /* bytes of the line consumed so far */
+        ld_b64_scan scan;
+        unsigned char *stage;  /* [STAGE] decoded base64 not used yet: [stage_pos, stage_len) */
+        size_t stage_pos, stage_len;
+        size_t expected;       /* payload bytes: numel * size(data_dtype) */
+        size_t handed;         /* payload bytes handed out (or skipped) so far */
+        uint32_t crc;          /* crc32 of those */
+        unsigned char head[LD_HEAD_COUNT * 4]; /* the first elements, for the head check */
+        ld_zstream z;          /* zlib encodings */
+        bool planes_ready;     /* shuffle: the byte planes are all in r->inflated, checked */
+        bool line_checked;     /* the line's end was reached and its checks passed */
+        unsigned char *discard; /* [STAGE] where skipped payload bytes go */
+    } ps;
 };
 
 /* ---- errors ------------------------------------------------------------------------------------ */
@@ -457,19 +487,66 @@ static ld_status parse_header(ld_reader *r, const ld_json_node *root, ld_error *
 
 /* ---- probes ------------------------------------------------------------------------------------ */
 
-static bool grow(unsigned char **p, size_t *cap, size_t need)
+/* Grows the buffer whose pointer is at slot (any byte pointer) to need bytes. */
+static bool grow(void *slot, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return true;
-    unsigned char *q = realloc(*p, need ? need : 1);
+    void *p;
+    memcpy(&p, slot, sizeof p);
+    void *q = realloc(p, need ? need : 1);
     if (!q)
         return false;
-    *p = q;
+    memcpy(slot, &q, sizeof q);
     *cap = need;
     return true;
 }
 
 static bool same_value(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+/* Messages from here on name the probe: "probe S0.L3.q_norm". */
+static void name_probe(vctx *v, const ld_probe *p)
+{
+    ld_key key = {p->step, p->layer, ""};
+    memcpy(key.tag, p->tag, sizeof key.tag);
+    char key_text[LD_TAG_NAME_MAX + 32];
+    ld_key_format(&key, key_text, sizeof key_text);
+    snprintf(v->key_context, sizeof v->key_context, "probe %s", key_text);
+    v->context = v->key_context;
+}
+
+/* The checks of a data.b64 string by its length alone, in the order a whole read makes them: a
+ * length that is not a multiple of 4, then a decoded size that cannot be the payload's. */
+static ld_status check_b64_sizes(vctx *v, const ld_probe *p, size_t len, size_t decoded,
+                                 size_t expected)
+{
+    if (len % 4 != 0)
+        return bad(v, "bad base64 in data.b64: length %zu is not a multiple of 4", len);
+    if (p->encoding == LD_ENC_BASE64 && decoded != expected)
+        return bad(v, "payload decodes to %zu bytes, expected %zu (%llu elements of %s)", decoded,
+                   expected, (unsigned long long)p->numel, ld_dtype_name(p->data_dtype));
+    if (p->encoding != LD_ENC_BASE64 && !ld_zlib_size_plausible(decoded, expected))
+        return bad(v, "%zu bytes of zlib data cannot inflate to the expected %zu bytes (%llu "
+                   "elements of %s)", decoded, expected, (unsigned long long)p->numel,
+                   ld_dtype_name(p->data_dtype));
+    return LD_OK;
+}
+
+/* The last checks of a decoded payload: its crc32, then the head values against its first
+ * elements (first holds at least n_head of them). */
+static ld_status check_crc_head(vctx *v, const ld_probe *p, uint32_t crc, const void *first)
+{
+    if (crc != p->crc32)
+        return bad(v, "data.crc32 is %u but the decoded payload's crc32 is %u", (unsigned)p->crc32,
+                   (unsigned)crc);
+    for (int i = 0; i < p->n_head; i++) {
+        double x = (double)ld_load_f32(first, p->data_dtype, (size_t)i);
+        if (!same_value(x, p->head[i]))
+            return bad(v, "head[%d] = %.17g disagrees with element %d of the payload (%.17g)", i,
+                       p->head[i], i, x);
+    }
+    return LD_OK;
+}
 
 /* Decodes and checks data.b64 into probe->data. */
 static ld_status decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64)
@@ -479,17 +556,13 @@ static ld_status decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64)
     if (!ld_mul_size((size_t)p->numel, ld_dtype_size(p->data_dtype), &expected))
         return bad(v, "payload size overflows");
     size_t len = b64->len;
-    if (len % 4 != 0)
-        return bad(v, "bad base64 in data.b64: length %zu is not a multiple of 4", len);
-    size_t pad = len >= 1 && b64->str[len - 1] == '=' ? (len >= 2 && b64->str[len - 2] == '=' ? 2 : 1) : 0;
-    size_t decoded = len / 4 * 3 - pad;
-    if (p->encoding == LD_ENC_BASE64 && decoded != expected)
-        return bad(v, "payload decodes to %zu bytes, expected %zu (%llu elements of %s)", decoded,
-                   expected, (unsigned long long)p->numel, ld_dtype_name(p->data_dtype));
-    if (p->encoding != LD_ENC_BASE64 && !ld_zlib_size_plausible(decoded, expected))
-        return bad(v, "%zu bytes of zlib data cannot inflate to the expected %zu bytes (%llu "
-                   "elements of %s)", decoded, expected, (unsigned long long)p->numel,
-                   ld_dtype_name(p->data_dtype));
+    size_t pad = 0;
+    if (len >= 1 && b64->str[len - 1] == '=')
+        pad = len >= 2 && b64->str[len - 2] == '=' ? 2 : 1;
+    size_t decoded = len % 4 == 0 ? len / 4 * 3 - pad : 0;
+    ld_status st = check_b64_sizes(v, p, len, decoded, expected);
+    if (st != LD_OK)
+        return st;
     if (!grow(&r->raw, &r->raw_cap, decoded))
         return stick(r, v->err, LD_E_NOMEM, "%s:%llu: cannot allocate %zu bytes for a payload",
                      r->path, (unsigned long long)r->line, decoded);
@@ -515,16 +588,8 @@ static ld_status decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64)
             out = r->unshuffled;
         }
     }
-    uint32_t crc = ld_crc32(out, expected);
-    if (crc != p->crc32)
-        return bad(v, "data.crc32 is %u but the decoded payload's crc32 is %u", (unsigned)p->crc32,
-                   (unsigned)crc);
-    for (int i = 0; i < p->n_head; i++) {
-        double x = (double)ld_load_f32(out, p->data_dtype, (size_t)i);
-        if (!same_value(x, p->head[i]))
-            return bad(v, "head[%d] = %.17g disagrees with element %d of the payload (%.17g)", i,
-                       p->head[i], i, x);
-    }
+    if ((st = check_crc_head(v, p, ld_crc32(out, expected), out)) != LD_OK)
+        return st;
     p->data = out;
     p->data_bytes = expected;
     return LD_OK;
@@ -541,11 +606,20 @@ static bool dtype_from_node(const ld_json_node *n, ld_dtype *out)
     return false;
 }
 
-static ld_status parse_probe(ld_reader *r, const ld_json_node *root, ld_error *err)
+/* How much of a probe record parse_probe sees and checks. */
+typedef enum probe_mode {
+    PROBE_WHOLE,    /* the whole line: payload decoded (decode_data) into the reader's buffers */
+    PROBE_PREFIX,   /* the line up to data.b64's opening quote, closed by '"}}': b64 is empty and
+                       crc32 may come later; nothing decoded */
+    PROBE_STREAMED  /* the whole line without the payload's characters: fields only; the payload
+                       was checked as it streamed */
+} probe_mode;
+
+static ld_status parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p, probe_mode mode,
+                             ld_error *err)
 {
     vctx v = {r, err, "probe", ""};
     ld_status st = LD_OK;
-    ld_probe *p = &r->probe;
     memset(p, 0, sizeof *p);
     p->line = r->line;
     static const char *const allowed[] = {"record", "index", "step", "layer", "tag", "pos0",
@@ -570,12 +644,7 @@ static ld_status parse_probe(ld_reader *r, const ld_json_node *root, ld_error *e
     p->step = (int)step;
     p->layer = has_layer ? (int)layer : LD_NO_LAYER;
     p->tag_id = ld_tag_from_name(p->tag);
-    ld_key key = {p->step, p->layer, ""};
-    memcpy(key.tag, p->tag, sizeof key.tag);
-    char key_text[LD_TAG_NAME_MAX + 32];
-    ld_key_format(&key, key_text, sizeof key_text);
-    snprintf(v.key_context, sizeof v.key_context, "probe %s", key_text);
-    v.context = v.key_context;
+    name_probe(&v, p);
     if (p->tag_id != LD_TAG_UNKNOWN && ld_tag_per_layer(p->tag_id) != has_layer)
         return bad(&v, has_layer ? "%s is a model-level tag but the record has a layer"
                                  : "%s is a per-layer tag but the record has no layer", p->tag);
@@ -666,8 +735,8 @@ static ld_status parse_probe(ld_reader *r, const ld_json_node *root, ld_error *e
     const ld_json_node *enc = field(&v, data, "encoding", LD_JSON_STRING, true, &st);
     const ld_json_node *ddt = enc ? field(&v, data, "dtype", LD_JSON_STRING, true, &st) : NULL;
     const ld_json_node *b64 = ddt ? field(&v, data, "b64", LD_JSON_STRING, true, &st) : NULL;
-    int64_t crc;
-    if (!b64 || !get_int(&v, data, "crc32", 0, UINT32_MAX, true, NULL, &crc, &st))
+    int64_t crc = 0;
+    if (!b64 || !get_int(&v, data, "crc32", 0, UINT32_MAX, mode != PROBE_PREFIX, NULL, &crc, &st))
         return st;
     char enc_name[32] = "";
     if (enc->len < sizeof enc_name && !memchr(enc->str, '\0', enc->len))
@@ -680,9 +749,552 @@ static ld_status parse_probe(ld_reader *r, const ld_json_node *root, ld_error *e
                    (int)LD_MIN(ddt->len, (size_t)32), ddt->str);
     p->crc32 = (uint32_t)crc;
     p->has_data = true;
-    if (!r->opt.decode_data)
+    if (!r->opt.decode_data || mode != PROBE_WHOLE)
         return LD_OK;
     return decode_payload(&v, p, b64);
+}
+
+/* ---- streamed payloads (stream_data) ------------------------------------------------------------
+ *
+ * A probe record as the writer writes it ends with "data":{...,"b64":"<payload>","crc32":N}}. The
+ * line up to b64's opening quote (the prefix, a few hundred bytes) is parsed on its own, closed by
+ * '"}}', and checked as a whole record would be; the payload's characters are then decoded as
+ * they come (ld_b64_scan, ld_zstream) and handed out; the rest of the line (the suffix) is parsed
+ * with the prefix at the end, the record without its payload, so every field check runs as on a
+ * whole line. Whatever goes wrong is reported with the status and message a whole read gives:
+ * checks that a whole read makes before others are looked at first (the line's length and end,
+ * JSON, fields, base64, zlib, crc32, head), so nothing found early in the payload is reported
+ * before the line has been read to its end. Records that do not fit this shape are read whole. */
+
+static const char b64_marker[] = "\"b64\":\"";
+
+/* Makes the unread input hold at least want bytes, unless it ends first. */
+static ld_status fill(ld_reader *r, size_t want, ld_error *err)
+{
+    while (r->end - r->start < want && !r->eof) {
+        size_t pending = r->end - r->start;
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, pending);
+            r->end = pending;
+            r->start = 0;
+        }
+        r->scanned = r->start;
+        size_t need = want + READ_CHUNK / 2;
+        if (r->cap < need) {
+            char *b = realloc(r->buf, LD_MAX(need, READ_CHUNK));
+            if (!b)
+                return stick(r, err, LD_E_NOMEM, "%s:%llu: cannot allocate a read buffer", r->path,
+                             (unsigned long long)r->line);
+            r->buf = b;
+            r->cap = LD_MAX(need, READ_CHUNK);
+        }
+        long long got = source_read(r, LD_MIN(r->cap - r->end, READ_CHUNK), err);
+        if (got < 0)
+            return r->sticky;
+        if (got == 0)
+            r->eof = true;
+        r->end += (size_t)got;
+    }
+    return LD_OK;
+}
+
+static ld_status line_too_long(ld_reader *r, ld_error *err)
+{
+    return stick(r, err, LD_E_INPUT, "%s:%llu: line longer than the %zu-byte limit", r->path,
+                 (unsigned long long)r->line, r->opt.max_line);
+}
+
+/* Consumes n bytes of the streaming line. */
+static ld_status consume(ld_reader *r, size_t n, ld_error *err)
+{
+    r->start += n;
+    r->scanned = r->start;
+    r->bytes += n;
+    r->ps.line_len += n;
+    return r->ps.line_len > r->opt.max_line ? line_too_long(r, err) : LD_OK;
+}
+
+/* The input ended inside the streaming line: what read_line says of a last line without '\n'. */
+static ld_status cut_inside(ld_reader *r, ld_error *err)
+{
+    size_t pending = r->end - r->start;
+    if (r->ps.line_len + pending > r->opt.max_line)
+        return line_too_long(r, err);
+    r->bytes += pending;
+    r->start = r->scanned = r->end;
+    return stick(r, err, LD_E_TRUNCATED, "%s:%llu: stream truncated: the last line is cut short (no "
+                 "newline); last complete probe: %s%s", r->path, (unsigned long long)r->line,
+                 last_key_text(r), r->gz_cut ? " (the gzip data ends early)" : "");
+}
+
+/* Reads the line on to its '\n' (consumed), copying what comes before it to the suffix when
+ * keep. */
+static ld_status line_rest(ld_reader *r, bool keep, ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    for (;;) {
+        size_t avail = r->end - r->start;
+        const char *from = r->buf + r->start;
+        const char *nl = memchr(from, '\n', avail);
+        size_t n = nl ? (size_t)(nl - from) : avail;
+        if (keep && n) {
+            if (!grow(&ps->sfx, &ps->sfx_cap, ps->sfx_len + n))
+                return stick(r, err, LD_E_NOMEM, "%s:%llu: cannot allocate %zu bytes for a line",
+                             r->path, (unsigned long long)r->line, ps->sfx_len + n);
+            memcpy(ps->sfx + ps->sfx_len, from, n);
+            ps->sfx_len += n;
+        }
+        ld_status st = consume(r, n, err);
+        if (st != LD_OK)
+            return st;
+        if (nl) {
+            r->start++;
+            r->scanned = r->start;
+            r->bytes++;
+            return LD_OK;
+        }
+        if (r->eof)
+            return cut_inside(r, err);
+        if ((st = fill(r, 1, err)) != LD_OK)
+            return st;
+    }
+}
+
+static bool scan_over(const struct pstream *ps) { return ps->scan.closed || ps->scan.json_bad; }
+
+/* Runs the string scanner on the input until it decodes something into out[0..room) (room >= 3
+ * while decoding), or the string closes, or a JSON error stops it. */
+static ld_status scan_more(ld_reader *r, unsigned char *out, size_t room, size_t *produced,
+                           ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    *produced = 0;
+    while (!scan_over(ps)) {
+        size_t avail = r->end - r->start, made;
+        size_t used = ld_b64_scan_feed(&ps->scan, r->buf + r->start, avail, out, room, &made);
+        ld_status st = consume(r, used, err);
+        if (st != LD_OK)
+            return st;
+        *produced = made;
+        if (made || scan_over(ps))
+            return LD_OK;
+        /* it stopped for want of input: all of it was used, or an escape runs past it */
+        if (r->eof)
+            return cut_inside(r, err);
+        if ((st = fill(r, r->end - r->start + 16, err)) != LD_OK)
+            return st;
+    }
+    return LD_OK;
+}
+
+/* zlib: inflates the staged compressed bytes into out[0..room), staging more of the string as
+ * needed. *made 0: nothing more can come (the string is over and the stream settled: ended,
+ * failed or cut short), or out is full. */
+static ld_status zpump(ld_reader *r, unsigned char *out, size_t room, size_t *made, ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    *made = 0;
+    for (;;) {
+        bool input_over = scan_over(ps);
+        if (ps->z.failed) {
+            ps->stage_pos = ps->stage_len;
+        } else {
+            size_t got, left = ps->stage_len - ps->stage_pos;
+            ps->stage_pos += ld_zstream_feed(&ps->z, ps->stage + ps->stage_pos, left, out, room,
+                                             input_over, &got);
+            if (got) {
+                *made = got;
+                return LD_OK;
+            }
+        }
+        if (ps->stage_pos < ps->stage_len || input_over)
+            return LD_OK;
+        ps->stage_pos = ps->stage_len = 0;
+        ld_status st = scan_more(r, ps->stage, STAGE, &ps->stage_len, err);
+        if (st != LD_OK)
+            return st;
+    }
+}
+
+/* base64: decoded bytes into out[0..room). *made 0: the string is over. */
+static ld_status b64_produce(ld_reader *r, unsigned char *out, size_t room, size_t *made,
+                             ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    for (;;) {
+        if (ps->stage_pos < ps->stage_len) {
+            size_t n = LD_MIN(room, ps->stage_len - ps->stage_pos);
+            memcpy(out, ps->stage + ps->stage_pos, n);
+            ps->stage_pos += n;
+            *made = n;
+            return LD_OK;
+        }
+        *made = 0;
+        if (scan_over(ps))
+            return LD_OK;
+        ps->stage_pos = ps->stage_len = 0;
+        ld_status st;
+        if (room >= STAGE) { /* large reads decode straight into the caller's buffer */
+            if ((st = scan_more(r, out, room, made, err)) != LD_OK || *made)
+                return st;
+            continue;
+        }
+        if ((st = scan_more(r, ps->stage, STAGE, &ps->stage_len, err)) != LD_OK)
+            return st;
+    }
+}
+
+/* shuffle: bytes [from, from + n) of the element-order payload, gathered from the byte planes. */
+static void gather(const unsigned char *planes, size_t numel, size_t esize, size_t from, size_t n,
+                   unsigned char *out)
+{
+    size_t j = 0;
+    for (; j < n && (from + j) % esize; j++) /* the end of a partial first element */
+        out[j] = planes[(from + j) % esize * numel + (from + j) / esize];
+    size_t e0 = (from + j) / esize, whole = (n - j) / esize;
+    for (size_t p = 0; p < esize; p++) {
+        const unsigned char *plane = planes + p * numel + e0;
+        unsigned char *o = out + j + p;
+        for (size_t i = 0; i < whole; i++)
+            o[i * esize] = plane[i];
+    }
+    for (j += whole * esize; j < n; j++) /* the start of a partial last element */
+        out[j] = planes[(from + j) % esize * numel + (from + j) / esize];
+}
+
+static bool same_record(const ld_probe *a, const ld_probe *b)
+{
+    return a->index == b->index && a->step == b->step && a->layer == b->layer &&
+           !strcmp(a->tag, b->tag) && a->pos0 == b->pos0 && a->dtype == b->dtype &&
+           a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape) &&
+           a->numel == b->numel && !memcmp(&a->stats, &b->stats, sizeof a->stats) &&
+           a->n_head == b->n_head && !memcmp(a->head, b->head, sizeof a->head) &&
+           a->has_data == b->has_data && a->encoding == b->encoding &&
+           a->data_dtype == b->data_dtype;
+}
+
+/* The record's line is read past its payload's characters (or a JSON error in them): reads it to
+ * its end and makes every check a whole read makes before crc32 and the head, in its order. */
+static ld_status finish_line(ld_reader *r, ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    ld_probe *p = &r->probe;
+    ld_status st;
+    size_t made;
+    /* the rest of the payload's characters: decoded and dropped (a base64 payload too long, zlib
+     * output past the expected size), or only scanned */
+    do {
+        if (!r->opt.decode_data)
+            st = scan_more(r, NULL, 0, &made, err);
+        else if (p->encoding == LD_ENC_BASE64)
+            st = scan_more(r, ps->discard, STAGE, &made, err);
+        else
+            st = zpump(r, ps->discard, STAGE, &made, err);
+        if (st != LD_OK)
+            return st;
+        if (!made && !scan_over(ps)) /* zpump stopped with input left: cannot happen */
+            return stick(r, err, LD_E_INTERNAL, "%s:%llu: inflating stalled", r->path,
+                         (unsigned long long)r->line);
+    } while (!scan_over(ps) || made);
+    uint64_t closing = ps->scan.line_off - 1; /* line offset of the closing quote */
+    if (ps->scan.json_bad) {
+        if ((st = line_rest(r, false, err)) != LD_OK)
+            return st;
+        return stick(r, err, LD_E_INPUT, "%s:%llu: not valid JSON at column %llu: %s", r->path,
+                     (unsigned long long)r->line, (unsigned long long)ps->scan.json_at + 1,
+                     ps->scan.json_msg);
+    }
+    ps->sfx_len = 0;
+    if ((st = line_rest(r, true, err)) != LD_OK)
+        return st;
+    /* The record without its payload's characters: prefix, '"', suffix. */
+    size_t syn_len = ps->pfx_len + 1 + ps->sfx_len;
+    if (!grow(&ps->syn, &ps->syn_cap, syn_len))
+        return stick(r, err, LD_E_NOMEM, "%s:%llu: cannot allocate %zu bytes for a line", r->path,
+                     (unsigned long long)r->line, syn_len);
+    memcpy(ps->syn, ps->pfx, ps->pfx_len);
+    ps->syn[ps->pfx_len] = '"';
+    memcpy(ps->syn + ps->pfx_len + 1, ps->sfx, ps->sfx_len);
+    ld_json_error je;
+    if (!ld_json_parse(&r->doc, ps->syn, syn_len, &je)) {
+        /* offsets past the payload move by its characters' length in the line */
+        uint64_t at = je.offset < ps->pfx_len ? je.offset : je.offset + (closing - ps->pfx_len);
+        return stick(r, err, LD_E_INPUT, "%s:%llu: not valid JSON at column %llu: %s", r->path,
+                     (unsigned long long)r->line, (unsigned long long)at + 1, je.msg);
+    }
+    ld_probe full;
+    if ((st = parse_probe(r, &r->doc.nodes[0], &full, PROBE_STREAMED, err)) != LD_OK)
+        return st;
+    if (!same_record(&full, p))
+        return stick(r, err, LD_E_INTERNAL, "%s:%llu: the record read whole differs from its "
+                     "prefix", r->path, (unsigned long long)r->line);
+    p->crc32 = full.crc32;
+    ps->line_checked = true;
+    if (!r->opt.decode_data)
+        return LD_OK;
+    /* the payload as a whole, as decode_payload checks it */
+    vctx v = {r, err, "probe", ""};
+    name_probe(&v, p);
+    if ((st = check_b64_sizes(&v, p, (size_t)ps->scan.len,
+                              (size_t)ld_b64_scan_decoded_len(&ps->scan), ps->expected)) != LD_OK)
+        return st;
+    if (ps->scan.b64_bad)
+        return bad(&v, "bad base64 in data.b64 at character %llu: %s",
+                   (unsigned long long)ps->scan.bad_at, ps->scan.bad_why);
+    ld_error zerr;
+    if (p->encoding != LD_ENC_BASE64 && ld_zstream_verdict(&ps->z, &zerr) != LD_OK)
+        return bad(&v, "data.b64: %s", zerr.msg);
+    return LD_OK;
+}
+
+static void set_last_key(ld_reader *r)
+{
+    ld_key key = {r->probe.step, r->probe.layer, ""};
+    memcpy(key.tag, r->probe.tag, sizeof key.tag);
+    ld_key_format(&key, r->last_key, sizeof r->last_key);
+}
+
+/* The record is complete and valid: it counts. */
+static void stream_done(ld_reader *r)
+{
+    r->ps.finished = true;
+    ld_zstream_end(&r->ps.z);
+    r->n_probes++;
+    set_last_key(r);
+}
+
+/* shuffle: inflates every byte plane into r->inflated and reads the line to its end. */
+static ld_status load_planes(ld_reader *r, ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    for (;;) {
+        size_t cap = LD_MIN(r->inflated_cap, ps->expected), done = ps->z.out_done;
+        if (done == cap && cap < ps->expected) { /* grown as the data comes: a hostile size
+                                                    claim costs nothing until it inflates */
+            size_t want = LD_MIN(ps->expected, LD_MAX(cap * 2, READ_CHUNK));
+            if (!grow(&r->inflated, &r->inflated_cap, want))
+                return stick(r, err, LD_E_NOMEM, "%s:%llu: cannot allocate %zu bytes for a "
+                             "payload", r->path, (unsigned long long)r->line, want);
+            cap = want;
+        }
+        size_t made;
+        ld_status st = zpump(r, r->inflated ? r->inflated + done : NULL, cap - done, &made, err);
+        if (st != LD_OK)
+            return st;
+        if (!made && (scan_over(ps) || ps->z.failed))
+            break;
+    }
+    ps->planes_ready = true;
+    return finish_line(r, err);
+}
+
+/* Hands out the next payload bytes of a streaming probe; checks the record when they are all
+ * out. */
+static ld_status stream_read(ld_reader *r, unsigned char *out, size_t max, size_t *got,
+                             ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    ld_probe *p = &r->probe;
+    ld_status st;
+    *got = 0;
+    if (p->encoding == LD_ENC_SHUFFLE_ZLIB_BASE64 && !ps->planes_ready &&
+        (st = load_planes(r, err)) != LD_OK)
+        return st;
+    size_t want = LD_MIN(max, ps->expected - ps->handed), n = 0;
+    size_t esize = ld_dtype_size(p->data_dtype);
+    size_t head_bytes = (size_t)p->n_head * esize;
+    while (n < want) {
+        size_t made = 0;
+        if (p->encoding == LD_ENC_BASE64) {
+            st = b64_produce(r, out + n, want - n, &made, err);
+        } else if (p->encoding == LD_ENC_ZLIB_BASE64) {
+            st = zpump(r, out + n, want - n, &made, err);
+        } else {
+            made = want - n;
+            gather(r->inflated, (size_t)p->numel, esize, ps->handed, made, out + n);
+            st = LD_OK;
+        }
+        if (st != LD_OK)
+            return st;
+        if (!made)
+            break;
+        if (ps->handed < head_bytes) {
+            size_t k = LD_MIN(made, head_bytes - ps->handed);
+            memcpy(ps->head + ps->handed, out + n, k);
+        }
+        for (size_t off = 0; off < made; off += (size_t)1 << 30)
+            ps->crc = (uint32_t)crc32(ps->crc, out + n + off, (uInt)LD_MIN(made - off, (size_t)1 << 30));
+        ps->handed += made;
+        n += made;
+    }
+    if (ps->handed == ps->expected || n < want) {
+        if (!ps->line_checked && (st = finish_line(r, err)) != LD_OK)
+            return st;
+        if (ps->handed != ps->expected) /* every way a payload can fall short is refused above */
+            return stick(r, err, LD_E_INTERNAL, "%s:%llu: payload ended after %zu of %zu bytes",
+                         r->path, (unsigned long long)r->line, ps->handed, ps->expected);
+        vctx v = {r, err, "probe", ""};
+        name_probe(&v, p);
+        if ((st = check_crc_head(&v, p, ps->crc, ps->head)) != LD_OK)
+            return st;
+        stream_done(r);
+    }
+    *got = n;
+    return LD_OK;
+}
+
+static const ld_json_node *last_member(const ld_json_doc *d, const ld_json_node *obj)
+{
+    const ld_json_node *last = NULL;
+    for (const ld_json_node *c = ld_json_first(d, obj); c; c = ld_json_next(d, c))
+        last = c;
+    return last;
+}
+
+static bool key_is(const ld_json_node *n, const char *name)
+{
+    return n && n->key && n->key_len == strlen(name) && !memcmp(n->key, name, n->key_len);
+}
+
+/* At the start of a line: streams the record when it is a probe laid out as the writer writes
+ * it (*streamed), else leaves the line to the whole path untouched. */
+static ld_status stream_start(ld_reader *r, bool *streamed, ld_error *err)
+{
+    struct pstream *ps = &r->ps;
+    ld_status st;
+    *streamed = false;
+    size_t look;
+    const char *nl;
+    for (;;) { /* the line's first PREFIX_MAX bytes, or all of it */
+        size_t avail = r->end - r->start;
+        look = LD_MIN(avail, PREFIX_MAX);
+        nl = memchr(r->buf + r->start, '\n', look);
+        if (nl || look == PREFIX_MAX || r->eof)
+            break;
+        if ((st = fill(r, avail + 1, err)) != LD_OK)
+            return st;
+    }
+    const char *line = r->buf + r->start;
+    if (nl)
+        look = (size_t)(nl - line);
+    const char *m = memmem(line, look, b64_marker, sizeof b64_marker - 1);
+    if (!m)
+        return LD_OK;
+    size_t plen = (size_t)(m - line) + sizeof b64_marker - 1;
+    if (plen > r->opt.max_line)
+        return LD_OK;
+    if (!grow(&ps->pfx, &ps->pfx_cap, plen) ||
+        !grow(&ps->syn, &ps->syn_cap, plen + 3) ||
+        (!ps->stage && !(ps->stage = malloc(STAGE))) ||
+        (!ps->discard && !(ps->discard = malloc(STAGE))))
+        return stick(r, err, LD_E_NOMEM, "%s: cannot allocate stream buffers", r->path);
+    memcpy(ps->pfx, line, plen);
+    ps->pfx_len = plen;
+    memcpy(ps->syn, line, plen);
+    memcpy(ps->syn + plen, "\"}}", 3);
+    /* The prefix closed after an empty b64 must parse as a probe record whose last member is data,
+     * whose last member is that b64: then the marker is where the payload starts. */
+    ld_json_error je;
+    if (!ld_json_parse(&r->doc, ps->syn, plen + 3, &je))
+        return LD_OK;
+    const ld_json_node *root = &r->doc.nodes[0];
+    if (root->type != LD_JSON_OBJECT || !text_is(ld_json_get(&r->doc, root, "record"), "probe"))
+        return LD_OK;
+    const ld_json_node *data = last_member(&r->doc, root);
+    if (!key_is(data, "data") || data->type != LD_JSON_OBJECT)
+        return LD_OK;
+    const ld_json_node *b64 = last_member(&r->doc, data);
+    if (!key_is(b64, "b64") || b64->type != LD_JSON_STRING || b64->len != 0 ||
+        b64->str != ps->syn + plen)
+        return LD_OK;
+    /* Every field a whole read checks before the payload, checked now; anything wrong is left to
+     * the whole read, which says it in its own order. */
+    ld_probe pr;
+    ld_error trial;
+    if (parse_probe(r, root, &pr, PROBE_PREFIX, &trial) != LD_OK) {
+        r->sticky = LD_OK;
+        return LD_OK;
+    }
+    /* A custom tag's key could still gain a layer after data; table tags cannot change. */
+    if (pr.tag_id == LD_TAG_UNKNOWN && pr.layer == LD_NO_LAYER)
+        return LD_OK;
+    size_t expected;
+    if (!ld_mul_size((size_t)pr.numel, ld_dtype_size(pr.data_dtype), &expected))
+        return LD_OK;
+    /* The record streams. */
+    ld_zstream_end(&ps->z);
+    ps->active = true;
+    ps->finished = ps->planes_ready = ps->line_checked = false;
+    ps->sfx_len = 0;
+    ps->line_len = 0;
+    ps->stage_pos = ps->stage_len = 0;
+    ps->expected = expected;
+    ps->handed = 0;
+    ps->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    r->line++;
+    ld_b64_scan_init(&ps->scan, plen - 1, r->opt.decode_data);
+    if ((st = consume(r, plen, err)) != LD_OK)
+        return st;
+    if (r->opt.decode_data && pr.encoding != LD_ENC_BASE64 &&
+        ld_zstream_init(&ps->z, expected, err) != LD_OK)
+        return stick(r, err, LD_E_NOMEM, "%s:%llu: zlib cannot start inflating", r->path,
+                     (unsigned long long)r->line);
+    pr.line = r->line;
+    pr.data = NULL;
+    pr.data_bytes = r->opt.decode_data ? expected : 0;
+    pr.streaming = r->opt.decode_data;
+    r->probe = pr;
+    *streamed = true;
+    return LD_OK;
+}
+
+ld_status ld_reader_read_data(ld_reader *r, void *buf, size_t max_bytes, size_t *got,
+                              ld_error *err)
+{
+    if (got)
+        *got = 0;
+    if (!r || !got || (!buf && max_bytes))
+        return ld_error_set(err, LD_E_USAGE, "NULL reader or buffer");
+    if (r->sticky != LD_OK) {
+        if (err)
+            *err = r->sticky_err;
+        return r->sticky;
+    }
+    if (!r->current || !r->probe.has_data)
+        return ld_error_set(err, LD_E_USAGE, "%s: no current probe with a payload to read",
+                            r->path);
+    if (!r->opt.decode_data)
+        return ld_error_set(err, LD_E_USAGE, "%s: the reader was opened without decode_data",
+                            r->path);
+    if (!r->ps.active) { /* decoded whole */
+        size_t n = LD_MIN(max_bytes, r->probe.data_bytes - r->whole_pos);
+        if (n)
+            memcpy(buf, (const unsigned char *)r->probe.data + r->whole_pos, n);
+        r->whole_pos += n;
+        *got = n;
+        return LD_OK;
+    }
+    if (r->ps.finished)
+        return LD_OK;
+    return stream_read(r, buf, max_bytes, got, err);
+}
+
+ld_status ld_reader_skip_data(ld_reader *r, ld_error *err)
+{
+    if (!r)
+        return ld_error_set(err, LD_E_USAGE, "NULL reader");
+    if (r->sticky != LD_OK) {
+        if (err)
+            *err = r->sticky_err;
+        return r->sticky;
+    }
+    while (r->ps.active && !r->ps.finished) {
+        size_t got;
+        ld_status st = stream_read(r, r->ps.discard, STAGE, &got, err);
+        if (st != LD_OK)
+            return st;
+    }
+    return LD_OK;
 }
 
 /* ---- end --------------------------------------------------------------------------------------- */
@@ -798,6 +1410,7 @@ void ld_reader_options_init(ld_reader_options *opt)
 {
     opt->max_line = DEFAULT_MAX_LINE;
     opt->decode_data = true;
+    opt->stream_data = false;
 }
 
 static ld_status reader_start(ld_reader *r, ld_reader **out, ld_error *err)
@@ -898,10 +1511,32 @@ ld_status ld_reader_next(ld_reader *r, const ld_probe **probe, ld_error *err)
     }
     if (r->ended)
         return LD_OK;
+    r->current = false;
+    ld_status st;
+    if (r->ps.active) { /* the last probe's payload, read and checked if it was not */
+        if ((st = ld_reader_skip_data(r, err)) != LD_OK)
+            return st;
+        r->ps.active = false;
+    }
+    r->whole_pos = 0;
+    if (r->opt.stream_data) {
+        bool streamed;
+        if ((st = stream_start(r, &streamed, err)) != LD_OK)
+            return st;
+        if (streamed) {
+            if (!r->opt.decode_data) { /* nothing to hand out: the line is read and checked now */
+                if ((st = finish_line(r, err)) != LD_OK)
+                    return st;
+                stream_done(r);
+            }
+            r->current = true;
+            *probe = &r->probe;
+            return LD_OK;
+        }
+    }
     rec_kind kind;
     const ld_json_node *root;
-    ld_status st = next_record(r, &kind, &root, err);
-    if (st != LD_OK)
+    if ((st = next_record(r, &kind, &root, err)) != LD_OK)
         return st;
     if (kind == REC_HEADER)
         return stick(r, err, LD_E_INPUT, "%s:%llu: a second header record (the header comes "
@@ -921,12 +1556,11 @@ ld_status ld_reader_next(ld_reader *r, const ld_probe **probe, ld_error *err)
         r->ended = true;
         return LD_OK;
     }
-    if ((st = parse_probe(r, root, err)) != LD_OK)
+    if ((st = parse_probe(r, root, &r->probe, PROBE_WHOLE, err)) != LD_OK)
         return st;
     r->n_probes++;
-    ld_key key = {r->probe.step, r->probe.layer, ""};
-    memcpy(key.tag, r->probe.tag, sizeof key.tag);
-    ld_key_format(&key, r->last_key, sizeof r->last_key);
+    set_last_key(r);
+    r->current = true;
     *probe = &r->probe;
     return LD_OK;
 }
@@ -967,6 +1601,12 @@ void ld_reader_close(ld_reader *r)
     free(r->raw);
     free(r->inflated);
     free(r->unshuffled);
+    free(r->ps.pfx);
+    free(r->ps.sfx);
+    free(r->ps.syn);
+    free(r->ps.stage);
+    free(r->ps.discard);
+    ld_zstream_end(&r->ps.z);
     free(r);
 }
 

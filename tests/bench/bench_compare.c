@@ -167,6 +167,42 @@ static int child_read(const char *a, const char *b, bool decode)
     return 0;
 }
 
+/* Reads both streams with stream_data, every payload through ld_reader_read_data in 1 MiB
+ * pieces (what the comparator does). */
+static int child_stream(const char *a, const char *b)
+{
+    ld_reader_options ro;
+    ld_reader_options_init(&ro);
+    ro.stream_data = true;
+    const char *paths[2] = {a, b};
+    uint64_t probes = 0;
+    size_t cap = (size_t)1 << 20;
+    unsigned char *buf = malloc(cap);
+    if (!buf)
+        die("out of memory", NULL);
+    double t0 = now();
+    for (int i = 0; i < 2; i++) {
+        ld_reader *r = NULL;
+        ld_error err;
+        if (ld_reader_open(&r, paths[i], &ro, &err) != LD_OK)
+            die(paths[i], &err);
+        const ld_probe *p;
+        do {
+            if (ld_reader_next(r, &p, &err) != LD_OK)
+                die(paths[i], &err);
+            probes += p != NULL;
+            size_t got = 1;
+            while (p && p->has_data && got)
+                if (ld_reader_read_data(r, buf, cap, &got, &err) != LD_OK)
+                    die(paths[i], &err);
+        } while (p);
+        ld_reader_close(r);
+    }
+    printf("%.3f %llu\n", now() - t0, (unsigned long long)probes);
+    free(buf);
+    return 0;
+}
+
 static int child_compare(const char *a, const char *b)
 {
     ld_compare_options o;
@@ -253,6 +289,7 @@ static void bench_encoding(const char *self, const char *dir, ld_encoding enc, i
     } runs[] = {
         {"parse", "read, no payload decode", 1},
         {"decode", "read + decode payloads", 1},
+        {"stream", "read + stream payloads", 1},
         {"compare", "compare (full)", 1},
         {"compare", "compare (full)", threads},
     };
@@ -288,6 +325,8 @@ int main(int argc, char **argv)
             return child_read(argv[3], argv[4], false);
         if (!strcmp(argv[2], "decode"))
             return child_read(argv[3], argv[4], true);
+        if (!strcmp(argv[2], "stream"))
+            return child_stream(argv[3], argv[4]);
         return child_compare(argv[3], argv[4]);
     }
     int tokens = 64, decode = 4, threads = 1;

@@ -155,6 +155,10 @@ ld_status ld_sink_close(ld_sink *s, const ld_run_end *end, ld_error *err);
 typedef struct ld_reader_options {
     size_t max_line;   /* longest line accepted, bytes; default 1 GiB */
     bool decode_data;  /* decode and verify payloads (base64, zlib, crc); default true */
+    bool stream_data;  /* hand payloads out piece by piece (ld_reader_read_data) instead of whole:
+                          the reader then holds a few hundred KiB whatever the record's size
+                          (shuffle+zlib+base64 payloads excepted: see ld_reader_read_data); default
+                          false */
 } ld_reader_options;
 
 void ld_reader_options_init(ld_reader_options *opt);
@@ -195,9 +199,12 @@ typedef struct ld_probe {
     ld_encoding encoding;
     ld_dtype data_dtype;
     uint32_t crc32;
-    const void *data;           /* decoded raw little-endian bytes, numel * size(data_dtype) */
-    size_t data_bytes;
+    const void *data;           /* decoded raw little-endian bytes, numel * size(data_dtype);
+                                   NULL when streaming */
+    size_t data_bytes;          /* numel * size(data_dtype) when the payload is decoded or streamed */
     uint64_t line;              /* 1-based line number of the record */
+    bool streaming;             /* stream_data: the payload waits in the input, to be read with
+                                   ld_reader_read_data (crc32 is known only once it is read) */
 } ld_probe;
 
 /* How the stream ended. */
@@ -227,10 +234,37 @@ const ld_header_info *ld_reader_header(const ld_reader *r);
 /* Reads the next record. On a probe: LD_OK and *probe set. On the end record: LD_OK and *probe
  * NULL; ld_reader_end() then describes it, and further calls keep returning NULL. A stream cut
  * short (last line incomplete, or no end record): LD_E_TRUNCATED, the message naming the last
- * complete key. A malformed record: LD_E_INPUT with the line number. */
+ * complete key. A malformed record: LD_E_INPUT with the line number.
+ * With stream_data, a probe record laid out as the writer writes it (compact, data last, its b64
+ * within the first 64 KiB of the line and followed by crc32 at most) comes back with data NULL
+ * and streaming true: read its payload with ld_reader_read_data. Other records (other field
+ * orders, foreign writers, custom tags without a layer) are read whole as without stream_data. A payload left unread is read and checked here first, so its
+ * errors show here. */
 ld_status ld_reader_next(ld_reader *r, const ld_probe **probe, ld_error *err);
 const ld_end_info *ld_reader_end(const ld_reader *r);
-/* Key of the last complete probe read ("" before the first). */
+
+/* The current probe's payload, in order: copies its next min(max_bytes, rest) decoded raw bytes
+ * into buf (*got of them; fewer only at the end; 0 once it was all read). Works on any probe with
+ * data when the reader decodes data; with stream_data, on a streaming probe it decodes straight
+ * from the input, so memory stays bounded by a small buffer whatever the payload's size.
+ * Every check of a whole read still happens, with the same status and message: the record's
+ * fields after the payload, base64 and zlib validity and sizes, then crc32 and the head against
+ * the data. Those that need the whole payload (crc32, the head, the decoded size) are made before
+ * the call that hands out the last bytes returns: only a read that reaches the end with LD_OK
+ * vouches for the bytes, and after an error (*got is then 0) whatever this probe handed out must
+ * be thrown away. A stream cut inside the payload is LD_E_TRUNCATED naming the last complete
+ * probe (not this one). shuffle+zlib+base64 cannot be produced in order without every byte plane,
+ * so such a payload is inflated whole into the reader (its decoded size) on the first call, and
+ * handed out from there. Errors are sticky, as for ld_reader_next. */
+ld_status ld_reader_read_data(ld_reader *r, void *buf, size_t max_bytes, size_t *got,
+                              ld_error *err);
+/* Reads and checks the rest of the current probe's payload without handing it out (what
+ * ld_reader_next does first when a payload was left unread): LD_OK when the record is complete
+ * and valid. */
+ld_status ld_reader_skip_data(ld_reader *r, ld_error *err);
+
+/* Key of the last complete probe read ("" before the first); with stream_data a streaming probe
+ * counts once its payload was read to the end. */
 const char *ld_reader_last_key(const ld_reader *r);
 const char *ld_reader_path(const ld_reader *r);
 /* Bytes of input consumed so far (uncompressed). */

@@ -145,4 +145,154 @@ static inline ld_status tu_read_all(ld_reader *r, uint64_t *n, ld_error *err)
     }
 }
 
+/* ---- whole and streamed reads, side by side ------------------------------------------------- */
+
+/* What reading a stream gave: the final status and message, the probes read completely (fields,
+ * and payloads when they were read), and the last key. Two reads of the same text must give the
+ * same outcome whether payloads come whole or in pieces. */
+typedef struct tu_outcome {
+    ld_status st;
+    char msg[LD_ERROR_MSG_MAX];
+    uint64_t probes;        /* probes read completely */
+    uint64_t streamed;      /* of which streamed */
+    uint64_t fields;        /* digest of their fields (crc32 excepted) */
+    uint64_t data;          /* digest of their payload bytes and crc32 (not in skip mode) */
+    char last_key[160];
+} tu_outcome;
+
+static inline uint64_t tu_fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static inline uint64_t tu_probe_fields(uint64_t h, const ld_probe *p)
+{
+    h = tu_fnv(h, &p->index, sizeof p->index);
+    h = tu_fnv(h, &p->step, sizeof p->step);
+    h = tu_fnv(h, &p->layer, sizeof p->layer);
+    h = tu_fnv(h, p->tag, strlen(p->tag));
+    h = tu_fnv(h, &p->pos0, sizeof p->pos0);
+    h = tu_fnv(h, &p->dtype, sizeof p->dtype);
+    h = tu_fnv(h, p->shape, (size_t)p->ndim * sizeof p->shape[0]);
+    h = tu_fnv(h, &p->numel, sizeof p->numel);
+    h = tu_fnv(h, &p->stats, sizeof p->stats);
+    h = tu_fnv(h, p->head, (size_t)p->n_head * sizeof p->head[0]);
+    h = tu_fnv(h, &p->has_data, sizeof p->has_data);
+    h = tu_fnv(h, &p->line, sizeof p->line);
+    if (p->has_data) {
+        h = tu_fnv(h, &p->encoding, sizeof p->encoding);
+        h = tu_fnv(h, &p->data_dtype, sizeof p->data_dtype);
+    }
+    return h;
+}
+
+/* Read modes of tu_read_mode. */
+#define TU_WHOLE 0                /* payloads decoded whole, as without stream_data */
+#define TU_SKIP ((size_t)-1)      /* stream_data, payloads skipped with ld_reader_skip_data */
+#define TU_LEAVE ((size_t)-2)     /* stream_data, payloads left to ld_reader_next to check (the
+                                     probes counted are not comparable then) */
+
+/* Reads path (a file, plain or gzip), else text (plain JSON lines), with opt's max_line and
+ * decode_data: whole (TU_WHOLE), or with stream_data reading every payload through
+ * ld_reader_read_data in pieces of chunk bytes, or skipping payloads (TU_SKIP, TU_LEAVE). */
+static inline tu_outcome tu_read_source(const char *path, const char *text, size_t len,
+                                        const ld_reader_options *opt, size_t chunk)
+{
+    tu_outcome o;
+    memset(&o, 0, sizeof o);
+    ld_reader_options ro;
+    ld_reader_options_init(&ro);
+    if (opt)
+        ro = *opt;
+    ro.stream_data = chunk != TU_WHOLE;
+    ld_reader *r = NULL;
+    ld_error err = {LD_OK, ""};
+    o.fields = o.data = 0xcbf29ce484222325ULL;
+    o.st = path ? ld_reader_open(&r, path, &ro, &err)
+                : ld_reader_open_mem(&r, "mem", text, len, &ro, &err);
+    bool reading = chunk != TU_SKIP && chunk != TU_LEAVE;
+    size_t cap = reading ? chunk : 0;
+    unsigned char *buf = NULL;
+    while (o.st == LD_OK) {
+        const ld_probe *p;
+        o.st = ld_reader_next(r, &p, &err);
+        if (o.st != LD_OK || !p)
+            break;
+        o.streamed += p->streaming;
+        uint64_t fields = tu_probe_fields(o.fields, p);
+        if (chunk == TU_SKIP && (o.st = ld_reader_skip_data(r, &err)) != LD_OK)
+            break;
+        if (p->has_data && ro.decode_data && reading) {
+            size_t step = chunk == TU_WHOLE ? (p->data_bytes ? p->data_bytes : 1) : chunk;
+            if (step > cap || !buf) {
+                free(buf);
+                buf = malloc(step);
+                cap = step;
+                assert_non_null(buf);
+            }
+            size_t total = 0, got;
+            uint64_t data = o.data; /* counts only once the whole payload passed */
+            do {
+                o.st = ld_reader_read_data(r, buf, step, &got, &err);
+                if (o.st != LD_OK)
+                    break;
+                data = tu_fnv(data, buf, got);
+                total += got;
+            } while (got);
+            if (o.st != LD_OK)
+                break;
+            assert_int_equal(total, p->data_bytes);
+            o.data = tu_fnv(data, &p->crc32, sizeof p->crc32);
+        }
+        o.probes++;
+        o.fields = fields;
+    }
+    snprintf(o.msg, sizeof o.msg, "%s", o.st == LD_OK ? "" : err.msg);
+    if (r)
+        snprintf(o.last_key, sizeof o.last_key, "%s", ld_reader_last_key(r));
+    ld_reader_close(r);
+    free(buf);
+    return o;
+}
+
+static inline tu_outcome tu_read_mode(const char *text, size_t len, const ld_reader_options *opt,
+                                      size_t chunk)
+{
+    return tu_read_source(NULL, text, len, opt, chunk);
+}
+
+/* Fails unless the streamed reads of text (several piece sizes, and skipping) give what the whole
+ * read gives; returns the whole read's outcome. */
+static inline tu_outcome tu_same_both_ways_src(const char *what, const char *path,
+                                               const char *text, size_t len,
+                                               const ld_reader_options *opt)
+{
+    static const size_t chunks[] = {1, 3, 4096, (size_t)1 << 20, TU_SKIP, TU_LEAVE};
+    tu_outcome w = tu_read_source(path, text, len, opt, TU_WHOLE);
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        tu_outcome s = tu_read_source(path, text, len, opt, chunks[i]);
+        bool reading = chunks[i] != TU_SKIP && chunks[i] != TU_LEAVE;
+        bool same_data = !reading || s.data == w.data;
+        bool same_probes = chunks[i] == TU_LEAVE || (s.probes == w.probes && s.fields == w.fields);
+        if (s.st != w.st || strcmp(s.msg, w.msg) != 0 || !same_probes || !same_data ||
+            strcmp(s.last_key, w.last_key) != 0)
+            fail_msg("%s: read in pieces of %zu: %s '%s' (%llu probes, last %s%s%s), read whole: "
+                     "%s '%s' (%llu probes, last %s)", what, chunks[i], ld_status_name(s.st),
+                     s.msg, (unsigned long long)s.probes, s.last_key,
+                     s.fields != w.fields ? ", fields differ" : "",
+                     same_data ? "" : ", data differ", ld_status_name(w.st), w.msg,
+                     (unsigned long long)w.probes, w.last_key);
+    }
+    return w;
+}
+
+static inline tu_outcome tu_same_both_ways(const char *what, const char *text, size_t len,
+                                           const ld_reader_options *opt)
+{
+    return tu_same_both_ways_src(what, NULL, text, len, opt);
+}
+
 #endif

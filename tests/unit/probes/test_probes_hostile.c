@@ -1,6 +1,7 @@
 /* test_probes_hostile.c — the hostile-input corpus: every refusal the reader promises, each with
  * its status and the words its message must hold ("PATH:LINE: what"), plus the inputs it accepts
- * on purpose (CRLF, a byte order mark, a 100 MB line). Streams are built here from one valid
+ * on purpose (CRLF, a byte order mark, a 100 MB line). Every case is read twice over: whole, and
+ * with payloads streamed in pieces (stream_data), which must give the same status and message. Streams are built here from one valid
  * header, probe and end line by substitution, so each case shows exactly what is wrong. The table
  * doubles as documentation: docs/probes.md lists the same cases. */
 #include <zlib.h>
@@ -78,17 +79,13 @@ typedef struct outcome {
     uint64_t probes;
 } outcome;
 
+/* Reads text whole, and again with stream_data in pieces of several sizes, which must say the
+ * same (probe_test_util.h); returns what the whole read said. */
 static outcome read_stream(const char *text, size_t len, const ld_reader_options *opt)
 {
-    outcome o = {LD_OK, "", 0};
-    ld_reader *r;
-    ld_error err = {LD_OK, ""};
-    o.st = ld_reader_open_mem(&r, "mem", text, len, opt, &err);
-    if (o.st == LD_OK) {
-        o.st = tu_read_all(r, &o.probes, &err);
-        ld_reader_close(r);
-    }
-    snprintf(o.msg, sizeof o.msg, "%s", err.msg);
+    tu_outcome t = tu_same_both_ways("hostile case", text, len, opt);
+    outcome o = {t.st, "", t.probes};
+    snprintf(o.msg, sizeof o.msg, "%s", t.msg);
     return o;
 }
 
@@ -169,19 +166,36 @@ static const struct {
     {"\"step\":0", "\"step\" 0", "expected ':' after a member name"},
 };
 
+/* Each case on the template (crc32 before b64, as earlier writers put it) and on the writer's own
+ * order (crc32 last), where what follows the payload streams in after it. */
 static void test_probe_line_cases(void **state)
 {
     (void)state;
-    char *p = valid_probe();
-    expect_lines("valid", header, p, end, LD_OK, NULL);
-    for (size_t i = 0; i < sizeof probe_cases / sizeof probe_cases[0]; i++) {
-        char *bad = subst(p, probe_cases[i].from, probe_cases[i].to);
-        char what[64];
-        snprintf(what, sizeof what, "probe case %zu", i);
-        expect_lines(what, header, bad, end, LD_E_INPUT, probe_cases[i].needle);
-        free(bad);
+    for (int order = 0; order < 2; order++) {
+        char *p = valid_probe();
+        if (order == 1) {
+            char *crc = strstr(p, ",\"crc32\":"), *b64 = strstr(p, "\"b64\":");
+            char crc_text[32];
+            size_t cl = (size_t)(strchr(crc + 1, ',') - crc);
+            snprintf(crc_text, sizeof crc_text, "%.*s", (int)cl, crc);
+            char *tail = strstr(b64, "\"}}");
+            char *q = malloc(strlen(p) + 1);
+            snprintf(q, strlen(p) + 1, "%.*s%.*s%s}}", (int)(crc - p), p,
+                     (int)(tail + 1 - (crc + cl)), crc + cl, crc_text);
+            assert_non_null(strstr(q, "\",\"crc32\":"));
+            free(p);
+            p = q;
+        }
+        expect_lines("valid", header, p, end, LD_OK, NULL);
+        for (size_t i = 0; i < sizeof probe_cases / sizeof probe_cases[0]; i++) {
+            char *bad = subst(p, probe_cases[i].from, probe_cases[i].to);
+            char what[64];
+            snprintf(what, sizeof what, "probe case %zu (order %d)", i, order);
+            expect_lines(what, header, bad, end, LD_E_INPUT, probe_cases[i].needle);
+            free(bad);
+        }
+        free(p);
     }
-    free(p);
 }
 
 static void test_payload_cases(void **state)
