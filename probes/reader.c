@@ -169,6 +169,15 @@ static long long source_read(ld_reader *r, size_t want, ld_error *err)
     return -1;
 }
 
+/* Bytes read at a time: READ_CHUNK, or less for a small memory source (whose whole text a
+ * smaller buffer holds). */
+static size_t quantum(const ld_reader *r)
+{
+    if (r->gz)
+        return READ_CHUNK;
+    return LD_MAX((size_t)4096, LD_MIN(READ_CHUNK, r->mem_len + 1));
+}
+
 /* Returns the next line without its '\n' in [*line, *len) (valid until the next call). */
 static line_kind read_line(ld_reader *r, char **line, size_t *len, ld_error *err)
 {
@@ -210,12 +219,13 @@ static line_kind read_line(ld_reader *r, char **line, size_t *len, ld_error *err
             r->end = r->scanned = pending;
             r->start = 0;
         }
-        if (r->cap - r->end < READ_CHUNK / 2) {
-            size_t cap = r->cap ? r->cap * 2 : READ_CHUNK;
+        size_t q = quantum(r);
+        if (r->cap - r->end < q / 2) {
+            size_t cap = r->cap ? r->cap * 2 : q;
             size_t limit;
-            if (!ld_add_size(r->opt.max_line, READ_CHUNK + 1, &limit))
+            if (!ld_add_size(r->opt.max_line, q + 1, &limit))
                 limit = SIZE_MAX;
-            cap = LD_MIN(cap, LD_MAX(limit, r->end + READ_CHUNK));
+            cap = LD_MIN(cap, LD_MAX(limit, r->end + q));
             if (cap > r->cap) {
                 char *b = realloc(r->buf, cap);
                 if (!b) {
@@ -227,7 +237,7 @@ static line_kind read_line(ld_reader *r, char **line, size_t *len, ld_error *err
                 r->cap = cap;
             }
         }
-        long long got = source_read(r, LD_MIN(r->cap - r->end, READ_CHUNK * 4), err);
+        long long got = source_read(r, LD_MIN(r->cap - r->end, q * 4), err);
         if (got < 0)
             return LINE_ERROR;
         if (got == 0)
@@ -779,16 +789,16 @@ static ld_status fill(ld_reader *r, size_t want, ld_error *err)
             r->start = 0;
         }
         r->scanned = r->start;
-        size_t need = want + READ_CHUNK / 2;
+        size_t q = quantum(r), need = want + q / 2;
         if (r->cap < need) {
-            char *b = realloc(r->buf, LD_MAX(need, READ_CHUNK));
+            char *b = realloc(r->buf, LD_MAX(need, q));
             if (!b)
                 return stick(r, err, LD_E_NOMEM, "%s:%llu: cannot allocate a read buffer", r->path,
                              (unsigned long long)r->line);
             r->buf = b;
-            r->cap = LD_MAX(need, READ_CHUNK);
+            r->cap = LD_MAX(need, q);
         }
-        long long got = source_read(r, LD_MIN(r->cap - r->end, READ_CHUNK), err);
+        long long got = source_read(r, LD_MIN(r->cap - r->end, q), err);
         if (got < 0)
             return r->sticky;
         if (got == 0)
