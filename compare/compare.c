@@ -1,8 +1,10 @@
 /* compare.c — aligns two probe streams record by record and builds the comparison result: header
  * checks, matching by key, metrics and verdicts, missing keys, truncation, the first divergence,
  * argmax and logits agreement. Memory: the rows (small, one per key) and the records still waiting
- * for their partner; when both streams come in the same order nothing waits, so memory stays at
- * the readers' current records. Not the reports (report_*.c). */
+ * for their partner (copied whole). When both streams come in the same order nothing waits: the
+ * two payloads of a pair are read from their readers in lockstep, a piece of whole rows at a time,
+ * so memory stays at two readers' buffers and two pieces whatever the records' sizes. Not the
+ * reports (report_*.c). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -102,9 +104,13 @@ typedef struct view {
     double head[LD_HEAD_COUNT];
     int n_head;
     bool has_data;
-    uint32_t crc32;
-    const void *data;
+    uint32_t crc32;      /* known once the payload was read (a live payload's comes with it) */
+    const void *data;    /* the payload in memory (decoded whole, or a parked copy), else NULL */
     size_t data_bytes;
+    bool live;           /* the payload is still in the reader, to be read in pieces */
+    size_t read;         /* bytes of a live payload read so far */
+    const ld_probe *src; /* the reader's record (until its next call), NULL for a copy */
+    bool counted;        /* settled: known complete, counted in its stream's figures */
     void *owned;         /* the copy's data */
 } view;
 
@@ -115,6 +121,8 @@ typedef struct side {
     bool done;
     view cur;
     bool have;
+    unsigned char *chunk; /* [chunk_cap] pieces of live payloads */
+    size_t chunk_cap;
 } side;
 
 /* Row bookkeeping that no report needs. */
@@ -144,6 +152,10 @@ typedef struct ctx {
     size_t row_cap;
     ld_error *err;
 } ctx;
+
+/* Bytes of each payload measured at a time (whole rows: more when one row is larger). Two
+ * readers' pieces of this size, not whole records, are what comparing costs in memory. */
+#define PIECE_BYTES ((size_t)1 << 20)
 
 static uint64_t key_hash(const ld_key *k)
 {
@@ -307,6 +319,7 @@ static ld_status open_side(ctx *c, side *s, const char *path)
     ld_reader_options_init(&ro);
     if (c->opt->max_line)
         ro.max_line = c->opt->max_line;
+    ro.stream_data = !c->opt->whole_records;
     ld_error e;
     ld_error_clear(&e);
     ld_status st = ld_reader_open(&s->rd, path, &ro, &e);
@@ -348,7 +361,98 @@ static ld_status open_side(ctx *c, side *s, const char *path)
     return copy_i32(h->tokens, h->n_tokens, &info->tokens, &info->n_tokens, c->err);
 }
 
-/* Reads the next probe of a side into s->cur (through the map); s->have false at the end. */
+/* The stream of a side was cut short: it is done, its last complete key noted. */
+static ld_status side_cut(ctx *c, side *s, const ld_error *e)
+{
+    s->done = true;
+    s->have = false;
+    s->info->truncated = true;
+    s->info->bytes = ld_reader_bytes(s->rd);
+    free(s->info->last_key);
+    s->info->last_key = strdup(ld_reader_last_key(s->rd));
+    if (!s->info->last_key)
+        return ld_error_set(c->err, LD_E_NOMEM, "out of memory");
+    return note(c, LD_NOTE_ERROR, "truncated", "%s stream %s was cut short after %s (%s)", s->name,
+                s->info->path, s->info->last_key[0] ? s->info->last_key : "its header", e->msg);
+}
+
+/* A reader's verdict on the record being read: LD_OK; a cut-short stream (the record never
+ * arrived: *gone, the side is done); anything else fails the comparison with the reader's
+ * message. */
+static ld_status reader_outcome(ctx *c, side *s, ld_status st, const ld_error *e, bool *gone)
+{
+    if (st == LD_E_TRUNCATED) {
+        *gone = true;
+        return side_cut(c, s, e);
+    }
+    if (st != LD_OK)
+        *c->err = *e;
+    return st;
+}
+
+/* The current record is complete and valid: it counts. */
+static void count_record(side *s)
+{
+    if (s->cur.counted)
+        return;
+    s->cur.counted = true;
+    s->info->probes++;
+    s->info->with_data += s->cur.has_data;
+    s->info->dtype_mask |= 1 << s->cur.dtype;
+    s->info->bytes = ld_reader_bytes(s->rd);
+}
+
+/* Reads the rest of the current record's payload, checked, without keeping it (or nothing to
+ * read); then it counts. *gone: the stream ended inside it. */
+static ld_status settle(ctx *c, side *s, bool *gone)
+{
+    *gone = false;
+    view *v = &s->cur;
+    if (v->live) {
+        ld_error e;
+        ld_error_clear(&e);
+        ld_status st = ld_reader_skip_data(s->rd, &e);
+        if ((st = reader_outcome(c, s, st, &e, gone)) != LD_OK || *gone)
+            return st;
+        v->live = false;
+        v->crc32 = v->src->crc32;
+    }
+    count_record(s);
+    return LD_OK;
+}
+
+/* The next n bytes of the current record's live payload into dst; the record counts once its
+ * last byte was read (the reader has then checked it all). *gone as for settle. */
+static ld_status read_live(ctx *c, side *s, unsigned char *dst, size_t n, bool *gone)
+{
+    *gone = false;
+    view *v = &s->cur;
+    size_t done = 0;
+    while (done < n) {
+        size_t got;
+        ld_error e;
+        ld_error_clear(&e);
+        ld_status st = ld_reader_read_data(s->rd, dst + done, n - done, &got, &e);
+        if ((st = reader_outcome(c, s, st, &e, gone)) != LD_OK || *gone)
+            return st;
+        if (!got)
+            return ld_error_set(c->err, LD_E_INTERNAL, "%s: line %llu: the payload ended after "
+                                "%zu of %zu bytes", s->info->path, (unsigned long long)v->line,
+                                v->read, v->data_bytes);
+        done += got;
+        v->read += got;
+    }
+    if (v->read == v->data_bytes) {
+        v->live = false;
+        v->crc32 = v->src->crc32; /* known now that the payload was read */
+        count_record(s);
+    }
+    return LD_OK;
+}
+
+/* Reads the next probe of a side into s->cur (through the map); s->have false at the end. The
+ * record counts (probes, with_data) once it is settled: read whole, or its payload read to the
+ * end. */
 static ld_status advance(ctx *c, side *s)
 {
     s->have = false;
@@ -358,21 +462,9 @@ static ld_status advance(ctx *c, side *s)
         ld_error_clear(&e);
         ld_status st = ld_reader_next(s->rd, &p, &e);
         s->info->bytes = ld_reader_bytes(s->rd);
-        if (st == LD_E_TRUNCATED) {
-            s->done = true;
-            s->info->truncated = true;
-            free(s->info->last_key);
-            s->info->last_key = strdup(ld_reader_last_key(s->rd));
-            if (!s->info->last_key)
-                return ld_error_set(c->err, LD_E_NOMEM, "out of memory");
-            return note(c, LD_NOTE_ERROR, "truncated", "%s stream %s was cut short after %s (%s)",
-                        s->name, s->info->path,
-                        s->info->last_key[0] ? s->info->last_key : "its header", e.msg);
-        }
-        if (st != LD_OK) {
-            *c->err = e;
+        bool gone = false;
+        if ((st = reader_outcome(c, s, st, &e, &gone)) != LD_OK || gone)
             return st;
-        }
         if (!p) {
             s->done = true;
             const ld_end_info *end = ld_reader_end(s->rd);
@@ -401,13 +493,17 @@ static ld_status advance(ctx *c, side *s)
         bool reshape = false;
         ld_map_action act = ld_keymap_apply(c->opt->map, p->step, p->layer, p->tag, &v->key,
                                             &reshape);
-        if (act == LD_MAP_DROP) {
+        if (act == LD_MAP_DROP) { /* counted once it is known to be complete */
+            ld_error_clear(&e);
+            st = ld_reader_skip_data(s->rd, &e);
+            if ((st = reader_outcome(c, s, st, &e, &gone)) != LD_OK || gone)
+                return st;
             s->info->dropped++;
             continue;
         }
         v->reshape = reshape;
         v->tag_id = act == LD_MAP_KEEP ? p->tag_id : ld_tag_from_name(v->key.tag);
-        v->index = s->info->probes++;
+        v->index = s->info->probes;
         v->line = p->line;
         v->pos0 = p->pos0;
         v->dtype = p->dtype;
@@ -422,11 +518,12 @@ static ld_status advance(ctx *c, side *s)
         v->crc32 = p->crc32;
         v->data = p->data;
         v->data_bytes = p->data_bytes;
-        s->info->dtype_mask |= 1 << p->dtype;
+        v->live = p->streaming;
+        v->src = p;
         if (p->has_data) {
-            s->info->with_data++;
             uint64_t need;
-            if ((!p->data && p->data_bytes) || !ld_mul_u64(p->numel, ld_dtype_size(p->data_dtype), &need) ||
+            if ((!p->data && !p->streaming && p->data_bytes) ||
+                !ld_mul_u64(p->numel, ld_dtype_size(p->data_dtype), &need) ||
                 need != p->data_bytes)
                 return ld_error_set(c->err, LD_E_INPUT,
                                     "%s: line %llu: %s: payload holds %zu bytes, its shape needs "
@@ -441,23 +538,51 @@ static ld_status advance(ctx *c, side *s)
     return LD_OK;
 }
 
-/* Copies a live record so that it survives the reader's next call. */
-static ld_status park(ctx *c, const view *v, view **out)
+/* Copies a record so that it survives the reader's next call, reading a live payload whole
+ * (memory then holds every record parked: streams in different orders cost what waits). */
+static ld_status park(ctx *c, side *s, view **out, bool *gone)
 {
+    const view *v = &s->cur;
+    *out = NULL;
+    *gone = false;
     view *p = malloc(sizeof *p);
     if (!p)
         return ld_error_set(c->err, LD_E_NOMEM, "out of memory");
     *p = *v;
     p->owned = NULL;
+    p->live = false;
+    p->src = NULL;
     if (v->has_data && v->data_bytes) {
         if (!(p->owned = malloc(v->data_bytes))) {
             free(p);
             return ld_error_set(c->err, LD_E_NOMEM, "cannot keep a record of %zu bytes",
                                 v->data_bytes);
         }
-        memcpy(p->owned, v->data, v->data_bytes);
+        if (v->live) {
+            if (v->read) { /* never: a record is parked before any of it is read */
+                free(p->owned);
+                free(p);
+                return ld_error_set(c->err, LD_E_INTERNAL, "parking a record half read");
+            }
+            ld_status st = read_live(c, s, p->owned, v->data_bytes, gone);
+            if (st != LD_OK || *gone) {
+                free(p->owned);
+                free(p);
+                return st;
+            }
+        } else {
+            memcpy(p->owned, v->data, v->data_bytes);
+            count_record(s);
+        }
         p->data = p->owned;
+    } else {
+        ld_status st = settle(c, s, gone);
+        if (st != LD_OK || *gone) {
+            free(p);
+            return st;
+        }
     }
+    p->crc32 = s->cur.crc32;
     *out = p;
     return LD_OK;
 }
@@ -591,57 +716,207 @@ static int topk_of(const float *row, size_t n, int k, uint32_t *top)
     return have;
 }
 
-/* Top-k agreement of the rows of a [T,V] logits pair; fills the step's entry. */
-static ld_status logits_agreement(ctx *c, const view *rv, const view *cv)
+/* What measuring a pair found, before it goes into its row. */
+typedef struct pair_eval {
+    ld_tolerance tol;
+    ld_metrics m;
+    bool shape_mismatch, reshaped, have_grid;
+    /* logits: top-k agreement over the rows */
+    bool logits;
+    uint64_t rows, top1_agree;
+    double overlap_sum;
+    int64_t first_diff_row;
+    bool last_row_tokens;          /* the last row had finite values on both sides */
+    int32_t ref_token, cand_token; /* its argmax */
+} pair_eval;
+
+/* Top-k agreement of one row of a [T,V] logits pair (widened rows in c->row_r, c->row_c). */
+static void logits_row(ctx *c, pair_eval *pe, size_t V, uint64_t t, uint64_t T)
 {
-    if (rv->ndim != 2 || !rv->has_data || !cv->has_data || rv->shape[1] <= 0 ||
-        rv->shape[1] > UINT32_MAX)
-        return LD_OK;
-    ld_step_tokens *st = step_slot(c, rv->key.step);
+    int k = c->opt->topk < 1 ? 1 : LD_MIN(c->opt->topk, 64);
+    uint32_t tr[64], tc[64];
+    int nr = topk_of(c->row_r, V, k, tr), nc = topk_of(c->row_c, V, k, tc);
+    int common = 0;
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < nc; j++)
+            common += tr[i] == tc[j];
+    pe->overlap_sum += (double)common / k;
+    bool agree = nr > 0 && nc > 0 && tr[0] == tc[0];
+    pe->top1_agree += agree;
+    if (!agree && pe->first_diff_row < 0)
+        pe->first_diff_row = (int64_t)t;
+    if (t + 1 == T && nr > 0 && nc > 0) {
+        pe->last_row_tokens = true;
+        pe->ref_token = (int32_t)tr[0];
+        pe->cand_token = (int32_t)tc[0];
+    }
+}
+
+/* The step's logits agreement from a measured pair. */
+static void logits_commit(ctx *c, int step, const pair_eval *pe)
+{
+    ld_step_tokens *st = step_slot(c, step);
     if (!st)
+        return;
+    st->top1_agree += pe->top1_agree;
+    if (st->first_top1_diff_row < 0)
+        st->first_top1_diff_row = pe->first_diff_row;
+    if (pe->last_row_tokens) {
+        /* The step's token comes from its last row; the end record, when present, wins. */
+        if (!st->have_ref) {
+            st->ref_token = pe->ref_token;
+            st->have_ref = true;
+        }
+        if (!st->have_cand) {
+            st->cand_token = pe->cand_token;
+            st->have_cand = true;
+        }
+    }
+    st->logits_rows = pe->rows;
+    st->topk_overlap = pe->rows ? pe->overlap_sum / (double)pe->rows : 0;
+}
+
+/* Room for n bytes in a side's piece buffer. */
+static ld_status piece_room(ctx *c, side *s, size_t n)
+{
+    if (n <= s->chunk_cap)
         return LD_OK;
-    size_t T = (size_t)rv->shape[0], V = (size_t)rv->shape[1];
-    if (V > c->row_cap) {
+    unsigned char *b = realloc(s->chunk, n);
+    if (!b)
+        return ld_error_set(c->err, LD_E_NOMEM, "cannot allocate %zu bytes for a payload piece", n);
+    s->chunk = b;
+    s->chunk_cap = n;
+    return LD_OK;
+}
+
+/* Measures both payloads of a pair, whole rows at a time: a payload in memory is read where it
+ * lies, a live one from its reader into its side's piece buffer, so both streams advance in
+ * lockstep and neither record is ever whole in memory. *gone: a live side's stream ended inside
+ * its record (nothing measured; that side is done). */
+static ld_status measure_payloads(ctx *c, const view *rv, side *rs, const view *cv, side *cs,
+                                  pair_eval *pe, side **gone)
+{
+    ld_cmp_tensor rt = {rv->data, rv->data_dtype, rv->ndim, {0}, rv->numel};
+    ld_cmp_tensor ct = {cv->data, cv->data_dtype, rv->ndim, {0}, cv->numel};
+    memcpy(rt.shape, rv->shape, sizeof rt.shape);
+    memcpy(ct.shape, rv->shape, sizeof ct.shape); /* a reshaped record reads in ref's shape */
+    ld_metrics_acc *m;
+    ld_error e;
+    ld_status st = ld_metrics_begin(&m, &rt, &ct, cv->dtype, &pe->tol, &c->scratch, &e);
+    if (st != LD_OK)
+        return ld_error_set(c->err, st, "%s vs %s: line %llu / %llu: %s", c->res->ref.path,
+                            c->res->cand.path, (unsigned long long)rv->line,
+                            (unsigned long long)cv->line, e.msg);
+    size_t rsz = ld_dtype_size(rv->data_dtype), csz = ld_dtype_size(cv->data_dtype);
+    uint64_t row = ld_metrics_row_len(m), rows = row ? rv->numel / row : 0;
+    uint64_t per = row ? LD_MAX((uint64_t)1, PIECE_BYTES / (row * LD_MAX(rsz, csz))) : 0;
+    /* logits rows for top-k: [T, V] */
+    pe->logits = rv->tag_id == LD_TAG_LOGITS && rv->ndim == 2 && rv->shape[1] > 0 &&
+                 rv->shape[1] <= UINT32_MAX;
+    size_t V = pe->logits ? (size_t)rv->shape[1] : 0;
+    pe->first_diff_row = -1;
+    if (pe->logits && V > c->row_cap) {
         float *a = realloc(c->row_r, V * sizeof *a);
         if (a)
             c->row_r = a;
         float *b = realloc(c->row_c, V * sizeof *b);
         if (b)
             c->row_c = b;
-        if (!a || !b)
+        if (!a || !b) {
+            ld_metrics_abort(m);
             return ld_error_set(c->err, LD_E_NOMEM, "out of memory for a logits row");
+        }
         c->row_cap = V;
     }
-    int k = c->opt->topk < 1 ? 1 : LD_MIN(c->opt->topk, 64);
-    uint32_t tr[64], tc[64];
-    double overlap_sum = 0;
-    for (size_t t = 0; t < T; t++) {
-        ld_cmp_widen(rv->data, rv->data_dtype, t * V, V, c->row_r);
-        ld_cmp_widen(cv->data, cv->data_dtype, t * V, V, c->row_c);
-        int nr = topk_of(c->row_r, V, k, tr), nc = topk_of(c->row_c, V, k, tc);
-        int common = 0;
-        for (int i = 0; i < nr; i++)
-            for (int j = 0; j < nc; j++)
-                common += tr[i] == tc[j];
-        overlap_sum += (double)common / k;
-        bool agree = nr > 0 && nc > 0 && tr[0] == tc[0];
-        st->top1_agree += agree;
-        if (!agree && st->first_top1_diff_row < 0)
-            st->first_top1_diff_row = (int64_t)t;
-        if (t + 1 == T && nr > 0 && nc > 0) {
-            /* The step's token comes from its last row; the end record, when present, wins. */
-            if (!st->have_ref) {
-                st->ref_token = (int32_t)tr[0];
-                st->have_ref = true;
+    bool lost = false;
+    for (uint64_t done = 0; done < rows && st == LD_OK; done += per) {
+        uint64_t k = LD_MIN(per, rows - done), n = k * row;
+        const unsigned char *rp = rv->data ? (const unsigned char *)rv->data + done * row * rsz
+                                           : NULL;
+        const unsigned char *cp = cv->data ? (const unsigned char *)cv->data + done * row * csz
+                                           : NULL;
+        if (rs) {
+            if ((st = piece_room(c, rs, (size_t)n * rsz)) != LD_OK ||
+                (st = read_live(c, rs, rs->chunk, (size_t)n * rsz, &lost)) != LD_OK)
+                break;
+            if (lost) {
+                *gone = rs;
+                break;
             }
-            if (!st->have_cand) {
-                st->cand_token = (int32_t)tc[0];
-                st->have_cand = true;
+            rp = rs->chunk;
+        }
+        if (cs) {
+            if ((st = piece_room(c, cs, (size_t)n * csz)) != LD_OK ||
+                (st = read_live(c, cs, cs->chunk, (size_t)n * csz, &lost)) != LD_OK)
+                break;
+            if (lost) {
+                *gone = cs;
+                break;
             }
+            cp = cs->chunk;
+        }
+        if ((st = ld_metrics_feed(m, rp, cp, n, &e)) != LD_OK) {
+            st = ld_error_set(c->err, st, "%s vs %s: line %llu / %llu: %s", c->res->ref.path,
+                              c->res->cand.path, (unsigned long long)rv->line,
+                              (unsigned long long)cv->line, e.msg);
+            break;
+        }
+        for (uint64_t t = 0; pe->logits && t < k; t++) {
+            ld_cmp_widen(rp, rv->data_dtype, t * V, V, c->row_r);
+            ld_cmp_widen(cp, cv->data_dtype, t * V, V, c->row_c);
+            logits_row(c, pe, V, done + t, rows);
         }
     }
-    st->logits_rows = T;
-    st->topk_overlap = T ? overlap_sum / (double)T : 0;
+    if (st != LD_OK || *gone) {
+        ld_metrics_abort(m);
+        return st;
+    }
+    pe->rows = pe->logits ? rows : 0;
+    if ((st = ld_metrics_end(m, &pe->m, &e)) != LD_OK)
+        return ld_error_set(c->err, st, "%s vs %s: %s", c->res->ref.path, c->res->cand.path,
+                            e.msg);
+    pe->have_grid = c->scratch.tokens > 0;
+    return LD_OK;
+}
+
+/* Reads and measures a matched pair. rs, cs: the sides whose current records rv, cv are (NULL for
+ * a parked copy). Every current record involved is settled (read to its end, checked, counted)
+ * when it returns LD_OK without *gone. */
+static ld_status measure_pair(ctx *c, const view *rv, side *rs, const view *cv, side *cs,
+                              pair_eval *pe, side **gone)
+{
+    memset(pe, 0, sizeof *pe);
+    *gone = NULL;
+    ld_status st;
+    bool shapes_ok = same_shape(rv, cv);
+    if (!shapes_ok && (rv->reshape || cv->reshape) && rv->numel == cv->numel) {
+        pe->reshaped = true;
+        shapes_ok = true;
+    }
+    pe->shape_mismatch = !shapes_ok;
+    if (shapes_ok)
+        ld_policy_resolve(c->opt->policy, &rv->key, cv->dtype, &pe->tol);
+    if (shapes_ok && rv->has_data && cv->has_data &&
+        (st = measure_payloads(c, rv, rs && rs->cur.live ? rs : NULL, cv,
+                               cs && cs->cur.live ? cs : NULL, pe, gone)) != LD_OK)
+        return st;
+    if (*gone)
+        return LD_OK;
+    /* What was not read (a shape mismatch, a stats-only partner) is read and checked now: a
+     * record counts only once it is known to be complete. */
+    side *sides[2] = {rs, cs};
+    for (int i = 0; i < 2; i++) {
+        bool lost = false;
+        if (sides[i] && (st = settle(c, sides[i], &lost)) != LD_OK)
+            return st;
+        if (lost) {
+            *gone = sides[i];
+            return LD_OK;
+        }
+    }
+    if (shapes_ok && !(rv->has_data && cv->has_data))
+        ld_metrics_from_stats(&rv->stats, rv->head, rv->n_head, &cv->stats, cv->head, cv->n_head,
+                              rv->numel, cv->dtype, &pe->tol, &pe->m);
     return LD_OK;
 }
 
@@ -657,45 +932,23 @@ static const ld_floor_entry *floor_entry(const ctx *c, ld_dtype cand, const ld_k
     return NULL;
 }
 
-/* Measures a matched pair and judges it. */
-static ld_status compare_pair(ctx *c, size_t ri, const view *rv, const view *cv)
+/* Puts a measured pair into its row and judges it. */
+static void commit_pair(ctx *c, size_t ri, const view *rv, const view *cv, pair_eval *pe)
 {
     ld_row *row = &c->res->rows[ri];
     fill_side(row, rv, true);
     fill_side(row, cv, false);
     c->aux[ri].ref_seen = c->aux[ri].cand_seen = true;
-    if (!same_shape(rv, cv)) {
-        if ((rv->reshape || cv->reshape) && rv->numel == cv->numel) {
-            row->reshaped = true;
-        } else {
-            row->state = LD_ROW_SHAPE_MISMATCH;
-            return LD_OK;
-        }
+    if (pe->shape_mismatch) {
+        row->state = LD_ROW_SHAPE_MISMATCH;
+        return;
     }
+    row->reshaped = pe->reshaped;
     row->state = LD_ROW_COMPARED;
-    ld_policy_resolve(c->opt->policy, &row->key, cv->dtype, &row->tol);
-    bool have_grid = false;
-    if (rv->has_data && cv->has_data) {
-        ld_cmp_tensor rt = {rv->data, rv->data_dtype, rv->ndim, {0}, rv->numel};
-        ld_cmp_tensor ct = {cv->data, cv->data_dtype, rv->ndim, {0}, cv->numel};
-        memcpy(rt.shape, rv->shape, sizeof rt.shape);
-        memcpy(ct.shape, rv->shape, sizeof ct.shape); /* a reshaped record reads in ref's shape */
-        ld_error e;
-        ld_status st = ld_metrics_compute(&rt, &ct, cv->dtype, &row->tol, &row->m, &c->scratch, &e);
-        if (st != LD_OK)
-            return ld_error_set(c->err, st, "%s vs %s: line %llu / %llu: %s", c->res->ref.path,
-                                c->res->cand.path, (unsigned long long)rv->line,
-                                (unsigned long long)cv->line, e.msg);
-        have_grid = c->scratch.tokens > 0;
-        if (rv->tag_id == LD_TAG_LOGITS) {
-            st = logits_agreement(c, rv, cv);
-            if (st != LD_OK)
-                return st;
-        }
-    } else {
-        ld_metrics_from_stats(&rv->stats, rv->head, rv->n_head, &cv->stats, cv->head, cv->n_head,
-                              rv->numel, cv->dtype, &row->tol, &row->m);
-    }
+    row->tol = pe->tol;
+    row->m = pe->m;
+    if (pe->logits)
+        logits_commit(c, rv->key.step, pe);
     row->fail_mask = ld_judge(&row->m, &row->tol);
     /* A calibrated noise floor for the candidate's dtype replaces the policy's thresholds; NaN/Inf
      * disagreement fails either way. */
@@ -715,14 +968,13 @@ static ld_status compare_pair(ctx *c, size_t ri, const view *rv, const view *cv)
         c->first_fail_ref = row->ref_index;
         /* Keep this pair's grid for the heat strip: swap buffers rather than copy. */
         ld_err_grid keep = c->res->first_grid;
-        if (have_grid) {
+        if (pe->have_grid) {
             c->res->first_grid = c->scratch;
             c->scratch = keep;
         } else {
             c->res->first_grid.tokens = c->res->first_grid.heads = 0;
         }
     }
-    return LD_OK;
 }
 
 /* A record of one side arrives: pair it with its waiting partner, or make it wait. */
@@ -731,37 +983,53 @@ static ld_status take(ctx *c, side *s, bool is_ref)
     const view *v = &s->cur;
     side *other = is_ref ? &c->cand : &c->ref;
     ptrdiff_t found = index_find(&c->idx, c->res->rows, &v->key);
-    size_t ri;
     ld_status st;
-    if (found < 0) {
-        if ((st = new_row(c, &v->key, &ri)) != LD_OK)
+    bool lost = false;
+    if (found >= 0 && (is_ref ? c->aux[found].ref_seen : c->aux[found].cand_seen)) {
+        /* a second record of a key: an input error, once the record proves complete */
+        if ((st = settle(c, s, &lost)) != LD_OK || lost)
             return st;
+        char kb[LD_TAG_NAME_MAX + 48];
+        return ld_error_set(c->err, LD_E_INPUT, "%s: line %llu: key %s appears twice",
+                            s->info->path, (unsigned long long)v->line,
+                            ld_cmp_key_text(&v->key, kb, sizeof kb));
+    }
+    if (found >= 0 && c->aux[found].pending) { /* the partner waited for us */
+        view *p = c->aux[found].pending;
+        pair_eval pe;
+        side *gone;
+        st = is_ref ? measure_pair(c, v, s, p, NULL, &pe, &gone)
+                    : measure_pair(c, p, NULL, v, s, &pe, &gone);
+        if (st != LD_OK || gone) /* gone: this record never arrived; the partner waits on */
+            return st;
+        c->aux[found].pending = NULL;
+        if (is_ref)
+            commit_pair(c, (size_t)found, v, p, &pe);
+        else
+            commit_pair(c, (size_t)found, p, v, &pe);
+        unpark(p);
+        return LD_OK;
+    }
+    /* Wait for the partner only while the other stream can still bring it. */
+    view *parked = NULL;
+    st = other->done ? settle(c, s, &lost) : park(c, s, &parked, &lost);
+    if (st != LD_OK || lost)
+        return st;
+    size_t ri;
+    if (found < 0) {
+        if ((st = new_row(c, &v->key, &ri)) != LD_OK) {
+            unpark(parked);
+            return st;
+        }
     } else {
         ri = (size_t)found;
-        bool seen = is_ref ? c->aux[ri].ref_seen : c->aux[ri].cand_seen;
-        if (seen) {
-            char kb[LD_TAG_NAME_MAX + 48];
-            return ld_error_set(c->err, LD_E_INPUT, "%s: line %llu: key %s appears twice",
-                                s->info->path, (unsigned long long)v->line,
-                                ld_cmp_key_text(&v->key, kb, sizeof kb));
-        }
     }
-    aux *a = &c->aux[ri];
-    if (a->pending) { /* the partner waited for us */
-        view *p = a->pending;
-        a->pending = NULL;
-        st = is_ref ? compare_pair(c, ri, v, p) : compare_pair(c, ri, p, v);
-        unpark(p);
-        return st;
-    }
-    fill_side(&c->res->rows[ri], v, is_ref);
+    fill_side(&c->res->rows[ri], parked ? parked : v, is_ref);
     if (is_ref)
-        a->ref_seen = true;
+        c->aux[ri].ref_seen = true;
     else
-        a->cand_seen = true;
-    /* Wait for the partner only while the other stream can still bring it. */
-    if (!other->done)
-        return park(c, v, &a->pending);
+        c->aux[ri].cand_seen = true;
+    c->aux[ri].pending = parked;
     return LD_OK;
 }
 
@@ -781,16 +1049,23 @@ static ld_status stream_pairs(ctx *c)
     while (c->ref.have || c->cand.have) {
         if (c->ref.have && c->cand.have && key_eq(&c->ref.cur.key, &c->cand.cur.key)) {
             ptrdiff_t found = index_find(&c->idx, c->res->rows, &c->ref.cur.key);
-            size_t ri;
             if (found >= 0) { /* a duplicate: let take() report it */
                 if ((st = take(c, &c->ref, true)) != LD_OK)
                     return st;
                 if ((st = take(c, &c->cand, false)) != LD_OK)
                     return st;
-            } else {
-                if ((st = new_row(c, &c->ref.cur.key, &ri)) != LD_OK ||
-                    (st = compare_pair(c, ri, &c->ref.cur, &c->cand.cur)) != LD_OK)
+            } else { /* the common case: both streams at the same key, read in lockstep */
+                pair_eval pe;
+                side *gone;
+                size_t ri;
+                if ((st = measure_pair(c, &c->ref.cur, &c->ref, &c->cand.cur, &c->cand, &pe,
+                                       &gone)) != LD_OK)
                     return st;
+                if (gone) /* that stream ended inside the record: the other's record is alone */
+                    continue;
+                if ((st = new_row(c, &c->ref.cur.key, &ri)) != LD_OK)
+                    return st;
+                commit_pair(c, ri, &c->ref.cur, &c->cand.cur, &pe);
             }
             if ((st = advance(c, &c->ref)) != LD_OK || (st = advance(c, &c->cand)) != LD_OK)
                 return st;
@@ -1244,6 +1519,8 @@ done:
     ld_err_grid_free(&c.scratch);
     free(c.row_r);
     free(c.row_c);
+    free(c.ref.chunk);
+    free(c.cand.chunk);
     ld_reader_close(c.ref.rd);
     ld_reader_close(c.cand.rd);
     if (st != LD_OK) {

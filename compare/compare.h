@@ -251,6 +251,9 @@ typedef struct ld_compare_options {
     double floor_k;                   /* LD_FLOOR_K_DEFAULT */
     uint64_t floor_ulp_cap;           /* LD_FLOOR_ULP_CAP_DEFAULT */
     size_t max_line;                  /* longest record accepted, bytes (0: the reader's default) */
+    bool whole_records;               /* read each record whole, payload included (as before
+                                         payloads streamed: the same results, more memory; for
+                                         tests and comparisons of the two) */
 } ld_compare_options;
 
 void ld_compare_options_init(ld_compare_options *o);

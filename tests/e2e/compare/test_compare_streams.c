@@ -2,7 +2,9 @@
  * perturbed tag, honest and broken bf16, missing key, shape mismatch, truncated candidate,
  * different prompt / decoded tokens / config, argmax, NaN, different weights and faults, stats-only
  * payloads, empty and header-only streams, and a foreign stream through a map. Then every report
- * writer on a real result. */
+ * writer on a real result. Last, payloads streamed in lockstep (the default) against whole records
+ * (whole_records): the same result, bit for bit, over every scenario, each encoding, streams out
+ * of each other's order, and streams cut inside a payload. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -392,6 +394,260 @@ static void test_foreign_map(void **state)
     ld_compare_result_destroy(r);
 }
 
+/* ---- payloads streamed in lockstep give what whole records give ---------------------------- */
+
+/* Rewrites src into dst in another encoding (same records, same stats and head). */
+static void reencode(const char *src, const char *dst, ld_encoding enc)
+{
+    ld_reader *r;
+    ld_error err;
+    if (ld_reader_open(&r, path_of(src), NULL, &err) != LD_OK)
+        fail_msg("%s", err.msg);
+    const ld_header_info *h = ld_reader_header(r);
+    ld_run_info run = {h->implementation, h->backend_json, h->model_json, h->tokens, h->n_tokens,
+                       h->decode_steps, h->faults, h->n_faults};
+    ld_sink_config cfg;
+    ld_sink_config_init(&cfg);
+    cfg.payload = LD_PAYLOAD_FULL;
+    cfg.encoding = enc;
+    ld_sink *sk;
+    if (ld_sink_open(&sk, path_of(dst), &cfg, &run, &err) != LD_OK)
+        fail_msg("%s", err.msg);
+    const ld_probe *p;
+    ld_status st;
+    while ((st = ld_reader_next(r, &p, &err)) == LD_OK && p)
+        if (ld_sink_emit_precomputed(sk, p->step, p->layer, p->tag, p->pos0, p->dtype, p->shape,
+                                     p->ndim, &p->stats, p->head, p->data, &err) != LD_OK)
+            fail_msg("%s", err.msg);
+    if (st != LD_OK)
+        fail_msg("%s", err.msg);
+    const ld_end_info *e = ld_reader_end(r);
+    ld_run_end end = {e->ok, e->ok ? NULL : e->message, e->tokens, e->n_tokens, e->decoded,
+                      e->n_decoded};
+    if (ld_sink_close(sk, &end, &err) != LD_OK)
+        fail_msg("%s", err.msg);
+    ld_reader_close(r);
+}
+
+/* Writes src's lines to dst with the probe records of every step in reverse order (indices
+ * renumbered), so that two streams meet each other's keys out of order. */
+static void reverse_steps(const char *src, const char *dst)
+{
+    FILE *f = fopen(path_of(src), "rb");
+    assert_non_null(f);
+    char **lines = NULL;
+    size_t n = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &lcap, f)) > 0) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            lines = realloc(lines, cap * sizeof *lines);
+            assert_non_null(lines);
+        }
+        lines[n++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    /* probes are lines 1 .. n-2; a step's run ends where "step": changes */
+    for (size_t i = 1; i + 1 < n;) {
+        const char *sv = strstr(lines[i], "\"step\":");
+        size_t j = i + 1;
+        while (j + 1 < n && !strncmp(strstr(lines[j], "\"step\":"), sv, 9))
+            j++;
+        for (size_t a = i, b = j - 1; a < b; a++, b--) {
+            char *t = lines[a];
+            lines[a] = lines[b];
+            lines[b] = t;
+        }
+        i = j;
+    }
+    /* the end record names the new last probe */
+    ld_key last = {0, LD_NO_LAYER, ""};
+    const char *lp = lines[n - 2];
+    last.step = atoi(strstr(lp, "\"step\":") + 7);
+    if (strstr(lp, "\"layer\":"))
+        last.layer = atoi(strstr(lp, "\"layer\":") + 8);
+    const char *tg = strstr(lp, "\"tag\":\"") + 7;
+    snprintf(last.tag, sizeof last.tag, "%.*s", (int)(strchr(tg, '"') - tg), tg);
+    char key[200];
+    ld_key_format(&last, key, sizeof key);
+    char *lk = strstr(lines[n - 1], "\"last_key\":\"");
+    assert_non_null(lk);
+    char *lk_end = strchr(lk + 12, '"');
+    char *end_line = malloc(strlen(lines[n - 1]) + 200);
+    sprintf(end_line, "%.*s%s%s", (int)(lk + 12 - lines[n - 1]), lines[n - 1], key, lk_end);
+    free(lines[n - 1]);
+    lines[n - 1] = end_line;
+    FILE *o = fopen(path_of(dst), "wb");
+    assert_non_null(o);
+    for (size_t i = 0; i < n; i++) {
+        char *ix = strstr(lines[i], "\"index\":");
+        if (i > 0 && i + 1 < n && ix) {
+            char *digits_end = ix + 8;
+            while (*digits_end >= '0' && *digits_end <= '9')
+                digits_end++;
+            fprintf(o, "%.*s%zu%s", (int)(ix + 8 - lines[i]), lines[i], i - 1, digits_end);
+        } else {
+            fputs(lines[i], o);
+        }
+        free(lines[i]);
+    }
+    fclose(o);
+    free(lines);
+}
+
+/* Copies src to dst cut just after the first occurrence of needle after byte `from` (+ skip). */
+static void cut_copy(const char *src, const char *dst, const char *needle, size_t skip)
+{
+    FILE *f = fopen(path_of(src), "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *t = malloc((size_t)n + 1);
+    assert_int_equal(fread(t, 1, (size_t)n, f), (size_t)n);
+    t[n] = '\0';
+    fclose(f);
+    char *at = strstr(t, needle);
+    assert_non_null(at);
+    size_t cut = (size_t)(at - t) + skip;
+    FILE *o = fopen(path_of(dst), "wb");
+    assert_int_equal(fwrite(t, 1, cut, o), cut);
+    fclose(o);
+    free(t);
+}
+
+static void same_info(const char *what, const ld_stream_info *a, const ld_stream_info *b)
+{
+    if (a->probes != b->probes || a->with_data != b->with_data || a->dropped != b->dropped ||
+        a->bytes != b->bytes || a->truncated != b->truncated || a->has_end != b->has_end ||
+        a->dtype_mask != b->dtype_mask || strcmp(a->last_key, b->last_key))
+        fail_msg("%s: stream info differs: probes %llu/%llu, data %llu/%llu, bytes %llu/%llu, "
+                 "last %s/%s", what, (unsigned long long)a->probes, (unsigned long long)b->probes,
+                 (unsigned long long)a->with_data, (unsigned long long)b->with_data,
+                 (unsigned long long)a->bytes, (unsigned long long)b->bytes, a->last_key,
+                 b->last_key);
+}
+
+/* Every row, metric, note, step and grid of the two results agree, bit for bit. */
+static void same_result(const char *what, const ld_compare_result *a, const ld_compare_result *b)
+{
+    same_info(what, &a->ref, &b->ref);
+    same_info(what, &a->cand, &b->cand);
+    if (a->n_rows != b->n_rows || a->n_notes != b->n_notes || a->n_steps != b->n_steps ||
+        a->first_div != b->first_div || a->argmax_step != b->argmax_step ||
+        a->n_compared != b->n_compared || a->n_fail != b->n_fail || a->incomplete != b->incomplete)
+        fail_msg("%s: %zu/%zu rows, %zu/%zu notes, %zu/%zu steps, first %td/%td", what, a->n_rows,
+                 b->n_rows, a->n_notes, b->n_notes, a->n_steps, b->n_steps, a->first_div,
+                 b->first_div);
+    for (size_t i = 0; i < a->n_rows; i++) {
+        const ld_row *x = &a->rows[i], *y = &b->rows[i];
+        char k[200];
+        ld_key_format(&x->key, k, sizeof k);
+        if (memcmp(&x->key, &y->key, sizeof x->key) || x->state != y->state ||
+            x->ref_index != y->ref_index || x->cand_index != y->cand_index ||
+            x->ref_line != y->ref_line || x->cand_line != y->cand_line ||
+            x->fail_mask != y->fail_mask || x->ref_crc32 != y->ref_crc32 ||
+            x->cand_crc32 != y->cand_crc32 || x->reshaped != y->reshaped ||
+            x->ref_has_data != y->ref_has_data || x->cand_has_data != y->cand_has_data ||
+            memcmp(&x->m, &y->m, sizeof x->m) || memcmp(&x->tol, &y->tol, sizeof x->tol) ||
+            memcmp(&x->amplification, &y->amplification, sizeof x->amplification))
+            fail_msg("%s: row %zu (%s) differs: state %d/%d, rel_l2 %.17g/%.17g, crc %u/%u", what,
+                     i, k, x->state, y->state, x->m.rel_l2, y->m.rel_l2, x->cand_crc32,
+                     y->cand_crc32);
+    }
+    for (size_t i = 0; i < a->n_notes; i++)
+        if (strcmp(a->notes[i].text, b->notes[i].text))
+            fail_msg("%s: note '%s' / '%s'", what, a->notes[i].text, b->notes[i].text);
+    if (a->n_steps && memcmp(a->steps, b->steps, a->n_steps * sizeof *a->steps))
+        fail_msg("%s: steps differ", what);
+    const ld_err_grid *ga = &a->first_grid, *gb = &b->first_grid;
+    size_t cells = ga->tokens * ga->heads;
+    if (ga->tokens != gb->tokens || ga->heads != gb->heads ||
+        (cells && (memcmp(ga->diff2, gb->diff2, cells * sizeof *ga->diff2) ||
+                   memcmp(ga->ref2, gb->ref2, cells * sizeof *ga->ref2))))
+        fail_msg("%s: grids differ", what);
+}
+
+static void both_ways(const char *ref, const char *cand, const ld_keymap *map)
+{
+    ld_compare_options o;
+    ld_compare_options_init(&o);
+    o.map = map;
+    o.whole_records = true;
+    ld_compare_result *w = run_opt(ref, cand, &o);
+    o.whole_records = false;
+    ld_compare_result *s = run_opt(ref, cand, &o);
+    char what[128];
+    snprintf(what, sizeof what, "%s vs %s", ref, cand);
+    same_result(what, w, s);
+    ld_compare_result_destroy(w);
+    ld_compare_result_destroy(s);
+}
+
+static void test_streamed_equals_whole(void **state)
+{
+    (void)state;
+    static const char *const cands[] = {
+        "same.jsonl", "perturbed.jsonl", "bf16.jsonl", "bf16_bad.jsonl", "missing.jsonl",
+        "shape.jsonl", "truncated.jsonl", "argmax.jsonl", "nan.jsonl", "fault.jsonl",
+        "stats.jsonl", "header_only.jsonl", "empty.jsonl", "tokens.jsonl"};
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+        if (!strcmp(cands[i], "tokens.jsonl"))
+            continue; /* an input error either way (test_input_mismatch) */
+        both_ways("ref.jsonl", cands[i], NULL);
+        both_ways(cands[i], "ref.jsonl", NULL);
+    }
+    /* other encodings on either side, and streams out of each other's order */
+    reencode("perturbed.jsonl", "perturbed.zlib.jsonl", LD_ENC_ZLIB_BASE64);
+    reencode("bf16_bad.jsonl", "bf16_bad.shuffle.jsonl", LD_ENC_SHUFFLE_ZLIB_BASE64);
+    reencode("nan.jsonl", "nan.zlib.jsonl", LD_ENC_ZLIB_BASE64);
+    reverse_steps("perturbed.jsonl", "perturbed.reversed.jsonl");
+    reverse_steps("bf16_bad.shuffle.jsonl", "bf16_bad.shuffle.reversed.jsonl");
+    static const char *const more[] = {"perturbed.zlib.jsonl", "bf16_bad.shuffle.jsonl",
+                                       "nan.zlib.jsonl", "perturbed.reversed.jsonl",
+                                       "bf16_bad.shuffle.reversed.jsonl"};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        both_ways("ref.jsonl", more[i], NULL);
+        both_ways(more[i], "ref.jsonl", NULL);
+        both_ways(more[i], "perturbed.reversed.jsonl", NULL);
+    }
+    /* cut inside a payload (step 0's logits), just after one, and inside a record's tail */
+    cut_copy("perturbed.jsonl", "cut_payload.jsonl", "\"tag\":\"logits\"", 900);
+    cut_copy("perturbed.zlib.jsonl", "cut_payload.zlib.jsonl", "\"tag\":\"logits\"", 900);
+    cut_copy("bf16_bad.shuffle.jsonl", "cut_payload.shuffle.jsonl", "\"tag\":\"logits\"", 900);
+    cut_copy("perturbed.jsonl", "cut_tail.jsonl", "\"crc32\":", 3);
+    cut_copy("perturbed.reversed.jsonl", "cut_reversed.jsonl", "\"tag\":\"q_norm\"", 2000);
+    static const char *const cuts[] = {"cut_payload.jsonl", "cut_payload.zlib.jsonl",
+                                       "cut_payload.shuffle.jsonl", "cut_tail.jsonl",
+                                       "cut_reversed.jsonl"};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        both_ways("ref.jsonl", cuts[i], NULL);
+        both_ways(cuts[i], "ref.jsonl", NULL);
+        both_ways(cuts[i], cuts[(i + 1) % 5], NULL);
+        both_ways("perturbed.reversed.jsonl", cuts[i], NULL);
+    }
+    /* a foreign stream through a map: dropped records and reshaped keys */
+    char map_path[512];
+    snprintf(map_path, sizeof map_path, "%s/foreign_map.json", LD_COMPARE_TEST_DIR);
+    ld_keymap *map = NULL;
+    ld_error err;
+    if (ld_keymap_load(map_path, &map, &err) != LD_OK)
+        fail_msg("%s", err.msg);
+    both_ways("ref.jsonl", "foreign_bad.jsonl", map);
+    both_ways("foreign.jsonl", "perturbed.reversed.jsonl", map);
+    ld_keymap_destroy(map);
+    /* the candidate truncated in a payload: the record is not compared, the ones before are */
+    ld_compare_result *r = run("cut_payload.jsonl");
+    assert_true(r->cand.truncated);
+    assert_string_equal(r->cand.last_key, "S0.final_norm");
+    assert_int_equal(r->rows[find(r, "S0.logits")].state, LD_ROW_MISSING_IN_CAND);
+    assert_int_equal(r->rows[find(r, "S0.final_norm")].state, LD_ROW_COMPARED);
+    ld_compare_result_destroy(r);
+}
+
 /* Renders a report into memory. */
 static char *render(ld_report_fn fn, const ld_compare_result *r, bool brief)
 {
@@ -473,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_nan),             cmocka_unit_test(test_fingerprint_faults),
         cmocka_unit_test(test_stats_only),      cmocka_unit_test(test_empty),
         cmocka_unit_test(test_foreign_map),     cmocka_unit_test(test_reports),
+        cmocka_unit_test(test_streamed_equals_whole),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
