@@ -47,19 +47,19 @@ ld_status ld_zlib_decode(const unsigned char *in, size_t n, unsigned char *out, 
 /* Deflate expands at most 1032:1; an expected size beyond that is a lie. */
 bool ld_zlib_size_plausible(size_t compressed, size_t expected);
 
-/* ---- payloads read piece by piece (the reader's stream_data) ---------------------------------- */
+/* ---- payloads read piece by piece (the reader's stream_data) ------------------------------ */
 
 /* Inflating a zlib stream that arrives in pieces into exactly `expected` bytes, with the verdicts
  * of ld_zlib_decode (which is this, fed once): corrupt data, output past or short of expected,
  * bytes after the stream's end, input that ends first. */
 typedef struct ld_zstream {
     z_stream zs;
-    bool ready;           /* inflateInit done */
+    bool ready; /* inflateInit done */
     size_t expected;
-    size_t out_done;      /* bytes inflated so far */
-    bool ended;           /* the stream's end was read */
-    uint64_t trailing;    /* input bytes given after the end */
-    bool failed;          /* then code and msg say why (no location: the caller adds it) */
+    size_t out_done;   /* bytes inflated so far */
+    bool ended;        /* the stream's end was read */
+    uint64_t trailing; /* input bytes given after the end */
+    bool failed;       /* then code and msg say why (no location: the caller adds it) */
     ld_status code;
     char msg[96];
 } ld_zstream;
@@ -81,21 +81,21 @@ void ld_zstream_end(ld_zstream *z);
  * json_at) count raw bytes of the line; base64 positions (len, bad_at) count characters of the
  * unescaped string. A '\n' ends the line, so the string is "not closed" there. */
 typedef struct ld_b64_scan {
-    bool decode;             /* false: JSON checks only, no base64 facts, no output */
-    uint64_t str_start;      /* line offset of the opening quote */
-    uint64_t line_off;       /* line offset of the next byte */
-    uint64_t len;            /* unescaped characters so far */
-    bool closed;             /* the closing quote was read (then the base64 facts are final) */
-    bool json_bad;           /* a JSON error stopped the scan at json_at, before its byte */
+    bool decode;        /* false: JSON checks only, no base64 facts, no output */
+    uint64_t str_start; /* line offset of the opening quote */
+    uint64_t line_off;  /* line offset of the next byte */
+    uint64_t len;       /* unescaped characters so far */
+    bool closed;        /* the closing quote was read (then the base64 facts are final) */
+    bool json_bad;      /* a JSON error stopped the scan at json_at, before its byte */
     uint64_t json_at;
-    const char *json_msg;    /* static text, as ld_json_parse words it */
-    bool b64_bad;            /* the first bad base64 character is known */
+    const char *json_msg; /* static text, as ld_json_parse words it */
+    bool b64_bad;         /* the first bad base64 character is known */
     uint64_t bad_at;
-    const char *bad_why;     /* as ld_b64_decode words it */
+    const char *bad_why;       /* as ld_b64_decode words it */
     uint64_t eq_run, eq_start; /* the run of '=' the string ends with so far, and where it starts */
-    uint32_t quad;           /* bits of the quad being read, nq characters of it */
+    uint32_t quad;             /* bits of the quad being read, nq characters of it */
     int nq;
-    uint64_t produced;       /* bytes decoded so far */
+    uint64_t produced; /* bytes decoded so far */
 } ld_b64_scan;
 
 /* str_start: line offset of the opening quote; the scan starts at the byte after it. */

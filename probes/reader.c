@@ -1,6 +1,8 @@
 /* reader.c — the streaming probe reader (probes.h): one JSON line at a time from a plain or gzip
  * file (or a memory buffer), every field validated, payloads decoded and checked. Memory is
- * bounded by the largest record, never the file. A stream cut short reads as LD_E_TRUNCATED
+ * bounded by the largest record, never the file; with stream_data, payloads are decoded from the
+ * input piece by piece as the caller reads them (with the same checks and messages), so a record
+ * of any size costs about 1 MiB. A stream cut short reads as LD_E_TRUNCATED
  * naming the last complete probe; anything malformed is LD_E_INPUT "PATH:LINE: what". It does not
  * compare or interpret values (that is compare/). */
 #include <errno.h>

@@ -3,7 +3,8 @@
  *
  * Writer: an engine opens a sink, asks ld_sink_wants() before copying anything, and emits host
  * tensors (or precomputed stats from a device). Reader: streams records one at a time with memory
- * bounded by the largest record. Neither knows any model math. Nothing here prints or exits; every
+ * bounded by the largest record, or (stream_data) hands payloads out in pieces in about 1 MiB
+ * whatever the record. Neither knows any model math. Nothing here prints or exits; every
  * fallible call returns an ld_status and fills an ld_error. A sink or reader is not thread-safe:
  * use one per thread, or serialize calls. Pointers returned by the library are owned by it unless
  * a comment says otherwise. */
