@@ -1,12 +1,15 @@
 /* fuzz_probe_reader.c — libFuzzer target for the probe record parser: the input is a whole
  * stream (header, probes, end) read through ld_reader_open_mem with payload decoding on, every
- * returned payload widened to f32, and the same bytes tried as a probe key. Not a test by itself:
+ * returned payload widened to f32, and the same bytes tried as a probe key. The stream is also
+ * read with payloads streamed in small pieces (the comparator's path), and the two readings must
+ * agree on every status, probe and payload byte; a difference traps. Not a test by itself:
  * tests/fuzz/fuzz_smoke.sh runs it for a few seconds under ctest.
  *
  * Build and run by hand (from the source root, after any cmake configure into build/):
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Wno-unknown-pragmas \
  *         -Iprobes/include -Iprobes -Isrc/common -Ibuild/generated \
- *         tests/fuzz/fuzz_probe_reader.c probes/*.c src/common/util.c -lz -lm -o fuzz_probe_reader
+ *         tests/fuzz/fuzz_probe_reader.c probes/[a-z]*.c src/common/util.c -lz -lm \
+ *         -o fuzz_probe_reader
  *   mkdir -p corpus && build/tests/unit/probes/ld_probe_sample corpus
  *   ./fuzz_probe_reader corpus -max_len=65536 -max_total_time=600
  * or configure with CC=clang cmake -DLD_FUZZ=ON, which builds the target fuzz_probe_reader. */
@@ -19,8 +22,66 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Reads the whole stream, whole or with payloads streamed in pieces of `piece` bytes; returns a
+ * hash of every key and payload byte, the final status and the probe count. */
+static uint64_t read_all(const uint8_t *data, size_t size, bool stream, size_t piece,
+                         ld_status *final, uint64_t *count)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    *count = 0;
+    ld_reader_options opt;
+    ld_reader_options_init(&opt);
+    opt.max_line = 1u << 20;
+    opt.stream_data = stream;
+    ld_reader *r;
+    ld_error err;
+    *final = ld_reader_open_mem(&r, "fuzz", data, size, &opt, &err);
+    if (*final != LD_OK)
+        return h;
+    const ld_probe *p;
+    unsigned char buf[4096];
+    for (;;) {
+        *final = ld_reader_next(r, &p, &err);
+        if (*final != LD_OK || !p)
+            break;
+        for (const char *c = p->tag; *c; c++)
+            h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+        h = (h ^ (uint64_t)p->step ^ ((uint64_t)(uint32_t)p->layer << 20)) * 0x100000001b3ULL;
+        if (p->has_data) {
+            if (stream) {
+                size_t got = 0;
+                ld_status st;
+                while ((st = ld_reader_read_data(r, buf, piece, &got, &err)) == LD_OK && got)
+                    for (size_t i = 0; i < got; i++)
+                        h = (h ^ buf[i]) * 0x100000001b3ULL;
+                if (st != LD_OK) {
+                    *final = st;
+                    break;
+                }
+            } else {
+                const unsigned char *b = p->data;
+                for (size_t i = 0; i < p->data_bytes; i++)
+                    h = (h ^ b[i]) * 0x100000001b3ULL;
+            }
+        }
+        (*count)++;
+    }
+    ld_reader_close(r);
+    return h;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* Differential: whole records against streamed payloads. A record counts only once its payload
+     * is proven, so both ways must agree on status, count and bytes. */
+    ld_status st_whole, st_stream;
+    uint64_t n_whole, n_stream;
+    size_t piece = size ? 1 + data[size - 1] % 97 : 1;
+    uint64_t h_whole = read_all(data, size, false, 0, &st_whole, &n_whole);
+    uint64_t h_stream = read_all(data, size, true, piece, &st_stream, &n_stream);
+    if (st_whole != st_stream || n_whole != n_stream || (st_whole == LD_OK && h_whole != h_stream))
+        __builtin_trap();
+
     ld_reader_options opt;
     ld_reader_options_init(&opt);
     opt.max_line = 1u << 20; /* zlib may inflate 1032x: keep the worst case far from OOM */
