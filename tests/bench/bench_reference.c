@@ -68,42 +68,52 @@ static double best_of(int reps, const ld_model *m, size_t n_prompt, int decode, 
     return best;
 }
 
-static double with_probes(const ld_model *m, ld_payload payload, const char *tags, size_t n_prompt,
-                          int decode, int reps, double *mb)
+/* One prefill + decode run for the probe-overhead table: with a sink of this payload and tag
+ * list, or probe-free when with_sink is false. Wall and CPU seconds out, and the MB written. */
+typedef struct overhead_cfg {
+    const char *name;
+    bool with_sink;
+    ld_payload payload;
+    const char *tags;
+    const char *goal;
+    double wall, cpu, mb; /* best over the rounds */
+} overhead_cfg;
+
+static void overhead_run(const ld_model *m, overhead_cfg *o, size_t n_prompt, int decode)
 {
     char path[] = "/tmp/layerdiff-bench-probes-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        exit(1);
-    close(fd);
-    double best = INFINITY;
-    for (int r = 0; r < reps; r++) {
+    ld_sink *s = NULL;
+    ld_error err = {0};
+    if (o->with_sink) {
+        int fd = mkstemp(path);
+        if (fd < 0)
+            exit(1);
+        close(fd);
         ld_sink_config sc;
         ld_sink_config_init(&sc);
-        sc.payload = payload;
-        sc.tags = tags;
+        sc.payload = o->payload;
+        sc.tags = o->tags;
         int32_t toks[1] = {1};
         ld_run_info info = {.implementation = "bench", .tokens = toks, .n_tokens = 1,
                             .decode_steps = decode};
-        ld_sink *s = NULL;
-        ld_error err = {0};
         if (ld_sink_open(&s, path, &sc, &info, &err) != LD_OK) {
             fprintf(stderr, "bench: %s\n", err.msg);
             exit(1);
         }
-        double t0 = ld_seconds();
-        run_once(m, n_prompt, decode, s, NULL);
-        if (ld_sink_close(s, NULL, &err) != LD_OK) {
-            fprintf(stderr, "bench: %s\n", err.msg);
-            exit(1);
-        }
-        double t = ld_seconds() - t0;
-        best = t < best ? t : best;
     }
-    struct stat st;
-    *mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
-    unlink(path);
-    return best;
+    double t0 = ld_seconds(), c0 = bench_cpu_seconds();
+    run_once(m, n_prompt, decode, s, NULL);
+    if (s && ld_sink_close(s, NULL, &err) != LD_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    o->wall = LD_MIN(o->wall, ld_seconds() - t0);
+    o->cpu = LD_MIN(o->cpu, bench_cpu_seconds() - c0);
+    if (s) {
+        struct stat st;
+        o->mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+        unlink(path);
+    }
 }
 
 static void matmul_vs_blas(const ld_model *m, size_t T)
@@ -232,38 +242,34 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         fprintf(stderr, "bench: the RSS child failed\n");
 
-    /* Probe overhead, on the same run (prefill 128 + 8 decode). The four configurations run in
+    /* Probe overhead, on the same run (prefill 128 + 8 decode). The configurations run in
      * interleaved rounds and each keeps its fastest round, so a slow spell on a shared machine
-     * falls on all of them alike instead of on whichever ran during it. */
+     * falls on all of them alike instead of on whichever ran during it. CPU time is printed too:
+     * it leaves out time the host steals; with more than one thread it also counts OpenMP's
+     * waiting, so read it with OMP_NUM_THREADS=1. */
     static const char no_logits[] = "embed,attn_norm,q_proj,k_proj,v_proj,q_norm,k_norm,q_rope,"
                                     "k_rope,attn_out,o_proj,attn_residual,mlp_norm,gate_proj,"
                                     "up_proj,mlp_act,down_proj,layer_out,final_norm";
+    overhead_cfg cfgs[] = {
+        {"probe-free", false, LD_PAYLOAD_STATS, NULL, "", INFINITY, INFINITY, 0},
+        {"stats only", true, LD_PAYLOAD_STATS, NULL, "(goal <= 1.1)", INFINITY, INFINITY, 0},
+        {"stats, without logits", true, LD_PAYLOAD_STATS, no_logits, "", INFINITY, INFINITY, 0},
+        {"full payload", true, LD_PAYLOAD_FULL, NULL, "(goal <= 1.5)", INFINITY, INFINITY, 0},
+        {"full, without logits", true, LD_PAYLOAD_FULL, no_logits, "", INFINITY, INFINITY, 0},
+    };
     enum { ROUNDS = 4 };
-    double base = INFINITY, stats = INFINITY, stats_nolog = INFINITY, full = INFINITY,
-           full_nolog = INFINITY;
-    double mb_s = 0, mb_s2 = 0, mb_f = 0, mb_f2 = 0;
-    for (int r = 0; r < ROUNDS; r++) {
-        base = LD_MIN(base, best_of(1, m, 128, 8, NULL, NULL));
-        stats = LD_MIN(stats, with_probes(m, LD_PAYLOAD_STATS, NULL, 128, 8, 1, &mb_s));
-        stats_nolog = LD_MIN(stats_nolog,
-                             with_probes(m, LD_PAYLOAD_STATS, no_logits, 128, 8, 1, &mb_s2));
-        full = LD_MIN(full, with_probes(m, LD_PAYLOAD_FULL, NULL, 128, 8, 1, &mb_f));
-        full_nolog = LD_MIN(full_nolog,
-                            with_probes(m, LD_PAYLOAD_FULL, no_logits, 128, 8, 1, &mb_f2));
-    }
-    printf("\nprobe overhead, prefill 128 + 8 decode (probe-free %.2f s, best of %d interleaved rounds):\n",
-           base, ROUNDS);
-    printf("  stats only            %.2f s  %.3f x  (goal <= 1.1)  %.1f MB written\n", stats,
-           stats / base, mb_s);
-    printf("  stats, without logits %.2f s  %.3f x                 %.1f MB written\n", stats_nolog,
-           stats_nolog / base, mb_s2);
-    printf("  full payload          %.2f s  %.3f x  (goal <= 1.5)  %.1f MB written\n", full,
-           full / base, mb_f);
-    printf("  full, without logits  %.2f s  %.3f x                 %.1f MB written\n", full_nolog,
-           full_nolog / base, mb_f2);
+    for (int r = 0; r < ROUNDS; r++)
+        for (size_t i = 0; i < LD_ARRAY_LEN(cfgs); i++)
+            overhead_run(m, &cfgs[i], 128, 8);
+    printf("\nprobe overhead, prefill 128 + 8 decode, best of %d interleaved rounds:\n", ROUNDS);
+    printf("  %-22s %8s %7s %8s %7s %10s\n", "", "wall s", "ratio", "CPU s", "ratio", "MB written");
+    for (size_t i = 0; i < LD_ARRAY_LEN(cfgs); i++)
+        printf("  %-22s %8.2f %7.3f %8.2f %7.3f %10.1f  %s\n", cfgs[i].name, cfgs[i].wall,
+               cfgs[i].wall / cfgs[0].wall, cfgs[i].cpu, cfgs[i].cpu / cfgs[0].cpu, cfgs[i].mb,
+               cfgs[i].goal);
     printf("  (the probe-free run computes only the last row of the prefill's logits; a run that\n"
-           "   probes logits computes all %d rows: %.1f GFLOP more, part of its overhead)\n",
-           128, 2.0 * 127 * (double)c->hidden_size * (double)c->vocab_size / 1e9);
+           "   probes logits computes all 128 rows: %.1f GFLOP more, part of its overhead)\n",
+           2.0 * 127 * (double)c->hidden_size * (double)c->vocab_size / 1e9);
     ld_model_close(m);
     return 0;
 }
