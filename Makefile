@@ -24,7 +24,7 @@ build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Everything CI runs. The sanitizer pass rebuilds the C code (no CUDA) with ASan+UBSan and runs
-# the tests labelled 'asan' (parsers, readers, truncation corpus).
+# the tests labelled 'asan': all but the GPU, slow and larger zoo ones.
 test: deps
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
