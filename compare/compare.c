@@ -776,17 +776,25 @@ static void logits_commit(ctx *c, int step, const pair_eval *pe)
     st->topk_overlap = pe->rows ? pe->overlap_sum / (double)pe->rows : 0;
 }
 
-/* Room for n bytes in a side's piece buffer. */
-static ld_status piece_room(ctx *c, side *s, size_t n)
+/* The next n bytes of a live side's payload, into its piece buffer (grown as needed): *p points
+ * at them, or *gone is set when the stream ended inside the record. */
+static ld_status read_piece(ctx *c, side *s, size_t n, const unsigned char **p, side **gone)
 {
-    if (n <= s->chunk_cap)
-        return LD_OK;
-    unsigned char *b = realloc(s->chunk, n);
-    if (!b)
-        return ld_error_set(c->err, LD_E_NOMEM, "cannot allocate %zu bytes for a payload piece", n);
-    s->chunk = b;
-    s->chunk_cap = n;
-    return LD_OK;
+    if (n > s->chunk_cap) {
+        unsigned char *b = realloc(s->chunk, n);
+        if (!b)
+            return ld_error_set(c->err, LD_E_NOMEM, "cannot allocate %zu bytes for a payload piece",
+                                n);
+        s->chunk = b;
+        s->chunk_cap = n;
+    }
+    bool lost = false;
+    ld_status st = read_live(c, s, s->chunk, n, &lost);
+    if (st == LD_OK && lost)
+        *gone = s;
+    else if (st == LD_OK)
+        *p = s->chunk;
+    return st;
 }
 
 /* Measures both payloads of a pair, whole rows at a time: a payload in memory is read where it
@@ -828,33 +836,16 @@ static ld_status measure_payloads(ctx *c, const view *rv, side *rs, const view *
         }
         c->row_cap = V;
     }
-    bool lost = false;
     for (uint64_t done = 0; done < rows && st == LD_OK; done += per) {
         uint64_t k = LD_MIN(per, rows - done), n = k * row;
         const unsigned char *rp = rv->data ? (const unsigned char *)rv->data + done * row * rsz
                                            : NULL;
         const unsigned char *cp = cv->data ? (const unsigned char *)cv->data + done * row * csz
                                            : NULL;
-        if (rs) {
-            if ((st = piece_room(c, rs, (size_t)n * rsz)) != LD_OK ||
-                (st = read_live(c, rs, rs->chunk, (size_t)n * rsz, &lost)) != LD_OK)
-                break;
-            if (lost) {
-                *gone = rs;
-                break;
-            }
-            rp = rs->chunk;
-        }
-        if (cs) {
-            if ((st = piece_room(c, cs, (size_t)n * csz)) != LD_OK ||
-                (st = read_live(c, cs, cs->chunk, (size_t)n * csz, &lost)) != LD_OK)
-                break;
-            if (lost) {
-                *gone = cs;
-                break;
-            }
-            cp = cs->chunk;
-        }
+        if (rs && ((st = read_piece(c, rs, (size_t)n * rsz, &rp, gone)) != LD_OK || *gone))
+            break;
+        if (cs && ((st = read_piece(c, cs, (size_t)n * csz, &cp, gone)) != LD_OK || *gone))
+            break;
         if ((st = ld_metrics_feed(m, rp, cp, n, &e)) != LD_OK) {
             st = ld_error_set(c->err, st, "%s vs %s: line %llu / %llu: %s", c->res->ref.path,
                               c->res->cand.path, (unsigned long long)rv->line,

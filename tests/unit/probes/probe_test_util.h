@@ -49,6 +49,14 @@ static inline void tu_cleanup(void)
     tu_dir[0] = '\0';
 }
 
+/* A cmocka group teardown that removes the temporary directory. */
+static inline int tu_teardown(void **state)
+{
+    (void)state;
+    tu_cleanup();
+    return 0;
+}
+
 /* Whole file into a malloc'd buffer (NUL-terminated); *len its size. */
 static inline char *tu_slurp(const char *path, size_t *len)
 {

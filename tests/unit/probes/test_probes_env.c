@@ -169,13 +169,6 @@ static void test_filters(void **state)
     TU_FAILS(ld_sink_open(&s, path, &cfg, &run, &err), &err, LD_E_USAGE, "steps: bad range");
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    tu_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,5 +177,5 @@ int main(void)
         cmocka_unit_test(test_open_env),
         cmocka_unit_test(test_filters),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown);
 }

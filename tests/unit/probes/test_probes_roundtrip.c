@@ -517,13 +517,6 @@ static void test_golden_v1(void **state)
     ld_reader_close(r);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    tu_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,5 +531,5 @@ int main(void)
         cmocka_unit_test(test_golden_v1),
         cmocka_unit_test(test_other_locale),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown);
 }

@@ -557,13 +557,6 @@ static void test_short_payloads_exhaustive(void **state)
     assert_true(valid > 100); /* the enumeration reaches the valid strings too */
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    tu_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -579,5 +572,5 @@ int main(void)
     };
     if (getenv("LD_TEST_FILTER"))
         cmocka_set_test_filter(getenv("LD_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown);
 }

@@ -228,13 +228,6 @@ static void test_never_prints(void **state)
     free(text);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    tu_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,5 +237,5 @@ int main(void)
         cmocka_unit_test(test_bad_arguments_keep_sink_usable),
         cmocka_unit_test(test_never_prints),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown);
 }
