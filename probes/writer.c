@@ -552,21 +552,36 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
     return LD_OK;
 }
 
-ld_status ld_sink_emit(ld_sink *s, int step, int layer, const char *tag, int64_t pos0,
-                       ld_dtype dtype, const int64_t *shape, int ndim, const void *data,
-                       ld_error *err)
+/* The checks both emit calls make, in order: the key (even when not wanted), then, when the sink
+ * wants it (*skip false), shape, pos0 and dtype. */
+static ld_status check_emit(ld_sink *s, int step, int layer, const char *tag, int64_t pos0,
+                            ld_dtype dtype, const int64_t *shape, int ndim, uint64_t *numel,
+                            bool *skip, ld_error *err)
 {
+    *skip = true;
     ld_status rc = check_key(s, step, layer, tag, err);
     if (rc != LD_OK || !ld_sink_wants(s, step, layer, tag))
         return rc;
-    uint64_t numel;
-    if ((rc = check_shape(s, tag, shape, ndim, &numel, err)) != LD_OK)
+    if ((rc = check_shape(s, tag, shape, ndim, numel, err)) != LD_OK)
         return rc;
     if (pos0 < 0)
         return ld_error_set(err, LD_E_USAGE, "%s: %s: pos0 %lld is negative", s->name, tag,
                             (long long)pos0);
     if ((unsigned)dtype > LD_F16)
         return ld_error_set(err, LD_E_USAGE, "%s: %s: unknown dtype %d", s->name, tag, (int)dtype);
+    *skip = false;
+    return LD_OK;
+}
+
+ld_status ld_sink_emit(ld_sink *s, int step, int layer, const char *tag, int64_t pos0,
+                       ld_dtype dtype, const int64_t *shape, int ndim, const void *data,
+                       ld_error *err)
+{
+    uint64_t numel;
+    bool skip;
+    ld_status rc = check_emit(s, step, layer, tag, pos0, dtype, shape, ndim, &numel, &skip, err);
+    if (rc != LD_OK || skip)
+        return rc;
     if (numel > 0 && !data)
         return ld_error_set(err, LD_E_USAGE, "%s: %s: data is NULL", s->name, tag);
     ld_stats st;
@@ -582,17 +597,11 @@ ld_status ld_sink_emit_precomputed(ld_sink *s, int step, int layer, const char *
                                    const ld_stats *stats, const double *head, const void *data,
                                    ld_error *err)
 {
-    ld_status rc = check_key(s, step, layer, tag, err);
-    if (rc != LD_OK || !ld_sink_wants(s, step, layer, tag))
-        return rc;
     uint64_t numel;
-    if ((rc = check_shape(s, tag, shape, ndim, &numel, err)) != LD_OK)
+    bool skip;
+    ld_status rc = check_emit(s, step, layer, tag, pos0, dtype, shape, ndim, &numel, &skip, err);
+    if (rc != LD_OK || skip)
         return rc;
-    if (pos0 < 0)
-        return ld_error_set(err, LD_E_USAGE, "%s: %s: pos0 %lld is negative", s->name, tag,
-                            (long long)pos0);
-    if ((unsigned)dtype > LD_F16)
-        return ld_error_set(err, LD_E_USAGE, "%s: %s: unknown dtype %d", s->name, tag, (int)dtype);
     if (!stats || (numel > 0 && !head))
         return ld_error_set(err, LD_E_USAGE, "%s: %s: stats or head is NULL", s->name, tag);
     if (stats->nan > numel || stats->inf > numel - stats->nan)

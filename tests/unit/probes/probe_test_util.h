@@ -49,6 +49,17 @@ static inline void tu_cleanup(void)
     tu_dir[0] = '\0';
 }
 
+/* Line ends of a JSONL text: ends[i] is the offset just past the '\n' of line i. Returns how
+ * many (at most max). */
+static inline size_t tu_line_ends(const char *text, size_t len, size_t *ends, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < max; i++)
+        if (text[i] == '\n')
+            ends[n++] = i + 1;
+    return n;
+}
+
 /* A cmocka group teardown that removes the temporary directory. */
 static inline int tu_teardown(void **state)
 {

@@ -89,16 +89,6 @@ static void test_every_encoding_and_piece_size(void **state)
     }
 }
 
-/* Line starts: ends[i] is the offset just past the '\n' of line i. */
-static size_t line_ends(const char *text, size_t len, size_t *ends, size_t max)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n < max; i++)
-        if (text[i] == '\n')
-            ends[n++] = i + 1;
-    return n;
-}
-
 /* A stream cut at every offset of its probe lines reads the same in pieces as whole: truncated,
  * naming the last complete probe (never the one being streamed), under ASan without a read past
  * the cut. */
@@ -117,7 +107,7 @@ static void test_cut_at_every_offset(void **state)
         size_t len;
         char *text = tu_slurp(path, &len);
         size_t ends[16];
-        assert_int_equal(line_ends(text, len, ends, 16), 8);
+        assert_int_equal(tu_line_ends(text, len, ends, 16), 8);
         for (size_t cut = ends[0]; cut < len; cut++) {
             char *copy = malloc(cut);
             memcpy(copy, text, cut);
@@ -153,7 +143,7 @@ static void test_cut_files(void **state)
         size_t len;
         char *text = tu_slurp(path, &len);
         size_t ends[16];
-        line_ends(text, len, ends, 16);
+        tu_line_ends(text, len, ends, 16);
         for (size_t cut = ends[5]; cut <= len; cut = cut + 5 > len && cut < len ? len : cut + 5) {
             tu_spit(cut_path, text, cut);
             gzFile g = gzopen(gz_path, "wb");
@@ -424,7 +414,7 @@ static void damage_rounds(const char *name, const char *text, size_t len, int ro
                                          "\\udc00", "\\u00e9", "\\n", "\\\"", "==", "===", "\\u12",
                                          "\\x", "\",\"crc32\":1", "\"}}", "\xed\xa0\x80", "\\u0"};
     size_t ends[64];
-    size_t lines = line_ends(text, len, ends, 64);
+    size_t lines = tu_line_ends(text, len, ends, 64);
     for (int k = 0; k < rounds; k++) {
         char *t = malloc(len + 256);
         memcpy(t, text, len);

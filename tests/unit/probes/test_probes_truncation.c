@@ -10,15 +10,6 @@ static const char *const keys[] = {"S0.embed",  "S0.L0.attn_norm", "S0.L0.q_proj
                                    "S0.final_norm", "S0.logits", "S1.L0.attn_norm"};
 
 /* Line starts of the sample: line_end[i] is the offset just past the '\n' of line i. */
-static size_t line_ends(const char *text, size_t len, size_t *ends, size_t max)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n < max; i++)
-        if (text[i] == '\n')
-            ends[n++] = i + 1;
-    return n;
-}
-
 /* The key the reader must name for a cut at offset cut: lines 1..6 are the probes. */
 static const char *expected_key(const size_t *ends, size_t cut)
 {
@@ -77,7 +68,7 @@ static void test_every_offset(void **state)
         size_t len;
         char *text = tu_slurp(path, &len);
         size_t ends[16] = {0};
-        assert_int_equal(line_ends(text, len, ends, 16), 8); /* header, 6 probes, end */
+        assert_int_equal(tu_line_ends(text, len, ends, 16), 8); /* header, 6 probes, end */
         assert_int_equal(ends[7], len);
         /* the whole file reads fine */
         char last[160];
@@ -113,7 +104,7 @@ static void test_last_two_records_from_files(void **state)
     size_t len;
     char *text = tu_slurp(path, &len);
     size_t ends[16] = {0};
-    line_ends(text, len, ends, 16);
+    tu_line_ends(text, len, ends, 16);
     for (size_t cut = ends[5]; cut < len; cut++) { /* from the start of the last probe line */
         tu_spit(cut_path, text, cut);
         gzFile g = gzopen(gz_path, "wb");
