@@ -743,17 +743,8 @@ void ld_baseline_report_text(FILE *f, const ld_compare_result *r, bool color, bo
 
 static void json_entry(FILE *f, const ld_compare_result *r, const ld_gate_entry *e)
 {
-    const ld_key *k = &r->rows[e->row].key;
-    char kt[160];
-    fputs("{\"key\":", f);
-    S(f, ld_cmp_key_text(k, kt, sizeof kt));
-    fprintf(f, ",\"step\":%d,\"layer\":", k->step);
-    if (k->layer >= 0)
-        fprintf(f, "%d", k->layer);
-    else
-        fputs("null", f);
-    fputs(",\"tag\":", f);
-    S(f, k->tag);
+    fputc('{', f);
+    ld_cmp_put_json_key(f, &r->rows[e->row].key);
     fprintf(f, ",\"status\":\"%s\",\"reason\":", verdict_name(e));
     if (e->verdict == LD_GATE_REGRESSED || e->verdict == LD_GATE_IMPROVED)
         S(f, e->by_nonfinite || e->new_nonfinite != e->old_nonfinite ? "nonfinite" : "rel_l2");

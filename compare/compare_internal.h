@@ -37,6 +37,9 @@ char *ld_cmp_fmt(double v, char *buf, size_t size);
 char *ld_cmp_fmt_shape(const int64_t *shape, int ndim, char *buf, size_t size);
 /* The key as a report shows it: "S0.L3.q_norm". */
 char *ld_cmp_key_text(const ld_key *k, char *buf, size_t size);
+/* The key's JSON members, without braces: "key":"S0.L3.q_norm","step":0,"layer":3,"tag":"q_norm"
+ * (layer null for model-level tags). */
+void ld_cmp_put_json_key(FILE *f, const ld_key *k);
 /* The key in words: "layer 3, q_norm, step 0" / "logits, step 1". */
 char *ld_cmp_key_words(const ld_key *k, char *buf, size_t size);
 /* The worst element in tag terms: "token 3 (position 7), head 5, dim 17". */

@@ -483,16 +483,8 @@ ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld
 
 static void json_change(FILE *f, const ld_exact_change *c)
 {
-    char kt[LD_TAG_NAME_MAX + 48];
-    fputs("{\"key\":", f);
-    S(f, ld_cmp_key_text(&c->key, kt, sizeof kt));
-    fprintf(f, ",\"step\":%d,\"layer\":", c->key.step);
-    if (c->key.layer >= 0)
-        fprintf(f, "%d", c->key.layer);
-    else
-        fputs("null", f);
-    fputs(",\"tag\":", f);
-    S(f, c->key.tag);
+    fputc('{', f);
+    ld_cmp_put_json_key(f, &c->key);
     fprintf(f, ",\"index\":%llu,\"line\":{\"old\":%llu,\"new\":%llu},\"what\":",
             (unsigned long long)c->index, (unsigned long long)c->old_line,
             (unsigned long long)c->new_line);

@@ -172,25 +172,11 @@ static void worst(FILE *f, const ld_row *row)
     fputc('}', f);
 }
 
-static void key_fields(FILE *f, const ld_key *k)
-{
-    char kt[LD_TAG_NAME_MAX + 48];
-    fputs("\"key\":", f);
-    S(f, ld_cmp_key_text(k, kt, sizeof kt));
-    fprintf(f, ",\"step\":%d,\"layer\":", k->step);
-    if (k->layer >= 0)
-        fprintf(f, "%d", k->layer);
-    else
-        fputs("null", f);
-    fputs(",\"tag\":", f);
-    S(f, k->tag);
-}
-
 static void probe(FILE *f, const ld_compare_result *r, const ld_row *row)
 {
     char buf[128];
     fputc('{', f);
-    key_fields(f, &row->key);
+    ld_cmp_put_json_key(f, &row->key);
     fprintf(f, ",\"state\":\"%s\",\"status\":", state_name(row->state));
     S(f, row->state == LD_ROW_COMPARED ? (row->pass ? "pass" : "fail")
                                        : (row->allowed ? "allowed" : "incomplete"));
@@ -332,7 +318,7 @@ static void first_divergence(FILE *f, const ld_compare_result *r)
     }
     const ld_row *row = &r->rows[r->first_div];
     fputc('{', f);
-    key_fields(f, &row->key);
+    ld_cmp_put_json_key(f, &row->key);
     fprintf(f, ",\"row\":%td,\"op\":", r->first_div);
     S(f, ld_opgraph_op_name(row->tag_id));
     fputs(",\"rel_l2\":", f);
@@ -351,7 +337,7 @@ static void first_divergence(FILE *f, const ld_compare_result *r)
     for (size_t i = 0; i < n; i++) {
         ptrdiff_t k = ld_compare_find(r, &in[i]);
         fputs(i ? ",{" : "{", f);
-        key_fields(f, &in[i]);
+        ld_cmp_put_json_key(f, &in[i]);
         if (k >= 0 && r->rows[k].state == LD_ROW_COMPARED) {
             fputs(",\"rel_l2\":", f);
             D(f, r->rows[k].m.rel_l2);

@@ -98,6 +98,20 @@ char *ld_cmp_key_text(const ld_key *k, char *buf, size_t size)
     return ld_key_format(k, buf, size);
 }
 
+void ld_cmp_put_json_key(FILE *f, const ld_key *k)
+{
+    char kt[LD_TAG_NAME_MAX + 48];
+    fputs("\"key\":", f);
+    ld_cmp_put_json_string(f, ld_cmp_key_text(k, kt, sizeof kt));
+    fprintf(f, ",\"step\":%d,\"layer\":", k->step);
+    if (k->layer >= 0)
+        fprintf(f, "%d", k->layer);
+    else
+        fputs("null", f);
+    fputs(",\"tag\":", f);
+    ld_cmp_put_json_string(f, k->tag);
+}
+
 char *ld_cmp_key_words(const ld_key *k, char *buf, size_t size)
 {
     if (k->layer >= 0)
