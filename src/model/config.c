@@ -245,20 +245,11 @@ static ld_status read_rope_parameters(ld_jp *j, seen *s, const char *label)
     ld_status st = ld_jp_object_begin(j);
     size_t count = 0;
     bool more = true;
-    char **keys = NULL;
-    size_t nkeys = 0;
+    ld_jp_keys keys = {0};
     while (st == LD_OK) {
         char *key;
         st = ld_jp_object_next(j, &count, &more, &key);
-        if (st != LD_OK || !more) break;
-        char **nk = realloc(keys, (nkeys + 1) * sizeof *nk);
-        if (!nk) {
-            free(key);
-            st = ld_error_set(j->err, LD_E_NOMEM, "%s: out of memory", label);
-            break;
-        }
-        keys = nk;
-        keys[nkeys++] = key;
+        if (st != LD_OK || !more || (st = ld_jp_keys_add(j, &keys, key)) != LD_OK) break;
         if (!strcmp(key, "rope_theta")) {
             st = read_double(j, s, label, "rope_parameters.rope_theta", &s->theta_nested_value,
                              &s->theta_nested);
@@ -282,14 +273,12 @@ static ld_status read_rope_parameters(ld_jp *j, seen *s, const char *label)
         }
     }
     if (st == LD_OK) {
-        const char *dup = ld_jp_first_duplicate(keys, nkeys);
+        const char *dup = ld_jp_keys_duplicate(&keys);
         if (dup)
             st = ld_error_set(j->err, LD_E_INPUT, "%s: duplicate key \"%.200s\" in rope_parameters",
                               label, dup);
     }
-    for (size_t i = 0; i < nkeys; i++)
-        free(keys[i]);
-    free(keys);
+    ld_jp_keys_free(&keys);
     return st;
 }
 
@@ -407,36 +396,22 @@ ld_status ld_config_parse(const char *json, size_t len, const char *label, ld_co
     ld_jp j;
     ld_jp_init(&j, json, len, label, err);
 
-    char **keys = NULL;
-    size_t nkeys = 0, cap = 0, count = 0;
+    ld_jp_keys keys = {0};
+    size_t count = 0;
     bool more = true;
     ld_status st = ld_jp_object_begin(&j);
     while (st == LD_OK) {
         char *key;
         st = ld_jp_object_next(&j, &count, &more, &key);
-        if (st != LD_OK || !more) break;
-        if (nkeys == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **nk = realloc(keys, ncap * sizeof *nk);
-            if (!nk) {
-                free(key);
-                st = ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label);
-                break;
-            }
-            keys = nk;
-            cap = ncap;
-        }
-        keys[nkeys++] = key;
+        if (st != LD_OK || !more || (st = ld_jp_keys_add(&j, &keys, key)) != LD_OK) break;
         st = read_member(&j, &s, label, key, out);
     }
     if (st == LD_OK) st = ld_jp_end(&j, false);
     if (st == LD_OK) {
-        const char *dup = ld_jp_first_duplicate(keys, nkeys);
+        const char *dup = ld_jp_keys_duplicate(&keys);
         if (dup) st = ld_error_set(err, LD_E_INPUT, "%s: duplicate key \"%.200s\"", label, dup);
     }
-    for (size_t i = 0; i < nkeys; i++)
-        free(keys[i]);
-    free(keys);
+    ld_jp_keys_free(&keys);
     if (st != LD_OK) return st;
 
     /* Refusals in order of helpfulness: what the model is, what it uses, then bad values. */

@@ -424,13 +424,6 @@ ld_status ld_jp_null(ld_jp *j)
     return st != LD_OK ? st : literal(j, "null");
 }
 
-static void free_keys(char **keys, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(keys[i]);
-    free(keys);
-}
-
 ld_status ld_jp_skip(ld_jp *j)
 {
     ld_jp_kind k = ld_jp_peek(j);
@@ -440,32 +433,20 @@ ld_status ld_jp_skip(ld_jp *j)
     switch (k) {
     case LD_JP_OBJECT: {
         /* Keys are kept until the object closes, to refuse duplicates at any depth. */
-        char **keys = NULL;
-        size_t nkeys = 0, cap = 0;
+        ld_jp_keys keys = {0};
         st = ld_jp_object_begin(j);
         while (st == LD_OK) {
             char *key;
             st = ld_jp_object_next(j, &count, &more, &key);
             if (st != LD_OK || !more) break;
-            if (nkeys == cap) {
-                size_t ncap = cap ? cap * 2 : 8;
-                char **nk = realloc(keys, ncap * sizeof *nk);
-                if (!nk) {
-                    free(key);
-                    st = ld_jp_fail(j, LD_E_NOMEM, "cannot allocate %zu keys", ncap);
-                    break;
-                }
-                keys = nk;
-                cap = ncap;
-            }
-            keys[nkeys++] = key;
-            st = ld_jp_skip(j);
+            if ((st = ld_jp_keys_add(j, &keys, key)) == LD_OK)
+                st = ld_jp_skip(j);
         }
         if (st == LD_OK) {
-            const char *dup = ld_jp_first_duplicate(keys, nkeys);
+            const char *dup = ld_jp_keys_duplicate(&keys);
             if (dup) st = ld_jp_fail(j, LD_E_INPUT, "duplicate key \"%.200s\" in an object", dup);
         }
-        free_keys(keys, nkeys);
+        ld_jp_keys_free(&keys);
         return st;
     }
     case LD_JP_ARRAY:
@@ -560,6 +541,35 @@ const char *ld_jp_first_duplicate(char **keys, size_t n)
     for (size_t i = 1; i < n; i++)
         if (strcmp(keys[i - 1], keys[i]) == 0) return keys[i];
     return NULL;
+}
+
+ld_status ld_jp_keys_add(ld_jp *j, ld_jp_keys *ks, char *key)
+{
+    if (ks->n == ks->cap) {
+        size_t ncap = ks->cap ? ks->cap * 2 : 8;
+        char **nv = realloc(ks->v, ncap * sizeof *nv);
+        if (!nv) {
+            free(key);
+            return ld_jp_fail(j, LD_E_NOMEM, "cannot allocate %zu keys", ncap);
+        }
+        ks->v = nv;
+        ks->cap = ncap;
+    }
+    ks->v[ks->n++] = key;
+    return LD_OK;
+}
+
+const char *ld_jp_keys_duplicate(ld_jp_keys *ks)
+{
+    return ld_jp_first_duplicate(ks->v, ks->n);
+}
+
+void ld_jp_keys_free(ld_jp_keys *ks)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        free(ks->v[i]);
+    free(ks->v);
+    *ks = (ld_jp_keys){0};
 }
 
 const char *ld_jp_printable(const char *s, char *buf, size_t size)

@@ -85,6 +85,19 @@ bool ld_jp_num_double(const ld_jp_num *n, double *out);
  * array is reordered. */
 const char *ld_jp_first_duplicate(char **keys, size_t n);
 
+/* The keys of one object, kept until it closes to refuse duplicates: zero-initialize, add every
+ * key ld_jp_object_next returns, ask for a duplicate at the end, free. */
+typedef struct ld_jp_keys {
+    char **v;
+    size_t n, cap;
+} ld_jp_keys;
+/* Takes ownership of key (it stays valid until ld_jp_keys_free); out of memory frees it and fails
+ * the parse. */
+ld_status ld_jp_keys_add(ld_jp *j, ld_jp_keys *ks, char *key);
+/* The first key added twice, or NULL (reorders the keys). */
+const char *ld_jp_keys_duplicate(ld_jp_keys *ks);
+void ld_jp_keys_free(ld_jp_keys *ks);
+
 /* s made safe to quote in a message: control bytes become '?', cut to fit size (with "..."). */
 const char *ld_jp_printable(const char *s, char *buf, size_t size);
 

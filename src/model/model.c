@@ -107,21 +107,12 @@ static ld_status read_index(const char *path, map_entry **out, size_t *out_n, ld
     map_entry *map = NULL;
     size_t n = 0, cap = 0, count = 0;
     bool more = true, have_map = false;
-    char **keys = NULL;
-    size_t nkeys = 0;
+    ld_jp_keys keys = {0};
     st = ld_jp_object_begin(&j);
     while (st == LD_OK) {
         char *key;
         st = ld_jp_object_next(&j, &count, &more, &key);
-        if (st != LD_OK || !more) break;
-        char **nk = realloc(keys, (nkeys + 1) * sizeof *nk);
-        if (!nk) {
-            free(key);
-            st = ld_error_set(err, LD_E_NOMEM, "%s: out of memory", path);
-            break;
-        }
-        keys = nk;
-        keys[nkeys++] = key;
+        if (st != LD_OK || !more || (st = ld_jp_keys_add(&j, &keys, key)) != LD_OK) break;
         if (strcmp(key, "weight_map") != 0) {
             if (!strcmp(key, "metadata") && ld_jp_peek(&j) != LD_JP_OBJECT &&
                 ld_jp_peek(&j) != LD_JP_NULL) {
@@ -175,12 +166,10 @@ static ld_status read_index(const char *path, map_entry **out, size_t *out_n, ld
     }
     if (st == LD_OK) st = ld_jp_end(&j, false);
     if (st == LD_OK) {
-        const char *dup = ld_jp_first_duplicate(keys, nkeys);
+        const char *dup = ld_jp_keys_duplicate(&keys);
         if (dup) st = ld_error_set(err, LD_E_INPUT, "%s: duplicate key \"%.100s\"", path, dup);
     }
-    for (size_t i = 0; i < nkeys; i++)
-        free(keys[i]);
-    free(keys);
+    ld_jp_keys_free(&keys);
     free(text);
     if (st == LD_OK && !have_map)
         st = ld_error_set(err, LD_E_INPUT, "%s: weight_map is missing", path);

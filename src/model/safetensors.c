@@ -77,20 +77,11 @@ static ld_status parse_metadata(ld_jp *j)
     ld_status st = ld_jp_object_begin(j);
     size_t count = 0;
     bool more = true;
-    char **keys = NULL;
-    size_t nkeys = 0;
+    ld_jp_keys keys = {0};
     while (st == LD_OK) {
         char *key;
         st = ld_jp_object_next(j, &count, &more, &key);
-        if (st != LD_OK || !more) break;
-        char **nk = realloc(keys, (nkeys + 1) * sizeof *nk);
-        if (!nk) {
-            free(key);
-            st = ld_jp_fail(j, LD_E_NOMEM, "out of memory");
-            break;
-        }
-        keys = nk;
-        keys[nkeys++] = key;
+        if (st != LD_OK || !more || (st = ld_jp_keys_add(j, &keys, key)) != LD_OK) break;
         if (ld_jp_peek(j) != LD_JP_STRING) {
             char pk[128];
             st =
@@ -101,15 +92,13 @@ static ld_status parse_metadata(ld_jp *j)
         }
     }
     if (st == LD_OK) {
-        const char *dup = ld_jp_first_duplicate(keys, nkeys);
+        const char *dup = ld_jp_keys_duplicate(&keys);
         char pk[128];
         if (dup)
             st = ld_jp_fail(j, LD_E_INPUT, "duplicate key \"%s\" in __metadata__",
                             ld_jp_printable(dup, pk, sizeof pk));
     }
-    for (size_t i = 0; i < nkeys; i++)
-        free(keys[i]);
-    free(keys);
+    ld_jp_keys_free(&keys);
     return st;
 }
 
