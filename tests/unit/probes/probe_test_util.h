@@ -149,6 +149,17 @@ static inline int tu_write_sample(const char *path, const ld_sink_config *cfg)
     return 6;
 }
 
+/* The sample stream with full payloads in encoding enc, written to path and read back whole. */
+static inline char *tu_full_sample(const char *path, ld_encoding enc, size_t *len)
+{
+    ld_sink_config cfg;
+    ld_sink_config_init(&cfg);
+    cfg.payload = LD_PAYLOAD_FULL;
+    cfg.encoding = enc;
+    tu_write_sample(path, &cfg);
+    return tu_slurp(path, len);
+}
+
 /* Reads a whole stream; returns the final status, *n the probes read. */
 static inline ld_status tu_read_all(ld_reader *r, uint64_t *n, ld_error *err)
 {

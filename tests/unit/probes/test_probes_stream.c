@@ -99,13 +99,8 @@ static void test_cut_at_every_offset(void **state)
     for (int e = 0; e < 3; e++) {
         char path[512];
         tu_path(path, sizeof path, "sample.jsonl");
-        ld_sink_config cfg;
-        ld_sink_config_init(&cfg);
-        cfg.payload = LD_PAYLOAD_FULL;
-        cfg.encoding = (ld_encoding)e;
-        tu_write_sample(path, &cfg);
         size_t len;
-        char *text = tu_slurp(path, &len);
+        char *text = tu_full_sample(path, (ld_encoding)e, &len);
         size_t ends[16];
         assert_int_equal(tu_line_ends(text, len, ends, 16), 8);
         for (size_t cut = ends[0]; cut < len; cut++) {
@@ -135,13 +130,8 @@ static void test_cut_files(void **state)
         tu_path(path, sizeof path, "whole.jsonl");
         tu_path(cut_path, sizeof cut_path, "cut.jsonl");
         tu_path(gz_path, sizeof gz_path, "cut.jsonl.gz");
-        ld_sink_config cfg;
-        ld_sink_config_init(&cfg);
-        cfg.payload = LD_PAYLOAD_FULL;
-        cfg.encoding = (ld_encoding)e;
-        tu_write_sample(path, &cfg);
         size_t len;
-        char *text = tu_slurp(path, &len);
+        char *text = tu_full_sample(path, (ld_encoding)e, &len);
         size_t ends[16];
         tu_line_ends(text, len, ends, 16);
         for (size_t cut = ends[5]; cut <= len; cut = cut + 5 > len && cut < len ? len : cut + 5) {
@@ -175,12 +165,7 @@ static char *sample_with(ld_encoding enc, const char *from, const char *to, size
 {
     char path[512];
     tu_path(path, sizeof path, "one.jsonl");
-    ld_sink_config cfg;
-    ld_sink_config_init(&cfg);
-    cfg.payload = LD_PAYLOAD_FULL;
-    cfg.encoding = enc;
-    tu_write_sample(path, &cfg);
-    char *text = tu_slurp(path, len);
+    char *text = tu_full_sample(path, enc, len);
     if (!from)
         return text;
     char *at = strstr(text, from);

@@ -60,13 +60,8 @@ static void test_every_offset(void **state)
     for (int e = 0; e < 3; e++) {
         char path[512];
         tu_path(path, sizeof path, "whole.jsonl");
-        ld_sink_config cfg;
-        ld_sink_config_init(&cfg);
-        cfg.payload = LD_PAYLOAD_FULL;
-        cfg.encoding = (ld_encoding)e;
-        tu_write_sample(path, &cfg);
         size_t len;
-        char *text = tu_slurp(path, &len);
+        char *text = tu_full_sample(path, (ld_encoding)e, &len);
         size_t ends[16] = {0};
         assert_int_equal(tu_line_ends(text, len, ends, 16), 8); /* header, 6 probes, end */
         assert_int_equal(ends[7], len);
@@ -96,13 +91,8 @@ static void test_last_two_records_from_files(void **state)
     tu_path(path, sizeof path, "whole2.jsonl");
     tu_path(cut_path, sizeof cut_path, "cut.jsonl");
     tu_path(gz_path, sizeof gz_path, "cut.jsonl.gz");
-    ld_sink_config cfg;
-    ld_sink_config_init(&cfg);
-    cfg.payload = LD_PAYLOAD_FULL;
-    cfg.encoding = LD_ENC_SHUFFLE_ZLIB_BASE64;
-    tu_write_sample(path, &cfg);
     size_t len;
-    char *text = tu_slurp(path, &len);
+    char *text = tu_full_sample(path, LD_ENC_SHUFFLE_ZLIB_BASE64, &len);
     size_t ends[16] = {0};
     tu_line_ends(text, len, ends, 16);
     for (size_t cut = ends[5]; cut < len; cut++) { /* from the start of the last probe line */
