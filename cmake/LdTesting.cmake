@@ -3,7 +3,7 @@
 function(ld_add_unit_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
-  target_link_libraries(${name} PRIVATE ${T_LIBS} ld_cmocka ld_flags m)
+  target_link_libraries(${name} PRIVATE ${T_LIBS} ld_util ld_cmocka ld_flags m)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/unit
                                              ${PROJECT_BINARY_DIR}/generated)
   add_test(NAME ${name} COMMAND ${name})

@@ -54,7 +54,7 @@ static ld_status run_to_file(const ld_model *m, const int32_t *prompt, size_t n_
     ld_sink_config sc;
     ld_sink_config_init(&sc);
     sc.payload = LD_PAYLOAD_FULL;
-    ld_ref_options ro = {.emulate = emulate, .sr_seed = seed, .follow = follow,
+    ld_forward_options ro = {.emulate = emulate, .sr_seed = seed, .follow = follow,
                          .n_follow = follow ? (size_t)decode : 0};
     char *backend = ld_ref_backend_json(&ro), *model = ld_model_header_json(m);
     int32_t *tokens = calloc((size_t)decode + 1, sizeof *tokens);

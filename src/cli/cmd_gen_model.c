@@ -1,5 +1,5 @@
 /* cmd_gen_model.c — 'layerdiff gen-model DIR': writes a random Qwen3 checkpoint from a preset and
- * checks it by opening it again. Options and messages only; the work is in src/model/gen.c. */
+ * checks it by opening it again. Options and messages only; the work is in model/gen.c. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -20,7 +20,8 @@ static const char *const CMD = "run";
 
 /* The chosen backend's header object and forward pass. In a build without CUDA, --backend cuda
  * never gets this far: it exits with a message first. */
-static char *backend_json_for(bool cuda, const ld_model *m, const ld_ref_options *ro, ld_error *err)
+static char *backend_json_for(bool cuda, const ld_model *m, const ld_forward_options *ro,
+                              ld_error *err)
 {
 #ifdef LD_HAVE_CUDA
     if (cuda)
@@ -31,7 +32,7 @@ static char *backend_json_for(bool cuda, const ld_model *m, const ld_ref_options
 }
 
 static ld_status generate(bool cuda, const ld_model *m, const int32_t *prompt, size_t n_prompt,
-                          int decode, const ld_ref_options *ro, int32_t *tokens_out,
+                          int decode, const ld_forward_options *ro, int32_t *tokens_out,
                           int32_t *decoded_out, ld_error *err)
 {
 #ifdef LD_HAVE_CUDA
@@ -283,7 +284,7 @@ int ld_cmd_run(int argc, char **argv)
     if (ld_model_open(&m, model_dir, &err) != LD_OK)
         goto fail;
 
-    ld_ref_options ro = {.faults = &faults, .emulate = emulate, .sr_seed = (uint32_t)sr_seed,
+    ld_forward_options ro = {.faults = &faults, .emulate = emulate, .sr_seed = (uint32_t)sr_seed,
                          .follow = follow, .n_follow = n_follow};
     progress_state ps = {.on = !quiet && ld_cli_stderr_is_tty(), .start = ld_seconds()};
     ro.progress = progress;

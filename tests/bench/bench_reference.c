@@ -38,7 +38,7 @@ static double run_once(const ld_model *m, size_t n_prompt, int decode, ld_sink *
     for (size_t i = 0; i < n_prompt; i++)
         prompt[i] = (int32_t)((i * 7919 + 13) % (size_t)m->cfg.vocab_size);
     timing tm = {0};
-    ld_ref_options ro = {.sink = sink, .progress = on_progress, .progress_ctx = &tm};
+    ld_forward_options ro = {.sink = sink, .progress = on_progress, .progress_ctx = &tm};
     ld_error err = {0};
     double t0 = ld_seconds();
     ld_status st = ld_ref_generate(m, prompt, n_prompt, decode, &ro, tokens, decoded, &err);

@@ -20,7 +20,8 @@ static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int dec
     ld_sink_config sc;
     ld_sink_config_init(&sc);
     sc.payload = LD_PAYLOAD_FULL;
-    ld_ref_options ro = {.emulate = emulate, .follow = follow, .n_follow = follow ? (size_t)decode : 0};
+    ld_forward_options ro = {.emulate = emulate, .follow = follow,
+                             .n_follow = follow ? (size_t)decode : 0};
     char *backend = ld_ref_backend_json(&ro), *model = ld_model_header_json(m);
     ld_run_info info = {.implementation = "bench", .backend_json = backend, .model_json = model,
                         .tokens = prompt, .n_tokens = n, .decode_steps = decode};
@@ -29,7 +30,7 @@ static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int dec
     int32_t tokens[64], fed[64];
     double t0 = ld_seconds();
     if (ld_sink_open(&s, path, &sc, &info, &err) != LD_OK ||
-        ld_ref_generate(m, prompt, n, decode, &(ld_ref_options){.sink = s, .emulate = emulate,
+        ld_ref_generate(m, prompt, n, decode, &(ld_forward_options){.sink = s, .emulate = emulate,
                         .follow = follow, .n_follow = ro.n_follow}, tokens, fed, &err) != LD_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;

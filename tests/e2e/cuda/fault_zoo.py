@@ -2,7 +2,7 @@
 """Every fault of the zoo that concerns a kernel, injected into the CUDA path, is localized where
 the reference localizes it: `layerdiff compare` of an honest reference run against the faulty CUDA
 run (following the reference's tokens) finds a divergence (exit 1) whose first key is the fault's
-expected tag, step and layer (src/faults/faults.h, LD_FAULT_TABLE, read here so that there is one
+expected tag, step and layer (model/faults.h, LD_FAULT_TABLE, read here so that there is one
 table). The same fault injected into the reference is compared too, as a control. Not here:
 softmax_bf16, too subtle for bf16 tolerances by design (its kernel variant is held against the
 twin in test_cuda_kernels). Needs a GPU (exit 77). Argument: the preset (default tiny)."""
@@ -30,7 +30,7 @@ SPECS = ["rmsnorm_mul_var", "qk_norm_block=16", "qk_norm_skip", "q_proj_zero", "
 def fault_table():
     """name -> (expected tag, expected step) from LD_FAULT_TABLE in faults.h."""
     src = os.environ.get("LD_SRC", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-    with open(os.path.join(src, "src", "faults", "faults.h")) as f:
+    with open(os.path.join(src, "model", "faults.h")) as f:
         text = f.read()
     table = {}
     entry = r'X\(\s*\w+\s*,\s*"(\w+)"\s*,\s*LD_FV_\w+\s*,\s*"(\w*)"\s*,\s*(\d+)'

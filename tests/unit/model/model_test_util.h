@@ -1,6 +1,6 @@
 /* model_test_util.h — small helpers shared by the checkpoint tests: temporary directories, whole
  * files, and the generator's weight stream re-derived from its definition in gen.h (written here
- * independently of src/model/gen.c, so a test can catch the generator drifting from its spec). */
+ * independently of model/gen.c, so a test can catch the generator drifting from its spec). */
 #ifndef LD_MODEL_TEST_UTIL_H
 #define LD_MODEL_TEST_UTIL_H
 

@@ -1,5 +1,5 @@
 /* emu_device.h — EMULATION ONLY: CUDA device-side constructs on the CPU, force-included into every
- * .cu file (after transform.py). Not CUDA: only what the kernels of src/cuda use. Each CUDA thread of a block is an OS
+ * .cu file (after transform.py). Not CUDA: only what the kernels of cuda/ use. Each CUDA thread of a block is an OS
  * thread; blocks of a grid run one after another; __shared__ becomes static (one block at a time);
  * __syncthreads is a std::barrier; warp shuffles go through a per-warp buffer and barrier. */
 #pragma once

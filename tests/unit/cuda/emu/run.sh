@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh — runs the CUDA path WITHOUT A GPU: builds src/cuda, probes/cuda, the GPU tests, the
+# run.sh — runs the CUDA path WITHOUT A GPU: builds cuda/, probes/cuda, the GPU tests, the
 # layerdiff CLI and bench_cuda against a CPU emulation of the CUDA runtime and cuBLAS (one OS thread
 # per CUDA thread, blocks in turn, __shared__ as statics, a std::barrier per __syncthreads), then
 # runs the GPU unit tests and, with LD_EMU_E2E=1, the GPU end-to-end tests on the result.
@@ -13,26 +13,26 @@ SRC=$(cd "$here/../../../.." && pwd)
 B=$(cd "${1:-$SRC/build-cuda}" && pwd)
 O=$B/cuda-emu
 mkdir -p "$O"
-cmake --build "$B" --target ld_reference ld_compare ld_faults ld_model layerdiff_probes >/dev/null
-INC="-I$here/include -I$here -I$SRC/src/cuda -I$SRC/probes/cuda/include -I$SRC/probes/include
-     -I$SRC/src/model -I$SRC/src/common -I$SRC/src/faults -I$SRC/reference -I$B/generated
+cmake --build "$B" --target ld_reference ld_compare ld_model layerdiff_probes >/dev/null
+INC="-I$here/include -I$here -I$SRC/cuda -I$SRC/probes/cuda/include -I$SRC/probes/include
+     -I$SRC/common/include -I$SRC/model -I$SRC/common -I$SRC/reference -I$B/generated
      -I$SRC/tests/unit/cuda -I$SRC/src/cli -I$SRC/compare"
 CF="-O1 -g -ffp-contract=off -D_GNU_SOURCE -fopenmp"
 objs=()
-for cu in "$SRC"/src/cuda/*.cu "$SRC"/probes/cuda/*.cu; do
+for cu in "$SRC"/cuda/*.cu "$SRC"/probes/cuda/*.cu; do
   n=$(basename "$cu" .cu)
   python3 "$here/transform.py" "$cu" "$O/$n.cpp"
   g++ -std=c++20 $CF -Wall -Wno-unused-function $INC -c "$O/$n.cpp" -o "$O/$n.o"
   objs+=("$O/$n.o")
 done
-for c in "$SRC"/src/cuda/*.c; do
+for c in "$SRC"/cuda/*.c; do
   n=$(basename "$c" .c)
   gcc -std=c11 $CF -Wall -Wextra $INC -c "$c" -o "$O/c_$n.o"
   objs+=("$O/c_$n.o")
 done
 g++ -std=c++20 $CF -Wall $INC -c "$here/emu_runtime.cpp" -o "$O/emu_runtime.o"
 objs+=("$O/emu_runtime.o")
-LIBS="$B/reference/libld_reference.a $B/src/libld_faults.a $B/src/libld_model.a
+LIBS="$B/reference/libld_reference.a $B/model/libld_model.a
       $B/probes/liblayerdiff_probes.a -lcjson -lz -lm -lpthread"
 for t in test_cuda_kernels test_cuda_probes; do
   gcc -std=c11 $CF $INC -c "$SRC/tests/unit/cuda/$t.c" -o "$O/$t.o"

@@ -1,5 +1,5 @@
 /* cuda_runtime_api.h — EMULATION ONLY (tests/unit/cuda/emu): a fake CUDA runtime API, host memory,
- * synchronous; only what src/cuda and its tests call. */
+ * synchronous; only what cuda/ and its tests call. */
 #ifndef EMU_CUDA_RUNTIME_API_H
 #define EMU_CUDA_RUNTIME_API_H
 #include <stddef.h>

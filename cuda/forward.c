@@ -609,7 +609,8 @@ void ld_cuda_session_destroy(ld_cuda_session *s)
 }
 
 ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_prompt,
-                           int decode_steps, const ld_ref_options *opt, int32_t *tokens_out,
+                           int decode_steps, const ld_forward_options *opt,
+                           int32_t *tokens_out,
                            int32_t *decoded_out, ld_error *err)
 {
     if (opt->emulate != LD_F32)

@@ -1,6 +1,6 @@
-/* cuda_backend.h — the C interface of the optimized CUDA path (src/cuda/): a bf16 Qwen3 forward
+/* cuda_backend.h — the C interface of the optimized CUDA path (cuda/): a bf16 Qwen3 forward
  * pass on one GPU (cuBLAS matmuls, our own kernels for everything else), probed on the device and
- * emitting the same tags, in the same order, as the reference (reference/forward.h).
+ * emitting the same tags, in the same order, as the reference (reference/forward.h, its twin).
  * Numerics: weights and activations bf16 — the residual stream included — with every dot product,
  * norm and softmax accumulated in fp32; cuBLAS with CUBLAS_COMPUTE_32F, no TF32. Callable from C;
  * the kernels are CUDA C++ behind it. Not here: the kernels' launchers (one .cuh per kernel). */
@@ -17,8 +17,7 @@
 extern "C" {
 #endif
 
-#include "faults.h"
-#include "forward.h"
+#include "generate.h"
 #include "layerdiff/probes.h"
 #include "model.h"
 
@@ -54,7 +53,7 @@ char *ld_cuda_backend_json(const ld_model *m, ld_error *err);
  * line and call (after a sticky device error as well: the caller closes its sink with an error end
  * record, which names the last probe written). */
 ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_prompt,
-                           int decode_steps, const ld_ref_options *opt, int32_t *tokens_out,
+                           int decode_steps, const ld_forward_options *opt, int32_t *tokens_out,
                            int32_t *decoded_out, ld_error *err);
 
 /* A session keeps the device, the cuBLAS handle and the uploaded weights across runs (benchmarks,
