@@ -24,7 +24,7 @@ static ld_key key(int step, int layer, const char *tag)
 static void expect_inputs(ld_key k, int n_layers, const char *const *want, size_t n_want)
 {
     ld_key in[16];
-    size_t n = ld_opgraph_inputs(&k, n_layers, in, 16);
+    size_t n = ld_tag_input_keys(&k, n_layers, in, 16);
     if (n != n_want)
         fail_msg("%s: %zu inputs, expected %zu", k.tag, n, n_want);
     for (size_t i = 0; i < n; i++) {
@@ -67,16 +67,16 @@ static void test_opgraph(void **state)
     EXPECT(key(3, LD_NO_LAYER, "logits"), 4, "S3.final_norm");
     ld_key in[4];
     ld_key k = key(0, LD_NO_LAYER, "embed");
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 4), 0);
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 4), 0);
     k = key(0, 2, "my_custom_tag");
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 4), 0);
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 4), 0);
     k = key(0, LD_NO_LAYER, "q_norm"); /* a per-layer tag without a layer: no inputs */
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 4), 0);
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 4), 0);
     /* more inputs than room: the count is still right, only max are written */
     k = key(5, 0, "attn_out");
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 2), 13);
-    assert_string_equal(ld_opgraph_op_name(LD_TAG_Q_NORM), "q/k norm");
-    assert_string_equal(ld_opgraph_op_name(LD_TAG_UNKNOWN), "op");
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 2), 13);
+    assert_string_equal(ld_tag_op_name(LD_TAG_Q_NORM), "q/k norm");
+    assert_string_equal(ld_tag_op_name(LD_TAG_UNKNOWN), "op");
 }
 
 static const char *map_text =
