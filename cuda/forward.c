@@ -129,8 +129,8 @@ static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *da
  * their intermediates go through emit() alone. */
 static ld_status probe(run *R, int step, int layer, ld_tag tag, ld_bf16 *data, size_t T, size_t ld)
 {
-    TRY(ld_cuda_poke_nan(data, ld_tag_width(tag, &R->sizes), ld, nan_index(R, layer, tag, T), R->stream,
-                         R->err));
+    TRY(ld_cuda_poke_nan(data, ld_tag_width(tag, &R->sizes), ld, nan_index(R, layer, tag, T),
+                         R->stream, R->err));
     return emit(R, step, layer, tag, data, T, ld);
 }
 
