@@ -1277,7 +1277,7 @@ static ld_status op_context(ctx *c)
         ld_row *row = &r->rows[i];
         if (row->state != LD_ROW_COMPARED)
             continue;
-        size_t n = ld_opgraph_inputs(&row->key, r->n_layers, in, cap);
+        size_t n = ld_tag_input_keys(&row->key, r->n_layers, in, cap);
         if (n > cap) {
             ld_key *ni = realloc(in, n * sizeof *ni);
             if (!ni) {
@@ -1286,7 +1286,7 @@ static ld_status op_context(ctx *c)
             }
             in = ni;
             cap = n;
-            n = ld_opgraph_inputs(&row->key, r->n_layers, in, cap);
+            n = ld_tag_input_keys(&row->key, r->n_layers, in, cap);
         }
         double worst = -1;
         for (size_t j = 0; j < n; j++) {

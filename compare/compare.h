@@ -188,16 +188,6 @@ void ld_policy_resolve(const ld_policy *p, const ld_key *key, ld_dtype cand, ld_
 /* The file a policy came from. */
 const char *ld_policy_label(const ld_policy *p);
 
-/* ---- op graph (DESIGN.md section 3) -------------------------------------------------------- */
-
-/* Writes to out[0..max) the keys the op producing key reads, and returns how many there are (may
- * be more than max). attn_out reads q_rope of its step and k_rope, v_proj of this and every earlier
- * step; a layer's input is the previous layer_out, or embed for layer 0. n_layers (num_hidden_layers)
- * gives final_norm's input. Unknown tags and embed: 0. */
-size_t ld_opgraph_inputs(const ld_key *key, int n_layers, ld_key *out, size_t max);
-/* The op that produces a tag, in words: "q/k norm", "RoPE", "attention (softmax(QK^T)V)", ... */
-const char *ld_opgraph_op_name(ld_tag t);
-
 /* ---- key map (--map) ------------------------------------------------------------------------- */
 
 /* Renames foreign tags to ours (docs/compare.md, schemas/map.schema.json). */

@@ -29,8 +29,8 @@ typedef struct rp {
     held *cand, *ref;          /* kept candidate inputs; reference outputs not yet consumed */
     size_t n_cand, cap_cand, n_ref, cap_ref;
     size_t cap_pos;            /* KV positions: prompt + decode steps */
-    float *kc, *vc;            /* [layers][Hkv][cap_pos][D]: the candidate's k_rope and v_proj */
-    uint8_t *kfill, *vfill;    /* [layers][cap_pos]: which positions the candidate wrote */
+    float *kv[2];              /* [layers][Hkv][cap_pos][D]: the candidate's k_rope and v_proj */
+    uint8_t *fill[2];          /* [layers][cap_pos]: which positions the candidate wrote */
     float *y;                  /* scratch: the replayed output */
     size_t scratch;
 } rp;
@@ -122,23 +122,8 @@ static ld_status ensure_scratch(rp *R, size_t n)
     return LD_OK;
 }
 
-/* The input of a layer: the previous layer's layer_out, or embed for layer 0. */
-static const held *layer_input(rp *R, int step, int layer)
-{
-    if (layer == 0)
-        return held_find(R->cand, R->n_cand, step, LD_NO_LAYER, LD_TAG_EMBED);
-    return held_find(R->cand, R->n_cand, step, layer - 1, LD_TAG_LAYER_OUT);
-}
-
-#define NEED(h)                                                                                    \
-    do {                                                                                           \
-        if (!(h) || (h)->T != T) {                                                                 \
-            *why = "its inputs are not in the candidate stream with payloads";                     \
-            return LD_OK;                                                                          \
-        }                                                                                          \
-    } while (0)
-
-/* y = op(candidate inputs) for the probe p; *why stays NULL when replayed. */
+/* y = op(candidate inputs) for the probe p; *why stays NULL when replayed. Which tensors the op
+ * reads is the op graph's (layerdiff/tags.h); what stays here per tag is the op itself. */
 static ld_status replay_op(rp *R, const ld_probe *p, float *y, const char **why)
 {
     const ld_config *c = R->c;
@@ -146,18 +131,34 @@ static ld_status replay_op(rp *R, const ld_probe *p, float *y, const char **why)
     size_t T = p->ndim ? (size_t)p->shape[0] : 1;
     size_t H = (size_t)c->hidden_size, D = (size_t)c->head_dim;
     size_t Hq = (size_t)c->num_heads, Hkv = (size_t)c->num_kv_heads, I = (size_t)c->intermediate_size;
-    int s = p->step, l = p->layer;
+    int s = p->step, l = ld_tag_per_layer(p->tag_id) ? p->layer : LD_NO_LAYER;
     const ld_layer_weights *W = l >= 0 && l < c->num_layers ? &R->m->layers[l] : NULL;
     ld_error *err = R->err;
-    const held *a, *b;
     *why = NULL;
     if (ld_tag_per_layer(p->tag_id) && !W) {
         *why = "its layer is not in the model";
         return LD_OK;
     }
+    /* The candidate's inputs of this step, in the table's order; attention's KV inputs are read
+     * from the history kv_record keeps instead. */
+    const float *in[LD_TAG_MAX_INPUTS] = {NULL};
+    size_t n_in = 0;
+    for (const ld_tag_input *x = ld_tag_inputs(p->tag_id); x->kind != LD_INPUT_END; x++) {
+        if (x->kind == LD_INPUT_KV)
+            continue;
+        int il;
+        ld_tag it = ld_tag_input_at(x, l, c->num_layers, &il);
+        const held *h = held_find(R->cand, R->n_cand, s, il, it);
+        if (!h || h->T != T) {
+            *why = "its inputs are not in the candidate stream with payloads";
+            return LD_OK;
+        }
+        in[n_in++] = h->data;
+    }
+    const float *a = in[0], *b = in[1];
     switch (p->tag_id) {
     case LD_TAG_EMBED: {
-        const ld_stream_info *in = &R->r->cand;
+        const ld_stream_info *sin = &R->r->cand;
         int32_t *ids = malloc(T * sizeof *ids);
         if (!ids)
             return ld_error_set(err, LD_E_NOMEM, "replay: out of memory");
@@ -165,10 +166,10 @@ static ld_status replay_op(rp *R, const ld_probe *p, float *y, const char **why)
         for (size_t t = 0; t < T; t++) {
             int64_t pos = p->pos0 + (int64_t)t;
             int32_t id = -1;
-            if (s == 0 && (size_t)pos < in->n_tokens)
-                id = in->tokens[pos];
-            else if (s > 0 && (size_t)(s - 1) < in->n_decoded)
-                id = in->decoded[s - 1];
+            if (s == 0 && (size_t)pos < sin->n_tokens)
+                id = sin->tokens[pos];
+            else if (s > 0 && (size_t)(s - 1) < sin->n_decoded)
+                id = sin->decoded[s - 1];
             ok &= id >= 0 && id < c->vocab_size;
             ids[t] = id;
         }
@@ -180,102 +181,79 @@ static ld_status replay_op(rp *R, const ld_probe *p, float *y, const char **why)
         return LD_OK;
     }
     case LD_TAG_ATTN_NORM:
-        NEED(a = layer_input(R, s, l));
-        ld_ref_rmsnorm(a->data, &W->attn_norm, T, H, c->rms_norm_eps, false, y, nx);
+        ld_ref_rmsnorm(a, &W->attn_norm, T, H, c->rms_norm_eps, false, y, nx);
         return LD_OK;
-    case LD_TAG_Q_PROJ:
-    case LD_TAG_K_PROJ:
-    case LD_TAG_V_PROJ:
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_ATTN_NORM));
-        return ld_ref_matmul(a->data,
-                             p->tag_id == LD_TAG_Q_PROJ   ? &W->wq
-                             : p->tag_id == LD_TAG_K_PROJ ? &W->wk
-                                                          : &W->wv,
-                             T, y, nx, err);
+    case LD_TAG_Q_PROJ: return ld_ref_matmul(a, &W->wq, T, y, nx, err);
+    case LD_TAG_K_PROJ: return ld_ref_matmul(a, &W->wk, T, y, nx, err);
+    case LD_TAG_V_PROJ: return ld_ref_matmul(a, &W->wv, T, y, nx, err);
     case LD_TAG_Q_NORM:
-    case LD_TAG_K_NORM: {
-        bool q = p->tag_id == LD_TAG_Q_NORM;
-        NEED(a = held_find(R->cand, R->n_cand, s, l, q ? LD_TAG_Q_PROJ : LD_TAG_K_PROJ));
-        ld_ref_head_rmsnorm(a->data, q ? &W->q_norm : &W->k_norm, T * (q ? Hq : Hkv), D,
-                            c->rms_norm_eps, 0, false, y, nx);
+        ld_ref_head_rmsnorm(a, &W->q_norm, T * Hq, D, c->rms_norm_eps, 0, false, y, nx);
         return LD_OK;
-    }
-    case LD_TAG_Q_ROPE:
-    case LD_TAG_K_ROPE: {
-        bool q = p->tag_id == LD_TAG_Q_ROPE;
-        NEED(a = held_find(R->cand, R->n_cand, s, l, q ? LD_TAG_Q_NORM : LD_TAG_K_NORM));
-        return ld_ref_rope(a->data, T, q ? Hq : Hkv, D, p->pos0, c->rope_theta, false, y, nx, err);
-    }
+    case LD_TAG_K_NORM:
+        ld_ref_head_rmsnorm(a, &W->k_norm, T * Hkv, D, c->rms_norm_eps, 0, false, y, nx);
+        return LD_OK;
+    case LD_TAG_Q_ROPE: return ld_ref_rope(a, T, Hq, D, p->pos0, c->rope_theta, false, y, nx, err);
+    case LD_TAG_K_ROPE: return ld_ref_rope(a, T, Hkv, D, p->pos0, c->rope_theta, false, y, nx, err);
     case LD_TAG_ATTN_OUT: {
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_Q_ROPE));
         size_t n_kv = (size_t)p->pos0 + T;
         if (p->pos0 < 0 || n_kv > R->cap_pos) {
             *why = "its positions lie outside the stream's prompt and decode steps";
             return LD_OK;
         }
         for (size_t pos = 0; pos < n_kv; pos++)
-            if (!R->kfill[(size_t)l * R->cap_pos + pos] || !R->vfill[(size_t)l * R->cap_pos + pos]) {
+            if (!R->fill[0][(size_t)l * R->cap_pos + pos] ||
+                !R->fill[1][(size_t)l * R->cap_pos + pos]) {
                 *why = "k_rope or v_proj of an earlier position is not in the candidate stream";
                 return LD_OK;
             }
         ld_attn_params ap = {.scale = 1.0 / sqrt((double)D), .causal = true, .gqa = LD_GQA_DIV};
         size_t off = (size_t)l * Hkv * R->cap_pos * D;
-        return ld_ref_attention(a->data, R->kc + off, R->vc + off, R->cap_pos, T, Hq, Hkv, D,
+        return ld_ref_attention(a, R->kv[0] + off, R->kv[1] + off, R->cap_pos, T, Hq, Hkv, D,
                                 p->pos0, n_kv, &ap, y, nx, err);
     }
-    case LD_TAG_O_PROJ:
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_ATTN_OUT));
-        return ld_ref_matmul(a->data, &W->wo, T, y, nx, err);
+    case LD_TAG_O_PROJ: return ld_ref_matmul(a, &W->wo, T, y, nx, err);
     case LD_TAG_ATTN_RESIDUAL:
-        NEED(a = layer_input(R, s, l));
-        NEED(b = held_find(R->cand, R->n_cand, s, l, LD_TAG_O_PROJ));
-        ld_ref_add(a->data, b->data, T * H, false, y, nx);
-        return LD_OK;
+    case LD_TAG_LAYER_OUT: ld_ref_add(a, b, T * H, false, y, nx); return LD_OK;
     case LD_TAG_MLP_NORM:
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_ATTN_RESIDUAL));
-        ld_ref_rmsnorm(a->data, &W->mlp_norm, T, H, c->rms_norm_eps, false, y, nx);
+        ld_ref_rmsnorm(a, &W->mlp_norm, T, H, c->rms_norm_eps, false, y, nx);
         return LD_OK;
-    case LD_TAG_GATE_PROJ:
-    case LD_TAG_UP_PROJ:
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_MLP_NORM));
-        return ld_ref_matmul(a->data, p->tag_id == LD_TAG_GATE_PROJ ? &W->wg : &W->wu, T, y, nx,
-                             err);
-    case LD_TAG_MLP_ACT:
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_GATE_PROJ));
-        NEED(b = held_find(R->cand, R->n_cand, s, l, LD_TAG_UP_PROJ));
-        ld_ref_silu_mul(a->data, b->data, T * I, false, y, nx);
-        return LD_OK;
-    case LD_TAG_DOWN_PROJ:
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_MLP_ACT));
-        return ld_ref_matmul(a->data, &W->wd, T, y, nx, err);
-    case LD_TAG_LAYER_OUT:
-        NEED(a = held_find(R->cand, R->n_cand, s, l, LD_TAG_ATTN_RESIDUAL));
-        NEED(b = held_find(R->cand, R->n_cand, s, l, LD_TAG_DOWN_PROJ));
-        ld_ref_add(a->data, b->data, T * H, false, y, nx);
-        return LD_OK;
+    case LD_TAG_GATE_PROJ: return ld_ref_matmul(a, &W->wg, T, y, nx, err);
+    case LD_TAG_UP_PROJ: return ld_ref_matmul(a, &W->wu, T, y, nx, err);
+    case LD_TAG_MLP_ACT: ld_ref_silu_mul(a, b, T * I, false, y, nx); return LD_OK;
+    case LD_TAG_DOWN_PROJ: return ld_ref_matmul(a, &W->wd, T, y, nx, err);
     case LD_TAG_FINAL_NORM:
-        NEED(a = held_find(R->cand, R->n_cand, s, c->num_layers - 1, LD_TAG_LAYER_OUT));
-        ld_ref_rmsnorm(a->data, &R->m->final_norm, T, H, c->rms_norm_eps, false, y, nx);
+        ld_ref_rmsnorm(a, &R->m->final_norm, T, H, c->rms_norm_eps, false, y, nx);
         return LD_OK;
-    case LD_TAG_LOGITS:
-        NEED(a = held_find(R->cand, R->n_cand, s, LD_NO_LAYER, LD_TAG_FINAL_NORM));
-        return ld_ref_matmul(a->data, &R->m->lm_head, T, y, nx, err);
+    case LD_TAG_LOGITS: return ld_ref_matmul(a, &R->m->lm_head, T, y, nx, err);
     default:
         *why = "it is not a tag of the model";
         return LD_OK;
     }
 }
 
-/* Copies the candidate's k_rope / v_proj rows into the KV history of their layer. */
-static void kv_record(rp *R, const held *h)
+/* Which half of attention's KV history t fills: attn_out's LD_INPUT_KV inputs in the table's
+ * order, keys then values as ld_ref_attention takes them; -1 for the other tags. */
+static int kv_half(ld_tag t)
+{
+    int half = 0;
+    for (const ld_tag_input *x = ld_tag_inputs(LD_TAG_ATTN_OUT); x->kind != LD_INPUT_END; x++)
+        if (x->kind == LD_INPUT_KV && half < 2) {
+            if (x->tag == t)
+                return half;
+            half++;
+        }
+    return -1;
+}
+
+/* Copies the candidate's k_rope / v_proj rows (half 0 / 1) into the KV history of their layer. */
+static void kv_record(rp *R, const held *h, int half)
 {
     const ld_config *c = R->c;
     size_t Hkv = (size_t)c->num_kv_heads, D = (size_t)c->head_dim;
     if (h->key.layer < 0 || h->key.layer >= c->num_layers || h->numel != h->T * Hkv * D)
         return;
-    bool k = h->tag == LD_TAG_K_ROPE;
-    float *dst = (k ? R->kc : R->vc) + (size_t)h->key.layer * Hkv * R->cap_pos * D;
-    uint8_t *fill = (k ? R->kfill : R->vfill) + (size_t)h->key.layer * R->cap_pos;
+    float *dst = R->kv[half] + (size_t)h->key.layer * Hkv * R->cap_pos * D;
+    uint8_t *fill = R->fill[half] + (size_t)h->key.layer * R->cap_pos;
     for (size_t t = 0; t < h->T; t++) {
         int64_t pos = h->pos0 + (int64_t)t;
         if (pos < 0 || (size_t)pos >= R->cap_pos)
@@ -403,9 +381,9 @@ static ld_status one_probe(rp *R, const ld_probe *p, ld_reader *ref_rd, bool *re
     if (p->tag_id != LD_TAG_LOGITS && p->tag_id != LD_TAG_UNKNOWN) {
         if ((st = held_put(R, &R->cand, &R->n_cand, &R->cap_cand, p)) != LD_OK)
             return st;
-        const held *h = &R->cand[R->n_cand - 1];
-        if (p->tag_id == LD_TAG_K_ROPE || p->tag_id == LD_TAG_V_PROJ)
-            kv_record(R, h);
+        int half = kv_half(p->tag_id);
+        if (half >= 0)
+            kv_record(R, &R->cand[R->n_cand - 1], half);
     }
     return LD_OK;
 }
@@ -431,12 +409,12 @@ ld_status ld_replay_run(ld_compare_result *r, const char *ref_path, const char *
     if (!ld_mul_size((size_t)c->num_layers * (size_t)c->num_kv_heads * (size_t)c->head_dim,
                      R.cap_pos ? R.cap_pos : 1, &kv))
         return ld_error_set(err, LD_E_INPUT, "replay: KV history size overflows");
-    R.kc = calloc(kv, sizeof(float));
-    R.vc = calloc(kv, sizeof(float));
-    R.kfill = calloc((size_t)c->num_layers * (R.cap_pos ? R.cap_pos : 1), 1);
-    R.vfill = calloc((size_t)c->num_layers * (R.cap_pos ? R.cap_pos : 1), 1);
+    for (int i = 0; i < 2; i++) {
+        R.kv[i] = calloc(kv, sizeof(float));
+        R.fill[i] = calloc((size_t)c->num_layers * (R.cap_pos ? R.cap_pos : 1), 1);
+    }
     ld_reader *crd = NULL, *rrd = NULL;
-    if (!R.kc || !R.vc || !R.kfill || !R.vfill) {
+    if (!R.kv[0] || !R.kv[1] || !R.fill[0] || !R.fill[1]) {
         st = ld_error_set(err, LD_E_NOMEM, "replay: cannot allocate the KV history");
         goto done;
     }
@@ -475,10 +453,10 @@ done:
     held_free(R.ref, &R.n_ref);
     free(R.cand);
     free(R.ref);
-    free(R.kc);
-    free(R.vc);
-    free(R.kfill);
-    free(R.vfill);
+    for (int i = 0; i < 2; i++) {
+        free(R.kv[i]);
+        free(R.fill[i]);
+    }
     free(R.y);
     return st;
 }

@@ -12,18 +12,23 @@
 
 #define X(f, s) ld_cmp_put_xml(f, s)
 
-/* Tag families, one chart each; colours repeat per chart. */
-static const struct {
+/* A tag family of the table (layerdiff/tags.h), one chart each with a line per tag in execution
+ * order; colours repeat per chart. */
+typedef struct family {
     const char *title;
     const char *tags[4];
-} families[] = {
-    {"norms", {"attn_norm", "mlp_norm", NULL, NULL}},
-    {"attention projections", {"q_proj", "k_proj", "v_proj", "o_proj"}},
-    {"q/k norm and RoPE", {"q_norm", "k_norm", "q_rope", "k_rope"}},
-    {"attention", {"attn_out", NULL, NULL, NULL}},
-    {"MLP", {"gate_proj", "up_proj", "mlp_act", "down_proj"}},
-    {"residual stream", {"attn_residual", "layer_out", NULL, NULL}},
-};
+} family;
+
+/* The per-layer tags of f (at most 4); model-level tags are never charted. */
+static family family_of(ld_family f)
+{
+    family fm = {ld_family_title(f), {NULL, NULL, NULL, NULL}};
+    size_t n = 0;
+    for (int t = 0; t < LD_TAG_COUNT && n < 4; t++)
+        if (ld_tag_family((ld_tag)t) == f && ld_tag_per_layer((ld_tag)t))
+            fm.tags[n++] = ld_tag_name((ld_tag)t);
+    return fm;
+}
 static const char *const line_colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"};
 
 /* Chart geometry (SVG user units). */
@@ -91,7 +96,7 @@ static double decade(double v)
 }
 
 /* Errors per [family tag][layer], computed once: rows are scanned per (tag, layer). */
-static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double *err,
+static void chart(FILE *f, const ld_compare_result *r, const family *fam, const double *err,
                   const bool *fails, const double *tols, const double *limits, int nl, double lo,
                   double hi)
 {
@@ -100,7 +105,7 @@ static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double 
                "viewBox=\"0 0 %.0f %.0f\" role=\"img\">",
             CW, CH, CW, CH);
     fprintf(f, "<text x=\"%.0f\" y=\"16\" font-size=\"13\" font-weight=\"600\">", ML);
-    X(f, families[fam].title);
+    X(f, fam->title);
     fputs("</text>", f);
     /* y grid: one line per decade */
     for (int d = (int)lo; d <= (int)hi; d++) {
@@ -135,7 +140,7 @@ static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double 
                 x, x, MT, MT + ph);
     }
     double legend_x = ML + 4;
-    for (int t = 0; t < 4 && families[fam].tags[t]; t++) {
+    for (int t = 0; t < 4 && fam->tags[t]; t++) {
         const char *color = line_colors[t];
         const double *e = err + (size_t)t * (size_t)nl;
         /* the tag's limit, dashed: k x the noise floor per layer when a floor judged it, else
@@ -180,14 +185,14 @@ static void chart(FILE *f, const ld_compare_result *r, size_t fam, const double 
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"><title>",
                     x, y, bad ? "3.2" : "2", bad ? "#d62728" : color);
             char a[16];
-            fprintf(f, "L%d.%s: rel_l2 %s%s", l, families[fam].tags[t],
+            fprintf(f, "L%d.%s: rel_l2 %s%s", l, fam->tags[t],
                     ld_cmp_fmt(e[l], a, sizeof a), bad ? " (fails)" : "");
             fputs("</title></circle>", f);
         }
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"3\" fill=\"%s\"/>"
                    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>",
-                legend_x, MT - 12, color, legend_x + 13, MT - 8, families[fam].tags[t]);
-        legend_x += 16 + 6.2 * (double)strlen(families[fam].tags[t]);
+                legend_x, MT - 12, color, legend_x + 13, MT - 8, fam->tags[t]);
+        legend_x += 16 + 6.2 * (double)strlen(fam->tags[t]);
     }
     fputs("</svg>\n", f);
 }
@@ -234,7 +239,8 @@ static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
             chart_step(r), chart_step(r),
             r->first_div >= 0 ? "the step of the first divergence" : "the prefill",
             r->n_floor_judged ? "per layer, k times the calibrated noise floor" : "a floor when given");
-    for (size_t fam = 0; fam < LD_ARRAY_LEN(families); fam++) {
+    for (int fi = 0; fi < LD_FAMILY_COUNT; fi++) {
+        family fam = family_of((ld_family)fi);
         double tols[4] = {NAN, NAN, NAN, NAN};
         double limits[4 * 1024];
         if (nl > 1024)
@@ -246,15 +252,15 @@ static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
                 err_v[k] = NAN;
                 fails[k] = false;
                 limits[k] = NAN;
-                if (families[fam].tags[t]) {
-                    err_v[k] = layer_error(r, families[fam].tags[t], l, &fails[k], &tols[t],
+                if (fam.tags[t]) {
+                    err_v[k] = layer_error(r, fam.tags[t], l, &fails[k], &tols[t],
                                            &limits[k]);
                     present |= !isnan(err_v[k]);
                 }
             }
         }
         if (present)
-            chart(f, r, fam, err_v, fails, tols, limits, nl, lo, hi);
+            chart(f, r, &fam, err_v, fails, tols, limits, nl, lo, hi);
     }
     fputs("</div>\n", f);
     free(err_v);

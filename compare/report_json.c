@@ -320,7 +320,7 @@ static void first_divergence(FILE *f, const ld_compare_result *r)
     fputc('{', f);
     ld_cmp_put_json_key(f, &row->key);
     fprintf(f, ",\"row\":%td,\"op\":", r->first_div);
-    S(f, ld_opgraph_op_name(row->tag_id));
+    S(f, ld_tag_op_name(row->tag_id));
     fputs(",\"rel_l2\":", f);
     D(f, row->m.rel_l2);
     fputs(",\"cosine\":", f);
@@ -332,7 +332,7 @@ static void first_divergence(FILE *f, const ld_compare_result *r)
         fputs("null", f);
     fputs(",\"inputs\":[", f);
     ld_key in[64];
-    size_t n = LD_MIN(ld_opgraph_inputs(&row->key, r->n_layers, in, LD_ARRAY_LEN(in)),
+    size_t n = LD_MIN(ld_tag_input_keys(&row->key, r->n_layers, in, LD_ARRAY_LEN(in)),
                       LD_ARRAY_LEN(in));
     for (size_t i = 0; i < n; i++) {
         ptrdiff_t k = ld_compare_find(r, &in[i]);

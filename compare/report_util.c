@@ -264,7 +264,7 @@ void ld_cmp_brief_rows(const ld_compare_result *r, bool *keep)
         if (r->first_div > 0)
             keep[r->first_div - 1] = true;
         ld_key in[32];
-        size_t n = ld_opgraph_inputs(&fd->key, r->n_layers, in, LD_ARRAY_LEN(in));
+        size_t n = ld_tag_input_keys(&fd->key, r->n_layers, in, LD_ARRAY_LEN(in));
         for (size_t i = 0; i < LD_MIN(n, LD_ARRAY_LEN(in)); i++) {
             ptrdiff_t k = ld_compare_find(r, &in[i]);
             if (k >= 0)

@@ -32,7 +32,7 @@ static void say(sbuf *s, const char *fmt, ...)
 static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *row)
 {
     ld_key in[64];
-    size_t n = ld_opgraph_inputs(&row->key, r->n_layers, in, LD_ARRAY_LEN(in));
+    size_t n = ld_tag_input_keys(&row->key, r->n_layers, in, LD_ARRAY_LEN(in));
     n = LD_MIN(n, LD_ARRAY_LEN(in));
     size_t compared = 0, failing = 0;
     char names[256] = "";
@@ -57,7 +57,7 @@ static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *r
     }
     if (compared == 0) {
         say(s, "; its inputs were not probed, so whether the %s made this error or inherited it "
-               "cannot be told", ld_opgraph_op_name(row->tag_id));
+               "cannot be told", ld_tag_op_name(row->tag_id));
         return;
     }
     const ld_row *w = &r->rows[row->worst_input];
@@ -68,7 +68,7 @@ static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *r
         say(s, " while its inputs %s %s %s (worst: %s)", names,
             failing ? "have errors up to" : "agree to at most", ld_cmp_fmt(w->m.rel_l2, a, sizeof a),
             ld_cmp_key_text(&w->key, kb, sizeof kb));
-    const char *op = ld_opgraph_op_name(row->tag_id);
+    const char *op = ld_tag_op_name(row->tag_id);
     if (row->m.nonfinite_new && w->m.nonfinite_new == 0)
         say(s, " — the %s produced the NaN/Inf", op);
     else if (isinf(row->amplification) || row->amplification >= MADE_HERE_FACTOR)
@@ -219,7 +219,7 @@ static void describe_replay(sbuf *s, const ld_compare_result *r)
            "(%s), whose %s has a local error of %s against a budget of %s, while its inputs bring "
            "only %s.",
         r->n_replayed, ld_cmp_key_words(&row->key, kw, sizeof kw),
-        ld_cmp_key_text(&row->key, kt, sizeof kt), ld_opgraph_op_name(row->tag_id),
+        ld_cmp_key_text(&row->key, kt, sizeof kt), ld_tag_op_name(row->tag_id),
         ld_cmp_fmt(row->local_rel_l2, a, sizeof a), ld_cmp_fmt(row->local_budget, b, sizeof b),
         ld_cmp_fmt(row->inherited_rel_l2, c, sizeof c));
     if (r->n_culprits > 1) {

@@ -46,6 +46,7 @@ typedef struct run {
     ld_cuda_probe *probe;
     cudaStream_t stream;
     size_t H, Hq, Hkv, D, I, V, L;
+    ld_tag_sizes sizes; /* the same, for the probes' shapes */
     size_t Wqkv;    /* (Hq + 2·Hkv)·D: the row width of qkv */
     size_t cap;     /* KV slots: prompt + decode steps */
     size_t tmax;    /* most tokens in one step (the prompt) */
@@ -92,18 +93,6 @@ typedef struct run {
 
 /* ---- probes ---------------------------------------------------------------------------------- */
 
-static size_t tag_width(const run *R, ld_tag tag)
-{
-    switch (ld_tag_shape(tag)) {
-    case LD_SHAPE_T_H: return R->H;
-    case LD_SHAPE_T_HQ_D: return R->Hq * R->D;
-    case LD_SHAPE_T_HKV_D: return R->Hkv * R->D;
-    case LD_SHAPE_T_I: return R->I;
-    case LD_SHAPE_T_V: return R->V;
-    }
-    return 0;
-}
-
 static bool wants(const run *R, int step, int layer, ld_tag tag)
 {
     return R->sink && ld_sink_wants(R->sink, step, layer, ld_tag_name(tag));
@@ -113,7 +102,7 @@ static bool wants(const run *R, int step, int layer, ld_tag tag)
  * the reference), or -1. */
 static int64_t nan_index(const run *R, int layer, ld_tag tag, size_t T)
 {
-    return ld_fault_nan_at(R->F, tag, layer) ? (int64_t)(T * tag_width(R, tag) / 2) : -1;
+    return ld_fault_nan_at(R->F, tag, layer) ? (int64_t)(T * ld_tag_width(tag, &R->sizes) / 2) : -1;
 }
 
 /* Emits T rows of tag (bf16, rows ld elements apart on the device) if the sink wants the key. */
@@ -122,19 +111,8 @@ static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *da
 {
     if (!R->sink)
         return LD_OK;
-    ld_cuda_tensor t = {.data = data, .dtype = LD_BF16, .ndim = 2, .row_stride = ld};
-    t.shape[0] = (int64_t)T;
-    switch (ld_tag_shape(tag)) {
-    case LD_SHAPE_T_HQ_D:
-        t.ndim = 3, t.shape[1] = (int64_t)R->Hq, t.shape[2] = (int64_t)R->D;
-        break;
-    case LD_SHAPE_T_HKV_D:
-        t.ndim = 3, t.shape[1] = (int64_t)R->Hkv, t.shape[2] = (int64_t)R->D;
-        break;
-    default:
-        t.shape[1] = (int64_t)tag_width(R, tag);
-        break;
-    }
+    ld_cuda_tensor t = {.data = data, .dtype = LD_BF16, .row_stride = ld};
+    t.ndim = ld_tag_dims(tag, &R->sizes, T, t.shape);
     const char *name = ld_tag_name(tag);
     TRY(ld_cuda_probe_emit(R->probe, step, layer, name, R->pos0, &t, R->err));
     if (R->trap && R->trap_key.step == step && R->trap_key.layer == layer &&
@@ -151,8 +129,8 @@ static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *da
  * their intermediates go through emit() alone. */
 static ld_status probe(run *R, int step, int layer, ld_tag tag, ld_bf16 *data, size_t T, size_t ld)
 {
-    TRY(ld_cuda_poke_nan(data, tag_width(R, tag), ld, nan_index(R, layer, tag, T), R->stream,
-                         R->err));
+    TRY(ld_cuda_poke_nan(data, ld_tag_width(tag, &R->sizes), ld, nan_index(R, layer, tag, T),
+                         R->stream, R->err));
     return emit(R, step, layer, tag, data, T, ld);
 }
 
@@ -531,6 +509,7 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
     R.H = (size_t)c->hidden_size, R.Hq = (size_t)c->num_heads, R.Hkv = (size_t)c->num_kv_heads;
     R.D = (size_t)c->head_dim, R.I = (size_t)c->intermediate_size, R.V = (size_t)c->vocab_size;
     R.L = (size_t)c->num_layers, R.Wqkv = (R.Hq + 2 * R.Hkv) * R.D;
+    R.sizes = ld_config_tag_sizes(c);
     R.cap = n_prompt + (size_t)decode_steps;
     R.tmax = n_prompt;
     R.n_steps = 1 + decode_steps;

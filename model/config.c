@@ -475,6 +475,16 @@ ld_status ld_config_load(const char *path, ld_config *out, ld_error *err)
     return st;
 }
 
+ld_tag_sizes ld_config_tag_sizes(const ld_config *c)
+{
+    return (ld_tag_sizes){.H = (size_t)c->hidden_size,
+                          .Hq = (size_t)c->num_heads,
+                          .Hkv = (size_t)c->num_kv_heads,
+                          .D = (size_t)c->head_dim,
+                          .I = (size_t)c->intermediate_size,
+                          .V = (size_t)c->vocab_size};
+}
+
 ld_status ld_config_validate(const ld_config *c, const char *label, ld_error *err)
 {
     if (strcmp(c->architecture, "Qwen3ForCausalLM") != 0)

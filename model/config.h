@@ -9,6 +9,7 @@
 
 #include "layerdiff/dtype.h"
 #include "layerdiff/error.h"
+#include "layerdiff/tags.h"
 
 /* Upper bounds on what a config may state; a real Qwen3 is far inside every one. */
 #define LD_CFG_MAX_HIDDEN 65536
@@ -42,6 +43,8 @@ ld_status ld_config_parse(const char *json, size_t len, const char *label, ld_co
 ld_status ld_config_load(const char *path, ld_config *out, ld_error *err);
 /* Checks a filled config (also used for presets): ranges and consistency. */
 ld_status ld_config_validate(const ld_config *c, const char *label, ld_error *err);
+/* The dimensions the probe shapes of layerdiff/tags.h are made of. */
+ld_tag_sizes ld_config_tag_sizes(const ld_config *c);
 /* config.json text as Hugging Face writes it for Qwen3 (malloc'd, pretty-printed). */
 char *ld_config_to_hf_json(const ld_config *c);
 

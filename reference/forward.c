@@ -15,6 +15,7 @@
 typedef struct run {
     const ld_model *m;
     const ld_config *c;
+    ld_tag_sizes sizes; /* of c, for the probes' shapes */
     const ld_forward_options *opt;
     ld_numerics nx;
     size_t cap;       /* KV slots: prompt + decode steps */
@@ -33,42 +34,18 @@ typedef struct run {
     ld_error *err;
 } run;
 
-static size_t tag_width(const ld_config *c, ld_tag tag)
-{
-    switch (ld_tag_shape(tag)) {
-    case LD_SHAPE_T_H: return (size_t)c->hidden_size;
-    case LD_SHAPE_T_HQ_D: return (size_t)c->num_heads * (size_t)c->head_dim;
-    case LD_SHAPE_T_HKV_D: return (size_t)c->num_kv_heads * (size_t)c->head_dim;
-    case LD_SHAPE_T_I: return (size_t)c->intermediate_size;
-    case LD_SHAPE_T_V: return (size_t)c->vocab_size;
-    }
-    return 0;
-}
-
 /* The probe point after an op: the nan fault writes its NaN here (so it flows downstream), then
  * the tensor is emitted if the sink wants this key. data holds T rows of the tag's width. */
 static ld_status probe(run *R, int step, int layer, ld_tag tag, int64_t pos0, float *data, size_t T)
 {
-    const ld_config *c = R->c;
-    size_t numel = T * tag_width(c, tag);
+    size_t numel = T * ld_tag_width(tag, &R->sizes);
     if (ld_fault_nan_at(R->opt->faults, tag, layer))
         data[numel / 2] = NAN;
     const char *name = ld_tag_name(tag);
     if (!R->opt->sink || !ld_sink_wants(R->opt->sink, step, layer, name))
         return LD_OK;
-    int64_t shape[3] = {(int64_t)T, 0, 0};
-    int ndim = 2;
-    switch (ld_tag_shape(tag)) {
-    case LD_SHAPE_T_HQ_D:
-        shape[1] = c->num_heads, shape[2] = c->head_dim, ndim = 3;
-        break;
-    case LD_SHAPE_T_HKV_D:
-        shape[1] = c->num_kv_heads, shape[2] = c->head_dim, ndim = 3;
-        break;
-    default:
-        shape[1] = (int64_t)tag_width(c, tag);
-        break;
-    }
+    int64_t shape[3];
+    int ndim = ld_tag_dims(tag, &R->sizes, T, shape);
     const void *payload = data;
     ld_dtype dt = R->opt->emulate;
     if (dt == LD_BF16 || dt == LD_F16) { /* values are already rounded: this is exact */
@@ -297,7 +274,7 @@ ld_status ld_ref_generate(const ld_model *m, const int32_t *prompt, size_t n_pro
             return st;
     }
 
-    run R = {.m = m, .c = c, .opt = opt, .err = err};
+    run R = {.m = m, .c = c, .sizes = ld_config_tag_sizes(c), .opt = opt, .err = err};
     R.nx = opt->emulate == LD_F32 ? ld_numerics_reference
                                   : (ld_numerics){.acc_f32 = true, .round_to = opt->emulate,
                                                   .sr_seed = opt->sr_seed};

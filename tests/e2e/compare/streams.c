@@ -85,16 +85,9 @@ static int emit(writer *w, int step, int layer, ld_tag tag, int T, int64_t pos0)
     ld_key_format(&k, text, sizeof text);
     if (sc->skip_key && !strcmp(sc->skip_key, text))
         return 0;
+    static const ld_tag_sizes sizes = {TS_H, TS_HQ, TS_HKV, TS_D, TS_I, TS_V};
     int64_t shape[3];
-    int ndim;
-    switch (ld_tag_shape(tag)) {
-    case LD_SHAPE_T_HQ_D: shape[1] = TS_HQ; shape[2] = TS_D; ndim = 3; break;
-    case LD_SHAPE_T_HKV_D: shape[1] = TS_HKV; shape[2] = TS_D; ndim = 3; break;
-    case LD_SHAPE_T_I: shape[1] = TS_I; ndim = 2; break;
-    case LD_SHAPE_T_V: shape[1] = TS_V; ndim = 2; break;
-    default: shape[1] = TS_H; ndim = 2; break;
-    }
-    shape[0] = T;
+    int ndim = ld_tag_dims(tag, &sizes, (size_t)T, shape);
     size_t n = (size_t)T;
     for (int i = 1; i < ndim; i++)
         n *= (size_t)shape[i];

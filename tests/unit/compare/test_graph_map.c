@@ -1,6 +1,7 @@
-/* test_graph_map.c — the op graph of DESIGN.md section 3 (inputs of every tag), the --map format
- * (renames with captured layer/step numbers, drops, offsets, bad maps named by file and field),
- * --fail-on parsing, and the exit-code precedence of a result. */
+/* test_graph_map.c — the op graph of DESIGN.md section 3 (inputs of every tag; shapes and
+ * families of the tag table, layerdiff/tags.h), the --map format (renames with captured layer/step
+ * numbers, drops, offsets, bad maps named by file and field), --fail-on parsing, and the exit-code
+ * precedence of a result. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +25,7 @@ static ld_key key(int step, int layer, const char *tag)
 static void expect_inputs(ld_key k, int n_layers, const char *const *want, size_t n_want)
 {
     ld_key in[16];
-    size_t n = ld_opgraph_inputs(&k, n_layers, in, 16);
+    size_t n = ld_tag_input_keys(&k, n_layers, in, 16);
     if (n != n_want)
         fail_msg("%s: %zu inputs, expected %zu", k.tag, n, n_want);
     for (size_t i = 0; i < n; i++) {
@@ -67,16 +68,39 @@ static void test_opgraph(void **state)
     EXPECT(key(3, LD_NO_LAYER, "logits"), 4, "S3.final_norm");
     ld_key in[4];
     ld_key k = key(0, LD_NO_LAYER, "embed");
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 4), 0);
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 4), 0);
     k = key(0, 2, "my_custom_tag");
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 4), 0);
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 4), 0);
     k = key(0, LD_NO_LAYER, "q_norm"); /* a per-layer tag without a layer: no inputs */
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 4), 0);
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 4), 0);
     /* more inputs than room: the count is still right, only max are written */
     k = key(5, 0, "attn_out");
-    assert_int_equal(ld_opgraph_inputs(&k, 4, in, 2), 13);
-    assert_string_equal(ld_opgraph_op_name(LD_TAG_Q_NORM), "q/k norm");
-    assert_string_equal(ld_opgraph_op_name(LD_TAG_UNKNOWN), "op");
+    assert_int_equal(ld_tag_input_keys(&k, 4, in, 2), 13);
+    assert_string_equal(ld_tag_op_name(LD_TAG_Q_NORM), "q/k norm");
+    assert_string_equal(ld_tag_op_name(LD_TAG_UNKNOWN), "op");
+}
+
+/* The rest of the tag table: shapes in model dimensions and the families the HTML charts. */
+static void test_tag_table(void **state)
+{
+    (void)state;
+    const ld_tag_sizes z = {.H = 64, .Hq = 4, .Hkv = 2, .D = 16, .I = 128, .V = 256};
+    int64_t shape[3];
+    assert_int_equal(ld_tag_dims(LD_TAG_K_ROPE, &z, 5, shape), 3);
+    assert_true(shape[0] == 5 && shape[1] == 2 && shape[2] == 16);
+    assert_int_equal(ld_tag_dims(LD_TAG_LOGITS, &z, 1, shape), 2);
+    assert_true(shape[0] == 1 && shape[1] == 256);
+    assert_int_equal(ld_tag_width(LD_TAG_Q_PROJ, &z), 64);
+    assert_int_equal(ld_tag_width(LD_TAG_MLP_ACT, &z), 128);
+    assert_int_equal(ld_tag_width(LD_TAG_UNKNOWN, &z), 64);
+    assert_int_equal(ld_tag_family(LD_TAG_O_PROJ), LD_FAMILY_ATTN_PROJ);
+    assert_int_equal(ld_tag_family(LD_TAG_LAYER_OUT), LD_FAMILY_RESIDUAL);
+    assert_string_equal(ld_family_title(LD_FAMILY_QK_NORM_ROPE), "q/k norm and RoPE");
+    assert_null(ld_family_title(LD_FAMILY_COUNT));
+    /* every input an op lists is an earlier tag of the table: the graph is acyclic */
+    for (int t = 0; t < LD_TAG_COUNT; t++)
+        for (const ld_tag_input *in = ld_tag_inputs((ld_tag)t); in->kind != LD_INPUT_END; in++)
+            assert_true(in->kind == LD_INPUT_STREAM || (int)in->tag < t);
 }
 
 static const char *map_text =
@@ -223,8 +247,9 @@ static void test_exit_codes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_opgraph),  cmocka_unit_test(test_keymap),
-        cmocka_unit_test(test_bad_maps), cmocka_unit_test(test_fail_on),
+        cmocka_unit_test(test_opgraph),  cmocka_unit_test(test_tag_table),
+        cmocka_unit_test(test_keymap),   cmocka_unit_test(test_bad_maps),
+        cmocka_unit_test(test_fail_on),
         cmocka_unit_test(test_exit_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
