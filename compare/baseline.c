@@ -513,6 +513,16 @@ nomem:
     return ld_error_set(err, LD_E_NOMEM, "out of memory judging against %s", b->path);
 }
 
+/* Here, not beside the rest of the result's ownership (compare_result.c): a result may carry the
+ * baseline check above, and the core never calls up to the gate. */
+void ld_compare_result_destroy(ld_compare_result *r)
+{
+    if (!r)
+        return;
+    ld_baseline_check_destroy(r->baseline);
+    ld_cmp_result_free(r);
+}
+
 /* ---- reports -------------------------------------------------------------------------------- */
 
 /* How many of the largest growths that did not regress the tables show, for the margin. */

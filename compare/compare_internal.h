@@ -20,6 +20,10 @@ ld_status ld_cmp_json_parse(const char *text, size_t len, const char *label, cJS
 ld_status ld_cmp_json_check_keys(const cJSON *obj, const char *const *allowed, const char *label,
                                  const char *where, ld_error *err);
 
+/* Frees a result and all it owns but a baseline check (compare_result.c): the core's own error
+ * paths, before any is attached; ld_compare_result_destroy (baseline.c) frees both. */
+void ld_cmp_result_free(ld_compare_result *r);
+
 /* Widens n elements of base (dtype t) from element off into dst (metrics.c). */
 void ld_cmp_widen(const void *base, ld_dtype t, uint64_t off, size_t n, float *dst);
 
