@@ -5,7 +5,6 @@
 
 #include "compare.h"
 #include "floor.h"
-#include "gate.h"
 #include "util.h"
 
 static const struct {
