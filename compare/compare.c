@@ -195,42 +195,37 @@ static ld_status finish_result(ctx *c)
                                     i + 1, (int)a->decoded[i], a->path, (int)b->decoded[i],
                                     b->path);
             r->input_mismatch = true;
-            if ((st = ld_cmp_note(
-                     c, LD_NOTE_WARN, "decoded_mismatch",
-                     "decode step %zu was fed "
-                     "different tokens (allowed): %d in the reference, %d in the candidate; "
-                     "later steps compare different computations",
-                     i + 1, (int)a->decoded[i], (int)b->decoded[i])) != LD_OK)
+            if ((st = ld_cmp_note(c, LD_NOTE_WARN, "decoded_mismatch", "decode step %zu was "
+                                  "fed different tokens (allowed): %d in the reference, %d in "
+                                  "the candidate; later steps compare different computations",
+                                  i + 1, (int)a->decoded[i], (int)b->decoded[i])) != LD_OK)
                 return st;
             break;
         }
     }
     for (size_t i = 0; i < c->opt->n_floors; i++) {
         const ld_floor *fl = c->opt->floors[i];
-        if ((st = ld_cmp_note(
-                 c, LD_NOTE_INFO, "noise_floor",
-                 "%s candidates judged against the noise "
-                 "floor %s: fail when the relative error exceeds %g x the floor and some "
-                 "element is more than %llu ULP off; %zu probes judged this way",
-                 ld_dtype_name(ld_floor_dtype(fl)), ld_floor_label(fl), c->opt->floor_k,
-                 (unsigned long long)c->opt->floor_ulp_cap, r->n_floor_judged)) != LD_OK)
+        if ((st = ld_cmp_note(c, LD_NOTE_INFO, "noise_floor", "%s candidates judged against the "
+                              "noise floor %s: fail when the relative error exceeds %g x the "
+                              "floor and some element is more than %llu ULP off; %zu probes "
+                              "judged this way", ld_dtype_name(ld_floor_dtype(fl)),
+                              ld_floor_label(fl), c->opt->floor_k,
+                              (unsigned long long)c->opt->floor_ulp_cap,
+                              r->n_floor_judged)) != LD_OK)
             return st;
     }
     if (c->floor_missing &&
-        (st = ld_cmp_note(
-             c, LD_NOTE_WARN, "floor_missing",
-             "%zu probes of a calibrated dtype have no "
-             "noise-floor entry (the floor was measured over fewer steps or other tags) and "
-             "were judged by the policy",
-             c->floor_missing)) != LD_OK)
+        (st = ld_cmp_note(c, LD_NOTE_WARN, "floor_missing", "%zu probes of a calibrated dtype "
+                          "have no noise-floor entry (the floor was measured over fewer steps "
+                          "or other tags) and were judged by the policy",
+                          c->floor_missing)) != LD_OK)
         return st;
     if (r->n_stats_only &&
-        (st = ld_cmp_note(
-             c, LD_NOTE_WARN, "stats_only",
-             "%zu of %zu probes were compared by their "
-             "stats and first %d values only (no payload on one side): their metrics are "
-             "estimates; write both runs with --payload full for exact ones",
-             r->n_stats_only, r->n_compared, LD_HEAD_COUNT)) != LD_OK)
+        (st = ld_cmp_note(c, LD_NOTE_WARN, "stats_only", "%zu of %zu probes were compared by "
+                          "their stats and first %d values only (no payload on one side): "
+                          "their metrics are estimates; write both runs with --payload full "
+                          "for exact ones", r->n_stats_only, r->n_compared,
+                          LD_HEAD_COUNT)) != LD_OK)
         return st;
     if (a->dropped + b->dropped &&
         (st = ld_cmp_note(c, LD_NOTE_INFO, "map_dropped",

@@ -30,12 +30,10 @@ ld_status ld_cmp_blind_spots(ctx *c)
     const ld_stream_info *a = &c->res->ref;
     ld_status st;
     if (a->n_tokens == 1 &&
-        (st = ld_cmp_note(
-             c, LD_NOTE_INFO, "blind_rope",
-             "the prompt has one token: RoPE at position 0 is "
-             "the identity and the causal mask has nothing to hide at step 0, so RoPE and "
-             "mask faults can only show in decode steps (use a prompt of 2 tokens or more)")) !=
-            LD_OK)
+        (st = ld_cmp_note(c, LD_NOTE_INFO, "blind_rope", "the prompt has one token: RoPE at "
+                          "position 0 is the identity and the causal mask has nothing to hide "
+                          "at step 0, so RoPE and mask faults can only show in decode steps "
+                          "(use a prompt of 2 tokens or more)")) != LD_OK)
         return st;
     if (a->decode_steps == 0 &&
         (st = ld_cmp_note(c, LD_NOTE_INFO, "blind_kv_cache",
@@ -136,11 +134,9 @@ ld_status ld_cmp_check_headers(ctx *c)
     /* Weights and faults: legitimate differences, stated prominently. */
     if (a->fingerprint[0] && b->fingerprint[0] && strcmp(a->fingerprint, b->fingerprint)) {
         r->fingerprint_differs = true;
-        if ((st = ld_cmp_note(
-                 c, LD_NOTE_WARN, "fingerprint",
-                 "weight fingerprints differ: %s "
-                 "(reference) vs %s (candidate): the runs did not read the same weights",
-                 a->fingerprint, b->fingerprint)) != LD_OK)
+        if ((st = ld_cmp_note(c, LD_NOTE_WARN, "fingerprint", "weight fingerprints differ: %s "
+                              "(reference) vs %s (candidate): the runs did not read the same "
+                              "weights", a->fingerprint, b->fingerprint)) != LD_OK)
             return st;
     } else if (!a->fingerprint[0] || !b->fingerprint[0]) {
         if ((st = ld_cmp_note(c, LD_NOTE_INFO, "fingerprint",

@@ -49,11 +49,9 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
     int64_t version;
     if (!ld_rd_get_int(&v, root, "version", 0, INT_MAX, true, NULL, &version, &st)) return st;
     if (version != LD_PROBE_VERSION)
-        return ld_rd_stick(
-            r, err, LD_E_UNSUPPORTED,
-            "%s:%llu: header: format version %lld is not supported (this reader knows "
-            "version %d)",
-            r->path, (unsigned long long)r->line, (long long)version, LD_PROBE_VERSION);
+        return ld_rd_stick(r, err, LD_E_UNSUPPORTED, "%s:%llu: header: format version %lld is "
+                           "not supported (this reader knows version %d)", r->path,
+                           (unsigned long long)r->line, (long long)version, LD_PROBE_VERSION);
     if (ld_rd_only_fields(&v, root, "the header", allowed) != LD_OK) return r->sticky;
     ld_header_info *h = &r->header;
     h->version = (int)version;
