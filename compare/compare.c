@@ -271,14 +271,17 @@ ld_status ld_compare_run(const char *ref_path, const char *cand_path,
     if ((st = ld_cmp_open_side(&c, &c.ref, ref_path)) != LD_OK ||
         (st = ld_cmp_open_side(&c, &c.cand, cand_path)) != LD_OK)
         goto done;
-    if (r->ref.opened && r->cand.opened && (st = ld_cmp_check_headers(&c)) != LD_OK) goto done;
-    if (r->ref.opened && (st = ld_cmp_blind_spots(&c)) != LD_OK) goto done;
+    if (r->ref.opened && r->cand.opened && (st = ld_cmp_check_headers(&c)) != LD_OK)
+        goto done;
+    if (r->ref.opened && (st = ld_cmp_blind_spots(&c)) != LD_OK)
+        goto done;
     r->floor_k = opt->floor_k;
     r->floor_ulp_cap = opt->floor_ulp_cap;
     for (size_t i = 0; i < opt->n_floors && r->ref.opened; i++)
         if ((st = ld_floor_check_stream(opt->floors[i], &r->ref, err)) != LD_OK)
             goto done;
-    if ((st = ld_cmp_stream_pairs(&c)) != LD_OK) goto done;
+    if ((st = ld_cmp_stream_pairs(&c)) != LD_OK)
+        goto done;
     st = finish_result(&c);
 done:
     for (size_t i = 0; i < r->n_rows && c.aux; i++)

@@ -29,7 +29,8 @@ ptrdiff_t ld_cmp_index_find(const index_t *ix, const ld_row *rows, const ld_key 
         size_t s = ix->slot[i];
         if (!s)
             return -1;
-        if (ld_cmp_key_eq(&rows[s - 1].key, k)) return (ptrdiff_t)(s - 1);
+        if (ld_cmp_key_eq(&rows[s - 1].key, k))
+            return (ptrdiff_t)(s - 1);
     }
 }
 

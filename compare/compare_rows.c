@@ -314,7 +314,8 @@ static ld_status measure_pair(ctx *c, const view *rv, side *rs, const view *cv, 
     side *sides[2] = {rs, cs};
     for (int i = 0; i < 2; i++) {
         bool lost = false;
-        if (sides[i] && (st = ld_cmp_settle(c, sides[i], &lost)) != LD_OK) return st;
+        if (sides[i] && (st = ld_cmp_settle(c, sides[i], &lost)) != LD_OK)
+            return st;
         if (lost) {
             *gone = sides[i];
             return LD_OK;
@@ -393,7 +394,8 @@ static ld_status take(ctx *c, side *s, bool is_ref)
     bool lost = false;
     if (found >= 0 && (is_ref ? c->aux[found].ref_seen : c->aux[found].cand_seen)) {
         /* a second record of a key: an input error, once the record proves complete */
-        if ((st = ld_cmp_settle(c, s, &lost)) != LD_OK || lost) return st;
+        if ((st = ld_cmp_settle(c, s, &lost)) != LD_OK || lost)
+            return st;
         char kb[LD_TAG_NAME_MAX + 48];
         return ld_error_set(c->err, LD_E_INPUT, "%s: line %llu: key %s appears twice",
                             s->info->path, (unsigned long long)v->line,

@@ -196,10 +196,12 @@ ld_status ld_reader_next(ld_reader *r, const ld_probe **probe, ld_error *err)
     r->whole_pos = 0;
     if (r->opt.stream_data) {
         bool streamed;
-        if ((st = ld_rd_stream_start(r, &streamed, err)) != LD_OK) return st;
+        if ((st = ld_rd_stream_start(r, &streamed, err)) != LD_OK)
+            return st;
         if (streamed) {
             if (!r->opt.decode_data) { /* nothing to hand out: the line is read and checked now */
-                if ((st = ld_rd_finish_line(r, err)) != LD_OK) return st;
+                if ((st = ld_rd_finish_line(r, err)) != LD_OK)
+                    return st;
                 ld_rd_stream_done(r);
             }
             r->current = true;
@@ -217,7 +219,8 @@ ld_status ld_reader_next(ld_reader *r, const ld_probe **probe, ld_error *err)
                            "first, once)",
                            r->path, (unsigned long long)r->line);
     if (kind == REC_END) {
-        if ((st = ld_rd_parse_end(r, root, err)) != LD_OK) return st;
+        if ((st = ld_rd_parse_end(r, root, err)) != LD_OK)
+            return st;
         char *line;
         size_t len;
         uint64_t end_line = r->line;
@@ -230,7 +233,8 @@ ld_status ld_reader_next(ld_reader *r, const ld_probe **probe, ld_error *err)
         r->ended = true;
         return LD_OK;
     }
-    if ((st = ld_rd_parse_probe(r, root, &r->probe, PROBE_WHOLE, err)) != LD_OK) return st;
+    if ((st = ld_rd_parse_probe(r, root, &r->probe, PROBE_WHOLE, err)) != LD_OK)
+        return st;
     r->n_probes++;
     ld_rd_set_last_key(r);
     r->current = true;

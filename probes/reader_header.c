@@ -47,18 +47,21 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
                          "stream",
                          (int)LD_MIN(fmt->len, (size_t)64), fmt->str);
     int64_t version;
-    if (!ld_rd_get_int(&v, root, "version", 0, INT_MAX, true, NULL, &version, &st)) return st;
+    if (!ld_rd_get_int(&v, root, "version", 0, INT_MAX, true, NULL, &version, &st))
+        return st;
     if (version != LD_PROBE_VERSION)
         return ld_rd_stick(r, err, LD_E_UNSUPPORTED, "%s:%llu: header: format version %lld is "
                            "not supported (this reader knows version %d)", r->path,
                            (unsigned long long)r->line, (long long)version, LD_PROBE_VERSION);
-    if (ld_rd_only_fields(&v, root, "the header", allowed) != LD_OK) return r->sticky;
+    if (ld_rd_only_fields(&v, root, "the header", allowed) != LD_OK)
+        return r->sticky;
     ld_header_info *h = &r->header;
     h->version = (int)version;
     if (!ld_rd_get_text(&v, root, "implementation", h->implementation, sizeof h->implementation,
                         &st))
         return st;
-    if (!h->implementation[0]) return ld_rd_bad(&v, "field \"implementation\" is empty");
+    if (!h->implementation[0])
+        return ld_rd_bad(&v, "field \"implementation\" is empty");
     const ld_json_node *backend = ld_rd_field(&v, root, "backend", LD_JSON_OBJECT, true, &st);
     const ld_json_node *model =
         backend ? ld_rd_field(&v, root, "model", LD_JSON_OBJECT, true, &st) : NULL;
@@ -71,7 +74,8 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
     if (!tool)
         return st;
     static const char *const input_fields[] = {"tokens", "decode_steps", NULL};
-    if (ld_rd_only_fields(&v, input, "header.input", input_fields) != LD_OK) return r->sticky;
+    if (ld_rd_only_fields(&v, input, "header.input", input_fields) != LD_OK)
+        return r->sticky;
     v.context = "header.input";
     int64_t steps;
     if (!ld_rd_get_tokens(&v, input, "tokens", 0, &r->tokens, &h->n_tokens, &st) ||
@@ -81,9 +85,11 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
     h->decode_steps = (int)steps;
     v.context = "header.tool";
     static const char *const tool_fields[] = {"name", "version", "git", NULL};
-    if (ld_rd_only_fields(&v, tool, "header.tool", tool_fields) != LD_OK) return r->sticky;
+    if (ld_rd_only_fields(&v, tool, "header.tool", tool_fields) != LD_OK)
+        return r->sticky;
     for (const char *const *f = tool_fields; *f; f++)
-        if (!ld_rd_field(&v, tool, *f, LD_JSON_STRING, true, &st)) return st;
+        if (!ld_rd_field(&v, tool, *f, LD_JSON_STRING, true, &st))
+            return st;
     v.context = "header";
     const ld_json_node *fp = ld_json_get(&r->doc, model, "fingerprint");
     if (fp && fp->type != LD_JSON_STRING)
@@ -134,7 +140,8 @@ ld_status ld_rd_parse_end(ld_reader *r, const ld_json_node *root, ld_error *err)
     ld_status st = LD_OK;
     static const char *const allowed[] = {"record", "status", "probes", "tokens", "decoded",
                                           "last_key", "message", NULL};
-    if (ld_rd_only_fields(&v, root, "the end record", allowed) != LD_OK) return r->sticky;
+    if (ld_rd_only_fields(&v, root, "the end record", allowed) != LD_OK)
+        return r->sticky;
     const ld_json_node *status = ld_rd_field(&v, root, "status", LD_JSON_STRING, true, &st);
     if (!status)
         return st;
@@ -143,7 +150,8 @@ ld_status ld_rd_parse_end(ld_reader *r, const ld_json_node *root, ld_error *err)
         return ld_rd_bad(&v, "status is \"%.*s\", expected \"ok\" or \"error\"",
                          (int)LD_MIN(status->len, (size_t)32), status->str);
     int64_t probes;
-    if (!ld_rd_get_int(&v, root, "probes", 0, JSON_SAFE_INT, true, NULL, &probes, &st)) return st;
+    if (!ld_rd_get_int(&v, root, "probes", 0, JSON_SAFE_INT, true, NULL, &probes, &st))
+        return st;
     if ((uint64_t)probes != r->n_probes)
         return ld_rd_bad(&v, "it counts %lld probes but the stream holds %llu", (long long)probes,
                          (unsigned long long)r->n_probes);
@@ -159,7 +167,8 @@ ld_status ld_rd_parse_end(ld_reader *r, const ld_json_node *root, ld_error *err)
     const ld_json_node *msg = ld_rd_field(&v, root, "message", LD_JSON_STRING, false, &st);
     if (st != LD_OK)
         return st;
-    if (!ok && !msg) return ld_rd_bad(&v, "status is \"error\" but there is no message");
+    if (!ok && !msg)
+        return ld_rd_bad(&v, "status is \"error\" but there is no message");
     r->end_last_key = strndup(lk->str, lk->len);
     r->end_message = msg ? strndup(msg->str, msg->len) : strdup("");
     if (!r->end_last_key || !r->end_message)

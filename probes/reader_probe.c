@@ -118,7 +118,8 @@ ld_status ld_rd_decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64)
             out = r->unshuffled;
         }
     }
-    if ((st = ld_rd_check_crc_head(v, p, ld_crc32(out, expected), out)) != LD_OK) return st;
+    if ((st = ld_rd_check_crc_head(v, p, ld_crc32(out, expected), out)) != LD_OK)
+        return st;
     p->data = out;
     p->data_bytes = expected;
     return LD_OK;
@@ -174,7 +175,8 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
                          has_layer ? "%s is a model-level tag but the record has a layer"
                                    : "%s is a per-layer tag but the record has no layer",
                          p->tag);
-    if (ld_rd_only_fields(&v, root, "a probe record", allowed) != LD_OK) return r->sticky;
+    if (ld_rd_only_fields(&v, root, "a probe record", allowed) != LD_OK)
+        return r->sticky;
     int64_t index, pos0;
     if (!ld_rd_get_int(&v, root, "index", 0, JSON_SAFE_INT, true, NULL, &index, &st) ||
         !ld_rd_get_int(&v, root, "pos0", 0, JSON_SAFE_INT, true, NULL, &pos0, &st))
@@ -212,20 +214,25 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
         return st;
     static const char *const stat_names[] = {"min", "max", "mean", "std", "l2", "absmax",
                                              "nan", "inf", NULL};
-    if (ld_rd_only_fields(&v, stats, "stats", stat_names) != LD_OK) return r->sticky;
+    if (ld_rd_only_fields(&v, stats, "stats", stat_names) != LD_OK)
+        return r->sticky;
     double *sv[6] = {&p->stats.min, &p->stats.max, &p->stats.mean, &p->stats.std, &p->stats.l2,
                      &p->stats.absmax};
     for (int i = 0; i < 6; i++) {
         const ld_json_node *n = ld_json_get(&r->doc, stats, stat_names[i]);
         char what[32];
         snprintf(what, sizeof what, "stats.%s", stat_names[i]);
-        if (!n) return ld_rd_bad(&v, "missing field \"%s\"", what);
-        if (!ld_rd_get_value(&v, n, what, sv[i], &st)) return st;
+        if (!n)
+            return ld_rd_bad(&v, "missing field \"%s\"", what);
+        if (!ld_rd_get_value(&v, n, what, sv[i], &st))
+            return st;
     }
     int64_t cnt;
-    if (!ld_rd_get_int(&v, stats, "nan", 0, JSON_SAFE_INT, true, NULL, &cnt, &st)) return st;
+    if (!ld_rd_get_int(&v, stats, "nan", 0, JSON_SAFE_INT, true, NULL, &cnt, &st))
+        return st;
     p->stats.nan = (uint64_t)cnt;
-    if (!ld_rd_get_int(&v, stats, "inf", 0, JSON_SAFE_INT, true, NULL, &cnt, &st)) return st;
+    if (!ld_rd_get_int(&v, stats, "inf", 0, JSON_SAFE_INT, true, NULL, &cnt, &st))
+        return st;
     p->stats.inf = (uint64_t)cnt;
     if (p->stats.nan > p->numel || p->stats.inf > p->numel - p->stats.nan)
         return ld_rd_bad(&v, "stats count %llu NaN and %llu Inf among %llu elements",
@@ -242,7 +249,8 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
     for (const ld_json_node *c = ld_json_first(&r->doc, head); c; c = ld_json_next(&r->doc, c)) {
         char what[16];
         snprintf(what, sizeof what, "head[%d]", p->n_head);
-        if (!ld_rd_get_value(&v, c, what, &p->head[p->n_head], &st)) return st;
+        if (!ld_rd_get_value(&v, c, what, &p->head[p->n_head], &st))
+            return st;
         p->n_head++;
     }
     /* data */
@@ -253,7 +261,8 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
         return ld_rd_bad(&v, "field \"data\" is %s, expected an object",
                          ld_json_type_name(data->type));
     static const char *const data_fields[] = {"encoding", "dtype", "crc32", "b64", NULL};
-    if (ld_rd_only_fields(&v, data, "data", data_fields) != LD_OK) return r->sticky;
+    if (ld_rd_only_fields(&v, data, "data", data_fields) != LD_OK)
+        return r->sticky;
     const ld_json_node *enc = ld_rd_field(&v, data, "encoding", LD_JSON_STRING, true, &st);
     const ld_json_node *ddt =
         enc ? ld_rd_field(&v, data, "dtype", LD_JSON_STRING, true, &st) : NULL;

@@ -395,14 +395,16 @@ static ld_status stream_read(ld_reader *r, unsigned char *out, size_t max, size_
         n += made;
     }
     if (ps->handed == ps->expected || n < want) {
-        if (!ps->line_checked && (st = ld_rd_finish_line(r, err)) != LD_OK) return st;
+        if (!ps->line_checked && (st = ld_rd_finish_line(r, err)) != LD_OK)
+            return st;
         if (ps->handed != ps->expected) /* every way a payload can fall short is refused above */
             return ld_rd_stick(r, err, LD_E_INTERNAL,
                                "%s:%llu: payload ended after %zu of %zu bytes", r->path,
                                (unsigned long long)r->line, ps->handed, ps->expected);
         vctx v = {r, err, "probe", ""};
         ld_rd_name_probe(&v, p);
-        if ((st = ld_rd_check_crc_head(&v, p, ps->crc, ps->head)) != LD_OK) return st;
+        if ((st = ld_rd_check_crc_head(&v, p, ps->crc, ps->head)) != LD_OK)
+            return st;
         ld_rd_stream_done(r);
     }
     *got = n;
