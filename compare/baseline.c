@@ -1,7 +1,8 @@
 /* baseline.c — the regression gate: loads a baseline (the JSON report of an earlier, accepted
  * candidate against the same reference), refuses one from another model, input or probe set, and
- * judges every probe's error now against its error then; writes the gate's section of each report.
- * Not the comparison (compare.c) nor bit-exactness (exact.c). */
+ * judges every probe's error now against its error then. The gate's section of each report is
+ * written beside that report's format (report_<format>.c, words in report_gate.c). Not the
+ * comparison (compare.c) nor bit-exactness (exact.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

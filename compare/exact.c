@@ -1,7 +1,8 @@
 /* exact.c — bit-exactness of two runs of one implementation (compare --exact): walks both streams
  * in lockstep, one record of each in memory, and compares every key's payload bytes (stats and
  * head values when a payload is absent, which is said), reporting the first key that changed.
- * Not a numerical comparison: any changed bit is a change (compare.c measures how much). */
+ * Not a numerical comparison: any changed bit is a change (compare.c measures how much). Its
+ * reports are written beside their formats (report_text.c, report_json.c, report_md.c). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>

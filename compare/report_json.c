@@ -1,7 +1,8 @@
 /* report_json.c — the full comparison result as one JSON document (schemas/report.schema.json):
  * streams, checks, notes, the first divergence with its inputs and error grid, argmax and logits
  * agreement, and one entry per probe key with every metric and the tolerance applied. Written as a
- * stream (no tree in memory). Non-finite numbers are the strings "NaN", "Infinity", "-Infinity". */
+ * stream (no tree in memory). Non-finite numbers are the strings "NaN", "Infinity", "-Infinity".
+ * Also the gate's "baseline" member and the --exact document (schemas/exact.schema.json). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

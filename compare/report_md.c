@@ -1,6 +1,7 @@
 /* report_md.c — a short Markdown summary for a pull-request comment or a CI job summary: the
  * verdict, the summary paragraph, the notes, and a small table of the probes that matter (the
- * brief rows). The full table lives in the HTML and JSON reports. */
+ * brief rows); the regression gate's section, and the compare --exact summary. The full table
+ * lives in the HTML and JSON reports. */
 #include <stdlib.h>
 #include <string.h>
 

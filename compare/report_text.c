@@ -1,6 +1,7 @@
 /* report_text.c — the terminal report: who was compared, the notes that matter, a compact table
  * (every probe, or with --brief only the failing ones and their context), the summary paragraph
- * and the verdict with its exit code. Colour only when asked (the CLI asks when stdout is a tty). */
+ * and the verdict with its exit code; the regression gate's section, and the compare --exact
+ * report. Colour only when asked (the CLI asks when stdout is a tty). */
 #include <stdlib.h>
 #include <string.h>
 
