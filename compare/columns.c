@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "compare_internal.h"
-#include "gate.h"
+#include "report.h"
 
 static bool compared(const ld_row *row) { return row->state == LD_ROW_COMPARED; }
 

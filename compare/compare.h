@@ -4,7 +4,16 @@
  * returns an ld_status and fills an ld_error; only the CLI (src/cli/cmd_compare.c) picks exit codes.
  *
  * Ownership: ld_*_create/_load/_parse hand out objects that the matching _destroy frees (NULL is
- * accepted). A result owns every string and array it points to. */
+ * accepted). A result owns every string and array it points to.
+ *
+ * Layers inside compare/ (a file calls only its own layer or those below; headers in brackets):
+ *   0 base     jsonfile.c, emit.c                              [compare_internal.h]
+ *   1 inputs   metrics.c, policy.c, keymap.c, opgraph.c        [compare.h]
+ *   2 core     compare.c, compare_{options,result,read,rows,headers}.c [compare_core.h],
+ *              floor.c [floor.h]
+ *   3 gates    baseline.c, exact.c [gate.h], replay.c [replay.h]
+ *   4 reports  report_{text,json,md,html,junit}.c (one per format, the gates' sections included),
+ *              report_util.c, report_gate.c, columns.c, summary.c  [report.h] */
 #ifndef LD_COMPARE_H
 #define LD_COMPARE_H
 

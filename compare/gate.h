@@ -85,14 +85,13 @@ ld_status ld_baseline_apply(ld_compare_result *r, const ld_baseline *b, double f
                             ld_error *err);
 void ld_baseline_check_destroy(ld_baseline_check *c);
 
-/* The gate's section of each report; nothing when r->baseline is NULL. brief (text): only the
- * regressed and improved probes. */
+/* The gate's section of each report, written beside the rest of its format (report_text.c,
+ * report_json.c, report_md.c, report_html.c); nothing when r->baseline is NULL. brief (text):
+ * only the regressed and improved probes. */
 void ld_baseline_report_text(FILE *f, const ld_compare_result *r, bool color, bool brief);
 void ld_baseline_report_json(FILE *f, const ld_compare_result *r); /* the "baseline" member */
 void ld_baseline_report_markdown(FILE *f, const ld_compare_result *r);
 void ld_baseline_report_html(FILE *f, const ld_compare_result *r);
-/* One table cell: the row's new / old error ratio ("-" when unjudged). */
-char *ld_baseline_ratio_text(const ld_compare_result *r, const ld_row *row, char *buf, size_t size);
 
 /* ---- exact: are two runs of one implementation bit-identical? ------------------------------- */
 
@@ -142,6 +141,7 @@ void ld_exact_result_destroy(ld_exact_result *r);
  * or empty) with no change before the cut. */
 int ld_exact_exit_code(const ld_exact_result *r);
 
+/* The --exact reports, each beside the rest of its format (report_<format>.c). */
 typedef ld_status (*ld_exact_report_fn)(FILE *f, const ld_exact_result *r, bool color,
                                         ld_error *err);
 ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld_error *err);

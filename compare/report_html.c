@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compare_internal.h"
-#include "gate.h"
+#include "report.h"
 #include "util.h"
 
 #define X(f, s) ld_cmp_put_xml(f, s)
@@ -520,4 +519,66 @@ ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_op
           "comparison by stats only.</p>\n</body></html>\n",
           f);
     return ld_cmp_stream_status(f, "HTML", err);
+}
+
+/* ---- the regression gate (compare --baseline) ------------------------------------------------ */
+
+static void html_rows(FILE *f, const ld_compare_result *r, const size_t *list, size_t n)
+{
+    fputs("<table>\n<tr><th class=\"l\">key</th><th>old rel_l2</th><th>new rel_l2</th>"
+          "<th>new/old</th><th class=\"l\">change</th></tr>\n",
+          f);
+    for (size_t i = 0; i < n; i++) {
+        const ld_gate_entry *e = &r->baseline->entries[list[i]];
+        char kt[160], a[16], b[16], q[24];
+        bool first = (ptrdiff_t)list[i] == r->baseline->first_regressed;
+        fprintf(f, "<tr class=\"%s\"><td class=\"l\">",
+                first ? "fail first" : (e->verdict == LD_GATE_REGRESSED ? "fail" : "ok"));
+        X(f, ld_cmp_key_text(&r->rows[e->row].key, kt, sizeof kt));
+        fprintf(f, "</td><td>%s</td><td>%s</td><td>%s</td><td class=\"l s\">",
+                ld_cmp_fmt(e->old_rel_l2, a, sizeof a), ld_cmp_fmt(e->new_rel_l2, b, sizeof b),
+                ld_gate_ratio_text(e->ratio, q, sizeof q));
+        X(f, ld_gate_change_text(e));
+        fputs(first ? " ← first regression</td></tr>\n" : "</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
+void ld_baseline_report_html(FILE *f, const ld_compare_result *r)
+{
+    const ld_baseline_check *c = r->baseline;
+    if (!c) return;
+    char buf[1024];
+    fputs("<h2>Regression gate</h2>\n", f);
+    ld_gate_first_text(r, buf, sizeof buf);
+    fprintf(f, "<div class=\"banner %s\">", c->n_regressed ? "fail" : "pass");
+    X(f, buf);
+    fputs("</div>\n<p>Baseline <code>", f);
+    X(f, c->path);
+    fputs("</code>: ", f);
+    ld_gate_baseline_words(c, buf, sizeof buf);
+    X(f, buf);
+    fputs(". ", f);
+    ld_gate_counts_text(c, buf, sizeof buf);
+    X(f, buf);
+    fputs("; ", f);
+    ld_gate_rule_text(c, buf, sizeof buf);
+    X(f, buf);
+    fputs(".</p>\n", f);
+    size_t *list = malloc((c->n_judged ? c->n_judged : 1) * sizeof *list);
+    if (!list) return;
+    size_t more, n = ld_gate_growth_rows(c, false, list, &more);
+    if (n) {
+        fputs("<p>Largest growth first: every regression, then the probes closest to the "
+              "factor.</p>\n",
+              f);
+        html_rows(f, r, list, n);
+    }
+    if (more) fprintf(f, "<p>%zu more regressions: see the JSON report.</p>\n", more);
+    n = ld_gate_improved_rows(c, list, &more);
+    if (n) {
+        fputs("<p>Improved beyond the factor:</p>\n", f);
+        html_rows(f, r, list, n);
+    }
+    free(list);
 }

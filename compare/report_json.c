@@ -1,13 +1,13 @@
 /* report_json.c — the full comparison result as one JSON document (schemas/report.schema.json):
  * streams, checks, notes, the first divergence with its inputs and error grid, argmax and logits
  * agreement, and one entry per probe key with every metric and the tolerance applied. Written as a
- * stream (no tree in memory). Non-finite numbers are the strings "NaN", "Infinity", "-Infinity". */
+ * stream (no tree in memory). Non-finite numbers are the strings "NaN", "Infinity", "-Infinity".
+ * Also the gate's "baseline" member and the --exact document (schemas/exact.schema.json). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "compare_internal.h"
-#include "gate.h"
+#include "report.h"
 #include "ld_version.h"
 #include "util.h"
 
@@ -485,5 +485,159 @@ ld_status ld_report_json(FILE *f, const ld_compare_result *r, const ld_report_op
         ld_baseline_report_json(f, r);
     }
     fputs("}\n", f);
+    return ld_cmp_stream_status(f, "JSON", err);
+}
+
+/* ---- the regression gate (compare --baseline) ------------------------------------------------ */
+
+static void json_entry(FILE *f, const ld_compare_result *r, const ld_gate_entry *e)
+{
+    fputc('{', f);
+    ld_cmp_put_json_key(f, &r->rows[e->row].key);
+    fprintf(f, ",\"status\":\"%s\",\"reason\":", ld_gate_verdict_name(e));
+    if (e->verdict == LD_GATE_REGRESSED || e->verdict == LD_GATE_IMPROVED)
+        S(f, e->by_nonfinite || e->new_nonfinite != e->old_nonfinite ? "nonfinite" : "rel_l2");
+    else
+        fputs("null", f);
+    const double v[] = {e->old_rel_l2, e->new_rel_l2, e->ratio};
+    static const char *const names[] = {"old_rel_l2", "new_rel_l2", "ratio"};
+    for (size_t i = 0; i < 3; i++) {
+        fprintf(f, ",\"%s\":", names[i]);
+        if (isnan(v[i]) && e->verdict == LD_GATE_UNJUDGED)
+            fputs("null", f);
+        else
+            D(f, v[i]);
+    }
+    fputs(",\"floor_rel_l2\":", f);
+    if (isnan(e->floor_rel_l2))
+        fputs("null", f);
+    else
+        D(f, e->floor_rel_l2);
+    fprintf(f,
+            ",\"under_floor\":%s,\"old_nonfinite\":%llu,\"new_nonfinite\":%llu,"
+            "\"stats_only\":%s}",
+            e->under_floor ? "true" : "false", (unsigned long long)e->old_nonfinite,
+            (unsigned long long)e->new_nonfinite, e->stats_only ? "true" : "false");
+}
+
+void ld_baseline_report_json(FILE *f, const ld_compare_result *r)
+{
+    const ld_baseline_check *c = r->baseline;
+    if (!c) return;
+    fputs("{\"path\":", f);
+    S(f, c->path);
+    fputs(",\"candidate\":{\"path\":", f);
+    S(f, c->cand_path);
+    fputs(",\"implementation\":", f);
+    S(f, c->cand_impl);
+    fputs(",\"faults\":", f);
+    S(f, c->cand_faults);
+    fputs(",\"tool\":", f);
+    S(f, c->tool);
+    fputs("},\"factor\":", f);
+    D(f, c->factor);
+    fputs(",\"slack\":", f);
+    D(f, c->slack);
+    fprintf(f,
+            ",\"judged\":%zu,\"regressed\":%zu,\"improved\":%zu,\"unjudged\":%zu,"
+            "\"stats_only\":%zu,\"floor\":%s,\"under_floor\":%zu,\"first_regressed\":",
+            c->n_judged, c->n_regressed, c->n_improved, c->n_entries - c->n_judged, c->n_stats_only,
+            c->floor_used ? "true" : "false", c->n_under_floor);
+    if (c->first_regressed >= 0)
+        json_entry(f, r, &c->entries[c->first_regressed]);
+    else
+        fputs("null", f);
+    /* Judged probes by growth, then the unjudged ones in execution order. */
+    fputs(",\"probes\":[", f);
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_judged; i++, n++) {
+        fputs(n ? ",\n" : "\n", f);
+        json_entry(f, r, &c->entries[c->by_growth[i]]);
+    }
+    for (size_t i = 0; i < c->n_entries; i++) {
+        if (c->entries[i].verdict != LD_GATE_UNJUDGED) continue;
+        fputs(n++ ? ",\n" : "\n", f);
+        json_entry(f, r, &c->entries[i]);
+    }
+    fputs("]}", f);
+}
+
+/* ---- compare --exact ------------------------------------------------------------------------- */
+
+static void json_change(FILE *f, const ld_exact_change *c)
+{
+    fputc('{', f);
+    ld_cmp_put_json_key(f, &c->key);
+    fprintf(f, ",\"index\":%llu,\"line\":{\"old\":%llu,\"new\":%llu},\"what\":",
+            (unsigned long long)c->index, (unsigned long long)c->old_line,
+            (unsigned long long)c->new_line);
+    S(f, c->what);
+    fputs(",\"crc32\":", f);
+    if (c->have_crc)
+        fprintf(f, "{\"old\":\"%08x\",\"new\":\"%08x\"}", (unsigned)c->old_crc32,
+                (unsigned)c->new_crc32);
+    else
+        fputs("null", f);
+    fputs(",\"elements\":", f);
+    if (c->have_elements) {
+        int64_t idx[LD_MAX_NDIM] = {0};
+        ld_unravel(c->first_elem, c->shape, c->ndim, idx);
+        fprintf(f, "{\"changed\":%llu,\"numel\":%llu,\"first_flat_index\":%llu,\"first_index\":[",
+                (unsigned long long)c->n_diff, (unsigned long long)c->numel,
+                (unsigned long long)c->first_elem);
+        for (int i = 0; i < c->ndim; i++)
+            fprintf(f, "%s%lld", i ? "," : "", (long long)idx[i]);
+        fputs("],\"old\":", f);
+        ld_cmp_put_json_double(f, c->old_value);
+        fputs(",\"new\":", f);
+        ld_cmp_put_json_double(f, c->new_value);
+        fputc('}', f);
+    } else {
+        fputs("null", f);
+    }
+    fputc('}', f);
+}
+
+ld_status ld_exact_report_json(FILE *f, const ld_exact_result *r, bool color, ld_error *err)
+{
+    (void)color;
+    fprintf(f,
+            "{\"format\":\"layerdiff-exact\",\"version\":1,\"tool\":{\"name\":\"layerdiff\","
+            "\"version\":\"%s\",\"git\":\"%s\"},\n",
+            LD_VERSION_STRING, LD_GIT_REVISION);
+    const char *paths[] = {r->old_path, r->new_path}, *impls[] = {r->old_impl, r->new_impl},
+               *backs[] = {r->old_backend, r->new_backend};
+    for (int s = 0; s < 2; s++) {
+        fprintf(f, "\"%s\":{\"path\":", s ? "new" : "old");
+        S(f, paths[s]);
+        fputs(",\"implementation\":", f);
+        S(f, impls[s]);
+        fputs(",\"backend\":", f);
+        fputs(backs[s] ? backs[s] : "null", f);
+        fprintf(f, ",\"truncated\":%s},\n",
+                (s ? r->truncated_new : r->truncated_old) ? "true" : "false");
+    }
+    fprintf(f,
+            "\"exit_code\":%d,\"verdict\":\"%s\",\"keys\":%llu,\"by_bytes\":%llu,"
+            "\"by_stats\":%llu,\"changed\":%llu,\"structural\":%s,\"empty\":%s,\n\"notes\":[",
+            ld_exact_exit_code(r), ld_exact_verdict_name(r), (unsigned long long)r->keys,
+            (unsigned long long)r->by_bytes, (unsigned long long)r->by_stats,
+            (unsigned long long)r->n_changed, r->structural ? "true" : "false",
+            r->empty ? "true" : "false");
+    for (size_t i = 0; i < r->n_notes; i++) {
+        fputs(i ? "," : "", f);
+        S(f, r->notes[i]);
+    }
+    fputs("],\n\"first_change\":", f);
+    if (r->n_listed)
+        json_change(f, &r->changes[0]);
+    else
+        fputs("null", f);
+    fputs(",\n\"changes\":[", f);
+    for (size_t i = 0; i < r->n_listed; i++) {
+        fputs(i ? ",\n" : "\n", f);
+        json_change(f, &r->changes[i]);
+    }
+    fputs("]}\n", f);
     return ld_cmp_stream_status(f, "JSON", err);
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compare_internal.h"
+#include "report.h"
 #include "util.h"
 
 #define X(f, s) ld_cmp_put_xml(f, s)

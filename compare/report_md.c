@@ -1,11 +1,11 @@
 /* report_md.c — a short Markdown summary for a pull-request comment or a CI job summary: the
  * verdict, the summary paragraph, the notes, and a small table of the probes that matter (the
- * brief rows). The full table lives in the HTML and JSON reports. */
+ * brief rows); the regression gate's section, and the compare --exact summary. The full table
+ * lives in the HTML and JSON reports. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "compare_internal.h"
-#include "gate.h"
+#include "report.h"
 #include "util.h"
 
 /* Markdown table cells: '|' would end the cell, newlines the row. */
@@ -93,5 +93,93 @@ ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_repor
     ld_baseline_report_markdown(f, r);
     fprintf(f, "\n%zu compared, %zu ok, %zu failing, %zu missing or mismatched.\n", r->n_compared,
             r->n_pass, r->n_fail, r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch);
+    return ld_cmp_stream_status(f, "Markdown", err);
+}
+
+/* ---- the regression gate (compare --baseline) ------------------------------------------------ */
+
+static void md_rows(FILE *f, const ld_compare_result *r, const size_t *list, size_t n)
+{
+    fputs("\n| key | old rel_l2 | new rel_l2 | new/old | change |\n| --- | ---: | ---: | ---: | "
+          "--- |\n",
+          f);
+    for (size_t i = 0; i < n; i++) {
+        const ld_gate_entry *e = &r->baseline->entries[list[i]];
+        char kt[160], a[16], b[16], q[24];
+        bool first = (ptrdiff_t)list[i] == r->baseline->first_regressed;
+        fprintf(f, "| %s`%s`%s | %s | %s | %s | %s |\n", first ? "**" : "",
+                ld_cmp_key_text(&r->rows[e->row].key, kt, sizeof kt), first ? "**" : "",
+                ld_cmp_fmt(e->old_rel_l2, a, sizeof a), ld_cmp_fmt(e->new_rel_l2, b, sizeof b),
+                ld_gate_ratio_text(e->ratio, q, sizeof q), ld_gate_change_text(e));
+    }
+}
+
+void ld_baseline_report_markdown(FILE *f, const ld_compare_result *r)
+{
+    const ld_baseline_check *c = r->baseline;
+    if (!c) return;
+    char buf[1024];
+    if (c->first_regressed >= 0) {
+        char kt[160];
+        fprintf(f, "\n#### Regression gate: ❌ %zu probe%s regressed, first `%s`\n\n",
+                c->n_regressed, c->n_regressed == 1 ? "" : "s",
+                ld_cmp_key_text(&r->rows[c->entries[c->first_regressed].row].key, kt, sizeof kt));
+    } else {
+        fprintf(f, "\n#### Regression gate: ✅ no probe regressed\n\n");
+    }
+    ld_gate_baseline_words(c, buf, sizeof buf);
+    fprintf(f, "Baseline `%s`: %s.\n", c->path, buf);
+    char first[512], rule[256];
+    ld_gate_counts_text(c, buf, sizeof buf);
+    ld_gate_first_text(r, first, sizeof first);
+    ld_gate_rule_text(c, rule, sizeof rule);
+    fprintf(f, "%s (%s). %s.\n", buf, rule, first);
+    size_t *list = malloc((c->n_judged ? c->n_judged : 1) * sizeof *list);
+    if (!list) return;
+    size_t more, n = ld_gate_growth_rows(c, true, list, &more);
+    if (n) md_rows(f, r, list, n);
+    if (more) fprintf(f, "\n%zu more regressions: see the JSON report.\n", more);
+    n = ld_gate_improved_rows(c, list, &more);
+    if (n) {
+        fputs("\nImproved beyond the factor:\n", f);
+        md_rows(f, r, list, n);
+    }
+    free(list);
+}
+
+/* ---- compare --exact ------------------------------------------------------------------------- */
+
+ld_status ld_exact_report_markdown(FILE *f, const ld_exact_result *r, bool color, ld_error *err)
+{
+    (void)color;
+    int code = ld_exact_exit_code(r);
+    char kt[LD_TAG_NAME_MAX + 48], el[256];
+    if (code == 0)
+        fprintf(f, "### layerdiff --exact: ✅ bit-identical (%llu probes, exit 0)\n\n",
+                (unsigned long long)r->keys);
+    else if (r->n_listed)
+        fprintf(f, "### layerdiff --exact: ❌ changed at `%s` (exit %d)\n\n",
+                ld_cmp_key_text(&r->changes[0].key, kt, sizeof kt), code);
+    else
+        fprintf(f, "### layerdiff --exact: ❌ incomplete (exit %d)\n\n", code);
+    fprintf(f,
+            "`%s` (old) vs `%s` (new): %llu keys compared, %llu by payload bytes, %llu by "
+            "stats only; %llu changed.\n\n",
+            r->old_path, r->new_path, (unsigned long long)r->keys, (unsigned long long)r->by_bytes,
+            (unsigned long long)r->by_stats, (unsigned long long)r->n_changed);
+    for (size_t i = 0; i < r->n_notes; i++)
+        fprintf(f, "> **Note:** %s\n>\n", r->notes[i]);
+    if (r->n_listed) {
+        fputs("\n| key | what changed |\n| --- | --- |\n", f);
+        size_t show = LD_MIN(r->n_listed, (size_t)20);
+        for (size_t i = 0; i < show; i++) {
+            const ld_exact_change *c = &r->changes[i];
+            fprintf(f, "| `%s` | %s |\n", ld_cmp_key_text(&c->key, kt, sizeof kt),
+                    c->have_elements ? ld_exact_elements_text(c, el, sizeof el) : c->what);
+        }
+        if (r->n_changed > show)
+            fprintf(f, "\n%llu more changed keys: see the JSON report.\n",
+                    (unsigned long long)(r->n_changed - show));
+    }
     return ld_cmp_stream_status(f, "Markdown", err);
 }

@@ -1,11 +1,11 @@
 /* report_text.c — the terminal report: who was compared, the notes that matter, a compact table
  * (every probe, or with --brief only the failing ones and their context), the summary paragraph
- * and the verdict with its exit code. Colour only when asked (the CLI asks when stdout is a tty). */
+ * and the verdict with its exit code; the regression gate's section, and the compare --exact
+ * report. Colour only when asked (the CLI asks when stdout is a tty). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "compare_internal.h"
-#include "gate.h"
+#include "report.h"
 #include "util.h"
 
 #define WRAP 100
@@ -218,5 +218,132 @@ ld_status ld_report_text(FILE *f, const ld_compare_result *r, const ld_report_op
             paint(&t, BOLD), paint(&t, color), verdict_text(r, code), paint(&t, RESET), code, fo,
             r->n_compared, r->n_pass, r->n_fail,
             r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch);
+    return ld_cmp_stream_status(f, "text", err);
+}
+
+/* ---- the regression gate (compare --baseline) ------------------------------------------------ */
+
+static void text_row(FILE *f, const ld_compare_result *r, const ld_gate_entry *e, bool first,
+                     bool color)
+{
+    char kt[160], a[16], b[16], q[24];
+    const char *paint = "";
+    if (color)
+        paint = e->verdict == LD_GATE_REGRESSED
+                    ? "\033[31m"
+                    : (e->verdict == LD_GATE_IMPROVED ? "\033[32m" : "");
+    fprintf(f, "%s%-28s%s %11s %11s %9s  %s%s%s%s\n", paint,
+            ld_cmp_key_text(&r->rows[e->row].key, kt, sizeof kt), paint[0] ? "\033[0m" : "",
+            ld_cmp_fmt(e->old_rel_l2, a, sizeof a), ld_cmp_fmt(e->new_rel_l2, b, sizeof b),
+            ld_gate_ratio_text(e->ratio, q, sizeof q), paint, ld_gate_change_text(e),
+            paint[0] ? "\033[0m" : "", first ? "  <- first regression" : "");
+}
+
+void ld_baseline_report_text(FILE *f, const ld_compare_result *r, bool color, bool brief)
+{
+    const ld_baseline_check *c = r->baseline;
+    if (!c) return;
+    char buf[1024];
+    fprintf(f, "\n%sRegression gate against baseline %s%s\n", color ? "\033[1m" : "", c->path,
+            color ? "\033[0m" : "");
+    ld_gate_baseline_words(c, buf, sizeof buf);
+    fprintf(f, "  baseline: %s\n", buf);
+    ld_gate_rule_text(c, buf, sizeof buf);
+    fprintf(f, "  rule: %s\n", buf);
+    ld_gate_counts_text(c, buf, sizeof buf);
+    fprintf(f, "  %s.\n", buf);
+    if (c->n_stats_only)
+        fprintf(f,
+                "  %zu of them were measured by stats only on one side or in the baseline: "
+                "their errors are estimates.\n",
+                c->n_stats_only);
+    ld_gate_first_text(r, buf, sizeof buf);
+    fprintf(f, "  %s%s%s.\n", color && c->first_regressed >= 0 ? "\033[1;31m" : "", buf,
+            color && c->first_regressed >= 0 ? "\033[0m" : "");
+    size_t *list = malloc((c->n_judged ? c->n_judged : 1) * sizeof *list);
+    if (!list) return;
+    size_t more, n = ld_gate_growth_rows(c, brief, list, &more);
+    if (n) {
+        fprintf(f, "\n%-28s %11s %11s %9s  %s\n", "key (by growth)", "old rel_l2", "new rel_l2",
+                "new/old", "change");
+        for (size_t i = 0; i < n; i++)
+            text_row(f, r, &c->entries[list[i]], (ptrdiff_t)list[i] == c->first_regressed, color);
+        if (more)
+            fprintf(f, "  ... %zu more regressions (the JSON report lists every probe)\n", more);
+        size_t rest = c->n_judged - c->n_regressed - c->n_improved;
+        if ((!brief || !c->n_regressed) && rest > LD_GATE_CONTEXT_ROWS)
+            fprintf(f, "  ... %zu more within the factor, smaller growth\n",
+                    rest - LD_GATE_CONTEXT_ROWS);
+    }
+    n = ld_gate_improved_rows(c, list, &more);
+    if (n) {
+        fprintf(f, "\n%-28s %11s %11s %9s  %s\n", "improved (most first)", "old rel_l2",
+                "new rel_l2", "new/old", "change");
+        for (size_t i = 0; i < n; i++)
+            text_row(f, r, &c->entries[list[i]], false, color);
+        if (more) fprintf(f, "  ... %zu more improved\n", more);
+    } else {
+        fprintf(f, "  No probe improved beyond the factor.\n");
+    }
+    free(list);
+}
+
+/* ---- compare --exact ------------------------------------------------------------------------- */
+
+static void change_line(FILE *f, const ld_exact_change *c)
+{
+    char kt[LD_TAG_NAME_MAX + 48], el[256];
+    fprintf(f, "  %-24s %s\n", ld_cmp_key_text(&c->key, kt, sizeof kt),
+            c->have_elements ? ld_exact_elements_text(c, el, sizeof el) : c->what);
+}
+
+ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld_error *err)
+{
+    const char *bold = color ? "\033[1m" : "", *red = color ? "\033[31m" : "",
+               *green = color ? "\033[32m" : "", *reset = color ? "\033[0m" : "";
+    fprintf(f, "%slayerdiff compare --exact%s\n", bold, reset);
+    fprintf(f, "  old  %s  (%s)\n  new  %s  (%s)\n", r->old_path,
+            r->old_impl ? r->old_impl : "no header", r->new_path,
+            r->new_impl ? r->new_impl : "no header");
+    for (size_t i = 0; i < r->n_notes; i++)
+        fprintf(f, "! %s\n", r->notes[i]);
+    fputc('\n', f);
+    int code = ld_exact_exit_code(r);
+    char kt[LD_TAG_NAME_MAX + 48], kw[LD_TAG_NAME_MAX + 64], el[256];
+    if (r->n_listed) {
+        const ld_exact_change *c = &r->changes[0];
+        fprintf(f, "%sFirst change: %s%s (%s; probe %llu, lines %llu / %llu):\n  %s%s%s.\n", red,
+                ld_cmp_key_text(&c->key, kt, sizeof kt), reset,
+                ld_cmp_key_words(&c->key, kw, sizeof kw), (unsigned long long)c->index,
+                (unsigned long long)c->old_line, (unsigned long long)c->new_line, c->what,
+                c->have_elements ? "; " : "", ld_exact_elements_text(c, el, sizeof el));
+        if (r->structural)
+            fprintf(f,
+                    "The key sequences differ there, so the walk stopped: %llu keys before it "
+                    "were compared.\n",
+                    (unsigned long long)r->keys);
+        fprintf(f, "\n%llu of %llu keys changed%s:\n", (unsigned long long)r->n_changed,
+                (unsigned long long)r->keys,
+                r->n_listed < r->n_changed ? " (first ones listed)" : "");
+        size_t show = LD_MIN(r->n_listed, (size_t)20);
+        for (size_t i = 0; i < show; i++)
+            change_line(f, &r->changes[i]);
+        if (r->n_changed > show)
+            fprintf(f, "  ... %llu more (the JSON report lists up to %d)\n",
+                    (unsigned long long)(r->n_changed - show), LD_EXACT_MAX_LISTED);
+    } else if (code == 0) {
+        fprintf(f,
+                "%sAll %llu probes are bit-identical%s (%llu by payload bytes, %llu by stats "
+                "and head values only).\n",
+                green, (unsigned long long)r->keys, reset, (unsigned long long)r->by_bytes,
+                (unsigned long long)r->by_stats);
+    } else {
+        fprintf(f,
+                "No change in the %llu probes both streams hold, but the comparison is "
+                "incomplete.\n",
+                (unsigned long long)r->keys);
+    }
+    fprintf(f, "\n%s%sverdict: %s%s — exit %d\n", bold, code ? red : green,
+            code == 0 ? "IDENTICAL" : (code == 1 ? "CHANGED" : "INCOMPLETE"), reset, code);
     return ld_cmp_stream_status(f, "text", err);
 }

@@ -1,125 +1,12 @@
-/* report_util.c — what every report writer shares: escaping (JSON, HTML/XML), short number and
- * shape formatting, keys and worst elements in words, the rows a brief report keeps, and writing a
- * report to a file atomically. Not any one report's layout. */
+/* report_util.c — what the comparison report writers share: worst elements and failures in words,
+ * row status, the rows a brief report keeps, and writing a report (comparison or --exact) to a file
+ * atomically. Escaping and number formatting are emit.c; not any one report's layout. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "compare_internal.h"
+#include "report.h"
 #include "util.h"
-
-void ld_cmp_put_json_string(FILE *f, const char *s)
-{
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
-        }
-    }
-    fputc('"', f);
-}
-
-void ld_cmp_put_json_double(FILE *f, double v)
-{
-    if (isnan(v))
-        fputs("\"NaN\"", f);
-    else if (isinf(v))
-        fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", f);
-    else if (v == 0)
-        fputs("0", f);
-    else
-        fprintf(f, "%.9g", v);
-}
-
-void ld_cmp_put_xml(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default:
-            /* XML 1.0 forbids most control characters even escaped. */
-            if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r')
-                fputc('?', f);
-            else
-                fputc(*p, f);
-        }
-    }
-}
-
-char *ld_cmp_fmt(double v, char *buf, size_t size)
-{
-    if (isnan(v))
-        snprintf(buf, size, "-");
-    else if (isinf(v))
-        snprintf(buf, size, v > 0 ? "inf" : "-inf");
-    else if (v == 0)
-        snprintf(buf, size, "0");
-    else
-        snprintf(buf, size, "%.3g", v);
-    return buf;
-}
-
-char *ld_cmp_fmt_shape(const int64_t *shape, int ndim, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    int n = snprintf(buf, size, "[");
-    used = n > 0 ? (size_t)n : 0;
-    for (int i = 0; i < ndim && used < size; i++) {
-        n = snprintf(buf + used, size - used, "%s%lld", i ? "," : "", (long long)shape[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-    return buf;
-}
-
-char *ld_cmp_key_text(const ld_key *k, char *buf, size_t size)
-{
-    return ld_key_format(k, buf, size);
-}
-
-void ld_cmp_put_json_key(FILE *f, const ld_key *k)
-{
-    char kt[LD_TAG_NAME_MAX + 48];
-    fputs("\"key\":", f);
-    ld_cmp_put_json_string(f, ld_cmp_key_text(k, kt, sizeof kt));
-    fprintf(f, ",\"step\":%d,\"layer\":", k->step);
-    if (k->layer >= 0)
-        fprintf(f, "%d", k->layer);
-    else
-        fputs("null", f);
-    fputs(",\"tag\":", f);
-    ld_cmp_put_json_string(f, k->tag);
-}
-
-char *ld_cmp_key_words(const ld_key *k, char *buf, size_t size)
-{
-    if (k->layer >= 0)
-        snprintf(buf, size, "layer %d, %s, step %d", k->layer, k->tag, k->step);
-    else
-        snprintf(buf, size, "%s, step %d", k->tag, k->step);
-    return buf;
-}
 
 char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size)
 {
@@ -286,22 +173,18 @@ void ld_cmp_brief_rows(const ld_compare_result *r, bool *keep)
     }
 }
 
-ld_status ld_cmp_stream_status(FILE *f, const char *what, ld_error *err)
-{
-    if (fflush(f) != 0 || ferror(f))
-        return ld_error_set(err, LD_E_IO, "cannot write the %s report", what);
-    return LD_OK;
-}
-
-ld_status ld_report_to_file(const char *path, ld_report_fn fn, const ld_compare_result *r,
-                            const ld_report_options *opt, ld_error *err)
+/* Renders a report in memory with render(f, job), then replaces path with it: a failed or
+ * interrupted write never leaves half a report. */
+static ld_status render_to_file(const char *path,
+                                ld_status (*render)(FILE *f, const void *job, ld_error *err),
+                                const void *job, ld_error *err)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return ld_error_set(err, LD_E_NOMEM, "%s: cannot open a memory stream", path);
-    ld_status st = fn(f, r, opt, err);
+    ld_status st = render(f, job, err);
     if (fclose(f) != 0 && st == LD_OK)
         st = ld_error_set(err, LD_E_NOMEM, "%s: out of memory rendering the report", path);
     if (st == LD_OK)
@@ -310,4 +193,41 @@ ld_status ld_report_to_file(const char *path, ld_report_fn fn, const ld_compare_
         ld_error_prefix(err, "%s", path);
     free(buf);
     return st;
+}
+
+typedef struct compare_job {
+    ld_report_fn fn;
+    const ld_compare_result *r;
+    const ld_report_options *opt;
+} compare_job;
+
+static ld_status render_compare(FILE *f, const void *job, ld_error *err)
+{
+    const compare_job *j = job;
+    return j->fn(f, j->r, j->opt, err);
+}
+
+ld_status ld_report_to_file(const char *path, ld_report_fn fn, const ld_compare_result *r,
+                            const ld_report_options *opt, ld_error *err)
+{
+    compare_job job = {fn, r, opt};
+    return render_to_file(path, render_compare, &job, err);
+}
+
+typedef struct exact_job {
+    ld_exact_report_fn fn;
+    const ld_exact_result *r;
+} exact_job;
+
+static ld_status render_exact(FILE *f, const void *job, ld_error *err)
+{
+    const exact_job *j = job;
+    return j->fn(f, j->r, false, err);
+}
+
+ld_status ld_exact_report_to_file(const char *path, ld_exact_report_fn fn, const ld_exact_result *r,
+                                  ld_error *err)
+{
+    exact_job job = {fn, r};
+    return render_to_file(path, render_exact, &job, err);
 }

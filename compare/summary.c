@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compare_internal.h"
+#include "report.h"
 #include "util.h"
 
 /* An op whose output error is at least this many times its inputs' made the error itself. */
