@@ -8,7 +8,7 @@
  *
  * Layers inside compare/ (a file calls only its own layer or those below; headers in brackets):
  *   0 base     jsonfile.c, emit.c                              [compare_internal.h]
- *   1 inputs   metrics.c, policy.c, keymap.c, opgraph.c        [compare.h]
+ *   1 inputs   metrics.c, policy.c, keymap.c (the op graph: layerdiff/tags.h) [compare.h]
  *   2 core     compare.c, compare_{options,result,read,rows,headers}.c [compare_core.h],
  *              floor.c [floor.h]
  *   3 gates    baseline.c, exact.c [gate.h], replay.c [replay.h]
