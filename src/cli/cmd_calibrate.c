@@ -1,6 +1,6 @@
 /* cmd_calibrate.c — 'layerdiff calibrate': measures the noise floor of an honest low-precision
  * implementation on one model and input. Option parsing and progress messages only; the algorithm
- * (the fp32 reference against emulated variants, largest error per key) is src/pipeline/calibrate.c. */
+ * (the fp32 reference against emulated variants, the largest error per key) is in src/pipeline/. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>

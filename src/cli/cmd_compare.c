@@ -278,8 +278,8 @@ static int compare_streams(compare_args *a)
     j->compare.n_floors = a->n_floors;
     j->text = a->quiet ? NULL : stdout;
     j->report.brief = a->brief;
-    j->report.color = !strcmp(a->color, "always") ||
-                      (!strcmp(a->color, "auto") && isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR"));
+    bool tty = isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
+    j->report.color = !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && tty);
     ld_compare_outcome o;
     ld_error err;
     ld_error_clear(&err);

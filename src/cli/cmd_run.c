@@ -112,7 +112,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         case 't': a->tokens_arg = optarg; break;
         case 'n':
             if (!ld_parse_int(optarg, 0, 1 << 24, &a->decode))
-                return ld_cli_usage_error(CMD, "--decode '%s' is not a non-negative integer", optarg);
+                return ld_cli_usage_error(CMD, "--decode '%s' is not a non-negative integer",
+                                          optarg);
             break;
         case 'b':
             if (!ld_backend_find(optarg))
@@ -155,7 +156,8 @@ static int parse_args(int argc, char **argv, run_args *a)
             return LD_EXIT_OK;
         case 'j':
             if (!ld_parse_int(optarg, 1, 1024, &threads))
-                return ld_cli_usage_error(CMD, "--threads '%s' is not an integer in [1, 1024]", optarg);
+                return ld_cli_usage_error(CMD, "--threads '%s' is not an integer in [1, 1024]",
+                                          optarg);
             break;
         case 'q': a->quiet = true; break;
         case 's':

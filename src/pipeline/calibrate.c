@@ -87,6 +87,9 @@ static ld_status add_variant(const ld_calibrate_options *o, int v, const int32_t
 
 ld_status ld_calibrate(const ld_calibrate_options *o, size_t *n_keys, ld_error *err)
 {
+    ld_error ignored; /* the steps return err->code */
+    if (!err)
+        err = &ignored;
     char dir[] = "/tmp/layerdiff-calibrate-XXXXXX";
     if (!mkdtemp(dir))
         return ld_error_set(err, LD_E_IO, "cannot create a temporary directory under /tmp");

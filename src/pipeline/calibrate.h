@@ -1,6 +1,6 @@
 /* calibrate.h — measuring the noise floor of an honest low-precision implementation on one model
  * and input (the algorithm of 'layerdiff calibrate'), as a library call with a progress callback.
- * Not here: the floor file's format and verdicts (compare/floor.h), options and messages (src/cli/). */
+ * Not here: the floor file's format and verdicts (compare/floor.h), the CLI (src/cli/). */
 #ifndef LD_PIPELINE_CALIBRATE_H
 #define LD_PIPELINE_CALIBRATE_H
 

@@ -56,13 +56,17 @@ static ld_status write_reports(const ld_compare_job *j, const ld_compare_result 
                  {j->html_path, ld_report_html},
                  {j->junit_path, ld_report_junit}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        if (files[i].path && ld_report_to_file(files[i].path, files[i].fn, r, &j->report, err) != LD_OK)
+        if (files[i].path &&
+            ld_report_to_file(files[i].path, files[i].fn, r, &j->report, err) != LD_OK)
             return err->code;
     return LD_OK;
 }
 
 ld_status ld_compare_pipeline(const ld_compare_job *j, ld_compare_outcome *o, ld_error *err)
 {
+    ld_error ignored; /* the steps return err->code */
+    if (!err)
+        err = &ignored;
     memset(o, 0, sizeof *o);
     ld_status st = load_inputs(j, o, err);
     if (st != LD_OK)
@@ -79,7 +83,8 @@ ld_status ld_compare_pipeline(const ld_compare_job *j, ld_compare_outcome *o, ld
         rop.n_floors = opt.n_floors;
         rop.k = opt.floor_k;
         rop.ulp_cap = opt.floor_ulp_cap;
-        if ((st = ld_replay_run(o->result, j->ref_path, j->cand_path, o->model, &rop, err)) != LD_OK)
+        st = ld_replay_run(o->result, j->ref_path, j->cand_path, o->model, &rop, err);
+        if (st != LD_OK)
             return st;
     }
     if (o->baseline && (st = ld_baseline_apply(o->result, o->baseline, j->regress_factor,

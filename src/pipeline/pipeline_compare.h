@@ -19,7 +19,7 @@ typedef struct ld_compare_job {
     ld_compare_options compare;
     const char *policy_path, *map_path; /* NULL: none */
     const char *model_dir;              /* replay each probe's op on the candidate's inputs */
-    const char *baseline_path;          /* the gate's accepted report, read unless update_baseline */
+    const char *baseline_path;          /* the gate's accepted report; read unless updated */
     bool update_baseline;               /* write the JSON report to baseline_path when passing */
     double regress_factor, regress_slack;
     FILE *text;                         /* the terminal report goes here; NULL: none */

@@ -121,6 +121,9 @@ static ld_status generate_and_close(const ld_backend *b, const ld_run_options *o
 
 ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
 {
+    ld_error ignored; /* the error end record needs a message even when the caller wants none */
+    if (!err)
+        err = &ignored;
     const ld_backend *b = o->backend ? o->backend : &backends[0];
     if (!b->generate)
         return ld_backend_check(b, err);
@@ -139,8 +142,7 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
     char *model_json = ld_model_header_json(o->model);
     ld_status st = LD_OK;
     if (!backend_json || !model_json) {
-        st = err && err->code != LD_OK ? err->code
-                                       : ld_error_set(err, LD_E_NOMEM, "out of memory");
+        st = err->code != LD_OK ? err->code : ld_error_set(err, LD_E_NOMEM, "out of memory");
         goto out;
     }
     ld_run_info info = {.implementation = r.implementation, .backend_json = backend_json,

@@ -14,8 +14,9 @@
 #include "replay.h"
 #include "run.h"
 
-static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int decode, ld_dtype emulate,
-                     const int32_t *follow, const char *path, int32_t *decoded, double *secs)
+static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int decode,
+                     ld_dtype emulate, const int32_t *follow, const char *path, int32_t *decoded,
+                     double *secs)
 {
     ld_sink_config sc;
     ld_sink_config_init(&sc);
