@@ -76,12 +76,77 @@ static void progress(void *ctx, int step, int n_steps, int layer, int n_layers)
 /* The options once parsed. */
 typedef struct run_args {
     const char *model_dir, *tokens_arg, *probes_path, *follow_path, *backend;
-    int decode, sr_seed;
+    int decode, sr_seed, threads;
     bool quiet;
     ld_dtype emulate;
     ld_fault_set faults;
     ld_sink_config sc;
 } run_args;
+
+/* One option into a; returns -1 to go on, else the exit code (help, usage error). */
+static int parse_option(run_args *a, int c)
+{
+    ld_error err = {0};
+    switch (c) {
+    case 'm': a->model_dir = optarg; break;
+    case 't': a->tokens_arg = optarg; break;
+    case 'n':
+        if (!ld_parse_int(optarg, 0, 1 << 24, &a->decode))
+            return ld_cli_usage_error(CMD, "--decode '%s' is not a non-negative integer", optarg);
+        break;
+    case 'b':
+        if (!ld_backend_find(optarg))
+            return ld_cli_usage_error(CMD, "--backend '%s': use ref or cuda", optarg);
+        a->backend = optarg;
+        break;
+    case 'p': a->probes_path = optarg; break;
+    case 'P':
+        if (!strcmp(optarg, "stats"))
+            a->sc.payload = LD_PAYLOAD_STATS;
+        else if (!strcmp(optarg, "full"))
+            a->sc.payload = LD_PAYLOAD_FULL;
+        else
+            return ld_cli_usage_error(CMD, "--payload '%s': use stats or full", optarg);
+        break;
+    case 'E':
+        if (!ld_encoding_parse(optarg, &a->sc.encoding))
+            return ld_cli_usage_error(
+                CMD, "--encoding '%s': use base64, zlib+base64 or shuffle+zlib+base64", optarg);
+        break;
+    case 'T': a->sc.tags = optarg; break;
+    case 'L': a->sc.layers = optarg; break;
+    case 'S': a->sc.steps = optarg; break;
+    case 'f': a->follow_path = optarg; break;
+    case 'e':
+        if (!strcmp(optarg, "bf16"))
+            a->emulate = LD_BF16;
+        else if (!strcmp(optarg, "f16"))
+            a->emulate = LD_F16;
+        else
+            return ld_cli_usage_error(CMD, "--emulate '%s': use bf16 or f16", optarg);
+        break;
+    case 'i':
+        if (ld_fault_set_add(&a->faults, optarg, &err) != LD_OK)
+            return ld_cli_fail(CMD, &err);
+        break;
+    case 'l':
+        printf("faults (--inject FAULT[@LAYER][=VALUE]; without @LAYER every layer):\n%s",
+               ld_fault_list_text());
+        return LD_EXIT_OK;
+    case 'j':
+        if (!ld_parse_int(optarg, 1, 1024, &a->threads))
+            return ld_cli_usage_error(CMD, "--threads '%s' is not an integer in [1, 1024]", optarg);
+        break;
+    case 'q': a->quiet = true; break;
+    case 's':
+        if (!ld_parse_int(optarg, 1, INT32_MAX, &a->sr_seed))
+            return ld_cli_usage_error(CMD, "--sr-seed '%s' is not a positive integer", optarg);
+        break;
+    case 'h': usage(); return LD_EXIT_OK;
+    default: return LD_EXIT_USAGE;
+    }
+    return -1;
+}
 
 /* Parses argv into a; returns -1 to go on, else the exit code (help, usage error). */
 static int parse_args(int argc, char **argv, run_args *a)
@@ -98,76 +163,15 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"sr-seed", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     *a = (run_args){.backend = "ref", .decode = -1, .emulate = LD_F32};
-    int threads = 0;
     ld_error err = {0};
     ld_sink_config_init(&a->sc);
     if (ld_sink_config_from_env(&a->sc, &err) != LD_OK)
         return ld_cli_fail(CMD, &err);
-
     optind = 1;
-    int c;
-    while ((c = ld_cli_getopt(argc, argv, "h", opts, CMD)) != -1) {
-        switch (c) {
-        case 'm': a->model_dir = optarg; break;
-        case 't': a->tokens_arg = optarg; break;
-        case 'n':
-            if (!ld_parse_int(optarg, 0, 1 << 24, &a->decode))
-                return ld_cli_usage_error(CMD, "--decode '%s' is not a non-negative integer",
-                                          optarg);
-            break;
-        case 'b':
-            if (!ld_backend_find(optarg))
-                return ld_cli_usage_error(CMD, "--backend '%s': use ref or cuda", optarg);
-            a->backend = optarg;
-            break;
-        case 'p': a->probes_path = optarg; break;
-        case 'P':
-            if (!strcmp(optarg, "stats"))
-                a->sc.payload = LD_PAYLOAD_STATS;
-            else if (!strcmp(optarg, "full"))
-                a->sc.payload = LD_PAYLOAD_FULL;
-            else
-                return ld_cli_usage_error(CMD, "--payload '%s': use stats or full", optarg);
-            break;
-        case 'E':
-            if (!ld_encoding_parse(optarg, &a->sc.encoding))
-                return ld_cli_usage_error(
-                    CMD, "--encoding '%s': use base64, zlib+base64 or shuffle+zlib+base64", optarg);
-            break;
-        case 'T': a->sc.tags = optarg; break;
-        case 'L': a->sc.layers = optarg; break;
-        case 'S': a->sc.steps = optarg; break;
-        case 'f': a->follow_path = optarg; break;
-        case 'e':
-            if (!strcmp(optarg, "bf16"))
-                a->emulate = LD_BF16;
-            else if (!strcmp(optarg, "f16"))
-                a->emulate = LD_F16;
-            else
-                return ld_cli_usage_error(CMD, "--emulate '%s': use bf16 or f16", optarg);
-            break;
-        case 'i':
-            if (ld_fault_set_add(&a->faults, optarg, &err) != LD_OK)
-                return ld_cli_fail(CMD, &err);
-            break;
-        case 'l':
-            printf("faults (--inject FAULT[@LAYER][=VALUE]; without @LAYER every layer):\n%s",
-                   ld_fault_list_text());
-            return LD_EXIT_OK;
-        case 'j':
-            if (!ld_parse_int(optarg, 1, 1024, &threads))
-                return ld_cli_usage_error(CMD, "--threads '%s' is not an integer in [1, 1024]",
-                                          optarg);
-            break;
-        case 'q': a->quiet = true; break;
-        case 's':
-            if (!ld_parse_int(optarg, 1, INT32_MAX, &a->sr_seed))
-                return ld_cli_usage_error(CMD, "--sr-seed '%s' is not a positive integer", optarg);
-            break;
-        case 'h': usage(); return LD_EXIT_OK;
-        default: return LD_EXIT_USAGE;
-        }
-    }
+    int c, rc;
+    while ((c = ld_cli_getopt(argc, argv, "h", opts, CMD)) != -1)
+        if ((rc = parse_option(a, c)) >= 0)
+            return rc;
     if (optind < argc)
         return ld_cli_usage_error(CMD, "unexpected argument '%s' (see 'layerdiff run --help')",
                                   argv[optind]);
@@ -179,8 +183,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         return ld_cli_usage_error(CMD, "--sr-seed needs --emulate bf16|f16");
     if (a->emulate != LD_F32 && strcmp(a->backend, "ref"))
         return ld_cli_usage_error(CMD, "--emulate applies to --backend ref only");
-    if (threads)
-        omp_set_num_threads(threads);
+    if (a->threads)
+        omp_set_num_threads(a->threads);
     return -1;
 }
 
