@@ -1,7 +1,6 @@
 /* cmd_compare.c — 'layerdiff compare REF CAND': parses options, runs the compare pipeline
  * (src/pipeline/pipeline_compare.h: comparison, replay, baseline, reports, exit decision) with the
- * terminal as its text report, and says what happened to the baseline. This file only talks to the
- * user. */
+ * terminal as its text report and says what became of the baseline. It only talks to the user. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,6 @@
-/* pipeline_compare.h — 'compare REF CAND' as one library call: load the inputs, compare, replay
- * (op-local attribution), apply a baseline (the regression gate), write the reports and decide the
- * exit status, returned as data. Not here: the comparator itself (compare/), option parsing, the
- * terminal choices (colour, quiet) and the messages (src/cli/cmd_compare.c); --exact (gate.h). */
+/* pipeline_compare.h — 'compare REF CAND' as one library call: load the inputs, compare, replay,
+ * apply a baseline, write the reports and decide the exit status, returned as data. Not here: the
+ * comparator (compare/), options, terminal choices and messages (src/cli/), --exact (gate.h). */
 #ifndef LD_PIPELINE_COMPARE_H
 #define LD_PIPELINE_COMPARE_H
 

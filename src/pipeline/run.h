@@ -1,7 +1,6 @@
-/* run.h — one run of the model into a probe stream, as the CLI, the benches and the tests do it:
- * the backend table (the CPU reference; CUDA when built with it) behind one options struct, and one
- * call that opens the sink, writes the header, generates and closes with the end record. Not here:
- * option parsing, messages and exit codes (src/cli/), the forward passes (reference/, cuda/). */
+/* run.h — one run of the model into a probe stream: the backend table (reference; CUDA when built
+ * with it) and one call that opens the sink, writes the header, generates and closes with the end
+ * record. Not here: the forward passes (reference/, cuda/), options and messages (src/cli/). */
 #ifndef LD_PIPELINE_RUN_H
 #define LD_PIPELINE_RUN_H
 

@@ -1,7 +1,6 @@
-/* test_pipelines.c — the compare pipeline and calibration as library calls (src/pipeline/) on the
- * tiny preset: the exit decision and the baseline's update or refusal returned as data, the text
- * report only where asked, the load-order refusal of --model with --map; a calibration's progress
- * calls and the floor it writes. The CLI's bytes are tested by tests/e2e (compare, gate, floor). */
+/* test_pipelines.c — the compare pipeline (exit decision, baseline updated or refused, text only
+ * where asked, --model with --map refused) and calibration (progress calls, the floor written) as
+ * library calls on the tiny preset. Not here: the CLI's bytes (tests/e2e: compare, gate, floor). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

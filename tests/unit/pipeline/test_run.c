@@ -1,7 +1,6 @@
 /* test_run.c — ld_run and the backend table (src/pipeline/run.h) on the tiny preset: the stream
- * it writes (header, probes, end record) read back against what it returns, the error end record
- * of a refused run, a followed run, and the names the table knows. Not here: the CLI's messages
- * (tests/e2e), the forward pass's numbers (tests/unit/reference, the oracle). */
+ * read back against what the call returns, a refused run's error end record, a followed run, the
+ * backend names. Not here: the CLI's messages (tests/e2e), the numbers (reference, oracle). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
