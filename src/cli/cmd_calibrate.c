@@ -1,18 +1,12 @@
 /* cmd_calibrate.c — 'layerdiff calibrate': measures the noise floor of an honest low-precision
- * implementation on one model and input. Runs the fp32 reference, then several emulated kernel sets
- * of the chosen dtype (round to nearest even, and stochastic-rounding variants), compares each with
- * the reference and keeps, per probe key, the largest error: the floor compare --floor judges by. */
+ * implementation on one model and input. Option parsing and progress messages only; the algorithm
+ * (the fp32 reference against emulated variants, the largest error per key) is in src/pipeline/. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
+#include "calibrate.h"
 #include "cli.h"
-#include "compare.h"
-#include "floor.h"
-#include "forward.h"
-#include "replay.h"
 #include "model.h"
 #include "util.h"
 
@@ -46,49 +40,14 @@ static void usage(void)
            "bf16 or f16");
 }
 
-/* One run of the model into a full-payload probe file. */
-static ld_status run_to_file(const ld_model *m, const int32_t *prompt, size_t n_prompt, int decode,
-                             ld_dtype emulate, uint32_t seed, const int32_t *follow,
-                             const char *path, int32_t *decoded, ld_error *err)
+/* The progress lines on stderr, one per run. */
+static void progress(void *ctx, int variant, int n_variants, const char *name)
 {
-    ld_sink_config sc;
-    ld_sink_config_init(&sc);
-    sc.payload = LD_PAYLOAD_FULL;
-    ld_forward_options ro = {.emulate = emulate, .sr_seed = seed, .follow = follow,
-                         .n_follow = follow ? (size_t)decode : 0};
-    char *backend = ld_ref_backend_json(&ro), *model = ld_model_header_json(m);
-    int32_t *tokens = calloc((size_t)decode + 1, sizeof *tokens);
-    int32_t *fed = calloc((size_t)decode + 1, sizeof *fed);
-    ld_sink *sink = NULL;
-    ld_status st = LD_OK;
-    if (!backend || !model || !tokens || !fed) {
-        st = ld_error_set(err, LD_E_NOMEM, "out of memory");
-        goto out;
-    }
-    ld_run_info info = {.implementation = emulate == LD_F32 ? "reference" : "reference-emulated",
-                        .backend_json = backend, .model_json = model, .tokens = prompt,
-                        .n_tokens = n_prompt, .decode_steps = decode};
-    if ((st = ld_sink_open(&sink, path, &sc, &info, err)) != LD_OK)
-        goto out;
-    ro.sink = sink;
-    st = ld_ref_generate(m, prompt, n_prompt, decode, &ro, tokens, fed, err);
-    ld_run_end end = {.ok = st == LD_OK, .message = st == LD_OK ? NULL : err->msg,
-                      .tokens = tokens, .n_tokens = st == LD_OK ? (size_t)decode + 1 : 0,
-                      .decoded = fed, .n_decoded = st == LD_OK ? (size_t)decode : 0};
-    ld_error cerr;
-    ld_status cst = ld_sink_close(sink, &end, &cerr);
-    if (st == LD_OK && cst != LD_OK) {
-        *err = cerr;
-        st = cst;
-    }
-    if (st == LD_OK && decoded)
-        memcpy(decoded, fed, (size_t)decode * sizeof *fed);
-out:
-    free(backend);
-    free(model);
-    free(tokens);
-    free(fed);
-    return st;
+    (void)ctx;
+    if (variant == 0)
+        fprintf(stderr, "calibrate: the fp32 reference ...\n");
+    else
+        fprintf(stderr, "calibrate: variant %d/%d: %s ...\n", variant, n_variants, name);
 }
 
 int ld_cmd_calibrate(int argc, char **argv)
@@ -141,15 +100,9 @@ int ld_cmd_calibrate(int argc, char **argv)
         omp_set_num_threads(threads);
 
     ld_error err = {0};
-    int32_t *prompt = NULL, *decoded = NULL;
-    size_t n_prompt = 0;
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0, n_keys = 0;
     ld_model *m = NULL;
-    ld_floor *floor = NULL;
-    ld_compare_result *res = NULL;
-    ld_reader *rd = NULL;
-    char dir[] = "/tmp/layerdiff-calibrate-XXXXXX";
-    bool have_dir = false;
-    char ref_path[64], var_path[64];
     int rc = LD_EXIT_USAGE;
     double t0 = ld_seconds();
 
@@ -159,76 +112,20 @@ int ld_cmd_calibrate(int argc, char **argv)
     }
     if (ld_model_open(&m, model_dir, &err) != LD_OK)
         goto fail;
-    if (!mkdtemp(dir)) {
-        ld_error_set(&err, LD_E_IO, "cannot create a temporary directory under /tmp");
-        goto fail;
-    }
-    have_dir = true;
-    snprintf(ref_path, sizeof ref_path, "%s/ref.jsonl", dir);
-    snprintf(var_path, sizeof var_path, "%s/variant.jsonl", dir);
-    decoded = calloc((size_t)decode + 1, sizeof *decoded);
-    if (!decoded) {
-        ld_error_set(&err, LD_E_NOMEM, "out of memory");
-        goto fail;
-    }
-    if (!quiet)
-        fprintf(stderr, "calibrate: the fp32 reference ...\n");
-    if (run_to_file(m, prompt, n_prompt, decode, LD_F32, 0, NULL, ref_path, decoded, &err) != LD_OK)
-        goto fail;
-    /* The floor records the reference stream's identity, as compare will check it. */
-    if (ld_reader_open(&rd, ref_path, NULL, &err) != LD_OK)
-        goto fail;
-    const ld_header_info *h = ld_reader_header(rd);
-    floor = ld_floor_create(dtype, h->fingerprint, h->model_json, prompt, n_prompt, decode);
-    ld_reader_close(rd);
-    rd = NULL;
-    if (!floor) {
-        ld_error_set(&err, LD_E_NOMEM, "out of memory");
-        goto fail;
-    }
-    ld_compare_options co;
-    ld_compare_options_init(&co);
-    for (int v = 0; v < variants; v++) {
-        char name[64];
-        if (v == 0)
-            snprintf(name, sizeof name, "%s, round to nearest even", ld_dtype_name(dtype));
-        else
-            snprintf(name, sizeof name, "%s, stochastic rounding seed %d", ld_dtype_name(dtype), v);
-        if (!quiet)
-            fprintf(stderr, "calibrate: variant %d/%d: %s ...\n", v + 1, variants, name);
-        if (run_to_file(m, prompt, n_prompt, decode, dtype, (uint32_t)v, decoded, var_path, NULL,
-                        &err) != LD_OK)
-            goto fail;
-        if (ld_compare_run(ref_path, var_path, &co, &res, &err) != LD_OK)
-            goto fail;
-        /* The op-local errors of an honest variant: the budgets compare --model applies. */
-        if (ld_replay_run(res, ref_path, var_path, m, NULL, &err) != LD_OK)
-            goto fail;
-        if (ld_floor_add_variant(floor, name, v == 0, res, &err) != LD_OK)
-            goto fail;
-        ld_compare_result_destroy(res);
-        res = NULL;
-    }
-    if (ld_floor_write(floor, out_path, &err) != LD_OK)
+    ld_calibrate_options co = {.model = m, .prompt = prompt, .n_prompt = n_prompt,
+                               .decode_steps = decode, .dtype = dtype, .variants = variants,
+                               .output_path = out_path, .progress = quiet ? NULL : progress};
+    if (ld_calibrate(&co, &n_keys, &err) != LD_OK)
         goto fail;
     if (!quiet)
-        fprintf(stderr, "calibrate: %zu keys, %d variants, %.1f s -> %s\n", ld_floor_count(floor),
-                variants, ld_seconds() - t0, out_path);
+        fprintf(stderr, "calibrate: %zu keys, %d variants, %.1f s -> %s\n", n_keys, variants,
+                ld_seconds() - t0, out_path);
     rc = LD_EXIT_OK;
     goto done;
 fail:
     rc = ld_cli_fail(CMD, &err);
 done:
-    if (have_dir) {
-        unlink(ref_path);
-        unlink(var_path);
-        rmdir(dir);
-    }
-    ld_compare_result_destroy(res);
-    ld_reader_close(rd);
-    ld_floor_destroy(floor);
     ld_model_close(m);
     free(prompt);
-    free(decoded);
     return rc;
 }

@@ -1,17 +1,14 @@
-/* cmd_compare.c — 'layerdiff compare REF CAND': parses options, runs the comparator (compare/),
- * prints the terminal report, writes the requested report files and picks the exit code. The
- * comparison itself lives in compare/; this file only talks to the user. */
+/* cmd_compare.c — 'layerdiff compare REF CAND': parses options, runs the compare pipeline
+ * (src/pipeline/pipeline_compare.h: comparison, replay, baseline, reports, exit decision) with the
+ * terminal as its text report and says what became of the baseline. It only talks to the user. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "compare.h"
 #include "floor.h"
-#include "gate.h"
-#include "model.h"
-#include "replay.h"
+#include "pipeline_compare.h"
 #include "util.h"
 
 #define MAX_ALLOW 256
@@ -106,7 +103,125 @@ static void usage(FILE *out)
 "  is a definite failure, while missing keys only make the answer partial.\n");
 }
 
-int ld_cmd_compare(int argc, char **argv)
+/* The options once parsed: the pipeline's job, and what only the terminal needs. */
+typedef struct compare_args {
+    ld_compare_job job;
+    char *allow_buf[MAX_ALLOW]; /* strdup'd globs */
+    size_t n_allow;
+    ld_floor *floors[MAX_FLOORS];
+    size_t n_floors;
+    const char *color;
+    bool brief, quiet, exact, fail_on_given;
+} compare_args;
+
+/* --allow-missing GLOBS: appends each glob of the comma list; returns -1, or an exit code. */
+static int add_allow_missing(compare_args *a, const char *arg)
+{
+    const char *p = arg;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0)
+            return ld_cli_usage_error("compare", "--allow-missing: empty glob in '%s'", arg);
+        if (a->n_allow == MAX_ALLOW)
+            return ld_cli_usage_error("compare", "--allow-missing: more than %d globs", MAX_ALLOW);
+        if (!(a->allow_buf[a->n_allow] = strndup(p, len)))
+            return ld_cli_usage_error("compare", "out of memory");
+        a->n_allow++;
+        if (!comma)
+            return -1;
+        p = comma + 1;
+    }
+}
+
+/* --floor F.json: loads it, one per dtype; returns -1, or an exit code. */
+static int add_floor(compare_args *a, const char *path)
+{
+    ld_error err;
+    if (a->n_floors == MAX_FLOORS)
+        return ld_cli_usage_error("compare", "--floor: at most %d files (one per dtype)",
+                                  MAX_FLOORS);
+    if (ld_floor_load(path, &a->floors[a->n_floors], &err) != LD_OK)
+        return ld_cli_fail("compare", &err);
+    const ld_floor *added = a->floors[a->n_floors++];
+    for (size_t i = 0; i + 1 < a->n_floors; i++)
+        if (ld_floor_dtype(a->floors[i]) == ld_floor_dtype(added))
+            return ld_cli_usage_error("compare", "--floor: %s and %s are both %s floors",
+                                      ld_floor_label(a->floors[i]), path,
+                                      ld_dtype_name(ld_floor_dtype(a->floors[i])));
+    return -1;
+}
+
+/* One option of the numerical comparison; returns -1 to go on, else the exit code. */
+static int parse_option(compare_args *a, int c)
+{
+    ld_compare_job *j = &a->job;
+    ld_compare_options *opt = &j->compare;
+    ld_error err;
+    switch (c) {
+    case 'P': j->policy_path = optarg; break;
+    case 'M': j->map_path = optarg; break;
+    case 'j': j->json_path = optarg; break;
+    case 'd': j->md_path = optarg; break;
+    case 'H': j->html_path = optarg; break;
+    case 'J': j->junit_path = optarg; break;
+    case 'b': a->brief = true; break;
+    case 'q': a->quiet = true; break;
+    case 'A': opt->allow_input_mismatch = true; break;
+    case 'a': return add_allow_missing(a, optarg);
+    case 'F':
+        a->fail_on_given = true;
+        if (ld_fail_on_parse(optarg, &opt->fail_on, &err) != LD_OK)
+            return ld_cli_fail("compare", &err);
+        break;
+    case 'k':
+        if (!ld_parse_int(optarg, 1, 64, &opt->topk))
+            return ld_cli_usage_error("compare", "--topk: '%s' is not an integer in [1, 64]",
+                                      optarg);
+        break;
+    case 'c':
+        if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never"))
+            return ld_cli_usage_error("compare", "--color: '%s' is not auto, always or never",
+                                      optarg);
+        a->color = optarg;
+        break;
+    case OPT_FLOOR: return add_floor(a, optarg);
+    case OPT_MODEL: j->model_dir = optarg; break;
+    case OPT_FLOOR_K:
+        if (!ld_parse_double(optarg, &opt->floor_k) || !(opt->floor_k >= 1.0))
+            return ld_cli_usage_error("compare", "--floor-k: '%s' is not a number >= 1", optarg);
+        break;
+    case OPT_FLOOR_ULP: {
+        int v;
+        if (!ld_parse_int(optarg, 0, 1 << 20, &v))
+            return ld_cli_usage_error("compare", "--floor-ulp: '%s' is not a count of ULPs",
+                                      optarg);
+        opt->floor_ulp_cap = (uint64_t)v;
+        break;
+    }
+    case OPT_BASELINE: j->baseline_path = optarg; break;
+    case OPT_UPDATE_BASELINE: j->update_baseline = true; break;
+    case OPT_EXACT: a->exact = true; break;
+    case OPT_REGRESS_FACTOR:
+        if (!ld_parse_double(optarg, &j->regress_factor) || !(j->regress_factor >= 1.0) ||
+            j->regress_factor > 1e300)
+            return ld_cli_usage_error("compare", "--regress-factor: '%s' is not a number >= 1",
+                                      optarg);
+        break;
+    case OPT_REGRESS_SLACK:
+        if (!ld_parse_double(optarg, &j->regress_slack) || !(j->regress_slack >= 0.0) ||
+            j->regress_slack > 1e300)
+            return ld_cli_usage_error("compare", "--regress-slack: '%s' is not a number >= 0",
+                                      optarg);
+        break;
+    case 'h': usage(stdout); return LD_EXIT_OK;
+    default: return LD_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* Parses argv into a; returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, compare_args *a)
 {
     /* Single-character values (with their short forms in shortopts) let ld_cli_getopt tell a
      * missing value from an unknown option. */
@@ -137,267 +252,85 @@ int ld_cmd_compare(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *policy_path = NULL, *map_path = NULL, *model_dir = NULL;
-    ld_model *model = NULL;
-    const char *out_json = NULL, *out_md = NULL, *out_html = NULL, *out_junit = NULL;
-    const char *color = "auto";
-    bool brief = false, quiet = false;
-    ld_compare_options opt;
-    ld_compare_options_init(&opt);
-    char *allow_buf[MAX_ALLOW]; /* strdup'd globs */
-    size_t n_allow = 0;
-    int rc = LD_EXIT_USAGE;
-    ld_policy *policy = NULL;
-    ld_keymap *map = NULL;
-    ld_compare_result *res = NULL;
-    ld_floor *floors[MAX_FLOORS] = {NULL};
-    size_t n_floors = 0;
-    const char *baseline_path = NULL;
-    ld_baseline *baseline = NULL;
-    double regress_factor = LD_REGRESS_FACTOR_DEFAULT, regress_slack = LD_REGRESS_SLACK_DEFAULT;
-    bool update_baseline = false, exact = false, fail_on_given = false;
+    int c, rc;
+    optind = 1;
+    while ((c = ld_cli_getopt(argc, argv, shortopts, longopts, "compare")) != -1)
+        if ((rc = parse_option(a, c)) >= 0)
+            return rc;
+    if (argc - optind != 2)
+        return ld_cli_usage_error("compare", "expected two streams, REF.jsonl CAND.jsonl (got %d; "
+                                  "see 'layerdiff compare --help')", argc - optind);
+    return -1;
+}
+
+/* The numerical comparison once its options are checked: the pipeline, then what became of the
+ * baseline. */
+static int compare_streams(compare_args *a)
+{
+    ld_compare_job *j = &a->job;
+    /* A baseline to check against adds regression to the default --fail-on. */
+    if (j->baseline_path && !j->update_baseline && !a->fail_on_given)
+        j->compare.fail_on |= LD_FAIL_ON_REGRESSION;
+    j->compare.allow_missing = (const char *const *)a->allow_buf;
+    j->compare.n_allow_missing = a->n_allow;
+    j->compare.floors = (const ld_floor *const *)a->floors;
+    j->compare.n_floors = a->n_floors;
+    j->text = a->quiet ? NULL : stdout;
+    j->report.brief = a->brief;
+    bool tty = isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
+    j->report.color = !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && tty);
+    ld_compare_outcome o;
     ld_error err;
     ld_error_clear(&err);
-    int c;
-    optind = 1;
-    while ((c = ld_cli_getopt(argc, argv, shortopts, longopts, "compare")) != -1) {
-        switch (c) {
-        case 'P': policy_path = optarg; break;
-        case 'M': map_path = optarg; break;
-        case 'j': out_json = optarg; break;
-        case 'd': out_md = optarg; break;
-        case 'H': out_html = optarg; break;
-        case 'J': out_junit = optarg; break;
-        case 'b': brief = true; break;
-        case 'q': quiet = true; break;
-        case 'A': opt.allow_input_mismatch = true; break;
-        case 'a': {
-            const char *p = optarg;
-            for (;;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-                if (len == 0) {
-                    rc = ld_cli_usage_error("compare", "--allow-missing: empty glob in '%s'", optarg);
-                    goto done;
-                }
-                if (n_allow == MAX_ALLOW) {
-                    rc = ld_cli_usage_error("compare", "--allow-missing: more than %d globs",
-                                            MAX_ALLOW);
-                    goto done;
-                }
-                if (!(allow_buf[n_allow] = strndup(p, len))) {
-                    rc = ld_cli_usage_error("compare", "out of memory");
-                    goto done;
-                }
-                n_allow++;
-                if (!comma)
-                    break;
-                p = comma + 1;
-            }
-            break;
-        }
-        case 'F':
-            fail_on_given = true;
-            if (ld_fail_on_parse(optarg, &opt.fail_on, &err) != LD_OK) {
-                rc = ld_cli_fail("compare", &err);
-                goto done;
-            }
-            break;
-        case 'k':
-            if (!ld_parse_int(optarg, 1, 64, &opt.topk)) {
-                rc = ld_cli_usage_error("compare", "--topk: '%s' is not an integer in [1, 64]",
-                                        optarg);
-                goto done;
-            }
-            break;
-        case 'c':
-            if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never")) {
-                rc = ld_cli_usage_error("compare", "--color: '%s' is not auto, always or never",
-                                        optarg);
-                goto done;
-            }
-            color = optarg;
-            break;
-        case OPT_FLOOR:
-            if (n_floors == MAX_FLOORS) {
-                rc = ld_cli_usage_error("compare", "--floor: at most %d files (one per dtype)",
-                                        MAX_FLOORS);
-                goto done;
-            }
-            if (ld_floor_load(optarg, &floors[n_floors], &err) != LD_OK) {
-                rc = ld_cli_fail("compare", &err);
-                goto done;
-            }
-            for (size_t i = 0; i < n_floors; i++)
-                if (ld_floor_dtype(floors[i]) == ld_floor_dtype(floors[n_floors])) {
-                    rc = ld_cli_usage_error("compare", "--floor: %s and %s are both %s floors",
-                                            ld_floor_label(floors[i]), optarg,
-                                            ld_dtype_name(ld_floor_dtype(floors[i])));
-                    n_floors++;
-                    goto done;
-                }
-            n_floors++;
-            break;
-        case OPT_MODEL: model_dir = optarg; break;
-        case OPT_FLOOR_K:
-            if (!ld_parse_double(optarg, &opt.floor_k) || !(opt.floor_k >= 1.0)) {
-                rc = ld_cli_usage_error("compare", "--floor-k: '%s' is not a number >= 1", optarg);
-                goto done;
-            }
-            break;
-        case OPT_FLOOR_ULP: {
-            int v;
-            if (!ld_parse_int(optarg, 0, 1 << 20, &v)) {
-                rc = ld_cli_usage_error("compare", "--floor-ulp: '%s' is not a count of ULPs",
-                                        optarg);
-                goto done;
-            }
-            opt.floor_ulp_cap = (uint64_t)v;
-            break;
-        }
-        case OPT_BASELINE: baseline_path = optarg; break;
-        case OPT_UPDATE_BASELINE: update_baseline = true; break;
-        case OPT_EXACT: exact = true; break;
-        case OPT_REGRESS_FACTOR:
-            if (!ld_parse_double(optarg, &regress_factor) || !(regress_factor >= 1.0) ||
-                regress_factor > 1e300) {
-                rc = ld_cli_usage_error("compare", "--regress-factor: '%s' is not a number >= 1",
-                                        optarg);
-                goto done;
-            }
-            break;
-        case OPT_REGRESS_SLACK:
-            if (!ld_parse_double(optarg, &regress_slack) || !(regress_slack >= 0.0) ||
-                regress_slack > 1e300) {
-                rc = ld_cli_usage_error("compare", "--regress-slack: '%s' is not a number >= 0",
-                                        optarg);
-                goto done;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            rc = LD_EXIT_OK;
-            goto done;
-        default: rc = LD_EXIT_USAGE; goto done;
-        }
-    }
-    if (argc - optind != 2) {
-        rc = ld_cli_usage_error("compare", "expected two streams, REF.jsonl CAND.jsonl (got %d; see "
-                                "'layerdiff compare --help')", argc - optind);
-        goto done;
-    }
-    if (exact) {
-        if (policy_path || map_path || out_html || out_junit || n_allow || opt.allow_input_mismatch ||
-            fail_on_given || n_floors || model_dir || baseline_path || update_baseline || brief) {
-            rc = ld_cli_usage_error("compare", "--exact checks bit-exactness only: it goes with "
-                                    "--json, --md, --quiet and --color, not with tolerance, "
-                                    "baseline or report options of a numerical comparison");
-            goto done;
-        }
-        rc = ld_cli_compare_exact(argv[optind], argv[optind + 1], out_json, out_md, quiet, color);
-        goto done;
-    }
-    if (update_baseline && !baseline_path) {
-        rc = ld_cli_usage_error("compare", "--update-baseline needs --baseline B.json (the file "
-                                "to write)");
-        goto done;
-    }
-    /* Load the baseline before reading the streams: a malformed one fails fast. */
-    if (baseline_path && !update_baseline) {
-        if (ld_baseline_load(baseline_path, &baseline, &err) != LD_OK) {
-            rc = ld_cli_fail("compare", &err);
-            goto done;
-        }
-        if (!fail_on_given)
-            opt.fail_on |= LD_FAIL_ON_REGRESSION;
-    }
-    if (model_dir && map_path) {
-        rc = ld_cli_usage_error("compare", "--model replays our ops on our tags; it cannot follow a "
-                                           "--map of foreign tags");
-        goto done;
-    }
-    if (model_dir && ld_model_open(&model, model_dir, &err) != LD_OK) {
+    int rc;
+    if (ld_compare_pipeline(j, &o, &err) != LD_OK) {
         rc = ld_cli_fail("compare", &err);
-        goto done;
-    }
-    if (policy_path && ld_policy_load(policy_path, &policy, &err) != LD_OK) {
-        rc = ld_cli_fail("compare", &err);
-        goto done;
-    }
-    if (map_path && ld_keymap_load(map_path, &map, &err) != LD_OK) {
-        rc = ld_cli_fail("compare", &err);
-        goto done;
-    }
-    opt.policy = policy;
-    opt.map = map;
-    opt.allow_missing = (const char *const *)allow_buf;
-    opt.n_allow_missing = n_allow;
-    opt.floors = (const ld_floor *const *)floors;
-    opt.n_floors = n_floors;
-    if (ld_compare_run(argv[optind], argv[optind + 1], &opt, &res, &err) != LD_OK) {
-        rc = ld_cli_fail("compare", &err);
-        goto done;
-    }
-    if (model) {
-        ld_replay_options rop;
-        ld_replay_options_init(&rop);
-        rop.floors = opt.floors;
-        rop.n_floors = opt.n_floors;
-        rop.k = opt.floor_k;
-        rop.ulp_cap = opt.floor_ulp_cap;
-        if (ld_replay_run(res, argv[optind], argv[optind + 1], model, &rop, &err) != LD_OK) {
-            rc = ld_cli_fail("compare", &err);
-            goto done;
-        }
-    }
-    if (baseline && ld_baseline_apply(res, baseline, regress_factor, regress_slack, &err) != LD_OK) {
-        rc = ld_cli_fail("compare", &err);
-        goto done;
-    }
-    ld_report_options ro = {brief, false};
-    if (!strcmp(color, "always"))
-        ro.color = true;
-    else if (!strcmp(color, "auto"))
-        ro.color = isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
-    if (!quiet && ld_report_text(stdout, res, &ro, &err) != LD_OK) {
-        rc = ld_cli_fail("compare", &err);
-        goto done;
-    }
-    const struct {
-        const char *path;
-        ld_report_fn fn;
-    } files[] = {{out_json, ld_report_json},
-                 {out_md, ld_report_markdown},
-                 {out_html, ld_report_html},
-                 {out_junit, ld_report_junit}};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        if (files[i].path && ld_report_to_file(files[i].path, files[i].fn, res, &ro, &err) != LD_OK) {
-            rc = ld_cli_fail("compare", &err);
-            goto done;
-        }
-    }
-    rc = ld_compare_exit_code(res, opt.fail_on);
-    if (update_baseline) {
-        if (rc != 0) {
+    } else {
+        rc = o.exit_code;
+        if (o.baseline_refused)
             fprintf(stderr, "layerdiff compare: not updating the baseline %s: this comparison "
                     "fails (exit %d); fix the candidate, or accept what fails with --fail-on\n",
-                    baseline_path, rc);
-        } else if (ld_report_to_file(baseline_path, ld_report_json, res, &ro, &err) != LD_OK) {
-            rc = ld_cli_fail("compare", &err);
-        } else if (!quiet) {
+                    j->baseline_path, rc);
+        else if (o.baseline_updated && !a->quiet)
             printf("\nbaseline %s updated (%zu probes); commit it to accept this candidate\n",
-                   baseline_path, res->n_rows);
-        }
+                   j->baseline_path, o.result->n_rows);
     }
-done:
-    ld_baseline_destroy(baseline);
-    ld_compare_result_destroy(res);
-    ld_policy_destroy(policy);
-    ld_keymap_destroy(map);
-    ld_model_close(model);
-    for (size_t i = 0; i < n_floors; i++)
-        ld_floor_destroy(floors[i]);
-    for (size_t i = 0; i < n_allow; i++)
-        free(allow_buf[i]);
+    ld_compare_outcome_free(&o);
+    return rc;
+}
+
+/* What the parsed options ask for: --exact, or the numerical comparison. */
+static int dispatch(compare_args *a, char **argv)
+{
+    ld_compare_job *j = &a->job;
+    if (a->exact) {
+        if (j->policy_path || j->map_path || j->html_path || j->junit_path || a->n_allow ||
+            j->compare.allow_input_mismatch || a->fail_on_given || a->n_floors || j->model_dir ||
+            j->baseline_path || j->update_baseline || a->brief)
+            return ld_cli_usage_error("compare", "--exact checks bit-exactness only: it goes with "
+                                      "--json, --md, --quiet and --color, not with tolerance, "
+                                      "baseline or report options of a numerical comparison");
+        return ld_cli_compare_exact(argv[optind], argv[optind + 1], j->json_path, j->md_path,
+                                    a->quiet, a->color);
+    }
+    if (j->update_baseline && !j->baseline_path)
+        return ld_cli_usage_error("compare", "--update-baseline needs --baseline B.json (the file "
+                                  "to write)");
+    j->ref_path = argv[optind];
+    j->cand_path = argv[optind + 1];
+    return compare_streams(a);
+}
+
+int ld_cmd_compare(int argc, char **argv)
+{
+    compare_args a = {.color = "auto"};
+    ld_compare_job_init(&a.job);
+    int rc = parse_args(argc, argv, &a);
+    if (rc < 0)
+        rc = dispatch(&a, argv);
+    for (size_t i = 0; i < a.n_floors; i++)
+        ld_floor_destroy(a.floors[i]);
+    for (size_t i = 0; i < a.n_allow; i++)
+        free(a.allow_buf[i]);
     return rc;
 }

@@ -13,9 +13,9 @@
 #endif
 
 #include "bench_common.h"
-#include "forward.h"
 #include "model.h"
 #include "ops.h"
+#include "run.h"
 
 typedef struct timing {
     double t_step1; /* when decode step 1 began */
@@ -29,37 +29,41 @@ static void on_progress(void *ctx, int step, int n_steps, int layer, int n_layer
         t->t_step1 = ld_seconds();
 }
 
-/* One generate call; returns wall seconds, *decode_s the part spent in decode steps. */
-static double run_once(const ld_model *m, size_t n_prompt, int decode, ld_sink *sink,
-                       double *decode_s)
+/* One run (ld_run, as 'layerdiff run' makes it): probes off when path is NULL, else written to
+ * path with sc. Returns wall seconds, *decode_s the part spent in decode steps. */
+static double run_once(const ld_model *m, size_t n_prompt, int decode, const char *path,
+                       const ld_sink_config *sc, double *decode_s)
 {
     int32_t *prompt = malloc(n_prompt * sizeof *prompt);
-    int32_t tokens[256], decoded[256];
     for (size_t i = 0; i < n_prompt; i++)
         prompt[i] = (int32_t)((i * 7919 + 13) % (size_t)m->cfg.vocab_size);
     timing tm = {0};
-    ld_forward_options ro = {.sink = sink, .progress = on_progress, .progress_ctx = &tm};
+    ld_run_options ro = {.model = m, .prompt = prompt, .n_prompt = n_prompt, .decode_steps = decode,
+                         .implementation = "bench", .probes_path = path, .sink_config = sc,
+                         .progress = on_progress, .progress_ctx = &tm};
+    ld_run_result r;
     ld_error err = {0};
     double t0 = ld_seconds();
-    ld_status st = ld_ref_generate(m, prompt, n_prompt, decode, &ro, tokens, decoded, &err);
+    ld_status st = ld_run(&ro, &r, &err);
     double t1 = ld_seconds();
     free(prompt);
     if (st != LD_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
         exit(1);
     }
+    ld_run_result_free(&r);
     if (decode_s)
         *decode_s = decode ? t1 - tm.t_step1 : 0;
     return t1 - t0;
 }
 
-static double best_of(int reps, const ld_model *m, size_t n_prompt, int decode, ld_sink *sink,
+static double best_of(int reps, const ld_model *m, size_t n_prompt, int decode,
                       double *decode_best)
 {
     double best = INFINITY, dbest = INFINITY;
     for (int r = 0; r < reps; r++) {
         double d;
-        double t = run_once(m, n_prompt, decode, sink, &d);
+        double t = run_once(m, n_prompt, decode, NULL, NULL, &d);
         best = t < best ? t : best;
         dbest = d < dbest ? d : dbest;
     }
@@ -82,34 +86,21 @@ typedef struct overhead_cfg {
 static void overhead_run(const ld_model *m, overhead_cfg *o, size_t n_prompt, int decode)
 {
     char path[] = "/tmp/layerdiff-bench-probes-XXXXXX";
-    ld_sink *s = NULL;
-    ld_error err = {0};
+    ld_sink_config sc;
+    ld_sink_config_init(&sc);
+    sc.payload = o->payload;
+    sc.tags = o->tags;
     if (o->with_sink) {
         int fd = mkstemp(path);
         if (fd < 0)
             exit(1);
         close(fd);
-        ld_sink_config sc;
-        ld_sink_config_init(&sc);
-        sc.payload = o->payload;
-        sc.tags = o->tags;
-        int32_t toks[1] = {1};
-        ld_run_info info = {.implementation = "bench", .tokens = toks, .n_tokens = 1,
-                            .decode_steps = decode};
-        if (ld_sink_open(&s, path, &sc, &info, &err) != LD_OK) {
-            fprintf(stderr, "bench: %s\n", err.msg);
-            exit(1);
-        }
     }
     double t0 = ld_seconds(), c0 = bench_cpu_seconds();
-    run_once(m, n_prompt, decode, s, NULL);
-    if (s && ld_sink_close(s, NULL, &err) != LD_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        exit(1);
-    }
+    run_once(m, n_prompt, decode, o->with_sink ? path : NULL, &sc, NULL);
     o->wall = LD_MIN(o->wall, ld_seconds() - t0);
     o->cpu = LD_MIN(o->cpu, bench_cpu_seconds() - c0);
-    if (s) {
+    if (o->with_sink) {
         struct stat st;
         o->mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
         unlink(path);
@@ -181,7 +172,7 @@ static int rss_child(const char *dir)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    run_once(m, 128, 16, NULL, NULL);
+    run_once(m, 128, 16, NULL, NULL, NULL);
     const ld_config *c = &m->cfg;
     size_t kv = 2 * (size_t)c->num_layers * (size_t)c->num_kv_heads * (size_t)c->head_dim *
                 (128 + 16) * sizeof(float);
@@ -214,13 +205,13 @@ int main(int argc, char **argv)
            (double)m->checkpoint_bytes / 1e6, ld_seconds() - t0, omp_get_max_threads());
 
     /* Warm the page cache and the mapping once. */
-    run_once(m, 4, 1, NULL, NULL);
+    run_once(m, 4, 1, NULL, NULL, NULL);
 
     double dec;
-    best_of(2, m, 1, 16, NULL, &dec);
+    best_of(2, m, 1, 16, &dec);
     printf("\ndecode, probes off: %.2f tokens/s (%.1f ms/token; goal >= 8, stretch >= 12)\n",
            16.0 / dec, dec / 16.0 * 1e3);
-    double pre = best_of(2, m, 128, 0, NULL, NULL);
+    double pre = best_of(2, m, 128, 0, NULL);
     double flops = 0;
     const ld_config *c = &m->cfg;
     double per_tok = (double)c->num_layers *

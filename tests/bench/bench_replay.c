@@ -10,42 +10,32 @@
 
 #include "bench_common.h"
 #include "compare.h"
-#include "forward.h"
 #include "model.h"
 #include "replay.h"
+#include "run.h"
 
-static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int decode, ld_dtype emulate,
-                     const int32_t *follow, const char *path, int32_t *decoded, double *secs)
+static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int decode,
+                     ld_dtype emulate, const int32_t *follow, const char *path, int32_t *decoded,
+                     double *secs)
 {
     ld_sink_config sc;
     ld_sink_config_init(&sc);
     sc.payload = LD_PAYLOAD_FULL;
-    ld_forward_options ro = {.emulate = emulate, .follow = follow,
-                             .n_follow = follow ? (size_t)decode : 0};
-    char *backend = ld_ref_backend_json(&ro), *model = ld_model_header_json(m);
-    ld_run_info info = {.implementation = "bench", .backend_json = backend, .model_json = model,
-                        .tokens = prompt, .n_tokens = n, .decode_steps = decode};
-    ld_sink *s = NULL;
+    ld_run_options ro = {.model = m, .prompt = prompt, .n_prompt = n, .decode_steps = decode,
+                         .follow = follow, .n_follow = follow ? (size_t)decode : 0,
+                         .emulate = emulate, .implementation = "bench", .probes_path = path,
+                         .sink_config = &sc};
+    ld_run_result r;
     ld_error err = {0};
-    int32_t tokens[64], fed[64];
     double t0 = ld_seconds();
-    if (ld_sink_open(&s, path, &sc, &info, &err) != LD_OK ||
-        ld_ref_generate(m, prompt, n, decode, &(ld_forward_options){.sink = s, .emulate = emulate,
-                        .follow = follow, .n_follow = ro.n_follow}, tokens, fed, &err) != LD_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return -1;
-    }
-    ld_run_end end = {.ok = true, .tokens = tokens, .n_tokens = (size_t)decode + 1, .decoded = fed,
-                      .n_decoded = (size_t)decode};
-    if (ld_sink_close(s, &end, &err) != LD_OK) {
+    if (ld_run(&ro, &r, &err) != LD_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
     }
     *secs = ld_seconds() - t0;
     if (decoded)
-        memcpy(decoded, fed, (size_t)decode * sizeof *fed);
-    free(backend);
-    free(model);
+        memcpy(decoded, r.decoded, (size_t)decode * sizeof *decoded);
+    ld_run_result_free(&r);
     return 0;
 }
 

@@ -2,7 +2,8 @@
 # run.sh — runs the CUDA path WITHOUT A GPU: builds cuda/, probes/cuda, the GPU tests, the
 # layerdiff CLI and bench_cuda against a CPU emulation of the CUDA runtime and cuBLAS (one OS thread
 # per CUDA thread, blocks in turn, __shared__ as statics, a std::barrier per __syncthreads), then
-# runs the GPU unit tests and, with LD_EMU_E2E=1, the GPU end-to-end tests on the result.
+# runs the GPU unit tests and, with LD_EMU_E2E=1, the GPU end-to-end tests on the result. The CLI
+# goes with src/pipeline/, where the backend table is built with CUDA (LD_HAVE_CUDA).
 # It checks logic (indexing, barriers, fault variants, probe order, graph capture, error path), not
 # GPU numerics (fp32 sums are sequential here, cuBLAS's are not), timing or memory semantics.
 # Slow (minutes: thousands of threads per launch). Not part of ctest.
@@ -16,7 +17,7 @@ mkdir -p "$O"
 cmake --build "$B" --target ld_reference ld_compare ld_model layerdiff_probes >/dev/null
 INC="-I$here/include -I$here -I$SRC/cuda -I$SRC/probes/cuda/include -I$SRC/probes/include
      -I$SRC/common/include -I$SRC/model -I$SRC/common -I$SRC/reference -I$B/generated
-     -I$SRC/tests/unit/cuda -I$SRC/src/cli -I$SRC/compare"
+     -I$SRC/tests/unit/cuda -I$SRC/src/cli -I$SRC/src/pipeline -I$SRC/compare"
 CF="-O1 -g -ffp-contract=off -D_GNU_SOURCE -fopenmp"
 objs=()
 for cu in "$SRC"/cuda/*.cu "$SRC"/probes/cuda/*.cu; do
@@ -39,10 +40,10 @@ for t in test_cuda_kernels test_cuda_probes; do
   g++ -fopenmp "$O/$t.o" "${objs[@]}" $LIBS -lcmocka -o "$O/$t"
 done
 clis=()
-for c in "$SRC"/src/cli/*.c; do
-  n=$(basename "$c" .c)
-  gcc -std=c11 $CF -DLD_HAVE_CUDA=1 $INC -c "$c" -o "$O/cli_$n.o"
-  clis+=("$O/cli_$n.o")
+for c in "$SRC"/src/pipeline/*.c "$SRC"/src/cli/*.c; do
+  n=$(basename "$(dirname "$c")")_$(basename "$c" .c)
+  gcc -std=c11 $CF -DLD_HAVE_CUDA=1 $INC -c "$c" -o "$O/$n.o"
+  clis+=("$O/$n.o")
 done
 g++ -fopenmp "${clis[@]}" "${objs[@]}" "$B/compare/libld_compare.a" $LIBS -o "$O/layerdiff"
 g++ -std=c++20 $CF $INC -x c++ -c "$SRC/tests/bench/bench_cuda.cu" -o "$O/bench_cuda.o"

@@ -1,0 +1,108 @@
+/* pipeline_compare.c — the compare pipeline (pipeline_compare.h): inputs, comparison, replay,
+ * baseline, reports and the exit decision, in the order the command has always run them. Calls
+ * compare/'s public API only; prints nothing but the reports it is given a FILE* or a path for. */
+#include "pipeline_compare.h"
+
+#include <string.h>
+
+#include "replay.h"
+
+void ld_compare_job_init(ld_compare_job *j)
+{
+    memset(j, 0, sizeof *j);
+    ld_compare_options_init(&j->compare);
+    j->regress_factor = LD_REGRESS_FACTOR_DEFAULT;
+    j->regress_slack = LD_REGRESS_SLACK_DEFAULT;
+}
+
+void ld_compare_outcome_free(ld_compare_outcome *o)
+{
+    ld_baseline_destroy(o->baseline);
+    ld_compare_result_destroy(o->result);
+    ld_policy_destroy(o->policy);
+    ld_keymap_destroy(o->map);
+    ld_model_close(o->model);
+    memset(o, 0, sizeof *o);
+}
+
+/* The inputs, loaded in the command's order so that the first bad one is the one reported: the
+ * baseline first (a malformed one fails before any stream is read). */
+static ld_status load_inputs(const ld_compare_job *j, ld_compare_outcome *o, ld_error *err)
+{
+    if (j->baseline_path && !j->update_baseline &&
+        ld_baseline_load(j->baseline_path, &o->baseline, err) != LD_OK)
+        return err->code;
+    if (j->model_dir && j->map_path)
+        return ld_error_set(err, LD_E_USAGE, "--model replays our ops on our tags; it cannot "
+                                             "follow a --map of foreign tags");
+    if (j->model_dir && ld_model_open(&o->model, j->model_dir, err) != LD_OK)
+        return err->code;
+    if (j->policy_path && ld_policy_load(j->policy_path, &o->policy, err) != LD_OK)
+        return err->code;
+    if (j->map_path && ld_keymap_load(j->map_path, &o->map, err) != LD_OK)
+        return err->code;
+    return LD_OK;
+}
+
+static ld_status write_reports(const ld_compare_job *j, const ld_compare_result *r, ld_error *err)
+{
+    if (j->text && ld_report_text(j->text, r, &j->report, err) != LD_OK)
+        return err->code;
+    const struct {
+        const char *path;
+        ld_report_fn fn;
+    } files[] = {{j->json_path, ld_report_json},
+                 {j->md_path, ld_report_markdown},
+                 {j->html_path, ld_report_html},
+                 {j->junit_path, ld_report_junit}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i].path &&
+            ld_report_to_file(files[i].path, files[i].fn, r, &j->report, err) != LD_OK)
+            return err->code;
+    return LD_OK;
+}
+
+ld_status ld_compare_pipeline(const ld_compare_job *j, ld_compare_outcome *o, ld_error *err)
+{
+    ld_error ignored; /* the steps return err->code */
+    if (!err)
+        err = &ignored;
+    memset(o, 0, sizeof *o);
+    ld_status st = load_inputs(j, o, err);
+    if (st != LD_OK)
+        return st;
+    ld_compare_options opt = j->compare;
+    opt.policy = o->policy;
+    opt.map = o->map;
+    if ((st = ld_compare_run(j->ref_path, j->cand_path, &opt, &o->result, err)) != LD_OK)
+        return st;
+    if (o->model) {
+        ld_replay_options rop;
+        ld_replay_options_init(&rop);
+        rop.floors = opt.floors;
+        rop.n_floors = opt.n_floors;
+        rop.k = opt.floor_k;
+        rop.ulp_cap = opt.floor_ulp_cap;
+        st = ld_replay_run(o->result, j->ref_path, j->cand_path, o->model, &rop, err);
+        if (st != LD_OK)
+            return st;
+    }
+    if (o->baseline && (st = ld_baseline_apply(o->result, o->baseline, j->regress_factor,
+                                               j->regress_slack, err)) != LD_OK)
+        return st;
+    if ((st = write_reports(j, o->result, err)) != LD_OK)
+        return st;
+    o->exit_code = ld_compare_exit_code(o->result, opt.fail_on);
+    if (j->update_baseline) {
+        /* Only a passing candidate becomes the new baseline. */
+        if (o->exit_code != 0) {
+            o->baseline_refused = true;
+            return LD_OK;
+        }
+        if ((st = ld_report_to_file(j->baseline_path, ld_report_json, o->result, &j->report,
+                                    err)) != LD_OK)
+            return st;
+        o->baseline_updated = true;
+    }
+    return LD_OK;
+}

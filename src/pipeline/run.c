@@ -1,0 +1,207 @@
+/* run.c — the backend table and one run into a probe stream (run.h): open sink, header, generate,
+ * end record. The one place that knows whether this build has CUDA. Not here: the forward passes
+ * themselves (reference/forward.c, cuda/), option parsing and messages (src/cli/). */
+#include "run.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "generate.h"
+#ifdef LD_HAVE_CUDA
+#include "cuda_backend.h"
+#endif
+
+typedef ld_status (*generate_fn)(const ld_model *m, const int32_t *prompt, size_t n_prompt,
+                                 int decode_steps, const ld_forward_options *opt,
+                                 int32_t *tokens_out, int32_t *decoded_out, ld_error *err);
+
+struct ld_backend {
+    const char *name;                   /* as --backend spells it */
+    const char *implementation;         /* the header's name for an fp32 run ... */
+    const char *implementation_emulated; /* ... and for one with emulated kernels */
+    ld_status (*check)(ld_error *err);  /* NULL: always available */
+    /* The header's "backend" object (malloc'd); NULL on failure, err set when not for memory. */
+    char *(*backend_json)(const ld_model *m, const ld_forward_options *fo, ld_error *err);
+    generate_fn generate;               /* NULL: not built in; check says why */
+};
+
+static char *ref_backend_json(const ld_model *m, const ld_forward_options *fo, ld_error *err)
+{
+    (void)m, (void)err;
+    return ld_ref_backend_json(fo);
+}
+
+#ifdef LD_HAVE_CUDA
+static ld_status cuda_check(ld_error *err) { return ld_cuda_device_check(NULL, 0, err); }
+
+static char *cuda_backend_json(const ld_model *m, const ld_forward_options *fo, ld_error *err)
+{
+    (void)fo;
+    return ld_cuda_backend_json(m, err);
+}
+#else
+static ld_status cuda_check(ld_error *err)
+{
+    return ld_error_set(err, LD_E_USAGE, "this layerdiff was built without CUDA (nvcc was not "
+                                         "found at configure time)");
+}
+#endif
+
+static const ld_backend backends[] = {
+    {"ref", "reference", "reference-emulated", NULL, ref_backend_json, ld_ref_generate},
+#ifdef LD_HAVE_CUDA
+    {"cuda", "cuda", "cuda", cuda_check, cuda_backend_json, ld_cuda_generate},
+#else
+    {"cuda", "cuda", "cuda", cuda_check, NULL, NULL},
+#endif
+};
+
+const ld_backend *ld_backend_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof backends / sizeof backends[0]; i++)
+        if (!strcmp(backends[i].name, name))
+            return &backends[i];
+    return NULL;
+}
+
+ld_status ld_backend_check(const ld_backend *b, ld_error *err)
+{
+    return b->check ? b->check(err) : LD_OK;
+}
+
+void ld_run_options_init(ld_run_options *o) { memset(o, 0, sizeof *o); }
+
+void ld_run_result_free(ld_run_result *r)
+{
+    if (!r)
+        return;
+    free(r->tokens);
+    free(r->decoded);
+    r->tokens = r->decoded = NULL;
+}
+
+static ld_status open_sink(const ld_run_options *o, const ld_run_info *info, ld_sink **sink,
+                           ld_error *err)
+{
+    *sink = NULL;
+    if (o->probes_path) {
+        ld_sink_config defaults;
+        ld_sink_config_init(&defaults);
+        return ld_sink_open(sink, o->probes_path, o->sink_config ? o->sink_config : &defaults,
+                            info, err);
+    }
+    return o->probes_from_env ? ld_sink_open_env(sink, info, err) : LD_OK;
+}
+
+/* Generates into an open sink and closes it: an error end record naming the last key when the
+ * run fails (the close's own error then matters less than the run's), else the ok end record. */
+static ld_status generate_and_close(const ld_backend *b, const ld_run_options *o,
+                                    const ld_forward_options *fo, ld_sink *sink, ld_run_result *r,
+                                    ld_error *err)
+{
+    size_t n = (size_t)o->decode_steps;
+    r->tokens = calloc(n + 1, sizeof *r->tokens);
+    r->decoded = calloc(n + 1, sizeof *r->decoded);
+    ld_status st = !r->tokens || !r->decoded
+                       ? ld_error_set(err, LD_E_NOMEM, "out of memory")
+                       : b->generate(o->model, o->prompt, o->n_prompt, o->decode_steps, fo,
+                                     r->tokens, r->decoded, err);
+    if (st != LD_OK) {
+        ld_run_end failed_end = {.ok = false, .message = err->msg};
+        ld_sink_close(sink, &failed_end, NULL);
+        return st;
+    }
+    ld_run_end end = {.ok = true, .tokens = r->tokens, .n_tokens = n + 1, .decoded = r->decoded,
+                      .n_decoded = n};
+    r->n_decoded = n;
+    r->n_probes = ld_sink_probe_count(sink);
+    return ld_sink_close(sink, &end, err);
+}
+
+ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
+{
+    ld_error ignored; /* the error end record needs a message even when the caller wants none */
+    if (!err)
+        err = &ignored;
+    const ld_backend *b = o->backend ? o->backend : &backends[0];
+    if (!b->generate)
+        return ld_backend_check(b, err);
+    ld_forward_options fo = {.faults = o->faults, .emulate = o->emulate, .sr_seed = o->sr_seed,
+                             .follow = o->follow, .n_follow = o->n_follow,
+                             .progress = o->progress, .progress_ctx = o->progress_ctx};
+    ld_run_result r = {.implementation = o->implementation ? o->implementation
+                                         : o->emulate == LD_F32 ? b->implementation
+                                                                : b->implementation_emulated};
+    const char *fault_texts[LD_MAX_FAULTS];
+    int n_faults = o->faults ? o->faults->n : 0;
+    for (int i = 0; i < n_faults; i++)
+        fault_texts[i] = o->faults->items[i].text;
+    ld_error_clear(err);
+    char *backend_json = b->backend_json(o->model, &fo, err);
+    char *model_json = ld_model_header_json(o->model);
+    ld_status st = LD_OK;
+    if (!backend_json || !model_json) {
+        st = err->code != LD_OK ? err->code : ld_error_set(err, LD_E_NOMEM, "out of memory");
+        goto out;
+    }
+    ld_run_info info = {.implementation = r.implementation, .backend_json = backend_json,
+                        .model_json = model_json, .tokens = o->prompt, .n_tokens = o->n_prompt,
+                        .decode_steps = o->decode_steps, .faults = fault_texts,
+                        .n_faults = (size_t)n_faults};
+    if ((st = open_sink(o, &info, &fo.sink, err)) != LD_OK)
+        goto out;
+    if ((st = generate_and_close(b, o, &fo, fo.sink, &r, err)) != LD_OK)
+        ld_run_result_free(&r);
+    else
+        *out = r;
+out:
+    free(backend_json);
+    free(model_json);
+    return st;
+}
+
+ld_status ld_run_read_follow(const char *path, const int32_t *prompt, size_t n_prompt,
+                             int32_t **out, size_t *n_out, ld_error *err)
+{
+    ld_reader_options ro;
+    ld_reader_options_init(&ro);
+    ro.decode_data = false; /* only the tokens matter */
+    ld_reader *r = NULL;
+    ld_status st = ld_reader_open(&r, path, &ro, err);
+    if (st != LD_OK)
+        return st;
+    const ld_header_info *h = ld_reader_header(r);
+    if (h->n_tokens != n_prompt || memcmp(h->tokens, prompt, n_prompt * sizeof *prompt) != 0) {
+        ld_reader_close(r);
+        return ld_error_set(err, LD_E_USAGE,
+                            "--follow %s: that stream's prompt differs from --tokens; following it "
+                            "would compare different inputs",
+                            path);
+    }
+    const ld_probe *p;
+    do {
+        st = ld_reader_next(r, &p, err);
+    } while (st == LD_OK && p);
+    if (st != LD_OK) {
+        ld_reader_close(r);
+        return st;
+    }
+    const ld_end_info *e = ld_reader_end(r);
+    const int32_t *src = e->decoded;
+    size_t n = e->n_decoded;
+    if (!src || n == 0) { /* an older producer without "decoded": its argmax tokens fed the steps */
+        src = e->tokens;
+        n = e->n_tokens ? e->n_tokens - 1 : 0;
+    }
+    *out = malloc((n ? n : 1) * sizeof **out);
+    if (!*out) {
+        ld_reader_close(r);
+        return ld_error_set(err, LD_E_NOMEM, "out of memory");
+    }
+    if (n)
+        memcpy(*out, src, n * sizeof **out);
+    *n_out = n;
+    ld_reader_close(r);
+    return LD_OK;
+}
