@@ -1,7 +1,9 @@
 /* compare.h — the comparator: aligns two probe streams by key (step, layer, tag), measures every
  * pair, judges it against a tolerance policy, finds the first divergence and writes reports
  * (terminal text, JSON, Markdown, HTML, JUnit). It never prints or exits: every fallible call
- * returns an ld_status and fills an ld_error; only the CLI (src/cli/cmd_compare.c) picks exit codes.
+ * returns an ld_status and fills an ld_error; ld_compare_exit_code says which exit code a result
+ * earns, and only main (src/cli/) exits. The sequence compare -> replay -> baseline -> reports is
+ * src/pipeline/pipeline_compare.h.
  *
  * Ownership: ld_*_create/_load/_parse hand out objects that the matching _destroy frees (NULL is
  * accepted). A result owns every string and array it points to.

@@ -1,7 +1,8 @@
 /* gate.h — the regression gate for kernel changes (issue 9): compare a candidate's error against a
  * baseline (the JSON report of an earlier, accepted candidate against the same reference), and
  * check two builds of one implementation for bit-exactness. Not here: the comparison itself
- * (compare.h) and the command line (src/cli/cmd_compare.c). docs/gate.md explains both. */
+ * (compare.h) and the sequence that runs them (src/pipeline/pipeline_compare.h). docs/gate.md
+ * explains both. */
 #ifndef LD_GATE_H
 #define LD_GATE_H
 
