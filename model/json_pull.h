@@ -1,6 +1,6 @@
 /* json_pull.h — a strict pull parser for the JSON that checkpoints carry (config.json, safetensors
- * headers, model.safetensors.index.json), and a small growable text buffer for writing JSON.
- * Internal to model/; not a general JSON library.
+ * headers, model.safetensors.index.json), on the shared lexer (common/json_lex.h), and a small
+ * growable text buffer for writing JSON. Internal to model/; not a general JSON library.
  *
  * Why not cJSON here: checkpoint files are hostile input, and cJSON accepts duplicate keys, does
  * not check UTF-8, keeps numbers only as doubles (so 64.0 passes as an integer and offsets above
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json_lex.h"
 #include "layerdiff/error.h"
 
 #define LD_JP_MAX_DEPTH 64
@@ -81,14 +82,10 @@ bool ld_jp_num_i64(const ld_jp_num *n, int64_t *out);
 /* Any number token to a finite double; false when it overflows or is absurdly long. */
 bool ld_jp_num_double(const ld_jp_num *n, double *out);
 
-/* Sorts keys (an array of n C strings) bytewise and returns the first duplicate, or NULL. The
- * array is reordered. */
-const char *ld_jp_first_duplicate(char **keys, size_t n);
-
 /* The keys of one object, kept until it closes to refuse duplicates: zero-initialize, add every
  * key ld_jp_object_next returns, ask for a duplicate at the end, free. */
 typedef struct ld_jp_keys {
-    char **v;
+    ld_json_name *v; /* each s a NUL-terminated key the set owns */
     size_t n, cap;
 } ld_jp_keys;
 /* Takes ownership of key (it stays valid until ld_jp_keys_free); out of memory frees it and fails

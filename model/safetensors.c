@@ -366,17 +366,17 @@ static ld_status parse_image(ld_st_file *f, ld_error *err)
     }
     if (st == LD_OK) st = ld_jp_end(&j, true);
     if (st == LD_OK && n > 1) {
-        char **names = malloc(n * sizeof *names);
+        ld_json_name *names = malloc(n * sizeof *names);
         if (!names) {
             st = ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label);
         } else {
             for (size_t i = 0; i < n; i++)
-                names[i] = (char *)t[i].name;
-            const char *dup = ld_jp_first_duplicate(names, n);
+                names[i] = (ld_json_name){t[i].name, strlen(t[i].name)};
+            const ld_json_name *dup = ld_json_names_duplicate(names, n);
             char pn[160];
             if (dup)
                 st = ld_error_set(err, LD_E_INPUT, "%s: tensor '%s' appears twice in the header",
-                                  label, ld_jp_printable(dup, pn, sizeof pn));
+                                  label, ld_jp_printable(dup->s, pn, sizeof pn));
             free(names);
         }
     }

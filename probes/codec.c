@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "json.h"
+#include "json_lex.h"
 #include "util.h"
 
 #ifdef _OPENMP

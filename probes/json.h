@@ -1,8 +1,9 @@
 /* json.h — the strict JSON used by probe records (internal to the probe library): a parser of one
- * record into a flat node array, a compact writer, and the string and number formatting of the
- * writer. Strict means RFC 8259 exactly (no NaN literals, no leading zeros, no trailing commas,
- * valid UTF-8, no raw control characters) plus what records need: duplicate member names are
- * refused, nesting and node counts are bounded. It is not a general JSON library. */
+ * record into a flat node array and a compact writer, on the shared lexer (common/json_lex.h), and
+ * the string and number formatting of the writer. Strict means RFC 8259 exactly (no NaN literals,
+ * no leading zeros, no trailing commas, valid UTF-8, no raw control characters) plus what records
+ * need: duplicate member names are refused, nesting and node counts are bounded. Not a general
+ * JSON library. */
 #ifndef LD_PROBES_JSON_H
 #define LD_PROBES_JSON_H
 
@@ -71,12 +72,6 @@ bool ld_json_number(const ld_json_node *n, locale_t c_locale, double *out);
 /* Number literal that is an integer (no fraction or exponent) within [min, max]. */
 bool ld_json_int(const ld_json_node *n, int64_t min, int64_t max, int64_t *out);
 bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out);
-
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 when invalid: no overlong
- * forms, no surrogates, nothing above U+10FFFF. */
-size_t ld_json_utf8_len(const unsigned char *s, size_t avail);
-/* The value of four hex digits at s, -1 when one is not a hex digit. */
-int ld_json_hex4(const char *s);
 
 /* Appends node as compact JSON (no whitespace), strings re-escaped, numbers as written. */
 void ld_json_write(const ld_json_doc *d, const ld_json_node *node, ld_buf *out);
