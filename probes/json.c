@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json_lex.h"
+#include "json_out.h"
 #include "util.h"
 
 typedef struct parser {
@@ -358,66 +359,6 @@ bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out)
     return true;
 }
 
-void ld_json_append_string(ld_buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    ld_buf_putc(out, '"');
-    size_t i = 0, run = 0; /* run: start of bytes copied verbatim */
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t ul = c >= 0x80 ? ld_json_utf8_len((const unsigned char *)s + i, n - i) : 0;
-        if (ul > 0) {
-            i += ul;
-            continue;
-        }
-        ld_buf_append(out, s + run, i - run);
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            ld_buf_append(out, e, 2);
-        } else if (c == '\n') {
-            ld_buf_append(out, "\\n", 2);
-        } else if (c == '\t') {
-            ld_buf_append(out, "\\t", 2);
-        } else if (c == '\r') {
-            ld_buf_append(out, "\\r", 2);
-        } else if (c < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            ld_buf_append(out, e, 6);
-        } else {
-            ld_buf_append(out, "\\ufffd", 6); /* not UTF-8: keep the output valid */
-        }
-        i++;
-        run = i;
-    }
-    ld_buf_append(out, s + run, n - run);
-    ld_buf_putc(out, '"');
-}
-
-void ld_json_append_double(ld_buf *out, double v, locale_t c_locale)
-{
-    if (isnan(v)) {
-        ld_buf_puts(out, "\"NaN\"");
-        return;
-    }
-    if (isinf(v)) {
-        ld_buf_puts(out, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-        return;
-    }
-    char tmp[40];
-    locale_t old = uselocale(c_locale);
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (prec == 17 || strtod_l(tmp, NULL, c_locale) == v)
-            break;
-    }
-    uselocale(old);
-    ld_buf_puts(out, tmp);
-}
-
 static void write_node(const ld_json_doc *d, const ld_json_node *n, ld_buf *out)
 {
     switch (n->type) {
@@ -425,7 +366,7 @@ static void write_node(const ld_json_doc *d, const ld_json_node *n, ld_buf *out)
     case LD_JSON_FALSE: ld_buf_puts(out, "false"); return;
     case LD_JSON_TRUE: ld_buf_puts(out, "true"); return;
     case LD_JSON_NUMBER: ld_buf_append(out, n->str, n->len); return;
-    case LD_JSON_STRING: ld_json_append_string(out, n->str, n->len); return;
+    case LD_JSON_STRING: ld_json_put_string(out, n->str, n->len, true); return;
     default: break;
     }
     bool object = n->type == LD_JSON_OBJECT;
@@ -434,7 +375,7 @@ static void write_node(const ld_json_doc *d, const ld_json_node *n, ld_buf *out)
         if (c != ld_json_first(d, n))
             ld_buf_putc(out, ',');
         if (object) {
-            ld_json_append_string(out, c->key, c->key_len);
+            ld_json_put_string(out, c->key, c->key_len, true);
             ld_buf_putc(out, ':');
         }
         write_node(d, c, out);

@@ -1,9 +1,8 @@
 /* json.h — the strict JSON used by probe records (internal to the probe library): a parser of one
- * record into a flat node array and a compact writer, on the shared lexer (common/json_lex.h), and
- * the string and number formatting of the writer. Strict means RFC 8259 exactly (no NaN literals,
- * no leading zeros, no trailing commas, valid UTF-8, no raw control characters) plus what records
- * need: duplicate member names are refused, nesting and node counts are bounded. Not a general
- * JSON library. */
+ * record into a flat node array and a compact writer, on the shared lexer (common/json_lex.h) and
+ * escaper (common/json_out.h). Strict means RFC 8259 exactly (no NaN literals, no leading zeros,
+ * no trailing commas, valid UTF-8, no raw control characters) plus what records need: duplicate
+ * member names are refused, nesting and node counts are bounded. Not a general JSON library. */
 #ifndef LD_PROBES_JSON_H
 #define LD_PROBES_JSON_H
 
@@ -75,11 +74,5 @@ bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out);
 
 /* Appends node as compact JSON (no whitespace), strings re-escaped, numbers as written. */
 void ld_json_write(const ld_json_doc *d, const ld_json_node *node, ld_buf *out);
-/* Appends s[0..n) as a JSON string literal with quotes. Control characters are escaped; bytes
- * that are not valid UTF-8 become U+FFFD, so the output is always valid JSON. */
-void ld_json_append_string(ld_buf *out, const char *s, size_t n);
-/* Appends a double that parses back to the same value (shortest of %.15g, %.16g, %.17g), or the
- * string "NaN", "Infinity", "-Infinity". c_locale makes the decimal point a '.'. */
-void ld_json_append_double(ld_buf *out, double v, locale_t c_locale);
 
 #endif
