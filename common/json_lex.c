@@ -232,7 +232,7 @@ ld_json_lex_err ld_json_lex_number(const char *text, size_t len, size_t pos, ld_
     return LD_JSON_LEX_OK;
 }
 
-static int name_cmp(const void *a, const void *b)
+static int name_cmp_bytewise(const void *a, const void *b)
 {
     const ld_json_name *x = a, *y = b;
     int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
@@ -241,13 +241,24 @@ static int name_cmp(const void *a, const void *b)
     return x->len < y->len ? -1 : 1;
 }
 
-const ld_json_name *ld_json_names_duplicate(ld_json_name *names, size_t n)
+static int name_cmp_shortest_first(const void *a, const void *b)
 {
+    const ld_json_name *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->s, y->s, x->len);
+}
+
+const ld_json_name *ld_json_names_duplicate(ld_json_name *names, size_t n,
+                                            ld_json_name_order order)
+{
+    int (*cmp)(const void *, const void *) =
+        order == LD_JSON_NAMES_BYTEWISE ? name_cmp_bytewise : name_cmp_shortest_first;
     if (n < 2)
         return NULL;
-    qsort(names, n, sizeof *names, name_cmp);
+    qsort(names, n, sizeof *names, cmp);
     for (size_t i = 1; i < n; i++)
-        if (!name_cmp(&names[i - 1], &names[i]))
+        if (!cmp(&names[i - 1], &names[i]))
             return &names[i];
     return NULL;
 }

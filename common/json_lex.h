@@ -66,9 +66,16 @@ typedef struct ld_json_name {
     const char *s;
     size_t len;
 } ld_json_name;
-/* Sorts names[0..n) bytewise (as strcmp orders them) and returns the first name that occurs twice,
- * or NULL; the returned d and d[-1] are the pair. n log n, so that a hostile object with many
- * members costs little. */
-const ld_json_name *ld_json_names_duplicate(ld_json_name *names, size_t n);
+/* Which of several duplicated names is reported: the first in this order. The two parsers have
+ * always differed here, and their messages are kept as they were. */
+typedef enum ld_json_name_order {
+    LD_JSON_NAMES_BYTEWISE,      /* as strcmp orders them (the checkpoint reader) */
+    LD_JSON_NAMES_SHORTEST_FIRST /* by length, then bytewise (the probe record parser) */
+} ld_json_name_order;
+/* Sorts names[0..n) in the given order and returns the first name that occurs twice, or NULL; the
+ * returned d and d[-1] are the pair. n log n, so that a hostile object with many members costs
+ * little. */
+const ld_json_name *ld_json_names_duplicate(ld_json_name *names, size_t n,
+                                            ld_json_name_order order);
 
 #endif

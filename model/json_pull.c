@@ -400,7 +400,7 @@ ld_status ld_jp_keys_add(ld_jp *j, ld_jp_keys *ks, char *key)
 
 const char *ld_jp_keys_duplicate(ld_jp_keys *ks)
 {
-    const ld_json_name *dup = ld_json_names_duplicate(ks->v, ks->n);
+    const ld_json_name *dup = ld_json_names_duplicate(ks->v, ks->n, LD_JSON_NAMES_BYTEWISE);
     return dup ? dup->s : NULL;
 }
 

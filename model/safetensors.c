@@ -373,7 +373,7 @@ static ld_status parse_image(ld_st_file *f, ld_error *err)
         } else {
             for (size_t i = 0; i < n; i++)
                 names[i] = (ld_json_name){t[i].name, strlen(t[i].name)};
-            const ld_json_name *dup = ld_json_names_duplicate(names, n);
+            const ld_json_name *dup = ld_json_names_duplicate(names, n, LD_JSON_NAMES_BYTEWISE);
             char pn[160];
             if (dup)
                 st = ld_error_set(err, LD_E_INPUT, "%s: tensor '%s' appears twice in the header",

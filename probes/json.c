@@ -169,7 +169,7 @@ static bool check_duplicates(parser *p, uint32_t obj, size_t at)
     size_t k = 0;
     for (uint32_t i = d->nodes[obj].first; i != LD_JSON_NONE; i = d->nodes[i].next)
         names[k++] = (ld_json_name){d->nodes[i].key, d->nodes[i].key_len};
-    const ld_json_name *dup = ld_json_names_duplicate(names, k);
+    const ld_json_name *dup = ld_json_names_duplicate(names, k, LD_JSON_NAMES_SHORTEST_FIRST);
     return dup ? duplicate(p, dup[-1].s, dup->s, dup->len) : true;
 }
 
