@@ -90,7 +90,7 @@ static ld_json_lex_err lex_fail(ld_json_tok *tok, ld_json_lex_err e, size_t at)
     return e;
 }
 
-static size_t utf8_encode(uint32_t cp, char *o)
+size_t ld_json_utf8_encode(uint32_t cp, char *o)
 {
     if (cp < 0x80) {
         o[0] = (char)cp;
@@ -184,7 +184,7 @@ ld_json_lex_err ld_json_lex_string(const char *text, size_t len, size_t pos, cha
         }
         if (cp == 0 && !allow_nul)
             return lex_fail(tok, LD_JSON_LEX_NUL, r);
-        w += utf8_encode(cp, out + w);
+        w += ld_json_utf8_encode(cp, out + w);
         r += used;
     }
 }

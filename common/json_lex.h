@@ -58,6 +58,8 @@ void ld_json_line_col(const char *text, size_t len, size_t pos, size_t *line, si
 /* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 when invalid: no overlong
  * forms, no surrogates, nothing above U+10FFFF. */
 size_t ld_json_utf8_len(const unsigned char *s, size_t avail);
+/* Writes code point cp (at most U+10FFFF, no surrogate) as UTF-8 to o; returns its 1 to 4 bytes. */
+size_t ld_json_utf8_encode(uint32_t cp, char *o);
 /* The value of four hex digits at s, -1 when one is not a hex digit. */
 int ld_json_hex4(const char *s);
 
