@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Deepest nesting either parser accepts (a bound on recursion and on hostile input): records need
+ * 4 levels, free-form header objects and checkpoint files get the rest. */
+#define LD_JSON_MAX_DEPTH 64
+
 /* What is wrong with a token. */
 typedef enum ld_json_lex_err {
     LD_JSON_LEX_OK = 0,
@@ -30,8 +34,9 @@ typedef enum ld_json_lex_err {
 
 /* Where a token ends. On success: end is the offset just past it, len the decoded length of a
  * string, is_int whether a number has neither fraction nor exponent. On failure: at is the offset
- * to blame (the opening quote for UNCLOSED, the backslash of a bad escape, the byte that breaks
- * the number grammar), cp the value of the \u escape for the surrogate errors. */
+ * to blame (the opening quote for UNCLOSED, or the backslash when the text ends inside an escape;
+ * the backslash of a bad escape; the byte that breaks the number grammar), cp the value of the \u
+ * escape for the surrogate errors. */
 typedef struct ld_json_tok {
     size_t end;
     size_t len;

@@ -116,8 +116,8 @@ static ld_status open_container(ld_jp *j, ld_jp_kind kind)
 {
     ld_status st = expect_kind(j, kind);
     if (st != LD_OK) return st;
-    if (j->depth >= LD_JP_MAX_DEPTH)
-        return ld_jp_fail(j, LD_E_INPUT, "nested more than %d levels deep", LD_JP_MAX_DEPTH);
+    if (j->depth >= LD_JSON_MAX_DEPTH)
+        return ld_jp_fail(j, LD_E_INPUT, "nested more than %d levels deep", LD_JSON_MAX_DEPTH);
     j->depth++;
     j->pos++;
     return LD_OK;

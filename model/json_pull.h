@@ -17,8 +17,6 @@
 #include "json_lex.h"
 #include "layerdiff/error.h"
 
-#define LD_JP_MAX_DEPTH 64
-
 typedef enum ld_jp_kind {
     LD_JP_BAD = 0, /* end of input or a byte no value can start with */
     LD_JP_OBJECT,

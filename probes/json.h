@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "json_lex.h" /* LD_JSON_MAX_DEPTH */
 
 typedef enum ld_json_type {
     LD_JSON_NULL,
@@ -24,7 +25,6 @@ typedef enum ld_json_type {
 } ld_json_type;
 
 #define LD_JSON_NONE UINT32_MAX
-#define LD_JSON_MAX_DEPTH 64         /* records need 4 levels; free-form header objects get 60 */
 #define LD_JSON_MAX_NODES 2000000u   /* values per record (a 2M-token prompt list at most) */
 #define LD_JSON_MAX_NUMBER_LEN 64    /* characters of one number literal */
 
