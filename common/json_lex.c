@@ -119,13 +119,21 @@ ld_json_lex_err ld_json_lex_string(const char *text, size_t len, size_t pos, cha
 {
     const char *t = text;
     size_t r = pos + 1, w = 0, end = len;
+    /* In place, nothing has to move until an escape has shrunk the text (w lags behind r): until
+     * then the fast path only reads, which keeps a 100 MB payload at memory speed. */
+    const bool in_place = out == text + pos + 1;
     for (;;) {
-        /* The fast path: a base64 payload or a plain name is copied eight bytes at a time. */
-        while (r + 8 <= end && !special8(t + r)) {
-            if (out + w != t + r)
+        /* The fast path: a base64 payload or a plain name, eight bytes at a time. */
+        if (in_place && w + pos + 1 == r) {
+            while (r + 8 <= end && !special8(t + r))
+                r += 8;
+            w = r - (pos + 1);
+        } else {
+            while (r + 8 <= end && !special8(t + r)) {
                 memmove(out + w, t + r, 8);
-            r += 8;
-            w += 8;
+                r += 8;
+                w += 8;
+            }
         }
         if (r >= end)
             return lex_fail(tok, LD_JSON_LEX_UNCLOSED, pos);
