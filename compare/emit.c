@@ -6,6 +6,16 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "json_out.h"
+
+/* Writes what b holds to f and frees it: the escaper and formatter are common/json_out.h's, which
+ * append to a buffer. */
+static void put_buf(FILE *f, ld_buf *b)
+{
+    if (b->len)
+        fwrite(b->p, 1, b->len, f);
+    ld_buf_free(b);
+}
 
 void ld_cmp_put_json_string(FILE *f, const char *s)
 {
@@ -13,34 +23,16 @@ void ld_cmp_put_json_string(FILE *f, const char *s)
         fputs("null", f);
         return;
     }
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
-        }
-    }
-    fputc('"', f);
+    ld_buf b = {0};
+    ld_json_put_string(&b, s, strlen(s), false);
+    put_buf(f, &b);
 }
 
 void ld_cmp_put_json_double(FILE *f, double v)
 {
-    if (isnan(v))
-        fputs("\"NaN\"", f);
-    else if (isinf(v))
-        fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", f);
-    else if (v == 0)
-        fputs("0", f);
-    else
-        fprintf(f, "%.9g", v);
+    ld_buf b = {0};
+    ld_json_put_double(&b, v, LD_JSON_NUM_BRIEF, (locale_t)0);
+    put_buf(f, &b);
 }
 
 void ld_cmp_put_xml(FILE *f, const char *s)

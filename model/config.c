@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_out.h"
 #include "json_pull.h"
 #include "util.h"
 
@@ -522,37 +523,37 @@ char *ld_config_to_hf_json(const ld_config *c)
 {
     /* transformers writes json.dumps(config, indent=2, sort_keys=True) + "\n"; the keys below are
      * those of a Qwen3 config.json written by transformers 4.51, in sorted order. */
-    ld_jbuf b = {0};
-    ld_jbuf_printf(&b, "{\n  \"architectures\": [\n    ");
-    ld_jbuf_string(&b, c->architecture);
-    ld_jbuf_printf(&b, "\n  ],\n");
-    ld_jbuf_printf(&b, "  \"attention_bias\": false,\n");
-    ld_jbuf_printf(&b, "  \"attention_dropout\": 0.0,\n");
+    ld_buf b = {0};
+    ld_buf_printf(&b, "{\n  \"architectures\": [\n    ");
+    ld_json_put_string(&b, c->architecture, strlen(c->architecture), false);
+    ld_buf_printf(&b, "\n  ],\n");
+    ld_buf_printf(&b, "  \"attention_bias\": false,\n");
+    ld_buf_printf(&b, "  \"attention_dropout\": 0.0,\n");
     /* The real Qwen3 token ids, only where the vocabulary has them. */
-    if (c->vocab_size > 151645) ld_jbuf_printf(&b, "  \"bos_token_id\": 151643,\n");
-    if (c->vocab_size > 151645) ld_jbuf_printf(&b, "  \"eos_token_id\": 151645,\n");
-    ld_jbuf_printf(&b, "  \"head_dim\": %d,\n", c->head_dim);
-    ld_jbuf_printf(&b, "  \"hidden_act\": \"silu\",\n");
-    ld_jbuf_printf(&b, "  \"hidden_size\": %d,\n", c->hidden_size);
-    ld_jbuf_printf(&b, "  \"initializer_range\": 0.02,\n");
-    ld_jbuf_printf(&b, "  \"intermediate_size\": %d,\n", c->intermediate_size);
-    ld_jbuf_printf(&b, "  \"max_position_embeddings\": %d,\n", c->max_position_embeddings);
-    ld_jbuf_printf(&b, "  \"max_window_layers\": %d,\n", c->num_layers);
-    ld_jbuf_printf(&b, "  \"model_type\": \"qwen3\",\n");
-    ld_jbuf_printf(&b, "  \"num_attention_heads\": %d,\n", c->num_heads);
-    ld_jbuf_printf(&b, "  \"num_hidden_layers\": %d,\n", c->num_layers);
-    ld_jbuf_printf(&b, "  \"num_key_value_heads\": %d,\n", c->num_kv_heads);
-    ld_jbuf_printf(&b, "  \"rms_norm_eps\": ");
-    ld_jbuf_double(&b, c->rms_norm_eps);
-    ld_jbuf_printf(&b, ",\n  \"rope_scaling\": null,\n  \"rope_theta\": ");
-    ld_jbuf_double(&b, c->rope_theta);
-    ld_jbuf_printf(&b, ",\n  \"sliding_window\": null,\n");
-    ld_jbuf_printf(&b, "  \"tie_word_embeddings\": %s,\n",
-                   c->tie_word_embeddings ? "true" : "false");
-    ld_jbuf_printf(&b, "  \"torch_dtype\": \"%s\",\n", torch_name(c->torch_dtype));
-    ld_jbuf_printf(&b, "  \"transformers_version\": \"4.51.0\",\n");
-    ld_jbuf_printf(&b, "  \"use_cache\": true,\n");
-    ld_jbuf_printf(&b, "  \"use_sliding_window\": false,\n");
-    ld_jbuf_printf(&b, "  \"vocab_size\": %d\n}\n", c->vocab_size);
-    return ld_jbuf_take(&b);
+    if (c->vocab_size > 151645) ld_buf_printf(&b, "  \"bos_token_id\": 151643,\n");
+    if (c->vocab_size > 151645) ld_buf_printf(&b, "  \"eos_token_id\": 151645,\n");
+    ld_buf_printf(&b, "  \"head_dim\": %d,\n", c->head_dim);
+    ld_buf_printf(&b, "  \"hidden_act\": \"silu\",\n");
+    ld_buf_printf(&b, "  \"hidden_size\": %d,\n", c->hidden_size);
+    ld_buf_printf(&b, "  \"initializer_range\": 0.02,\n");
+    ld_buf_printf(&b, "  \"intermediate_size\": %d,\n", c->intermediate_size);
+    ld_buf_printf(&b, "  \"max_position_embeddings\": %d,\n", c->max_position_embeddings);
+    ld_buf_printf(&b, "  \"max_window_layers\": %d,\n", c->num_layers);
+    ld_buf_printf(&b, "  \"model_type\": \"qwen3\",\n");
+    ld_buf_printf(&b, "  \"num_attention_heads\": %d,\n", c->num_heads);
+    ld_buf_printf(&b, "  \"num_hidden_layers\": %d,\n", c->num_layers);
+    ld_buf_printf(&b, "  \"num_key_value_heads\": %d,\n", c->num_kv_heads);
+    ld_buf_printf(&b, "  \"rms_norm_eps\": ");
+    ld_json_put_double(&b, c->rms_norm_eps, LD_JSON_NUM_PYTHON, (locale_t)0);
+    ld_buf_printf(&b, ",\n  \"rope_scaling\": null,\n  \"rope_theta\": ");
+    ld_json_put_double(&b, c->rope_theta, LD_JSON_NUM_PYTHON, (locale_t)0);
+    ld_buf_printf(&b, ",\n  \"sliding_window\": null,\n");
+    ld_buf_printf(&b, "  \"tie_word_embeddings\": %s,\n",
+                  c->tie_word_embeddings ? "true" : "false");
+    ld_buf_printf(&b, "  \"torch_dtype\": \"%s\",\n", torch_name(c->torch_dtype));
+    ld_buf_printf(&b, "  \"transformers_version\": \"4.51.0\",\n");
+    ld_buf_printf(&b, "  \"use_cache\": true,\n");
+    ld_buf_printf(&b, "  \"use_sliding_window\": false,\n");
+    ld_buf_printf(&b, "  \"vocab_size\": %d\n}\n", c->vocab_size);
+    return ld_buf_take(&b);
 }

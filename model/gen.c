@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "json_pull.h"
+#include "buf.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -271,17 +271,17 @@ static ld_status write_index(const char *dir, const gen_tensor *t, size_t n, int
         total += t[i].nbytes;
     }
     qsort(sorted, n, sizeof *sorted, cmp_gen_name);
-    ld_jbuf b = {0};
-    ld_jbuf_printf(&b,
-                   "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {\n",
-                   (unsigned long long)total);
+    ld_buf b = {0};
+    ld_buf_printf(&b,
+                  "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {\n",
+                  (unsigned long long)total);
     for (size_t i = 0; i < n; i++)
-        ld_jbuf_printf(&b, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", sorted[i]->name,
-                       sorted[i]->shard + 1, shards, i + 1 < n ? "," : "");
-    ld_jbuf_printf(&b, "  }\n}\n");
+        ld_buf_printf(&b, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", sorted[i]->name,
+                      sorted[i]->shard + 1, shards, i + 1 < n ? "," : "");
+    ld_buf_printf(&b, "  }\n}\n");
     free(sorted);
     size_t len = b.len;
-    char *text = ld_jbuf_take(&b);
+    char *text = ld_buf_take(&b);
     if (!text) return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", dir);
     char path[PATH_MAX];
     ld_status st = ld_path_join(path, sizeof path, dir, "model.safetensors.index.json")

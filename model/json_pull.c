@@ -1,6 +1,7 @@
-/* json_pull.c — the strict JSON pull parser and text buffer of json_pull.h (RFC 8259: no comments,
- * no trailing commas, no leading zeros, UTF-8 checked, duplicate keys found on request). Not a tree
- * builder: callers walk the document and keep only what they need. */
+/* json_pull.c — the strict JSON pull parser of json_pull.h (RFC 8259: no comments, no trailing
+ * commas, no leading zeros, UTF-8 checked, duplicate keys found on request): structure and messages
+ * on the shared lexer's tokens. Not a tree builder: callers walk the document and keep only what
+ * they need. */
 #include "json_pull.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_lex.h"
 #include "util.h"
 
 void ld_jp_init(ld_jp *j, const char *text, size_t len, const char *label, ld_error *err)
@@ -23,15 +25,8 @@ void ld_jp_init(ld_jp *j, const char *text, size_t len, const char *label, ld_er
 
 ld_status ld_jp_fail(ld_jp *j, ld_status code, const char *fmt, ...)
 {
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < j->pos && i < j->len; i++) {
-        if (j->text[i] == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
+    size_t line, col;
+    ld_json_line_col(j->text, j->len, j->pos, &line, &col);
     char msg[LD_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -42,11 +37,7 @@ ld_status ld_jp_fail(ld_jp *j, ld_status code, const char *fmt, ...)
 
 static void skip_ws(ld_jp *j)
 {
-    while (j->pos < j->len) {
-        char c = j->text[j->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-        j->pos++;
-    }
+    j->pos = ld_json_skip_ws(j->text, j->len, j->pos);
 }
 
 /* The byte at the cursor for a message: printable as is, else as a hex escape. */
@@ -125,8 +116,8 @@ static ld_status open_container(ld_jp *j, ld_jp_kind kind)
 {
     ld_status st = expect_kind(j, kind);
     if (st != LD_OK) return st;
-    if (j->depth >= LD_JP_MAX_DEPTH)
-        return ld_jp_fail(j, LD_E_INPUT, "nested more than %d levels deep", LD_JP_MAX_DEPTH);
+    if (j->depth >= LD_JSON_MAX_DEPTH)
+        return ld_jp_fail(j, LD_E_INPUT, "nested more than %d levels deep", LD_JSON_MAX_DEPTH);
     j->depth++;
     j->pos++;
     return LD_OK;
@@ -193,85 +184,14 @@ ld_status ld_jp_array_next(ld_jp *j, size_t *count, bool *more)
     return container_next(j, ']', count, more);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Four hex digits at text[p..p+4) into *cp; false when malformed or past the end. */
-static bool read_hex4(const ld_jp *j, size_t p, uint32_t *cp)
-{
-    if (p + 4 > j->len) return false;
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; i++) {
-        int d = hex_digit(j->text[p + i]);
-        if (d < 0) return false;
-        v = v * 16 + (uint32_t)d;
-    }
-    *cp = v;
-    return true;
-}
-
-/* Length of the valid UTF-8 sequence starting at s[0] (a byte >= 0x80), or 0 when invalid:
- * overlong forms, surrogates and code points above U+10FFFF are refused. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (avail < n || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    return n;
-}
-
-static size_t utf8_encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 ld_status ld_jp_string(ld_jp *j, char **out, size_t *out_len)
 {
     *out = NULL;
     ld_status st = expect_kind(j, LD_JP_STRING);
     if (st != LD_OK) return st;
     size_t start = j->pos + 1;
-    /* Find the closing quote first: the decoded text is never longer than the raw text. */
+    /* Find the closing quote first, so that an unclosed string is reported as such whatever it
+     * holds; the decoded text is never longer than the raw text. */
     size_t end = start;
     while (end < j->len && j->text[end] != '"')
         end += j->text[end] == '\\' ? 2 : 1;
@@ -280,124 +200,57 @@ ld_status ld_jp_string(ld_jp *j, char **out, size_t *out_len)
     char *buf = malloc(end - start + 1);
     if (!buf)
         return ld_jp_fail(j, LD_E_NOMEM, "cannot allocate a string of %zu bytes", end - start);
-    size_t n = 0;
-    size_t p = start;
-    while (p < end) {
-        unsigned char c = (unsigned char)j->text[p];
-        if (c < 0x20) {
-            j->pos = p;
-            free(buf);
+    ld_json_tok tok;
+    ld_json_lex_err e = ld_json_lex_string(j->text, j->len, j->pos, buf, false, &tok);
+    if (e != LD_JSON_LEX_OK) {
+        free(buf);
+        unsigned char c = (unsigned char)j->text[tok.at];
+        j->pos = tok.at;
+        switch (e) {
+        case LD_JSON_LEX_CONTROL:
             return ld_jp_fail(j, LD_E_INPUT, "control character 0x%02x inside a string", c);
-        }
-        if (c >= 0x80) {
-            size_t k = utf8_seq_len((const unsigned char *)j->text + p, end - p);
-            if (k == 0) {
-                j->pos = p;
-                free(buf);
-                return ld_jp_fail(j, LD_E_INPUT, "invalid UTF-8 (byte 0x%02x) inside a string", c);
-            }
-            memcpy(buf + n, j->text + p, k);
-            n += k;
-            p += k;
-            continue;
-        }
-        if (c != '\\') {
-            buf[n++] = (char)c;
-            p++;
-            continue;
-        }
-        char e = j->text[p + 1];
-        const char *simple = strchr("\"\\/bfnrt", e);
-        if (e != '\0' && simple && e != 'u') {
-            static const char decoded[] = "\"\\/\b\f\n\r\t";
-            buf[n++] = decoded[simple - "\"\\/bfnrt"];
-            p += 2;
-            continue;
-        }
-        uint32_t cp;
-        if (e != 'u' || !read_hex4(j, p + 2, &cp)) {
-            j->pos = p;
-            free(buf);
+        case LD_JSON_LEX_UTF8:
+            return ld_jp_fail(j, LD_E_INPUT, "invalid UTF-8 (byte 0x%02x) inside a string", c);
+        case LD_JSON_LEX_LOW_FIRST:
+        case LD_JSON_LEX_HIGH_ALONE:
+            return ld_jp_fail(j, LD_E_INPUT, "unpaired UTF-16 surrogate \\u%04x", tok.cp);
+        case LD_JSON_LEX_NUL:
+            return ld_jp_fail(j, LD_E_INPUT, "a string contains \\u0000 (a NUL character)");
+        default: /* a bad escape; the closing quote was found above */
             return ld_jp_fail(j, LD_E_INPUT, "invalid escape sequence in a string");
         }
-        size_t used = 6;
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-            uint32_t lo;
-            if (p + 12 > end || j->text[p + 6] != '\\' || j->text[p + 7] != 'u' ||
-                !read_hex4(j, p + 8, &lo) || lo < 0xdc00 || lo > 0xdfff) {
-                j->pos = p;
-                free(buf);
-                return ld_jp_fail(j, LD_E_INPUT, "unpaired UTF-16 surrogate \\u%04x", cp);
-            }
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            used = 12;
-        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-            j->pos = p;
-            free(buf);
-            return ld_jp_fail(j, LD_E_INPUT, "unpaired UTF-16 surrogate \\u%04x", cp);
-        } else if (cp == 0) {
-            j->pos = p;
-            free(buf);
-            return ld_jp_fail(j, LD_E_INPUT, "a string contains \\u0000 (a NUL character)");
-        }
-        n += utf8_encode(cp, buf + n);
-        p += used;
     }
-    buf[n] = '\0';
-    j->pos = end + 1;
+    buf[tok.len] = '\0';
+    j->pos = tok.end;
     *out = buf;
-    if (out_len) *out_len = n;
+    if (out_len) *out_len = tok.len;
     return LD_OK;
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
 }
 
 ld_status ld_jp_number(ld_jp *j, ld_jp_num *out)
 {
     ld_status st = expect_kind(j, LD_JP_NUMBER);
     if (st != LD_OK) return st;
-    const char *t = j->text;
-    size_t p = j->pos, start = p;
-    bool is_int = true;
-    if (t[p] == '-') p++;
-    if (p >= j->len || !is_digit(t[p])) {
-        j->pos = p;
+    ld_json_tok tok;
+    switch (ld_json_lex_number(j->text, j->len, j->pos, &tok)) {
+    case LD_JSON_LEX_NUM_DIGIT:
+        j->pos = tok.at;
         return ld_jp_fail(j, LD_E_INPUT, "malformed number: a digit must follow '-'");
+    case LD_JSON_LEX_NUM_FRAC:
+        j->pos = tok.at;
+        return ld_jp_fail(j, LD_E_INPUT, "malformed number: a digit must follow '.'");
+    case LD_JSON_LEX_NUM_EXP:
+        j->pos = tok.at;
+        return ld_jp_fail(j, LD_E_INPUT, "malformed number: the exponent has no digits");
+    default:
+        /* LD_JSON_LEX_NUM_ZERO included: the number is the zero, and the caller refuses the
+         * digit after it as what follows the value ("expected ',' or '}', found '1'"). */
+        break;
     }
-    if (t[p] == '0') {
-        p++;
-    } else {
-        while (p < j->len && is_digit(t[p]))
-            p++;
-    }
-    if (p < j->len && t[p] == '.') {
-        is_int = false;
-        p++;
-        if (p >= j->len || !is_digit(t[p])) {
-            j->pos = p;
-            return ld_jp_fail(j, LD_E_INPUT, "malformed number: a digit must follow '.'");
-        }
-        while (p < j->len && is_digit(t[p]))
-            p++;
-    }
-    if (p < j->len && (t[p] == 'e' || t[p] == 'E')) {
-        is_int = false;
-        p++;
-        if (p < j->len && (t[p] == '+' || t[p] == '-')) p++;
-        if (p >= j->len || !is_digit(t[p])) {
-            j->pos = p;
-            return ld_jp_fail(j, LD_E_INPUT, "malformed number: the exponent has no digits");
-        }
-        while (p < j->len && is_digit(t[p]))
-            p++;
-    }
-    out->tok = t + start;
-    out->len = p - start;
-    out->is_int = is_int;
-    j->pos = p;
+    out->tok = j->text + j->pos;
+    out->len = tok.end - j->pos;
+    out->is_int = tok.is_int;
+    j->pos = tok.end;
     return LD_OK;
 }
 
@@ -529,25 +382,11 @@ bool ld_jp_num_double(const ld_jp_num *n, double *out)
     return ld_parse_double(buf, out);
 }
 
-static int cmp_str_ptr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-const char *ld_jp_first_duplicate(char **keys, size_t n)
-{
-    if (n < 2) return NULL;
-    qsort(keys, n, sizeof *keys, cmp_str_ptr);
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(keys[i - 1], keys[i]) == 0) return keys[i];
-    return NULL;
-}
-
 ld_status ld_jp_keys_add(ld_jp *j, ld_jp_keys *ks, char *key)
 {
     if (ks->n == ks->cap) {
         size_t ncap = ks->cap ? ks->cap * 2 : 8;
-        char **nv = realloc(ks->v, ncap * sizeof *nv);
+        ld_json_name *nv = realloc(ks->v, ncap * sizeof *nv);
         if (!nv) {
             free(key);
             return ld_jp_fail(j, LD_E_NOMEM, "cannot allocate %zu keys", ncap);
@@ -555,19 +394,20 @@ ld_status ld_jp_keys_add(ld_jp *j, ld_jp_keys *ks, char *key)
         ks->v = nv;
         ks->cap = ncap;
     }
-    ks->v[ks->n++] = key;
+    ks->v[ks->n++] = (ld_json_name){key, strlen(key)};
     return LD_OK;
 }
 
 const char *ld_jp_keys_duplicate(ld_jp_keys *ks)
 {
-    return ld_jp_first_duplicate(ks->v, ks->n);
+    const ld_json_name *dup = ld_json_names_duplicate(ks->v, ks->n, LD_JSON_NAMES_BYTEWISE);
+    return dup ? dup->s : NULL;
 }
 
 void ld_jp_keys_free(ld_jp_keys *ks)
 {
     for (size_t i = 0; i < ks->n; i++)
-        free(ks->v[i]);
+        free((char *)ks->v[i].s); /* ld_jp_keys_add took ownership */
     free(ks->v);
     *ks = (ld_jp_keys){0};
 }
@@ -590,138 +430,4 @@ const char *ld_jp_printable(const char *s, char *buf, size_t size)
     }
     buf[n] = '\0';
     return buf;
-}
-
-static bool jbuf_reserve(ld_jbuf *b, size_t extra)
-{
-    if (b->failed) return false;
-    size_t need;
-    if (!ld_add_size(b->len, extra, &need) || !ld_add_size(need, 1, &need)) {
-        b->failed = true;
-        return false;
-    }
-    if (need <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) {
-        if (!ld_mul_size(cap, 2, &cap)) {
-            b->failed = true;
-            return false;
-        }
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->failed = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void ld_jbuf_printf(ld_jbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if (!jbuf_reserve(b, (size_t)n)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void ld_jbuf_string(ld_jbuf *b, const char *s)
-{
-    ld_jbuf_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            ld_jbuf_printf(b, "\\\"");
-            break;
-        case '\\':
-            ld_jbuf_printf(b, "\\\\");
-            break;
-        case '\n':
-            ld_jbuf_printf(b, "\\n");
-            break;
-        case '\r':
-            ld_jbuf_printf(b, "\\r");
-            break;
-        case '\t':
-            ld_jbuf_printf(b, "\\t");
-            break;
-        default:
-            if (*p < 0x20)
-                ld_jbuf_printf(b, "\\u%04x", *p);
-            else
-                ld_jbuf_printf(b, "%c", *p);
-        }
-    }
-    ld_jbuf_printf(b, "\"");
-}
-
-void ld_jbuf_double(ld_jbuf *b, double v)
-{
-    /* Shortest "%.Ne" that reads back as v, then laid out the way Python's repr() does:
-     * positional for decimal exponents -4..15, scientific (two-digit exponent at least) else. */
-    char sci[40];
-    for (int prec = 0; prec <= 16; prec++) {
-        snprintf(sci, sizeof sci, "%.*e", prec, v);
-        if (strtod(sci, NULL) == v) break;
-    }
-    const char *p = sci;
-    bool neg = *p == '-';
-    if (neg) p++;
-    char digits[24];
-    size_t nd = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.' && nd < sizeof digits - 1) digits[nd++] = *p;
-    digits[nd] = '\0';
-    int exp10 = *p == 'e' ? atoi(p + 1) : 0;
-    if (neg) ld_jbuf_printf(b, "-");
-    if (exp10 >= -4 && exp10 < 16) {
-        if (exp10 < 0) {
-            ld_jbuf_printf(b, "0.");
-            for (int i = 0; i < -exp10 - 1; i++)
-                ld_jbuf_printf(b, "0");
-            ld_jbuf_printf(b, "%s", digits);
-        } else {
-            size_t int_digits = (size_t)exp10 + 1;
-            for (size_t i = 0; i < int_digits; i++)
-                ld_jbuf_printf(b, "%c", i < nd ? digits[i] : '0');
-            ld_jbuf_printf(b, ".%s", nd > int_digits ? digits + int_digits : "0");
-        }
-    } else {
-        ld_jbuf_printf(b, "%c", digits[0]);
-        if (nd > 1) ld_jbuf_printf(b, ".%s", digits + 1);
-        ld_jbuf_printf(b, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
-    }
-}
-
-char *ld_jbuf_take(ld_jbuf *b)
-{
-    char *p = b->failed ? NULL : b->p;
-    if (!p && !b->failed) {
-        p = malloc(1);
-        if (p) *p = '\0';
-    }
-    if (b->failed) free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->failed = false;
-    return p;
-}
-
-void ld_jbuf_free(ld_jbuf *b)
-{
-    if (!b) return;
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->failed = false;
 }

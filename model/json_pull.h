@@ -1,6 +1,6 @@
 /* json_pull.h — a strict pull parser for the JSON that checkpoints carry (config.json, safetensors
- * headers, model.safetensors.index.json), and a small growable text buffer for writing JSON.
- * Internal to model/; not a general JSON library.
+ * headers, model.safetensors.index.json), on the shared lexer (common/json_lex.h). Internal to
+ * model/; not a general JSON library, and no writer (common/buf.h, common/json_out.h).
  *
  * Why not cJSON here: checkpoint files are hostile input, and cJSON accepts duplicate keys, does
  * not check UTF-8, keeps numbers only as doubles (so 64.0 passes as an integer and offsets above
@@ -14,9 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json_lex.h"
 #include "layerdiff/error.h"
-
-#define LD_JP_MAX_DEPTH 64
 
 typedef enum ld_jp_kind {
     LD_JP_BAD = 0, /* end of input or a byte no value can start with */
@@ -81,14 +80,10 @@ bool ld_jp_num_i64(const ld_jp_num *n, int64_t *out);
 /* Any number token to a finite double; false when it overflows or is absurdly long. */
 bool ld_jp_num_double(const ld_jp_num *n, double *out);
 
-/* Sorts keys (an array of n C strings) bytewise and returns the first duplicate, or NULL. The
- * array is reordered. */
-const char *ld_jp_first_duplicate(char **keys, size_t n);
-
 /* The keys of one object, kept until it closes to refuse duplicates: zero-initialize, add every
  * key ld_jp_object_next returns, ask for a duplicate at the end, free. */
 typedef struct ld_jp_keys {
-    char **v;
+    ld_json_name *v; /* each s a NUL-terminated key the set owns */
     size_t n, cap;
 } ld_jp_keys;
 /* Takes ownership of key (it stays valid until ld_jp_keys_free); out of memory frees it and fails
@@ -100,22 +95,5 @@ void ld_jp_keys_free(ld_jp_keys *ks);
 
 /* s made safe to quote in a message: control bytes become '?', cut to fit size (with "..."). */
 const char *ld_jp_printable(const char *s, char *buf, size_t size);
-
-/* A growable, NUL-terminated text buffer. Allocation failure is sticky: take returns NULL. */
-typedef struct ld_jbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool failed;
-} ld_jbuf;
-void ld_jbuf_printf(ld_jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string literal, quotes included. */
-void ld_jbuf_string(ld_jbuf *b, const char *s);
-/* Appends v as Python's repr() writes a float (shortest round-trip: 1e-06, 1000000.0, 0.02),
- * which is how Hugging Face config files spell numbers. v must be finite. */
-void ld_jbuf_double(ld_jbuf *b, double v);
-/* Hands the text over (caller frees); NULL after an allocation failure. Resets b. */
-char *ld_jbuf_take(ld_jbuf *b);
-void ld_jbuf_free(ld_jbuf *b);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "json_pull.h"
 #include "util.h"
 
@@ -26,7 +27,7 @@ static const char single_name[] = "model.safetensors";
 
 /* A list of problems for one error message: the first LD_LIST_SHOWN in full, the rest counted. */
 typedef struct problems {
-    ld_jbuf text;
+    ld_buf text;
     size_t count;
 } problems;
 
@@ -40,17 +41,17 @@ static void add_problem(problems *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(item, sizeof item, fmt, ap);
     va_end(ap);
-    ld_jbuf_printf(&p->text, "%s%s", p->count > 1 ? ", " : "", item);
+    ld_buf_printf(&p->text, "%s%s", p->count > 1 ? ", " : "", item);
 }
 
 /* Appends "what (N): a, b, ... (and M more)" to msg when p holds anything. */
-static void flush_problems(ld_jbuf *msg, const char *what, problems *p)
+static void flush_problems(ld_buf *msg, const char *what, problems *p)
 {
     if (p->count == 0) return;
-    ld_jbuf_printf(msg, "%s%s (%zu): %s", msg->len ? "; " : "", what, p->count,
-                   p->text.p ? p->text.p : "");
-    if (p->count > LD_LIST_SHOWN) ld_jbuf_printf(msg, " (and %zu more)", p->count - LD_LIST_SHOWN);
-    ld_jbuf_free(&p->text);
+    ld_buf_printf(msg, "%s%s (%zu): %s", msg->len ? "; " : "", what, p->count,
+                  ld_buf_cstr(&p->text));
+    if (p->count > LD_LIST_SHOWN) ld_buf_printf(msg, " (and %zu more)", p->count - LD_LIST_SHOWN);
+    ld_buf_free(&p->text);
 }
 
 /* ---- model.safetensors.index.json ---- */
@@ -266,13 +267,13 @@ static ld_status check_shard_paths(const char *dir, const char *index_path, char
                              index_path, ld_jp_printable(shards[i], ps, sizeof ps), real, real_dir);
     }
     if (st == LD_OK && missing.count) {
-        ld_jbuf msg = {0};
+        ld_buf msg = {0};
         flush_problems(&msg, "missing shard files", &missing);
         st = ld_error_set(err, LD_E_INPUT, "%s: %s, listed in %s", dir,
-                          msg.p ? msg.p : "missing shard files", index_path);
-        ld_jbuf_free(&msg);
+                          msg.len ? ld_buf_cstr(&msg) : "missing shard files", index_path);
+        ld_buf_free(&msg);
     }
-    ld_jbuf_free(&missing.text);
+    ld_buf_free(&missing.text);
     return st;
 }
 
@@ -307,17 +308,17 @@ static ld_status check_shard_contents(const char *index_path, const map_entry *m
     }
     ld_status st = LD_OK;
     if (absent.count || unlisted.count || elsewhere.count) {
-        ld_jbuf msg = {0};
+        ld_buf msg = {0};
         flush_problems(&msg, "listed but not in their shard", &absent);
         flush_problems(&msg, "in a shard but not listed", &unlisted);
         flush_problems(&msg, "in another shard than listed", &elsewhere);
         st = ld_error_set(err, LD_E_INPUT, "%s: the shards do not match the index: %s", index_path,
-                          msg.p ? msg.p : "out of memory");
-        ld_jbuf_free(&msg);
+                          msg.len ? ld_buf_cstr(&msg) : "out of memory");
+        ld_buf_free(&msg);
     }
-    ld_jbuf_free(&absent.text);
-    ld_jbuf_free(&unlisted.text);
-    ld_jbuf_free(&elsewhere.text);
+    ld_buf_free(&absent.text);
+    ld_buf_free(&unlisted.text);
+    ld_buf_free(&elsewhere.text);
     return st;
 }
 
@@ -464,7 +465,7 @@ static ld_status bind_tensors(ld_model *m, ld_error *err)
     free(w);
     ld_status st = LD_OK;
     if (missing.count || unexpected.count || wrong.count) {
-        ld_jbuf msg = {0};
+        ld_buf msg = {0};
         flush_problems(&msg, "missing", &missing);
         flush_problems(&msg, "unexpected", &unexpected);
         flush_problems(&msg, "wrong shape", &wrong);
@@ -474,12 +475,12 @@ static ld_status bind_tensors(ld_model *m, ld_error *err)
                           m->dir, c->hidden_size, c->num_layers, c->num_heads, c->num_kv_heads,
                           c->head_dim, c->intermediate_size, c->vocab_size,
                           c->tie_word_embeddings ? "tied" : "untied",
-                          msg.p ? msg.p : "out of memory");
-        ld_jbuf_free(&msg);
+                          msg.len ? ld_buf_cstr(&msg) : "out of memory");
+        ld_buf_free(&msg);
     }
-    ld_jbuf_free(&missing.text);
-    ld_jbuf_free(&unexpected.text);
-    ld_jbuf_free(&wrong.text);
+    ld_buf_free(&missing.text);
+    ld_buf_free(&unexpected.text);
+    ld_buf_free(&wrong.text);
     if (st == LD_OK && c->tie_word_embeddings) m->lm_head = m->embed;
     return st;
 }
@@ -695,21 +696,21 @@ static const char *checkpoint_dtype(const ld_model *m)
 char *ld_model_header_json(const ld_model *m)
 {
     const ld_config *c = &m->cfg;
-    ld_jbuf b = {0};
-    ld_jbuf_printf(&b, "{\"architecture\":");
-    ld_jbuf_string(&b, c->architecture);
-    ld_jbuf_printf(&b,
-                   ",\"hidden_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,"
-                   "\"num_key_value_heads\":%d,\"head_dim\":%d,\"intermediate_size\":%d,"
-                   "\"vocab_size\":%d,\"max_position_embeddings\":%d,\"rms_norm_eps\":",
-                   c->hidden_size, c->num_layers, c->num_heads, c->num_kv_heads, c->head_dim,
-                   c->intermediate_size, c->vocab_size, c->max_position_embeddings);
-    ld_jbuf_double(&b, c->rms_norm_eps);
-    ld_jbuf_printf(&b, ",\"rope_theta\":");
-    ld_jbuf_double(&b, c->rope_theta);
-    ld_jbuf_printf(&b,
-                   ",\"tie_word_embeddings\":%s,\"checkpoint_dtype\":\"%s\","
-                   "\"fingerprint\":\"%s\"}",
-                   c->tie_word_embeddings ? "true" : "false", checkpoint_dtype(m), m->fingerprint);
-    return ld_jbuf_take(&b);
+    ld_buf b = {0};
+    ld_buf_printf(&b, "{\"architecture\":");
+    ld_json_put_string(&b, c->architecture, strlen(c->architecture), false);
+    ld_buf_printf(&b,
+                  ",\"hidden_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,"
+                  "\"num_key_value_heads\":%d,\"head_dim\":%d,\"intermediate_size\":%d,"
+                  "\"vocab_size\":%d,\"max_position_embeddings\":%d,\"rms_norm_eps\":",
+                  c->hidden_size, c->num_layers, c->num_heads, c->num_kv_heads, c->head_dim,
+                  c->intermediate_size, c->vocab_size, c->max_position_embeddings);
+    ld_json_put_double(&b, c->rms_norm_eps, LD_JSON_NUM_PYTHON, (locale_t)0);
+    ld_buf_printf(&b, ",\"rope_theta\":");
+    ld_json_put_double(&b, c->rope_theta, LD_JSON_NUM_PYTHON, (locale_t)0);
+    ld_buf_printf(&b,
+                  ",\"tie_word_embeddings\":%s,\"checkpoint_dtype\":\"%s\","
+                  "\"fingerprint\":\"%s\"}",
+                  c->tie_word_embeddings ? "true" : "false", checkpoint_dtype(m), m->fingerprint);
+    return ld_buf_take(&b);
 }

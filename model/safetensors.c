@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "json_pull.h"
 #include "util.h"
 
@@ -366,17 +367,17 @@ static ld_status parse_image(ld_st_file *f, ld_error *err)
     }
     if (st == LD_OK) st = ld_jp_end(&j, true);
     if (st == LD_OK && n > 1) {
-        char **names = malloc(n * sizeof *names);
+        ld_json_name *names = malloc(n * sizeof *names);
         if (!names) {
             st = ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label);
         } else {
             for (size_t i = 0; i < n; i++)
-                names[i] = (char *)t[i].name;
-            const char *dup = ld_jp_first_duplicate(names, n);
+                names[i] = (ld_json_name){t[i].name, strlen(t[i].name)};
+            const ld_json_name *dup = ld_json_names_duplicate(names, n, LD_JSON_NAMES_BYTEWISE);
             char pn[160];
             if (dup)
                 st = ld_error_set(err, LD_E_INPUT, "%s: tensor '%s' appears twice in the header",
-                                  label, ld_jp_printable(dup, pn, sizeof pn));
+                                  label, ld_jp_printable(dup->s, pn, sizeof pn));
             free(names);
         }
     }
@@ -542,32 +543,32 @@ static ld_status write_all(int fd, const char *path, const void *p, size_t n, ld
 static ld_status build_header(const char *path, const ld_st_entry *e, size_t n, size_t *sizes,
                               char **out, size_t *out_len, ld_error *err)
 {
-    ld_jbuf b = {0};
+    ld_buf b = {0};
     uint64_t offset = 0;
-    ld_jbuf_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    ld_buf_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (size_t i = 0; i < n; i++) {
         uint64_t numel;
         size_t esize = ld_dtype_size(e[i].dtype);
         if (e[i].ndim < 0 || e[i].ndim > LD_MAX_NDIM || !e[i].name ||
             !ld_shape_numel(e[i].shape, e[i].ndim, SIZE_MAX / esize, &numel) ||
             !ld_add_u64(offset, numel * esize, &offset)) {
-            ld_jbuf_free(&b);
+            ld_buf_free(&b);
             return ld_error_set(err, LD_E_INTERNAL, "%s: tensor %zu has an invalid shape", path, i);
         }
         sizes[i] = (size_t)(numel * esize);
-        ld_jbuf_printf(&b, ",");
-        ld_jbuf_string(&b, e[i].name);
-        ld_jbuf_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_name(e[i].dtype));
+        ld_buf_printf(&b, ",");
+        ld_json_put_string(&b, e[i].name, strlen(e[i].name), false);
+        ld_buf_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_name(e[i].dtype));
         for (int d = 0; d < e[i].ndim; d++)
-            ld_jbuf_printf(&b, "%s%lld", d ? "," : "", (long long)e[i].shape[d]);
-        ld_jbuf_printf(&b, "],\"data_offsets\":[%llu,%llu]}",
-                       (unsigned long long)(offset - sizes[i]), (unsigned long long)offset);
+            ld_buf_printf(&b, "%s%lld", d ? "," : "", (long long)e[i].shape[d]);
+        ld_buf_printf(&b, "],\"data_offsets\":[%llu,%llu]}",
+                      (unsigned long long)(offset - sizes[i]), (unsigned long long)offset);
     }
-    ld_jbuf_printf(&b, "}");
-    while (!b.failed && b.len % 8 != 0)
-        ld_jbuf_printf(&b, " ");
+    ld_buf_printf(&b, "}");
+    while (!ld_buf_failed(&b) && b.len % 8 != 0)
+        ld_buf_printf(&b, " ");
     size_t len = b.len;
-    char *text = ld_jbuf_take(&b);
+    char *text = ld_buf_take(&b);
     if (!text) return ld_error_set(err, LD_E_NOMEM, "%s: cannot build the header", path);
     if (len > LD_ST_MAX_HEADER) {
         free(text);

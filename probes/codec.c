@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "json.h"
+#include "json_lex.h"
 #include "util.h"
 
 #ifdef _OPENMP
@@ -689,25 +690,10 @@ static size_t scan_escape(ld_b64_scan *s, const char *in, size_t n, size_t i, un
         used = 12;
     }
     /* the code point's UTF-8 bytes are the string's characters */
-    unsigned char b[4];
-    size_t nb = 0;
-    if (cp < 0x80) {
-        b[nb++] = (unsigned char)cp;
-    } else if (cp < 0x800) {
-        b[nb++] = (unsigned char)(0xc0 | (cp >> 6));
-        b[nb++] = (unsigned char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        b[nb++] = (unsigned char)(0xe0 | (cp >> 12));
-        b[nb++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        b[nb++] = (unsigned char)(0x80 | (cp & 0x3f));
-    } else {
-        b[nb++] = (unsigned char)(0xf0 | (cp >> 18));
-        b[nb++] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        b[nb++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        b[nb++] = (unsigned char)(0x80 | (cp & 0x3f));
-    }
+    char b[4];
+    size_t nb = ld_json_utf8_encode(cp, b);
     for (size_t j = 0; j < nb; j++)
-        scan_char(s, b[j], out, w);
+        scan_char(s, (unsigned char)b[j], out, w);
     return used;
 }
 

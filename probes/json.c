@@ -1,6 +1,6 @@
-/* json.c — strict JSON parsing into a flat node array, and compact JSON writing (json.h).
- * Built for probe records: one line at a time, strings unescaped in place so that a 100 MB base64
- * payload is never copied, bounded depth and node count. Not a general-purpose JSON library. */
+/* json.c — strict JSON parsing into a flat node array, and compact JSON writing (json.h), on the
+ * shared lexer (common/json_lex.h). Built for probe records: one line at a time, strings unescaped
+ * in place so that a 100 MB base64 payload is never copied, bounded depth and node count. */
 #include "json.h"
 
 #include <errno.h>
@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_lex.h"
+#include "json_out.h"
 #include "util.h"
 
 typedef struct parser {
@@ -75,208 +77,61 @@ static uint32_t new_node(parser *p, uint8_t type)
     return (uint32_t)d->n++;
 }
 
-static void skip_ws(parser *p)
+static void skip_ws(parser *p) { p->pos = ld_json_skip_ws(p->text, p->len, p->pos); }
+
+/* The lexer's verdict on a string or number, in the words of the probe reader's messages. */
+static const char *lex_message(ld_json_lex_err e)
 {
-    while (p->pos < p->len) {
-        char c = p->text[p->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-            break;
-        p->pos++;
+    switch (e) {
+    case LD_JSON_LEX_UNCLOSED: return "string not closed";
+    case LD_JSON_LEX_CONTROL: return "raw control character in a string (must be escaped)";
+    case LD_JSON_LEX_UTF8: return "invalid UTF-8 in a string";
+    case LD_JSON_LEX_ESCAPE: return "invalid escape sequence in a string";
+    case LD_JSON_LEX_U_TRUNCATED: return "truncated \\u escape";
+    case LD_JSON_LEX_U_HEX: return "invalid \\u escape (needs four hex digits)";
+    case LD_JSON_LEX_LOW_FIRST: return "lone low surrogate in a \\u escape";
+    case LD_JSON_LEX_HIGH_ALONE: return "high surrogate not followed by a low surrogate";
+    case LD_JSON_LEX_NUM_DIGIT: return "invalid number";
+    case LD_JSON_LEX_NUM_ZERO: return "number with a leading zero";
+    case LD_JSON_LEX_NUM_FRAC: return "invalid number (no digit after '.')";
+    case LD_JSON_LEX_NUM_EXP: return "invalid number (no digit in the exponent)";
+    case LD_JSON_LEX_NUL: /* records accept \u0000 */
+    case LD_JSON_LEX_OK: break;
     }
+    return "?";
 }
 
-size_t ld_json_utf8_len(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return avail >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (avail < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
-            return 0; /* overlong, or a UTF-16 surrogate */
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (avail < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
-            return 0; /* overlong, or above U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
-/* Eight bytes at once: nonzero when one of them is a quote, a backslash, a control character or
- * not ASCII, i.e. when the string scanner must look at them one by one. */
-static inline uint64_t special8(const char *s)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t x;
-    memcpy(&x, s, 8);
-    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    uint64_t ctl = (x - ones * 0x20) & ~x;
-    return (((q - ones) & ~q) | ((b - ones) & ~b) | ctl | x) & highs;
-}
-
-int ld_json_hex4(const char *s)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int h = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                     : -1;
-        if (h < 0)
-            return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-/* Parses the string literal at p->pos (a '"'), unescaping in place; [*out, *out_len) is the
- * value. Writing never overtakes reading: every escape is longer than what it stands for. */
+/* Parses the string literal at p->pos (a '"'), unescaping in place (a 100 MB payload is never
+ * copied); [*out, *out_len) is the value. */
 static bool parse_string(parser *p, const char **out, size_t *out_len)
 {
-    char *t = p->text;
-    size_t r = p->pos + 1, w = r, end = p->len;
-    for (;;) {
-        while (r + 8 <= end && !special8(t + r)) {
-            if (w != r)
-                memmove(t + w, t + r, 8);
-            r += 8;
-            w += 8;
-        }
-        if (r >= end)
-            return fail(p, p->pos, "string not closed");
-        unsigned char c = (unsigned char)t[r];
-        if (c == '"') {
-            *out = t + p->pos + 1;
-            *out_len = w - (p->pos + 1);
-            p->pos = r + 1;
-            return true;
-        }
-        if (c < 0x20)
-            return fail(p, r, "raw control character in a string (must be escaped)");
-        if (c >= 0x80) {
-            size_t n = ld_json_utf8_len((const unsigned char *)t + r, end - r);
-            if (n == 0)
-                return fail(p, r, "invalid UTF-8 in a string");
-            if (w != r)
-                memmove(t + w, t + r, n);
-            r += n;
-            w += n;
-            continue;
-        }
-        if (c != '\\') {
-            t[w++] = t[r++];
-            continue;
-        }
-        if (r + 1 >= end)
-            return fail(p, r, "string not closed");
-        char esc = t[r + 1];
-        const char *simple = strchr("\"\\/bfnrt", esc);
-        if (esc && simple) {
-            static const char map[] = "\"\\/\b\f\n\r\t";
-            t[w++] = map[simple - "\"\\/bfnrt"];
-            r += 2;
-            continue;
-        }
-        if (esc != 'u')
-            return fail(p, r, "invalid escape sequence in a string");
-        if (r + 6 > end)
-            return fail(p, r, "truncated \\u escape");
-        int u = ld_json_hex4(t + r + 2);
-        if (u < 0)
-            return fail(p, r, "invalid \\u escape (needs four hex digits)");
-        size_t used = 6;
-        uint32_t cp = (uint32_t)u;
-        if (u >= 0xdc00 && u <= 0xdfff)
-            return fail(p, r, "lone low surrogate in a \\u escape");
-        if (u >= 0xd800 && u <= 0xdbff) {
-            int lo = (r + 12 <= end && t[r + 6] == '\\' && t[r + 7] == 'u')
-                         ? ld_json_hex4(t + r + 8)
-                         : -1;
-            if (lo < 0xdc00 || lo > 0xdfff)
-                return fail(p, r, "high surrogate not followed by a low surrogate");
-            cp = 0x10000u + (((uint32_t)u - 0xd800u) << 10) + ((uint32_t)lo - 0xdc00u);
-            used = 12;
-        }
-        if (cp < 0x80) {
-            t[w++] = (char)cp;
-        } else if (cp < 0x800) {
-            t[w++] = (char)(0xc0 | (cp >> 6));
-            t[w++] = (char)(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            t[w++] = (char)(0xe0 | (cp >> 12));
-            t[w++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            t[w++] = (char)(0x80 | (cp & 0x3f));
-        } else {
-            t[w++] = (char)(0xf0 | (cp >> 18));
-            t[w++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-            t[w++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            t[w++] = (char)(0x80 | (cp & 0x3f));
-        }
-        r += used;
-    }
+    ld_json_tok tok;
+    char *value = p->text + p->pos + 1;
+    ld_json_lex_err e = ld_json_lex_string(p->text, p->len, p->pos, value, true, &tok);
+    if (e != LD_JSON_LEX_OK)
+        return fail(p, tok.at, lex_message(e));
+    *out = value;
+    *out_len = tok.len;
+    p->pos = tok.end;
+    return true;
 }
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+/* Number errors point at the literal's first character, whatever breaks the grammar. */
 static bool parse_number(parser *p, ld_json_node *n)
 {
-    const char *t = p->text;
-    size_t i = p->pos, end = p->len, start = i;
-    if (i < end && t[i] == '-')
-        i++;
-    if (i >= end || !is_digit(t[i]))
-        return fail(p, start, "invalid number");
-    if (t[i] == '0') {
-        i++;
-        if (i < end && is_digit(t[i]))
-            return fail(p, start, "number with a leading zero");
-    } else {
-        while (i < end && is_digit(t[i]))
-            i++;
-    }
-    if (i < end && t[i] == '.') {
-        i++;
-        if (i >= end || !is_digit(t[i]))
-            return fail(p, start, "invalid number (no digit after '.')");
-        while (i < end && is_digit(t[i]))
-            i++;
-    }
-    if (i < end && (t[i] == 'e' || t[i] == 'E')) {
-        i++;
-        if (i < end && (t[i] == '+' || t[i] == '-'))
-            i++;
-        if (i >= end || !is_digit(t[i]))
-            return fail(p, start, "invalid number (no digit in the exponent)");
-        while (i < end && is_digit(t[i]))
-            i++;
-    }
-    if (i - start > LD_JSON_MAX_NUMBER_LEN)
+    ld_json_tok tok;
+    size_t start = p->pos;
+    ld_json_lex_err e = ld_json_lex_number(p->text, p->len, start, &tok);
+    if (e != LD_JSON_LEX_OK)
+        return fail(p, start, lex_message(e));
+    if (tok.end - start > LD_JSON_MAX_NUMBER_LEN)
         return fail(p, start, "number literal longer than 64 characters");
-    n->str = t + start;
-    n->len = i - start;
-    p->pos = i;
+    n->str = p->text + start;
+    n->len = tok.end - start;
+    p->pos = tok.end;
     return true;
-}
-
-typedef struct name_ref {
-    const char *s;
-    size_t len;
-} name_ref;
-
-static int name_cmp(const void *a, const void *b)
-{
-    const name_ref *x = a, *y = b;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return memcmp(x->s, y->s, x->len);
 }
 
 static bool duplicate(parser *p, const char *a, const char *b, size_t len)
@@ -302,7 +157,7 @@ static bool check_duplicates(parser *p, uint32_t obj, size_t at)
                     return duplicate(p, d->nodes[i].key, d->nodes[j].key, d->nodes[i].key_len);
         return true;
     }
-    size_t need = (size_t)count * sizeof(name_ref);
+    size_t need = (size_t)count * sizeof(ld_json_name);
     if (need > d->scratch_cap) {
         void *s = realloc(d->scratch, need);
         if (!s)
@@ -310,15 +165,12 @@ static bool check_duplicates(parser *p, uint32_t obj, size_t at)
         d->scratch = s;
         d->scratch_cap = need;
     }
-    name_ref *names = d->scratch;
+    ld_json_name *names = d->scratch;
     size_t k = 0;
     for (uint32_t i = d->nodes[obj].first; i != LD_JSON_NONE; i = d->nodes[i].next)
-        names[k++] = (name_ref){d->nodes[i].key, d->nodes[i].key_len};
-    qsort(names, k, sizeof *names, name_cmp);
-    for (size_t i = 1; i < k; i++)
-        if (!name_cmp(&names[i - 1], &names[i]))
-            return duplicate(p, names[i - 1].s, names[i].s, names[i].len);
-    return true;
+        names[k++] = (ld_json_name){d->nodes[i].key, d->nodes[i].key_len};
+    const ld_json_name *dup = ld_json_names_duplicate(names, k, LD_JSON_NAMES_SHORTEST_FIRST);
+    return dup ? duplicate(p, dup[-1].s, dup->s, dup->len) : true;
 }
 
 static uint32_t parse_value(parser *p, int depth);
@@ -507,66 +359,6 @@ bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out)
     return true;
 }
 
-void ld_json_append_string(ld_buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    ld_buf_putc(out, '"');
-    size_t i = 0, run = 0; /* run: start of bytes copied verbatim */
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t ul = c >= 0x80 ? ld_json_utf8_len((const unsigned char *)s + i, n - i) : 0;
-        if (ul > 0) {
-            i += ul;
-            continue;
-        }
-        ld_buf_append(out, s + run, i - run);
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            ld_buf_append(out, e, 2);
-        } else if (c == '\n') {
-            ld_buf_append(out, "\\n", 2);
-        } else if (c == '\t') {
-            ld_buf_append(out, "\\t", 2);
-        } else if (c == '\r') {
-            ld_buf_append(out, "\\r", 2);
-        } else if (c < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            ld_buf_append(out, e, 6);
-        } else {
-            ld_buf_append(out, "\\ufffd", 6); /* not UTF-8: keep the output valid */
-        }
-        i++;
-        run = i;
-    }
-    ld_buf_append(out, s + run, n - run);
-    ld_buf_putc(out, '"');
-}
-
-void ld_json_append_double(ld_buf *out, double v, locale_t c_locale)
-{
-    if (isnan(v)) {
-        ld_buf_puts(out, "\"NaN\"");
-        return;
-    }
-    if (isinf(v)) {
-        ld_buf_puts(out, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-        return;
-    }
-    char tmp[40];
-    locale_t old = uselocale(c_locale);
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (prec == 17 || strtod_l(tmp, NULL, c_locale) == v)
-            break;
-    }
-    uselocale(old);
-    ld_buf_puts(out, tmp);
-}
-
 static void write_node(const ld_json_doc *d, const ld_json_node *n, ld_buf *out)
 {
     switch (n->type) {
@@ -574,7 +366,7 @@ static void write_node(const ld_json_doc *d, const ld_json_node *n, ld_buf *out)
     case LD_JSON_FALSE: ld_buf_puts(out, "false"); return;
     case LD_JSON_TRUE: ld_buf_puts(out, "true"); return;
     case LD_JSON_NUMBER: ld_buf_append(out, n->str, n->len); return;
-    case LD_JSON_STRING: ld_json_append_string(out, n->str, n->len); return;
+    case LD_JSON_STRING: ld_json_put_string(out, n->str, n->len, true); return;
     default: break;
     }
     bool object = n->type == LD_JSON_OBJECT;
@@ -583,7 +375,7 @@ static void write_node(const ld_json_doc *d, const ld_json_node *n, ld_buf *out)
         if (c != ld_json_first(d, n))
             ld_buf_putc(out, ',');
         if (object) {
-            ld_json_append_string(out, c->key, c->key_len);
+            ld_json_put_string(out, c->key, c->key_len, true);
             ld_buf_putc(out, ':');
         }
         write_node(d, c, out);

@@ -1,8 +1,8 @@
 /* json.h — the strict JSON used by probe records (internal to the probe library): a parser of one
- * record into a flat node array, a compact writer, and the string and number formatting of the
- * writer. Strict means RFC 8259 exactly (no NaN literals, no leading zeros, no trailing commas,
- * valid UTF-8, no raw control characters) plus what records need: duplicate member names are
- * refused, nesting and node counts are bounded. It is not a general JSON library. */
+ * record into a flat node array and a compact writer, on the shared lexer (common/json_lex.h) and
+ * escaper (common/json_out.h). Strict means RFC 8259 exactly (no NaN literals, no leading zeros,
+ * no trailing commas, valid UTF-8, no raw control characters) plus what records need: duplicate
+ * member names are refused, nesting and node counts are bounded. Not a general JSON library. */
 #ifndef LD_PROBES_JSON_H
 #define LD_PROBES_JSON_H
 
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "json_lex.h" /* LD_JSON_MAX_DEPTH */
 
 typedef enum ld_json_type {
     LD_JSON_NULL,
@@ -24,7 +25,6 @@ typedef enum ld_json_type {
 } ld_json_type;
 
 #define LD_JSON_NONE UINT32_MAX
-#define LD_JSON_MAX_DEPTH 64         /* records need 4 levels; free-form header objects get 60 */
 #define LD_JSON_MAX_NODES 2000000u   /* values per record (a 2M-token prompt list at most) */
 #define LD_JSON_MAX_NUMBER_LEN 64    /* characters of one number literal */
 
@@ -72,19 +72,7 @@ bool ld_json_number(const ld_json_node *n, locale_t c_locale, double *out);
 bool ld_json_int(const ld_json_node *n, int64_t min, int64_t max, int64_t *out);
 bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out);
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 when invalid: no overlong
- * forms, no surrogates, nothing above U+10FFFF. */
-size_t ld_json_utf8_len(const unsigned char *s, size_t avail);
-/* The value of four hex digits at s, -1 when one is not a hex digit. */
-int ld_json_hex4(const char *s);
-
 /* Appends node as compact JSON (no whitespace), strings re-escaped, numbers as written. */
 void ld_json_write(const ld_json_doc *d, const ld_json_node *node, ld_buf *out);
-/* Appends s[0..n) as a JSON string literal with quotes. Control characters are escaped; bytes
- * that are not valid UTF-8 become U+FFFD, so the output is always valid JSON. */
-void ld_json_append_string(ld_buf *out, const char *s, size_t n);
-/* Appends a double that parses back to the same value (shortest of %.15g, %.16g, %.17g), or the
- * string "NaN", "Infinity", "-Infinity". c_locale makes the decimal point a '.'. */
-void ld_json_append_double(ld_buf *out, double v, locale_t c_locale);
 
 #endif

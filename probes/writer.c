@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "json.h"
+#include "json_out.h"
 #include "layerdiff/probes.h"
 #include "ld_version.h"
 #include "record.h"
@@ -227,7 +228,7 @@ static ld_status write_header(ld_sink *s, const ld_run_info *run, ld_error *err)
     b->len = 0;
     ld_buf_puts(b, "{\"record\":\"header\",\"format\":\"" LD_PROBE_FORMAT "\",\"version\":");
     ld_buf_printf(b, "%d,\"implementation\":", LD_PROBE_VERSION);
-    ld_json_append_string(b, impl, strlen(impl));
+    ld_json_put_string(b, impl, strlen(impl), true);
     ld_buf_puts(b, ",\"backend\":");
     if (append_object_json(s, run->backend_json, "run.backend_json", err) != LD_OK)
         return err ? err->code : LD_E_USAGE;
@@ -241,14 +242,14 @@ static ld_status write_header(ld_sink *s, const ld_run_info *run, ld_error *err)
         const char *f = run->faults[i] ? run->faults[i] : "";
         if (i)
             ld_buf_putc(b, ',');
-        ld_json_append_string(b, f, strlen(f));
+        ld_json_put_string(b, f, strlen(f), true);
     }
     char now[32];
     ld_utc_now(now, sizeof now);
     ld_buf_printf(b, "],\"created\":\"%s\",\"tool\":{\"name\":\"layerdiff\",\"version\":", now);
-    ld_json_append_string(b, LD_VERSION_STRING, strlen(LD_VERSION_STRING));
+    ld_json_put_string(b, LD_VERSION_STRING, strlen(LD_VERSION_STRING), true);
     ld_buf_puts(b, ",\"git\":");
-    ld_json_append_string(b, LD_GIT_REVISION, strlen(LD_GIT_REVISION));
+    ld_json_put_string(b, LD_GIT_REVISION, strlen(LD_GIT_REVISION), true);
     ld_buf_puts(b, "}}\n");
     return write_record(s, "header", err);
 }
@@ -521,7 +522,7 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
     ld_buf_puts(b, "],\"stats\":{");
     for (int i = 0; i < 6; i++) {
         ld_buf_printf(b, "%s\"%s\":", i ? "," : "", sn[i]);
-        ld_json_append_double(b, sv[i], s->c_locale);
+        ld_json_put_double(b, sv[i], LD_JSON_NUM_EXACT, s->c_locale);
     }
     ld_buf_printf(b, ",\"nan\":%llu,\"inf\":%llu},\"head\":[", (unsigned long long)st->nan,
                   (unsigned long long)st->inf);
@@ -529,7 +530,7 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
     for (size_t i = 0; i < n_head; i++) {
         if (i)
             ld_buf_putc(b, ',');
-        ld_json_append_double(b, head[i], s->c_locale);
+        ld_json_put_double(b, head[i], LD_JSON_NUM_EXACT, s->c_locale);
     }
     ld_buf_putc(b, ']');
     if (with_data && s->payload == LD_PAYLOAD_FULL) {
@@ -650,13 +651,13 @@ ld_status ld_sink_close(ld_sink *s, const ld_run_end *end, ld_error *err)
     ld_buf_puts(b, ",\"decoded\":");
     append_i32_array(b, end->decoded, end->decoded ? end->n_decoded : 0);
     ld_buf_puts(b, ",\"last_key\":");
-    ld_json_append_string(b, s->last_key, strlen(s->last_key));
+    ld_json_put_string(b, s->last_key, strlen(s->last_key), true);
     if (!end->ok) {
         const char *m = end->message && *end->message
                             ? end->message
                             : "the producer reported an error without a message";
         ld_buf_puts(b, ",\"message\":");
-        ld_json_append_string(b, m, strlen(m));
+        ld_json_put_string(b, m, strlen(m), true);
     }
     ld_buf_puts(b, "}\n");
     ld_status rc = write_record(s, "end", err);

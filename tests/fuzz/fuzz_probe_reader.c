@@ -8,7 +8,7 @@
  * Build and run by hand (from the source root, after any cmake configure into build/):
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Wno-unknown-pragmas \
  *         -Iprobes/include -Iprobes -Icommon -Icommon/include -Ibuild/generated \
- *         tests/fuzz/fuzz_probe_reader.c probes/[a-z]*.c common/util.c common/error.c -lz -lm \
+ *         tests/fuzz/fuzz_probe_reader.c probes/[a-z]*.c common/*.c -lz -lm \
  *         -o fuzz_probe_reader
  *   mkdir -p corpus && build/tests/unit/probes/ld_probe_sample corpus
  *   ./fuzz_probe_reader corpus -max_len=65536 -max_total_time=600

@@ -25,7 +25,7 @@ exe=$work/fuzz_probe_reader
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
       -fno-sanitize-recover=undefined -Wno-unknown-pragmas \
       -I"$src/probes/include" -I"$src/probes" -I"$src/common" -I"$src/common/include" -I"$build/generated" \
-      "$src/tests/fuzz/fuzz_probe_reader.c" "$src"/probes/*.c "$src/common/util.c" "$src/common/error.c" \
+      "$src/tests/fuzz/fuzz_probe_reader.c" "$src"/probes/*.c "$src"/common/*.c \
       -lz -lm -o "$exe" 2>"$work/build.log"; then
   if grep -q -e "libclang_rt.fuzzer" -e "fsanitize=fuzzer" "$work/build.log"; then
     echo "fuzz_smoke: $cc has no libFuzzer runtime: skipped"

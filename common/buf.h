@@ -1,8 +1,8 @@
-/* buf.h — a growable byte buffer for building records in memory (internal to the probe library).
- * Not a string library: it only appends, remembers the first allocation failure, and leaves the
- * caller to check ld_buf_failed() once at the end instead of after every append. */
-#ifndef LD_PROBES_BUF_H
-#define LD_PROBES_BUF_H
+/* buf.h — the growable byte buffer every writer builds text in (probe records, checkpoint JSON,
+ * messages). Not a string library: it only appends, remembers the first allocation failure, and
+ * leaves the caller to check ld_buf_failed() once at the end instead of after every append. */
+#ifndef LD_BUF_H
+#define LD_BUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,6 +23,9 @@ void ld_buf_puts(ld_buf *b, const char *s);
 void ld_buf_printf(ld_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* NUL-terminates (without counting the NUL in len) and returns p; "" when empty or failed. */
 const char *ld_buf_cstr(ld_buf *b);
+/* Hands the NUL-terminated text over (the caller frees it; "" when empty) and resets b; NULL after
+ * an allocation failure. */
+char *ld_buf_take(ld_buf *b);
 
 static inline void ld_buf_putc(ld_buf *b, char c)
 {

@@ -1,4 +1,4 @@
-/* buf.c — the growable record buffer of buf.h. */
+/* buf.c — the growable byte buffer of buf.h. */
 #include "buf.h"
 
 #include <stdarg.h>
@@ -81,4 +81,18 @@ const char *ld_buf_cstr(ld_buf *b)
         return "";
     b->p[b->len] = '\0';
     return b->p;
+}
+
+char *ld_buf_take(ld_buf *b)
+{
+    ld_buf_cstr(b);
+    char *p = b->oom ? NULL : b->p;
+    if (!p && !b->oom)
+        p = calloc(1, 1); /* nothing was appended: an empty string, still the caller's to free */
+    if (b->oom)
+        free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = false;
+    return p;
 }
