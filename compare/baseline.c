@@ -278,11 +278,10 @@ static ld_status check_same_run(const ld_compare_result *r, const ld_baseline *b
                             "%s: cannot check the baseline: the reference stream "
                             "%s has no header",
                             b->path, ref->path);
-    cJSON *here = cJSON_Parse(ref->model_json);
+    const cJSON *here = ref->model;
     char why[256];
     bool differs = !here || ld_gate_json_difference(b->ref_model, here, NULL, "there", "here", why,
                                                     sizeof why);
-    cJSON_Delete(here);
     if (differs)
         return ld_error_set(err, LD_E_INPUT,
                             "baseline %s was made on another model: model.%s "

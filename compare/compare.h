@@ -319,6 +319,8 @@ typedef struct ld_stream_info {
     bool opened;             /* a header was read */
     char *implementation;
     char *backend_json, *model_json, *input_json, *tool_json, *created; /* compact JSON / text */
+    struct cJSON *backend, *model; /* the two header objects, parsed once when the header is read
+                                      (NULL when absent or not JSON); every check reads these */
     char *fingerprint;       /* "" when absent */
     char **faults;
     size_t n_faults;

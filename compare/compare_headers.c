@@ -40,7 +40,7 @@ ld_status ld_cmp_blind_spots(ctx *c)
                           "no decode steps: KV-cache append and decode "
                           "attention faults cannot show (use --decode 1 or more)")) != LD_OK)
         return st;
-    cJSON *m = cJSON_Parse(a->model_json);
+    const cJSON *m = a->model;
     const cJSON *hq = m ? cJSON_GetObjectItemCaseSensitive(m, "num_attention_heads") : NULL;
     const cJSON *hkv = m ? cJSON_GetObjectItemCaseSensitive(m, "num_key_value_heads") : NULL;
     st = LD_OK;
@@ -50,7 +50,6 @@ ld_status ld_cmp_blind_spots(ctx *c)
                          "Hq = %g, Hkv = %g: every query head maps to its kv "
                          "head the same way under any mapping, so a GQA mapping fault cannot show",
                          hq->valuedouble, hkv->valuedouble);
-    cJSON_Delete(m);
     return st;
 }
 
@@ -86,7 +85,7 @@ ld_status ld_cmp_check_headers(ctx *c)
             return st;
     }
     /* Model configuration, field by field. */
-    cJSON *ma = cJSON_Parse(a->model_json), *mb = cJSON_Parse(b->model_json);
+    const cJSON *ma = a->model, *mb = b->model;
     st = LD_OK;
     char unchecked[512] = "";
     for (size_t i = 0; i < LD_ARRAY_LEN(config_fields) && st == LD_OK; i++) {
@@ -122,8 +121,6 @@ ld_status ld_cmp_check_headers(ctx *c)
         if (cJSON_IsNumber(nl) && nl->valuedouble >= 0 && nl->valuedouble <= 1e6)
             r->n_layers = (int)nl->valuedouble;
     }
-    cJSON_Delete(ma);
-    cJSON_Delete(mb);
     if (st != LD_OK)
         return st;
     if (unchecked[0] && (st = ld_cmp_note(c, LD_NOTE_INFO, "config_unchecked",

@@ -42,6 +42,8 @@ ld_status ld_cmp_open_side(ctx *c, side *s, const char *path)
     info->created = ld_cmp_dup_or_empty(h->created);
     info->fingerprint = ld_cmp_dup_or_empty(h->fingerprint);
     info->last_key = strdup("");
+    info->backend = info->backend_json ? cJSON_Parse(info->backend_json) : NULL;
+    info->model = info->model_json ? cJSON_Parse(info->model_json) : NULL;
     info->decode_steps = h->decode_steps;
     if (!info->implementation || !info->backend_json || !info->model_json || !info->input_json ||
         !info->tool_json || !info->created || !info->fingerprint || !info->last_key)

@@ -81,6 +81,8 @@ static void stream_info_free(ld_stream_info *s)
     free(s->implementation);
     free(s->backend_json);
     free(s->model_json);
+    cJSON_Delete(s->backend);
+    cJSON_Delete(s->model);
     free(s->input_json);
     free(s->tool_json);
     free(s->created);

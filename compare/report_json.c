@@ -25,15 +25,13 @@ static const char *state_name(ld_row_state s)
     return "?";
 }
 
-/* Embeds JSON text from a stream header when it parses, else null. */
-static void raw_json(FILE *f, const char *text)
+/* Embeds a stream header's object (parsed when the header was read), else null. */
+static void raw_json(FILE *f, const cJSON *v)
 {
-    cJSON *v = text && text[0] ? cJSON_Parse(text) : NULL;
     char *s = v ? cJSON_PrintUnformatted(v) : NULL;
     fputs(s ? s : "null", f);
     if (s)
         cJSON_free(s);
-    cJSON_Delete(v);
 }
 
 static void i32_array(FILE *f, const int32_t *v, size_t n, bool present)
@@ -64,9 +62,9 @@ static void stream(FILE *f, const ld_stream_info *s)
     fputs(",\"implementation\":", f);
     S(f, s->opened ? s->implementation : NULL);
     fputs(",\"backend\":", f);
-    raw_json(f, s->backend_json);
+    raw_json(f, s->backend);
     fputs(",\"model\":", f);
-    raw_json(f, s->model_json);
+    raw_json(f, s->model);
     fputs(",\"fingerprint\":", f);
     S(f, s->fingerprint && s->fingerprint[0] ? s->fingerprint : NULL);
     fputs(",\"faults\":[", f);

@@ -46,7 +46,7 @@ char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size)
 
 char *ld_cmp_model_words(const ld_compare_result *r, char *buf, size_t size)
 {
-    cJSON *m = r->ref.model_json ? cJSON_Parse(r->ref.model_json) : NULL;
+    const cJSON *m = r->ref.model;
     const char *arch = m ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "architecture"))
                          : NULL;
     size_t used = 0;
@@ -68,7 +68,6 @@ char *ld_cmp_model_words(const ld_compare_result *r, char *buf, size_t size)
     if (r->ref.fingerprint && r->ref.fingerprint[0])
         snprintf(buf + used, size - used, ", weights %s%s", r->ref.fingerprint,
                  r->fingerprint_differs ? " (the candidate's differ)" : "");
-    cJSON_Delete(m);
     return buf;
 }
 
