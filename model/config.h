@@ -1,5 +1,5 @@
-/* config.h — the Qwen3 model configuration read from a checkpoint's config.json (DESIGN.md
- * section 2). Parsing refuses what the code does not compute (other architectures, MoE, sliding
+/* config.h — the Qwen3 model configuration read from a checkpoint's config.json (docs/model.md,
+ * docs/tags.md). Parsing refuses what the code does not compute (other architectures, MoE, sliding
  * window, attention bias, rope scaling) and anything missing, inconsistent or absurdly large. */
 #ifndef LD_CONFIG_H
 #define LD_CONFIG_H

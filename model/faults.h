@@ -1,4 +1,4 @@
-/* faults.h — the fault zoo (DESIGN.md section 6): parsing of --inject FAULT[@LAYER][=VALUE] specs
+/* faults.h — the fault zoo (docs/faults.md): parsing of --inject FAULT[@LAYER][=VALUE] specs
  * and the queries both backends make ("is this fault active at this layer, with what value?").
  * The faults themselves are alternative code paths inside the ops of each backend, not here. */
 #ifndef LD_FAULTS_H

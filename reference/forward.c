@@ -1,5 +1,5 @@
 /* forward.c — the reference Qwen3 forward pass (forward.h): buffers, KV cache, the layer loop with a
- * probe after every op, and greedy decoding. Reads like DESIGN.md section 2; fault variants are
+ * probe after every op, and greedy decoding. Reads like the model of docs/tags.md; fault variants are
  * selected here and executed inside the ops. */
 #include "forward.h"
 

@@ -1,5 +1,5 @@
 /* forward.h — the reference model loop: prefill (step 0) then greedy decode steps, emitting every
- * probe tag of DESIGN.md section 3 in execution order. Numerics: ops.h. Not here: the ops, the
+ * probe tag of docs/tags.md in execution order. Numerics: ops.h. Not here: the ops, the
  * command line, opening the probe sink (the caller owns it and writes header and end records). */
 #ifndef LD_REF_FORWARD_H
 #define LD_REF_FORWARD_H

@@ -1,9 +1,9 @@
 /* ops.h — the fp32 CPU reference ops, one readable function per op of the Qwen3 forward pass
- * (DESIGN.md section 2). Activations are fp32 row-major; weights are read in their stored dtype
+ * (docs/tags.md). Activations are fp32 row-major; weights are read in their stored dtype
  * and widened exactly. Reductions (dot products, norms, softmax) accumulate in double unless the
  * numerics say fp32 (emulated low-precision kernels). Every op is deterministic and its result does
  * not depend on the thread count. The same functions serve the forward pass and the comparator's
- * op replay. Fault variants (DESIGN.md section 6) are explicit parameters, written the way the
+ * op replay. Fault variants (docs/faults.md) are explicit parameters, written the way the
  * buggy kernel would be written. Not here: the model loop (forward.h). */
 #ifndef LD_REF_OPS_H
 #define LD_REF_OPS_H

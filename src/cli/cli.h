@@ -9,7 +9,7 @@
 
 #include "layerdiff/error.h"
 
-/* Exit codes of DESIGN.md section 5. */
+/* Exit codes (README, layerdiff --help). */
 enum {
     LD_EXIT_OK = 0,
     LD_EXIT_DIVERGED = 1,

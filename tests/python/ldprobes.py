@@ -1,5 +1,5 @@
 """ldprobes — a small, independent Python reader of layerdiff probe streams (record format v1,
-DESIGN.md section 4), for tests. It shares no code with the C library, so a test that reads C
+docs/probes.md), for tests. It shares no code with the C library, so a test that reads C
 output through it checks the format, not the library against itself."""
 
 import base64

@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 /* One table generates the enum and the names. The third column is the process exit code the
- * CLI uses for an error of that kind (DESIGN.md section 5: 2 = bad usage or input, 3 = incomplete). */
+ * CLI uses for an error of that kind (2 = bad usage or input, 3 = incomplete). */
 #define LD_STATUS_TABLE(X)                                                                         \
     X(LD_OK, "ok", 0)                                                                              \
     X(LD_E_USAGE, "bad usage", 2)                                                                  \

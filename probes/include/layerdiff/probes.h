@@ -1,5 +1,5 @@
 /* layerdiff/probes.h — the probe library: write and read layerdiff probe records (JSON-lines,
- * format version 1; DESIGN.md section 4, schemas/probe.schema.json).
+ * format version 1; docs/probes.md, schemas/probe.schema.json).
  *
  * Writer: an engine opens a sink, asks ld_sink_wants() before copying anything, and emits host
  * tensors (or precomputed stats from a device). Reader: streams records one at a time with memory

@@ -1,4 +1,4 @@
-/* layerdiff/tags.h — the probe tags of DESIGN.md section 3 in execution order: the op graph,
+/* layerdiff/tags.h — the probe tags (docs/tags.md) in execution order: the op graph,
  * stated once (each tag's shape, family, op and the probes that op reads); the rest derives from
  * it. The schema (schemas/probe.schema.json) carries the same tag list and a test holds the two
  * together. Not here: the math of the ops (reference/ops.h). */
@@ -48,7 +48,7 @@ typedef enum ld_family {
 /* embed's: the token ids of the prompt and of the decoded tokens, no probe */
 #define LD_IN_TOKENS {LD_INPUT_END, LD_TAG_UNKNOWN}
 
-/* The op graph of DESIGN.md section 3, one row per tag:
+/* The op graph (docs/tags.md), one row per tag:
  * X(ENUM, "name", per_layer, shape, FAMILY, "op producing it", (inputs the op reads)).
  * Order is execution order: embed, the per-layer tags, then final_norm and logits. Adding an op
  * means a row here, its step in both forward passes (reference/, cuda/) and its kernels. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The fault zoo, end to end: for every fault of DESIGN.md section 6, an f32 candidate and an
+"""The fault zoo, end to end: for every fault of docs/faults.md, an f32 candidate and an
 emulated-bf16 candidate, on two model configurations, `layerdiff compare` must exit 1 and name
 exactly the expected first divergence (step, layer, tag); honest candidates (the reference itself,
 --emulate bf16, --emulate f16) must pass with exit 0. Layer faults sit at a middle layer, so a

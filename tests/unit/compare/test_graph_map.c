@@ -1,4 +1,4 @@
-/* test_graph_map.c — the op graph of DESIGN.md section 3 (inputs of every tag; shapes and
+/* test_graph_map.c — the op graph of docs/tags.md (inputs of every tag; shapes and
  * families of the tag table, layerdiff/tags.h), the --map format (renames with captured layer/step
  * numbers, drops, offsets, bad maps named by file and field), --fail-on parsing, and the exit-code
  * precedence of a result. */
