@@ -75,7 +75,7 @@ def rel_l2_all(ref, cand):
 
 
 def main():
-    if sh([VPY, "-c", "import torch, transformers"]).returncode != 0:
+    if not os.path.exists(VPY) or sh([VPY, "-c", "import torch, transformers"]).returncode:
         if os.environ.get("LD_REQUIRE_TORCH") == "1":
             print(f"FAIL: {VPY} lacks torch/transformers and LD_REQUIRE_TORCH=1 (make python-deps)")
             return 1
