@@ -87,15 +87,21 @@ def _json_string(s):
 
 # ---- statistics, in stats.c's order ------------------------------------------------------------
 
-def _lane_sums(v, nchunks):
+def _lane_sums(parts, n, nchunks):
     """Per chunk: eight lane sums taken in element order, joined as stats.c's tree8; then the
-    chunks joined in order. v is float64, zero where an element does not count."""
-    pad = nchunks * _CHUNK - v.size
-    rows = np.concatenate([v, np.zeros(pad)]).reshape(nchunks, _CHUNK // _LANES, _LANES)
-    lanes = np.add.accumulate(rows, axis=1)[:, -1, :]  # accumulate is strictly sequential
-    t = ((lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])) + \
-        ((lanes[:, 4] + lanes[:, 5]) + (lanes[:, 6] + lanes[:, 7]))
-    return float(np.add.accumulate(t)[-1])
+    chunks joined in order. parts: float64 arrays of n elements, zero where an element does not
+    count; returns one sum per part."""
+    buf = np.zeros((len(parts), nchunks * _CHUNK))
+    for i, v in enumerate(parts):
+        buf[i, :n] = v
+    rows = buf.reshape(len(parts), nchunks, _CHUNK // _LANES, _LANES)
+    # A reduction over a strided axis runs row after row (the inner loop goes across the lanes),
+    # so each lane is summed in element order: no pairwise summation. py_probes holds the result
+    # to the C writer's, bit for bit.
+    lanes = rows.sum(axis=2)
+    t = ((lanes[..., 0] + lanes[..., 1]) + (lanes[..., 2] + lanes[..., 3])) + \
+        ((lanes[..., 4] + lanes[..., 5]) + (lanes[..., 6] + lanes[..., 7]))
+    return [float(v) for v in np.add.accumulate(t, axis=1)[:, -1]]
 
 
 def _pick_zero(x, fin, target, nchunks):
@@ -129,11 +135,15 @@ def compute_stats(values):
                    l2=float("nan"), absmax=float("nan"))
         return out
     shift = float(x[int(np.argmax(fin))])  # the first finite value: keeps the variance accurate
-    d = np.where(fin, x.astype(np.float64), 0.0)
-    e = np.where(fin, d - shift, 0.0)
+    d = x.astype(np.float64)
+    if nfin != n:
+        d[~fin] = 0.0
+    e = d - shift
+    if nfin != n:
+        e[~fin] = 0.0
     nchunks = (n + _CHUNK - 1) // _CHUNK
-    s, q, r = _lane_sums(e, nchunks), _lane_sums(e * e, nchunks), _lane_sums(d * d, nchunks)
-    fx = x[fin]
+    s, q, r = _lane_sums((e, e * e, d * d), n, nchunks)
+    fx = x if nfin == n else x[fin]
     mn, mx = float(fx.min()), float(fx.max())
     if mn == 0.0:
         mn = _pick_zero(x, fin, mn, nchunks)

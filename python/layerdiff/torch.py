@@ -43,23 +43,23 @@ _TORCH_DTYPE = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f1
 
 
 def device_stats(t):
-    """layerdiff's statistics of a tensor, computed on its device in float64 (one transfer of
-    eight numbers): min, max, mean, std (population), l2, absmax over the finite elements."""
+    """layerdiff's statistics and head of a tensor, computed on its device in float64 (two
+    transfers of a few numbers): min, max, mean, std (population), l2, absmax over the finite
+    elements, NaN and Inf counts; head: the first 16 values, widened exactly."""
     x = t.detach().reshape(-1).to(torch.float64)
     fin = torch.isfinite(x)
-    nan = int(torch.isnan(x).sum())
-    nfin = int(fin.sum())
+    nfin, nan = (int(v) for v in torch.stack([fin.sum(), torch.isnan(x).sum()]).tolist())
     out = {"nan": nan, "inf": x.numel() - nfin - nan}
+    f = x if nfin == x.numel() else x[fin]
     if nfin == 0:
         out.update({k: float("nan") for k in ("min", "max", "mean", "std", "l2", "absmax")})
-        return out
-    f = x[fin]
+        return out, x[:probes.HEAD_COUNT].tolist()
     mean = f.mean()
-    v = torch.stack([f.min(), f.max(), mean, ((f - mean) ** 2).mean().sqrt(),
-                     f.square().sum().sqrt()]).cpu().tolist()
+    v = torch.cat([torch.stack([f.min(), f.max(), mean, (f - mean).square().mean().sqrt(),
+                                f.square().sum().sqrt()]), x[:probes.HEAD_COUNT]]).tolist()
     out.update(min=v[0], max=v[1], mean=v[2], std=v[3], l2=v[4], absmax=max(abs(v[0]),
                                                                           abs(v[1])))
-    return out
+    return out, v[5:]
 
 
 def host_array(t):
@@ -110,8 +110,7 @@ class Capture:
                 self.sink.emit(step, layer, tag, a, pos0=pos0, dtype=dtype)
         else:
             dtype = _TORCH_DTYPE.get(t.dtype, "f32")
-            stats = device_stats(t)
-            head = t.detach().reshape(-1)[:probes.HEAD_COUNT].float().cpu().tolist()
+            stats, head = device_stats(t)
             shape = tuple(t.shape)
 
             def put():
