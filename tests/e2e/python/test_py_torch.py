@@ -139,6 +139,15 @@ def main():
                 os.path.join(d, "x.jsonl")])
         check(r.returncode == 2 and "missing: lm_head.weight" in r.stderr,
               f"untied without lm_head: exit {r.returncode}: {r.stderr[-400:]}")
+        # the example of docs/python.md: a user's own model through a tag map, read by inspect
+        toy = os.path.join(d, "toy.jsonl")
+        r = sh([VPY, os.path.join(SRC, "examples", "python", "probe_my_model.py"), toy])
+        i = sh([LD_BIN, "inspect", toy])
+        keys = [p.key for p in probes.Stream(toy).probes] if r.returncode == 0 else []
+        check(r.returncode == 0 and i.returncode == 0 and len(keys) == 3 * 12 and
+              keys[:3] == ["S0.embed", "S0.L0.mlp_norm", "S0.L0.up_proj"] and
+              keys[-1] == "S2.logits", f"example: exit {r.returncode}/{i.returncode} {keys[:4]} "
+              f"{r.stderr[-300:]}{i.stderr[-300:]}")
         # a cut-short followed stream is exit 3
         cut = os.path.join(d, "cut.jsonl")
         with open(ref, "rb") as f, open(cut, "wb") as g:
