@@ -505,6 +505,16 @@ class Probe:
         self.head = [_number(v) for v in rec["head"]]
         self.data = data
 
+    def __getitem__(self, field):
+        """The record's fields, as from the parsed JSON: p["pos0"], p["data"]["b64"]."""
+        return self.record[field]
+
+    def get(self, field, default=None):
+        return self.record.get(field, default)
+
+    def __contains__(self, field):
+        return field in self.record
+
     def array(self):
         """The payload as float32 of the probe's shape (bf16 and f16 widened exactly)."""
         if self.data is None:
