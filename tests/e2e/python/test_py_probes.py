@@ -16,15 +16,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.environ["LD_SRC"], "python"))
 from layerdiff import probes  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 SAMPLE, LD_BIN = sys.argv[1], os.environ["LD_BIN"]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def lines(path):
@@ -115,19 +109,9 @@ def test_writes_c_bytes(d):
         check(a[1:] == b[1:], f"{name}: probe and end records byte for byte")
         r = inspect(dst)
         check(r.returncode == 0, f"inspect {name}_py: exit {r.returncode}: {r.stderr}")
-    # stats-only: the C stream's records again
+    # stats-only: the C stream's records again (the same run as full_base64's)
     src, dst = os.path.join(d, "stats.jsonl"), os.path.join(d, "stats_py.jsonl")
-    s = probes.Stream(os.path.join(d, "full_base64.jsonl"))
-    with probes.Sink(dst, implementation="sample", backend=s.header["backend"],
-                     model=s.header["model"], tokens=[9707, 11, 1879, 0], decode_steps=1) as sink:
-        for p in s.probes:
-            if p.data is not None:
-                a = np.frombuffer(p.data, {"f32": "<f4", "bf16": "<u2", "f16": "<f2"}[p.dtype])
-                sink.emit(p.step, p.layer, p.tag, a.reshape(p.shape), dtype=p.dtype)
-            else:
-                sink.emit_precomputed(p.step, p.layer, p.tag, shape=p.shape, dtype=p.dtype,
-                                      stats=p.stats, head=p.head, pos0=p.pos0)
-        sink.close(tokens=[13, 42], decoded=[13])
+    rewrite(os.path.join(d, "full_base64.jsonl"), dst, "base64", payload="stats")
     check(lines(src)[1:] == lines(dst)[1:], "stats-only records byte for byte")
 
 
@@ -226,11 +210,7 @@ def main():
         test_env_and_filters(d)
         test_tags_match_c()
         test_crash_leaves_complete_lines(d)
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("ok")
-    return 0
+    return finish()
 
 
 if __name__ == "__main__":

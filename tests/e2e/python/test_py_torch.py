@@ -20,6 +20,7 @@ import numpy as np
 SRC, LD_BIN, VPY = os.environ["LD_SRC"], os.environ["LD_BIN"], sys.argv[1]
 sys.path.insert(0, os.path.join(SRC, "python"))
 from layerdiff import probes  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=os.path.join(SRC, "python"), HF_HUB_OFFLINE="1",
            TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -156,11 +157,7 @@ def main():
                 os.path.join(d, "x.jsonl")])
         check(r.returncode == 3 and "last complete probe" in r.stderr,
               f"cut-short follow: exit {r.returncode}: {r.stderr[-300:]}")
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("ok")
-    return 0
+    return finish()
 
 
 if __name__ == "__main__":
