@@ -7,6 +7,7 @@ import datetime
 import fnmatch
 import gzip
 import json
+import math
 import os
 import re
 import zlib
@@ -368,7 +369,7 @@ class Sink:
         self._check_key(step, layer, tag)
         if not self.wants(step, layer, tag):
             return
-        numel = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+        numel = math.prod(int(d) for d in shape)  # Python ints: no overflow
         if stats["nan"] > numel or stats["inf"] > numel - stats["nan"]:
             raise ProbeError(f"{self.name}: {tag}: stats count {stats['nan']} NaN and "
                              f"{stats['inf']} Inf in {numel} elements", "usage")

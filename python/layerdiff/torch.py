@@ -156,7 +156,7 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
     run = dict(implementation=implementation, backend=backend or {}, model=model_info or {},
                tokens=tokens, decode_steps=decode_steps)
     if path is None:
-        sink = probes.open_env(**run)
+        sink = probes.open_env(**sink_args, **run)
     else:
         sink = probes.Sink(path, **{**probes.config_from_env(), **sink_args, **run})
     if sink is None:

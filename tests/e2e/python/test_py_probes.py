@@ -166,6 +166,16 @@ def test_env_and_filters(d):
           sink.wants(0, None, "logits") and not sink.wants(1, 1, "q_norm") and
           not sink.wants(0, 2, "k_norm"), "filters from the environment")
     sink.close()
+    run = dict(implementation="x", backend={}, model={}, tokens=[1], decode_steps=0)
+    os.environ.pop("LAYERDIFF_PROBES", None)
+    check(probes.open_env(**run) is None, "open_env without LAYERDIFF_PROBES: probing off")
+    os.environ.update(env, LAYERDIFF_PROBES=os.path.join(d, "open_env.jsonl"))
+    s = probes.open_env(**run)
+    check(s is not None and s.payload == "full" and s.encoding == "zlib+base64" and
+          not s.wants(0, 0, "q_norm"), "open_env takes LAYERDIFF_PROBES and LAYERDIFF_PROBE_*")
+    s.close()
+    for var in list(env) + ["LAYERDIFF_PROBES"]:
+        del os.environ[var]
     for var, val in (("LAYERDIFF_PROBE_PAYLOAD", "some"), ("LAYERDIFF_PROBE_LAYERS", "3-1"),
                      ("LAYERDIFF_PROBE_TAGS", "q norm"), ("LAYERDIFF_PROBE_ENCODING", "gzip")):
         try:
