@@ -5,12 +5,14 @@
 #   make demo    deps + build + generate a tiny model, run reference and candidate, compare
 #   make bench   deps + build + benchmarks (tests/bench/), figures on stdout
 #   make zoo     the fault-zoo localization table
+#   make python-deps  .venv-py: the Python package with torch + transformers from PyPI (~5 min,
+#                     ~5.6 GB); the py_torch test runs against it
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps test test-fast test-asan demo bench zoo fuzz format clean
+.PHONY: all build deps test test-fast test-asan demo bench zoo fuzz format clean python-deps
 
 all: build
 
@@ -42,6 +44,10 @@ test-asan:
 demo: deps
 	$(MAKE) build
 	bash scripts/demo.sh $(BUILD)
+
+python-deps:
+	LD_PYTHON_DEPS=1 bash scripts/deps.sh
+	bash scripts/python_deps.sh
 
 bench: deps
 	LD_BENCH_DEPS=1 bash scripts/deps.sh

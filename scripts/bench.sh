@@ -22,5 +22,14 @@ for b in "$build"/tests/bench/bench_*; do
     status=1
   fi
 done
+# The Python package: writer throughput, and capture overhead when make python-deps was run.
+py=/usr/bin/python3
+[[ -x .venv-py/bin/python ]] && py=.venv-py/bin/python
+echo "===== bench_python ($py) =====" | tee -a "$out"
+if ! "$py" tests/bench/bench_python.py "$build/src/cli/layerdiff" 2>&1 | grep -v "Loading weights" \
+    | tee -a "$out"; then
+  echo "(bench_python failed)" | tee -a "$out"
+  status=1
+fi
 echo "bench: figures saved in $out"
 exit $status

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages layerdiff needs, and only those that are missing.
-# LD_BENCH_DEPS=1 adds what the benchmarks need (OpenBLAS, for the sgemm comparison).
+# LD_BENCH_DEPS=1 adds what the benchmarks need (OpenBLAS, for the sgemm comparison);
+# LD_PYTHON_DEPS=1 what make python-deps needs (python3-venv, to make .venv-py).
 set -euo pipefail
 
 pkgs=(cmake make gcc g++ pkg-config libcjson-dev zlib1g-dev libcmocka-dev
       python3 python3-numpy python3-jsonschema)
 if [[ "${LD_BENCH_DEPS:-0}" == 1 ]]; then
   pkgs+=(libopenblas-dev)
+fi
+if [[ "${LD_PYTHON_DEPS:-0}" == 1 ]]; then
+  pkgs+=(python3-venv)
 fi
 
 missing=()

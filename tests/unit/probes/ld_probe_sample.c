@@ -2,7 +2,9 @@
  * itself. 'ld_probe_sample --tags' prints the C tag table ("name per_layer", in order);
  * 'ld_probe_sample DIR' writes streams covering every record kind, dtype, encoding and corner the
  * writer has: stats-only, full payloads, NaN/Inf, custom tags, precomputed stats, an empty tensor,
- * an error end record and a cut-short stream. */
+ * an error end record and a cut-short stream. 'ld_probe_sample --restat IN OUT' writes every probe
+ * of IN that carries data again through ld_sink_emit (stats recomputed), full base64 payloads:
+ * the Python writer's statistics are held to the C ones this way. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,15 +95,47 @@ static int write_stream(const char *path, ld_payload payload, ld_encoding enc, i
     return 0;
 }
 
+/* Reads IN and emits each probe with data again; the header is a fixed one. */
+static int restat(const char *in, const char *out)
+{
+    ld_error err;
+    ld_reader *r;
+    ld_sink *s;
+    const ld_probe *p;
+    ld_sink_config cfg;
+    ld_sink_config_init(&cfg);
+    cfg.payload = LD_PAYLOAD_FULL;
+    ld_run_info run = {.implementation = "restat"};
+    TRY(ld_reader_open(&r, in, NULL, &err));
+    if (ld_sink_open(&s, out, &cfg, &run, &err) != LD_OK) {
+        ld_reader_close(r);
+        return fail(&err);
+    }
+    ld_status st;
+    while ((st = ld_reader_next(r, &p, &err)) == LD_OK && p)
+        if (p->has_data && (st = ld_sink_emit(s, p->step, p->layer, p->tag, p->pos0, p->data_dtype,
+                                              p->shape, p->ndim, p->data, &err)) != LD_OK)
+            break;
+    ld_reader_close(r);
+    if (st != LD_OK) {
+        ld_sink_close(s, NULL, NULL);
+        return fail(&err);
+    }
+    TRY(ld_sink_close(s, NULL, &err));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "--restat"))
+        return restat(argv[2], argv[3]);
     if (argc == 2 && !strcmp(argv[1], "--tags")) {
         for (int t = 0; t < LD_TAG_COUNT; t++)
             printf("%s %d\n", ld_tag_name((ld_tag)t), ld_tag_per_layer((ld_tag)t) ? 1 : 0);
         return 0;
     }
     if (argc != 2) {
-        fprintf(stderr, "usage: ld_probe_sample --tags | DIR\n");
+        fprintf(stderr, "usage: ld_probe_sample --tags | DIR | --restat IN OUT\n");
         return 2;
     }
     char path[4096];

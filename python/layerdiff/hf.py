@@ -1,0 +1,168 @@
+"""layerdiff.hf — `python -m layerdiff.hf MODEL_DIR --follow REF.jsonl --probes OUT.jsonl`: runs
+transformers' own Qwen3 on the prompt and forced decode tokens of a layerdiff stream and writes
+its probes, so `layerdiff compare REF OUT` needs no other glue. Not the hooks (layerdiff.torch).
+Exit codes as the layerdiff command's: 0 ok, 2 bad usage or input, 3 the followed stream is
+incomplete."""
+
+import argparse
+import inspect
+import json
+import os
+import sys
+
+from . import probes
+
+USAGE_EXIT, INCOMPLETE_EXIT = 2, 3
+# The config fields `layerdiff compare` holds the two headers to (compare/compare_headers.c).
+CONFIG_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                 "head_dim", "intermediate_size", "vocab_size", "max_position_embeddings",
+                 "rms_norm_eps", "rope_theta", "tie_word_embeddings")
+
+
+class RunError(Exception):
+    def __init__(self, msg, code=USAGE_EXIT):
+        super().__init__(msg)
+        self.code = code
+
+
+def read_follow(path):
+    """The prompt, the decode step count (the header's, not the probes present: a stream
+    written with --steps holds fewer) and the tokens fed to the decode steps (end.decoded)."""
+    try:
+        with probes.Reader(path, decode_data=False) as r:
+            for _ in r:
+                pass
+            header, end = r.header, r.end
+    except probes.ProbeError as e:
+        raise RunError(f"--follow: {e}", INCOMPLETE_EXIT if e.kind == "truncated"
+                       else USAGE_EXIT) from e
+    except OSError as e:
+        raise RunError(f"--follow: {path}: {e.strerror}") from e
+    tokens, steps = header["input"]["tokens"], header["input"]["decode_steps"]
+    if len(end["decoded"]) < steps:
+        raise RunError(f"--follow: {path}: the header asks for {steps} decode steps but the end "
+                       f"record holds {len(end['decoded'])} decoded tokens (status "
+                       f"{end['status']})", INCOMPLETE_EXIT)
+    return tokens, steps, end["decoded"][:steps]
+
+
+def model_info(model_dir):
+    """The header's model object: the architecture and config.json's fields that compare checks.
+    No fingerprint: layerdiff's is computed by its C reader, and this run does not claim it."""
+    path = os.path.join(model_dir, "config.json")
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path}: cannot read the model config: {e}") from e
+    archs = cfg.get("architectures") or ["?"]
+    info = {"architecture": archs[0]}
+    info.update({k: cfg[k] for k in CONFIG_FIELDS if k in cfg})
+    return info
+
+
+def load_model(model_dir, dtype, device, attn):
+    """transformers' Qwen3ForCausalLM from model_dir; a weight the checkpoint lacks (an untied
+    model without lm_head.weight) or holds in excess is an error, never a random tensor."""
+    import torch
+    import transformers
+    tdtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
+    try:
+        model, info = transformers.Qwen3ForCausalLM.from_pretrained(
+            model_dir, dtype=tdtype, attn_implementation=attn, output_loading_info=True)
+    except (OSError, ValueError) as e:
+        raise RunError(f"{model_dir}: transformers cannot load the checkpoint: {e}") from e
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    missing = [k for k in info.get("missing_keys", [])
+               if not (tied and k == "lm_head.weight")]
+    unexpected = list(info.get("unexpected_keys", []))
+    if missing or unexpected:
+        raise RunError(f"{model_dir}: the checkpoint does not match transformers' Qwen3 "
+                       f"(missing: {', '.join(sorted(missing)) or 'none'}; unexpected: "
+                       f"{', '.join(sorted(unexpected)) or 'none'}): refusing to run with "
+                       "randomly initialised weights")
+    return model.to(device).eval()
+
+
+def run(model, tokens, decode_steps, decoded, cap):
+    """The prefill then one forward per decode step fed decoded[i]; the argmax of each step's
+    last logits row goes to cap.end_tokens (-1 when no logit is finite)."""
+    import torch
+    import transformers
+    device = next(model.parameters()).device
+    try:
+        cache = transformers.DynamicCache(config=model.config)
+    except TypeError:  # transformers 4.x
+        cache = transformers.DynamicCache()
+    # transformers 5.x renamed past_key_values to cache (the old name is deprecated)
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters \
+        else "past_key_values"
+    ids = torch.tensor([tokens], dtype=torch.long, device=device)
+    argmax = []
+    with torch.no_grad():
+        for step in range(decode_steps + 1):
+            out = model(input_ids=ids, use_cache=True, **{cache_arg: cache})
+            last = out.logits[0, -1].float()
+            finite = torch.isfinite(last)
+            argmax.append(int(torch.where(finite, last, -torch.inf).argmax())
+                          if bool(finite.any()) else -1)
+            if step < decode_steps:
+                ids = torch.tensor([[decoded[step]]], dtype=torch.long, device=device)
+    if cap is not None:
+        cap.end_tokens, cap.decoded = argmax, list(decoded)
+    return argmax
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        prog="python -m layerdiff.hf",
+        description="Run transformers' Qwen3 on the prompt and decode tokens of a layerdiff "
+                    "stream and write its probes (compare them with `layerdiff compare REF OUT`).",
+        epilog="environment: LAYERDIFF_PROBE_TAGS, _LAYERS, _STEPS, _PAYLOAD, _ENCODING as for "
+               "`layerdiff run`; options win. exit codes: 0 ok, 2 bad usage or input, 3 the "
+               "followed stream is incomplete")
+    ap.add_argument("model_dir", metavar="MODEL_DIR", help="checkpoint (config.json + safetensors)")
+    ap.add_argument("--follow", required=True, metavar="REF.jsonl",
+                    help="the stream whose prompt and decoded tokens to feed")
+    ap.add_argument("--probes", required=True, metavar="OUT.jsonl", help="where to write probes")
+    ap.add_argument("--dtype", choices=("f32", "bf16", "f16"), default="f32",
+                    help="compute dtype (default f32)")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1")
+    ap.add_argument("--attn", choices=("eager", "sdpa"), default="eager",
+                    help="transformers' attention implementation (default eager)")
+    ap.add_argument("--payload", choices=("stats", "full"), help="default: $LAYERDIFF_PROBE_"
+                    "PAYLOAD, else stats")
+    ap.add_argument("--encoding", choices=probes.ENCODINGS, help="payload encoding")
+    args = ap.parse_args(argv)
+    try:
+        tokens, steps, decoded = read_follow(args.follow)
+        info = model_info(args.model_dir)
+        try:
+            import torch
+            import transformers
+        except ImportError as e:
+            raise RunError(f"{e}: install the extras: pip install 'layerdiff[hf]' (or make "
+                           "python-deps)") from e
+        from . import torch as ldtorch
+        model = load_model(args.model_dir, args.dtype, args.device, args.attn)
+        backend = {"name": "transformers", "device": args.device, "compute_dtype": args.dtype,
+                   "attn_implementation": args.attn, "transformers": transformers.__version__,
+                   "torch": torch.__version__}
+        sink_args = {k: v for k, v in (("payload", args.payload), ("encoding", args.encoding))
+                     if v}
+        with ldtorch.capture(model, args.probes, tokens=tokens, decode_steps=steps,
+                             implementation="transformers", backend=backend, model_info=info,
+                             **sink_args) as cap:
+            argmax = run(model, tokens, steps, decoded, cap)
+    except RunError as e:
+        print(f"layerdiff.hf: {e}", file=sys.stderr)
+        return e.code
+    except probes.ProbeError as e:
+        print(f"layerdiff.hf: {e}", file=sys.stderr)
+        return USAGE_EXIT
+    print(" ".join(map(str, argmax)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""layerdiff.torch — probes of a PyTorch model through forward hooks: capture(model, path, ...)
+maps module names to layerdiff tags (a built-in map for transformers' Qwen3), reduces device
+tensors to statistics on their device and copies payloads only when wanted. Not the writer
+(layerdiff.probes) nor the transformers runner (layerdiff.hf)."""
+
+import contextlib
+import importlib
+import re
+
+import numpy as np
+import torch
+
+from . import probes
+
+# Module name (a regex; the first group, when present, is the layer) -> (tag, what): "out" takes
+# the module's output, "in" its first input. Shapes are made [T, ...] by _as_probe_shape.
+QWEN3_TAG_MAP = (
+    (r"model\.embed_tokens", "embed", "out"),
+    (r"model\.layers\.(\d+)\.input_layernorm", "attn_norm", "out"),
+    (r"model\.layers\.(\d+)\.self_attn\.q_proj", "q_proj", "out"),
+    (r"model\.layers\.(\d+)\.self_attn\.k_proj", "k_proj", "out"),
+    (r"model\.layers\.(\d+)\.self_attn\.v_proj", "v_proj", "out"),
+    (r"model\.layers\.(\d+)\.self_attn\.q_norm", "q_norm", "out"),
+    (r"model\.layers\.(\d+)\.self_attn\.k_norm", "k_norm", "out"),
+    (r"model\.layers\.(\d+)\.self_attn\.o_proj", "attn_out", "in"),
+    (r"model\.layers\.(\d+)\.self_attn\.o_proj", "o_proj", "out"),
+    (r"model\.layers\.(\d+)\.post_attention_layernorm", "attn_residual", "in"),
+    (r"model\.layers\.(\d+)\.post_attention_layernorm", "mlp_norm", "out"),
+    (r"model\.layers\.(\d+)\.mlp\.gate_proj", "gate_proj", "out"),
+    (r"model\.layers\.(\d+)\.mlp\.up_proj", "up_proj", "out"),
+    (r"model\.layers\.(\d+)\.mlp\.down_proj", "mlp_act", "in"),
+    (r"model\.layers\.(\d+)\.mlp\.down_proj", "down_proj", "out"),
+    (r"model\.layers\.(\d+)", "layer_out", "out"),
+    (r"model\.norm", "final_norm", "out"),
+    (r"lm_head", "logits", "out"),
+)
+# q_rope and k_rope are no module's output: the rotary function of these modules is wrapped, and
+# its outputs are the probes of the attention module running at the time.
+QWEN3_ROPE = ("transformers.models.qwen3.modeling_qwen3", "apply_rotary_pos_emb",
+              r"model\.layers\.(\d+)\.self_attn")
+
+_TORCH_DTYPE = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
+
+
+def device_stats(t):
+    """layerdiff's statistics and head of a tensor, computed on its device in float64 (two
+    transfers of a few numbers): min, max, mean, std (population), l2, absmax over the finite
+    elements, NaN and Inf counts; head: the first 16 values, widened exactly."""
+    x = t.detach().reshape(-1).to(torch.float64)
+    fin = torch.isfinite(x)
+    nfin, nan = (int(v) for v in torch.stack([fin.sum(), torch.isnan(x).sum()]).tolist())
+    out = {"nan": nan, "inf": x.numel() - nfin - nan}
+    f = x if nfin == x.numel() else x[fin]
+    if nfin == 0:
+        out.update({k: float("nan") for k in ("min", "max", "mean", "std", "l2", "absmax")})
+        return out, x[:probes.HEAD_COUNT].tolist()
+    mean = f.mean()
+    v = torch.cat([torch.stack([f.min(), f.max(), mean, (f - mean).square().mean().sqrt(),
+                                f.square().sum().sqrt()]), x[:probes.HEAD_COUNT]]).tolist()
+    out.update(min=v[0], max=v[1], mean=v[2], std=v[3], l2=v[4], absmax=max(abs(v[0]),
+                                                                          abs(v[1])))
+    return out, v[5:]
+
+
+def host_array(t):
+    """A tensor as the numpy array probes.Sink.emit takes, and its dtype name (bf16 as uint16
+    bit patterns: numpy has no bf16)."""
+    t = t.detach().contiguous()
+    dtype = _TORCH_DTYPE.get(t.dtype)
+    if dtype is None:
+        t, dtype = t.float(), "f32"
+    if dtype == "bf16":
+        return t.view(torch.int16).cpu().numpy().view(np.uint16), dtype
+    return t.cpu().numpy(), dtype
+
+
+def _as_probe_shape(t, tag, n_heads):
+    """[1, T, ...] (batch of one) or a rotary output [1, heads, T, D] as layerdiff's [T, ...]:
+    heads split out for the head-shaped tags, whatever the module gave."""
+    if t.dim() >= 2 and t.shape[0] == 1:
+        t = t[0]
+    if tag in ("q_rope", "k_rope"):
+        t = t.transpose(0, 1)  # [heads, T, D] -> [T, heads, D]
+    heads = n_heads.get(tag)
+    if heads and t.dim() == 2:
+        t = t.reshape(t.shape[0], heads, -1)
+    return t
+
+
+class Capture:
+    """What capture() yields: the sink, the step count, the argmax token of every step
+    (end_tokens) and the tokens fed to decode steps (decoded, recorded by the caller)."""
+
+    def __init__(self, sink, n_heads):
+        self.sink, self.n_heads = sink, n_heads
+        self.step, self.pos0, self.steps_started = 0, 0, 0
+        self.end_tokens, self.decoded = [], []
+        self._layer_buf = {}  # layer -> [(sort key, emit thunk)], flushed in tag order
+
+    def record(self, layer, tag, t):
+        step = self.step
+        if not self.sink.wants(step, layer, tag):
+            return
+        t = _as_probe_shape(t, tag, self.n_heads)
+        pos0 = self.pos0
+        if self.sink.wants_data:
+            a, dtype = host_array(t)
+
+            def put():
+                self.sink.emit(step, layer, tag, a, pos0=pos0, dtype=dtype)
+        else:
+            dtype = _TORCH_DTYPE.get(t.dtype, "f32")
+            stats, head = device_stats(t)
+            shape = tuple(t.shape)
+
+            def put():
+                self.sink.emit_precomputed(step, layer, tag, shape=shape, dtype=dtype,
+                                           stats=stats, head=head, pos0=pos0)
+        if tag == "embed":
+            put()  # the first probe of a step: nothing can come before it
+            return
+        self._layer_buf.setdefault(layer, []).append((probes.tag_sort_key(step, layer, tag), put))
+        if tag == "layer_out":
+            self.flush(layer)
+
+    def flush(self, layer=None):
+        """Writes the buffered probes of one layer, or all (the end of a step), in layerdiff's
+        tag order: hooks fire in the model's order (q_proj, q_norm, k_proj, ...), which differs."""
+        if layer is None:
+            todo = [kp for lay in list(self._layer_buf) for kp in self._layer_buf.pop(lay)]
+        else:
+            todo = self._layer_buf.pop(layer, [])
+        for _, put in sorted(todo, key=lambda kp: kp[0]):
+            put()
+
+
+def _output_tensor(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@contextlib.contextmanager
+def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, rope=QWEN3_ROPE,
+            n_heads=None, implementation="pytorch", backend=None, model_info=None, **sink_args):
+    """Registers hooks on model for tag_map ((module-name regex, tag, "in"|"out"), the regex's
+    group the layer) and, when rope names (module, function, attention-module regex), wraps that
+    function for q_rope/k_rope; writes probes to path (None: $LAYERDIFF_PROBES and the
+    LAYERDIFF_PROBE_* variables; unset: no probing). A forward of the root module is one step:
+    the first the prefill, each later one a decode step. n_heads: {tag: heads} to split [T, H*D]
+    outputs (the Qwen3 map derives it from model.config). The end record is written on exit;
+    set cap.end_tokens and cap.decoded (the forced decode tokens) before it."""
+    cfg = getattr(model, "config", None)
+    if n_heads is None and cfg is not None and hasattr(cfg, "num_attention_heads"):
+        hq, hkv = cfg.num_attention_heads, cfg.num_key_value_heads
+        n_heads = {"q_proj": hq, "q_norm": hq, "attn_out": hq, "k_proj": hkv, "k_norm": hkv,
+                   "v_proj": hkv}
+    run = dict(implementation=implementation, backend=backend or {}, model=model_info or {},
+               tokens=tokens, decode_steps=decode_steps)
+    if path is None:
+        sink = probes.open_env(**sink_args, **run)
+    else:
+        sink = probes.Sink(path, **{**probes.config_from_env(), **sink_args, **run})
+    if sink is None:
+        yield None
+        return
+    cap = Capture(sink, n_heads or {})
+    handles, restore = [], None
+    compiled = [(re.compile(rx + r"\Z"), tag, where) for rx, tag, where in tag_map]
+
+    def hook_for(layer, tag, where):
+        if where == "in":
+            return lambda mod, args: cap.record(layer, tag, args[0])
+        return lambda mod, args, out: cap.record(layer, tag, _output_tensor(out))
+
+    attn_rx = re.compile(rope[2] + r"\Z") if rope else None
+    current_attn = [None]
+    for name, mod in model.named_modules():
+        for rx, tag, where in compiled:
+            m = rx.match(name)
+            if not m:
+                continue
+            layer = int(m.group(1)) if rx.groups else None
+            if where == "in":
+                handles.append(mod.register_forward_pre_hook(hook_for(layer, tag, where)))
+            else:
+                handles.append(mod.register_forward_hook(hook_for(layer, tag, where)))
+        m = attn_rx.match(name) if attn_rx else None
+        if m:
+            lay = int(m.group(1))
+            handles.append(mod.register_forward_pre_hook(
+                lambda mod, args, lay=lay: current_attn.__setitem__(0, lay)))
+
+    def step_start(mod, args, kwargs):
+        if cap.steps_started:
+            cap.step += 1
+        cap.steps_started += 1
+
+    def step_end(mod, args, kwargs, out):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        cap.flush()
+        if ids is not None:
+            cap.pos0 += int(ids.shape[-1])
+
+    handles.append(model.register_forward_pre_hook(step_start, with_kwargs=True))
+    handles.append(model.register_forward_hook(step_end, with_kwargs=True))
+    if rope:
+        mod = importlib.import_module(rope[0])
+        orig = getattr(mod, rope[1])
+
+        def rope_probe(*args, **kwargs):
+            q, k = orig(*args, **kwargs)
+            cap.record(current_attn[0], "q_rope", q)
+            cap.record(current_attn[0], "k_rope", k)
+            return q, k
+
+        setattr(mod, rope[1], rope_probe)
+        restore = (mod, rope[1], orig)
+    ok, message = True, None
+    try:
+        yield cap
+    except BaseException as e:
+        ok, message = False, f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        for h in handles:
+            h.remove()
+        if restore:
+            setattr(*restore)
+        if ok:
+            cap.flush()
+        sink.close(tokens=cap.end_tokens, decoded=cap.decoded, ok=ok, message=message)

@@ -1,0 +1,164 @@
+"""test_py_torch.py — transformers' Qwen3 through layerdiff.hf / layerdiff.torch against the
+reference: fp32 within 1e-5 rel_l2 at every probe (tiny and small, tied and untied, prompts of 1
+and 7 tokens, 3 decode steps), bf16 passing `layerdiff compare`'s default policy, a fault planted
+in the PyTorch model found at its key, and an untied checkpoint without lm_head refused. Not the
+format itself (test_py_probes.py).
+
+usage: test_py_torch.py VENV_PYTHON   (LD_BIN, LD_SRC; skips with 77 when VENV_PYTHON lacks torch
+and transformers, unless LD_REQUIRE_TORCH=1, which CI sets: then that is a failure)
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+SRC, LD_BIN, VPY = os.environ["LD_SRC"], os.environ["LD_BIN"], sys.argv[1]
+sys.path.insert(0, os.path.join(SRC, "python"))
+from layerdiff import probes  # noqa: E402
+from checks import check, finish  # noqa: E402
+
+ENV = dict(os.environ, PYTHONPATH=os.path.join(SRC, "python"), HF_HUB_OFFLINE="1",
+           TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+failures = []
+
+# q_norm over 16-element blocks instead of the whole head, as the fused-kernel bug of the seeds.
+PLANT = """
+import sys, torch, runpy
+from transformers.models.qwen3 import modeling_qwen3 as m
+orig = m.Qwen3RMSNorm.forward
+def blocked(self, x):
+    if x.shape[-1] != self.weight.shape[0] or not getattr(self, "_planted", False):
+        return orig(self, x)
+    xs = x.float().reshape(*x.shape[:-1], -1, 16)
+    xs = xs * torch.rsqrt(xs.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+    return self.weight * xs.reshape(x.shape).to(x.dtype)
+m.Qwen3RMSNorm.forward = blocked
+orig_init = m.Qwen3Attention.__init__
+def init(self, config, layer_idx):
+    orig_init(self, config, layer_idx)
+    self.q_norm._planted = layer_idx == 2
+m.Qwen3Attention.__init__ = init
+sys.argv = ["layerdiff.hf"] + sys.argv[1:]
+runpy.run_module("layerdiff.hf", run_name="__main__")
+"""
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def sh(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, env=ENV, **kw)
+
+
+def rel_l2_all(ref, cand):
+    """rel_l2 of every probe of ref against cand (both full payloads); a missing key is inf."""
+    a, b = probes.Stream(ref), probes.Stream(cand)
+    out = {}
+    for k, p in a.by_key.items():
+        q = b.by_key.get(k)
+        if q is None or q.shape != p.shape:
+            out[p.key] = float("inf")
+            continue
+        x, y = p.array().astype(np.float64), q.array().astype(np.float64)
+        n = np.linalg.norm(x)
+        out[p.key] = float(np.linalg.norm(x - y) / (n if n > 0 else 1.0))
+    check(len(a.probes) == len(b.probes) and [p.key for p in a.probes] ==
+          [p.key for p in b.probes], f"{cand}: the same keys in the same order as {ref}")
+    return out
+
+
+def main():
+    if not os.path.exists(VPY) or sh([VPY, "-c", "import torch, transformers"]).returncode:
+        if os.environ.get("LD_REQUIRE_TORCH") == "1":
+            print(f"FAIL: {VPY} lacks torch/transformers and LD_REQUIRE_TORCH=1 (make python-deps)")
+            return 1
+        print(f"skipped: {VPY} lacks torch/transformers (make python-deps installs them)")
+        return 77
+    with tempfile.TemporaryDirectory() as d:
+        for preset in ("tiny", "small"):
+            for tie in ("--tied", "--untied"):
+                m = os.path.join(d, f"{preset}{tie}")
+                r = sh([LD_BIN, "gen-model", m, "--preset", preset, tie, "--seed", "3"])
+                check(r.returncode == 0, f"gen-model {preset} {tie}: {r.stderr}")
+                for toks in ("5", "1,17,3,99,4,250,8"):
+                    ref = os.path.join(d, "ref.jsonl")
+                    r = sh([LD_BIN, "run", "--model", m, "--tokens", toks, "--decode", "3",
+                            "--payload", "full", "--probes", ref, "--quiet"])
+                    check(r.returncode == 0, f"run {m}: {r.stderr}")
+                    what = f"{preset} {tie} prompt {toks}"
+                    runs = [("f32", "eager"), ("bf16", "sdpa")]
+                    if preset == "small" and tie == "--tied":  # sdpa in fp32 too, once
+                        runs.append(("f32", "sdpa"))
+                    for dtype, attn in runs:
+                        out = os.path.join(d, f"hf_{dtype}.jsonl")
+                        r = sh([VPY, "-m", "layerdiff.hf", m, "--follow", ref, "--probes", out,
+                                "--dtype", dtype, "--attn", attn, "--payload", "full"])
+                        check(r.returncode == 0, f"layerdiff.hf {what} {dtype}: {r.stderr}")
+                        if dtype == "f32":
+                            errs = rel_l2_all(ref, out)
+                            worst = max(errs, key=errs.get)
+                            check(errs[worst] <= 1e-5,
+                                  f"{what} f32 {attn}: rel_l2 {errs[worst]:.3g} at {worst}")
+                            print(f"{what} f32 {attn}: {len(errs)} probes, worst rel_l2 "
+                                  f"{errs[worst]:.3g} at {worst}")
+                        c = sh([LD_BIN, "compare", ref, out])
+                        check(c.returncode == 0, f"compare {what} {dtype} {attn}: exit "
+                              f"{c.returncode}\n{c.stdout[-1500:]}")
+        # the header, the decode count and the end record come from the followed stream
+        s = probes.Stream(os.path.join(d, "hf_f32.jsonl"))
+        check(s.header["input"]["decode_steps"] == 3 and s.end["decoded"] ==
+              probes.Stream(ref).end["decoded"] and s.end["last_key"] == "S3.logits" and
+              "transformers" in s.header["backend"] and "torch" in s.header["backend"],
+              f"header/end of the HF stream: {s.header['backend']} {s.end}")
+        # a planted fault: q_norm of layer 2 over 16-element blocks
+        m = os.path.join(d, "small--tied")
+        ref = os.path.join(d, "ref7.jsonl")
+        sh([LD_BIN, "run", "--model", m, "--tokens", "1,17,3,99,4,250,8", "--decode", "3",
+            "--payload", "full", "--probes", ref, "--quiet"])
+        out, rep = os.path.join(d, "planted.jsonl"), os.path.join(d, "r.json")
+        r = sh([VPY, "-c", PLANT, m, "--follow", ref, "--probes", out, "--payload", "full"])
+        check(r.returncode == 0, f"planted run: {r.stderr}")
+        c = sh([LD_BIN, "compare", ref, out, "--json", rep])
+        first = json.load(open(rep))["first_divergence"] if os.path.exists(rep) else None
+        check(c.returncode == 1 and first and first.get("key") == "S0.L2.q_norm",
+              f"planted fault: exit {c.returncode}, first divergence {first}")
+        # an untied config over a checkpoint without lm_head.weight is refused
+        bad = os.path.join(d, "untied-without-head")
+        shutil.copytree(os.path.join(d, "tiny--tied"), bad)
+        cfg = json.load(open(os.path.join(bad, "config.json")))
+        cfg["tie_word_embeddings"] = False
+        json.dump(cfg, open(os.path.join(bad, "config.json"), "w"))
+        r = sh([VPY, "-m", "layerdiff.hf", bad, "--follow", ref, "--probes",
+                os.path.join(d, "x.jsonl")])
+        check(r.returncode == 2 and "missing: lm_head.weight" in r.stderr,
+              f"untied without lm_head: exit {r.returncode}: {r.stderr[-400:]}")
+        # the example of docs/python.md: a user's own model through a tag map, read by inspect
+        toy = os.path.join(d, "toy.jsonl")
+        r = sh([VPY, os.path.join(SRC, "examples", "python", "probe_my_model.py"), toy])
+        i = sh([LD_BIN, "inspect", toy])
+        keys = [p.key for p in probes.Stream(toy).probes] if r.returncode == 0 else []
+        check(r.returncode == 0 and i.returncode == 0 and len(keys) == 3 * 12 and
+              keys[:3] == ["S0.embed", "S0.L0.mlp_norm", "S0.L0.up_proj"] and
+              keys[-1] == "S2.logits", f"example: exit {r.returncode}/{i.returncode} {keys[:4]} "
+              f"{r.stderr[-300:]}{i.stderr[-300:]}")
+        # a cut-short followed stream is exit 3
+        cut = os.path.join(d, "cut.jsonl")
+        with open(ref, "rb") as f, open(cut, "wb") as g:
+            g.write(f.read()[:5000])
+        r = sh([VPY, "-m", "layerdiff.hf", m, "--follow", cut, "--probes",
+                os.path.join(d, "x.jsonl")])
+        check(r.returncode == 3 and "last complete probe" in r.stderr,
+              f"cut-short follow: exit {r.returncode}: {r.stderr[-300:]}")
+    return finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
