@@ -47,6 +47,12 @@ typedef struct ld_model {
 ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err);
 void ld_model_close(ld_model *m);
 
+/* LD_E_USAGE when writing output (with via_tmp: through output.tmp, as ld_write_file does) would
+ * overwrite one of the checkpoint's files: config.json, the index, a shard (see
+ * ld_refuse_overwrite). A NULL m has no files. */
+ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool via_tmp,
+                                    ld_error *err);
+
 /* The "model" object of a probe header, as compact JSON (malloc'd): architecture, every config
  * field the math uses, fingerprint, checkpoint dtype. */
 char *ld_model_header_json(const ld_model *m);

@@ -431,20 +431,16 @@ ld_status ld_st_parse(ld_st_file **out, const void *buf, size_t len, const char 
 ld_status ld_st_open(ld_st_file **out, const char *path, ld_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ld_error_set(err, errno == ENOENT ? LD_E_INPUT : LD_E_IO, "%s: cannot open: %s",
-                            path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ld_error_set(err, LD_E_INPUT, "%s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
+    int fd;
+    uint64_t file_size;
+    ld_status open_st = ld_open_regular(path, &fd, &file_size, err);
+    if (open_st != LD_OK)
+        return open_st;
+    if (file_size > SIZE_MAX) {
         close(fd);
         return ld_error_set(err, LD_E_INPUT, "%s: too large to map", path);
     }
-    size_t size = (size_t)sb.st_size;
+    size_t size = (size_t)file_size;
     if (size < 8) {
         close(fd);
         return ld_error_set(err, LD_E_INPUT,

@@ -226,7 +226,9 @@ int ld_cmd_run(int argc, char **argv)
                          .decode_steps = a.decode, .follow = follow, .n_follow = n_follow,
                          .faults = &a.faults, .emulate = a.emulate, .sr_seed = (uint32_t)a.sr_seed,
                          .probes_path = a.probes_path, .sink_config = &a.sc,
-                         .probes_from_env = true, .progress = progress, .progress_ctx = &ps};
+                         .probes_from_env = true, .inputs = &a.follow_path,
+                         .n_inputs = a.follow_path ? 1 : 0, .progress = progress,
+                         .progress_ctx = &ps};
     ld_status st = ld_run(&ro, &res, &err);
     if (ps.drawn)
         fprintf(stderr, "\r%60s\r", "");

@@ -8,6 +8,7 @@
 
 #include "forward.h"
 #include "generate.h"
+#include "util.h"
 #ifdef LD_HAVE_CUDA
 #include "cuda_backend.h"
 #endif
@@ -85,6 +86,14 @@ static ld_status open_sink(const ld_run_options *o, const ld_run_info *info, ld_
                            ld_error *err)
 {
     *sink = NULL;
+    /* The stream is truncated on open: it must not be the checkpoint (mapped: SIGBUS) or an input
+     * such as the followed stream. */
+    const char *path = o->probes_path ? o->probes_path
+                       : o->probes_from_env ? getenv("LAYERDIFF_PROBES") : NULL;
+    if (path && *path &&
+        (ld_model_refuse_overwrite(o->model, path, false, err) != LD_OK ||
+         ld_refuse_overwrite(path, false, o->inputs, o->n_inputs, err) != LD_OK))
+        return ld_error_prefix(err, "%s", o->probes_path ? "--probes" : "LAYERDIFF_PROBES");
     if (o->probes_path) {
         ld_sink_config defaults;
         ld_sink_config_init(&defaults);

@@ -46,6 +46,9 @@ typedef struct ld_run_options {
     const char *probes_path;
     const ld_sink_config *sink_config;
     bool probes_from_env;
+    const char *const *inputs;     /* files the stream must not overwrite besides the checkpoint's
+                                      (the followed stream); n_inputs of them */
+    size_t n_inputs;
     ld_run_progress_fn progress;   /* before each layer of each step; may be NULL */
     void *progress_ctx;
 } ld_run_options;
