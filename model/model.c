@@ -689,6 +689,24 @@ ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool 
     return st;
 }
 
+ld_status ld_model_check_unchanged(const ld_model *m, ld_error *err)
+{
+    for (size_t f = 0; f < m->n_files; f++) {
+        ld_status st = ld_st_check_unchanged(m->files[f], err);
+        if (st != LD_OK)
+            return st;
+    }
+    return LD_OK;
+}
+
+const char *ld_model_file_at(const ld_model *m, const void *addr)
+{
+    for (size_t f = 0; m && f < m->n_files; f++)
+        if (ld_st_maps(m->files[f], addr))
+            return ld_st_path(m->files[f]);
+    return NULL;
+}
+
 /* The dtype shared by every weight the model reads, or "mixed". */
 static const char *checkpoint_dtype(const ld_model *m)
 {

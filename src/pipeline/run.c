@@ -112,10 +112,18 @@ static ld_status generate_and_close(const ld_backend *b, const ld_run_options *o
     size_t n = (size_t)o->decode_steps;
     r->tokens = calloc(n + 1, sizeof *r->tokens);
     r->decoded = calloc(n + 1, sizeof *r->decoded);
+    if (o->live_sink)
+        *o->live_sink = sink;
     ld_status st = !r->tokens || !r->decoded
                        ? ld_error_set(err, LD_E_NOMEM, "out of memory")
                        : b->generate(o->model, o->prompt, o->n_prompt, o->decode_steps, fo,
                                      r->tokens, r->decoded, err);
+    if (o->live_sink)
+        *o->live_sink = NULL;
+    /* Weights rewritten under the run (same size, so no SIGBUS) may have mixed old and new
+     * values into what it computed: such a stream must not end ok. */
+    if (st == LD_OK)
+        st = ld_model_check_unchanged(o->model, err);
     if (st != LD_OK) {
         ld_run_end failed_end = {.ok = false, .message = err->msg};
         ld_sink_close(sink, &failed_end, NULL);

@@ -2,7 +2,9 @@
 # test_files_cli.sh — what layerdiff does with hostile files around it (issue 15): an output that
 # is an input or a checkpoint file is refused before anything is written (exit 2, both paths
 # named); a FIFO as config.json, index, shard or JSON input is refused at once, not waited on; a
-# pipe given to 'compare --model' (read twice) is refused up front. Needs LD_BIN (set by ctest).
+# pipe given to 'compare --model' (read twice) is refused up front; a checkpoint truncated or
+# rewritten during a run ends it with a message naming the file (exit 2) and the stream with an
+# error end record naming the last key. Needs LD_BIN (set by ctest).
 set -u
 bin=${LD_BIN:?LD_BIN is not set}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-files-cli-XXXXXX")
@@ -116,6 +118,75 @@ check model-pipe-cand 2 "write it to a file first" \
     bash -c "\"$bin\" compare r.jsonl <(cat c.jsonl) --model m"
 check model-files 0 "verdict: PASS" "$bin" compare r.jsonl c.jsonl --model m
 check pipe-no-model 0 "verdict: PASS" bash -c "\"$bin\" compare <(cat r.jsonl) <(cat c.jsonl)"
+
+# ---- the checkpoint truncated or rewritten during a run ----
+# change_during_run NAME DIR CHANGE...: runs DIR's model into a FIFO, reads 300 kB of the stream
+# (the run then blocks on the full pipe, mid-way), runs CHANGE, reads the rest. Leaves the
+# run's exit code in $tmp/NAME.rc, its stderr in $tmp/NAME.err, the stream in $tmp/NAME.jsonl.
+change_during_run() {
+    local name=$1 dir=$2
+    shift 2
+    rm -f "$name.fifo" && mkfifo "$name.fifo"
+    timeout 120 bash -c '
+        bin=$1 dir=$2 name=$3
+        shift 3
+        "$bin" run --model "$dir" --tokens 1,2,3 --decode 20 --payload full \
+            --probes "$name.fifo" --quiet >/dev/null 2>"$name.err" &
+        pid=$!
+        exec 3<"$name.fifo"
+        head -c 300000 <&3 >"$name.jsonl"
+        "$@"
+        cat <&3 >>"$name.jsonl"
+        wait $pid
+        echo $? >"$name.rc"' _ "$bin" "$dir" "$name" "$@"
+}
+# stream_ends NAME WANT...: the run exited 2, its stderr and the stream's error end record carry
+# each WANT, and inspect reads the stream as ended in error (exit 3).
+stream_ends() {
+    local name=$1 rc
+    shift
+    rc=$(cat "$name.rc" 2>/dev/null)
+    "$bin" inspect "$name.jsonl" >"$name.inspect" 2>&1
+    local irc=$?
+    local end
+    end=$(tail -n 1 "$name.jsonl")
+    local ok=1
+    [ "$rc" = 2 ] && [ "$irc" = 3 ] && grep -qF '"status":"error"' <<<"$end" || ok=0
+    for want in "$@"; do
+        grep -qF -- "$want" "$name.err" && grep -qF -- "$want" <<<"$end" || ok=0
+    done
+    if [ "$ok" = 1 ]; then
+        echo "ok   $name: $(cat "$name.err")"
+    else
+        echo "FAIL $name: run exit ${rc:-none} (want 2), inspect exit $irc (want 3); stderr:"
+        sed 's/^/    /' "$name.err"
+        echo "    end record: ${end:0:300}"
+        echo "    (wanted in both: $*)"
+        fails=$((fails + 1))
+    fi
+}
+"$bin" gen-model big --preset small >/dev/null && "$bin" gen-model bigs --preset small --shards 2 \
+    >/dev/null || { echo "FAIL: cannot generate the small checkpoints"; exit 1; }
+cp -r big big.orig && cp -r bigs bigs.orig
+change_during_run truncated big truncate -s 0 big/model.safetensors
+stream_ends truncated "big/model.safetensors changed during the run (truncated?)"
+grep -qF "ends with an error end record after S0." truncated.err ||
+    { echo "FAIL truncated: stderr names no last key"; fails=$((fails + 1)); }
+cp big.orig/model.safetensors big/
+change_during_run truncated-shard bigs truncate -s 100000 bigs/model-00002-of-00002.safetensors
+stream_ends truncated-shard "bigs/model-00002-of-00002.safetensors changed during the run"
+cp bigs.orig/* bigs/
+change_during_run rewritten big touch -d 2001-01-01 big/model.safetensors
+stream_ends rewritten "big/model.safetensors changed during the run (rewritten in place)"
+cp big.orig/model.safetensors big/
+# Replacing the file by rename leaves the mapping, and so the run, intact.
+change_during_run replaced big bash -c 'cp big.orig/model.safetensors big/new && mv big/new big/model.safetensors'
+if [ "$(cat replaced.rc)" != 0 ] || ! tail -n 1 replaced.jsonl | grep -qF '"status":"ok"'; then
+    echo "FAIL replaced: exit $(cat replaced.rc), $(cat replaced.err)"
+    fails=$((fails + 1))
+else
+    echo "ok   replaced: a run over a checkpoint replaced by rename ends ok"
+fi
 
 if [ "$fails" -ne 0 ]; then
     echo "$fails check(s) failed"
