@@ -105,7 +105,8 @@ check fifo-shard 2 "msf2/model-00001-of-00002.safetensors: not a regular file" \
 cp -r m mf3 && rm mf3/model.safetensors && mkfifo mf3/model.safetensors
 check fifo-single 2 "mf3/model.safetensors: not a regular file" "$bin" run --model mf3 --tokens 1,2
 mkfifo fifo.json
-check fifo-policy 2 "fifo.json: not a regular file" "$bin" compare r.jsonl c.jsonl --policy fifo.json
+check fifo-policy 2 "fifo.json: not a regular file" \
+    "$bin" compare r.jsonl c.jsonl --policy fifo.json
 check fifo-map 2 "fifo.json: not a regular file" "$bin" compare r.jsonl c.jsonl --map fifo.json
 check fifo-floor 2 "fifo.json: not a regular file" "$bin" compare r.jsonl c.jsonl --floor fifo.json
 check fifo-baseline 2 "fifo.json: not a regular file" \
@@ -180,7 +181,8 @@ change_during_run rewritten big touch -d 2001-01-01 big/model.safetensors
 stream_ends rewritten "big/model.safetensors changed during the run (rewritten in place)"
 cp big.orig/model.safetensors big/
 # Replacing the file by rename leaves the mapping, and so the run, intact.
-change_during_run replaced big bash -c 'cp big.orig/model.safetensors big/new && mv big/new big/model.safetensors'
+change_during_run replaced big \
+    bash -c 'cp big.orig/model.safetensors big/new && mv big/new big/model.safetensors'
 if [ "$(cat replaced.rc)" != 0 ] || ! tail -n 1 replaced.jsonl | grep -qF '"status":"ok"'; then
     echo "FAIL replaced: exit $(cat replaced.rc), $(cat replaced.err)"
     fails=$((fails + 1))
