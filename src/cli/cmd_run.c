@@ -105,25 +105,25 @@ static void on_sigbus(int sig, siginfo_t *si, void *context)
         signal(sig, SIG_DFL);
         return;
     }
-    char msg[PATH_MAX + 512];
-    size_t n = append_text(msg, sizeof msg, 0, path);
-    n = append_text(msg, sizeof msg, n, " changed during the run (truncated?): reading its mapped "
-                                        "weights failed (SIGBUS); a checkpoint must not be "
-                                        "rewritten while a run reads it");
+    static const char prefix[] = "layerdiff run: ";
+    char line[PATH_MAX + 512];
+    size_t n = append_text(line, sizeof line, 0, prefix);
+    n = append_text(line, sizeof line, n, path);
+    n = append_text(line, sizeof line, n, " changed during the run (truncated?): reading its "
+                                          "mapped weights failed (SIGBUS); a checkpoint must not "
+                                          "be rewritten while a run reads it");
     ld_sink *sink = bus_sink;
-    ld_sink_emergency_end(sink, msg);
+    ld_sink_emergency_end(sink, line + sizeof prefix - 1);
     if (sink) {
         const char *key = ld_sink_last_key(sink);
-        n = append_text(msg, sizeof msg, n, " (the probe stream ends with an error end record ");
-        n = append_text(msg, sizeof msg, n, *key ? "after " : "before the first probe");
-        n = append_text(msg, sizeof msg, n, key);
-        n = append_text(msg, sizeof msg, n, ")");
+        n = append_text(line, sizeof line, n, " (the probe stream ends with an error end record ");
+        n = append_text(line, sizeof line, n, *key ? "after " : "before the first probe");
+        n = append_text(line, sizeof line, n, key);
+        n = append_text(line, sizeof line, n, ")");
     }
-    n = append_text(msg, sizeof msg, n, "\n");
-    static const char prefix[] = "layerdiff run: ";
-    /* Nothing is left to do when stderr is gone: the results are ignored. */
-    if (write(STDERR_FILENO, prefix, sizeof prefix - 1) > 0)
-        n = (size_t)write(STDERR_FILENO, msg, n);
+    n = append_text(line, sizeof line, n, "\n");
+    ssize_t written = write(STDERR_FILENO, line, n); /* nothing is left to do if it fails */
+    (void)written;
     _exit(LD_EXIT_USAGE);
 }
 
@@ -274,10 +274,11 @@ int ld_cmd_run(int argc, char **argv)
         a.decode = 0;
     if (ld_model_open(&m, a.model_dir, &err) != LD_OK)
         goto fail;
+    /* Handled only while the run reads the mappings: the handler reads the model. */
     bus_model = m;
-    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};
+    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old_sa;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGBUS, &sa, &old_sa);
 
     progress_state ps = {.on = !a.quiet && ld_cli_stderr_is_tty(), .start = ld_seconds()};
     ld_run_options ro = {.backend = backend, .model = m, .prompt = prompt, .n_prompt = n_prompt,
@@ -288,6 +289,8 @@ int ld_cmd_run(int argc, char **argv)
                          .n_inputs = a.follow_path ? 1 : 0, .live_sink = &bus_sink,
                          .progress = progress, .progress_ctx = &ps};
     ld_status st = ld_run(&ro, &res, &err);
+    sigaction(SIGBUS, &old_sa, NULL);
+    bus_model = NULL;
     if (ps.drawn)
         fprintf(stderr, "\r%60s\r", "");
     if (st != LD_OK)
