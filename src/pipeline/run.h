@@ -73,8 +73,8 @@ typedef struct ld_run_result {
  * stream with its end record. On a failure once the sink is open, the stream still ends, with an
  * error end record carrying err's message and naming the last key written. A run whose checkpoint
  * shard was truncated or rewritten in place meanwhile fails so (ld_model_check_unchanged,
- * LD_E_INPUT), whatever it computed. *out is filled only on
- * success; free it with ld_run_result_free. */
+ * LD_E_INPUT), whatever it computed. *out is filled only on success; free it with
+ * ld_run_result_free. */
 ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err);
 void ld_run_result_free(ld_run_result *r);
 
