@@ -25,7 +25,8 @@ bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out)
     return true;
 }
 
-ld_status ld_open_regular(const char *path, int *fd_out, uint64_t *size, ld_error *err)
+ld_status ld_open_regular(const char *path, uint64_t max_bytes, int *fd_out, uint64_t *size,
+                          ld_error *err)
 {
     *fd_out = -1;
     /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever; a
@@ -39,6 +40,11 @@ ld_status ld_open_regular(const char *path, int *fd_out, uint64_t *size, ld_erro
         close(fd);
         return ld_error_set(err, LD_E_INPUT, "%s: not a regular file", path);
     }
+    if ((uint64_t)st.st_size > max_bytes) {
+        close(fd);
+        return ld_error_set(err, LD_E_INPUT, "%s: file is %llu bytes, more than the %llu allowed",
+                            path, (unsigned long long)st.st_size, (unsigned long long)max_bytes);
+    }
     *fd_out = fd;
     *size = (uint64_t)st.st_size;
     return LD_OK;
@@ -50,14 +56,9 @@ ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *l
     *len = 0;
     int fd;
     uint64_t file_size;
-    ld_status status = ld_open_regular(path, &fd, &file_size, err);
+    ld_status status = ld_open_regular(path, max_bytes, &fd, &file_size, err);
     if (status != LD_OK)
         return status;
-    if (file_size > max_bytes) {
-        close(fd);
-        return ld_error_set(err, LD_E_INPUT, "%s: file is %llu bytes, more than the %zu allowed",
-                            path, (unsigned long long)file_size, max_bytes);
-    }
     size_t size = (size_t)file_size;
     char *p = malloc(size + 1);
     if (!p) {

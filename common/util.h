@@ -22,9 +22,11 @@ static inline bool ld_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !_
 /* Product of n non-negative dims; false when a dim is negative or the product overflows max. */
 bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out);
 
-/* Opens path for reading when it is a regular file, without waiting on a FIFO (a FIFO, device or
- * directory is LD_E_INPUT "not a regular file"); *fd is the descriptor, *size its size. */
-ld_status ld_open_regular(const char *path, int *fd, uint64_t *size, ld_error *err);
+/* Opens path for reading when it is a regular file of at most max_bytes, without waiting on a FIFO
+ * (a FIFO, device or directory is LD_E_INPUT "not a regular file"); *fd is the descriptor, *size
+ * its size. */
+ld_status ld_open_regular(const char *path, uint64_t max_bytes, int *fd, uint64_t *size,
+                          ld_error *err);
 /* Reads a whole regular file of at most max_bytes into a NUL-terminated malloc'd buffer. */
 ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err);
 /* Writes data to path atomically enough for our use: write to path.tmp, fsync, rename. */

@@ -552,7 +552,7 @@ static ld_status compute_fingerprint(ld_model *m, const char *config_text, size_
         const char *path = ld_st_path(m->files[f]);
         int fd;
         uint64_t size;
-        ld_status open_st = ld_open_regular(path, &fd, &size, err);
+        ld_status open_st = ld_open_regular(path, UINT64_MAX, &fd, &size, err);
         if (open_st != LD_OK) {
             free(all);
             return open_st;

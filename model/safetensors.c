@@ -436,13 +436,9 @@ ld_status ld_st_open(ld_st_file **out, const char *path, ld_error *err)
     *out = NULL;
     int fd;
     uint64_t file_size;
-    ld_status open_st = ld_open_regular(path, &fd, &file_size, err);
+    ld_status open_st = ld_open_regular(path, SIZE_MAX, &fd, &file_size, err);
     if (open_st != LD_OK)
         return open_st;
-    if (file_size > SIZE_MAX) {
-        close(fd);
-        return ld_error_set(err, LD_E_INPUT, "%s: too large to map", path);
-    }
     size_t size = (size_t)file_size;
     if (size < 8) {
         close(fd);
