@@ -25,11 +25,13 @@ bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out)
     return true;
 }
 
-ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err)
+ld_status ld_open_regular(const char *path, uint64_t max_bytes, int *fd_out, uint64_t *size,
+                          ld_error *err)
 {
-    *buf = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever; a
+     * regular file ignores the flag, so reads stay blocking. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return ld_error_set(err, errno == ENOENT ? LD_E_INPUT : LD_E_IO, "%s: cannot open: %s",
                             path, strerror(errno));
@@ -40,10 +42,24 @@ ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *l
     }
     if ((uint64_t)st.st_size > max_bytes) {
         close(fd);
-        return ld_error_set(err, LD_E_INPUT, "%s: file is %lld bytes, more than the %zu allowed",
-                            path, (long long)st.st_size, max_bytes);
+        return ld_error_set(err, LD_E_INPUT, "%s: file is %llu bytes, more than the %llu allowed",
+                            path, (unsigned long long)st.st_size, (unsigned long long)max_bytes);
     }
-    size_t size = (size_t)st.st_size;
+    *fd_out = fd;
+    *size = (uint64_t)st.st_size;
+    return LD_OK;
+}
+
+ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err)
+{
+    *buf = NULL;
+    *len = 0;
+    int fd;
+    uint64_t file_size;
+    ld_status status = ld_open_regular(path, max_bytes, &fd, &file_size, err);
+    if (status != LD_OK)
+        return status;
+    size_t size = (size_t)file_size;
     char *p = malloc(size + 1);
     if (!p) {
         close(fd);
@@ -101,6 +117,29 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
         int e = errno;
         unlink(tmp);
         return ld_error_set(err, LD_E_IO, "%s: cannot rename into place: %s", path, strerror(e));
+    }
+    return LD_OK;
+}
+
+ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *const *inputs,
+                              size_t n, ld_error *err)
+{
+    char tmp[PATH_MAX];
+    const char *outs[2] = {output, NULL};
+    if (via_tmp && (size_t)snprintf(tmp, sizeof tmp, "%s.tmp", output) < sizeof tmp)
+        outs[1] = tmp;
+    for (size_t o = 0; o < 2; o++) {
+        struct stat so, si;
+        if (!outs[o] || stat(outs[o], &so) != 0)
+            continue; /* not there (yet): writing it overwrites nothing */
+        for (size_t i = 0; i < n; i++)
+            if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
+                si.st_ino == so.st_ino)
+                return ld_error_set(err, LD_E_USAGE,
+                                    "%s%s is the same file as the input %s: refusing to "
+                                    "overwrite an input",
+                                    outs[o], o ? " (written first, then renamed into place)" : "",
+                                    inputs[i]);
     }
     return LD_OK;
 }

@@ -22,10 +22,20 @@ static inline bool ld_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !_
 /* Product of n non-negative dims; false when a dim is negative or the product overflows max. */
 bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out);
 
+/* Opens path for reading when it is a regular file of at most max_bytes, without waiting on a FIFO
+ * (a FIFO, device or directory is LD_E_INPUT "not a regular file"); *fd is the descriptor, *size
+ * its size. */
+ld_status ld_open_regular(const char *path, uint64_t max_bytes, int *fd, uint64_t *size,
+                          ld_error *err);
 /* Reads a whole regular file of at most max_bytes into a NUL-terminated malloc'd buffer. */
 ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err);
 /* Writes data to path atomically enough for our use: write to path.tmp, fsync, rename. */
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err);
+/* LD_E_USAGE naming both paths when output, or with via_tmp output.tmp (where ld_write_file writes
+ * first), is the same existing file (device and inode, through links) as one of the n inputs (NULL
+ * entries skipped); LD_OK otherwise. Writers call it before opening anything for writing. */
+ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *const *inputs,
+                              size_t n, ld_error *err);
 /* Joins dir and name with one '/' into out (size bytes); false when it does not fit. */
 bool ld_path_join(char *out, size_t size, const char *dir, const char *name);
 /* Creates a directory if missing (one level). */

@@ -550,10 +550,12 @@ static ld_status compute_fingerprint(ld_model *m, const char *config_text, size_
     size_t k = 0;
     for (size_t f = 0; f < m->n_files; f++) {
         const char *path = ld_st_path(m->files[f]);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
+        int fd;
+        uint64_t size;
+        ld_status open_st = ld_open_regular(path, UINT64_MAX, &fd, &size, err);
+        if (open_st != LD_OK) {
             free(all);
-            return ld_error_set(err, LD_E_IO, "%s: cannot reopen: %s", path, strerror(errno));
+            return open_st;
         }
         posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
         for (size_t i = 0; i < ld_st_count(m->files[f]); i++) {
@@ -667,6 +669,42 @@ void ld_model_close(ld_model *m)
     free(m->layers);
     free(m->dir);
     free(m);
+}
+
+ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool via_tmp,
+                                    ld_error *err)
+{
+    if (!m)
+        return LD_OK;
+    char config_path[PATH_MAX], index_path[PATH_MAX];
+    const char *files[] = {config_path, index_path};
+    if (!ld_path_join(config_path, sizeof config_path, m->dir, "config.json") ||
+        !ld_path_join(index_path, sizeof index_path, m->dir, index_name))
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", m->dir);
+    ld_status st = ld_refuse_overwrite(output, via_tmp, files, LD_ARRAY_LEN(files), err);
+    for (size_t f = 0; st == LD_OK && f < m->n_files; f++) {
+        const char *shard = ld_st_path(m->files[f]);
+        st = ld_refuse_overwrite(output, via_tmp, &shard, 1, err);
+    }
+    return st;
+}
+
+ld_status ld_model_check_unchanged(const ld_model *m, ld_error *err)
+{
+    for (size_t f = 0; f < m->n_files; f++) {
+        ld_status st = ld_st_check_unchanged(m->files[f], err);
+        if (st != LD_OK)
+            return st;
+    }
+    return LD_OK;
+}
+
+const char *ld_model_file_at(const ld_model *m, const void *addr)
+{
+    for (size_t f = 0; m && f < m->n_files; f++)
+        if (ld_st_maps(m->files[f], addr))
+            return ld_st_path(m->files[f]);
+    return NULL;
 }
 
 /* The dtype shared by every weight the model reads, or "mixed". */

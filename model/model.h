@@ -47,6 +47,19 @@ typedef struct ld_model {
 ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err);
 void ld_model_close(ld_model *m);
 
+/* LD_E_USAGE when writing output (with via_tmp: through output.tmp, as ld_write_file does) would
+ * overwrite one of the checkpoint's files: config.json, the index, a shard (see
+ * ld_refuse_overwrite). A NULL m has no files. */
+ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool via_tmp,
+                                    ld_error *err);
+
+/* LD_OK while no shard was truncated or rewritten in place since the model was opened; else
+ * ld_st_check_unchanged's error naming the first that was. */
+ld_status ld_model_check_unchanged(const ld_model *m, ld_error *err);
+/* The path of the shard whose mapping holds addr, or NULL. Async-signal-safe (reads fields only):
+ * a SIGBUS handler's way to name the file that was truncated under the run. */
+const char *ld_model_file_at(const ld_model *m, const void *addr);
+
 /* The "model" object of a probe header, as compact JSON (malloc'd): architecture, every config
  * field the math uses, fingerprint, checkpoint dtype. */
 char *ld_model_header_json(const ld_model *m);

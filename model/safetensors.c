@@ -23,6 +23,8 @@ struct ld_st_file {
     const unsigned char *base; /* the whole file image */
     size_t size;
     bool mapped; /* base is our mapping, to munmap on close */
+    int fd;      /* the mapped file, kept open to tell whether it changed under us; -1: none */
+    int64_t mtime_s, mtime_ns; /* its modification time when mapped */
     size_t n;
     ld_tensor *tensors; /* [n], sorted by name (bytewise) */
 };
@@ -407,6 +409,7 @@ static ld_status new_file(ld_st_file **out, const char *label, ld_error *err)
         return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label ? label : "(memory)");
     }
     f->path = path;
+    f->fd = -1;
     *out = f;
     return LD_OK;
 }
@@ -431,20 +434,12 @@ ld_status ld_st_parse(ld_st_file **out, const void *buf, size_t len, const char 
 ld_status ld_st_open(ld_st_file **out, const char *path, ld_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ld_error_set(err, errno == ENOENT ? LD_E_INPUT : LD_E_IO, "%s: cannot open: %s",
-                            path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ld_error_set(err, LD_E_INPUT, "%s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return ld_error_set(err, LD_E_INPUT, "%s: too large to map", path);
-    }
-    size_t size = (size_t)sb.st_size;
+    int fd;
+    uint64_t file_size;
+    ld_status open_st = ld_open_regular(path, SIZE_MAX, &fd, &file_size, err);
+    if (open_st != LD_OK)
+        return open_st;
+    size_t size = (size_t)file_size;
     if (size < 8) {
         close(fd);
         return ld_error_set(err, LD_E_INPUT,
@@ -452,20 +447,26 @@ ld_status ld_st_open(ld_st_file **out, const char *path, ld_error *err)
                             "length first)",
                             path, size);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    struct stat sb;
+    void *map = fstat(fd, &sb) == 0 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED)
+    if (map == MAP_FAILED) {
+        close(fd);
         return ld_error_set(err, LD_E_IO, "%s: cannot map: %s", path, strerror(map_errno));
+    }
     ld_st_file *f;
     ld_status st = new_file(&f, path, err);
     if (st != LD_OK) {
         munmap(map, size);
+        close(fd);
         return st;
     }
     f->base = map;
     f->size = size;
     f->mapped = true;
+    f->fd = fd;
+    f->mtime_s = (int64_t)sb.st_mtim.tv_sec;
+    f->mtime_ns = (int64_t)sb.st_mtim.tv_nsec;
     st = parse_image(f, err);
     if (st != LD_OK) {
         ld_st_close(f);
@@ -512,10 +513,37 @@ const ld_tensor *ld_st_find(const ld_st_file *f, const char *name)
     return NULL;
 }
 
+ld_status ld_st_check_unchanged(const ld_st_file *f, ld_error *err)
+{
+    struct stat sb;
+    if (f->fd < 0)
+        return LD_OK;
+    if (fstat(f->fd, &sb) != 0)
+        return ld_error_set(err, LD_E_IO, "%s: cannot stat: %s", f->path, strerror(errno));
+    if ((uint64_t)sb.st_size != f->size)
+        return ld_error_set(err, LD_E_INPUT,
+                            "%s changed during the run (truncated? %lld bytes, was %zu): a "
+                            "checkpoint must not be rewritten while a run reads it",
+                            f->path, (long long)sb.st_size, f->size);
+    if ((int64_t)sb.st_mtim.tv_sec != f->mtime_s || (int64_t)sb.st_mtim.tv_nsec != f->mtime_ns)
+        return ld_error_set(err, LD_E_INPUT,
+                            "%s changed during the run (rewritten in place): a checkpoint must "
+                            "not be rewritten while a run reads it",
+                            f->path);
+    return LD_OK;
+}
+
+bool ld_st_maps(const ld_st_file *f, const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr, base = (uintptr_t)f->base;
+    return f->mapped && a >= base && a - base < f->size;
+}
+
 void ld_st_close(ld_st_file *f)
 {
     if (!f) return;
     if (f->mapped) munmap((void *)f->base, f->size);
+    if (f->fd >= 0) close(f->fd);
     free_tensors(f->tensors, f->n);
     free(f->path);
     free(f);

@@ -4,6 +4,7 @@
 #ifndef LD_SAFETENSORS_H
 #define LD_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,7 +29,8 @@ typedef struct ld_st_file ld_st_file;
 
 /* Maps and validates path. Tensor data is not copied; it may be unaligned when a writer did not
  * pad the header to a multiple of 8 (read elements with memcpy, as ld_load_f32 does). The file
- * must not be truncated while mapped. */
+ * must not be truncated while mapped: reading a page past its new end raises SIGBUS (see
+ * ld_st_maps, ld_st_check_unchanged). The descriptor stays open until ld_st_close. */
 ld_status ld_st_open(ld_st_file **out, const char *path, ld_error *err);
 /* Validates a file image already in memory (tests, fuzzing); buf must outlive the result. */
 ld_status ld_st_parse(ld_st_file **out, const void *buf, size_t len, const char *label,
@@ -41,6 +43,13 @@ const char *ld_st_path(const ld_st_file *f);
 /* Byte offset of t's data from the start of the file (t from this file). */
 size_t ld_st_offset(const ld_st_file *f, const ld_tensor *t);
 size_t ld_st_size(const ld_st_file *f); /* whole file, bytes */
+/* LD_OK while the mapped file keeps the size and modification time it had when opened (always for
+ * ld_st_parse images); LD_E_INPUT "PATH changed during the run (...)" once it was truncated or
+ * rewritten in place. A file replaced by rename leaves the mapping, and so the run, intact. */
+ld_status ld_st_check_unchanged(const ld_st_file *f, ld_error *err);
+/* Whether addr lies inside f's mapping. Reads two fields only: async-signal-safe, for a SIGBUS
+ * handler naming the file whose pages vanished. */
+bool ld_st_maps(const ld_st_file *f, const void *addr);
 void ld_st_close(ld_st_file *f);
 
 /* Writer: the caller lists the tensors up front (header offsets are known from shapes), then the

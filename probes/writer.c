@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,12 @@
 #include "ld_version.h"
 #include "record.h"
 #include "util.h"
+
+/* The error end record's prefix: fixed fields, a 20-digit count and the last key escaped (at most
+ * 6 bytes a character). */
+#define EMERGENCY_PREFIX_MAX (160 + 6 * (LD_TAG_NAME_MAX + 32))
+/* The emergency message's share of the line, escaped. */
+#define EMERGENCY_MESSAGE_MAX 2048
 
 struct ld_sink {
     int fd;
@@ -36,6 +43,12 @@ struct ld_sink {
     uint64_t count;
     char last_key[LD_TAG_NAME_MAX + 32];
     ld_buf rec;             /* the record being built, reused */
+    /* The error end record up to its message, kept current after every record, for
+     * ld_sink_emergency_end (which may not allocate or format): two slots, so that a handler
+     * never reads the one being rewritten. */
+    char emergency[2][EMERGENCY_PREFIX_MAX];
+    size_t emergency_len[2];
+    volatile sig_atomic_t emergency_slot;
 };
 
 /* ---- names and configuration ------------------------------------------------------------------ */
@@ -169,6 +182,59 @@ static ld_status write_record(ld_sink *s, const char *what, ld_error *err)
         ld_buf_free(&s->rec);
     s->rec.len = 0;
     return LD_OK;
+}
+
+/* Rebuilds the spare emergency slot for the records written so far and makes it current. Uses
+ * s->rec, which write_record has just emptied. */
+static void update_emergency(ld_sink *s)
+{
+    ld_buf *b = &s->rec;
+    b->len = 0;
+    ld_buf_printf(b, "{\"record\":\"end\",\"status\":\"error\",\"probes\":%llu,\"tokens\":[],"
+                     "\"decoded\":[],\"last_key\":",
+                  (unsigned long long)s->count);
+    ld_json_put_string(b, s->last_key, strlen(s->last_key), true);
+    ld_buf_puts(b, ",\"message\":");
+    int spare = !s->emergency_slot;
+    if (!ld_buf_failed(b) && b->len <= sizeof s->emergency[spare]) {
+        memcpy(s->emergency[spare], b->p, b->len);
+        s->emergency_len[spare] = b->len;
+        s->emergency_slot = spare;
+    }
+    b->len = 0;
+    b->oom = false;
+}
+
+void ld_sink_emergency_end(ld_sink *s, const char *message)
+{
+    if (!s || s->failed || s->fd < 0)
+        return;
+    int slot = s->emergency_slot;
+    char line[EMERGENCY_PREFIX_MAX + EMERGENCY_MESSAGE_MAX + 8];
+    size_t n = s->emergency_len[slot];
+    if (n == 0)
+        return; /* not started */
+    memcpy(line, s->emergency[slot], n);
+    line[n++] = '"';
+    /* JSON by hand (ld_json_put_string allocates): control characters and bytes >= 0x80, which
+     * might not be UTF-8, become '?', so the line stays valid for the strict reader. */
+    for (const char *p = message ? message : ""; *p && n < EMERGENCY_PREFIX_MAX +
+                                                          EMERGENCY_MESSAGE_MAX - 2; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\')
+            line[n++] = '\\';
+        line[n++] = c < 0x20 || c >= 0x80 ? '?' : (char)c;
+    }
+    memcpy(line + n, "\"}\n", 3);
+    n += 3;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(s->fd, line + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        done += (size_t)w;
+    }
 }
 
 static ld_status append_object_json(ld_sink *s, const char *json, const char *what, ld_error *err)
@@ -336,6 +402,7 @@ static ld_status sink_start(ld_sink **out, ld_sink *s, const ld_run_info *run, l
         sink_free(s);
         return st;
     }
+    update_emergency(s);
     *out = s;
     return LD_OK;
 }
@@ -550,6 +617,7 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
         return rc;
     s->count++;
     snprintf(s->last_key, sizeof s->last_key, "%s", key_text);
+    update_emergency(s);
     return LD_OK;
 }
 

@@ -1,10 +1,13 @@
 /* cmd_run.c — 'layerdiff run': loads a checkpoint, runs the forward pass on the chosen backend
  * (CPU reference, optionally emulating a low-precision kernel set or with injected faults; or the
  * CUDA path) and writes the probe stream. Prints the generated token ids on stdout. */
+#include <limits.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "faults.h"
@@ -54,7 +57,9 @@ static void usage(void)
         "LAYERDIFF_PROBE_STEPS, LAYERDIFF_PROBE_PAYLOAD, LAYERDIFF_PROBE_ENCODING set the same as\n"
         "the options above; options win.\n"
         "\n"
-        "exit codes: 0 ok, 2 bad usage or input (the message names the file or option)\n");
+        "exit codes: 0 ok, 2 bad usage or input (the message names the file or option; a\n"
+        "checkpoint truncated or rewritten during the run included: the probe stream then ends\n"
+        "with an error end record)\n");
 }
 
 typedef struct progress_state {
@@ -72,6 +77,55 @@ static void progress(void *ctx, int step, int n_steps, int layer, int n_layers)
             n_layers, ld_seconds() - p->start);
     fflush(stderr);
     p->drawn = true;
+}
+
+/* ---- a checkpoint truncated under the run --------------------------------------------------- */
+
+/* What the SIGBUS handler needs: the model whose mappings may lose pages, and the open sink. */
+static const ld_model *volatile bus_model;
+static ld_sink *volatile bus_sink;
+
+/* Appends the string s to buf (size bytes, n used), leaving room for a NUL; async-signal-safe. */
+static size_t append_text(char *buf, size_t size, size_t n, const char *s)
+{
+    while (*s && n + 1 < size)
+        buf[n++] = *s++;
+    buf[n] = '\0';
+    return n;
+}
+
+/* SIGBUS: a page of the mapped checkpoint is gone, the file was truncated under the run (cp over
+ * it does that). Only async-signal-safe work: name the file, end the probe stream with an error
+ * end record naming the last key, say so on stderr, exit 2. A SIGBUS outside the checkpoint's
+ * mappings is not ours: the default action, once the faulting access reruns. */
+static void on_sigbus(int sig, siginfo_t *si, void *context)
+{
+    (void)context;
+    const char *path = ld_model_file_at(bus_model, si->si_addr);
+    if (!path) {
+        signal(sig, SIG_DFL);
+        return;
+    }
+    static const char prefix[] = "layerdiff run: ";
+    char line[PATH_MAX + 512];
+    size_t n = append_text(line, sizeof line, 0, prefix);
+    n = append_text(line, sizeof line, n, path);
+    n = append_text(line, sizeof line, n, " changed during the run (truncated?): reading its "
+                                          "mapped weights failed (SIGBUS); a checkpoint must not "
+                                          "be rewritten while a run reads it");
+    ld_sink *sink = bus_sink;
+    ld_sink_emergency_end(sink, line + sizeof prefix - 1);
+    if (sink) {
+        const char *key = ld_sink_last_key(sink);
+        n = append_text(line, sizeof line, n, " (the probe stream ends with an error end record ");
+        n = append_text(line, sizeof line, n, *key ? "after " : "before the first probe");
+        n = append_text(line, sizeof line, n, key);
+        n = append_text(line, sizeof line, n, ")");
+    }
+    n = append_text(line, sizeof line, n, "\n");
+    ssize_t written = write(STDERR_FILENO, line, n); /* nothing is left to do if it fails */
+    (void)written;
+    _exit(LD_EXIT_USAGE);
 }
 
 /* The options once parsed. */
@@ -221,14 +275,23 @@ int ld_cmd_run(int argc, char **argv)
         a.decode = 0;
     if (ld_model_open(&m, a.model_dir, &err) != LD_OK)
         goto fail;
+    /* Handled only while the run reads the mappings: the handler reads the model. */
+    bus_model = m;
+    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old_sa;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &old_sa);
 
     progress_state ps = {.on = !a.quiet && ld_cli_stderr_is_tty(), .start = ld_seconds()};
     ld_run_options ro = {.backend = backend, .model = m, .prompt = prompt, .n_prompt = n_prompt,
                          .decode_steps = a.decode, .follow = follow, .n_follow = n_follow,
                          .faults = &a.faults, .emulate = a.emulate, .sr_seed = (uint32_t)a.sr_seed,
                          .probes_path = a.probes_path, .sink_config = &a.sc,
-                         .probes_from_env = true, .progress = progress, .progress_ctx = &ps};
+                         .probes_from_env = true, .inputs = &a.follow_path,
+                         .n_inputs = a.follow_path ? 1 : 0, .live_sink = &bus_sink,
+                         .progress = progress, .progress_ctx = &ps};
     ld_status st = ld_run(&ro, &res, &err);
+    sigaction(SIGBUS, &old_sa, NULL);
+    bus_model = NULL;
     if (ps.drawn)
         fprintf(stderr, "\r%60s\r", "");
     if (st != LD_OK)

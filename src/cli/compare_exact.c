@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gate.h"
+#include "util.h"
 
 int ld_cli_compare_exact(const char *old_path, const char *new_path, const char *out_json,
                          const char *out_md, bool quiet, const char *color)
@@ -15,6 +16,14 @@ int ld_cli_compare_exact(const char *old_path, const char *new_path, const char 
     ld_error err;
     ld_error_clear(&err);
     ld_exact_result *r = NULL;
+    const char *inputs[] = {old_path, new_path};
+    const char *outputs[][2] = {{"--json", out_json}, {"--md", out_md}};
+    for (size_t i = 0; i < LD_ARRAY_LEN(outputs); i++)
+        if (outputs[i][1] && ld_refuse_overwrite(outputs[i][1], true, inputs,
+                                                 LD_ARRAY_LEN(inputs), &err) != LD_OK) {
+            ld_error_prefix(&err, "%s", outputs[i][0]);
+            return ld_cli_fail("compare", &err);
+        }
     if (ld_exact_run(old_path, new_path, 0, &r, &err) != LD_OK) return ld_cli_fail("compare", &err);
     bool paint = !strcmp(color, "always") ||
                  (!strcmp(color, "auto") && isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR"));

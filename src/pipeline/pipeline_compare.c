@@ -4,8 +4,11 @@
 #include "pipeline_compare.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
+#include "floor.h"
 #include "replay.h"
+#include "util.h"
 
 void ld_compare_job_init(ld_compare_job *j)
 {
@@ -25,6 +28,37 @@ void ld_compare_outcome_free(ld_compare_outcome *o)
     memset(o, 0, sizeof *o);
 }
 
+/* No report may replace an input (the streams, the baseline read, policy, map, floors, the
+ * checkpoint's files): checked before anything is written, once the model is open. */
+static ld_status refuse_overwrites(const ld_compare_job *j, const ld_model *model, ld_error *err)
+{
+    const char *inputs[] = {j->ref_path, j->cand_path,
+                            j->update_baseline ? NULL : j->baseline_path, j->policy_path,
+                            j->map_path};
+    const struct {
+        const char *option, *path;
+    } outputs[] = {{"--json", j->json_path},
+                   {"--md", j->md_path},
+                   {"--html", j->html_path},
+                   {"--junit", j->junit_path},
+                   {"--update-baseline", j->update_baseline ? j->baseline_path : NULL}};
+    for (size_t i = 0; i < LD_ARRAY_LEN(outputs); i++) {
+        const char *out = outputs[i].path;
+        if (!out)
+            continue;
+        ld_status st = ld_refuse_overwrite(out, true, inputs, LD_ARRAY_LEN(inputs), err);
+        for (size_t f = 0; st == LD_OK && f < j->compare.n_floors; f++) {
+            const char *floor = ld_floor_label(j->compare.floors[f]);
+            st = ld_refuse_overwrite(out, true, &floor, 1, err);
+        }
+        if (st == LD_OK)
+            st = ld_model_refuse_overwrite(model, out, true, err);
+        if (st != LD_OK)
+            return ld_error_prefix(err, "%s", outputs[i].option);
+    }
+    return LD_OK;
+}
+
 /* The inputs, loaded in the command's order so that the first bad one is the one reported: the
  * baseline first (a malformed one fails before any stream is read). */
 static ld_status load_inputs(const ld_compare_job *j, ld_compare_outcome *o, ld_error *err)
@@ -35,13 +69,24 @@ static ld_status load_inputs(const ld_compare_job *j, ld_compare_outcome *o, ld_
     if (j->model_dir && j->map_path)
         return ld_error_set(err, LD_E_USAGE, "--model replays our ops on our tags; it cannot "
                                              "follow a --map of foreign tags");
+    /* Replay reads both streams a second time: a pipe would read as empty then. */
+    const char *streams[] = {j->ref_path, j->cand_path};
+    for (size_t i = 0; j->model_dir && i < LD_ARRAY_LEN(streams); i++) {
+        struct stat sb;
+        if (stat(streams[i], &sb) == 0 && !S_ISREG(sb.st_mode))
+            return ld_error_set(err, LD_E_USAGE,
+                                "--model reads both streams a second time, and %s is not a "
+                                "regular file (a pipe?) that can be read again: write it to a "
+                                "file first",
+                                streams[i]);
+    }
     if (j->model_dir && ld_model_open(&o->model, j->model_dir, err) != LD_OK)
         return err->code;
     if (j->policy_path && ld_policy_load(j->policy_path, &o->policy, err) != LD_OK)
         return err->code;
     if (j->map_path && ld_keymap_load(j->map_path, &o->map, err) != LD_OK)
         return err->code;
-    return LD_OK;
+    return refuse_overwrites(j, o->model, err);
 }
 
 static ld_status write_reports(const ld_compare_job *j, const ld_compare_result *r, ld_error *err)

@@ -8,6 +8,7 @@
 
 #include "forward.h"
 #include "generate.h"
+#include "util.h"
 #ifdef LD_HAVE_CUDA
 #include "cuda_backend.h"
 #endif
@@ -85,6 +86,14 @@ static ld_status open_sink(const ld_run_options *o, const ld_run_info *info, ld_
                            ld_error *err)
 {
     *sink = NULL;
+    /* The stream is truncated on open: it must not be the checkpoint (mapped: SIGBUS) or an input
+     * such as the followed stream. */
+    const char *path = o->probes_path ? o->probes_path
+                       : o->probes_from_env ? getenv("LAYERDIFF_PROBES") : NULL;
+    if (path && *path &&
+        (ld_model_refuse_overwrite(o->model, path, false, err) != LD_OK ||
+         ld_refuse_overwrite(path, false, o->inputs, o->n_inputs, err) != LD_OK))
+        return ld_error_prefix(err, "%s", o->probes_path ? "--probes" : "LAYERDIFF_PROBES");
     if (o->probes_path) {
         ld_sink_config defaults;
         ld_sink_config_init(&defaults);
@@ -103,10 +112,18 @@ static ld_status generate_and_close(const ld_backend *b, const ld_run_options *o
     size_t n = (size_t)o->decode_steps;
     r->tokens = calloc(n + 1, sizeof *r->tokens);
     r->decoded = calloc(n + 1, sizeof *r->decoded);
+    if (o->live_sink)
+        *o->live_sink = sink;
     ld_status st = !r->tokens || !r->decoded
                        ? ld_error_set(err, LD_E_NOMEM, "out of memory")
                        : b->generate(o->model, o->prompt, o->n_prompt, o->decode_steps, fo,
                                      r->tokens, r->decoded, err);
+    if (o->live_sink)
+        *o->live_sink = NULL;
+    /* Weights rewritten under the run (same size, so no SIGBUS) may have mixed old and new
+     * values into what it computed: such a stream must not end ok. */
+    if (st == LD_OK)
+        st = ld_model_check_unchanged(o->model, err);
     if (st != LD_OK) {
         ld_run_end failed_end = {.ok = false, .message = err->msg};
         ld_sink_close(sink, &failed_end, NULL);

@@ -46,6 +46,13 @@ typedef struct ld_run_options {
     const char *probes_path;
     const ld_sink_config *sink_config;
     bool probes_from_env;
+    const char *const *inputs;     /* files the stream must not overwrite besides the checkpoint's
+                                      (the followed stream); n_inputs of them */
+    size_t n_inputs;
+    /* When set, holds the open sink while the backend generates, NULL before and after: what a
+     * fatal-signal handler of the caller's ends with ld_sink_emergency_end (a SIGBUS from a
+     * checkpoint truncated under the run; the library itself installs no handler). */
+    ld_sink *volatile *live_sink;
     ld_run_progress_fn progress;   /* before each layer of each step; may be NULL */
     void *progress_ctx;
 } ld_run_options;
@@ -64,8 +71,10 @@ typedef struct ld_run_result {
 
 /* Opens the sink (header: backend, model, prompt, faults), generates on the backend and closes the
  * stream with its end record. On a failure once the sink is open, the stream still ends, with an
- * error end record carrying err's message and naming the last key written. *out is filled only on
- * success; free it with ld_run_result_free. */
+ * error end record carrying err's message and naming the last key written. A run whose checkpoint
+ * shard was truncated or rewritten in place meanwhile fails so (ld_model_check_unchanged,
+ * LD_E_INPUT), whatever it computed. *out is filled only on success; free it with
+ * ld_run_result_free. */
 ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err);
 void ld_run_result_free(ld_run_result *r);
 

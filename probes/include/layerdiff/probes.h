@@ -147,6 +147,14 @@ ld_status ld_sink_emit_precomputed(ld_sink *s, int step, int layer, const char *
 const char *ld_sink_last_key(const ld_sink *s);
 uint64_t ld_sink_probe_count(const ld_sink *s);
 
+/* For a handler of a fatal signal (SIGBUS from a checkpoint truncated under the run): writes an
+ * error end record naming the last key written, with message, in one write(), and nothing else.
+ * Async-signal-safe: it neither allocates nor formats (the record up to its message is kept
+ * current as records are written); the message is cut at 2 KiB and its control and non-ASCII
+ * bytes become '?'. The process must exit afterwards without using the sink again. Does nothing
+ * for a NULL or failed sink. */
+void ld_sink_emergency_end(ld_sink *s, const char *message);
+
 /* Writes the end record, closes and frees. NULL s is accepted (LD_OK). end may be NULL (status ok,
  * no tokens). The sink is freed even when writing fails. */
 ld_status ld_sink_close(ld_sink *s, const ld_run_end *end, ld_error *err);

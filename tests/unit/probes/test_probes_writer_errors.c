@@ -1,7 +1,7 @@
 /* test_probes_writer_errors.c — the writer's refusals and failures: disk full (/dev/full), a file
  * size limit hit mid-stream (what is on disk still parses, as a truncated stream), bad paths,
- * bad configuration, bad arguments (the sink stays usable), bad run descriptions, and that
- * nothing is ever printed. */
+ * bad configuration, bad arguments (the sink stays usable), bad run descriptions, the emergency
+ * end record of a fatal-signal handler, and that nothing is ever printed. */
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -72,6 +72,69 @@ static void test_fails_mid_stream(void **state)
     TU_FAILS(tu_read_all(r, &n, &err), &err, LD_E_TRUNCATED, "last complete probe: S0.L");
     assert_int_equal(n, (uint64_t)layer - 1);
     ld_reader_close(r);
+}
+
+/* Reads path whole: an ok stream of n probes whose end record is an error with message and
+ * last_key. */
+static void expect_error_end(const char *path, uint64_t n, const char *last_key,
+                             const char *message)
+{
+    ld_reader *r;
+    ld_error err;
+    uint64_t got;
+    TU_OK(ld_reader_open(&r, path, NULL, &err), &err);
+    TU_OK(tu_read_all(r, &got, &err), &err);
+    assert_int_equal(got, n);
+    const ld_end_info *e = ld_reader_end(r);
+    assert_false(e->ok);
+    assert_int_equal(e->probes, n);
+    assert_string_equal(e->last_key, last_key);
+    assert_string_equal(e->message, message);
+    ld_reader_close(r);
+}
+
+/* ld_sink_emergency_end (a fatal-signal handler's end record): the last key, the message escaped
+ * so that the strict reader takes the line, before any probe and after some; a long message cut. */
+static void test_emergency_end(void **state)
+{
+    (void)state;
+    char path[512];
+    tu_path(path, sizeof path, "emergency.jsonl");
+    ld_run_info run = tu_run();
+    ld_error err;
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int64_t shape[2] = {1, 8};
+    for (int probes = 0; probes <= 2; probes += 2) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        ld_sink *s;
+        TU_OK(ld_sink_open_fd(&s, fd, NULL, &run, &err), &err);
+        for (int l = 0; l < probes; l++)
+            TU_OK(ld_sink_emit(s, 0, l, "custom_tag", 0, LD_F32, shape, 2, x, &err), &err);
+        ld_sink_emergency_end(s, "m/\"x\\y\".safetensors\nchanged \xc3\xa9");
+        expect_error_end(path, (uint64_t)probes, probes ? "S0.L1.custom_tag" : "",
+                         "m/\"x\\y\".safetensors?changed ??");
+        assert_int_equal(close(fd), 0);
+        ld_sink_close(s, NULL, NULL); /* frees; its write fails on the closed descriptor */
+    }
+    char *long_msg = malloc(5000);
+    assert_non_null(long_msg);
+    memset(long_msg, 'a', 4999);
+    long_msg[4999] = '\0';
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ld_sink *s;
+    TU_OK(ld_sink_open_fd(&s, fd, NULL, &run, &err), &err);
+    ld_sink_emergency_end(s, long_msg);
+    ld_reader *r;
+    uint64_t got;
+    TU_OK(ld_reader_open(&r, path, NULL, &err), &err);
+    TU_OK(tu_read_all(r, &got, &err), &err);
+    size_t len = strlen(ld_reader_end(r)->message);
+    assert_true(len >= 1024 && len < 4999);
+    ld_reader_close(r);
+    assert_int_equal(close(fd), 0);
+    ld_sink_close(s, NULL, NULL);
+    free(long_msg);
 }
 
 static void test_paths_and_config(void **state)
@@ -233,6 +296,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dev_full),
         cmocka_unit_test(test_fails_mid_stream),
+        cmocka_unit_test(test_emergency_end),
         cmocka_unit_test(test_paths_and_config),
         cmocka_unit_test(test_bad_arguments_keep_sink_usable),
         cmocka_unit_test(test_never_prints),

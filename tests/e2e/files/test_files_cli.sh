@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# test_files_cli.sh — what layerdiff does with hostile files around it (issue 15): an output that
+# is an input or a checkpoint file is refused before anything is written (exit 2, both paths
+# named); a FIFO as config.json, index, shard or JSON input is refused at once, not waited on; a
+# pipe given to 'compare --model' (read twice) is refused up front; a checkpoint truncated or
+# rewritten during a run ends it with a message naming the file (exit 2) and the stream with an
+# error end record naming the last key. Needs LD_BIN (set by ctest).
+set -u
+bin=${LD_BIN:?LD_BIN is not set}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-files-cli-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+fails=0
+# check NAME WANT_RC WANT_TEXT CMD...: runs CMD (killed after 20 s, so that a hang fails instead of
+# stalling CI), compares exit code and output.
+check() {
+    local name=$1 want_rc=$2 want_text=$3
+    shift 3
+    local out rc
+    out=$(timeout 20 "$@" 2>&1)
+    rc=$?
+    if [ "$rc" != "$want_rc" ] || ! grep -qF -- "$want_text" <<<"$out"; then
+        echo "FAIL $name: exit $rc (want $want_rc), output:"
+        echo "$out" | head -n 20 | sed 's/^/    /'
+        echo "    (wanted to see: $want_text)"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: $(head -n 1 <<<"$out")"
+    fi
+}
+# intact NAME FILE COPY: FILE still has the bytes of COPY.
+intact() {
+    if ! cmp -s "$2" "$3"; then
+        echo "FAIL $1: $2 was changed"
+        fails=$((fails + 1))
+    fi
+}
+
+"$bin" gen-model m >/dev/null && "$bin" gen-model ms --shards 2 >/dev/null &&
+    "$bin" run --model m --tokens 1,2 --decode 1 --probes r.jsonl --payload full --quiet \
+        >/dev/null || { echo "FAIL: cannot set up"; exit 1; }
+cp -r m m.orig && cp -r ms ms.orig && cp r.jsonl r.orig && cp r.jsonl c.jsonl
+"$bin" compare r.jsonl c.jsonl --json base.json --quiet || { echo "FAIL: setup compare"; exit 1; }
+cp base.json base.orig
+same="is the same file as the input"
+
+# ---- outputs that are inputs ----
+check run-probes-shard 2 "--probes: m/model.safetensors $same m/model.safetensors" \
+    "$bin" run --model m --tokens 1,2 --probes m/model.safetensors --quiet
+check run-probes-config 2 "--probes: m/config.json $same m/config.json" \
+    "$bin" run --model m --tokens 1,2 --probes m/config.json --quiet
+check run-probes-index 2 "$same ms/model.safetensors.index.json" \
+    "$bin" run --model ms --tokens 1,2 --probes ms/model.safetensors.index.json --quiet
+check run-probes-shard2 2 "$same ms/model-00002-of-00002.safetensors" \
+    "$bin" run --model ms --tokens 1,2 --probes ms/model-00002-of-00002.safetensors --quiet
+check run-probes-follow 2 "--probes: c.jsonl $same c.jsonl" \
+    "$bin" run --model m --tokens 1,2 --follow c.jsonl --probes c.jsonl --quiet
+ln -s m/model.safetensors link.safetensors
+check run-env-symlink 2 "LAYERDIFF_PROBES: link.safetensors $same m/model.safetensors" \
+    env LAYERDIFF_PROBES=link.safetensors "$bin" run --model m --tokens 1,2 --quiet
+check compare-json-cand 2 "--json: c.jsonl $same c.jsonl" \
+    "$bin" compare r.jsonl c.jsonl --json c.jsonl
+check compare-html-ref 2 "--html: r.jsonl $same r.jsonl" \
+    "$bin" compare r.jsonl c.jsonl --html r.jsonl
+check compare-md-policy 2 "--md: base.json $same base.json" \
+    "$bin" compare r.jsonl c.jsonl --baseline base.json --md base.json
+check compare-update-baseline 2 "--update-baseline: r.jsonl $same r.jsonl" \
+    "$bin" compare r.jsonl c.jsonl --baseline r.jsonl --update-baseline
+check compare-junit-model 2 "--junit: m/config.json $same m/config.json" \
+    "$bin" compare r.jsonl c.jsonl --model m --junit m/config.json
+ln c.jsonl hard.json
+check compare-json-hardlink 2 "--json: hard.json $same c.jsonl" \
+    "$bin" compare r.jsonl c.jsonl --json hard.json
+check compare-exact-md 2 "--md: c.jsonl $same c.jsonl" \
+    "$bin" compare r.jsonl c.jsonl --exact --md c.jsonl
+check extract-npy 2 "--npy: r.jsonl $same r.jsonl" \
+    "$bin" extract r.jsonl S0.L0.q_proj --npy r.jsonl
+# ld_write_file writes OUT.tmp first: that file must not be an input either.
+ln r.jsonl x.npy.tmp
+check extract-npy-tmp 2 "--npy: x.npy.tmp (written first, then renamed into place) $same r.jsonl" \
+    "$bin" extract r.jsonl S0.L0.q_proj --npy x.npy
+rm x.npy.tmp
+check calibrate-out 2 "-o: m/model.safetensors $same m/model.safetensors" \
+    "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/model.safetensors --quiet
+for f in config.json model.safetensors; do intact "$f" "m/$f" "m.orig/$f"; done
+for f in ms.orig/*; do intact "$f" "ms/${f#ms.orig/}" "$f"; done
+intact r.jsonl r.jsonl r.orig
+intact c.jsonl c.jsonl r.orig
+intact base.json base.json base.orig
+# Outputs that are new files, or other existing files, are written as before.
+check extract-new 0 "wrote x.npy" "$bin" extract r.jsonl S0.L0.q_proj --npy x.npy
+check compare-baseline-update 0 "baseline base.json updated" \
+    "$bin" compare r.jsonl c.jsonl --baseline base.json --update-baseline --brief
+
+# ---- FIFOs in place of inputs: refused at once ----
+cp -r m mf && rm mf/config.json && mkfifo mf/config.json
+check fifo-config 2 "mf/config.json: not a regular file" "$bin" run --model mf --tokens 1,2
+cp -r ms msf && rm msf/model.safetensors.index.json && mkfifo msf/model.safetensors.index.json
+check fifo-index 2 "msf/model.safetensors.index.json: not a regular file" \
+    "$bin" run --model msf --tokens 1,2
+cp -r ms msf2 && rm msf2/model-00001-of-00002.safetensors &&
+    mkfifo msf2/model-00001-of-00002.safetensors
+check fifo-shard 2 "msf2/model-00001-of-00002.safetensors: not a regular file" \
+    "$bin" run --model msf2 --tokens 1,2
+cp -r m mf3 && rm mf3/model.safetensors && mkfifo mf3/model.safetensors
+check fifo-single 2 "mf3/model.safetensors: not a regular file" "$bin" run --model mf3 --tokens 1,2
+mkfifo fifo.json
+check fifo-policy 2 "fifo.json: not a regular file" \
+    "$bin" compare r.jsonl c.jsonl --policy fifo.json
+check fifo-map 2 "fifo.json: not a regular file" "$bin" compare r.jsonl c.jsonl --map fifo.json
+check fifo-floor 2 "fifo.json: not a regular file" "$bin" compare r.jsonl c.jsonl --floor fifo.json
+check fifo-baseline 2 "fifo.json: not a regular file" \
+    "$bin" compare r.jsonl c.jsonl --baseline fifo.json
+
+# ---- compare --model reads the streams twice: pipes are refused up front ----
+check model-pipe 2 "--model reads both streams a second time, and /dev/fd/" \
+    bash -c "\"$bin\" compare <(cat r.jsonl) <(cat c.jsonl) --model m"
+check model-pipe-cand 2 "write it to a file first" \
+    bash -c "\"$bin\" compare r.jsonl <(cat c.jsonl) --model m"
+check model-files 0 "verdict: PASS" "$bin" compare r.jsonl c.jsonl --model m
+check pipe-no-model 0 "verdict: PASS" bash -c "\"$bin\" compare <(cat r.jsonl) <(cat c.jsonl)"
+
+# ---- the checkpoint truncated or rewritten during a run ----
+# change_during_run NAME DIR CHANGE...: runs DIR's model into a FIFO, reads 300 kB of the stream
+# (the run then blocks on the full pipe, mid-way), runs CHANGE, reads the rest. Leaves the
+# run's exit code in $tmp/NAME.rc, its stderr in $tmp/NAME.err, the stream in $tmp/NAME.jsonl.
+change_during_run() {
+    local name=$1 dir=$2
+    shift 2
+    rm -f "$name.fifo" && mkfifo "$name.fifo"
+    timeout 120 bash -c '
+        bin=$1 dir=$2 name=$3
+        shift 3
+        "$bin" run --model "$dir" --tokens 1,2,3 --decode 20 --payload full \
+            --probes "$name.fifo" --quiet >/dev/null 2>"$name.err" &
+        pid=$!
+        exec 3<"$name.fifo"
+        head -c 300000 <&3 >"$name.jsonl"
+        "$@"
+        cat <&3 >>"$name.jsonl"
+        wait $pid
+        echo $? >"$name.rc"' _ "$bin" "$dir" "$name" "$@"
+}
+# stream_ends NAME WANT...: the run exited 2, its stderr and the stream's error end record carry
+# each WANT, and inspect reads the stream as ended in error (exit 3).
+stream_ends() {
+    local name=$1 rc
+    shift
+    rc=$(cat "$name.rc" 2>/dev/null)
+    "$bin" inspect "$name.jsonl" >"$name.inspect" 2>&1
+    local irc=$?
+    local end
+    end=$(tail -n 1 "$name.jsonl")
+    local ok=1
+    [ "$rc" = 2 ] && [ "$irc" = 3 ] && grep -qF '"status":"error"' <<<"$end" || ok=0
+    for want in "$@"; do
+        grep -qF -- "$want" "$name.err" && grep -qF -- "$want" <<<"$end" || ok=0
+    done
+    if [ "$ok" = 1 ]; then
+        echo "ok   $name: $(cat "$name.err")"
+    else
+        echo "FAIL $name: run exit ${rc:-none} (want 2), inspect exit $irc (want 3); stderr:"
+        sed 's/^/    /' "$name.err"
+        echo "    end record: ${end:0:300}"
+        echo "    (wanted in both: $*)"
+        fails=$((fails + 1))
+    fi
+}
+"$bin" gen-model big --preset small >/dev/null && "$bin" gen-model bigs --preset small --shards 2 \
+    >/dev/null || { echo "FAIL: cannot generate the small checkpoints"; exit 1; }
+cp -r big big.orig && cp -r bigs bigs.orig
+change_during_run truncated big truncate -s 0 big/model.safetensors
+stream_ends truncated "big/model.safetensors changed during the run (truncated?)"
+grep -qF "ends with an error end record after S0." truncated.err ||
+    { echo "FAIL truncated: stderr names no last key"; fails=$((fails + 1)); }
+cp big.orig/model.safetensors big/
+change_during_run truncated-shard bigs truncate -s 100000 bigs/model-00002-of-00002.safetensors
+stream_ends truncated-shard "bigs/model-00002-of-00002.safetensors changed during the run"
+cp bigs.orig/* bigs/
+change_during_run rewritten big touch -d 2001-01-01 big/model.safetensors
+stream_ends rewritten "big/model.safetensors changed during the run (rewritten in place)"
+cp big.orig/model.safetensors big/
+# Replacing the file by rename leaves the mapping, and so the run, intact.
+change_during_run replaced big \
+    bash -c 'cp big.orig/model.safetensors big/new && mv big/new big/model.safetensors'
+if [ "$(cat replaced.rc)" != 0 ] || ! tail -n 1 replaced.jsonl | grep -qF '"status":"ok"'; then
+    echo "FAIL replaced: exit $(cat replaced.rc), $(cat replaced.err)"
+    fails=$((fails + 1))
+else
+    echo "ok   replaced: a run over a checkpoint replaced by rename ends ok"
+fi
+
+if [ "$fails" -ne 0 ]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "all checks passed"
