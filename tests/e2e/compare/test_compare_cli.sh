@@ -78,6 +78,13 @@ expect 2 "$R" "$tmp/fault.jsonl" --fail-on fingerprint
 expect 2 "$R" "$tmp/fault.jsonl" --fail-on all
 expect 0 "$R" "$tmp/stats.jsonl" --json "$tmp/stats.json"
 expect 3 "$R" "$tmp/stats.jsonl" --fail-on nodata
+# issue 15, item 1: a stats-only candidate whose l2 is NaN with no NaN counted passed; the
+# reader now refuses the record (and inspect with it), naming the field
+sed -E '0,/"l2":[^,]*/s//"l2":"NaN"/' "$tmp/stats.jsonl" >"$tmp/stats_nan_l2.jsonl"
+expect 2 "$R" "$tmp/stats_nan_l2.jsonl"
+stderr_has "stats_nan_l2.jsonl:2: probe S0.embed: stats.l2 is nan but"
+"$LD_BIN" inspect "$tmp/stats_nan_l2.jsonl" >/dev/null 2>&1
+[[ $? == 2 ]] || { echo "FAIL: inspect accepted a NaN l2"; fails=$((fails + 1)); }
 expect 3 "$R" "$tmp/header_only.jsonl" --json "$tmp/header_only.json"
 expect 3 "$R" "$tmp/empty.jsonl" --fail-on none --allow-missing '*' --json "$tmp/empty.json"
 expect 3 "$tmp/empty.jsonl" "$R"
