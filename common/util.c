@@ -14,14 +14,19 @@
 
 bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out)
 {
+    /* Zeros are skipped in the product, so the order of the dims never decides: [0, 2^62, 2^62]
+     * and [2^62, 2^62, 0] are both refused, [0, 8] and [8, 0] both hold 0 elements. */
     uint64_t n = 1;
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return false;
-        if (!ld_mul_u64(n, (uint64_t)shape[i], &n) || n > max)
+        if (shape[i] == 0)
+            empty = true;
+        else if (!ld_mul_u64(n, (uint64_t)shape[i], &n) || n > max)
             return false;
     }
-    *out = n;
+    *out = empty ? 0 : n;
     return true;
 }
 

@@ -134,6 +134,9 @@ static const struct {
     {"\"dtype\":\"f32\",\"shape\"", "\"dtype\":\"f64\",\"shape\"", "dtype is \"f64\", expected \"f32\", \"bf16\" or \"f16\""},
     {"\"dtype\":\"f32\",\"shape\"", "\"dtype\":\"F32\",\"shape\"", "dtype is \"F32\""},
     {"\"shape\":[4]", "\"shape\":[4294967296,4294967296,4294967296]", "shape has more than 2^40 elements (its size overflows)"},
+    /* issue 15, item 10: a zero does not excuse the other dims, in either order */
+    {"\"shape\":[4]", "\"shape\":[0,1073741824,1073741824]", "shape has more than 2^40 elements"},
+    {"\"shape\":[4]", "\"shape\":[1073741824,1073741824,0]", "shape has more than 2^40 elements"},
     {"\"shape\":[4]", "\"shape\":[1,1,1,1,4]", "shape has 5 dimensions, expected 1 to 4"},
     {"\"shape\":[4]", "\"shape\":[]", "shape has 0 dimensions"},
     {"\"shape\":[4]", "\"shape\":[-4]", "shape[0] is not an integer in [0, 2^53]"},
