@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -186,7 +187,10 @@ bool ld_parse_double(const char *s, double *out)
     errno = 0;
     char *end = NULL;
     double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
+    /* ERANGE also flags an underflow (1e-308 is subnormal, 1e-400 rounds to 0): the value is
+     * still the nearest double and finite; only an overflow is refused. */
+    if ((errno != 0 && !(errno == ERANGE && fabs(v) <= DBL_MIN)) || end == s || *end != '\0' ||
+        !isfinite(v))
         return false;
     *out = v;
     return true;
