@@ -1,5 +1,6 @@
-/* keys.c — probe keys: "S2.L3.q_norm" text form, parsing and execution order (layerdiff/probes.h),
- * and the reader's set of keys seen (unique_keys). Not the filter logic of the writer (writer.c). */
+/* keys.c — probe keys: "S2.L3.q_norm" text form, parsing and execution order
+ * (layerdiff/probes.h), and the reader's set of keys seen (unique_keys). Not the filter logic of
+ * the writer (writer.c). */
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -105,7 +106,7 @@ int ld_key_cmp_exec(const ld_key *a, const ld_key *b)
     return c < 0 ? -1 : c > 0;
 }
 
-/* ---- the reader's set of keys ------------------------------------------------------------------ */
+/* ---- the reader's set of keys ---------------------------------------------------------------- */
 
 struct ld_keyset_slot {
     uint64_t hash, line;   /* hash 0: an empty slot */

@@ -48,6 +48,10 @@ def values(n, nonfinite, dtype=np.float32):
     return x.astype(dtype)
 
 
+def key_name(r):
+    return f"S{r['step']}." + (f"L{r['layer']}." if "layer" in r else "") + r["tag"]
+
+
 def with_duplicate(src, key, dst):
     """src with the probe record of key written twice in a row, indexes and counts kept right."""
     with open(src) as f:
@@ -55,8 +59,7 @@ def with_duplicate(src, key, dst):
     out = []
     for r in recs:
         out.append(r)
-        k = r.get("tag") and ("S%d." % r["step"]) + ("L%d." % r["layer"] if "layer" in r else "") + r["tag"]
-        if r["record"] == "probe" and k == key:
+        if r["record"] == "probe" and key_name(r) == key:
             out.append(dict(r))
     n = 0
     for r in out:

@@ -176,7 +176,8 @@ static void test_precomputed_exact(void **state)
              "but the payload's are -1 and -1");
     ld_stats sx;
     ld_stats_compute(x, LD_F32, 3, &sx);
-    TU_OK(ld_sink_emit_precomputed(s, 1, 0, "up_proj", 3, LD_F32, shape, 1, &sx, h2, x, &err), &err);
+    TU_OK(ld_sink_emit_precomputed(s, 1, 0, "up_proj", 3, LD_F32, shape, 1, &sx, h2, x, &err),
+          &err);
     TU_OK(ld_sink_close(s, NULL, &err), &err);
     ld_reader *r;
     const ld_probe *p;

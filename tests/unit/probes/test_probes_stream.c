@@ -279,8 +279,8 @@ static void test_what_streams(void **state)
         /* data before head */
         {"{\"record\":\"probe\",\"index\":0,\"step\":0,\"layer\":0,\"tag\":\"q_norm\",\"pos0\":0,"
          "\"dtype\":\"f32\",\"shape\":[2],\"stats\":{\"min\":1,\"max\":2,\"mean\":1.5,\"std\":0.5,"
-         "\"l2\":2.236,\"absmax\":2,\"nan\":0,\"inf\":0},\"data\":{\"encoding\":\"base64\",\"dtype\":"
-         "\"f32\",\"b64\":\"AACAPwAAAEA=\",\"crc32\":CRC},\"head\":[1,2]}", false, true},
+         "\"l2\":2.236,\"absmax\":2,\"nan\":0,\"inf\":0},\"data\":{\"encoding\":\"base64\","
+         "\"dtype\":\"f32\",\"b64\":\"AACAPwAAAEA=\",\"crc32\":CRC},\"head\":[1,2]}", false, true},
         /* b64 first in data */
         {"{\"record\":\"probe\",\"index\":0,\"step\":0,\"layer\":0,\"tag\":\"q_norm\",\"pos0\":0,"
          "\"dtype\":\"f32\",\"shape\":[2],\"stats\":{\"min\":1,\"max\":2,\"mean\":1.5,\"std\":0.5,"
