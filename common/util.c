@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,14 +15,19 @@
 
 bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out)
 {
+    /* Zeros are skipped in the product, so the order of the dims never decides: [0, 2^62, 2^62]
+     * and [2^62, 2^62, 0] are both refused, [0, 8] and [8, 0] both hold 0 elements. */
     uint64_t n = 1;
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return false;
-        if (!ld_mul_u64(n, (uint64_t)shape[i], &n) || n > max)
+        if (shape[i] == 0)
+            empty = true;
+        else if (!ld_mul_u64(n, (uint64_t)shape[i], &n) || n > max)
             return false;
     }
-    *out = n;
+    *out = empty ? 0 : n;
     return true;
 }
 
@@ -220,7 +226,10 @@ bool ld_parse_double(const char *s, double *out)
     errno = 0;
     char *end = NULL;
     double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
+    /* ERANGE also flags an underflow (1e-308 is subnormal, 1e-400 rounds to 0): the value is
+     * still the nearest double and finite; only an overflow is refused. */
+    if ((errno != 0 && !(errno == ERANGE && fabs(v) <= DBL_MIN)) || end == s || *end != '\0' ||
+        !isfinite(v))
         return false;
     *out = v;
     return true;

@@ -19,7 +19,8 @@ static inline bool ld_mul_size(size_t a, size_t b, size_t *out) { return !__buil
 static inline bool ld_add_size(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
 static inline bool ld_mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }
 static inline bool ld_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_add_overflow(a, b, out); }
-/* Product of n non-negative dims; false when a dim is negative or the product overflows max. */
+/* Product of n non-negative dims; false when a dim is negative or the product of the non-zero
+ * dims exceeds max (one rule for every order: a zero does not excuse the other dims). */
 bool ld_shape_numel(const int64_t *shape, int ndim, uint64_t max, uint64_t *out);
 
 /* Opens path for reading when it is a regular file of at most max_bytes, without waiting on a FIFO

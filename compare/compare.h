@@ -162,7 +162,9 @@ void ld_metrics_abort(ld_metrics_acc *m);
 /* Fallback when a payload is missing: from the stats of both records and their first values.
  * Errors are measured on the first min(ref_n_head, cand_n_head) values; rel_l2 is the larger of
  * that and a lower bound that holds for the whole tensor (l2_lower_bound, from the norms, means
- * and standard deviations). Non-finite counts are compared as counts. */
+ * and standard deviations); max_abs is at least |dmin|, |dmax| and |dmean|. Non-finite counts are
+ * compared as counts. Stats that bound nothing (a non-finite l2 where elements are finite) give
+ * rel_l2 NaN, which fails. */
 void ld_metrics_from_stats(const ld_stats *ref, const double *ref_head, int ref_n_head,
                            const ld_stats *cand, const double *cand_head, int cand_n_head,
                            uint64_t numel, ld_dtype precision, const ld_tolerance *tol,

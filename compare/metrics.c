@@ -722,6 +722,12 @@ ld_status ld_metrics_compute(const ld_cmp_tensor *ref, const ld_cmp_tensor *cand
     return ld_metrics_end(m, out, err);
 }
 
+static bool stats_finite(const ld_stats *s)
+{
+    return isfinite(s->min) && isfinite(s->max) && isfinite(s->mean) && isfinite(s->std) &&
+           isfinite(s->l2);
+}
+
 void ld_metrics_from_stats(const ld_stats *ref, const double *ref_head, int ref_n_head,
                            const ld_stats *cand, const double *cand_head, int cand_n_head,
                            uint64_t numel, ld_dtype precision, const ld_tolerance *tol,
@@ -761,22 +767,36 @@ void ld_metrics_from_stats(const ld_stats *ref, const double *ref_head, int ref_
         out->nonfinite_lost = 1; /* same total, different kinds (NaN vs Inf) */
     out->ref_l2 = ref->l2;
     out->cand_l2 = cand->l2;
+    out->l2_lower_bound = NAN;
+    bool fin_ref = numel > nf_ref, fin_cand = numel > nf_cand; /* some element is finite */
+    if (fin_ref && fin_cand && !(stats_finite(ref) && stats_finite(cand))) {
+        /* Finite elements on both sides but statistics that bound nothing (a reader refuses
+         * them; a caller that did not check gets here): a judge that cannot judge fails. NaN
+         * fails every rel_l2 and max_abs tolerance (ld_judge). */
+        out->rel_l2 = NAN;
+        out->max_abs = NAN;
+        return;
+    }
     /* ||c-r|| >= | ||c|| - ||r|| |, and (finite case) ||c-r||^2 >= n (dmean^2 + dstd^2). */
-    double lb = NAN;
     if (isfinite(ref->l2) && isfinite(cand->l2)) {
         double num = fabs(cand->l2 - ref->l2);
-        if (nf_ref == 0 && nf_cand == 0 && isfinite(ref->mean) && isfinite(cand->mean) &&
-            isfinite(ref->std) && isfinite(cand->std)) {
+        if (nf_ref == 0 && nf_cand == 0) {
             double dm = cand->mean - ref->mean, ds = cand->std - ref->std;
             double b2 = sqrt((double)numel) * sqrt(dm * dm + ds * ds);
             if (b2 > num)
                 num = b2;
+            /* The same elements, all finite: max |c-r| >= |dmin|, |dmax| and |dmean| (for dmax,
+             * take i with c_i = max c: c_i - r_i >= max c - max r; the others alike). */
+            double b = fmax(fmax(fabs(cand->min - ref->min), fabs(cand->max - ref->max)),
+                            fabs(dm));
+            if (b > out->max_abs)
+                out->max_abs = b;
         }
-        lb = num == 0 ? 0 : (ref->l2 == 0 ? INFINITY : num / ref->l2);
+        double lb = num == 0 ? 0 : (ref->l2 == 0 ? INFINITY : num / ref->l2);
+        out->l2_lower_bound = lb;
+        if (lb > out->rel_l2)
+            out->rel_l2 = lb;
     }
-    out->l2_lower_bound = lb;
-    if (!isnan(lb) && lb > out->rel_l2)
-        out->rel_l2 = lb;
 }
 
 unsigned ld_judge(const ld_metrics *m, const ld_tolerance *tol)

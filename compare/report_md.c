@@ -8,18 +8,9 @@
 #include "report.h"
 #include "util.h"
 
-/* Markdown table cells: '|' would end the cell, newlines the row. */
-static void md_cell(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '|')
-            fputs("\\|", f);
-        else if (*s == '\n')
-            fputc(' ', f);
-        else
-            fputc(*s, f);
-    }
-}
+/* Markdown text and table cells: '|' would end the cell, a newline the row or paragraph, '<'
+ * start raw HTML. */
+static void md_cell(FILE *f, const char *s) { ld_cmp_put_safe(f, s, strlen(s), true); }
 
 ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_report_options *opt,
                              ld_error *err)
@@ -39,18 +30,25 @@ ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_repor
                 code);
     else
         fprintf(f, "### layerdiff: ✅ no divergence (exit 0)\n\n");
-    fprintf(f, "`%s` (%s) vs `%s` (%s), policy: %s\n\n", r->ref.path,
-            r->ref.opened ? r->ref.implementation : "no header", r->cand.path,
-            r->cand.opened ? r->cand.implementation : "no header", r->policy_label);
+    fprintf(f, "`%s` (", r->ref.path);
+    md_cell(f, r->ref.opened ? r->ref.implementation : "no header");
+    fprintf(f, ") vs `%s` (", r->cand.path);
+    md_cell(f, r->cand.opened ? r->cand.implementation : "no header");
+    fputs("), policy: ", f);
+    md_cell(f, r->policy_label);
+    fputs("\n\n", f);
     char *text = ld_compare_summary(r);
     if (!text)
         return ld_error_set(err, LD_E_NOMEM, "out of memory writing the summary");
-    fprintf(f, "%s\n\n", text);
+    md_cell(f, text);
+    fputs("\n\n", f);
     free(text);
     for (size_t i = 0; i < r->n_notes; i++)
-        if (r->notes[i].level != LD_NOTE_INFO)
-            fprintf(f, "> **%s** %s\n>\n", r->notes[i].level == LD_NOTE_ERROR ? "Error:" : "Note:",
-                    r->notes[i].text);
+        if (r->notes[i].level != LD_NOTE_INFO) {
+            fprintf(f, "> **%s** ", r->notes[i].level == LD_NOTE_ERROR ? "Error:" : "Note:");
+            md_cell(f, r->notes[i].text);
+            fputs("\n>\n", f);
+        }
     bool *keep = calloc(r->n_rows ? r->n_rows : 1, sizeof *keep);
     if (!keep)
         return ld_error_set(err, LD_E_NOMEM, "out of memory");
@@ -128,7 +126,9 @@ void ld_baseline_report_markdown(FILE *f, const ld_compare_result *r)
         fprintf(f, "\n#### Regression gate: ✅ no probe regressed\n\n");
     }
     ld_gate_baseline_words(c, buf, sizeof buf);
-    fprintf(f, "Baseline `%s`: %s.\n", c->path, buf);
+    fprintf(f, "Baseline `%s`: ", c->path);
+    md_cell(f, buf); /* the baseline's candidate and faults */
+    fputs(".\n", f);
     char first[512], rule[256];
     ld_gate_counts_text(c, buf, sizeof buf);
     ld_gate_first_text(r, first, sizeof first);
@@ -167,8 +167,11 @@ ld_status ld_exact_report_markdown(FILE *f, const ld_exact_result *r, bool color
             "stats only; %llu changed.\n\n",
             r->old_path, r->new_path, (unsigned long long)r->keys, (unsigned long long)r->by_bytes,
             (unsigned long long)r->by_stats, (unsigned long long)r->n_changed);
-    for (size_t i = 0; i < r->n_notes; i++)
-        fprintf(f, "> **Note:** %s\n>\n", r->notes[i]);
+    for (size_t i = 0; i < r->n_notes; i++) {
+        fputs("> **Note:** ", f);
+        md_cell(f, r->notes[i]);
+        fputs("\n>\n", f);
+    }
     if (r->n_listed) {
         fputs("\n| key | what changed |\n| --- | --- |\n", f);
         size_t show = LD_MIN(r->n_listed, (size_t)20);

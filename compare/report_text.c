@@ -44,7 +44,7 @@ static void wrapped(FILE *f, const char *text, const char *indent)
             fputc(' ', f);
             col++;
         }
-        fwrite(w, 1, len, f);
+        ld_cmp_put_safe(f, w, len, false); /* notes and summaries quote stream text */
         col += len;
     }
     fputc('\n', f);
@@ -68,13 +68,16 @@ static void stream_line(const tty *t, const char *label, const ld_stream_info *s
         fprintf(t->f, "  %s(no header)%s\n", paint(t, RED), paint(t, RESET));
         return;
     }
-    fprintf(t->f, "  (%s, %s, %llu probes, %llu with payload", s->implementation,
-            dtype_text(s->dtype_mask), (unsigned long long)s->probes,
-            (unsigned long long)s->with_data);
+    fputs("  (", t->f);
+    ld_cmp_put_safe(t->f, s->implementation, strlen(s->implementation), false);
+    fprintf(t->f, ", %s, %llu probes, %llu with payload", dtype_text(s->dtype_mask),
+            (unsigned long long)s->probes, (unsigned long long)s->with_data);
     if (s->n_faults) {
         fprintf(t->f, ", faults:");
-        for (size_t i = 0; i < s->n_faults; i++)
-            fprintf(t->f, " %s", s->faults[i]);
+        for (size_t i = 0; i < s->n_faults; i++) {
+            fputc(' ', t->f);
+            ld_cmp_put_safe(t->f, s->faults[i], strlen(s->faults[i]), false);
+        }
     }
     fprintf(t->f, ")\n");
 }
@@ -82,8 +85,12 @@ static void stream_line(const tty *t, const char *label, const ld_stream_info *s
 static void model_line(FILE *f, const ld_compare_result *r)
 {
     char buf[512];
-    if (r->ref.opened)
-        fprintf(f, "  %-10s %s\n", "model", ld_cmp_model_words(r, buf, sizeof buf));
+    if (r->ref.opened) {
+        const char *words = ld_cmp_model_words(r, buf, sizeof buf);
+        fprintf(f, "  %-10s ", "model");
+        ld_cmp_put_safe(f, words, strlen(words), false);
+        fputc('\n', f);
+    }
 }
 
 static void cell(const tty *t, const ld_cmp_column *c, const char *text, const char *color)
@@ -246,8 +253,10 @@ void ld_baseline_report_text(FILE *f, const ld_compare_result *r, bool color, bo
     char buf[1024];
     fprintf(f, "\n%sRegression gate against baseline %s%s\n", color ? "\033[1m" : "", c->path,
             color ? "\033[0m" : "");
-    ld_gate_baseline_words(c, buf, sizeof buf);
-    fprintf(f, "  baseline: %s\n", buf);
+    ld_gate_baseline_words(c, buf, sizeof buf); /* the baseline's candidate and faults */
+    fputs("  baseline: ", f);
+    ld_cmp_put_safe(f, buf, strlen(buf), false);
+    fputc('\n', f);
     ld_gate_rule_text(c, buf, sizeof buf);
     fprintf(f, "  rule: %s\n", buf);
     ld_gate_counts_text(c, buf, sizeof buf);
@@ -302,11 +311,18 @@ ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld
     const char *bold = color ? "\033[1m" : "", *red = color ? "\033[31m" : "",
                *green = color ? "\033[32m" : "", *reset = color ? "\033[0m" : "";
     fprintf(f, "%slayerdiff compare --exact%s\n", bold, reset);
-    fprintf(f, "  old  %s  (%s)\n  new  %s  (%s)\n", r->old_path,
-            r->old_impl ? r->old_impl : "no header", r->new_path,
-            r->new_impl ? r->new_impl : "no header");
-    for (size_t i = 0; i < r->n_notes; i++)
-        fprintf(f, "! %s\n", r->notes[i]);
+    const char *impl[2] = {r->old_impl ? r->old_impl : "no header",
+                           r->new_impl ? r->new_impl : "no header"};
+    for (int i = 0; i < 2; i++) {
+        fprintf(f, "  %s  %s  (", i ? "new" : "old", i ? r->new_path : r->old_path);
+        ld_cmp_put_safe(f, impl[i], strlen(impl[i]), false);
+        fputs(")\n", f);
+    }
+    for (size_t i = 0; i < r->n_notes; i++) {
+        fputs("! ", f);
+        ld_cmp_put_safe(f, r->notes[i], strlen(r->notes[i]), false);
+        fputc('\n', f);
+    }
     fputc('\n', f);
     int code = ld_exact_exit_code(r);
     char kt[LD_TAG_NAME_MAX + 48], kw[LD_TAG_NAME_MAX + 64], el[256];

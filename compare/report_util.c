@@ -44,6 +44,24 @@ char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size)
     return buf;
 }
 
+void ld_cmp_put_safe(FILE *f, const char *s, size_t n, bool markdown)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+                 (unsigned char)s[i + 1] <= 0x9f) /* a C1 control (CSI is U+009B) in UTF-8 */
+            fprintf(f, "\\u%04x", (unsigned char)s[++i]);
+        else if (markdown && (c == '&' || c == '<' || c == '>'))
+            fputs(c == '&' ? "&amp;" : c == '<' ? "&lt;" : "&gt;", f);
+        else if (markdown && (c == '|' || c == '`'))
+            fprintf(f, "\\%c", c);
+        else
+            fputc(c, f);
+    }
+}
+
 char *ld_cmp_model_words(const ld_compare_result *r, char *buf, size_t size)
 {
     const cJSON *m = r->ref.model;

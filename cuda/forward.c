@@ -77,6 +77,7 @@ typedef struct run {
     int32_t *h_feed;/* [tmax + steps] the prompt, then the followed tokens */
     int32_t *h_pos; /* [1 + steps] first position of each step */
     int32_t *h_next;/* [1 + steps] argmax of each step */
+    int n_known;    /* after a step without a finite logit: the steps whose argmax is known */
 
     cudaGraphExec_t graph; /* the captured decode step, or NULL */
     bool trap;      /* LAYERDIFF_CUDA_TRAP_AFTER: fault the device after this key (tests) */
@@ -385,6 +386,7 @@ static void run_free(run *R)
  * written, but without --follow there is no token to feed the next step. */
 static ld_status no_next_token(run *R, int step)
 {
+    R->n_known = step + 1; /* the end record lists them, -1 last, as the reference's does */
     return ld_error_set(R->err, LD_E_INPUT,
                         "step %d: no logit is finite, so there is no next token to decode (run "
                         "with --follow REF.jsonl to feed another stream's tokens)",
@@ -523,12 +525,11 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
     ld_status st = run_alloc(&R, decode_steps);
     if (st == LD_OK)
         st = run_steps(&R, prompt, n_prompt, decode_steps, timing);
-    if (st == LD_OK) {
-        for (int s = 0; s <= decode_steps; s++)
-            tokens_out[s] = R.h_next[s];
-        for (int s = 1; s <= decode_steps; s++)
-            decoded_out[s - 1] = opt->follow ? opt->follow[s - 1] : R.h_next[s - 1];
-    }
+    int known = st == LD_OK ? decode_steps + 1 : R.n_known;
+    for (int s = 0; s < known; s++)
+        tokens_out[s] = R.h_next[s];
+    for (int s = 1; s < known; s++)
+        decoded_out[s - 1] = opt->follow ? opt->follow[s - 1] : R.h_next[s - 1];
     run_free(&R);
     return st;
 }

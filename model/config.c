@@ -117,6 +117,17 @@ static ld_status read_int(ld_jp *j, seen *s, const char *label, const char *key,
     return LD_OK;
 }
 
+/* v as the shortest text that reads back as v (as probe records spell numbers): -1e-06, not
+ * -9.9999999999999995e-07. */
+static const char *shortest(double v, char *out, size_t size)
+{
+    ld_buf b = {0};
+    ld_json_put_double(&b, v, LD_JSON_NUM_EXACT, (locale_t)0);
+    snprintf(out, size, "%s", b.oom ? "?" : ld_buf_cstr(&b));
+    ld_buf_free(&b);
+    return out;
+}
+
 static ld_status read_double(ld_jp *j, seen *s, const char *label, const char *key, double *out,
                              bool *present)
 {
@@ -435,10 +446,12 @@ ld_status ld_config_parse(const char *json, size_t len, const char *label, ld_co
         if (int_fields[i].required && !s.ints[i])
             return ld_error_set(err, LD_E_INPUT, "%s: %s is missing", label, int_fields[i].key);
     if (!s.eps) return ld_error_set(err, LD_E_INPUT, "%s: rms_norm_eps is missing", label);
+    char top[40], nested[40];
     if (s.theta_top && s.theta_nested && s.theta_top_value != s.theta_nested_value)
         return ld_error_set(err, LD_E_INPUT,
-                            "%s: rope_theta is %.17g but rope_parameters.rope_theta is %.17g",
-                            label, s.theta_top_value, s.theta_nested_value);
+                            "%s: rope_theta is %s but rope_parameters.rope_theta is %s", label,
+                            shortest(s.theta_top_value, top, sizeof top),
+                            shortest(s.theta_nested_value, nested, sizeof nested));
     if (!s.theta_top && !s.theta_nested)
         return ld_error_set(err, LD_E_INPUT,
                             "%s: rope_theta is missing (neither top-level nor in rope_parameters)",
@@ -507,12 +520,13 @@ ld_status ld_config_validate(const ld_config *c, const char *label, ld_error *er
     if (c->head_dim % 2 != 0)
         return ld_error_set(err, LD_E_INPUT, "%s: head_dim %d is odd (RoPE rotates halves)", label,
                             c->head_dim);
+    char num[40];
     if (!(c->rms_norm_eps > 0 && c->rms_norm_eps < 1))
-        return ld_error_set(err, LD_E_INPUT, "%s: rms_norm_eps %.17g is outside (0, 1)", label,
-                            c->rms_norm_eps);
+        return ld_error_set(err, LD_E_INPUT, "%s: rms_norm_eps %s is outside (0, 1)", label,
+                            shortest(c->rms_norm_eps, num, sizeof num));
     if (!(c->rope_theta > 0 && isfinite(c->rope_theta)))
-        return ld_error_set(err, LD_E_INPUT, "%s: rope_theta %.17g is not a positive number", label,
-                            c->rope_theta);
+        return ld_error_set(err, LD_E_INPUT, "%s: rope_theta %s is not a positive number", label,
+                            shortest(c->rope_theta, num, sizeof num));
     if (c->torch_dtype != LD_F32 && c->torch_dtype != LD_BF16 && c->torch_dtype != LD_F16)
         return ld_error_set(err, LD_E_INPUT, "%s: torch_dtype %d is not a known dtype", label,
                             (int)c->torch_dtype);

@@ -1,10 +1,14 @@
-/* keys.c — probe keys: "S2.L3.q_norm" text form, parsing and execution order (layerdiff/probes.h).
- * Not the filter logic of the writer (writer.c). */
+/* keys.c — probe keys: "S2.L3.q_norm" text form, parsing and execution order
+ * (layerdiff/probes.h), and the reader's set of keys seen (unique_keys). Not the filter logic of
+ * the writer (writer.c). */
 #include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "layerdiff/probes.h"
+#include "reader_internal.h"
 #include "util.h"
 
 /* Reads "<letter><digits>." at *p and advances past the dot: 1. Not of that form: 0, nothing
@@ -100,4 +104,91 @@ int ld_key_cmp_exec(const ld_key *a, const ld_key *b)
         return ta < tb ? -1 : 1;
     int c = strcmp(a->tag, b->tag);
     return c < 0 ? -1 : c > 0;
+}
+
+/* ---- the reader's set of keys ---------------------------------------------------------------- */
+
+struct ld_keyset_slot {
+    uint64_t hash, line;   /* hash 0: an empty slot */
+    size_t tag_off;        /* the tag in the arena */
+    int32_t step, layer;
+};
+
+static uint64_t key_hash(int step, int layer, const char *tag)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, then the numbers mixed in (splitmix64) */
+    for (const unsigned char *c = (const unsigned char *)tag; *c; c++)
+        h = (h ^ *c) * 1099511628211ull;
+    h ^= ((uint64_t)(uint32_t)step << 32) | (uint32_t)layer;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return h ? h : 1;
+}
+
+static struct ld_keyset_slot *find_slot(struct ld_keyset_slot *slots, size_t cap, uint64_t h,
+                                        int step, int layer, const char *tag, const char *arena)
+{
+    for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        struct ld_keyset_slot *e = &slots[i];
+        if (e->hash == 0 || (e->hash == h && e->step == step && e->layer == layer &&
+                             !strcmp(arena + e->tag_off, tag)))
+            return e;
+    }
+}
+
+static bool keyset_grow(ld_keyset *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    if (cap < s->cap || cap > SIZE_MAX / sizeof *s->slots)
+        return false;
+    struct ld_keyset_slot *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < s->cap; i++) {
+        const struct ld_keyset_slot *e = &s->slots[i];
+        if (e->hash)
+            *find_slot(slots, cap, e->hash, e->step, e->layer, s->arena + e->tag_off, s->arena) =
+                *e;
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->cap = cap;
+    return true;
+}
+
+int ld_keyset_add(ld_keyset *s, int step, int layer, const char *tag, uint64_t line,
+                  uint64_t *first_line)
+{
+    if (s->count + 1 > s->cap / 2 && !keyset_grow(s))
+        return -1;
+    uint64_t h = key_hash(step, layer, tag);
+    struct ld_keyset_slot *e = find_slot(s->slots, s->cap, h, step, layer, tag, s->arena);
+    if (e->hash) {
+        *first_line = e->line;
+        return 1;
+    }
+    size_t len = strlen(tag) + 1, need;
+    if (!ld_add_size(s->arena_len, len, &need))
+        return -1;
+    if (need > s->arena_cap) {
+        size_t cap = need > s->arena_cap * 2 ? need + 4096 : s->arena_cap * 2;
+        char *a = realloc(s->arena, cap);
+        if (!a)
+            return -1;
+        s->arena = a;
+        s->arena_cap = cap;
+    }
+    memcpy(s->arena + s->arena_len, tag, len);
+    *e = (struct ld_keyset_slot){h, line, s->arena_len, step, layer};
+    s->arena_len = need;
+    s->count++;
+    return 0;
+}
+
+void ld_keyset_free(ld_keyset *s)
+{
+    free(s->slots);
+    free(s->arena);
+    *s = (ld_keyset){0};
 }

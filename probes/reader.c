@@ -85,6 +85,7 @@ void ld_reader_options_init(ld_reader_options *opt)
     opt->max_line = DEFAULT_MAX_LINE;
     opt->decode_data = true;
     opt->stream_data = false;
+    opt->unique_keys = false;
 }
 
 static ld_status reader_start(ld_reader *r, ld_reader **out, ld_error *err)
@@ -275,6 +276,7 @@ void ld_reader_close(ld_reader *r)
     free(r->end_last_key);
     free(r->end_tokens);
     free(r->end_decoded);
+    ld_keyset_free(&r->keys);
     free(r->raw);
     free(r->inflated);
     free(r->unshuffled);

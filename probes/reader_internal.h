@@ -16,12 +16,28 @@
 #include "codec.h"
 #include "json.h"
 #include "layerdiff/probes.h"
+#include "record.h"
 
 #define READ_CHUNK ((size_t)1 << 20)
 /* stream_data: the staging buffer of decoded base64 (what the reader holds of a streaming payload,
  * besides its read buffer). */
 #define STAGE ((size_t)64 << 10)
 #define JSON_SAFE_INT ((int64_t)1 << 53) /* integers every JSON reader holds exactly */
+
+/* A set of probe keys (keys.c), for ld_reader_options.unique_keys: open addressing over
+ * (step, layer, tag), the tags kept in one arena. */
+typedef struct ld_keyset {
+    struct ld_keyset_slot *slots; /* [cap], cap a power of two, at most half full */
+    size_t cap, count;
+    char *arena;                  /* the tags, each ended by '\0' */
+    size_t arena_len, arena_cap;
+} ld_keyset;
+
+/* Adds the key: 0 when new, 1 when already there (*first_line: the line it was added with), -1
+ * when out of memory. */
+int ld_keyset_add(ld_keyset *s, int step, int layer, const char *tag, uint64_t line,
+                  uint64_t *first_line);
+void ld_keyset_free(ld_keyset *s);
 
 typedef enum line_kind { LINE_OK, LINE_EOF, LINE_PARTIAL, LINE_ERROR } line_kind;
 
@@ -56,6 +72,7 @@ struct ld_reader {
 
     ld_probe probe;
     uint64_t n_probes;
+    ld_keyset keys;            /* opt.unique_keys: every key read so far */
     char last_key[LD_TAG_NAME_MAX + 32];
     unsigned char *raw, *inflated, *unshuffled; /* payload work buffers, reused */
     size_t raw_cap, inflated_cap, unshuffled_cap;
@@ -80,6 +97,9 @@ struct ld_reader {
         size_t handed;         /* payload bytes handed out (or skipped) so far */
         uint32_t crc;          /* crc32 of those */
         unsigned char head[LD_HEAD_COUNT * 4]; /* the first elements, for the head check */
+        ld_tally tally;        /* of the elements handed out, for the stats check */
+        unsigned char carry[4]; /* the bytes of an element split between two pieces */
+        size_t carry_len;
         ld_zstream z;          /* zlib encodings */
         bool planes_ready;     /* shuffle: the byte planes are all in r->inflated, checked */
         bool line_checked;     /* the line's end was reached and its checks passed */

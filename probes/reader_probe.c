@@ -1,5 +1,5 @@
 /* reader_probe.c — one probe record read whole: its fields checked, its payload decoded (base64,
- * zlib, shuffle) and checked against crc32 and head. Payloads read piece by piece are
+ * zlib, shuffle) and checked against crc32, head and stats. Payloads read piece by piece are
  * reader_stream.c, which shares the checks here. */
 #include <limits.h>
 #include <math.h>
@@ -120,6 +120,15 @@ ld_status ld_rd_decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64)
     }
     if ((st = ld_rd_check_crc_head(v, p, ld_crc32(out, expected), out)) != LD_OK)
         return st;
+    /* A payload kept in another dtype than the probe's was rounded: its min and max may differ.
+     * reader_stream.c makes the same check piece by piece. */
+    if (p->data_dtype == p->dtype) {
+        ld_tally t = {0};
+        char reason[320];
+        ld_tally_add(&t, out, p->data_dtype, (size_t)p->numel);
+        if (!ld_stats_agree(&p->stats, &t, reason, sizeof reason))
+            return ld_rd_bad(v, "%s", reason);
+    }
     p->data = out;
     p->data_bytes = expected;
     return LD_OK;
@@ -175,6 +184,15 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
                          has_layer ? "%s is a model-level tag but the record has a layer"
                                    : "%s is a per-layer tag but the record has no layer",
                          p->tag);
+    uint64_t first;
+    int seen = r->opt.unique_keys && mode != PROBE_STREAMED
+                   ? ld_keyset_add(&r->keys, p->step, p->layer, p->tag, p->line, &first)
+                   : 0;
+    if (seen < 0)
+        return ld_rd_stick(r, err, LD_E_NOMEM, "%s:%llu: cannot allocate the set of keys", r->path,
+                           (unsigned long long)r->line);
+    if (seen > 0)
+        return ld_rd_bad(&v, "appears twice (first on line %llu)", (unsigned long long)first);
     if (ld_rd_only_fields(&v, root, "a probe record", allowed) != LD_OK)
         return r->sticky;
     int64_t index, pos0;
@@ -253,6 +271,9 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
             return st;
         p->n_head++;
     }
+    char why[320];
+    if (!ld_stats_check(&p->stats, p->numel, p->head, p->n_head, why, sizeof why))
+        return ld_rd_bad(&v, "%s", why);
     /* data */
     const ld_json_node *data = ld_json_get(&r->doc, root, "data");
     if (!data)

@@ -355,6 +355,26 @@ static ld_status load_planes(ld_reader *r, ld_error *err)
     return ld_rd_finish_line(r, err);
 }
 
+/* Adds n payload bytes to the tally; an element split between two pieces waits in carry. */
+static void tally_bytes(struct pstream *ps, ld_dtype dtype, const unsigned char *b, size_t n)
+{
+    size_t es = ld_dtype_size(dtype);
+    if (ps->carry_len) {
+        size_t k = LD_MIN(es - ps->carry_len, n);
+        memcpy(ps->carry + ps->carry_len, b, k);
+        ps->carry_len += k;
+        b += k;
+        n -= k;
+        if (ps->carry_len < es)
+            return;
+        ld_tally_add(&ps->tally, ps->carry, dtype, 1);
+        ps->carry_len = 0;
+    }
+    ld_tally_add(&ps->tally, b, dtype, n / es);
+    memcpy(ps->carry, b + n / es * es, n % es);
+    ps->carry_len = n % es;
+}
+
 /* Hands out the next payload bytes of a streaming probe; checks the record when they are all
  * out. */
 static ld_status stream_read(ld_reader *r, unsigned char *out, size_t max, size_t *got,
@@ -391,6 +411,8 @@ static ld_status stream_read(ld_reader *r, unsigned char *out, size_t max, size_
         }
         for (size_t off = 0; off < made; off += (size_t)1 << 30)
             ps->crc = (uint32_t)crc32(ps->crc, out + n + off, (uInt)LD_MIN(made - off, (size_t)1 << 30));
+        if (p->data_dtype == p->dtype)
+            tally_bytes(ps, p->data_dtype, out + n, made);
         ps->handed += made;
         n += made;
     }
@@ -405,6 +427,9 @@ static ld_status stream_read(ld_reader *r, unsigned char *out, size_t max, size_
         ld_rd_name_probe(&v, p);
         if ((st = ld_rd_check_crc_head(&v, p, ps->crc, ps->head)) != LD_OK)
             return st;
+        char why[320];
+        if (p->data_dtype == p->dtype && !ld_stats_agree(&p->stats, &ps->tally, why, sizeof why))
+            return ld_rd_bad(&v, "%s", why);
         ld_rd_stream_done(r);
     }
     *got = n;
@@ -500,6 +525,8 @@ ld_status ld_rd_stream_start(ld_reader *r, bool *streamed, ld_error *err)
     ps->expected = expected;
     ps->handed = 0;
     ps->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    ps->tally = (ld_tally){0};
+    ps->carry_len = 0;
     r->line++;
     ld_b64_scan_init(&ps->scan, plen - 1, r->opt.decode_data);
     if ((st = consume(r, plen, err)) != LD_OK)

@@ -3,10 +3,13 @@
  * and the chunk results are joined in order: the result is the same bit for bit whatever the
  * number of threads or the vector width. Not a general statistics library. */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "layerdiff/probes.h"
+#include "record.h"
 #include "util.h"
 
 #define CHUNK 8192
@@ -220,4 +223,125 @@ void ld_stats_compute(const void *data, ld_dtype dtype, size_t n, ld_stats *out)
     out->std = sqrt(var > 0.0 ? var : 0.0);
     out->l2 = sqrt(acc.raw);
     out->absmax = fmax(fabs(out->min), fabs(out->max));
+}
+
+/* ---- consistency: what stats claim against each other, the head and a payload ---------------- */
+
+/* Relative slack where statistics are related to each other (mean within [min, max], l2 against
+ * mean and std): a writer may sum in float or round the text it writes (a hand-made
+ * "std":1.118), while a lie (l2 x100, a NaN) is far outside it. Counts, min, max and absmax are
+ * exact in every writer and are compared exactly. */
+#define STATS_RTOL 1e-3
+
+static bool near(double a, double b, double scale)
+{
+    return fabs(a - b) <= STATS_RTOL * scale;
+}
+
+static bool fail_why(char *why, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool fail_why(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* min, max, absmax, mean, std and l2 of finite elements against each other. */
+static bool self_consistent(const ld_stats *s, uint64_t finite, char *why, size_t len)
+{
+    if (s->min > s->max)
+        return fail_why(why, len, "stats.min %.17g is above stats.max %.17g", s->min, s->max);
+    if (s->absmax != fmax(fabs(s->min), fabs(s->max)))
+        return fail_why(why, len, "stats.absmax %.17g is not the larger of |min| %.17g and |max| "
+                        "%.17g", s->absmax, fabs(s->min), fabs(s->max));
+    if (s->std < 0 || s->l2 < 0)
+        return fail_why(why, len, "stats.%s is negative (%.17g)", s->std < 0 ? "std" : "l2",
+                        s->std < 0 ? s->std : s->l2);
+    /* A mean inside [min, max], a population std at most half the range (Popoviciu), and
+     * l2^2 = n (mean^2 + std^2) over the finite elements. */
+    double spread = s->max - s->min;
+    if (!near(s->mean, fmax(s->min, fmin(s->max, s->mean)), s->absmax) ||
+        !(s->std <= spread / 2 + STATS_RTOL * s->absmax))
+        return fail_why(why, len, "stats.mean %.17g or stats.std %.17g does not fit min %.17g "
+                        "and max %.17g", s->mean, s->std, s->min, s->max);
+    double sq = (double)finite * (s->mean * s->mean + s->std * s->std);
+    if (!near(s->l2 * s->l2, sq, fmax(s->l2 * s->l2, sq)) || s->l2 < s->absmax * (1 - STATS_RTOL))
+        return fail_why(why, len, "stats.l2 %.17g disagrees with mean %.17g, std %.17g and absmax "
+                        "%.17g over %llu finite elements (l2 should be %.17g)", s->l2, s->mean,
+                        s->std, s->absmax, (unsigned long long)finite, sqrt(sq));
+    return true;
+}
+
+bool ld_stats_check(const ld_stats *s, uint64_t numel, const double *head, int n_head, char *why,
+                    size_t len)
+{
+    static const char *const names[6] = {"min", "max", "mean", "std", "l2", "absmax"};
+    const double v[6] = {s->min, s->max, s->mean, s->std, s->l2, s->absmax};
+    uint64_t finite = numel - s->nan - s->inf; /* the caller checked nan + inf <= numel */
+    for (int i = 0; i < 6; i++) {
+        if (finite == 0 && !isnan(v[i]))
+            return fail_why(why, len, "stats.%s is %.17g but no element is finite (nan %llu, inf "
+                            "%llu of %llu)", names[i], v[i], (unsigned long long)s->nan,
+                            (unsigned long long)s->inf, (unsigned long long)numel);
+        if (finite > 0 && !isfinite(v[i]))
+            return fail_why(why, len, "stats.%s is %g but %llu elements are finite (stats count "
+                            "nan %llu, inf %llu)", names[i], v[i], (unsigned long long)finite,
+                            (unsigned long long)s->nan, (unsigned long long)s->inf);
+    }
+    uint64_t h_nan = 0, h_inf = 0, h_fin = 0;
+    int outside = -1; /* the first finite head value outside [min, max] or above absmax */
+    for (int i = 0; i < n_head; i++) {
+        double x = head[i];
+        if (isnan(x))
+            h_nan++;
+        else if (isinf(x))
+            h_inf++;
+        else if (h_fin++, outside < 0 && (x < s->min || x > s->max || fabs(x) > s->absmax))
+            outside = i;
+    }
+    if (h_nan > s->nan || h_inf > s->inf || h_fin > finite ||
+        ((uint64_t)n_head == numel && (h_nan != s->nan || h_inf != s->inf)))
+        return fail_why(why, len, "the head holds %llu NaN, %llu Inf and %llu finite values but "
+                        "the stats count nan %llu, inf %llu of %llu elements",
+                        (unsigned long long)h_nan, (unsigned long long)h_inf,
+                        (unsigned long long)h_fin, (unsigned long long)s->nan,
+                        (unsigned long long)s->inf, (unsigned long long)numel);
+    if (finite > 0 && !self_consistent(s, finite, why, len))
+        return false;
+    if (outside >= 0)
+        return fail_why(why, len, "head[%d] = %.17g lies outside stats min %.17g, max %.17g, "
+                        "absmax %.17g", outside, head[outside], s->min, s->max, s->absmax);
+    return true;
+}
+
+void ld_tally_add(ld_tally *t, const void *data, ld_dtype dtype, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x = (double)ld_load_f32(data, dtype, i);
+        if (isnan(x)) {
+            t->nan++;
+        } else if (isinf(x)) {
+            t->inf++;
+        } else {
+            t->min = t->finite == 0 || x < t->min ? x : t->min;
+            t->max = t->finite == 0 || x > t->max ? x : t->max;
+            t->finite++;
+        }
+    }
+}
+
+bool ld_stats_agree(const ld_stats *claimed, const ld_tally *t, char *why, size_t len)
+{
+    const ld_stats *c = claimed;
+    if (c->nan != t->nan || c->inf != t->inf)
+        return fail_why(why, len, "the stats count nan %llu, inf %llu but the payload holds %llu "
+                        "NaN and %llu Inf", (unsigned long long)c->nan, (unsigned long long)c->inf,
+                        (unsigned long long)t->nan, (unsigned long long)t->inf);
+    if (t->finite > 0 && (c->min != t->min || c->max != t->max))
+        return fail_why(why, len, "stats.min %.17g and stats.max %.17g but the payload's are "
+                        "%.17g and %.17g", c->min, c->max, t->min, t->max);
+    return true;
 }

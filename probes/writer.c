@@ -678,6 +678,18 @@ ld_status ld_sink_emit_precomputed(ld_sink *s, int step, int layer, const char *
                             "%s: %s: stats count %llu NaN and %llu Inf in %llu elements", s->name,
                             tag, (unsigned long long)stats->nan, (unsigned long long)stats->inf,
                             (unsigned long long)numel);
+    /* A device's statistics are checked as a reader will check them: a record the writer lets
+     * through must never be refused, nor judged, on contradictory numbers. */
+    char why[320];
+    bool ok = ld_stats_check(stats, numel, head, (int)LD_MIN(numel, (uint64_t)LD_HEAD_COUNT), why,
+                             sizeof why);
+    if (ok && data) {
+        ld_tally t = {0};
+        ld_tally_add(&t, data, dtype, (size_t)numel);
+        ok = ld_stats_agree(stats, &t, why, sizeof why);
+    }
+    if (!ok)
+        return ld_error_set(err, LD_E_USAGE, "%s: %s: %s", s->name, tag, why);
     return emit(s, step, layer, tag, pos0, dtype, shape, ndim, numel, stats, head, data,
                 data != NULL, err);
 }

@@ -17,8 +17,9 @@ static void usage(FILE *out)
 "\n"
 "Writes the tensor of one probe as a NumPy .npy file, for numpy.load(OUT.npy). FILE may be\n"
 "gzip-compressed. KEY reads like S0.L3.q_norm, L3.q_norm (step 0), S1.logits or logits; the\n"
-"first probe with that key is taken. The probe must carry its data, i.e. the stream was written\n"
-"with --payload full (LAYERDIFF_PROBE_PAYLOAD=full); stats-only probes have none.\n"
+"whole stream is read and a KEY that appears twice is refused as ambiguous (a stream cut short\n"
+"after the probe still gives it, with a note). The probe must carry its data, i.e. the stream\n"
+"was written with --payload full (LAYERDIFF_PROBE_PAYLOAD=full); stats-only probes have none.\n"
 "\n"
 "The stored dtype is kept: f32 -> float32, f16 -> float16. bf16 has no NumPy type and is\n"
 "widened to float32, which is exact (every bf16 value is a float32 value); the message says so.\n"
@@ -30,7 +31,8 @@ static void usage(FILE *out)
 "\n"
 "exit codes:\n"
 "  0  written\n"
-"  2  bad usage, unreadable or malformed FILE, no probe with that KEY, or a probe without data\n"
+"  2  bad usage, unreadable or malformed FILE, no probe with that KEY, KEY twice, or a probe\n"
+"     without data\n"
 "  3  the stream is cut short before a probe with that KEY\n");
 }
 
@@ -57,6 +59,47 @@ static size_t npy_header(char *buf, size_t size, const char *descr, const ld_pro
     memset(buf + 10 + n, ' ', padded - 10 - n - 1);
     buf[padded - 1] = '\n';
     return padded;
+}
+
+static bool same_key(const ld_probe *p, const ld_key *k)
+{
+    return p->step == k->step && p->layer == k->layer && !strcmp(p->tag, k->tag);
+}
+
+/* Reads the rest of the stream: a second probe with found's key makes KEY ambiguous (exit 2). A
+ * stream cut short after it still gives the tensor (a crashed run's probes are what one wants to
+ * look at), with a note that a second one may have been lost; a malformed one does not. */
+static int check_unique(ld_reader *r, const char *path, const ld_key *key, const ld_probe *found,
+                        const char *name)
+{
+    const ld_probe *p;
+    ld_status st;
+    ld_error err;
+    while ((st = ld_reader_next(r, &p, &err)) == LD_OK && p)
+        if (same_key(p, key))
+            return ld_cli_usage_error("extract",
+                                      "%s:%" PRIu64 ": probe %s appears twice (first on line %"
+                                      PRIu64 "): the key is ambiguous, nothing written",
+                                      path, p->line, name, found->line);
+    if (st == LD_E_TRUNCATED) {
+        fprintf(stderr, "layerdiff extract: note: %s is cut short after line %" PRIu64
+                        "; another probe %s may have been lost\n", path, found->line, name);
+        return LD_EXIT_OK;
+    }
+    return st == LD_OK ? LD_EXIT_OK : ld_cli_fail("extract", &err);
+}
+
+static void report(const char *out, const char *name, const ld_probe *p, bool widen,
+                   const char *descr)
+{
+    printf("wrote %s: %s, %s [", out, name,
+           widen ? "float32" : descr[2] == '2' ? "float16" : "float32");
+    for (int d = 0; d < p->ndim; d++)
+        printf(d ? ", %" PRId64 : "%" PRId64, p->shape[d]);
+    printf("], %" PRIu64 " values", p->numel);
+    if (widen)
+        printf(" (stored as bf16, widened exactly to float32: NumPy has no bfloat16)");
+    printf("\n");
 }
 
 int ld_cmd_extract(int argc, char **argv)
@@ -97,7 +140,7 @@ int ld_cmd_extract(int argc, char **argv)
     ld_status st;
     uint64_t seen = 0;
     while ((st = ld_reader_next(r, &p, &err)) == LD_OK && p) {
-        if (p->step == key.step && p->layer == key.layer && !strcmp(p->tag, key.tag))
+        if (same_key(p, &key))
             break;
         seen++;
     }
@@ -131,18 +174,12 @@ int ld_cmd_extract(int argc, char **argv)
                 ld_probe_to_f32(p, (float *)(void *)(buf + hl), &err);
             else
                 memcpy(buf + hl, p->data, bytes);
-            if (ld_write_file(out, buf, hl + bytes, &err) != LD_OK) {
+            ld_probe found = *p; /* p is the reader's until the next record */
+            rc = check_unique(r, path, &key, &found, name);
+            if (rc == LD_EXIT_OK && ld_write_file(out, buf, hl + bytes, &err) != LD_OK)
                 rc = ld_cli_fail("extract", &err);
-            } else {
-                printf("wrote %s: %s, %s [", out, name, widen ? "float32" : descr[2] == '2' ? "float16" : "float32");
-                for (int d = 0; d < p->ndim; d++)
-                    printf(d ? ", %" PRId64 : "%" PRId64, p->shape[d]);
-                printf("], %" PRIu64 " values", p->numel);
-                if (widen)
-                    printf(" (stored as bf16, widened exactly to float32: NumPy has no bfloat16)");
-                printf("\n");
-                rc = LD_EXIT_OK;
-            }
+            if (rc == LD_EXIT_OK)
+                report(out, name, &found, widen, descr);
         }
         free(buf);
     }

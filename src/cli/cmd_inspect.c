@@ -16,7 +16,8 @@ static void usage(FILE *out)
 "\n"
 "Prints the header of a probe stream (plain or gzip-compressed), one line per probe and whether\n"
 "the stream is complete. Every record is validated as it is read, payloads included (base64,\n"
-"zlib, crc32, and the head against the data), so a clean exit also means the file is sound.\n"
+"zlib, crc32, the head and the stats against the data), and a key that appears twice is refused\n"
+"(as compare refuses it), so a clean exit also means the file is sound.\n"
 "\n"
 "options:\n"
 "  --summary          the header and the totals only, no line per probe\n"
@@ -94,6 +95,7 @@ int ld_cmd_inspect(int argc, char **argv)
     };
     ld_reader_options opt;
     ld_reader_options_init(&opt);
+    opt.unique_keys = true; /* a key twice is refused, as compare refuses it */
     bool summary = false;
     int c;
     optind = 1;

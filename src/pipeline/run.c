@@ -3,6 +3,7 @@
  * themselves (reference/forward.c, cuda/), option parsing and messages (src/cli/). */
 #include "run.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +115,11 @@ static ld_status generate_and_close(const ld_backend *b, const ld_run_options *o
     r->decoded = calloc(n + 1, sizeof *r->decoded);
     if (o->live_sink)
         *o->live_sink = sink;
+    /* A step's argmax is written when the step ends (-1 when no logit is finite): what is still
+     * NOT_RUN after a failure never ran, and the error end record lists the steps that did. */
+    enum { NOT_RUN = INT32_MIN };
+    for (size_t i = 0; r->tokens && i <= n; i++)
+        r->tokens[i] = NOT_RUN;
     ld_status st = !r->tokens || !r->decoded
                        ? ld_error_set(err, LD_E_NOMEM, "out of memory")
                        : b->generate(o->model, o->prompt, o->n_prompt, o->decode_steps, fo,
@@ -125,7 +131,12 @@ static ld_status generate_and_close(const ld_backend *b, const ld_run_options *o
     if (st == LD_OK)
         st = ld_model_check_unchanged(o->model, err);
     if (st != LD_OK) {
-        ld_run_end failed_end = {.ok = false, .message = err->msg};
+        size_t done = 0;
+        while (r->tokens && done <= n && r->tokens[done] != NOT_RUN)
+            done++;
+        ld_run_end failed_end = {.ok = false, .message = err->msg, .tokens = r->tokens,
+                                 .n_tokens = done, .decoded = r->decoded,
+                                 .n_decoded = done ? done - 1 : 0};
         ld_sink_close(sink, &failed_end, NULL);
         return st;
     }

@@ -168,6 +168,9 @@ typedef struct ld_reader_options {
                           the reader then holds a few hundred KiB whatever the record's size
                           (shuffle+zlib+base64 payloads excepted: see ld_reader_read_data); default
                           false */
+    bool unique_keys;  /* refuse a probe whose key (step, layer, tag) came before: "PATH:LINE:
+                          probe K: appears twice (first on line N)". Holds every key read, some 40
+                          bytes a probe; default false (compare finds duplicates itself) */
 } ld_reader_options;
 
 void ld_reader_options_init(ld_reader_options *opt);

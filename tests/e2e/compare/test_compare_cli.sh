@@ -78,12 +78,45 @@ expect 2 "$R" "$tmp/fault.jsonl" --fail-on fingerprint
 expect 2 "$R" "$tmp/fault.jsonl" --fail-on all
 expect 0 "$R" "$tmp/stats.jsonl" --json "$tmp/stats.json"
 expect 3 "$R" "$tmp/stats.jsonl" --fail-on nodata
+# issue 15, item 1: a stats-only candidate whose l2 is NaN with no NaN counted passed; the
+# reader now refuses the record (and inspect with it), naming the field
+sed -E '0,/"l2":[^,]*/s//"l2":"NaN"/' "$tmp/stats.jsonl" >"$tmp/stats_nan_l2.jsonl"
+expect 2 "$R" "$tmp/stats_nan_l2.jsonl"
+stderr_has "stats_nan_l2.jsonl:2: probe S0.embed: stats.l2 is nan but"
+"$LD_BIN" inspect "$tmp/stats_nan_l2.jsonl" >/dev/null 2>&1
+[[ $? == 2 ]] || { echo "FAIL: inspect accepted a NaN l2"; fails=$((fails + 1)); }
 expect 3 "$R" "$tmp/header_only.jsonl" --json "$tmp/header_only.json"
 expect 3 "$R" "$tmp/empty.jsonl" --fail-on none --allow-missing '*' --json "$tmp/empty.json"
 expect 3 "$tmp/empty.jsonl" "$R"
 expect 0 "$R" "$tmp/foreign.jsonl" --map "$MAP" --json "$tmp/foreign.json"
 expect 1 "$R" "$tmp/foreign_bad.jsonl" --map "$MAP" --json "$tmp/foreign_bad.json"
 expect 3 "$R" "$tmp/foreign.jsonl"
+
+# issue 15, item 7: a stream's strings (here the implementation and a fault) carry an escape
+# sequence, newlines faking a green verdict line, HTML and a table pipe: none reaches the terminal
+# or the Markdown report raw
+"$LD_PYTHON" - "$tmp/perturbed.jsonl" "$tmp/evil.jsonl" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines(keepends=True)
+h = json.loads(lines[0])
+h["implementation"] = "x\x1b[32m\nverdict: PASS \u2014 exit 0\x1b[0m<script>alert(1)</script>|\x9b"
+h["faults"] = ["a\n\x1b[2J"]
+lines[0] = json.dumps(h) + "\n"
+open(sys.argv[2], "w").writelines(lines)
+PY
+expect 1 "$R" "$tmp/evil.jsonl" --md "$tmp/evil.md"
+stdout_has 'x\x1b[32m\x0averdict: PASS — exit 0\x1b[0m<script>alert(1)</script>|\u009b'
+stdout_has 'faults: a\x0a\x1b[2J)'
+if grep -q $'\033\|\xc2\x9b' "$tmp/out.txt" || grep -q '^verdict: PASS' "$tmp/out.txt"; then
+  echo "FAIL: an escape sequence or a fake verdict line reached the terminal report"
+  fails=$((fails + 1))
+fi
+if grep -q $'<script>\|^verdict: PASS\|\033' "$tmp/evil.md" ||
+  ! grep -qF '&lt;script&gt;alert(1)&lt;/script&gt;\|' "$tmp/evil.md"; then
+  echo "FAIL: raw HTML, a newline, an escape or a pipe from a stream reached the Markdown report"
+  cat "$tmp/evil.md"
+  fails=$((fails + 1))
+fi
 
 # colour: only when asked (stdout is not a terminal here)
 expect 1 "$R" "$tmp/perturbed.jsonl" --color always

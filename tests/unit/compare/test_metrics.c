@@ -291,6 +291,41 @@ static void test_stats_fallback(void **state)
     ASSERT_NEAR(m.rel_l2, 1.0 / 2.3048861143232218, 1e-15);
 }
 
+/* Issue 15, item 1: stats that bound nothing must fail, never pass (a NaN l2 with no NaN counted
+ * passed before); min, max and mean bound max_abs. */
+static void test_stats_fallback_unjudgeable(void **state)
+{
+    (void)state;
+    ld_stats rs = {-2, 2, 0, 1, 10, 2, 0, 0};
+    double head[4] = {0.5, -1, 2, 0.25};
+    ld_tolerance t = tol_of(0, 0);
+    ld_tolerance loose = {1, -1, 0, 0, 1, INFINITY, INFINITY};
+    ld_metrics m;
+    double bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int i = 0; i < 3; i++) {
+        ld_stats cs = rs;
+        cs.l2 = bad[i];
+        ld_metrics_from_stats(&rs, head, 4, &cs, head, 4, 100, LD_F32, &t, &m);
+        assert_true(isnan(m.rel_l2) && isnan(m.max_abs));
+        assert_true(ld_judge(&m, &loose) & LD_FAIL_REL_L2);
+        cs = rs;
+        cs.mean = bad[i];
+        ld_metrics_from_stats(&rs, head, 4, &cs, head, 4, 100, LD_F32, &t, &m);
+        assert_true(ld_judge(&m, &loose) & LD_FAIL_REL_L2);
+    }
+    /* max 2 vs 5: max |c-r| >= 3 whatever the head says */
+    ld_stats cs = {-2, 5, 0, 1, 10, 5, 0, 0};
+    ld_metrics_from_stats(&rs, head, 4, &cs, head, 4, 100, LD_F32, &t, &m);
+    assert_true(m.max_abs == 3);
+    ld_tolerance abs1 = {1, -1, 0, 0, 1, 1, INFINITY};
+    assert_int_equal(ld_judge(&m, &abs1), LD_FAIL_MAX_ABS);
+    /* all elements NaN on both sides, counts equal: nothing to bound, nothing fails */
+    ld_stats an = {NAN, NAN, NAN, NAN, NAN, NAN, 100, 0};
+    double hn[4] = {NAN, NAN, NAN, NAN};
+    ld_metrics_from_stats(&an, hn, 4, &an, hn, 4, 100, LD_F32, &t, &m);
+    assert_int_equal(ld_judge(&m, &loose), 0);
+}
+
 static void test_judge(void **state)
 {
     (void)state;
@@ -479,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite),       cmocka_unit_test(test_ulp),
         cmocka_unit_test(test_worst_index_and_grid), cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_mismatched_sizes), cmocka_unit_test(test_stats_fallback),
+        cmocka_unit_test(test_stats_fallback_unjudgeable),
         cmocka_unit_test(test_judge),           cmocka_unit_test(test_piecewise_bit_for_bit),
         cmocka_unit_test(test_piecewise_misuse),
     };

@@ -163,6 +163,15 @@ static void test_defaults(void **state)
     assert_int_equal(parse(text, &c, &err), LD_OK);
     assert_int_equal(c.torch_dtype, LD_F16);
     free(text);
+    /* issue 15, item 11: a subnormal rope_theta is a finite number like 1e-300 (it was "not a
+     * finite number": strtod flags the underflow) */
+    static const char *const tiny[] = {"1e-300", "1e-308", "4.9e-324"};
+    for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++) {
+        text = config_with("rope_theta", tiny[i], NULL, NULL);
+        assert_int_equal(parse(text, &c, &err), LD_OK);
+        assert_true(c.rope_theta > 0 && c.rope_theta <= 1e-300);
+        free(text);
+    }
 }
 
 typedef struct bad_case {
@@ -228,6 +237,10 @@ static const bad_case bad_cases[] = {
     {"rms_norm_eps", "0", NULL, NULL, LD_E_INPUT, "rms_norm_eps 0 is outside (0, 1)"},
     {"rms_norm_eps", "1e400", NULL, NULL, LD_E_INPUT, "rms_norm_eps is 1e400, not a finite number"},
     {"rope_theta", "-1", NULL, NULL, LD_E_INPUT, "rope_theta -1 is not a positive number"},
+    /* issue 15, item 11: numbers in messages as written, not -9.9999999999999995e-07; one that
+     * underflows to 0 is named 0 */
+    {"rms_norm_eps", "-1e-6", NULL, NULL, LD_E_INPUT, "rms_norm_eps -1e-06 is outside (0, 1)"},
+    {"rope_theta", "1e-400", NULL, NULL, LD_E_INPUT, "rope_theta 0 is not a positive number"},
     {"rope_parameters", "{\"rope_theta\": 10000.0, \"rope_type\": \"default\"}", NULL, NULL,
      LD_E_INPUT, "rope_theta is 1000000 but rope_parameters.rope_theta is 10000"},
     {"tie_word_embeddings", "\"yes\"", NULL, NULL, LD_E_INPUT,

@@ -124,6 +124,13 @@ static const bad_case bad_cases[] = {
      "addressed"},
     {"{" T("a", "F32", "[9223372036854775807,2]", "[0,4]") "}", 4, LD_E_INPUT,
      "has more elements than can be addressed"},
+    /* issue 15, item 10: a zero does not excuse the other dims, in either order */
+    {"{" T("a", "F32", "[0,4611686018427387904,4611686018427387904]", "[0,0]") "}", 0, LD_E_INPUT,
+     "tensor 'a': shape [0, 4611686018427387904, 4611686018427387904] has more elements than can "
+     "be addressed"},
+    {"{" T("a", "F32", "[4611686018427387904,4611686018427387904,0]", "[0,0]") "}", 0, LD_E_INPUT,
+     "tensor 'a': shape [4611686018427387904, 4611686018427387904, 0] has more elements than can "
+     "be addressed"},
     {"{" T("a", "F32", "[9223372036854775808]", "[0,4]") "}", 4, LD_E_INPUT,
      "tensor 'a': shape entry 9223372036854775808 is not an integer in [0, 2^63)"},
     {"{" T("a", "F32", "[-1]", "[0,4]") "}", 4, LD_E_INPUT,

@@ -167,12 +167,39 @@ static void test_run_refused(void **state)
     free(path);
 }
 
+/* Issue 15, item 11: a step without a finite logit ends the run (no token to decode), and the
+ * error end record lists the steps that ran, -1 for that one (it had tokens [] before). */
+static void test_run_no_finite_logit(void **state)
+{
+    fixture *f = *state;
+    char *path = path_in(f->dir, "nan.jsonl");
+    ld_fault_set faults = {0};
+    ld_error err = {0};
+    if (ld_fault_set_add(&faults, "nan=q_norm@0", &err) != LD_OK)
+        fail_msg("%s", err.msg);
+    ld_run_options o = options(f, path);
+    o.faults = &faults;
+    ld_run_result res;
+    assert_int_equal(ld_run(&o, &res, &err), LD_E_INPUT);
+    assert_non_null(strstr(err.msg, "step 0: no logit is finite"));
+    uint64_t n = 0;
+    ld_reader *r = read_all(path, &n);
+    const ld_end_info *e = ld_reader_end(r);
+    assert_false(e->ok);
+    assert_int_equal(e->n_tokens, 1);
+    assert_int_equal(e->tokens[0], -1);
+    assert_int_equal(e->n_decoded, 0);
+    ld_reader_close(r);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backends),
         cmocka_unit_test(test_run_stream),
         cmocka_unit_test(test_run_refused),
+        cmocka_unit_test(test_run_no_finite_logit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -82,8 +82,12 @@ static int write_stream(const char *path, ld_payload payload, ld_encoding enc, i
     TRY(ld_sink_emit(s, 0, 1, "my.custom/tap:0", 0, LD_F32, th, 2, buf, &err));
     TRY(ld_sink_emit(s, 0, LD_NO_LAYER, "model_tap", 0, LD_F32, th, 2, buf, &err));
     TRY(ld_sink_emit(s, 0, LD_NO_LAYER, "final_norm", 0, LD_F32, empty, 2, buf, &err));
-    ld_stats st = {-1.5, 2.0, 0.25, 1.0, 3.0, 2.0, 1, 0};
-    double head[8] = {-1.5, NAN, 2.0, 0, 0, 0, 0.5, 1};
+    const float h8[8] = {-1.5f, NAN, 2.0f, 0, 0, 0, 0.5f, 1};
+    ld_stats st; /* the device's statistics of its 8 elements: the head is all of them */
+    ld_stats_compute(h8, LD_F32, 8, &st);
+    double head[8];
+    for (int i = 0; i < 8; i++)
+        head[i] = (double)h8[i];
     TRY(ld_sink_emit_precomputed(s, 1, 0, "attn_norm", 4, LD_BF16, t1, 2, &st, head, NULL, &err));
     if (variant == 2) /* cut short: the process dies without closing, as a crash would (and
                        * _exit skips the leak checker, which would rightly flag the open sink) */

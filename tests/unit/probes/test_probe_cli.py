@@ -6,6 +6,7 @@ checked with numpy.load against values worked out here.
 usage: test_probe_cli.py LD_PROBE_SAMPLE   (LD_BIN names the layerdiff binary)
 """
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -45,6 +46,32 @@ def values(n, nonfinite, dtype=np.float32):
     if nonfinite:
         x[2], x[3], x[5] = np.nan, np.inf, -np.inf
     return x.astype(dtype)
+
+
+def key_name(r):
+    return f"S{r['step']}." + (f"L{r['layer']}." if "layer" in r else "") + r["tag"]
+
+
+def with_duplicate(src, key, dst):
+    """src with the probe record of key written twice in a row, indexes and counts kept right."""
+    with open(src) as f:
+        recs = [json.loads(line) for line in f]
+    out = []
+    for r in recs:
+        out.append(r)
+        if r["record"] == "probe" and key_name(r) == key:
+            out.append(dict(r))
+    n = 0
+    for r in out:
+        if r["record"] == "probe":
+            r["index"] = n
+            n += 1
+        elif r["record"] == "end":
+            r["probes"] = n
+    with open(dst, "w") as f:
+        for r in out:
+            f.write(json.dumps(r, separators=(",", ":")) + "\n")
+    return dst
 
 
 def main():
@@ -120,6 +147,20 @@ def main():
                err_has=["no probe S0.L9.q_norm among its 12 probes"])
         expect("extract cut", ["extract", os.path.join(d, "cut.jsonl"), "L9.q_norm", "--npy", npy], 3,
                err_has=["no probe S0.L9.q_norm before the stream stopped", "stream truncated"])
+        # issue 15, item 8: a key twice. inspect refused nothing and extract took the first.
+        dup = with_duplicate(full, "S0.L0.q_proj", os.path.join(d, "dup.jsonl"))
+        expect("inspect duplicate key", ["inspect", dup], 2,
+               err_has=["dup.jsonl:5: probe S0.L0.q_proj: appears twice (first on line 4)"])
+        expect("extract ambiguous key", ["extract", dup, "L0.q_proj", "--npy", npy], 2,
+               err_has=["dup.jsonl:5: probe S0.L0.q_proj appears twice (first on line 4): the key "
+                        "is ambiguous"])
+        expect("extract other key of dup", ["extract", dup, "logits", "--npy", npy], 0)
+        with open(dup) as f:
+            cut_dup = f.read().splitlines(keepends=True)[:4]
+        with open(os.path.join(d, "cut_after.jsonl"), "w") as f:
+            f.writelines(cut_dup)
+        expect("extract before a cut", ["extract", os.path.join(d, "cut_after.jsonl"), "L0.q_proj",
+                                        "--npy", npy], 0, err_has=["cut short after line 4"])
         expect("extract bad key", ["extract", full, "q_norm", "--npy", npy], 2, err_has=["per-layer tag"])
         expect("extract no --npy", ["extract", full, "L0.q_proj"], 2, err_has=["--npy OUT.npy is required"])
         expect("extract --npy no value", ["extract", full, "L0.q_proj", "--npy"], 2, err_has=["needs a value"])

@@ -134,6 +134,9 @@ static const struct {
     {"\"dtype\":\"f32\",\"shape\"", "\"dtype\":\"f64\",\"shape\"", "dtype is \"f64\", expected \"f32\", \"bf16\" or \"f16\""},
     {"\"dtype\":\"f32\",\"shape\"", "\"dtype\":\"F32\",\"shape\"", "dtype is \"F32\""},
     {"\"shape\":[4]", "\"shape\":[4294967296,4294967296,4294967296]", "shape has more than 2^40 elements (its size overflows)"},
+    /* issue 15, item 10: a zero does not excuse the other dims, in either order */
+    {"\"shape\":[4]", "\"shape\":[0,1073741824,1073741824]", "shape has more than 2^40 elements"},
+    {"\"shape\":[4]", "\"shape\":[1073741824,1073741824,0]", "shape has more than 2^40 elements"},
     {"\"shape\":[4]", "\"shape\":[1,1,1,1,4]", "shape has 5 dimensions, expected 1 to 4"},
     {"\"shape\":[4]", "\"shape\":[]", "shape has 0 dimensions"},
     {"\"shape\":[4]", "\"shape\":[-4]", "shape[0] is not an integer in [0, 2^53]"},
@@ -150,7 +153,17 @@ static const struct {
     {"\"head\":[1,2,3,4]", "\"head\":[1,2,3]", "head has 3 values, expected 4"},
     {"\"head\":[1,2,3,4]", "\"head\":[1,2,3,{}]", "head[3] is an object"},
     {"\"head\":[1,2,3,4]", "\"head\":[1,2,3,4,]", "unexpected character (expected a value)"},
-    {"\"head\":[1,2,3,4]", "\"head\":[9,2,3,4]", "head[0] = 9 disagrees with element 0 of the payload (1)"},
+    {"\"head\":[1,2,3,4]", "\"head\":[3,2,3,4]", "head[0] = 3 disagrees with element 0 of the payload (1)"},
+    /* statistics that contradict themselves, the head or the payload (issue 15, item 1) */
+    {"\"l2\":5.477", "\"l2\":\"NaN\"", "stats.l2 is nan but 4 elements are finite"},
+    {"\"l2\":5.477", "\"l2\":\"Infinity\"", "stats.l2 is inf but 4 elements are finite"},
+    {"\"l2\":5.477", "\"l2\":547.7", "stats.l2 547.70000000000005 disagrees with mean 2.5"},
+    {"\"min\":1,\"max\":4", "\"min\":5,\"max\":4", "stats.min 5 is above stats.max 4"},
+    {"\"std\":1.118", "\"std\":-1.118", "stats.std is negative (-1.1180000000000001)"},
+    {"\"absmax\":4", "\"absmax\":7", "stats.absmax 7 is not the larger of |min| 1 and |max| 4"},
+    {"\"nan\":0", "\"nan\":2", "the head holds 0 NaN, 0 Inf and 4 finite values but the stats "
+     "count nan 2, inf 0 of 4 elements"},
+    {"\"min\":1,", "\"min\":0,", "stats.min 0 and stats.max 4 but the payload's are 1 and 4"},
     {"\"encoding\":\"base64\"", "\"encoding\":\"lz4+base64\"", "data.encoding is \"lz4+base64\""},
     {"\"crc32\":", "\"crc32\":1,\"x\":", "unknown field \"x\" in data"},
     {"\"b64\":\"AACAPw", "\"b64\":\"AA*APw", "bad base64 in data.b64 at character 2: character outside the alphabet"},

@@ -149,7 +149,8 @@ static void test_precomputed_exact(void **state)
     ld_sink *s;
     ld_run_info run = tu_run();
     TU_OK(ld_sink_open(&s, path, &cfg, &run, &err), &err);
-    ld_stats st = {0.1, 1.7976931348623157e308, 5e-324, -0.0, 1e-300, INFINITY, 1, 0};
+    /* one finite element, -1/3 (not a float: a device may hand any double), NaN and -Inf */
+    ld_stats st = {-1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0, -0.0, 1.0 / 3.0, 1.0 / 3.0, 1, 1};
     double head[3] = {-1.0 / 3.0, NAN, -INFINITY};
     int64_t shape[1] = {3};
     TU_OK(ld_sink_emit_precomputed(s, 0, 0, "up_proj", 0, LD_F32, shape, 1, &st, head, NULL, &err),
@@ -163,7 +164,20 @@ static void test_precomputed_exact(void **state)
              &err, LD_E_USAGE, "3 NaN and 1 Inf in 3 elements");
     const float x[3] = {-1.0f, NAN, -INFINITY};
     double h2[3] = {-1.0, NAN, -INFINITY};
-    TU_OK(ld_sink_emit_precomputed(s, 1, 0, "up_proj", 3, LD_F32, shape, 1, &st, h2, x, &err), &err);
+    /* statistics a reader would refuse are refused here (issue 15, item 1) */
+    bad = st;
+    bad.l2 = NAN;
+    TU_FAILS(ld_sink_emit_precomputed(s, 1, 0, "up_proj", 3, LD_F32, shape, 1, &bad, h2, x, &err),
+             &err, LD_E_USAGE, "up_proj: stats.l2 is nan but 1 elements are finite");
+    TU_FAILS(ld_sink_emit_precomputed(s, 1, 0, "up_proj", 3, LD_F32, shape, 1, &st, h2, x, &err),
+             &err, LD_E_USAGE, "head[0] = -1 lies outside stats min -0.33333333333333331");
+    TU_FAILS(ld_sink_emit_precomputed(s, 1, 0, "up_proj", 3, LD_F32, shape, 1, &st, head, x, &err),
+             &err, LD_E_USAGE, "stats.min -0.33333333333333331 and stats.max -0.33333333333333331 "
+             "but the payload's are -1 and -1");
+    ld_stats sx;
+    ld_stats_compute(x, LD_F32, 3, &sx);
+    TU_OK(ld_sink_emit_precomputed(s, 1, 0, "up_proj", 3, LD_F32, shape, 1, &sx, h2, x, &err),
+          &err);
     TU_OK(ld_sink_close(s, NULL, &err), &err);
     ld_reader *r;
     const ld_probe *p;
