@@ -47,6 +47,13 @@ typedef struct side {
     bool have;
     unsigned char *chunk; /* [chunk_cap] pieces of live payloads */
     size_t chunk_cap;
+    /* Execution order: the latest known-tag key read, and the first record that went back before
+     * it (the rows are then put in execution order: compare.c). */
+    bool have_last;
+    ld_key last;
+    bool out_of_order;
+    ld_key back_key, back_after;
+    uint64_t back_line;
 } side;
 
 /* Row bookkeeping that no report needs. */
@@ -71,6 +78,7 @@ typedef struct ctx {
     index_t idx;
     ld_err_grid scratch;       /* grid of the pair being measured */
     uint64_t first_fail_ref;   /* ref_index of the earliest failing row so far */
+    ld_key first_fail_key;     /* its key, whose error grid first_grid holds */
     size_t floor_missing;      /* compared rows of a floor's dtype the floor has no entry for */
     float *row_r, *row_c;      /* logits rows for top-k */
     size_t row_cap;

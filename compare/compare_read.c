@@ -148,6 +148,22 @@ ld_status ld_cmp_read_live(ctx *c, side *s, unsigned char *dst, size_t n, bool *
     return LD_OK;
 }
 
+/* Notes the first known-tag record that comes before an earlier one in execution order. */
+static void note_order(side *s, const view *v)
+{
+    if (v->tag_id == LD_TAG_UNKNOWN)
+        return;
+    if (s->have_last && !s->out_of_order && ld_key_cmp_exec(&v->key, &s->last) < 0) {
+        s->out_of_order = true;
+        s->back_key = v->key;
+        s->back_after = s->last;
+        s->back_line = v->line;
+    }
+    if (!s->have_last || ld_key_cmp_exec(&v->key, &s->last) > 0)
+        s->last = v->key;
+    s->have_last = true;
+}
+
 /* Reads the next probe of a side into s->cur (through the map); s->have false at the end. The
  * record counts (probes, with_data) once it is settled: read whole, or its payload read to the
  * end. */
@@ -218,6 +234,7 @@ ld_status ld_cmp_advance(ctx *c, side *s)
         v->data_bytes = p->data_bytes;
         v->live = p->streaming;
         v->src = p;
+        note_order(s, v);
         if (p->has_data) {
             uint64_t need;
             if ((!p->data && !p->streaming && p->data_bytes) ||

@@ -339,6 +339,18 @@ static const ld_floor_entry *floor_entry(const ctx *c, ld_dtype cand, const ld_k
     return NULL;
 }
 
+/* Whether a failing row comes before the earliest failing row so far: in execution order when
+ * both tags are known (a reference out of that order is shown in it: compare.c), else in the
+ * reference's order. */
+static bool earliest_fail(const ctx *c, const ld_row *row)
+{
+    if (c->first_fail_ref == UINT64_MAX)
+        return true;
+    if (row->tag_id != LD_TAG_UNKNOWN && ld_tag_from_name(c->first_fail_key.tag) != LD_TAG_UNKNOWN)
+        return ld_key_cmp_exec(&row->key, &c->first_fail_key) < 0;
+    return row->ref_index < c->first_fail_ref;
+}
+
 /* Puts a measured pair into its row and judges it. */
 static void commit_pair(ctx *c, size_t ri, const view *rv, const view *cv, pair_eval *pe)
 {
@@ -371,8 +383,9 @@ static void commit_pair(ctx *c, size_t ri, const view *rv, const view *cv, pair_
         c->res->n_floor_judged++;
     }
     row->pass = row->fail_mask == 0;
-    if (!row->pass && row->ref_index < c->first_fail_ref) {
+    if (!row->pass && earliest_fail(c, row)) {
         c->first_fail_ref = row->ref_index;
+        c->first_fail_key = row->key;
         /* Keep this pair's grid for the heat strip: swap buffers rather than copy. */
         ld_err_grid keep = c->res->first_grid;
         if (pe->have_grid) {

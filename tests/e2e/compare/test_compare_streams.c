@@ -719,6 +719,27 @@ static void test_reports(void **state)
     ld_compare_result_destroy(r);
 }
 
+/* A reference whose records were moved out of execution order (issue 15, item 5): the first
+ * divergence is still the earliest in execution order, the rows are listed in it, and a note says
+ * why. Reversed, step 0's later (inherited) failures would otherwise come first. */
+static void test_reference_out_of_order(void **state)
+{
+    (void)state;
+    reverse_steps("ref.jsonl", "ref.reversed.jsonl");
+    ld_compare_result *in = run("perturbed.jsonl");
+    ld_compare_result *r = run_opt("ref.reversed.jsonl", "perturbed.jsonl", NULL);
+    assert_string_equal(key_of(r, r->first_div), "S0.L1.q_norm");
+    assert_true(has_note(r, "ref_order"));
+    assert_false(has_note(in, "ref_order"));
+    assert_int_equal(r->n_rows, in->n_rows);
+    for (size_t i = 0; i < r->n_rows; i++)
+        assert_true(ld_key_cmp_exec(&r->rows[i].key, &in->rows[i].key) == 0);
+    assert_int_equal(r->first_grid.tokens, in->first_grid.tokens);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 1);
+    ld_compare_result_destroy(in);
+    ld_compare_result_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_stats_only),      cmocka_unit_test(test_empty),
         cmocka_unit_test(test_foreign_map),     cmocka_unit_test(test_reports),
         cmocka_unit_test(test_streamed_equals_whole),
+        cmocka_unit_test(test_reference_out_of_order),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
