@@ -39,6 +39,19 @@ const char *ld_rd_last_key_text(const ld_reader *r)
     return r->last_key[0] ? r->last_key : "none (no probe read)";
 }
 
+/* A NUL byte is never part of a JSON line: the input is refused as soon as one is read, not
+ * after a line of them has filled the buffer up to max_line (/dev/zero, a binary file). */
+static long long refuse_nul(ld_reader *r, size_t n, ld_error *err)
+{
+    const char *nul = memchr(r->buf + r->end, '\0', n);
+    if (!nul)
+        return (long long)n;
+    ld_rd_stick(r, err, LD_E_INPUT, "%s: a NUL byte at byte %llu of the text: not a JSON-lines "
+                "probe stream", r->path,
+                (unsigned long long)(r->bytes + (size_t)(nul - (r->buf + r->start))));
+    return -1;
+}
+
 /* Appends up to want bytes of input at buf+end; 0 at the end of input; -1 after an error (set). */
 long long ld_rd_source_read(ld_reader *r, size_t want, ld_error *err)
 {
@@ -46,11 +59,11 @@ long long ld_rd_source_read(ld_reader *r, size_t want, ld_error *err)
         size_t n = LD_MIN(want, r->mem_len - r->mem_pos);
         memcpy(r->buf + r->end, r->mem + r->mem_pos, n);
         r->mem_pos += n;
-        return (long long)n;
+        return refuse_nul(r, n, err);
     }
     int n = gzread(r->gz, r->buf + r->end, (unsigned)LD_MIN(want, (size_t)1 << 30));
     if (n > 0)
-        return n;
+        return refuse_nul(r, (size_t)n, err);
     int code = Z_OK;
     const char *msg = gzerror(r->gz, &code);
     if (code == Z_OK)

@@ -371,7 +371,7 @@ static void test_end_and_order_cases(void **state)
     expect("BOM not first", buf, strlen(buf), LD_E_INPUT, "mem:2: not valid JSON at column 1: unexpected non-ASCII byte");
     char nul[] = "{\"record\":\"header\"}\n";
     nul[2] = '\0';
-    expect("NUL byte", nul, sizeof nul - 1, LD_E_INPUT, "mem:1: not valid JSON at column 3: raw control character");
+    expect("NUL byte", nul, sizeof nul - 1, LD_E_INPUT, "mem: a NUL byte at byte 2 of the text");
     free(p);
 }
 
@@ -474,6 +474,24 @@ static void test_sizes(void **state)
     o = read_stream(big, hlen + 1, &opt);
     assert_int_equal(o.st, LD_E_INPUT);
     assert_non_null(strstr(o.msg, "mem:1: line longer than the 100-byte limit"));
+    /* A NUL byte (/dev/zero, a binary file) is refused where it is read, with the same message
+     * read whole or streamed, not once a line of them has filled the buffer (or at its end). */
+    memset(big + hlen + 1, 0, 1);
+    o = read_stream(big, k, NULL);
+    assert_int_equal(o.st, LD_E_INPUT);
+    char want[96];
+    snprintf(want, sizeof want, "mem: a NUL byte at byte %zu of the text", hlen + 1);
+    assert_non_null(strstr(o.msg, want));
+    memset(big + k / 2, 0, 1);
+    memset(big + hlen + 1, '{', 1);
+    o = read_stream(big, k, NULL);
+    assert_int_equal(o.st, LD_E_INPUT);
+    snprintf(want, sizeof want, "mem: a NUL byte at byte %zu of the text", k / 2);
+    assert_non_null(strstr(o.msg, want));
+    memset(big, 0, k);
+    o = read_stream(big, k, NULL);
+    assert_int_equal(o.st, LD_E_INPUT);
+    assert_non_null(strstr(o.msg, "mem: a NUL byte at byte 0 of the text"));
     free(big);
     free(p);
 }
