@@ -333,7 +333,7 @@ ld_status ld_compare_run(const char *ref_path, const char *cand_path,
     st = finish_result(&c);
 done:
     for (size_t i = 0; i < r->n_rows && c.aux; i++)
-        ld_cmp_unpark(c.aux[i].pending);
+        ld_cmp_unpark(&c, c.aux[i].pending);
     free(c.aux);
     ld_cmp_index_free(&c.idx);
     ld_err_grid_free(&c.scratch);

@@ -80,6 +80,7 @@ typedef struct ctx {
     uint64_t first_fail_ref;   /* ref_index of the earliest failing row so far */
     ld_key first_fail_key;     /* its key, whose error grid first_grid holds */
     size_t floor_missing;      /* compared rows of a floor's dtype the floor has no entry for */
+    size_t parked;             /* bytes held by parked records (ld_cmp_park_cost) */
     float *row_r, *row_c;      /* logits rows for top-k */
     size_t row_cap;
     ld_error *err;
@@ -104,7 +105,8 @@ ld_status ld_cmp_settle(ctx *c, side *s, bool *gone);
 ld_status ld_cmp_read_live(ctx *c, side *s, unsigned char *dst, size_t n, bool *gone);
 ld_status ld_cmp_advance(ctx *c, side *s);
 ld_status ld_cmp_park(ctx *c, side *s, view **out, bool *gone);
-void ld_cmp_unpark(view *p);
+/* Frees a parked record (NULL: nothing) and gives its bytes back to c->parked. */
+void ld_cmp_unpark(ctx *c, view *p);
 
 /* ---- pairing into rows (compare_rows.c) ---- */
 ld_step_tokens *ld_cmp_step_slot(ctx *c, int step);

@@ -253,13 +253,31 @@ ld_status ld_cmp_advance(ctx *c, side *s)
     return LD_OK;
 }
 
+/* What a parked record holds: its copy and its payload. */
+static size_t park_cost(const view *v)
+{
+    return sizeof *v + (v->has_data ? v->data_bytes : 0);
+}
+
 /* Copies a record so that it survives the reader's next call, reading a live payload whole
- * (memory then holds every record parked: streams in different orders cost what waits). */
+ * (memory then holds every record parked: streams in different orders cost what waits, up to
+ * max_parked bytes). */
 ld_status ld_cmp_park(ctx *c, side *s, view **out, bool *gone)
 {
     const view *v = &s->cur;
     *out = NULL;
     *gone = false;
+    size_t limit = c->opt->max_parked ? c->opt->max_parked : LD_CMP_MAX_PARKED_DEFAULT;
+    if (park_cost(v) > limit - LD_MIN(limit, c->parked)) {
+        char kb[LD_TAG_NAME_MAX + 48];
+        return ld_error_set(c->err, LD_E_INPUT,
+                            "%s: line %llu: %s cannot wait for its partner: records waiting for "
+                            "theirs already hold %zu bytes and the limit is %zu (--max-parked): "
+                            "the two streams come in very different orders, or with keys the "
+                            "other lacks (foreign tag names need --map)",
+                            s->info->path, (unsigned long long)v->line,
+                            ld_cmp_key_text(&v->key, kb, sizeof kb), c->parked, limit);
+    }
     view *p = malloc(sizeof *p);
     if (!p)
         return ld_error_set(c->err, LD_E_NOMEM, "out of memory");
@@ -298,13 +316,15 @@ ld_status ld_cmp_park(ctx *c, side *s, view **out, bool *gone)
         }
     }
     p->crc32 = s->cur.crc32;
+    c->parked += park_cost(p);
     *out = p;
     return LD_OK;
 }
 
-void ld_cmp_unpark(view *p)
+void ld_cmp_unpark(ctx *c, view *p)
 {
     if (p) {
+        c->parked -= LD_MIN(c->parked, park_cost(p));
         free(p->owned);
         free(p);
     }

@@ -427,7 +427,7 @@ static ld_status take(ctx *c, side *s, bool is_ref)
             commit_pair(c, (size_t)found, v, p, &pe);
         else
             commit_pair(c, (size_t)found, p, v, &pe);
-        ld_cmp_unpark(p);
+        ld_cmp_unpark(c, p);
         return LD_OK;
     }
     /* Wait for the partner only while the other stream can still bring it. */
@@ -438,7 +438,7 @@ static ld_status take(ctx *c, side *s, bool is_ref)
     size_t ri;
     if (found < 0) {
         if ((st = new_row(c, &v->key, &ri)) != LD_OK) {
-            ld_cmp_unpark(parked);
+            ld_cmp_unpark(c, parked);
             return st;
         }
     } else {
@@ -508,7 +508,7 @@ ld_status ld_cmp_stream_pairs(ctx *c)
     }
     /* Whoever still waits has no partner. */
     for (size_t i = 0; i < c->res->n_rows; i++) {
-        ld_cmp_unpark(c->aux[i].pending);
+        ld_cmp_unpark(c, c->aux[i].pending);
         c->aux[i].pending = NULL;
     }
     return LD_OK;

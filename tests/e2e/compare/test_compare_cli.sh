@@ -104,6 +104,18 @@ expect 2 "$R" "$tmp/same.jsonl" --fail-on bogus
 stderr_has "'bogus'"
 expect 2 "$R" "$tmp/same.jsonl" --color sometimes
 expect 2 "$R" "$tmp/same.jsonl" --topk 0
+# memory bounds (issue 15, item 6): a line (a gzip bomb of spaces) past --max-line, and records
+# waiting for partners that never come (foreign tags without --map) past --max-parked
+"$LD_PYTHON" -c 'import gzip,sys; gzip.open(sys.argv[1], "wb").write(b" " * (4 << 20))' \
+  "$tmp/spaces.jsonl.gz"
+expect 2 "$R" "$tmp/spaces.jsonl.gz" --max-line 65536
+stderr_has "spaces.jsonl.gz:1: line longer than the 65536-byte limit"
+expect 2 "$R" "$tmp/same.jsonl" --max-line 0
+stderr_has "--max-line: '0' is not a positive integer"
+expect 2 "$R" "$tmp/foreign.jsonl" --max-parked 4000
+stderr_has "cannot wait for its partner: records waiting for theirs already hold"
+stderr_has "and the limit is 4000 (--max-parked)"
+expect 3 "$R" "$tmp/foreign.jsonl" --max-parked 100000000
 expect 2 "$R" "$tmp/nonexistent.jsonl"
 stderr_has "$tmp/nonexistent.jsonl"
 expect 2 "$R" "$tmp/same.jsonl" --json "$tmp/no/such/dir/r.json"
