@@ -430,9 +430,13 @@ static ld_status take(ctx *c, side *s, bool is_ref)
         ld_cmp_unpark(c, p);
         return LD_OK;
     }
-    /* Wait for the partner only while the other stream can still bring it. */
+    /* Wait for the partner only while the other stream can still bring it: it has not ended,
+     * and its header's filter admits the key (a run with --tags or --steps holds no other keys;
+     * a map renames keys, so the filter's names are not ours then). */
     view *parked = NULL;
-    st = other->done ? ld_cmp_settle(c, s, &lost) : ld_cmp_park(c, s, &parked, &lost);
+    bool never = other->done || (!c->opt->map && !ld_reader_wants(other->rd, v->key.step,
+                                                                   v->key.layer, v->key.tag));
+    st = never ? ld_cmp_settle(c, s, &lost) : ld_cmp_park(c, s, &parked, &lost);
     if (st != LD_OK || lost)
         return st;
     size_t ri;

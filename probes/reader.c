@@ -267,6 +267,8 @@ void ld_reader_close(ld_reader *r)
     free(r->tool_json);
     free(r->fingerprint);
     free(r->created);
+    for (size_t i = 0; i < LD_ARRAY_LEN(r->filter); i++)
+        free(r->filter[i]);
     free(r->tokens);
     for (size_t i = 0; r->faults && i < r->header.n_faults; i++)
         free(r->faults[i]);

@@ -16,6 +16,8 @@
 #include "codec.h"
 #include "json.h"
 #include "layerdiff/probes.h"
+#include "record.h"
+#include "util.h"
 
 #define READ_CHUNK ((size_t)1 << 20)
 /* stream_data: the staging buffer of decoded base64 (what the reader holds of a streaming payload,
@@ -49,6 +51,8 @@ struct ld_reader {
     char *backend_json, *model_json, *input_json, *tool_json, *fingerprint, *created;
     int32_t *tokens;
     char **faults;
+    char *filter[3];           /* header.filter's tags, layers, steps ("" when absent) */
+    ld_ranges filter_layers, filter_steps;
 
     ld_end_info end_info;
     char *end_message, *end_last_key;

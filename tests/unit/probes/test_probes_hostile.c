@@ -295,6 +295,15 @@ static void test_header_cases(void **state)
         {"{\"fingerprint\":\"f\"}", "{\"fingerprint\":7}", LD_E_INPUT, "model.fingerprint is a number, expected a string"},
         {"\"git\":\"abc\"", "\"git\":\"abc\",\"os\":\"linux\"", LD_E_INPUT, "unknown field \"os\" in header.tool"},
         {"\"record\":\"header\",", "\"record\":\"header\",\"extra\":true,", LD_E_INPUT, "unknown field \"extra\" in the header"},
+        /* the writer's filter (--tags, --layers, --steps): the probes must keep to it */
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":\"k_*,q_*\",\"layers\":\"0\",\"steps\":\"0-\"}", LD_OK, NULL},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":\"logits\"}", LD_E_INPUT, "mem:2: probe S0.L0.q_norm: the key is outside the header's filter (tags \"logits\", layers \"\", steps \"\")"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"layers\":\"1-\"}", LD_E_INPUT, "the key is outside the header's filter (tags \"\", layers \"1-\", steps \"\")"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"steps\":\"x\"}", LD_E_INPUT, "mem:1: header.filter: steps: bad range 'x'"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":3}", LD_E_INPUT, "field \"tags\" is a number"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":\"\"}", LD_E_INPUT, "tags is empty or holds a NUL"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":[]", LD_E_INPUT, "filter is an array, expected an object"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tag\":\"q\"}", LD_E_INPUT, "unknown field \"tag\" in header.filter"},
     };
     char *p = valid_probe();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
