@@ -116,6 +116,33 @@ expect 2 "$R" "$tmp/foreign.jsonl" --max-parked 4000
 stderr_has "cannot wait for its partner: records waiting for theirs already hold"
 stderr_has "and the limit is 4000 (--max-parked)"
 expect 3 "$R" "$tmp/foreign.jsonl" --max-parked 100000000
+
+# a reference whose records were reversed (reindexed, its end record fixed: inspect accepts it)
+# still names the earliest divergence in execution order, not its own first failing record
+# (issue 15, item 5: qk_norm_skip@1 was reported at S2.logits, "inherited")
+"$LD_BIN" gen-model "$tmp/tiny" --preset tiny >/dev/null
+for f in "" qk_norm_skip@1; do
+  "$LD_BIN" run --model "$tmp/tiny" --tokens 1,2,3 --decode 2 --payload full --quiet \
+    --probes "$tmp/run${f:+_qk}.jsonl" ${f:+--inject "$f"} >/dev/null
+done
+"$LD_PYTHON" - "$tmp/run.jsonl" "$tmp/run_rev.jsonl" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")[:-1]
+probes = lines[1:-1][::-1]
+out = [lines[0]] + [re.sub(r'"index":\d+', '"index":%d' % i, l, count=1)
+                    for i, l in enumerate(probes)]
+end = re.sub(r'"last_key":"[^"]*"', '"last_key":"S0.embed"', lines[-1])
+open(sys.argv[2], "w").write("\n".join(out + [end]) + "\n")
+PY
+"$LD_BIN" inspect "$tmp/run_rev.jsonl" >/dev/null || { echo "FAIL: reversed stream unreadable"; fails=$((fails + 1)); }
+expect 1 "$tmp/run_rev.jsonl" "$tmp/run_qk.jsonl" --json "$tmp/run_rev.json"
+stdout_has "First divergence: layer 1, q_norm, step 0 (S0.L1.q_norm)"
+"$LD_PYTHON" - "$tmp/run_rev.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+notes = [n["text"] for n in json.load(open(sys.argv[1]))["notes"] if n["code"] == "ref_order"]
+if not notes or "(S2.final_norm at line 3 comes after S2.logits)" not in notes[0]:
+    sys.exit("FAIL: no ref_order note naming S2.final_norm: %r" % notes)
+PY
 expect 2 "$R" "$tmp/nonexistent.jsonl"
 stderr_has "$tmp/nonexistent.jsonl"
 expect 2 "$R" "$tmp/same.jsonl" --json "$tmp/no/such/dir/r.json"
