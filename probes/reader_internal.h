@@ -38,6 +38,7 @@ struct ld_reader {
 
     char *buf;                 /* [cap]: unread input is buf[start..end) */
     size_t cap, start, end, scanned;
+    size_t line_ws;            /* leading whitespace of the last line read, dropped (not kept) */
     bool eof;
     uint64_t line;             /* number of the last line returned */
     uint64_t bytes;

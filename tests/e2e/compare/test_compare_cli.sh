@@ -116,6 +116,25 @@ expect 2 "$R" "$tmp/foreign.jsonl" --max-parked 4000
 stderr_has "cannot wait for its partner: records waiting for theirs already hold"
 stderr_has "and the limit is 4000 (--max-parked)"
 expect 3 "$R" "$tmp/foreign.jsonl" --max-parked 100000000
+# ... and by default, a line of nothing but whitespace is counted, not kept: 'compare B B' on a
+# 512 MiB bomb of spaces peaks within 128 MiB of comparing two small streams (it took 1 GiB)
+"$LD_PYTHON" - "$LD_BIN" "$R" "$tmp/bomb.jsonl.gz" <<'PY' || fails=$((fails + 1))
+import gzip, resource, subprocess, sys
+ld, ref, bomb = sys.argv[1:4]
+with gzip.open(bomb, "wb", 1) as g:
+    g.write(open(ref, "rb").readline())
+    for _ in range(512):
+        g.write(b" " * (1 << 20))
+def peak(*args):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rc = subprocess.run([ld, "compare", *args, "--quiet"], capture_output=True).returncode
+    return rc, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+_, small = peak(ref, ref)
+rc, big = peak(bomb, bomb)
+if rc != 3 or big > small + (128 << 10):
+    sys.exit("FAIL: compare of a bomb of spaces: exit %d, peak %d KiB (two small streams: %d KiB)"
+             % (rc, big, small))
+PY
 
 # a reference whose records were reversed (reindexed, its end record fixed: inspect accepts it)
 # still names the earliest divergence in execution order, not its own first failing record

@@ -501,6 +501,22 @@ static void test_sizes(void **state)
     o = read_stream(big, k, NULL);
     assert_int_equal(o.st, LD_E_INPUT);
     assert_non_null(strstr(o.msg, "mem: a NUL byte at byte 0 of the text"));
+    /* Leading whitespace across read chunks is counted, not kept: columns, the length limit and
+     * what follows the end record read as when it was kept. */
+    size_t ws = (size_t)3 << 20;
+    k = (size_t)sprintf(big, "%s\n", header);
+    memset(big + k, ' ', ws);
+    k += ws;
+    k += (size_t)sprintf(big + k, "{\"record\":x}\n");
+    o = read_stream(big, k, NULL);
+    snprintf(want, sizeof want, "mem:2: not valid JSON at column %zu: unexpected character", ws + 11);
+    assert_non_null(strstr(o.msg, want));
+    opt.max_line = ws;
+    o = read_stream(big, k, &opt);
+    assert_non_null(strstr(o.msg, "mem:2: line longer than the 3145728-byte limit"));
+    k = (size_t)sprintf(big, "%s\n%s\n%s\n", header, p, end);
+    memset(big + k, ' ', ws);
+    expect("spaces after the end record", big, k + ws, LD_E_INPUT, "data after the end record");
     free(big);
     free(p);
 }
