@@ -24,6 +24,50 @@ static int row_order(const void *pa, const void *pb)
     return 0;
 }
 
+static int exec_row_order(const void *pa, const void *pb)
+{
+    const ld_row *a = pa, *b = pb;
+    int o = ld_key_cmp_exec(&a->key, &b->key);
+    return o ? o : row_order(pa, pb);
+}
+
+/* A reference out of execution order (its records moved after writing: none of our writers does
+ * that) would make its first failing record the first divergence, not the earliest one: its
+ * known-tag rows are put in execution order in the places such rows hold, so that rows of
+ * unknown tags keep theirs, and the report says so. */
+static ld_status exec_reorder(ctx *c)
+{
+    ld_compare_result *r = c->res;
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < r->n_rows; i++)
+        n += r->rows[i].tag_id != LD_TAG_UNKNOWN && r->rows[i].ref_index != UINT64_MAX;
+    size_t *at = calloc(LD_MAX(n, (size_t)1), sizeof *at);
+    ld_row *moved = calloc(LD_MAX(n, (size_t)1), sizeof *moved);
+    if (!at || !moved) {
+        free(at);
+        free(moved);
+        return ld_error_set(c->err, LD_E_NOMEM, "out of memory for %zu rows", n);
+    }
+    for (size_t i = 0; i < r->n_rows; i++) {
+        if (r->rows[i].tag_id != LD_TAG_UNKNOWN && r->rows[i].ref_index != UINT64_MAX) {
+            at[k] = i;
+            moved[k++] = r->rows[i];
+        }
+    }
+    qsort(moved, n, sizeof *moved, exec_row_order);
+    for (k = 0; k < n; k++)
+        r->rows[at[k]] = moved[k];
+    free(at);
+    free(moved);
+    char kb[LD_TAG_NAME_MAX + 48], ka[LD_TAG_NAME_MAX + 48];
+    return ld_cmp_note(c, LD_NOTE_WARN, "ref_order", "the reference stream %s is not in execution "
+                       "order (%s at line %llu comes after %s): its rows are listed, and the first "
+                       "divergence picked, in execution order", r->ref.path,
+                       ld_cmp_key_text(&c->ref.back_key, kb, sizeof kb),
+                       (unsigned long long)c->ref.back_line,
+                       ld_cmp_key_text(&c->ref.back_after, ka, sizeof ka));
+}
+
 static bool allowed_missing(const ld_compare_options *o, const ld_key *k, bool end_record)
 {
     char text[LD_TAG_NAME_MAX + 48];
@@ -92,6 +136,8 @@ static ld_status finish_result(ctx *c)
     ld_status st;
     /* Reference order first, then candidate-only keys in candidate order. */
     qsort(r->rows, r->n_rows, sizeof *r->rows, row_order);
+    if (c->ref.out_of_order && (st = exec_reorder(c)) != LD_OK)
+        return st;
     ld_cmp_index_free(&c->idx);
     index_t *ix = calloc(1, sizeof *ix);
     if (!ix)
@@ -134,7 +180,9 @@ static ld_status finish_result(ctx *c)
     }
     if (r->n_layers <= 0)
         r->n_layers = max_layer + 1;
-    if (r->first_div < 0)
+    /* The grid kept while comparing belongs to the earliest failure as then known; a reordered
+     * mix of known and unknown tags can pick another row: then the heat strip is left out. */
+    if (r->first_div < 0 || !ld_cmp_key_eq(&r->rows[r->first_div].key, &c->first_fail_key))
         ld_err_grid_free(&r->first_grid);
     r->divergence = r->n_fail > 0;
     /* Truncation and failed runs: the pseudo-key "end". */
@@ -285,7 +333,7 @@ ld_status ld_compare_run(const char *ref_path, const char *cand_path,
     st = finish_result(&c);
 done:
     for (size_t i = 0; i < r->n_rows && c.aux; i++)
-        ld_cmp_unpark(c.aux[i].pending);
+        ld_cmp_unpark(&c, c.aux[i].pending);
     free(c.aux);
     ld_cmp_index_free(&c.idx);
     ld_err_grid_free(&c.scratch);

@@ -254,12 +254,20 @@ typedef struct ld_compare_options {
     double floor_k;                   /* LD_FLOOR_K_DEFAULT */
     uint64_t floor_ulp_cap;           /* LD_FLOOR_ULP_CAP_DEFAULT */
     size_t max_line;                  /* longest record accepted, bytes (0: the reader's default) */
+    size_t max_parked;                /* bytes of records waiting for their partners, payloads and
+                                         bookkeeping (0: LD_CMP_MAX_PARKED_DEFAULT); more fails
+                                         the comparison with LD_E_INPUT */
     bool whole_records;               /* read each record whole, payload included (as before
                                          payloads streamed: the same results, more memory; for
                                          tests and comparisons of the two) */
 } ld_compare_options;
 
 void ld_compare_options_init(ld_compare_options *o);
+
+/* What records waiting for their partners may hold by default: streams in the same order park
+ * nothing, a few ops swapped within a layer park a few records; beyond this the streams' orders
+ * (or keys) differ so much that memory would grow with the stream. */
+#define LD_CMP_MAX_PARKED_DEFAULT ((size_t)512 << 20)
 
 /* What happened to one key. */
 typedef enum ld_row_state {

@@ -47,6 +47,13 @@ typedef struct side {
     bool have;
     unsigned char *chunk; /* [chunk_cap] pieces of live payloads */
     size_t chunk_cap;
+    /* Execution order: the latest known-tag key read, and the first record that went back before
+     * it (the rows are then put in execution order: compare.c). */
+    bool have_last;
+    ld_key last;
+    bool out_of_order;
+    ld_key back_key, back_after;
+    uint64_t back_line;
 } side;
 
 /* Row bookkeeping that no report needs. */
@@ -71,7 +78,9 @@ typedef struct ctx {
     index_t idx;
     ld_err_grid scratch;       /* grid of the pair being measured */
     uint64_t first_fail_ref;   /* ref_index of the earliest failing row so far */
+    ld_key first_fail_key;     /* its key, whose error grid first_grid holds */
     size_t floor_missing;      /* compared rows of a floor's dtype the floor has no entry for */
+    size_t parked;             /* bytes held by parked records (ld_cmp_park_cost) */
     float *row_r, *row_c;      /* logits rows for top-k */
     size_t row_cap;
     ld_error *err;
@@ -96,7 +105,8 @@ ld_status ld_cmp_settle(ctx *c, side *s, bool *gone);
 ld_status ld_cmp_read_live(ctx *c, side *s, unsigned char *dst, size_t n, bool *gone);
 ld_status ld_cmp_advance(ctx *c, side *s);
 ld_status ld_cmp_park(ctx *c, side *s, view **out, bool *gone);
-void ld_cmp_unpark(view *p);
+/* Frees a parked record (NULL: nothing) and gives its bytes back to c->parked. */
+void ld_cmp_unpark(ctx *c, view *p);
 
 /* ---- pairing into rows (compare_rows.c) ---- */
 ld_step_tokens *ld_cmp_step_slot(ctx *c, int step);

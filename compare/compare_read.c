@@ -150,6 +150,22 @@ ld_status ld_cmp_read_live(ctx *c, side *s, unsigned char *dst, size_t n, bool *
     return LD_OK;
 }
 
+/* Notes the first known-tag record that comes before an earlier one in execution order. */
+static void note_order(side *s, const view *v)
+{
+    if (v->tag_id == LD_TAG_UNKNOWN)
+        return;
+    if (s->have_last && !s->out_of_order && ld_key_cmp_exec(&v->key, &s->last) < 0) {
+        s->out_of_order = true;
+        s->back_key = v->key;
+        s->back_after = s->last;
+        s->back_line = v->line;
+    }
+    if (!s->have_last || ld_key_cmp_exec(&v->key, &s->last) > 0)
+        s->last = v->key;
+    s->have_last = true;
+}
+
 /* Reads the next probe of a side into s->cur (through the map); s->have false at the end. The
  * record counts (probes, with_data) once it is settled: read whole, or its payload read to the
  * end. */
@@ -220,6 +236,7 @@ ld_status ld_cmp_advance(ctx *c, side *s)
         v->data_bytes = p->data_bytes;
         v->live = p->streaming;
         v->src = p;
+        note_order(s, v);
         if (p->has_data) {
             uint64_t need;
             if ((!p->data && !p->streaming && p->data_bytes) ||
@@ -238,13 +255,31 @@ ld_status ld_cmp_advance(ctx *c, side *s)
     return LD_OK;
 }
 
+/* What a parked record holds: its copy and its payload. */
+static size_t park_cost(const view *v)
+{
+    return sizeof *v + (v->has_data ? v->data_bytes : 0);
+}
+
 /* Copies a record so that it survives the reader's next call, reading a live payload whole
- * (memory then holds every record parked: streams in different orders cost what waits). */
+ * (memory then holds every record parked: streams in different orders cost what waits, up to
+ * max_parked bytes). */
 ld_status ld_cmp_park(ctx *c, side *s, view **out, bool *gone)
 {
     const view *v = &s->cur;
     *out = NULL;
     *gone = false;
+    size_t limit = c->opt->max_parked ? c->opt->max_parked : LD_CMP_MAX_PARKED_DEFAULT;
+    if (park_cost(v) > limit - LD_MIN(limit, c->parked)) {
+        char kb[LD_TAG_NAME_MAX + 48];
+        return ld_error_set(c->err, LD_E_INPUT,
+                            "%s: line %llu: %s cannot wait for its partner: records waiting for "
+                            "theirs already hold %zu bytes and the limit is %zu (--max-parked): "
+                            "the two streams come in very different orders, or with keys the "
+                            "other lacks (foreign tag names need --map)",
+                            s->info->path, (unsigned long long)v->line,
+                            ld_cmp_key_text(&v->key, kb, sizeof kb), c->parked, limit);
+    }
     view *p = malloc(sizeof *p);
     if (!p)
         return ld_error_set(c->err, LD_E_NOMEM, "out of memory");
@@ -283,13 +318,15 @@ ld_status ld_cmp_park(ctx *c, side *s, view **out, bool *gone)
         }
     }
     p->crc32 = s->cur.crc32;
+    c->parked += park_cost(p);
     *out = p;
     return LD_OK;
 }
 
-void ld_cmp_unpark(view *p)
+void ld_cmp_unpark(ctx *c, view *p)
 {
     if (p) {
+        c->parked -= LD_MIN(c->parked, park_cost(p));
         free(p->owned);
         free(p);
     }

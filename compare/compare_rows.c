@@ -339,6 +339,18 @@ static const ld_floor_entry *floor_entry(const ctx *c, ld_dtype cand, const ld_k
     return NULL;
 }
 
+/* Whether a failing row comes before the earliest failing row so far: in execution order when
+ * both tags are known (a reference out of that order is shown in it: compare.c), else in the
+ * reference's order. */
+static bool earliest_fail(const ctx *c, const ld_row *row)
+{
+    if (c->first_fail_ref == UINT64_MAX)
+        return true;
+    if (row->tag_id != LD_TAG_UNKNOWN && ld_tag_from_name(c->first_fail_key.tag) != LD_TAG_UNKNOWN)
+        return ld_key_cmp_exec(&row->key, &c->first_fail_key) < 0;
+    return row->ref_index < c->first_fail_ref;
+}
+
 /* Puts a measured pair into its row and judges it. */
 static void commit_pair(ctx *c, size_t ri, const view *rv, const view *cv, pair_eval *pe)
 {
@@ -371,8 +383,9 @@ static void commit_pair(ctx *c, size_t ri, const view *rv, const view *cv, pair_
         c->res->n_floor_judged++;
     }
     row->pass = row->fail_mask == 0;
-    if (!row->pass && row->ref_index < c->first_fail_ref) {
+    if (!row->pass && earliest_fail(c, row)) {
         c->first_fail_ref = row->ref_index;
+        c->first_fail_key = row->key;
         /* Keep this pair's grid for the heat strip: swap buffers rather than copy. */
         ld_err_grid keep = c->res->first_grid;
         if (pe->have_grid) {
@@ -414,18 +427,22 @@ static ld_status take(ctx *c, side *s, bool is_ref)
             commit_pair(c, (size_t)found, v, p, &pe);
         else
             commit_pair(c, (size_t)found, p, v, &pe);
-        ld_cmp_unpark(p);
+        ld_cmp_unpark(c, p);
         return LD_OK;
     }
-    /* Wait for the partner only while the other stream can still bring it. */
+    /* Wait for the partner only while the other stream can still bring it: it has not ended,
+     * and its header's filter admits the key (a run with --tags or --steps holds no other keys;
+     * a map renames keys, so the filter's names are not ours then). */
     view *parked = NULL;
-    st = other->done ? ld_cmp_settle(c, s, &lost) : ld_cmp_park(c, s, &parked, &lost);
+    bool never = other->done || (!c->opt->map && !ld_reader_wants(other->rd, v->key.step,
+                                                                   v->key.layer, v->key.tag));
+    st = never ? ld_cmp_settle(c, s, &lost) : ld_cmp_park(c, s, &parked, &lost);
     if (st != LD_OK || lost)
         return st;
     size_t ri;
     if (found < 0) {
         if ((st = new_row(c, &v->key, &ri)) != LD_OK) {
-            ld_cmp_unpark(parked);
+            ld_cmp_unpark(c, parked);
             return st;
         }
     } else {
@@ -495,7 +512,7 @@ ld_status ld_cmp_stream_pairs(ctx *c)
     }
     /* Whoever still waits has no partner. */
     for (size_t i = 0; i < c->res->n_rows; i++) {
-        ld_cmp_unpark(c->aux[i].pending);
+        ld_cmp_unpark(c, c->aux[i].pending);
         c->aux[i].pending = NULL;
     }
     return LD_OK;

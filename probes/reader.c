@@ -45,14 +45,14 @@ static ld_status next_record(ld_reader *r, rec_kind *kind, const ld_json_node **
                            "%s:%llu: stream truncated: the last line is cut "
                            "short (no newline); last complete probe: %s%s",
                            r->path, (unsigned long long)r->line, ld_rd_last_key_text(r), cut);
-    if (r->line == 1 && len >= 3 && !memcmp(line, "\xef\xbb\xbf", 3)) { /* UTF-8 byte order mark */
+    if (r->line == 1 && !r->line_ws && len >= 3 && !memcmp(line, "\xef\xbb\xbf", 3)) { /* a BOM */
         line += 3;
         len -= 3;
     }
     ld_json_error je;
     if (!ld_json_parse(&r->doc, line, len, &je))
         return ld_rd_stick(r, err, LD_E_INPUT, "%s:%llu: not valid JSON at column %zu: %s", r->path,
-                           (unsigned long long)r->line, je.offset + 1, je.msg);
+                           (unsigned long long)r->line, r->line_ws + je.offset + 1, je.msg);
     *root = &r->doc.nodes[0];
     if ((*root)->type != LD_JSON_OBJECT)
         return ld_rd_stick(r, err, LD_E_INPUT, "%s:%llu: a record must be a JSON object, not %s",
@@ -268,6 +268,8 @@ void ld_reader_close(ld_reader *r)
     free(r->tool_json);
     free(r->fingerprint);
     free(r->created);
+    for (size_t i = 0; i < LD_ARRAY_LEN(r->filter); i++)
+        free(r->filter[i]);
     free(r->tokens);
     for (size_t i = 0; r->faults && i < r->header.n_faults; i++)
         free(r->faults[i]);

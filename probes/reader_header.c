@@ -31,13 +31,45 @@ static bool created_valid(const char *s)
     return s[i] == 'Z' && s[i + 1] == '\0';
 }
 
+/* The optional "filter": strings, the ranges parsed (a probe outside them is refused). */
+static ld_status parse_filter(ld_reader *r, vctx *v, const ld_json_node *root)
+{
+    const ld_json_node *f = ld_json_get(&r->doc, root, "filter");
+    if (f && f->type != LD_JSON_OBJECT)
+        return ld_rd_bad(v, "filter is %s, expected an object", ld_json_type_name(f->type));
+    static const char *const fields[] = {"tags", "layers", "steps", NULL};
+    if (f && ld_rd_only_fields(v, f, "header.filter", fields) != LD_OK)
+        return r->sticky;
+    v->context = "header.filter";
+    ld_ranges *ranges[3] = {NULL, &r->filter_layers, &r->filter_steps};
+    for (size_t i = 0; i < LD_ARRAY_LEN(r->filter); i++) {
+        ld_status st = LD_OK;
+        const ld_json_node *s = f ? ld_rd_field(v, f, fields[i], LD_JSON_STRING, false, &st)
+                                  : NULL;
+        if (st != LD_OK)
+            return st;
+        if (s && (memchr(s->str, '\0', s->len) || !s->len))
+            return ld_rd_bad(v, "%s is empty or holds a NUL", fields[i]);
+        if (!(r->filter[i] = s ? strndup(s->str, s->len) : strdup("")))
+            return ld_rd_stick(r, v->err, LD_E_NOMEM, "%s: out of memory reading the header",
+                               r->path);
+        ld_error e;
+        if (ranges[i] && ld_ranges_parse(r->filter[i], ranges[i], &e) != LD_OK)
+            return ld_rd_bad(v, "%s: %s", fields[i], e.msg);
+    }
+    r->header.filter_tags = r->filter[0];
+    r->header.filter_layers = r->filter[1];
+    r->header.filter_steps = r->filter[2];
+    return LD_OK;
+}
+
 ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *err)
 {
     vctx v = {r, err, "header", ""};
     ld_status st = LD_OK;
     static const char *const allowed[] = {"record", "format", "version", "implementation",
                                           "backend", "model", "input", "faults", "created",
-                                          "tool", NULL};
+                                          "tool", "filter", NULL};
     const ld_json_node *fmt = ld_rd_field(&v, root, "format", LD_JSON_STRING, true, &st);
     if (!fmt)
         return st;
@@ -128,7 +160,14 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
     h->tool = r->tool_json;
     h->fingerprint = r->fingerprint;
     h->created = r->created;
-    return LD_OK;
+    return parse_filter(r, &v, root);
+}
+
+bool ld_reader_wants(const ld_reader *r, int step, int layer, const char *tag)
+{
+    return r && ld_ranges_contains(&r->filter_steps, step) &&
+           (layer == LD_NO_LAYER || ld_ranges_contains(&r->filter_layers, layer)) &&
+           ld_rec_tags_match(r->filter[0], tag);
 }
 
 

@@ -39,6 +39,19 @@ const char *ld_rd_last_key_text(const ld_reader *r)
     return r->last_key[0] ? r->last_key : "none (no probe read)";
 }
 
+/* A NUL byte is never part of a JSON line: the input is refused as soon as one is read, not
+ * after a line of them has filled the buffer up to max_line (/dev/zero, a binary file). */
+static long long refuse_nul(ld_reader *r, size_t n, ld_error *err)
+{
+    const char *nul = memchr(r->buf + r->end, '\0', n);
+    if (!nul)
+        return (long long)n;
+    ld_rd_stick(r, err, LD_E_INPUT, "%s: a NUL byte at byte %llu of the text: not a JSON-lines "
+                "probe stream", r->path,
+                (unsigned long long)(r->bytes + (size_t)(nul - (r->buf + r->start))));
+    return -1;
+}
+
 /* Appends up to want bytes of input at buf+end; 0 at the end of input; -1 after an error (set). */
 long long ld_rd_source_read(ld_reader *r, size_t want, ld_error *err)
 {
@@ -46,11 +59,11 @@ long long ld_rd_source_read(ld_reader *r, size_t want, ld_error *err)
         size_t n = LD_MIN(want, r->mem_len - r->mem_pos);
         memcpy(r->buf + r->end, r->mem + r->mem_pos, n);
         r->mem_pos += n;
-        return (long long)n;
+        return refuse_nul(r, n, err);
     }
     int n = gzread(r->gz, r->buf + r->end, (unsigned)LD_MIN(want, (size_t)1 << 30));
     if (n > 0)
-        return n;
+        return refuse_nul(r, (size_t)n, err);
     int code = Z_OK;
     const char *msg = gzerror(r->gz, &code);
     if (code == Z_OK)
@@ -77,16 +90,23 @@ size_t ld_rd_quantum(const ld_reader *r)
     return LD_MAX((size_t)4096, LD_MIN(READ_CHUNK, r->mem_len + 1));
 }
 
+/* Whether a line of n bytes kept, after its dropped leading whitespace, is over max_line. */
+static bool too_long(const ld_reader *r, size_t n)
+{
+    return n > r->opt.max_line || r->line_ws > r->opt.max_line - n;
+}
+
 /* Returns the next line without its '\n' in [*line, *len) (valid until the next call). */
 line_kind ld_rd_read_line(ld_reader *r, char **line, size_t *len, ld_error *err)
 {
+    r->line_ws = 0;
     for (;;) {
         char *nl = r->end > r->scanned ? memchr(r->buf + r->scanned, '\n', r->end - r->scanned)
                                         : NULL;
         if (nl) {
             *line = r->buf + r->start;
             *len = (size_t)(nl - *line);
-            if (*len > r->opt.max_line) {
+            if (too_long(r, *len)) {
                 ld_rd_stick(r, err, LD_E_INPUT, "%s:%llu: line longer than the %zu-byte limit",
                             r->path, (unsigned long long)r->line + 1, r->opt.max_line);
                 return LINE_ERROR;
@@ -97,14 +117,23 @@ line_kind ld_rd_read_line(ld_reader *r, char **line, size_t *len, ld_error *err)
             return LINE_OK;
         }
         r->scanned = r->end;
+        /* The line's leading JSON whitespace is counted, not kept: a line of nothing else (a
+         * gzip bomb of spaces) costs no memory; lengths and byte counts include it. */
+        size_t ws = 0;
+        for (char ch; r->start + ws < r->end &&
+                      ((ch = r->buf[r->start + ws]) == ' ' || ch == '\t' || ch == '\r');)
+            ws++;
+        r->start += ws;
+        r->bytes += ws;
+        r->line_ws += ws;
         size_t pending = r->end - r->start;
-        if (pending > r->opt.max_line) {
+        if (too_long(r, pending)) {
             ld_rd_stick(r, err, LD_E_INPUT, "%s:%llu: line longer than the %zu-byte limit", r->path,
                         (unsigned long long)r->line + 1, r->opt.max_line);
             return LINE_ERROR;
         }
         if (r->eof) {
-            if (pending == 0)
+            if (pending == 0 && r->line_ws == 0)
                 return LINE_EOF;
             *line = r->buf + r->start;
             *len = pending;

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "layerdiff/probes.h"
 #include "record.h"
+#include "util.h"
 
 #define READ_CHUNK ((size_t)1 << 20)
 /* stream_data: the staging buffer of decoded base64 (what the reader holds of a streaming payload,
@@ -52,6 +53,7 @@ struct ld_reader {
 
     char *buf;                 /* [cap]: unread input is buf[start..end) */
     size_t cap, start, end, scanned;
+    size_t line_ws;            /* leading whitespace of the last line read, dropped (not kept) */
     bool eof;
     uint64_t line;             /* number of the last line returned */
     uint64_t bytes;
@@ -65,6 +67,8 @@ struct ld_reader {
     char *backend_json, *model_json, *input_json, *tool_json, *fingerprint, *created;
     int32_t *tokens;
     char **faults;
+    char *filter[3];           /* header.filter's tags, layers, steps ("" when absent) */
+    ld_ranges filter_layers, filter_steps;
 
     ld_end_info end_info;
     char *end_message, *end_last_key;

@@ -179,6 +179,9 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
     p->layer = has_layer ? (int)layer : LD_NO_LAYER;
     p->tag_id = ld_tag_from_name(p->tag);
     ld_rd_name_probe(&v, p);
+    if (!ld_reader_wants(r, p->step, p->layer, p->tag))
+        return ld_rd_bad(&v, "the key is outside the header's filter (tags \"%s\", layers "
+                         "\"%s\", steps \"%s\")", r->filter[0], r->filter[1], r->filter[2]);
     if (p->tag_id != LD_TAG_UNKNOWN && ld_tag_per_layer(p->tag_id) != has_layer)
         return ld_rd_bad(&v,
                          has_layer ? "%s is a model-level tag but the record has a layer"

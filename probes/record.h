@@ -32,5 +32,10 @@ void ld_tally_add(ld_tally *t, const void *data, ld_dtype dtype, size_t n);
  * computes them exactly). mean, std and l2 are left to ld_stats_check: the metrics of a payload
  * come from the payload itself, never from them. */
 bool ld_stats_agree(const ld_stats *claimed, const ld_tally *t, char *why, size_t len);
+/* The header's "filter" object: which keys the writer was asked for, each field present only
+ * when it narrows (tags: comma-separated globs; layers, steps: ranges like "0-3,10"). */
+extern const char *const ld_filter_fields[3]; /* "tags", "layers", "steps" */
+/* Whether tag matches one of the comma-separated globs of list ("" or NULL: every tag). */
+bool ld_rec_tags_match(const char *list, const char *tag);
 
 #endif

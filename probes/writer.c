@@ -37,6 +37,7 @@ struct ld_sink {
     char **tag_globs;       /* [n_globs] patterns; none = every tag */
     size_t n_globs;
     ld_ranges layers, steps;
+    char *filter[3];        /* the tags, layers and steps asked for (NULL: all), for the header */
     locale_t c_locale;      /* numbers are written with a '.' whatever the process locale */
     bool failed;            /* an earlier write failed: the file may end in a partial line */
     ld_error failure;
@@ -310,9 +311,22 @@ static ld_status write_header(ld_sink *s, const ld_run_info *run, ld_error *err)
             ld_buf_putc(b, ',');
         ld_json_put_string(b, f, strlen(f), true);
     }
+    ld_buf_putc(b, ']');
+    /* The filter tells a comparator which keys this stream can never hold, so that the other
+     * stream's records of those keys need not wait for them. */
+    bool any = false;
+    for (size_t i = 0; i < LD_ARRAY_LEN(s->filter); i++) {
+        if (!s->filter[i])
+            continue;
+        ld_buf_printf(b, "%s\"%s\":", any ? "," : ",\"filter\":{", ld_filter_fields[i]);
+        ld_json_put_string(b, s->filter[i], strlen(s->filter[i]), true);
+        any = true;
+    }
+    if (any)
+        ld_buf_putc(b, '}');
     char now[32];
     ld_utc_now(now, sizeof now);
-    ld_buf_printf(b, "],\"created\":\"%s\",\"tool\":{\"name\":\"layerdiff\",\"version\":", now);
+    ld_buf_printf(b, ",\"created\":\"%s\",\"tool\":{\"name\":\"layerdiff\",\"version\":", now);
     ld_json_put_string(b, LD_VERSION_STRING, strlen(LD_VERSION_STRING), true);
     ld_buf_puts(b, ",\"git\":");
     ld_json_put_string(b, LD_GIT_REVISION, strlen(LD_GIT_REVISION), true);
@@ -329,6 +343,8 @@ static void sink_free(ld_sink *s)
     for (size_t i = 0; i < s->n_globs; i++)
         free(s->tag_globs[i]);
     free(s->tag_globs);
+    for (size_t i = 0; i < LD_ARRAY_LEN(s->filter); i++)
+        free(s->filter[i]);
     if (s->c_locale)
         freelocale(s->c_locale);
     ld_buf_free(&s->rec);
@@ -362,6 +378,13 @@ static ld_status sink_create(ld_sink **out, const ld_sink_config *cfg_in, ld_err
     if (ld_ranges_parse(cfg->steps, &s->steps, err) != LD_OK) {
         sink_free(s);
         return ld_error_prefix(err, "steps");
+    }
+    const char *asked[] = {cfg->tags, cfg->layers, cfg->steps};
+    for (size_t i = 0; i < LD_ARRAY_LEN(asked); i++) {
+        if (asked[i] && *asked[i] && !(s->filter[i] = strdup(asked[i]))) {
+            sink_free(s);
+            return ld_error_set(err, LD_E_NOMEM, "cannot copy the probe filter");
+        }
     }
     s->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     if (!s->c_locale) {

@@ -17,6 +17,7 @@
 enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL };
 /* Regression gate options (gate.h, docs/gate.md). */
 enum { OPT_BASELINE = 1100, OPT_REGRESS_FACTOR, OPT_REGRESS_SLACK, OPT_UPDATE_BASELINE, OPT_EXACT };
+enum { OPT_MAX_LINE = 1200, OPT_MAX_PARKED };
 
 static void usage(FILE *out)
 {
@@ -85,6 +86,11 @@ static void usage(FILE *out)
 "                          key that changed. Exit 0 identical, 1 changed, 3 a stream cut short.\n"
 "                          Goes with --json, --md, --quiet and --color only\n"
 "  --topk K                logits top-k agreement (1-64, default 5)\n"
+"  --max-line BYTES        refuse a line (record) longer than this: what a reader may buffer\n"
+"                          (default 1073741824, 1 GiB)\n"
+"  --max-parked BYTES      records waiting for a partner that has not arrived yet (streams in\n"
+"                          different orders) may hold this much; more is refused (default\n"
+"                          536870912, 512 MiB)\n"
 "  --color WHEN            auto (default: when stdout is a terminal and NO_COLOR is unset),\n"
 "                          always, never\n"
 "  -h, --help              this text\n"
@@ -199,6 +205,15 @@ static int parse_option(compare_args *a, int c)
         opt->floor_ulp_cap = (uint64_t)v;
         break;
     }
+    case OPT_MAX_LINE:
+    case OPT_MAX_PARKED: {
+        int64_t v;
+        if (!ld_parse_i64(optarg, 1, INT64_MAX, &v))
+            return ld_cli_usage_error("compare", "--%s: '%s' is not a positive integer",
+                                      c == OPT_MAX_LINE ? "max-line" : "max-parked", optarg);
+        *(c == OPT_MAX_LINE ? &opt->max_line : &opt->max_parked) = (size_t)v;
+        break;
+    }
     case OPT_BASELINE: j->baseline_path = optarg; break;
     case OPT_UPDATE_BASELINE: j->update_baseline = true; break;
     case OPT_EXACT: a->exact = true; break;
@@ -249,6 +264,8 @@ static int parse_args(int argc, char **argv, compare_args *a)
         {"regress-slack", required_argument, NULL, OPT_REGRESS_SLACK},
         {"update-baseline", no_argument, NULL, OPT_UPDATE_BASELINE},
         {"exact", no_argument, NULL, OPT_EXACT},
+        {"max-line", required_argument, NULL, OPT_MAX_LINE},
+        {"max-parked", required_argument, NULL, OPT_MAX_PARKED},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

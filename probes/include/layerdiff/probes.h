@@ -190,6 +190,9 @@ typedef struct ld_header_info {
     size_t n_faults;
     const char *created;
     const char *tool;          /* compact JSON of "tool" */
+    const char *filter_tags;   /* "filter": the keys the writer was asked for ("" when absent: */
+    const char *filter_layers; /* every key); a probe outside them is refused by the reader */
+    const char *filter_steps;
 } ld_header_info;
 
 /* One probe record. Valid until the next ld_reader_next() or ld_reader_close(). */
@@ -242,6 +245,8 @@ ld_status ld_reader_open(ld_reader **out, const char *path, const ld_reader_opti
 ld_status ld_reader_open_mem(ld_reader **out, const char *name, const void *data, size_t len,
                              const ld_reader_options *opt, ld_error *err);
 const ld_header_info *ld_reader_header(const ld_reader *r);
+/* Whether the stream's header filter admits a key: false means the stream never holds it. */
+bool ld_reader_wants(const ld_reader *r, int step, int layer, const char *tag);
 
 /* Reads the next record. On a probe: LD_OK and *probe set. On the end record: LD_OK and *probe
  * NULL; ld_reader_end() then describes it, and further calls keep returning NULL. A stream cut

@@ -137,6 +137,64 @@ expect 2 "$R" "$tmp/same.jsonl" --fail-on bogus
 stderr_has "'bogus'"
 expect 2 "$R" "$tmp/same.jsonl" --color sometimes
 expect 2 "$R" "$tmp/same.jsonl" --topk 0
+# memory bounds (issue 15, item 6): a line (a gzip bomb of spaces) past --max-line, and records
+# waiting for partners that never come (foreign tags without --map) past --max-parked
+"$LD_PYTHON" -c 'import gzip,sys; gzip.open(sys.argv[1], "wb").write(b" " * (4 << 20))' \
+  "$tmp/spaces.jsonl.gz"
+expect 2 "$R" "$tmp/spaces.jsonl.gz" --max-line 65536
+stderr_has "spaces.jsonl.gz:1: line longer than the 65536-byte limit"
+expect 2 "$R" "$tmp/same.jsonl" --max-line 0
+stderr_has "--max-line: '0' is not a positive integer"
+expect 2 "$R" "$tmp/foreign.jsonl" --max-parked 4000
+stderr_has "cannot wait for its partner: records waiting for theirs already hold"
+stderr_has "and the limit is 4000 (--max-parked)"
+expect 3 "$R" "$tmp/foreign.jsonl" --max-parked 100000000
+# ... and by default, a line of nothing but whitespace is counted, not kept: 'compare B B' on a
+# 512 MiB bomb of spaces peaks within 128 MiB of comparing two small streams (it took 1 GiB)
+"$LD_PYTHON" - "$LD_BIN" "$R" "$tmp/bomb.jsonl.gz" <<'PY' || fails=$((fails + 1))
+import gzip, resource, subprocess, sys
+ld, ref, bomb = sys.argv[1:4]
+with gzip.open(bomb, "wb", 1) as g:
+    g.write(open(ref, "rb").readline())
+    for _ in range(512):
+        g.write(b" " * (1 << 20))
+def peak(*args):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rc = subprocess.run([ld, "compare", *args, "--quiet"], capture_output=True).returncode
+    return rc, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+_, small = peak(ref, ref)
+rc, big = peak(bomb, bomb)
+if rc != 3 or big > small + (128 << 10):
+    sys.exit("FAIL: compare of a bomb of spaces: exit %d, peak %d KiB (two small streams: %d KiB)"
+             % (rc, big, small))
+PY
+
+# a reference whose records were reversed (reindexed, its end record fixed: inspect accepts it)
+# still names the earliest divergence in execution order, not its own first failing record
+# (issue 15, item 5: qk_norm_skip@1 was reported at S2.logits, "inherited")
+"$LD_BIN" gen-model "$tmp/tiny" --preset tiny >/dev/null
+for f in "" qk_norm_skip@1; do
+  "$LD_BIN" run --model "$tmp/tiny" --tokens 1,2,3 --decode 2 --payload full --quiet \
+    --probes "$tmp/run${f:+_qk}.jsonl" ${f:+--inject "$f"} >/dev/null
+done
+"$LD_PYTHON" - "$tmp/run.jsonl" "$tmp/run_rev.jsonl" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")[:-1]
+probes = lines[1:-1][::-1]
+out = [lines[0]] + [re.sub(r'"index":\d+', '"index":%d' % i, l, count=1)
+                    for i, l in enumerate(probes)]
+end = re.sub(r'"last_key":"[^"]*"', '"last_key":"S0.embed"', lines[-1])
+open(sys.argv[2], "w").write("\n".join(out + [end]) + "\n")
+PY
+"$LD_BIN" inspect "$tmp/run_rev.jsonl" >/dev/null || { echo "FAIL: reversed stream unreadable"; fails=$((fails + 1)); }
+expect 1 "$tmp/run_rev.jsonl" "$tmp/run_qk.jsonl" --json "$tmp/run_rev.json"
+stdout_has "First divergence: layer 1, q_norm, step 0 (S0.L1.q_norm)"
+"$LD_PYTHON" - "$tmp/run_rev.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+notes = [n["text"] for n in json.load(open(sys.argv[1]))["notes"] if n["code"] == "ref_order"]
+if not notes or "(S2.final_norm at line 3 comes after S2.logits)" not in notes[0]:
+    sys.exit("FAIL: no ref_order note naming S2.final_norm: %r" % notes)
+PY
 expect 2 "$R" "$tmp/nonexistent.jsonl"
 stderr_has "$tmp/nonexistent.jsonl"
 expect 2 "$R" "$tmp/same.jsonl" --json "$tmp/no/such/dir/r.json"

@@ -397,7 +397,10 @@ static void test_foreign_map(void **state)
 /* ---- payloads streamed in lockstep give what whole records give ---------------------------- */
 
 /* Rewrites src into dst in another encoding (same records, same stats and head). */
-static void reencode(const char *src, const char *dst, ld_encoding enc)
+/* Rewrites src into dst in encoding enc, keeping only the tags and steps given (NULL: all), which
+ * the header's filter then names. */
+static void rewrite(const char *src, const char *dst, ld_encoding enc, const char *tags,
+                    const char *steps)
 {
     ld_reader *r;
     ld_error err;
@@ -410,6 +413,8 @@ static void reencode(const char *src, const char *dst, ld_encoding enc)
     ld_sink_config_init(&cfg);
     cfg.payload = LD_PAYLOAD_FULL;
     cfg.encoding = enc;
+    cfg.tags = tags;
+    cfg.steps = steps;
     ld_sink *sk;
     if (ld_sink_open(&sk, path_of(dst), &cfg, &run, &err) != LD_OK)
         fail_msg("%s", err.msg);
@@ -427,6 +432,11 @@ static void reencode(const char *src, const char *dst, ld_encoding enc)
     if (ld_sink_close(sk, &end, &err) != LD_OK)
         fail_msg("%s", err.msg);
     ld_reader_close(r);
+}
+
+static void reencode(const char *src, const char *dst, ld_encoding enc)
+{
+    rewrite(src, dst, enc, NULL, NULL);
 }
 
 /* Writes src's lines to dst with the probe records of every step in reverse order (indices
@@ -719,6 +729,59 @@ static void test_reports(void **state)
     ld_compare_result_destroy(r);
 }
 
+/* A reference whose records were moved out of execution order (issue 15, item 5): the first
+ * divergence is still the earliest in execution order, the rows are listed in it, and a note says
+ * why. Reversed, step 0's later (inherited) failures would otherwise come first. */
+static void test_reference_out_of_order(void **state)
+{
+    (void)state;
+    reverse_steps("ref.jsonl", "ref.reversed.jsonl");
+    ld_compare_result *in = run("perturbed.jsonl");
+    ld_compare_result *r = run_opt("ref.reversed.jsonl", "perturbed.jsonl", NULL);
+    assert_string_equal(key_of(r, r->first_div), "S0.L1.q_norm");
+    assert_true(has_note(r, "ref_order"));
+    assert_false(has_note(in, "ref_order"));
+    assert_int_equal(r->n_rows, in->n_rows);
+    for (size_t i = 0; i < r->n_rows; i++)
+        assert_true(ld_key_cmp_exec(&r->rows[i].key, &in->rows[i].key) == 0);
+    assert_int_equal(r->first_grid.tokens, in->first_grid.tokens);
+    assert_int_equal(ld_compare_exit_code(r, LD_FAIL_ON_DEFAULT), 1);
+    ld_compare_result_destroy(in);
+    ld_compare_result_destroy(r);
+}
+
+/* Records the other stream can never bring (its header's filter: a run with --tags or --steps)
+ * do not wait for it (issue 15, item 6): under a parking bound far below one record, a logits-only
+ * or a steps-1- stream compares in either role, its absent keys reported as missing. */
+static void test_filtered_no_wait(void **state)
+{
+    (void)state;
+    rewrite("ref.jsonl", "logits_only.jsonl", LD_ENC_BASE64, "logits", NULL);
+    rewrite("ref.jsonl", "steps_1.jsonl", LD_ENC_BASE64, NULL, "1-");
+    ld_compare_options o;
+    ld_compare_options_init(&o);
+    o.max_parked = 64;
+    static const char *const narrow[] = {"logits_only.jsonl", "steps_1.jsonl"};
+    for (size_t i = 0; i < 2; i++) {
+        ld_compare_result *r = run_opt("ref.jsonl", narrow[i], &o);
+        assert_true(r->n_compared > 0 && r->n_missing_in_cand > 0);
+        assert_int_equal(r->n_fail, 0);
+        assert_int_equal(r->n_compared + r->n_missing_in_cand, ROWS);
+        ld_compare_result_destroy(r);
+        r = run_opt(narrow[i], "ref.jsonl", &o);
+        assert_true(r->n_compared > 0 && r->n_missing_in_ref > 0);
+        ld_compare_result_destroy(r);
+    }
+    /* a stream out of order still needs its records to wait: past the bound, a named error */
+    reverse_steps("ref.jsonl", "ref.reversed.jsonl");
+    ld_compare_result *r = NULL;
+    ld_error err;
+    assert_int_equal(ld_compare_run(path_of("ref.jsonl"), path_of("ref.reversed.jsonl"), &o, &r,
+                                    &err), LD_E_INPUT);
+    assert_non_null(strstr(err.msg, "cannot wait for its partner"));
+    assert_null(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +793,8 @@ int main(void)
         cmocka_unit_test(test_stats_only),      cmocka_unit_test(test_empty),
         cmocka_unit_test(test_foreign_map),     cmocka_unit_test(test_reports),
         cmocka_unit_test(test_streamed_equals_whole),
+        cmocka_unit_test(test_reference_out_of_order),
+        cmocka_unit_test(test_filtered_no_wait),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,9 +2,10 @@
  * itself. 'ld_probe_sample --tags' prints the C tag table ("name per_layer", in order);
  * 'ld_probe_sample DIR' writes streams covering every record kind, dtype, encoding and corner the
  * writer has: stats-only, full payloads, NaN/Inf, custom tags, precomputed stats, an empty tensor,
- * an error end record and a cut-short stream. 'ld_probe_sample --restat IN OUT' writes every probe
- * of IN that carries data again through ld_sink_emit (stats recomputed), full base64 payloads:
- * the Python writer's statistics are held to the C ones this way. */
+ * a narrowed run (the header's filter), an error end record and a cut-short stream.
+ * 'ld_probe_sample --restat IN OUT' writes every probe of IN that carries data again through
+ * ld_sink_emit (stats recomputed), full base64 payloads: the Python writer's statistics are held
+ * to the C ones this way. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,11 @@ static int write_stream(const char *path, ld_payload payload, ld_encoding enc, i
     ld_sink_config_init(&cfg);
     cfg.payload = payload;
     cfg.encoding = enc;
+    if (variant == 3) { /* a narrowed run: the header's "filter" */
+        cfg.tags = "attn_norm,q_*";
+        cfg.layers = "0-1";
+        cfg.steps = "0";
+    }
     static const int32_t toks[4] = {9707, 11, 1879, 0};
     static const char *const faults[1] = {"rope_theta=5000"};
     ld_run_info run = {.implementation = "sample",
@@ -152,6 +158,9 @@ int main(int argc, char **argv)
         if (write_stream(path, LD_PAYLOAD_FULL, (ld_encoding)e, 0))
             return 1;
     }
+    snprintf(path, sizeof path, "%s/filtered.jsonl", argv[1]);
+    if (write_stream(path, LD_PAYLOAD_FULL, LD_ENC_BASE64, 3))
+        return 1;
     snprintf(path, sizeof path, "%s/error_end.jsonl", argv[1]);
     if (write_stream(path, LD_PAYLOAD_FULL, LD_ENC_SHUFFLE_ZLIB_BASE64, 1))
         return 1;

@@ -308,6 +308,15 @@ static void test_header_cases(void **state)
         {"{\"fingerprint\":\"f\"}", "{\"fingerprint\":7}", LD_E_INPUT, "model.fingerprint is a number, expected a string"},
         {"\"git\":\"abc\"", "\"git\":\"abc\",\"os\":\"linux\"", LD_E_INPUT, "unknown field \"os\" in header.tool"},
         {"\"record\":\"header\",", "\"record\":\"header\",\"extra\":true,", LD_E_INPUT, "unknown field \"extra\" in the header"},
+        /* the writer's filter (--tags, --layers, --steps): the probes must keep to it */
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":\"k_*,q_*\",\"layers\":\"0\",\"steps\":\"0-\"}", LD_OK, NULL},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":\"logits\"}", LD_E_INPUT, "mem:2: probe S0.L0.q_norm: the key is outside the header's filter (tags \"logits\", layers \"\", steps \"\")"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"layers\":\"1-\"}", LD_E_INPUT, "the key is outside the header's filter (tags \"\", layers \"1-\", steps \"\")"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"steps\":\"x\"}", LD_E_INPUT, "mem:1: header.filter: steps: bad range 'x'"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":3}", LD_E_INPUT, "field \"tags\" is a number"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tags\":\"\"}", LD_E_INPUT, "tags is empty or holds a NUL"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":[]", LD_E_INPUT, "filter is an array, expected an object"},
+        {"\"faults\":[]", "\"faults\":[],\"filter\":{\"tag\":\"q\"}", LD_E_INPUT, "unknown field \"tag\" in header.filter"},
     };
     char *p = valid_probe();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -384,7 +393,7 @@ static void test_end_and_order_cases(void **state)
     expect("BOM not first", buf, strlen(buf), LD_E_INPUT, "mem:2: not valid JSON at column 1: unexpected non-ASCII byte");
     char nul[] = "{\"record\":\"header\"}\n";
     nul[2] = '\0';
-    expect("NUL byte", nul, sizeof nul - 1, LD_E_INPUT, "mem:1: not valid JSON at column 3: raw control character");
+    expect("NUL byte", nul, sizeof nul - 1, LD_E_INPUT, "mem: a NUL byte at byte 2 of the text");
     free(p);
 }
 
@@ -487,6 +496,40 @@ static void test_sizes(void **state)
     o = read_stream(big, hlen + 1, &opt);
     assert_int_equal(o.st, LD_E_INPUT);
     assert_non_null(strstr(o.msg, "mem:1: line longer than the 100-byte limit"));
+    /* A NUL byte (/dev/zero, a binary file) is refused where it is read, with the same message
+     * read whole or streamed, not once a line of them has filled the buffer (or at its end). */
+    memset(big + hlen + 1, 0, 1);
+    o = read_stream(big, k, NULL);
+    assert_int_equal(o.st, LD_E_INPUT);
+    char want[96];
+    snprintf(want, sizeof want, "mem: a NUL byte at byte %zu of the text", hlen + 1);
+    assert_non_null(strstr(o.msg, want));
+    memset(big + k / 2, 0, 1);
+    memset(big + hlen + 1, '{', 1);
+    o = read_stream(big, k, NULL);
+    assert_int_equal(o.st, LD_E_INPUT);
+    snprintf(want, sizeof want, "mem: a NUL byte at byte %zu of the text", k / 2);
+    assert_non_null(strstr(o.msg, want));
+    memset(big, 0, k);
+    o = read_stream(big, k, NULL);
+    assert_int_equal(o.st, LD_E_INPUT);
+    assert_non_null(strstr(o.msg, "mem: a NUL byte at byte 0 of the text"));
+    /* Leading whitespace across read chunks is counted, not kept: columns, the length limit and
+     * what follows the end record read as when it was kept. */
+    size_t ws = (size_t)3 << 20;
+    k = (size_t)sprintf(big, "%s\n", header);
+    memset(big + k, ' ', ws);
+    k += ws;
+    k += (size_t)sprintf(big + k, "{\"record\":x}\n");
+    o = read_stream(big, k, NULL);
+    snprintf(want, sizeof want, "mem:2: not valid JSON at column %zu: unexpected character", ws + 11);
+    assert_non_null(strstr(o.msg, want));
+    opt.max_line = ws;
+    o = read_stream(big, k, &opt);
+    assert_non_null(strstr(o.msg, "mem:2: line longer than the 3145728-byte limit"));
+    k = (size_t)sprintf(big, "%s\n%s\n%s\n", header, p, end);
+    memset(big + k, ' ', ws);
+    expect("spaces after the end record", big, k + ws, LD_E_INPUT, "data after the end record");
     free(big);
     free(p);
 }
