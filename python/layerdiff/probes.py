@@ -292,13 +292,19 @@ class Sink:
         self.count, self.last_key = 0, ""
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The filter (as the C writer writes it): which keys this stream can never hold, so that a
+        # comparator does not keep the other stream's records of those keys waiting.
+        asked = [(name, value) for name, value in (("tags", tags), ("layers", layers),
+                                                   ("steps", steps)) if value]
+        filt = (',"filter":{%s}' % ",".join('"%s":%s' % (n, _json_string(v)) for n, v in asked)
+                if asked else "")
         header = (
             '{"record":"header","format":"%s","version":%d,"implementation":%s,"backend":%s,'
-            '"model":%s,"input":{"tokens":[%s],"decode_steps":%d},"faults":[%s],'
+            '"model":%s,"input":{"tokens":[%s],"decode_steps":%d},"faults":[%s]%s,'
             '"created":"%s","tool":{"name":"layerdiff","version":%s,"git":"python"}}\n' % (
                 FORMAT, VERSION, _json_string(implementation), _compact(backend), _compact(model),
                 ",".join(map(str, tokens)), int(decode_steps),
-                ",".join(_json_string(f) for f in faults), created,
+                ",".join(_json_string(f) for f in faults), filt, created,
                 _json_string(__version__ + " (python)")))
         self._write(header, "header")
 
