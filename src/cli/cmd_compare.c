@@ -14,7 +14,7 @@
 #define MAX_ALLOW 256
 #define MAX_FLOORS 2 /* one per low-precision dtype: bf16, f16 */
 
-enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL };
+enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL, OPT_FULL };
 /* Regression gate options (gate.h, docs/gate.md). */
 enum { OPT_BASELINE = 1100, OPT_REGRESS_FACTOR, OPT_REGRESS_SLACK, OPT_UPDATE_BASELINE, OPT_EXACT };
 
@@ -39,7 +39,9 @@ static void usage(FILE *out)
 "  --html R.html           write one self-contained HTML file: summary, charts of error per\n"
 "                          layer, heat map of the first divergence, every probe\n"
 "  --junit R.xml           write JUnit XML: one test case per probe\n"
-"  --brief                 terminal table with only failing probes and their context\n"
+"  --full                  terminal table of every probe (default: the verdict and summary\n"
+"                          first, then only failing probes and the first divergence's context)\n"
+"  --brief                 the default short terminal report (kept for scripts)\n"
 "  --quiet                 no terminal report (files and exit code only)\n"
 "  --allow-missing GLOB    keys allowed to be missing on either side or to differ in shape;\n"
 "                          repeat it or give a comma list. A glob with a '.' matches the key\n"
@@ -111,7 +113,7 @@ typedef struct compare_args {
     ld_floor *floors[MAX_FLOORS];
     size_t n_floors;
     const char *color;
-    bool brief, quiet, exact, fail_on_given;
+    bool brief, full, quiet, exact, fail_on_given;
 } compare_args;
 
 /* --allow-missing GLOBS: appends each glob of the comma list; returns -1, or an exit code. */
@@ -166,6 +168,7 @@ static int parse_option(compare_args *a, int c)
     case 'H': j->html_path = optarg; break;
     case 'J': j->junit_path = optarg; break;
     case 'b': a->brief = true; break;
+    case OPT_FULL: a->full = true; break;
     case 'q': a->quiet = true; break;
     case 'A': opt->allow_input_mismatch = true; break;
     case 'a': return add_allow_missing(a, optarg);
@@ -234,6 +237,7 @@ static int parse_args(int argc, char **argv, compare_args *a)
         {"html", required_argument, NULL, 'H'},
         {"junit", required_argument, NULL, 'J'},
         {"brief", no_argument, NULL, 'b'},
+        {"full", no_argument, NULL, OPT_FULL},
         {"quiet", no_argument, NULL, 'q'},
         {"allow-missing", required_argument, NULL, 'a'},
         {"allow-input-mismatch", no_argument, NULL, 'A'},
@@ -276,7 +280,7 @@ static int compare_streams(compare_args *a)
     j->compare.floors = (const ld_floor *const *)a->floors;
     j->compare.n_floors = a->n_floors;
     j->text = a->quiet ? NULL : stdout;
-    j->report.brief = a->brief;
+    j->report.brief = !a->full;
     bool tty = isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
     j->report.color = !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && tty);
     ld_compare_outcome o;
@@ -306,7 +310,7 @@ static int dispatch(compare_args *a, char **argv)
     if (a->exact) {
         if (j->policy_path || j->map_path || j->html_path || j->junit_path || a->n_allow ||
             j->compare.allow_input_mismatch || a->fail_on_given || a->n_floors || j->model_dir ||
-            j->baseline_path || j->update_baseline || a->brief)
+            j->baseline_path || j->update_baseline || a->brief || a->full)
             return ld_cli_usage_error("compare", "--exact checks bit-exactness only: it goes with "
                                       "--json, --md, --quiet and --color, not with tolerance, "
                                       "baseline or report options of a numerical comparison");

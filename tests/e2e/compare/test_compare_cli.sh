@@ -85,6 +85,28 @@ expect 0 "$R" "$tmp/foreign.jsonl" --map "$MAP" --json "$tmp/foreign.json"
 expect 1 "$R" "$tmp/foreign_bad.jsonl" --map "$MAP" --json "$tmp/foreign_bad.json"
 expect 3 "$R" "$tmp/foreign.jsonl"
 
+# the terminal default is short (issue 16): the verdict is the first thing after the header and
+# the last line, the table holds the failing rows and context only; --full lists every probe, and
+# no column prints an infinity or the meaningless ULP maximum
+expect 1 "$R" "$tmp/perturbed.jsonl"
+first_verdict=$(grep -n '^verdict:' "$tmp/out.txt" | head -1 | cut -d: -f1)
+table_at=$(grep -n '^key ' "$tmp/out.txt" | head -1 | cut -d: -f1)
+[[ -n $first_verdict && -n $table_at && $first_verdict -lt 10 && $first_verdict -lt $table_at ]] ||
+  { echo "FAIL: the verdict does not come first"; cat "$tmp/out.txt"; fails=$((fails + 1)); }
+[[ $(tail -1 "$tmp/out.txt") == verdict:* ]] || { echo "FAIL: verdict not last"; fails=$((fails + 1)); }
+short=$(wc -l <"$tmp/out.txt")
+stdout_has "--full lists all 162"
+grep -qE ' inf | ulp_max ' "$tmp/out.txt" && { echo "FAIL: inf or ulp_max in the table"; fails=$((fails + 1)); }
+expect 1 "$R" "$tmp/perturbed.jsonl" --full
+full=$(wc -l <"$tmp/out.txt")
+stdout_has "S0.L0.attn_norm"
+stdout_has "ulp_p99"
+[[ $short -lt 60 && $full -gt 162 ]] ||
+  { echo "FAIL: default $short lines, --full $full lines"; fails=$((fails + 1)); }
+grep -qE ' inf ' "$tmp/out.txt" && { echo "FAIL: inf in the --full table"; fails=$((fails + 1)); }
+expect 2 "$R" "$tmp/perturbed.jsonl" --exact --full
+stderr_has "--exact checks bit-exactness only"
+
 # colour: only when asked (stdout is not a terminal here)
 expect 1 "$R" "$tmp/perturbed.jsonl" --color always
 grep -q $'\033\[' "$tmp/out.txt" || { echo "FAIL: --color always wrote no colour"; fails=$((fails + 1)); }
@@ -129,7 +151,7 @@ stderr_has "$tmp/bad_map.json: rules[0].from"
 
 # --help names every option
 "$LD_BIN" compare --help >"$tmp/help.txt" || { echo "FAIL: --help exit"; fails=$((fails + 1)); }
-for o in --policy --map --json --md --html --junit --brief --quiet --allow-missing \
+for o in --policy --map --json --md --html --junit --brief --full --quiet --allow-missing \
   --allow-input-mismatch --fail-on --topk --color; do
   grep -q -- "$o" "$tmp/help.txt" || { echo "FAIL: --help lacks $o"; fails=$((fails + 1)); }
 done
