@@ -51,7 +51,7 @@ stdout_has "First divergence: layer 1, q_norm, step 0 (S0.L1.q_norm)"
 expect 1 "$R" "$tmp/perturbed.jsonl" --policy "$here/policy_good.json" --json "$tmp/policy.json"
 expect 0 "$R" "$tmp/perturbed.jsonl" --fail-on none
 expect 0 "$R" "$tmp/bf16.jsonl" --json "$tmp/bf16.json"
-expect 1 "$R" "$tmp/bf16_bad.jsonl" --json "$tmp/bf16_bad.json" --brief
+expect 1 "$R" "$tmp/bf16_bad.jsonl" --json "$tmp/bf16_bad.json" --brief --html "$tmp/bf16_bad.html"
 expect 3 "$R" "$tmp/missing.jsonl" --json "$tmp/missing.json" --junit "$tmp/missing.xml"
 expect 0 "$R" "$tmp/missing.jsonl" --allow-missing S0.L1.mlp_act
 expect 0 "$R" "$tmp/missing.jsonl" --allow-missing 'q_norm,mlp_act'
@@ -230,6 +230,23 @@ for name, fails_, errors_ in (("perturbed", None, 0), ("missing", 0, 1), ("same"
 check("divergence at `S0.L1.q_norm`" in open(f"{tmp}/perturbed.md").read(), "perturbed.md")
 html = open(f"{tmp}/perturbed.html").read()
 check("<svg" in html and "<script" not in html and "src=" not in html, "perturbed.html: self-contained")
+# navigable at 28 layers (issue 16): a failing-only toggle (checked when something fails), rows
+# with anchors that the summary and the chart points link to, no raw backend JSON
+import re
+check('id="failonly" checked' in html, "perturbed.html: failing-only toggle")
+ids = set(re.findall(r'<tr class="[^"]*" id="(r[0-9]+)"', html))
+links = set(re.findall(r'href="#(r[0-9]+)"', html))
+check(len(ids) == 162 and links and links <= ids, "perturbed.html: rows have anchors, links land")
+check("Go to: <a href" in html and "first divergence's row" in html, "perturbed.html: summary links")
+check('"name":' not in html and "{&quot;" not in html, "perturbed.html: raw backend JSON")
+same = open(f"{tmp}/same.html").read()
+check("red dotted" not in same and 'id="failonly">' in same, "same.html: no divergence words")
+# every failing step is charted: bf16_bad fails from step 1 on
+bad_html = open(f"{tmp}/bf16_bad.html").read()
+check("<h3>Step 0 (prefill)</h3>" in bad_html and "<h3>Step 1</h3>" in bad_html and
+      "<h3>Step 2</h3>" in bad_html, "bf16_bad.html: a chart per failing step")
+# the decode step's heat map draws its one token once, not three times
+check(bad_html.count("per head</text>") == 0, "bf16_bad.html: one-token heat map")
 
 # example input files against their schemas; bad ones fail
 for p, v in ((f"{src}/tests/e2e/compare/policy_good.json", policy),
