@@ -223,7 +223,7 @@ ld_status ld_report_text(FILE *f, const ld_compare_result *r, const ld_report_op
         fputs(color[0] ? paint(&t, RESET) : "", f);
     }
     fputc('\n', f);
-    if (r->n_rows)
+    if (r->n_rows && !r->empty) /* an empty stream's "every key missing" is no table */
         table(&t, r, brief);
     ld_baseline_report_text(f, r, t.color, brief);
     /* ... and the verdict again last, where a CI log's tail shows it. */

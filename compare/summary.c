@@ -166,6 +166,16 @@ static void describe_completeness(sbuf *s, const ld_compare_result *r)
 {
     char kt[LD_TAG_NAME_MAX + 48];
     size_t missing = r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch;
+    if (r->empty) { /* every key is missing and the stream is short: one cause, said once */
+        for (int k = 0; k < 2; k++) {
+            const ld_stream_info *in = k ? &r->cand : &r->ref;
+            if (in->probes == 0)
+                say(s, " The %s stream %s holds no probe%s.", k ? "candidate" : "reference",
+                    in->path ? in->path : "?", in->opened ? "" : " and no header");
+        }
+        say(s, " An empty comparison is never a pass.");
+        return;
+    }
     if (missing) {
         const ld_row *first = NULL;
         for (size_t i = 0; i < r->n_rows && !first; i++)
@@ -190,9 +200,7 @@ static void describe_completeness(sbuf *s, const ld_compare_result *r)
         else if (in->has_end && !in->end_ok)
             say(s, " The %s run ended with an error: %s.", who, in->end_message);
     }
-    if (r->empty)
-        say(s, " A stream holds no probe: nothing was compared, which is never a pass.");
-    else if (!missing && !r->incomplete)
+    if (!missing && !r->incomplete)
         say(s, " Every key is present in both streams.");
 }
 

@@ -274,6 +274,9 @@ int ts_write_all(const char *dir, char *msg, size_t size)
         {"nan.jsonl", {.implementation = "candidate", .dtype = LD_F32, .nan_key = "S0.L2.mlp_act"}},
         {"fault.jsonl", {.implementation = "candidate", .dtype = LD_F32,
                          .fingerprint = "fp-fedcba9876543210", .fault = "qk_norm_block=16@1"}},
+        /* another checkpoint (seed): other weights, so other decoded tokens */
+        {"seed.jsonl", {.implementation = "candidate", .dtype = LD_F32, .decoded_shift = 5,
+                        .fingerprint = "fp-fedcba9876543210"}},
         {"stats.jsonl", {.implementation = "candidate", .dtype = LD_F32, .stats_only = true}},
         {"header_only.jsonl", {.implementation = "candidate", .dtype = LD_F32, .header_only = true}},
         {"foreign.jsonl", {.implementation = "foreign", .dtype = LD_F32, .foreign = true}},

@@ -107,6 +107,23 @@ grep -qE ' inf ' "$tmp/out.txt" && { echo "FAIL: inf in the --full table"; fails
 expect 2 "$R" "$tmp/perturbed.jsonl" --exact --full
 stderr_has "--exact checks bit-exactness only"
 
+# the right check first (issue 16): other weights are named before the tokens they decoded; a
+# stream compared with itself warns (exit 2 under --strict); our own JSON report given as a stream
+# is recognised; an empty stream is said once, without a table of every key missing
+expect 2 "$R" "$tmp/seed.jsonl"
+stderr_has "different weights: the weight fingerprints differ (fp-0123456789abcdef in $R"
+expect 0 "$R" "$R"
+stderr_has "are the same file: this comparison passes by construction"
+expect 2 "$R" "$R" --strict
+stderr_has "are the same file"
+expect 1 "$R" "$tmp/perturbed.jsonl" --json "$tmp/as_stream.json" --quiet
+expect 2 "$R" "$tmp/as_stream.json"
+stderr_has "$tmp/as_stream.json is a layerdiff compare report (--json), not a probe stream"
+expect 3 "$R" "$tmp/empty.jsonl"
+stdout_has "holds no probe"
+grep -qE 'cut short|missing in cand' "$tmp/out.txt" &&
+  { echo "FAIL: empty stream: cut short / missing rows"; cat "$tmp/out.txt"; fails=$((fails + 1)); }
+
 # colour: only when asked (stdout is not a terminal here)
 expect 1 "$R" "$tmp/perturbed.jsonl" --color always
 grep -q $'\033\[' "$tmp/out.txt" || { echo "FAIL: --color always wrote no colour"; fails=$((fails + 1)); }
@@ -151,7 +168,7 @@ stderr_has "$tmp/bad_map.json: rules[0].from"
 
 # --help names every option
 "$LD_BIN" compare --help >"$tmp/help.txt" || { echo "FAIL: --help exit"; fails=$((fails + 1)); }
-for o in --policy --map --json --md --html --junit --brief --full --quiet --allow-missing \
+for o in --policy --map --json --md --html --junit --brief --full --strict --quiet --allow-missing \
   --allow-input-mismatch --fail-on --topk --color; do
   grep -q -- "$o" "$tmp/help.txt" || { echo "FAIL: --help lacks $o"; fails=$((fails + 1)); }
 done
