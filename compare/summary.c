@@ -82,9 +82,9 @@ static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *r
     if (row->m.nonfinite_new && w->m.nonfinite_new == 0)
         say(s, " — the %s produced the NaN/Inf", op);
     else if (row->replayed) /* measured beats inferred: replay reran this very op */
-        say(s, " — op-local replay measures the %s's own error here at %s against a budget of %s: "
-               "%s",
-            op, ld_cmp_fmt(row->local_rel_l2, a, sizeof a),
+        say(s, " — op-local replay, rerunning the op on the candidate's own inputs, measures its "
+               "own error at %s against a budget of %s: %s",
+            ld_cmp_fmt(row->local_rel_l2, a, sizeof a),
             ld_cmp_fmt(row->local_budget, b, sizeof b),
             row->local_over ? "the op made this error" : "within budget, so it was inherited");
     else if (isinf(row->amplification) || row->amplification >= MADE_HERE_FACTOR)
