@@ -76,8 +76,9 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Messages name the file the user asked for, not the temporary beside it. */
     if (fd < 0)
-        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
     const char *p = data;
     size_t done = 0;
     while (done < len) {
@@ -88,14 +89,14 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
             int e = errno;
             close(fd);
             unlink(tmp);
-            return ld_error_set(err, LD_E_IO, "%s: write failed: %s", tmp, strerror(e));
+            return ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
         }
         done += (size_t)w;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         int e = errno;
         unlink(tmp);
-        return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", tmp, strerror(e));
+        return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", path, strerror(e));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;

@@ -124,6 +124,11 @@ stdout_has "holds no probe"
 grep -qE 'cut short|missing in cand' "$tmp/out.txt" &&
   { echo "FAIL: empty stream: cut short / missing rows"; cat "$tmp/out.txt"; fails=$((fails + 1)); }
 
+# an output that cannot be written is named as given, not by its temporary twin
+expect 2 "$R" "$tmp/perturbed.jsonl" --html "$tmp/nonexistent-dir/r.html" --quiet
+stderr_has "$tmp/nonexistent-dir/r.html: cannot create"
+grep -q 'r.html.tmp' "$tmp/err.txt" && { echo "FAIL: names r.html.tmp"; fails=$((fails + 1)); }
+
 # colour: only when asked (stdout is not a terminal here)
 expect 1 "$R" "$tmp/perturbed.jsonl" --color always
 grep -q $'\033\[' "$tmp/out.txt" || { echo "FAIL: --color always wrote no colour"; fails=$((fails + 1)); }
