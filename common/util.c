@@ -210,15 +210,15 @@ ld_status ld_parse_i32_list(const char *s, int32_t min, int32_t max, int32_t **o
         int64_t x;
         if (len == 0 || len >= sizeof item) {
             free(v);
-            return ld_error_set(err, LD_E_USAGE, "item %zu of '%s' is %s", count + 1, s,
+            return ld_error_set(err, LD_E_USAGE, "the item at index %zu of '%s' is %s", count, s,
                                 len == 0 ? "empty" : "too long");
         }
         memcpy(item, p, len);
         item[len] = '\0';
         if (!ld_parse_i64(item, min, max, &x)) {
             free(v);
-            return ld_error_set(err, LD_E_USAGE, "'%s' (item %zu) is not an integer in [%d, %d]",
-                                item, count + 1, (int)min, (int)max);
+            return ld_error_set(err, LD_E_USAGE, "'%s' (at index %zu) is not an integer in [%d, %d]",
+                                item, count, (int)min, (int)max);
         }
         v[count++] = (int32_t)x;
         if (!comma)

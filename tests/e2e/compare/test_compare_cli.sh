@@ -62,7 +62,7 @@ stdout_has "cut short after S0.L1.up_proj"
 expect 0 "$R" "$tmp/truncated.jsonl" --allow-missing '*'
 expect 3 "$R" "$tmp/truncated.jsonl" --allow-missing 'S*'
 expect 2 "$R" "$tmp/tokens.jsonl"
-stderr_has "prompt token 2 is 15 in $R and 16 in $tmp/tokens.jsonl"
+stderr_has "prompt token at index 2 is 15 in $R and 16 in $tmp/tokens.jsonl"
 expect 0 "$R" "$tmp/tokens.jsonl" --allow-input-mismatch --json "$tmp/tokens.json"
 expect 2 "$R" "$tmp/decoded.jsonl"
 stderr_has "decode step 2 was fed token 102"

@@ -300,7 +300,7 @@ static void expect_input_error(const char *cand, const char *want)
 static void test_input_mismatch(void **state)
 {
     (void)state;
-    expect_input_error("tokens.jsonl", "prompt token 2 is 15");
+    expect_input_error("tokens.jsonl", "prompt token at index 2 is 15");
     expect_input_error("decoded.jsonl", "decode step 2 was fed token 102");
     expect_input_error("config.jsonl", "hidden_size is 64");
 }
