@@ -39,9 +39,14 @@ test-asan:
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L asan
 
+# The build's output goes to a log, shown only when the build fails: the demo's story is the
+# comparison, not 400 lines of compiler progress.
 demo: deps
-	$(MAKE) build
-	bash scripts/demo.sh $(BUILD)
+	@echo "== building layerdiff into $(BUILD)/ (log: $(BUILD)/demo-build.log)"
+	@mkdir -p $(BUILD)
+	@$(MAKE) --no-print-directory build >$(BUILD)/demo-build.log 2>&1 || \
+	  { cat $(BUILD)/demo-build.log; echo "demo: the build failed (output above)" >&2; exit 1; }
+	@bash scripts/demo.sh $(BUILD)
 
 bench: deps
 	LD_BENCH_DEPS=1 bash scripts/deps.sh
