@@ -25,13 +25,18 @@ build: $(BUILD)/CMakeCache.txt
 
 # Everything CI runs. The sanitizer pass rebuilds the C code (no CUDA) with ASan+UBSan and runs
 # the tests labelled 'asan': all but the GPU, slow and larger zoo ones.
+# ctest shows a skipped test as "Skipped" only; the reason each one printed ("skipped: no usable
+# CUDA device ...") is in its log, and SKIP_REASONS prints it once per reason.
+SKIP_REASONS = grep -h '^skipped:' $(BUILD)/Testing/Temporary/LastTest.log 2>/dev/null | sort -u || true
+
 test: deps
 	$(MAKE) build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@echo "make test: every test, then the sanitizer build; about 17 minutes on 2 cores (make test-fast skips the slow ones)"
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; $(SKIP_REASONS); exit $$rc
 	$(MAKE) test-asan
 
 test-fast: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow; rc=$$?; $(SKIP_REASONS); exit $$rc
 
 test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DLD_WERROR=ON -DLD_CUDA=OFF -DLD_SANITIZE=address,undefined \
