@@ -27,7 +27,7 @@ build: $(BUILD)/CMakeCache.txt
 # the tests labelled 'asan': all but the GPU, slow and larger zoo ones.
 # ctest shows a skipped test as "Skipped" only; the reason each one printed ("skipped: no usable
 # CUDA device ...") is in its log, and SKIP_REASONS prints it once per reason.
-SKIP_REASONS = grep -h '^skipped:' $(BUILD)/Testing/Temporary/LastTest.log 2>/dev/null | sort -u || true
+SKIP_REASONS = grep -h '^skipped:' $(abspath $(BUILD))/Testing/Temporary/LastTest.log 2>/dev/null | sort -u || true
 
 test: deps
 	$(MAKE) build
