@@ -4,6 +4,7 @@
  * the first divergence's error per token and head, and the table with a failing-only toggle (CSS).
  * scripts/render_html.sh renders it headless to check it by eye. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +112,23 @@ static double decade(double v)
     return d < ZERO_DECADE ? ZERO_DECADE : (d > 1.0 ? 1.0 : d);
 }
 
+/* A line through one double field (offsetof) of a tag's points, one per layer, skipping NaN. */
+static void polyline(FILE *f, const point *pt, size_t field, int nl, const char *color,
+                     const char *attrs, double lo, double hi)
+{
+    double pw = CW - ML - MR, ph = CH - MT - MB;
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" %s points=\"", color, attrs);
+    for (int l = 0; l < nl; l++) {
+        double v;
+        memcpy(&v, (const char *)&pt[l] + field, sizeof v);
+        if (isnan(v))
+            continue;
+        double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
+        fprintf(f, "%.1f,%.1f ", x, MT + ph * (hi - decade(v)) / (hi - lo));
+    }
+    fputs("\"/>", f);
+}
+
 /* Points per [family tag][layer], computed once: rows are scanned per (tag, layer). */
 static void chart(FILE *f, const ld_compare_result *r, int step, const family *fam,
                   const point *pts, const double *tols, int nl, double lo, double hi)
@@ -166,28 +184,12 @@ static void chart(FILE *f, const ld_compare_result *r, int step, const family *f
             floor_line |= !isnan(pt[l].limit);
             local_line |= !isnan(pt[l].local);
         }
-        if (floor_line) {
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1\" "
-                       "stroke-dasharray=\"6,4\" opacity=\"0.6\" points=\"", color);
-            for (int l = 0; l < nl; l++) {
-                if (isnan(pt[l].limit))
-                    continue;
-                double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
-                fprintf(f, "%.1f,%.1f ", x, MT + ph * (hi - decade(pt[l].limit)) / (hi - lo));
-            }
-            fputs("\"/>", f);
-        }
-        if (local_line) { /* --model: the op's own error by replay, dotted */
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.2\" "
-                       "stroke-dasharray=\"1,2\" points=\"", color);
-            for (int l = 0; l < nl; l++) {
-                if (isnan(pt[l].local))
-                    continue;
-                double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
-                fprintf(f, "%.1f,%.1f ", x, MT + ph * (hi - decade(pt[l].local)) / (hi - lo));
-            }
-            fputs("\"/>", f);
-        }
+        if (floor_line)
+            polyline(f, pt, offsetof(point, limit), nl, color,
+                     "stroke-width=\"1\" stroke-dasharray=\"6,4\" opacity=\"0.6\"", lo, hi);
+        if (local_line) /* --model: the op's own error by replay, dotted */
+            polyline(f, pt, offsetof(point, local), nl, color,
+                     "stroke-width=\"1.2\" stroke-dasharray=\"1,2\"", lo, hi);
         double tol = tols[t];
         if (!floor_line && isfinite(tol) && tol > 0) {
             double y = MT + ph * (hi - decade(tol)) / (hi - lo);
@@ -195,15 +197,7 @@ static void chart(FILE *f, const ld_compare_result *r, int step, const family *f
                        "stroke-width=\"1\" stroke-dasharray=\"6,4\" opacity=\"0.6\"/>",
                     ML, ML + pw, y, y, color);
         }
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", color);
-        for (int l = 0; l < nl; l++) {
-            if (isnan(pt[l].err))
-                continue;
-            double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
-            double y = MT + ph * (hi - decade(pt[l].err)) / (hi - lo);
-            fprintf(f, "%.1f,%.1f ", x, y);
-        }
-        fputs("\"/>", f);
+        polyline(f, pt, offsetof(point, err), nl, color, "stroke-width=\"1.6\"", lo, hi);
         for (int l = 0; l < nl; l++) {
             if (isnan(pt[l].err))
                 continue;
