@@ -217,7 +217,8 @@ ld_status ld_parse_i32_list(const char *s, int32_t min, int32_t max, int32_t **o
         item[len] = '\0';
         if (!ld_parse_i64(item, min, max, &x)) {
             free(v);
-            return ld_error_set(err, LD_E_USAGE, "'%s' (at index %zu) is not an integer in [%d, %d]",
+            return ld_error_set(err, LD_E_USAGE,
+                                "'%s' (at index %zu) is not an integer in [%d, %d]",
                                 item, count, (int)min, (int)max);
         }
         v[count++] = (int32_t)x;

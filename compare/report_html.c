@@ -288,7 +288,8 @@ static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
                "fails, on one log scale; dashed lines are each tag's limit (the policy's "
                "tolerance, or %s), red dots fail%s%s, exact agreement sits on the bottom line. "
                "A dot links to its row of the table.",
-            r->n_floor_judged ? "per layer, k times the calibrated noise floor" : "a floor when given",
+            r->n_floor_judged ? "per layer, k times the calibrated noise floor"
+                              : "a floor when given",
             r->first_div >= 0 ? ", the red dotted vertical line marks the first divergence's "
                                 "layer at its step" : "",
             r->replay_ran ? ", a fine dotted line is each op's own (local) error by replay" : "");

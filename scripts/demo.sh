@@ -34,7 +34,7 @@ if run --model "$out/model" --backend cuda --tokens "$prompt" --follow "$out/ref
 else
   # Why CUDA could not run is in cuda.err (driver versions and the like); the user needs less.
   if grep -q "no usable CUDA device\|built without CUDA" "$out/cuda.err"; then
-    echo "   no GPU found, using the emulated bf16 candidate (the reference rounding like bf16 kernels)"
+    echo "   no GPU found, using the emulated bf16 candidate (the reference rounding as bf16 does)"
   else
     echo "   the CUDA candidate failed ($out/cuda.err), using the emulated bf16 candidate"
   fi

@@ -93,10 +93,12 @@ first_verdict=$(grep -n '^verdict:' "$tmp/out.txt" | head -1 | cut -d: -f1)
 table_at=$(grep -n '^key ' "$tmp/out.txt" | head -1 | cut -d: -f1)
 [[ -n $first_verdict && -n $table_at && $first_verdict -lt 10 && $first_verdict -lt $table_at ]] ||
   { echo "FAIL: the verdict does not come first"; cat "$tmp/out.txt"; fails=$((fails + 1)); }
-[[ $(tail -1 "$tmp/out.txt") == verdict:* ]] || { echo "FAIL: verdict not last"; fails=$((fails + 1)); }
+[[ $(tail -1 "$tmp/out.txt") == verdict:* ]] ||
+  { echo "FAIL: verdict not last"; fails=$((fails + 1)); }
 short=$(wc -l <"$tmp/out.txt")
 stdout_has "--full lists all 162"
-grep -qE ' inf | ulp_max ' "$tmp/out.txt" && { echo "FAIL: inf or ulp_max in the table"; fails=$((fails + 1)); }
+grep -qE ' inf | ulp_max ' "$tmp/out.txt" &&
+  { echo "FAIL: inf or ulp_max in the table"; fails=$((fails + 1)); }
 expect 1 "$R" "$tmp/perturbed.jsonl" --full
 full=$(wc -l <"$tmp/out.txt")
 stdout_has "S0.L0.attn_norm"
@@ -259,7 +261,8 @@ check('id="failonly" checked' in html, "perturbed.html: failing-only toggle")
 ids = set(re.findall(r'<tr class="[^"]*" id="(r[0-9]+)"', html))
 links = set(re.findall(r'href="#(r[0-9]+)"', html))
 check(len(ids) == 162 and links and links <= ids, "perturbed.html: rows have anchors, links land")
-check("Go to: <a href" in html and "first divergence's row" in html, "perturbed.html: summary links")
+check("Go to: <a href" in html and "first divergence's row" in html,
+      "perturbed.html: summary links")
 check('"name":' not in html and "{&quot;" not in html, "perturbed.html: raw backend JSON")
 same = open(f"{tmp}/same.html").read()
 check("red dotted" not in same and 'id="failonly">' in same, "same.html: no divergence words")

@@ -191,7 +191,8 @@ def main():
                          "full", "--probes", cand, "--inject", spec, "--quiet"] + emulate)
                     rc, found, culprits, p = compare(tmp, ref, cand, floor_args)
                     want = key_text(step, layer, tag)
-                    exact = judge(rc, found, culprits, want, p) if args.floor else rc == 1 and found == want
+                    exact = (judge(rc, found, culprits, want, p) if args.floor
+                             else rc == 1 and found == want)
                     if args.floor:
                         bad += not exact
                         rows.append((config, dt + " subtle", spec, want, found or "none", rc, exact))
