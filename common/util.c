@@ -98,8 +98,9 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Messages name the file the user asked for, not the temporary beside it. */
     if (fd < 0)
-        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
     const char *p = data;
     size_t done = 0;
     while (done < len) {
@@ -110,14 +111,14 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
             int e = errno;
             close(fd);
             unlink(tmp);
-            return ld_error_set(err, LD_E_IO, "%s: write failed: %s", tmp, strerror(e));
+            return ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
         }
         done += (size_t)w;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         int e = errno;
         unlink(tmp);
-        return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", tmp, strerror(e));
+        return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", path, strerror(e));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
@@ -257,15 +258,16 @@ ld_status ld_parse_i32_list(const char *s, int32_t min, int32_t max, int32_t **o
         int64_t x;
         if (len == 0 || len >= sizeof item) {
             free(v);
-            return ld_error_set(err, LD_E_USAGE, "item %zu of '%s' is %s", count + 1, s,
+            return ld_error_set(err, LD_E_USAGE, "the item at index %zu of '%s' is %s", count, s,
                                 len == 0 ? "empty" : "too long");
         }
         memcpy(item, p, len);
         item[len] = '\0';
         if (!ld_parse_i64(item, min, max, &x)) {
             free(v);
-            return ld_error_set(err, LD_E_USAGE, "'%s' (item %zu) is not an integer in [%d, %d]",
-                                item, count + 1, (int)min, (int)max);
+            return ld_error_set(err, LD_E_USAGE,
+                                "'%s' (at index %zu) is not an integer in [%d, %d]",
+                                item, count, (int)min, (int)max);
         }
         v[count++] = (int32_t)x;
         if (!comma)

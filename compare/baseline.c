@@ -294,7 +294,7 @@ static ld_status check_same_run(const ld_compare_result *r, const ld_baseline *b
         if (i < b->n_tokens && i < ref->n_tokens)
             return ld_error_set(err, LD_E_INPUT,
                                 "baseline %s was made on another input: prompt "
-                                "token %zu is %d there and %d in %s",
+                                "token at index %zu is %d there and %d in %s",
                                 b->path, i, (int)b->tokens[i], (int)ref->tokens[i], ref->path);
         return ld_error_set(err, LD_E_INPUT,
                             "baseline %s was made on another input: its prompt "

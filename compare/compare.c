@@ -194,12 +194,13 @@ static ld_status finish_result(ctx *c)
     if (r->ref.probes == 0 || r->cand.probes == 0) {
         r->empty = true;
         r->incomplete = true;
-        const char *who = r->ref.probes == 0 ? (r->cand.probes == 0 ? "both streams" : "the "
-                                                "reference stream") : "the candidate stream";
+        bool both = r->ref.probes == 0 && r->cand.probes == 0;
+        const char *who = both ? "both streams" : r->ref.probes == 0 ? "the reference stream"
+                                                                      : "the candidate stream";
         if ((st = ld_cmp_note(c, LD_NOTE_ERROR, "empty",
-                              "%s hold no probe record: nothing was "
+                              "%s %s no probe record: nothing was "
                               "compared, which is never a pass",
-                              who)) != LD_OK)
+                              who, both ? "hold" : "holds")) != LD_OK)
             return st;
     }
     if ((st = op_context(c)) != LD_OK)
@@ -235,6 +236,14 @@ static ld_status finish_result(ctx *c)
         for (size_t i = 0; i < n; i++) {
             if (a->decoded[i] == b->decoded[i])
                 continue;
+            /* Different weights decode different tokens: name the cause, not the symptom. */
+            if (!c->opt->allow_input_mismatch && r->fingerprint_differs)
+                return ld_error_set(c->err, LD_E_INPUT,
+                                    "different weights: the weight fingerprints differ (%s in %s, "
+                                    "%s in %s), so the runs decoded different tokens from decode "
+                                    "step %zu on; compare two runs of the same checkpoint "
+                                    "(--allow-input-mismatch compares anyway)",
+                                    a->fingerprint, a->path, b->fingerprint, b->path, i + 1);
             if (!c->opt->allow_input_mismatch)
                 return ld_error_set(c->err, LD_E_INPUT,
                                     "different inputs: decode step %zu was fed token %d in %s and "

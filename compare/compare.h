@@ -437,7 +437,7 @@ int ld_compare_exit_code(const ld_compare_result *r, unsigned fail_on);
 /* ---- reports ----------------------------------------------------------------------------- */
 
 typedef struct ld_report_options {
-    bool brief;  /* text: only failing rows and their context */
+    bool brief;  /* text: only failing rows and their context (the CLI's default; --full: off) */
     bool color;  /* text: ANSI colours */
 } ld_report_options;
 

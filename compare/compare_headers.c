@@ -71,7 +71,7 @@ ld_status ld_cmp_check_headers(ctx *c)
     if (diff < n || a->n_tokens != b->n_tokens) {
         char what[256];
         if (diff < n)
-            snprintf(what, sizeof what, "prompt token %zu is %d in %s and %d in %s", diff,
+            snprintf(what, sizeof what, "prompt token at index %zu is %d in %s and %d in %s", diff,
                      (int)a->tokens[diff], a->path, (int)b->tokens[diff], b->path);
         else
             snprintf(what, sizeof what, "the prompt has %zu tokens in %s and %zu in %s",

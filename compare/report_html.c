@@ -1,8 +1,10 @@
 /* report_html.c — one self-contained HTML file (inline CSS and SVG, no script, no network): the
- * verdict, streams and notes, the summary paragraph, a chart of relative error per layer for each
- * tag family, a heat map of the first divergence's error per token and head, and the full table.
+ * verdict, streams and notes, the summary paragraph with links to rows, charts of relative error
+ * per layer for each tag family at each step that fails (points link to their rows), a heat map of
+ * the first divergence's error per token and head, and the table with a failing-only toggle (CSS).
  * scripts/render_html.sh renders it headless to check it by eye. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,34 +55,50 @@ static const char *style =
     ".notes li{margin:3px 0}.n-error{color:#8a1c1c}.n-warning{color:#6b4e00}.n-info{color:#555}"
     ".charts{display:flex;flex-wrap:wrap;gap:14px}.charts svg{border:1px solid #ddd;"
     "border-radius:4px;background:#fff}.summary{font-size:15px;max-width:1100px}"
-    "code{background:#f3f3f3;padding:0 3px;border-radius:3px}.meta code.j{word-break:break-all}";
+    "code{background:#f3f3f3;padding:0 3px;border-radius:3px}"
+    /* the failing-only toggle: a checkbox before the table hides passing rows, no script; a row
+     * a link points at (:target) shows anyway */
+    "#failonly:checked~table tr.ok,#failonly:checked~table tr.allowed{display:none}"
+    "#failonly:checked~table tr.ok:target{display:table-row}tr:target td{outline:2px solid #1f77b4}"
+    "a.row{color:inherit}";
 
-/* The step the charts show: the first divergence's, else the prefill. */
-static int chart_step(const ld_compare_result *r)
-{
-    return r->first_div >= 0 ? r->rows[r->first_div].key.step : 0;
-}
+/* Steps charted: the prefill and every step with a failing row, at most this many. */
+#define MAX_CHART_STEPS 8
 
-/* rel_l2 of (step, layer, tag); NAN when not compared; *fail when it fails. */
-static double layer_error(const ld_compare_result *r, const char *tag, int layer, bool *fail,
-                          double *tol, double *limit)
+/* One chart point: the worst rel_l2 of (step, layer, tag), NAN when not compared; whether it
+ * fails; its limit (k x the floor, NAN under the policy); replay's local error (NAN when not
+ * replayed); the row a click on the point opens. */
+typedef struct point {
+    double err, limit, local;
+    bool fail;
+    ptrdiff_t row;
+} point;
+
+static double layer_error(const ld_compare_result *r, int step, const char *tag, int layer,
+                          point *pt, double *tol)
 {
     double worst = NAN;
-    *limit = NAN;
-    int step = chart_step(r);
-    *fail = false;
+    pt->limit = NAN;
+    pt->local = NAN;
+    pt->row = -1;
+    pt->fail = false;
     for (size_t i = 0; i < r->n_rows; i++) {
         const ld_row *row = &r->rows[i];
         if (row->state != LD_ROW_COMPARED || row->key.layer != layer || row->key.step != step ||
             strcmp(row->key.tag, tag))
             continue;
-        if (isnan(worst) || row->m.rel_l2 > worst || isnan(row->m.rel_l2))
+        if (isnan(worst) || row->m.rel_l2 > worst || isnan(row->m.rel_l2)) {
             worst = row->m.rel_l2;
-        *fail |= !row->pass;
+            pt->row = (ptrdiff_t)i;
+        }
+        pt->fail |= !row->pass;
         *tol = row->tol.rel_l2;
         if (!isnan(row->floor_rel_l2)) /* judged by the noise floor: its limit, k x floor */
-            *limit = r->floor_k * row->floor_rel_l2;
+            pt->limit = r->floor_k * row->floor_rel_l2;
+        if (row->replayed && !isnan(row->local_rel_l2))
+            pt->local = row->local_rel_l2;
     }
+    pt->err = worst;
     return worst;
 }
 
@@ -94,10 +112,26 @@ static double decade(double v)
     return d < ZERO_DECADE ? ZERO_DECADE : (d > 1.0 ? 1.0 : d);
 }
 
-/* Errors per [family tag][layer], computed once: rows are scanned per (tag, layer). */
-static void chart(FILE *f, const ld_compare_result *r, const family *fam, const double *err,
-                  const bool *fails, const double *tols, const double *limits, int nl, double lo,
-                  double hi)
+/* A line through one double field (offsetof) of a tag's points, one per layer, skipping NaN. */
+static void polyline(FILE *f, const point *pt, size_t field, int nl, const char *color,
+                     const char *attrs, double lo, double hi)
+{
+    double pw = CW - ML - MR, ph = CH - MT - MB;
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" %s points=\"", color, attrs);
+    for (int l = 0; l < nl; l++) {
+        double v;
+        memcpy(&v, (const char *)&pt[l] + field, sizeof v);
+        if (isnan(v))
+            continue;
+        double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
+        fprintf(f, "%.1f,%.1f ", x, MT + ph * (hi - decade(v)) / (hi - lo));
+    }
+    fputs("\"/>", f);
+}
+
+/* Points per [family tag][layer], computed once: rows are scanned per (tag, layer). */
+static void chart(FILE *f, const ld_compare_result *r, int step, const family *fam,
+                  const point *pts, const double *tols, int nl, double lo, double hi)
 {
     double pw = CW - ML - MR, ph = CH - MT - MB;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -117,8 +151,8 @@ static void chart(FILE *f, const ld_compare_result *r, const family *fam, const 
                     ML - 4, y + 3, d == (int)ZERO_DECADE ? "&lt;" : "", d);
     }
     /* x axis: layers */
-    int step = nl > 16 ? 4 : (nl > 8 ? 2 : 1);
-    for (int l = 0; l < nl; l += step) {
+    int every = nl > 16 ? 4 : (nl > 8 ? 2 : 1);
+    for (int l = 0; l < nl; l += every) {
         double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" "
                    "fill=\"#666\">%d</text>",
@@ -130,8 +164,9 @@ static void chart(FILE *f, const ld_compare_result *r, const family *fam, const 
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
                "stroke=\"#ccc\"/>",
             ML, MT, pw, ph);
-    /* first divergence layer */
-    if (r->first_div >= 0 && r->rows[r->first_div].key.layer >= 0 && nl > 0) {
+    /* first divergence layer, at its step */
+    if (r->first_div >= 0 && r->rows[r->first_div].key.layer >= 0 && nl > 0 &&
+        r->rows[r->first_div].key.step == step) {
         int l = r->rows[r->first_div].key.layer;
         double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
         fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
@@ -141,24 +176,20 @@ static void chart(FILE *f, const ld_compare_result *r, const family *fam, const 
     double legend_x = ML + 4;
     for (int t = 0; t < 4 && fam->tags[t]; t++) {
         const char *color = line_colors[t];
-        const double *e = err + (size_t)t * (size_t)nl;
+        const point *pt = pts + (size_t)t * (size_t)nl;
         /* the tag's limit, dashed: k x the noise floor per layer when a floor judged it, else
          * the policy's flat rel_l2 tolerance */
-        const double *lim = limits + (size_t)t * (size_t)nl;
-        bool floor_line = false;
-        for (int l = 0; l < nl; l++)
-            floor_line |= !isnan(lim[l]);
-        if (floor_line) {
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1\" "
-                       "stroke-dasharray=\"6,4\" opacity=\"0.6\" points=\"", color);
-            for (int l = 0; l < nl; l++) {
-                if (isnan(lim[l]))
-                    continue;
-                double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
-                fprintf(f, "%.1f,%.1f ", x, MT + ph * (hi - decade(lim[l])) / (hi - lo));
-            }
-            fputs("\"/>", f);
+        bool floor_line = false, local_line = false;
+        for (int l = 0; l < nl; l++) {
+            floor_line |= !isnan(pt[l].limit);
+            local_line |= !isnan(pt[l].local);
         }
+        if (floor_line)
+            polyline(f, pt, offsetof(point, limit), nl, color,
+                     "stroke-width=\"1\" stroke-dasharray=\"6,4\" opacity=\"0.6\"", lo, hi);
+        if (local_line) /* --model: the op's own error by replay, dotted */
+            polyline(f, pt, offsetof(point, local), nl, color,
+                     "stroke-width=\"1.2\" stroke-dasharray=\"1,2\"", lo, hi);
         double tol = tols[t];
         if (!floor_line && isfinite(tol) && tol > 0) {
             double y = MT + ph * (hi - decade(tol)) / (hi - lo);
@@ -166,27 +197,23 @@ static void chart(FILE *f, const ld_compare_result *r, const family *fam, const 
                        "stroke-width=\"1\" stroke-dasharray=\"6,4\" opacity=\"0.6\"/>",
                     ML, ML + pw, y, y, color);
         }
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", color);
+        polyline(f, pt, offsetof(point, err), nl, color, "stroke-width=\"1.6\"", lo, hi);
         for (int l = 0; l < nl; l++) {
-            if (isnan(e[l]))
+            if (isnan(pt[l].err))
                 continue;
             double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
-            double y = MT + ph * (hi - decade(e[l])) / (hi - lo);
-            fprintf(f, "%.1f,%.1f ", x, y);
-        }
-        fputs("\"/>", f);
-        for (int l = 0; l < nl; l++) {
-            if (isnan(e[l]))
-                continue;
-            double x = ML + (nl > 1 ? pw * l / (nl - 1) : pw / 2);
-            double y = MT + ph * (hi - decade(e[l])) / (hi - lo);
-            bool bad = fails[(size_t)t * (size_t)nl + (size_t)l];
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"><title>",
-                    x, y, bad ? "3.2" : "2", bad ? "#d62728" : color);
-            char a[16];
-            fprintf(f, "L%d.%s: rel_l2 %s%s", l, fam->tags[t],
-                    ld_cmp_fmt(e[l], a, sizeof a), bad ? " (fails)" : "");
-            fputs("</title></circle>", f);
+            double y = MT + ph * (hi - decade(pt[l].err)) / (hi - lo);
+            bool bad = pt[l].fail;
+            /* each point links to its row of the table */
+            fprintf(f, "<a href=\"#r%td\"><circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" "
+                       "fill=\"%s\"><title>",
+                    pt[l].row, x, y, bad ? "3.2" : "2", bad ? "#d62728" : color);
+            char a[16], b[16];
+            fprintf(f, "S%d.L%d.%s: rel_l2 %s%s", step, l, fam->tags[t],
+                    ld_cmp_fmt(pt[l].err, a, sizeof a), bad ? " (fails)" : "");
+            if (!isnan(pt[l].local))
+                fprintf(f, ", local %s", ld_cmp_fmt(pt[l].local, b, sizeof b));
+            fputs("</title></circle></a>", f);
         }
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"3\" fill=\"%s\"/>"
                    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>",
@@ -196,19 +223,44 @@ static void chart(FILE *f, const ld_compare_result *r, const family *fam, const 
     fputs("</svg>\n", f);
 }
 
+/* The steps to chart: the prefill, then each step with a failing row, in order; returns how many
+ * steps fail beyond the ones kept. */
+static size_t chart_steps(const ld_compare_result *r, int *steps, size_t *n)
+{
+    *n = 0;
+    steps[(*n)++] = 0;
+    size_t left_out = 0;
+    int last = 0;
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const ld_row *row = &r->rows[i];
+        if (row->state != LD_ROW_COMPARED || row->pass || row->key.layer < 0)
+            continue;
+        int s = row->key.step;
+        bool seen = false;
+        for (size_t k = 0; k < *n; k++)
+            seen |= steps[k] == s;
+        if (seen || s == last)
+            continue;
+        last = s;
+        if (*n < MAX_CHART_STEPS)
+            steps[(*n)++] = s;
+        else
+            left_out++;
+    }
+    return left_out;
+}
+
 static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
 {
     int nl = r->n_layers;
     if (nl <= 0)
         return LD_OK;
+    if (nl > 1024)
+        nl = 1024;
     size_t cells = 4 * (size_t)nl;
-    double *err_v = malloc(cells * sizeof *err_v);
-    bool *fails = malloc(cells * sizeof *fails);
-    if (!err_v || !fails) {
-        free(err_v);
-        free(fails);
+    point *pts = malloc(cells * sizeof *pts);
+    if (!pts)
         return ld_error_set(err, LD_E_NOMEM, "out of memory drawing charts");
-    }
     /* One vertical scale for every chart, so that they compare at a glance. */
     double lo = 0, hi = 0;
     bool any = false;
@@ -229,41 +281,42 @@ static ld_status charts(FILE *f, const ld_compare_result *r, ld_error *err)
     hi = ceil(hi);
     if (hi - lo < 2)
         lo = hi - 2;
-    fprintf(f, "<h2>Relative error per layer, step %d</h2>\n<p>rel_l2 = ‖c−r‖/‖r‖ of every "
-               "layer at step %d (%s), one chart per tag family, on one log scale; dashed lines "
-               "are each tag's limit (the policy's tolerance, or %s), red dots fail, the red "
-               "dotted line marks the first divergence's layer, exact agreement sits on the "
-               "bottom line.</p>\n"
-               "<div class=\"charts\">\n",
-            chart_step(r), chart_step(r),
-            r->first_div >= 0 ? "the step of the first divergence" : "the prefill",
-            r->n_floor_judged ? "per layer, k times the calibrated noise floor" : "a floor when given");
-    for (int fi = 0; fi < LD_FAMILY_COUNT; fi++) {
-        family fam = family_of((ld_family)fi);
-        double tols[4] = {NAN, NAN, NAN, NAN};
-        double limits[4 * 1024];
-        if (nl > 1024)
-            nl = 1024;
-        bool present = false;
-        for (int t = 0; t < 4; t++) {
-            for (int l = 0; l < nl; l++) {
-                size_t k = (size_t)t * (size_t)nl + (size_t)l;
-                err_v[k] = NAN;
-                fails[k] = false;
-                limits[k] = NAN;
-                if (fam.tags[t]) {
-                    err_v[k] = layer_error(r, fam.tags[t], l, &fails[k], &tols[t],
-                                           &limits[k]);
-                    present |= !isnan(err_v[k]);
+    int steps[MAX_CHART_STEPS];
+    size_t n_steps, left_out = chart_steps(r, steps, &n_steps);
+    fprintf(f, "<h2>Relative error per layer</h2>\n<p>rel_l2 = ‖c−r‖/‖r‖ of every layer, one "
+               "chart per tag family, for the prefill (step 0) and every step where a probe "
+               "fails, on one log scale; dashed lines are each tag's limit (the policy's "
+               "tolerance, or %s), red dots fail%s%s, exact agreement sits on the bottom line. "
+               "A dot links to its row of the table.",
+            r->n_floor_judged ? "per layer, k times the calibrated noise floor"
+                              : "a floor when given",
+            r->first_div >= 0 ? ", the red dotted vertical line marks the first divergence's "
+                                "layer at its step" : "",
+            r->replay_ran ? ", a fine dotted line is each op's own (local) error by replay" : "");
+    if (left_out)
+        fprintf(f, " %zu more failing steps are not charted (the table lists them).", left_out);
+    fputs("</p>\n", f);
+    for (size_t si = 0; si < n_steps; si++) {
+        fprintf(f, "<h3>Step %d%s</h3>\n<div class=\"charts\">\n", steps[si],
+                steps[si] == 0 ? " (prefill)" : "");
+        for (int fi = 0; fi < LD_FAMILY_COUNT; fi++) {
+            family fam = family_of((ld_family)fi);
+            double tols[4] = {NAN, NAN, NAN, NAN};
+            bool present = false;
+            for (int t = 0; t < 4; t++) {
+                for (int l = 0; l < nl; l++) {
+                    point *pt = &pts[(size_t)t * (size_t)nl + (size_t)l];
+                    *pt = (point){NAN, NAN, NAN, false, -1};
+                    if (fam.tags[t])
+                        present |= !isnan(layer_error(r, steps[si], fam.tags[t], l, pt, &tols[t]));
                 }
             }
+            if (present)
+                chart(f, r, steps[si], &fam, pts, tols, nl, lo, hi);
         }
-        if (present)
-            chart(f, r, &fam, err_v, fails, tols, limits, nl, lo, hi);
+        fputs("</div>\n", f);
     }
-    fputs("</div>\n", f);
-    free(err_v);
-    free(fails);
+    free(pts);
     return LD_OK;
 }
 
@@ -320,6 +373,9 @@ static void heat(FILE *f, const ld_compare_result *r)
     double cw = H > 1 ? LD_MAX(6.0, LD_MIN(40.0, 640.0 / (double)H)) : 0;
     double chh = LD_MAX(3.0, LD_MIN(28.0, 420.0 / (double)T));
     double left = 70, top = 22, strip = 26, gap = 8;
+    /* One token (a decode step): the grid is one row, and the per-head and per-token strips would
+     * repeat it; draw the row alone. */
+    bool strips = T > 1;
     double gw = cells && H > 1 ? cw * (double)H : 0;
     double width = left + gw + gap + strip + 110;
     double height = LD_MAX(top + chh * (double)T + gap + strip + 40, top + 130);
@@ -338,7 +394,7 @@ static void heat(FILE *f, const ld_compare_result *r)
                         (long long)(row->pos0 + (int64_t)t), h, ld_cmp_fmt(v, a, sizeof a));
             }
         }
-        for (size_t h = 0; h < H; h++) {
+        for (size_t h = 0; h < H && strips; h++) {
             double v = ld_err_grid_head(g, h);
             heat_color(v, lo, hi, col, sizeof col);
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
@@ -350,15 +406,18 @@ static void heat(FILE *f, const ld_compare_result *r)
                            "fill=\"#555\">%zu</text>",
                         left + cw * ((double)h + 0.5), top + chh * (double)T + gap + strip + 11, h);
         }
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
-                   "fill=\"#555\">per head</text>",
-                left - 4, top + chh * (double)T + gap + strip / 2 + 3);
+        if (strips)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
+                       "fill=\"#555\">per head</text>",
+                    left - 4, top + chh * (double)T + gap + strip / 2 + 3);
     }
     double sx = left + gw + (gw > 0 ? gap : 0);
+    bool token_strip = strips || gw == 0;
     for (size_t t = 0; t < T; t++) {
         double v = ld_err_grid_token(g, t);
         heat_color(v, lo, hi, col, sizeof col);
-        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+        if (token_strip)
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
                    "<title>token %zu (pos %lld): %s</title></rect>",
                 sx, top + chh * (double)t, strip, chh, col, t, (long long)(row->pos0 + (int64_t)t),
                 ld_cmp_fmt(v, a, sizeof a));
@@ -367,8 +426,9 @@ static void heat(FILE *f, const ld_compare_result *r)
                        "fill=\"#555\">pos %lld</text>",
                     left - 4, top + chh * ((double)t + 0.5) + 3, (long long)(row->pos0 + (int64_t)t));
     }
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">per token</text>",
-            sx, top - 8);
+    if (token_strip)
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">per token</text>",
+                sx, top - 8);
     if (gw > 0)
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">token x head"
                    "</text>",
@@ -407,11 +467,8 @@ static void meta_row(FILE *f, const char *label, const ld_stream_info *s)
                 fputs("</code>", f);
             }
         }
-        fputs("</td><td><code class=\"j\">", f);
-        X(f, s->backend_json);
-        fputs("</code>", f);
     } else {
-        fputs("no header</td><td>", f);
+        fputs("no header", f);
     }
     fputs("</td></tr>\n", f);
 }
@@ -420,7 +477,14 @@ static void rows_table(FILE *f, const ld_compare_result *r)
 {
     size_t ncol;
     const ld_cmp_column *cols = ld_cmp_columns(&ncol);
-    fputs("<h2>Every probe</h2>\n<table>\n<tr>", f);
+    size_t failing = 0;
+    for (size_t i = 0; i < r->n_rows; i++)
+        failing += r->rows[i].state != LD_ROW_COMPARED ? !r->rows[i].allowed : !r->rows[i].pass;
+    /* Failing-only by default when something fails: 2,400 rows at 28 layers are a wall. */
+    fprintf(f, "<h2 id=\"probes\">Probes</h2>\n<input type=\"checkbox\" id=\"failonly\"%s>"
+               "<label for=\"failonly\"> show only the %zu failing or missing of %zu probes"
+               "</label>\n<table>\n<tr>",
+            failing ? " checked" : "", failing, r->n_rows);
     for (size_t c = 0; c < ncol; c++) {
         if (!ld_cmp_column_shown(&cols[c], r))
             continue;
@@ -435,7 +499,7 @@ static void rows_table(FILE *f, const ld_compare_result *r)
                                                         : (row->allowed ? "allowed" : "missing");
         if ((ptrdiff_t)i == r->first_div)
             cls = "fail first";
-        fprintf(f, "<tr class=\"%s\">", cls);
+        fprintf(f, "<tr class=\"%s\" id=\"r%zu\">", cls, i);
         for (size_t c = 0; c < ncol; c++) {
             if (!ld_cmp_column_shown(&cols[c], r))
                 continue;
@@ -483,10 +547,10 @@ ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_op
     fputs("<table class=\"meta\">\n", f);
     meta_row(f, "reference", &r->ref);
     meta_row(f, "candidate", &r->cand);
-    fputs("<tr><td><b>policy</b></td><td colspan=\"3\">", f);
+    fputs("<tr><td><b>policy</b></td><td colspan=\"2\">", f);
     X(f, r->policy_label);
     char model[512];
-    fputs("</td></tr>\n<tr><td><b>model</b></td><td colspan=\"3\">", f);
+    fputs("</td></tr>\n<tr><td><b>model</b></td><td colspan=\"2\">", f);
     X(f, ld_cmp_model_words(r, model, sizeof model));
     fputs("</td></tr>\n</table>\n", f);
     if (r->n_notes) {
@@ -507,6 +571,17 @@ ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_op
     X(f, text);
     fputs("</p>\n", f);
     free(text);
+    if (r->first_div >= 0) {
+        fprintf(f, "<p>Go to: <a href=\"#r%td\">the first divergence's row (", r->first_div);
+        X(f, ld_cmp_key_text(&r->rows[r->first_div].key, kt, sizeof kt));
+        fputs(")</a>", f);
+        if (r->culprit >= 0) {
+            fprintf(f, " · <a href=\"#r%td\">replay's culprit (", r->culprit);
+            X(f, ld_cmp_key_text(&r->rows[r->culprit].key, kt, sizeof kt));
+            fputs(")</a>", f);
+        }
+        fputs(" · <a href=\"#probes\">the failing probes</a></p>\n", f);
+    }
     ld_baseline_report_html(f, r);
     ld_status st = charts(f, r, err);
     if (st != LD_OK)
@@ -514,8 +589,9 @@ ld_status ld_report_html(FILE *f, const ld_compare_result *r, const ld_report_op
     heat(f, r);
     rows_table(f, r);
     fputs("<p style=\"color:#888\">Columns: rel_l2 = ‖c−r‖/‖r‖; 1-cos = 1 − cosine similarity; "
-          "max_rel floors |r| at 1e-3 of its row's RMS; ulp_max in the candidate's dtype; amp = "
-          "rel_l2 over the largest rel_l2 of the op's inputs; a * after the dtype marks a "
+          "max_rel floors |r| at 1e-3 of its row's RMS; ulp_p99: 99th percentile of the ULP "
+          "distance in the candidate's dtype; amp = rel_l2 over the largest rel_l2 of the op's "
+          "inputs (in=0: exact inputs); a * after the dtype marks a "
           "comparison by stats only.</p>\n</body></html>\n",
           f);
     return ld_cmp_stream_status(f, "HTML", err);

@@ -1,7 +1,7 @@
-/* report_text.c — the terminal report: who was compared, the notes that matter, a compact table
- * (every probe, or with --brief only the failing ones and their context), the summary paragraph
- * and the verdict with its exit code; the regression gate's section, and the compare --exact
- * report. Colour only when asked (the CLI asks when stdout is a tty). */
+/* report_text.c — the terminal report: who was compared, the verdict and the summary first, the
+ * notes that matter, a table (the failing probes and the first divergence's context, or with
+ * --full every probe), the verdict again last; the regression gate's section, and the compare
+ * --exact report. Colour only when asked (the CLI asks when stdout is a tty). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,8 +119,7 @@ static void table(const tty *t, const ld_compare_result *r, bool brief)
             for (size_t i = 0; i < r->n_rows; i++)
                 shown += keep[i];
             if (!shown) { /* nothing fails, nothing is missing: no table */
-                fprintf(t->f, "(--brief: all %zu probes pass; the full table lists them)\n",
-                        r->n_rows);
+                fprintf(t->f, "(all %zu probes pass; --full lists them)\n", r->n_rows);
                 free(keep);
                 return;
             }
@@ -169,6 +168,9 @@ static void table(const tty *t, const ld_compare_result *r, bool brief)
     if (hidden)
         fprintf(t->f, "%s  ... %zu row%s not shown%s\n", paint(t, DIM), hidden,
                     hidden == 1 ? "" : "s", paint(t, RESET));
+    if (keep)
+        fprintf(t->f, "(failing probes, the first divergence's inputs and the missing keys, up to "
+                      "a few dozen rows; --full lists all %zu)\n", r->n_rows);
     free(keep);
 }
 
@@ -185,6 +187,18 @@ static const char *verdict_text(const ld_compare_result *r, int code)
     }
 }
 
+static void verdict_line(const tty *t, const ld_compare_result *r, int code)
+{
+    char fo[128];
+    ld_fail_on_format(r->fail_on, fo, sizeof fo);
+    const char *color = code == 0 ? GREEN : RED;
+    fprintf(t->f, "\n%s%sverdict: %s%s — exit %d (fail-on: %s); %zu compared, %zu ok, %zu failing, "
+                  "%zu missing or mismatched\n",
+            paint(t, BOLD), paint(t, color), verdict_text(r, code), paint(t, RESET), code, fo,
+            r->n_compared, r->n_pass, r->n_fail,
+            r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch);
+}
+
 ld_status ld_report_text(FILE *f, const ld_compare_result *r, const ld_report_options *opt,
                          ld_error *err)
 {
@@ -197,6 +211,15 @@ ld_status ld_report_text(FILE *f, const ld_compare_result *r, const ld_report_op
             strcmp(r->policy_label, "built-in defaults") ? " (over the built-in defaults)"
                                                         : " (by candidate dtype)");
     model_line(f, r);
+    /* The verdict and the summary come first: a 28-layer table must not bury them. */
+    int code = ld_compare_exit_code(r, r->fail_on);
+    verdict_line(&t, r, code);
+    char *summary = ld_compare_summary(r);
+    if (!summary)
+        return ld_error_set(err, LD_E_NOMEM, "out of memory writing the summary");
+    fputc('\n', f);
+    wrapped(f, summary, "");
+    free(summary);
     if (r->n_notes)
         fputc('\n', f);
     for (size_t i = 0; i < r->n_notes; i++) {
@@ -207,24 +230,11 @@ ld_status ld_report_text(FILE *f, const ld_compare_result *r, const ld_report_op
         fputs(color[0] ? paint(&t, RESET) : "", f);
     }
     fputc('\n', f);
-    if (r->n_rows)
+    if (r->n_rows && !r->empty) /* an empty stream's "every key missing" is no table */
         table(&t, r, brief);
-    char *summary = ld_compare_summary(r);
-    if (!summary)
-        return ld_error_set(err, LD_E_NOMEM, "out of memory writing the summary");
-    fputc('\n', f);
-    wrapped(f, summary, "");
-    free(summary);
     ld_baseline_report_text(f, r, t.color, brief);
-    int code = ld_compare_exit_code(r, r->fail_on);
-    char fo[128];
-    ld_fail_on_format(r->fail_on, fo, sizeof fo);
-    const char *color = code == 0 ? GREEN : RED;
-    fprintf(f, "\n%s%sverdict: %s%s — exit %d (fail-on: %s); %zu compared, %zu ok, %zu failing, "
-               "%zu missing or mismatched\n",
-            paint(&t, BOLD), paint(&t, color), verdict_text(r, code), paint(&t, RESET), code, fo,
-            r->n_compared, r->n_pass, r->n_fail,
-            r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch);
+    /* ... and the verdict again last, where a CI log's tail shows it. */
+    verdict_line(&t, r, code);
     return ld_cmp_stream_status(f, "text", err);
 }
 

@@ -27,6 +27,16 @@ static void say(sbuf *s, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Whether the op reads other steps' tensors (attention's KV cache): then its inputs' errors are
+ * spread over positions its output weighs unevenly, and growth says even less. */
+static bool reads_earlier_steps(ld_tag t)
+{
+    for (const ld_tag_input *in = ld_tag_inputs(t); in->kind != LD_INPUT_END; in++)
+        if (in->kind == LD_INPUT_KV)
+            return true;
+    return false;
+}
+
 /* "its input q_proj agrees to 2.1e-07" / "its inputs q_rope, k_rope, v_proj (steps 0-1) agree to
  * at most 3e-07 (worst: S1.L0.k_rope)" / "its inputs were not probed". */
 static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *row)
@@ -50,7 +60,7 @@ static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *r
             snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", in[i].tag);
         }
     }
-    char a[16], kb[LD_TAG_NAME_MAX + 48];
+    char a[16], b[16], kb[LD_TAG_NAME_MAX + 48];
     if (n == 0) {
         say(s, " (it reads no probed tensor)");
         return;
@@ -71,6 +81,12 @@ static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *r
     const char *op = ld_tag_op_name(row->tag_id);
     if (row->m.nonfinite_new && w->m.nonfinite_new == 0)
         say(s, " — the %s produced the NaN/Inf", op);
+    else if (row->replayed) /* measured beats inferred: replay reran this very op */
+        say(s, " — op-local replay, rerunning the op on the candidate's own inputs, measures its "
+               "own error at %s against a budget of %s: %s",
+            ld_cmp_fmt(row->local_rel_l2, a, sizeof a),
+            ld_cmp_fmt(row->local_budget, b, sizeof b),
+            row->local_over ? "the op made this error" : "within budget, so it was inherited");
     else if (isinf(row->amplification) || row->amplification >= MADE_HERE_FACTOR)
         say(s, " — the %s made this error (amplification %s)", op,
             isinf(row->amplification) ? "infinite: its inputs are exact"
@@ -78,10 +94,15 @@ static void describe_inputs(sbuf *s, const ld_compare_result *r, const ld_row *r
     else if (failing)
         say(s, " — the error was inherited (amplification %s)",
             ld_cmp_fmt(row->amplification, a, sizeof a));
-    else
-        say(s, " — the error grew only %sx over its inputs, which pass their own tolerances: "
-               "mostly inherited, so check whether this tag's tolerance is too tight before "
-               "blaming the %s", ld_cmp_fmt(row->amplification, a, sizeof a), op);
+    else /* small growth over passing inputs: either a small local error or a magnified one */
+        say(s, " — the error grew %sx over its inputs, which pass their own tolerances; growth "
+               "alone cannot tell whether the %s made it or magnified theirs%s. Rerun compare with "
+               "--model DIR (the checkpoint) to measure the op's own error",
+            ld_cmp_fmt(row->amplification, a, sizeof a), op,
+            reads_earlier_steps(row->tag_id) ? ", all the more as it reads every earlier step's "
+                                              "cached keys and values, which this table does not "
+                                              "weigh by how much they contribute"
+                                            : "");
 }
 
 static void describe_divergence(sbuf *s, const ld_compare_result *r)
@@ -145,6 +166,16 @@ static void describe_completeness(sbuf *s, const ld_compare_result *r)
 {
     char kt[LD_TAG_NAME_MAX + 48];
     size_t missing = r->n_missing_in_cand + r->n_missing_in_ref + r->n_shape_mismatch;
+    if (r->empty) { /* every key is missing and the stream is short: one cause, said once */
+        for (int k = 0; k < 2; k++) {
+            const ld_stream_info *in = k ? &r->cand : &r->ref;
+            if (in->probes == 0)
+                say(s, " The %s stream %s holds no probe%s.", k ? "candidate" : "reference",
+                    in->path ? in->path : "?", in->opened ? "" : " and no header");
+        }
+        say(s, " An empty comparison is never a pass.");
+        return;
+    }
     if (missing) {
         const ld_row *first = NULL;
         for (size_t i = 0; i < r->n_rows && !first; i++)
@@ -169,9 +200,7 @@ static void describe_completeness(sbuf *s, const ld_compare_result *r)
         else if (in->has_end && !in->end_ok)
             say(s, " The %s run ended with an error: %s.", who, in->end_message);
     }
-    if (r->empty)
-        say(s, " A stream holds no probe: nothing was compared, which is never a pass.");
-    else if (!missing && !r->incomplete)
+    if (!missing && !r->incomplete)
         say(s, " Every key is present in both streams.");
 }
 

@@ -25,7 +25,7 @@ ld_status ld_generate_check_inputs(const ld_config *c, const int32_t *prompt, si
         int32_t id = i < n_prompt ? prompt[i] : follow[i - n_prompt];
         if (id < 0 || id >= c->vocab_size)
             return ld_error_set(err, LD_E_USAGE,
-                                "%s token %zu is %d, outside the vocabulary [0, %d)",
+                                "%s token at index %zu is %d, outside the vocabulary [0, %d)",
                                 i < n_prompt ? "prompt" : "followed",
                                 i < n_prompt ? i : i - n_prompt, (int)id, c->vocab_size);
     }

@@ -598,9 +598,60 @@ static ld_status compute_fingerprint(ld_model *m, const char *config_text, size_
 
 /* ---- open / close ---- */
 
-ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err)
+/* A Hugging Face hub cache root (models--ORG--NAME: refs/main names the revision, snapshots/REV
+ * holds its files) stands for the snapshot refs/main names: writes that folder to out. Any other
+ * directory is itself. The revision must be one plain name, so a ref cannot lead elsewhere. */
+static ld_status resolve_dir(const char *dir, char *out, size_t size, ld_error *err)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return ld_error_set(err, LD_E_INPUT, "%s: does not exist (give a checkpoint directory: "
+                            "config.json and safetensors)", dir);
+    if (!S_ISDIR(sb.st_mode))
+        return ld_error_set(err, LD_E_INPUT, "%s: not a directory (give the checkpoint's "
+                            "directory, not a file in it)", dir);
+    char config[PATH_MAX], ref[PATH_MAX];
+    if (!ld_path_join(config, sizeof config, dir, "config.json") ||
+        !ld_path_join(ref, sizeof ref, dir, "refs/main"))
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+    if ((size_t)snprintf(out, size, "%s", dir) >= size)
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+    if (stat(config, &sb) == 0 || stat(ref, &sb) != 0)
+        return LD_OK;
+    char *rev = NULL;
+    size_t len = 0;
+    ld_status st = ld_read_file(ref, 256, &rev, &len, err);
+    if (st != LD_OK)
+        return st;
+    while (len && (rev[len - 1] == '\n' || rev[len - 1] == '\r'))
+        rev[--len] = '\0';
+    bool plain = len > 0 && strcmp(rev, ".") && strcmp(rev, "..");
+    for (size_t i = 0; i < len; i++)
+        plain &= rev[i] != '/' && rev[i] != '\\' && (unsigned char)rev[i] > ' ';
+    char snap[PATH_MAX];
+    if (!plain) {
+        free(rev);
+        return ld_error_set(err, LD_E_INPUT, "%s: does not hold a revision name", ref);
+    }
+    bool fits = (size_t)snprintf(snap, sizeof snap, "snapshots/%s", rev) < sizeof snap &&
+                ld_path_join(out, size, dir, snap);
+    free(rev);
+    if (!fits)
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+    if (stat(out, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return ld_error_set(err, LD_E_INPUT, "%s: names a snapshot that is not there (%s); "
+                            "download the model again", ref, out);
+    return LD_OK;
+}
+
+ld_status ld_model_open(ld_model **out, const char *given, ld_error *err)
 {
     *out = NULL;
+    char resolved[PATH_MAX];
+    ld_status rs = resolve_dir(given, resolved, sizeof resolved, err);
+    if (rs != LD_OK)
+        return rs;
+    const char *dir = resolved;
     ld_model *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup(dir))) {
         free(m);
@@ -614,9 +665,12 @@ ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err)
         return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
     }
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    if (stat(config_path, &sb) != 0) {
         ld_model_close(m);
-        return ld_error_set(err, LD_E_INPUT, "%s: not a directory", dir);
+        return ld_error_set(err, LD_E_INPUT, "%s: no config.json: not a Hugging Face checkpoint "
+                            "(config.json with model.safetensors or a sharded index beside it); "
+                            "'layerdiff gen-model %s' writes one, and a hub cache is given as its "
+                            "models--ORG--NAME folder or a snapshots/REV folder in it", dir, dir);
     }
     char *config_text = NULL;
     size_t config_len = 0;

@@ -13,26 +13,38 @@ mkdir -p "$out"
 prompt=17,3,250,41,9,128,77
 bug="qk_norm_block@2=16"
 
+# run ARGS...: a forward pass; its stdout (the argmax token of the prefill, then of each decode
+# step) gets a label
+run() {
+  local ids
+  ids=$("$ld" run "$@") || return
+  echo "   argmax tokens (prefill, then each decode step): $ids"
+}
+
 echo "== 1. a random Qwen3 checkpoint with the tiny preset's shapes (head_dim != hidden/heads, GQA 2:1)"
 "$ld" gen-model "$out/model" --preset tiny --seed 1
 
 echo "== 2. the fp32 reference: prefill of 7 tokens + 3 decode steps, every intermediate probed"
-"$ld" run --model "$out/model" --tokens "$prompt" --decode 3 --payload full --probes "$out/ref.jsonl"
+run --model "$out/model" --tokens "$prompt" --decode 3 --payload full --probes "$out/ref.jsonl"
 
 echo "== 3. the candidate, with the bug $bug"
-if "$ld" run --model "$out/model" --backend cuda --tokens "$prompt" --follow "$out/ref.jsonl" \
+if run --model "$out/model" --backend cuda --tokens "$prompt" --follow "$out/ref.jsonl" \
        --payload full --inject "$bug" --probes "$out/cand.jsonl" 2>"$out/cuda.err"; then
   echo "   (candidate: the CUDA path)"
 else
-  echo "   (no CUDA candidate here: $(head -c 200 "$out/cuda.err" | tr -d '\n'))"
-  echo "   (candidate: the reference emulating bf16 kernels)"
-  "$ld" run --model "$out/model" --emulate bf16 --tokens "$prompt" --follow "$out/ref.jsonl" \
+  # Why CUDA could not run is in cuda.err (driver versions and the like); the user needs less.
+  if grep -q "no usable CUDA device\|built without CUDA" "$out/cuda.err"; then
+    echo "   no GPU found, using the emulated bf16 candidate (the reference rounding as bf16 does)"
+  else
+    echo "   the CUDA candidate failed ($out/cuda.err), using the emulated bf16 candidate"
+  fi
+  run --model "$out/model" --emulate bf16 --tokens "$prompt" --follow "$out/ref.jsonl" \
       --payload full --inject "$bug" --probes "$out/cand.jsonl"
 fi
 
 echo "== 4. compare"
 set +e
-"$ld" compare "$out/ref.jsonl" "$out/cand.jsonl" --brief --html "$out/report.html" \
+"$ld" compare "$out/ref.jsonl" "$out/cand.jsonl" --html "$out/report.html" \
       --json "$out/report.json" --md "$out/report.md"
 rc=$?
 set -e

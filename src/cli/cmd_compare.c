@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -14,7 +15,7 @@
 #define MAX_ALLOW 256
 #define MAX_FLOORS 2 /* one per low-precision dtype: bf16, f16 */
 
-enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL };
+enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL, OPT_FULL, OPT_STRICT };
 /* Regression gate options (gate.h, docs/gate.md). */
 enum { OPT_BASELINE = 1100, OPT_REGRESS_FACTOR, OPT_REGRESS_SLACK, OPT_UPDATE_BASELINE, OPT_EXACT };
 enum { OPT_MAX_LINE = 1200, OPT_MAX_PARKED };
@@ -38,10 +39,15 @@ static void usage(FILE *out)
 "  --json R.json           write the full result as JSON (schemas/report.schema.json)\n"
 "  --md R.md               write a short Markdown summary, for a pull-request comment\n"
 "  --html R.html           write one self-contained HTML file: summary, charts of error per\n"
-"                          layer, heat map of the first divergence, every probe\n"
+"                          layer at every failing step, heat map of the first divergence, the\n"
+"                          probe table (failing-only toggle; chart points link to rows)\n"
 "  --junit R.xml           write JUnit XML: one test case per probe\n"
-"  --brief                 terminal table with only failing probes and their context\n"
+"  --full                  terminal table of every probe (default: the verdict and summary\n"
+"                          first, then only failing probes and the first divergence's context)\n"
+"  --brief                 the default short terminal report (kept for scripts)\n"
 "  --quiet                 no terminal report (files and exit code only)\n"
+"  --strict                for CI: refuse (exit 2) what only warns otherwise, such as REF and\n"
+"                          CAND being the same file (a comparison that passes by construction)\n"
 "  --allow-missing GLOB    keys allowed to be missing on either side or to differ in shape;\n"
 "                          repeat it or give a comma list. A glob with a '.' matches the key\n"
 "                          ('S*.L27.*', 'S0.logits'), one without matches the tag ('logits',\n"
@@ -117,7 +123,7 @@ typedef struct compare_args {
     ld_floor *floors[MAX_FLOORS];
     size_t n_floors;
     const char *color;
-    bool brief, quiet, exact, fail_on_given;
+    bool brief, full, strict, quiet, exact, fail_on_given;
 } compare_args;
 
 /* --allow-missing GLOBS: appends each glob of the comma list; returns -1, or an exit code. */
@@ -172,6 +178,8 @@ static int parse_option(compare_args *a, int c)
     case 'H': j->html_path = optarg; break;
     case 'J': j->junit_path = optarg; break;
     case 'b': a->brief = true; break;
+    case OPT_FULL: a->full = true; break;
+    case OPT_STRICT: a->strict = true; break;
     case 'q': a->quiet = true; break;
     case 'A': opt->allow_input_mismatch = true; break;
     case 'a': return add_allow_missing(a, optarg);
@@ -249,6 +257,8 @@ static int parse_args(int argc, char **argv, compare_args *a)
         {"html", required_argument, NULL, 'H'},
         {"junit", required_argument, NULL, 'J'},
         {"brief", no_argument, NULL, 'b'},
+        {"full", no_argument, NULL, OPT_FULL},
+        {"strict", no_argument, NULL, OPT_STRICT},
         {"quiet", no_argument, NULL, 'q'},
         {"allow-missing", required_argument, NULL, 'a'},
         {"allow-input-mismatch", no_argument, NULL, 'A'},
@@ -280,11 +290,50 @@ static int parse_args(int argc, char **argv, compare_args *a)
     return -1;
 }
 
+/* Whether path starts like our own --json report: given as a stream, it would otherwise read as
+ * a probe stream with a JSON syntax error. */
+static bool is_report(const char *path)
+{
+    static const char magic[] = "{\"format\":\"layerdiff-report\"";
+    char head[sizeof magic] = "";
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    size_t n = fread(head, 1, sizeof magic - 1, f);
+    fclose(f);
+    return n == sizeof magic - 1 && !memcmp(head, magic, n);
+}
+
+/* Checks on the two paths before reading them: a report given as a stream; one file given twice
+ * (it passes whatever it holds: a warning, or exit 2 with --strict). Returns -1 or an exit code. */
+static int check_paths(const compare_args *a)
+{
+    const char *p[2] = {a->job.ref_path, a->job.cand_path};
+    for (int i = 0; i < 2; i++)
+        if (is_report(p[i]))
+            return ld_cli_usage_error("compare", "%s is a layerdiff compare report (--json), not a "
+                                      "probe stream: give the .jsonl streams 'layerdiff run "
+                                      "--probes' (or your engine) wrote", p[i]);
+    struct stat s0, s1;
+    if (stat(p[0], &s0) == 0 && stat(p[1], &s1) == 0 && s0.st_dev == s1.st_dev &&
+        s0.st_ino == s1.st_ino && S_ISREG(s0.st_mode)) {
+        if (a->strict)
+            return ld_cli_usage_error("compare", "%s and %s are the same file: comparing a stream "
+                                      "with itself passes by construction (--strict)", p[0], p[1]);
+        fprintf(stderr, "layerdiff compare: warning: %s and %s are the same file: this comparison "
+                "passes by construction (--strict makes it exit 2)\n", p[0], p[1]);
+    }
+    return -1;
+}
+
 /* The numerical comparison once its options are checked: the pipeline, then what became of the
  * baseline. */
 static int compare_streams(compare_args *a)
 {
     ld_compare_job *j = &a->job;
+    int checked = check_paths(a);
+    if (checked >= 0)
+        return checked;
     /* A baseline to check against adds regression to the default --fail-on. */
     if (j->baseline_path && !j->update_baseline && !a->fail_on_given)
         j->compare.fail_on |= LD_FAIL_ON_REGRESSION;
@@ -293,7 +342,7 @@ static int compare_streams(compare_args *a)
     j->compare.floors = (const ld_floor *const *)a->floors;
     j->compare.n_floors = a->n_floors;
     j->text = a->quiet ? NULL : stdout;
-    j->report.brief = a->brief;
+    j->report.brief = !a->full;
     bool tty = isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
     j->report.color = !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && tty);
     ld_compare_outcome o;
@@ -323,7 +372,7 @@ static int dispatch(compare_args *a, char **argv)
     if (a->exact) {
         if (j->policy_path || j->map_path || j->html_path || j->junit_path || a->n_allow ||
             j->compare.allow_input_mismatch || a->fail_on_given || a->n_floors || j->model_dir ||
-            j->baseline_path || j->update_baseline || a->brief)
+            j->baseline_path || j->update_baseline || a->brief || a->full)
             return ld_cli_usage_error("compare", "--exact checks bit-exactness only: it goes with "
                                       "--json, --md, --quiet and --color, not with tolerance, "
                                       "baseline or report options of a numerical comparison");

@@ -48,11 +48,27 @@ static void usage(FILE *out)
 
 typedef struct progress_state {
     double last;
+    bool tty;     /* one line redrawn in place; else (a log) a line at the start and per quarter */
+    bool started; /* a log line was written */
+    int quarter;  /* quarters done when it was */
 } progress_state;
+
+/* Without progress a large checkpoint is ~40 s of silence; small ones finish before it matters. */
+#define LOG_PROGRESS_MIN_BYTES (100u * 1000u * 1000u)
 
 static void show_progress(void *ctx, size_t done, size_t total)
 {
     progress_state *p = ctx;
+    if (!p->tty) {
+        if (total < LOG_PROGRESS_MIN_BYTES) return;
+        int q = (int)(4.0 * (double)done / (double)total);
+        if (p->started && q <= p->quarter) return;
+        p->started = true;
+        p->quarter = q;
+        fprintf(stderr, "gen-model: %.0f / %.0f MB written\n", (double)done / 1e6,
+                (double)total / 1e6);
+        return;
+    }
     double now = ld_seconds();
     if (done < total && now - p->last < 0.2) return;
     p->last = now;
@@ -130,11 +146,9 @@ int ld_cmd_gen_model(int argc, char **argv)
     ld_error err = {0};
     if (ld_preset_config(opt.preset, &cfg, &err) != LD_OK) return ld_cli_fail("gen-model", &err);
 
-    progress_state prog = {0};
-    if (ld_cli_stderr_is_tty()) {
-        opt.progress = show_progress;
-        opt.progress_ctx = &prog;
-    }
+    progress_state prog = {.tty = ld_cli_stderr_is_tty()};
+    opt.progress = show_progress;
+    opt.progress_ctx = &prog;
     if (ld_gen_model(dir, &opt, &err) != LD_OK) return ld_cli_fail("gen-model", &err);
 
     /* Open what was written: the generator's output goes through the same checks as any input. */

@@ -258,6 +258,9 @@ int ts_write_all(const char *dir, char *msg, size_t size)
         {"bf16.jsonl", {.implementation = "candidate", .dtype = LD_BF16}},
         {"bf16_bad.jsonl", {.implementation = "candidate", .dtype = LD_BF16,
                             .perturb_key = "S1.L2.attn_out", .big = 0.3, .downstream = 0.1}},
+        /* a KV-cache-like fault: the error grows only a few times over inputs that pass */
+        {"bf16_mild.jsonl", {.implementation = "candidate", .dtype = LD_BF16, .noise = 0.01,
+                             .perturb_key = "S1.L2.attn_out", .big = 0.05, .downstream = 0.05}},
         {"missing.jsonl", {.implementation = "candidate", .dtype = LD_F32,
                            .skip_key = "S0.L1.mlp_act"}},
         {"shape.jsonl", {.implementation = "candidate", .dtype = LD_F32,
@@ -271,6 +274,9 @@ int ts_write_all(const char *dir, char *msg, size_t size)
         {"nan.jsonl", {.implementation = "candidate", .dtype = LD_F32, .nan_key = "S0.L2.mlp_act"}},
         {"fault.jsonl", {.implementation = "candidate", .dtype = LD_F32,
                          .fingerprint = "fp-fedcba9876543210", .fault = "qk_norm_block=16@1"}},
+        /* another checkpoint (seed): other weights, so other decoded tokens */
+        {"seed.jsonl", {.implementation = "candidate", .dtype = LD_F32, .decoded_shift = 5,
+                        .fingerprint = "fp-fedcba9876543210"}},
         {"stats.jsonl", {.implementation = "candidate", .dtype = LD_F32, .stats_only = true}},
         {"header_only.jsonl", {.implementation = "candidate", .dtype = LD_F32, .header_only = true}},
         {"foreign.jsonl", {.implementation = "foreign", .dtype = LD_F32, .foreign = true}},

@@ -51,7 +51,7 @@ stdout_has "First divergence: layer 1, q_norm, step 0 (S0.L1.q_norm)"
 expect 1 "$R" "$tmp/perturbed.jsonl" --policy "$here/policy_good.json" --json "$tmp/policy.json"
 expect 0 "$R" "$tmp/perturbed.jsonl" --fail-on none
 expect 0 "$R" "$tmp/bf16.jsonl" --json "$tmp/bf16.json"
-expect 1 "$R" "$tmp/bf16_bad.jsonl" --json "$tmp/bf16_bad.json" --brief
+expect 1 "$R" "$tmp/bf16_bad.jsonl" --json "$tmp/bf16_bad.json" --brief --html "$tmp/bf16_bad.html"
 expect 3 "$R" "$tmp/missing.jsonl" --json "$tmp/missing.json" --junit "$tmp/missing.xml"
 expect 0 "$R" "$tmp/missing.jsonl" --allow-missing S0.L1.mlp_act
 expect 0 "$R" "$tmp/missing.jsonl" --allow-missing 'q_norm,mlp_act'
@@ -62,7 +62,7 @@ stdout_has "cut short after S0.L1.up_proj"
 expect 0 "$R" "$tmp/truncated.jsonl" --allow-missing '*'
 expect 3 "$R" "$tmp/truncated.jsonl" --allow-missing 'S*'
 expect 2 "$R" "$tmp/tokens.jsonl"
-stderr_has "prompt token 2 is 15 in $R and 16 in $tmp/tokens.jsonl"
+stderr_has "prompt token at index 2 is 15 in $R and 16 in $tmp/tokens.jsonl"
 expect 0 "$R" "$tmp/tokens.jsonl" --allow-input-mismatch --json "$tmp/tokens.json"
 expect 2 "$R" "$tmp/decoded.jsonl"
 stderr_has "decode step 2 was fed token 102"
@@ -117,6 +117,52 @@ if grep -q $'<script>\|^verdict: PASS\|\033' "$tmp/evil.md" ||
   cat "$tmp/evil.md"
   fails=$((fails + 1))
 fi
+
+# the terminal default is short (issue 16): the verdict is the first thing after the header and
+# the last line, the table holds the failing rows and context only; --full lists every probe, and
+# no column prints an infinity or the meaningless ULP maximum
+expect 1 "$R" "$tmp/perturbed.jsonl"
+first_verdict=$(grep -n '^verdict:' "$tmp/out.txt" | head -1 | cut -d: -f1)
+table_at=$(grep -n '^key ' "$tmp/out.txt" | head -1 | cut -d: -f1)
+[[ -n $first_verdict && -n $table_at && $first_verdict -lt 10 && $first_verdict -lt $table_at ]] ||
+  { echo "FAIL: the verdict does not come first"; cat "$tmp/out.txt"; fails=$((fails + 1)); }
+[[ $(tail -1 "$tmp/out.txt") == verdict:* ]] ||
+  { echo "FAIL: verdict not last"; fails=$((fails + 1)); }
+short=$(wc -l <"$tmp/out.txt")
+stdout_has "--full lists all 162"
+grep -qE ' inf | ulp_max ' "$tmp/out.txt" &&
+  { echo "FAIL: inf or ulp_max in the table"; fails=$((fails + 1)); }
+expect 1 "$R" "$tmp/perturbed.jsonl" --full
+full=$(wc -l <"$tmp/out.txt")
+stdout_has "S0.L0.attn_norm"
+stdout_has "ulp_p99"
+[[ $short -lt 60 && $full -gt 162 ]] ||
+  { echo "FAIL: default $short lines, --full $full lines"; fails=$((fails + 1)); }
+grep -qE ' inf ' "$tmp/out.txt" && { echo "FAIL: inf in the --full table"; fails=$((fails + 1)); }
+expect 2 "$R" "$tmp/perturbed.jsonl" --exact --full
+stderr_has "--exact checks bit-exactness only"
+
+# the right check first (issue 16): other weights are named before the tokens they decoded; a
+# stream compared with itself warns (exit 2 under --strict); our own JSON report given as a stream
+# is recognised; an empty stream is said once, without a table of every key missing
+expect 2 "$R" "$tmp/seed.jsonl"
+stderr_has "different weights: the weight fingerprints differ (fp-0123456789abcdef in $R"
+expect 0 "$R" "$R"
+stderr_has "are the same file: this comparison passes by construction"
+expect 2 "$R" "$R" --strict
+stderr_has "are the same file"
+expect 1 "$R" "$tmp/perturbed.jsonl" --json "$tmp/as_stream.json" --quiet
+expect 2 "$R" "$tmp/as_stream.json"
+stderr_has "$tmp/as_stream.json is a layerdiff compare report (--json), not a probe stream"
+expect 3 "$R" "$tmp/empty.jsonl"
+stdout_has "holds no probe"
+grep -qE 'cut short|missing in cand' "$tmp/out.txt" &&
+  { echo "FAIL: empty stream: cut short / missing rows"; cat "$tmp/out.txt"; fails=$((fails + 1)); }
+
+# an output that cannot be written is named as given, not by its temporary twin
+expect 2 "$R" "$tmp/perturbed.jsonl" --html "$tmp/nonexistent-dir/r.html" --quiet
+stderr_has "$tmp/nonexistent-dir/r.html: cannot create"
+grep -q 'r.html.tmp' "$tmp/err.txt" && { echo "FAIL: names r.html.tmp"; fails=$((fails + 1)); }
 
 # colour: only when asked (stdout is not a terminal here)
 expect 1 "$R" "$tmp/perturbed.jsonl" --color always
@@ -220,7 +266,7 @@ stderr_has "$tmp/bad_map.json: rules[0].from"
 
 # --help names every option
 "$LD_BIN" compare --help >"$tmp/help.txt" || { echo "FAIL: --help exit"; fails=$((fails + 1)); }
-for o in --policy --map --json --md --html --junit --brief --quiet --allow-missing \
+for o in --policy --map --json --md --html --junit --brief --full --strict --quiet --allow-missing \
   --allow-input-mismatch --fail-on --topk --color; do
   grep -q -- "$o" "$tmp/help.txt" || { echo "FAIL: --help lacks $o"; fails=$((fails + 1)); }
 done
@@ -299,6 +345,24 @@ for name, fails_, errors_ in (("perturbed", None, 0), ("missing", 0, 1), ("same"
 check("divergence at `S0.L1.q_norm`" in open(f"{tmp}/perturbed.md").read(), "perturbed.md")
 html = open(f"{tmp}/perturbed.html").read()
 check("<svg" in html and "<script" not in html and "src=" not in html, "perturbed.html: self-contained")
+# navigable at 28 layers (issue 16): a failing-only toggle (checked when something fails), rows
+# with anchors that the summary and the chart points link to, no raw backend JSON
+import re
+check('id="failonly" checked' in html, "perturbed.html: failing-only toggle")
+ids = set(re.findall(r'<tr class="[^"]*" id="(r[0-9]+)"', html))
+links = set(re.findall(r'href="#(r[0-9]+)"', html))
+check(len(ids) == 162 and links and links <= ids, "perturbed.html: rows have anchors, links land")
+check("Go to: <a href" in html and "first divergence's row" in html,
+      "perturbed.html: summary links")
+check('"name":' not in html and "{&quot;" not in html, "perturbed.html: raw backend JSON")
+same = open(f"{tmp}/same.html").read()
+check("red dotted" not in same and 'id="failonly">' in same, "same.html: no divergence words")
+# every failing step is charted: bf16_bad fails from step 1 on
+bad_html = open(f"{tmp}/bf16_bad.html").read()
+check("<h3>Step 0 (prefill)</h3>" in bad_html and "<h3>Step 1</h3>" in bad_html and
+      "<h3>Step 2</h3>" in bad_html, "bf16_bad.html: a chart per failing step")
+# the decode step's heat map draws its one token once, not three times
+check(bad_html.count("per head</text>") == 0, "bf16_bad.html: one-token heat map")
 
 # example input files against their schemas; bad ones fail
 for p, v in ((f"{src}/tests/e2e/compare/policy_good.json", policy),

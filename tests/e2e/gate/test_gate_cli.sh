@@ -150,7 +150,8 @@ check "a baseline of another model config: exit 2" 2 $rc "model.hidden_size is 6
 "$L" run --model "$tmp/m" --tokens 1,2,3,4,5,6,8 --payload full --quiet --emulate bf16 \
   --follow "$tmp/ref_p.jsonl" --probes "$tmp/cand_p.jsonl" >/dev/null
 cmp_ "$tmp/ref_p.jsonl" "$tmp/cand_p.jsonl" --baseline "$tmp/base.json"
-check "a baseline of another prompt: exit 2" 2 $rc "another input: prompt token 6 is 7 there and 8" "$tmp/err"
+check "a baseline of another prompt: exit 2" 2 $rc \
+  "another input: prompt token at index 6 is 7 there and 8" "$tmp/err"
 printf '{"format": "layerdiff-report", "version": 1, "reference": 3}' >"$tmp/junk.json"
 cmp_ "$tmp/ref.jsonl" "$tmp/cand.jsonl" --baseline "$tmp/junk.json"
 check "a malformed baseline: exit 2 naming the file" 2 $rc "junk.json: reference, candidate: must be objects" "$tmp/err"

@@ -310,7 +310,7 @@ static void expect_refused(const char *ref, const char *cand, const char *needle
 static void test_refusals(void **state)
 {
     (void)state;
-    expect_refused("ref_tok.jsonl", "cand_tok.jsonl", "another input: prompt token 2 is");
+    expect_refused("ref_tok.jsonl", "cand_tok.jsonl", "another input: prompt token at index 2 is");
     expect_refused("ref_h.jsonl", "cand_h.jsonl",
                    "another model: model.hidden_size is 64 there "
                    "and 65 here");

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -358,13 +359,37 @@ static void test_directory_errors(void **state)
     ld_model *m;
     ld_error err = {0};
     assert_int_equal(open_dir("/nonexistent-ld-dir", &m, &err), LD_E_INPUT);
-    assert_contains(err.msg, "/nonexistent-ld-dir: not a directory");
+    assert_contains(err.msg, "/nonexistent-ld-dir: does not exist");
     char *dir = make_temp_dir();
     assert_int_equal(open_dir(dir, &m, &err), LD_E_INPUT);
-    assert_contains(err.msg, "/config.json: cannot open: No such file or directory");
+    assert_contains(err.msg, ": no config.json: not a Hugging Face checkpoint");
+    assert_contains(err.msg, "layerdiff gen-model");
     ld_config c;
     ld_preset_config("tiny", &c, &err);
     char *json = ld_config_to_hf_json(&c);
+    /* a hub cache root stands for the snapshot refs/main names; a ref that is not one plain name,
+     * or names no snapshot, is refused */
+    char hub[4096], sub[4096];
+    snprintf(hub, sizeof hub, "%s/models--Org--Name", dir);
+    assert_int_equal(mkdir(hub, 0755), 0);
+    snprintf(sub, sizeof sub, "%s/refs", hub);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(sub, sizeof sub, "%s/snapshots", hub);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    spit_in(hub, "refs/main", "0123abcd\n");
+    assert_int_equal(open_dir(hub, &m, &err), LD_E_INPUT);
+    assert_contains(err.msg, "refs/main: names a snapshot that is not there");
+    snprintf(sub, sizeof sub, "%s/snapshots/0123abcd", hub);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    spit_in(sub, "config.json", json);
+    assert_int_equal(open_dir(hub, &m, &err), LD_E_INPUT);
+    assert_contains(err.msg, "snapshots/0123abcd: neither model.safetensors");
+    spit_in(hub, "refs/main", "../../etc\n");
+    assert_int_equal(open_dir(hub, &m, &err), LD_E_INPUT);
+    assert_contains(err.msg, "refs/main: does not hold a revision name");
+    snprintf(sub, sizeof sub, "%s/refs/main", hub);
+    assert_int_equal(open_dir(sub, &m, &err), LD_E_INPUT);
+    assert_contains(err.msg, "refs/main: not a directory");
     spit_in(dir, "config.json", json);
     free(json);
     assert_int_equal(open_dir(dir, &m, &err), LD_E_INPUT);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -12,6 +13,7 @@
 #include "model.h"
 #include "model/model_test_util.h"
 #include "run.h"
+#include "util.h"
 
 typedef struct fixture {
     char *dir;
@@ -155,6 +157,15 @@ static void test_run_refused(void **state)
     ld_run_result res;
     ld_error err = {0};
     assert_int_equal(ld_run(&o, &res, &err), LD_E_USAGE);
+    /* token indices count from 0 in every message, as in the reports ("token 0 (position 7)") */
+    if (!strstr(err.msg, "prompt token at index 1 is 99999"))
+        fail_msg("%s", err.msg);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    ld_error perr = {0};
+    assert_int_equal(ld_parse_i32_list("1,2,x", 0, 9, &ids, &n_ids, &perr), LD_E_USAGE);
+    if (!strstr(perr.msg, "'x' (at index 2)"))
+        fail_msg("%s", perr.msg);
     /* The stream was opened, so it ends: an error end record carrying the run's message. */
     uint64_t n = 0;
     ld_reader *r = read_all(path, &n);
