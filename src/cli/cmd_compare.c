@@ -291,11 +291,15 @@ static int parse_args(int argc, char **argv, compare_args *a)
 }
 
 /* Whether path starts like our own --json report: given as a stream, it would otherwise read as
- * a probe stream with a JSON syntax error. */
+ * a probe stream with a JSON syntax error. Only a regular file is looked at: a pipe's first bytes
+ * read here would be lost to the comparison, and opening a FIFO would wait for its writer. */
 static bool is_report(const char *path)
 {
     static const char magic[] = "{\"format\":\"layerdiff-report\"";
     char head[sizeof magic] = "";
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
     FILE *f = fopen(path, "rb");
     if (!f)
         return false;
