@@ -46,7 +46,7 @@ struct ld_reader {
 
     ld_json_doc doc;
     ld_header_info header;
-    char *backend_json, *model_json, *input_json, *tool_json, *fingerprint, *created;
+    char *backend_json, *model_json, *input_json, *tool_json, *feed_json, *fingerprint, *created;
     int32_t *tokens;
     char **faults;
 

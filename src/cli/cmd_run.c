@@ -39,6 +39,13 @@ static void usage(void)
         "  --steps RANGES       only these steps, e.g. '0' or '1-3'\n"
         "  --follow REF.jsonl   feed the decode steps the tokens REF decoded, not our own argmax,\n"
         "                       so both runs see identical inputs even where an argmax flips\n"
+        "  --feed REF.jsonl     teacher forcing: after each op's probe, replace its tensor by REF's\n"
+        "                       (a full-payload stream of this model and prompt), rounded to our\n"
+        "                       storage dtype; records of replaced tensors say \"fed\"; implies\n"
+        "                       --follow REF.jsonl unless --follow is given\n"
+        "  --feed-tags GLOBS    only replace these tags (default all)\n"
+        "  --feed-layers RANGES only replace in these layers (model-level tags always)\n"
+        "  --feed-steps RANGES  only replace in these steps\n"
         "  --emulate bf16|f16   ref backend: emulate a correct low-precision kernel set (weights and\n"
         "                       every stored activation rounded to that dtype, fp32 accumulation)\n"
         "  --sr-seed N          with --emulate: round stored activations stochastically (seed N > 0)\n"
@@ -54,7 +61,8 @@ static void usage(void)
         "LAYERDIFF_PROBE_STEPS, LAYERDIFF_PROBE_PAYLOAD, LAYERDIFF_PROBE_ENCODING set the same as\n"
         "the options above; options win.\n"
         "\n"
-        "exit codes: 0 ok, 2 bad usage or input (the message names the file or option)\n");
+        "exit codes: 0 ok, 2 bad usage or input (the message names the file or option; a feed of\n"
+        "another model or prompt, or without a fed key), 3 a feed cut short\n");
 }
 
 typedef struct progress_state {
@@ -77,6 +85,7 @@ static void progress(void *ctx, int step, int n_steps, int layer, int n_layers)
 /* The options once parsed. */
 typedef struct run_args {
     const char *model_dir, *tokens_arg, *probes_path, *follow_path, *backend;
+    const char *feed_path, *feed_tags, *feed_layers, *feed_steps;
     int decode, sr_seed, threads;
     bool quiet;
     ld_dtype emulate;
@@ -118,6 +127,10 @@ static int parse_option(run_args *a, int c)
     case 'L': a->sc.layers = optarg; break;
     case 'S': a->sc.steps = optarg; break;
     case 'f': a->follow_path = optarg; break;
+    case 'F': a->feed_path = optarg; break;
+    case 'G': a->feed_tags = optarg; break;
+    case 'Y': a->feed_layers = optarg; break;
+    case 'Z': a->feed_steps = optarg; break;
     case 'e':
         if (!strcmp(optarg, "bf16"))
             a->emulate = LD_BF16;
@@ -161,7 +174,9 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"follow", required_argument, NULL, 'f'},  {"emulate", required_argument, NULL, 'e'},
         {"inject", required_argument, NULL, 'i'},  {"list-faults", no_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
-        {"sr-seed", required_argument, NULL, 's'},
+        {"sr-seed", required_argument, NULL, 's'}, {"feed", required_argument, NULL, 'F'},
+        {"feed-tags", required_argument, NULL, 'G'}, {"feed-layers", required_argument, NULL, 'Y'},
+        {"feed-steps", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     *a = (run_args){.backend = "ref", .decode = -1, .emulate = LD_F32};
     ld_error err = {0};
@@ -184,6 +199,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         return ld_cli_usage_error(CMD, "--sr-seed needs --emulate bf16|f16");
     if (a->emulate != LD_F32 && strcmp(a->backend, "ref"))
         return ld_cli_usage_error(CMD, "--emulate applies to --backend ref only");
+    if ((a->feed_tags || a->feed_layers || a->feed_steps) && !a->feed_path)
+        return ld_cli_usage_error(CMD, "--feed-tags, --feed-layers and --feed-steps need --feed");
     if (a->threads)
         omp_set_num_threads(a->threads);
     return -1;
@@ -211,8 +228,12 @@ int ld_cmd_run(int argc, char **argv)
     }
     ld_model *m = NULL;
     ld_run_result res = {0};
-    if (a.follow_path) {
-        if (ld_run_read_follow(a.follow_path, prompt, n_prompt, &follow, &n_follow, &err) != LD_OK)
+    /* The fed tensors were computed on REF's decoded tokens: a fed run follows them too. */
+    const char *follow_opt = a.follow_path ? "--follow" : "--feed";
+    const char *follow_path = a.follow_path ? a.follow_path : a.feed_path;
+    if (follow_path) {
+        if (ld_run_read_follow(follow_opt, follow_path, prompt, n_prompt, &follow, &n_follow,
+                               &err) != LD_OK)
             goto fail;
         if (a.decode < 0)
             a.decode = (int)n_follow;
@@ -227,7 +248,9 @@ int ld_cmd_run(int argc, char **argv)
                          .decode_steps = a.decode, .follow = follow, .n_follow = n_follow,
                          .faults = &a.faults, .emulate = a.emulate, .sr_seed = (uint32_t)a.sr_seed,
                          .probes_path = a.probes_path, .sink_config = &a.sc,
-                         .probes_from_env = true, .progress = progress, .progress_ctx = &ps};
+                         .probes_from_env = true, .feed_path = a.feed_path,
+                         .feed_tags = a.feed_tags, .feed_layers = a.feed_layers,
+                         .feed_steps = a.feed_steps, .progress = progress, .progress_ctx = &ps};
     ld_status st = ld_run(&ro, &res, &err);
     if (ps.drawn)
         fprintf(stderr, "\r%60s\r", "");
