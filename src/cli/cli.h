@@ -23,6 +23,7 @@ int ld_cmd_compare(int argc, char **argv);
 int ld_cmd_inspect(int argc, char **argv);
 int ld_cmd_extract(int argc, char **argv);
 int ld_cmd_calibrate(int argc, char **argv);
+int ld_cmd_isolate(int argc, char **argv);
 /* 'compare OLD NEW --exact' once its options are parsed (compare_exact.c). */
 int ld_cli_compare_exact(const char *old_path, const char *new_path, const char *out_json,
                          const char *out_md, bool quiet, const char *color);
