@@ -23,10 +23,21 @@ def ld(args, rc=0, needle=None):
     return p
 
 
-def failing(tmp, ref, cand):
+def failing(tmp, ref, cand, fed=None):
     out = os.path.join(tmp, "c.json")
     ld(["compare", ref, cand, "--json", out, "--brief"], rc=1)
-    return sorted(p["key"] for p in json.load(open(out))["probes"] if p["status"] != "pass")
+    report = json.load(open(out))
+    if fed is not None:  # the report says which rows were fed, and that the candidate was
+        got = sorted(p["key"] for p in report["probes"] if p["fed"])
+        assert got == fed, f"report's fed rows {got}, want {fed}"
+        assert any(n["code"] == "fed" for n in report["notes"]), report["notes"]
+    return sorted(p["key"] for p in report["probes"] if p["status"] != "pass")
+
+
+def stats_ref(tmp, m):
+    path = os.path.join(tmp, "stats.jsonl")
+    ld(["run", "--model", m, "--tokens", PROMPT, "--decode", "3", "--probes", path, "--quiet"])
+    return path
 
 
 def records(path):
@@ -54,7 +65,7 @@ def main():
         ld(base + ["--inject", "silu_as_gelu@2", "--feed", ref, "--feed-tags", "mlp_act",
                    "--feed-layers", "2", "--probes", c1])
         want = [f"S{s}.L2.mlp_act" for s in range(4)]
-        got = failing(tmp, ref, c1)
+        got = failing(tmp, ref, c1, fed=want)
         assert got == want, f"fed mlp_act: failing {got}, want {want}"
         header, probes = records(c1)
         assert header["feed"] == {"path": ref, "tags": "mlp_act", "layers": "2", "steps": "*"}, \
@@ -69,6 +80,22 @@ def main():
         assert got == want, f"all fed, bf16: failing {got}, want {want}"
         assert all(p.get("fed") for p in records(c2)[1])
 
+        # isolate: the op wrong on exact inputs, the rest recovering once its output is fed.
+        p = ld(["isolate", ref, "--model", m, "--emulate", "bf16", "--inject", "silu_as_gelu@2"],
+               1)
+        assert "conclusion: S0.L2.mlp_act (SiLU(gate)*up) is wrong itself" in p.stdout, p.stdout
+        assert "feeding its output clears every later probe" in p.stdout, p.stdout
+        p = ld(["isolate", ref, "--model", m, "--key", "S0.L3.down_proj", "--inject",
+                "silu_as_gelu@2"], 1)
+        assert "S0.L3.down_proj inherits its error" in p.stdout and \
+            "the first op wrong on exact inputs is S0.L2.mlp_act" in p.stdout, p.stdout
+        p = ld(["isolate", ref, "--model", m, "--emulate", "bf16"], 0)
+        assert "No probe diverges" in p.stdout, p.stdout
+        ld(["isolate", ref, "--model", m2], 2, "are not the ones the reference stream ran")
+        ld(["isolate", stats_ref(tmp, m), "--model", m, "--inject", "silu_as_gelu@2"], 2,
+           "holds no payload")
+        ld(["isolate", ref, "--model", m, "--key", "S0.L9.q_norm"], 2, "was not compared")
+
         # Refusals.
         ld(["run", "--model", m2, "--tokens", PROMPT, "--feed", ref, "--quiet"], 2,
            "the feed is a stream of another model")
@@ -78,10 +105,7 @@ def main():
         ld(["run", "--model", m, "--tokens", PROMPT, "--payload", "full", "--tags", "q_*",
             "--probes", refq, "--quiet"])
         ld(base + ["--feed", refq], 2, "the feed has no probe S0.embed")
-        stats = os.path.join(tmp, "stats.jsonl")
-        ld(["run", "--model", m, "--tokens", PROMPT, "--decode", "3", "--probes", stats,
-            "--quiet"])
-        ld(base + ["--feed", stats], 2, "probe S0.embed holds no payload")
+        ld(base + ["--feed", stats_ref(tmp, m)], 2, "probe S0.embed holds no payload")
         cut = os.path.join(tmp, "cut.jsonl")
         with open(ref, "rb") as f, open(cut, "wb") as g:
             g.write(f.read()[:300000])
