@@ -90,35 +90,27 @@ static ld_status feed_seek(ld_feed *f, const ld_key *want, bool *found, ld_error
             ld_status st = ld_reader_next(f->r, &f->cur, err);
             if (st != LD_OK)
                 return st;
-            if (!f->cur) { /* the end record */
-                if (rewound)
-                    return LD_OK;
-                ld_status rs = feed_reopen(f, err);
-                if (rs != LD_OK)
-                    return rs;
-                rewound = true;
-                continue;
+            if (f->cur) {
+                f->cur_key.step = f->cur->step;
+                f->cur_key.layer = f->cur->layer;
+                memcpy(f->cur_key.tag, f->cur->tag, sizeof f->cur_key.tag);
             }
-            f->cur_key.step = f->cur->step;
-            f->cur_key.layer = f->cur->layer;
-            memcpy(f->cur_key.tag, f->cur->tag, sizeof f->cur_key.tag);
         }
-        int c = ld_key_cmp_exec(&f->cur_key, want);
-        if (c == 0 && f->cur->step == want->step && f->cur->layer == want->layer &&
-            !strcmp(f->cur->tag, want->tag)) {
+        int c = f->cur ? ld_key_cmp_exec(&f->cur_key, want) : 1; /* the end: past every key */
+        if (c == 0) {
             *found = true;
             return LD_OK;
         }
-        if (c > 0) {
-            if (rewound)
-                return LD_OK;
-            ld_status rs = feed_reopen(f, err);
-            if (rs != LD_OK)
-                return rs;
-            rewound = true;
+        if (c < 0) {
+            f->cur = NULL; /* ld_reader_next checks the payload it skips */
             continue;
         }
-        f->cur = NULL; /* ld_reader_next checks the payload it skips */
+        if (rewound)
+            return LD_OK;
+        ld_status st = feed_reopen(f, err);
+        if (st != LD_OK)
+            return st;
+        rewound = true;
     }
 }
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "layerdiff/error.h"
+#include "run.h"
 
 /* Exit codes (README, layerdiff --help). */
 enum {
@@ -32,6 +33,9 @@ int ld_cli_compare_exact(const char *old_path, const char *new_path, const char 
  * "layerdiff CMD: ..." (one line, with a pointer to --help) and returns '?'. */
 int ld_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
                   const char *cmd);
+/* The backend called name, checked before any file is read, so that a build without CUDA or a
+ * machine without a GPU says so at once; NULL after printing why (*rc: the exit code). */
+const ld_backend *ld_cli_backend(const char *cmd, const char *name, int *rc);
 /* Prints "layerdiff CMD: <message>" and returns LD_EXIT_USAGE. */
 int ld_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "layerdiff CMD: <err->msg>" and returns the exit code of err->code. */

@@ -212,14 +212,10 @@ int ld_cmd_run(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
-    /* The backend is checked before any file is read, so that a machine without a GPU, or a
-     * build without CUDA, says so at once (exit 2). */
+    const ld_backend *backend = ld_cli_backend(CMD, a.backend, &rc);
+    if (!backend)
+        return rc;
     ld_error err = {0};
-    const ld_backend *backend = ld_backend_find(a.backend);
-    if (ld_backend_check(backend, &err) != LD_OK) {
-        ld_error_prefix(&err, "--backend %s", a.backend);
-        return ld_cli_fail(CMD, &err);
-    }
     int32_t *prompt = NULL, *follow = NULL;
     size_t n_prompt = 0, n_follow = 0;
     if (ld_parse_i32_list(a.tokens_arg, 0, INT32_MAX, &prompt, &n_prompt, &err) != LD_OK) {
