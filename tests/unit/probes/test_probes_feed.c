@@ -160,7 +160,25 @@ static void test_fed_marks_read_back(void **state)
     TU_OK(ld_reader_next(r, &p, &err), &err);
     assert_false(p->fed);
     ld_reader_close(r);
-    /* a "fed" that is not a boolean is refused */
+    /* a "fed" that is not a boolean is refused, read whole or streamed */
+    write_stream(path, LD_ENC_BASE64, LD_PAYLOAD_FULL, vals);
+    size_t len;
+    char *text = tu_slurp(path, &len);
+    char *at = strstr(text, "\"fed\":true");
+    assert_non_null(at);
+    memcpy(at, "\"fed\":1   ", 10);
+    for (int streamed = 0; streamed < 2; streamed++) {
+        ld_reader_options opt;
+        ld_reader_options_init(&opt);
+        opt.stream_data = streamed;
+        TU_OK(ld_reader_open_mem(&r, "fed.jsonl", text, len, &opt, &err), &err);
+        TU_OK(ld_reader_next(r, &p, &err), &err);
+        TU_FAILS(ld_reader_next(r, &p, &err), &err, LD_E_INPUT,
+                 "fed.jsonl:3: probe S0.L0.q_proj: field \"fed\" is a number, expected true or "
+                 "false");
+        ld_reader_close(r);
+    }
+    free(text);
     static const char bad[] =
         "{\"record\":\"header\",\"format\":\"layerdiff-probes\",\"version\":1,\"implementation\":"
         "\"x\",\"backend\":{},\"model\":{},\"input\":{\"tokens\":[1],\"decode_steps\":0},"
