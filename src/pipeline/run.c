@@ -26,7 +26,6 @@ struct ld_backend {
     /* The header's "backend" object (malloc'd); NULL on failure, err set when not for memory. */
     char *(*backend_json)(const ld_model *m, const ld_forward_options *fo, ld_error *err);
     generate_fn generate;               /* NULL: not built in; check says why */
-    bool feeds;                         /* honours ld_forward_options.feed (teacher forcing) */
 };
 
 static char *ref_backend_json(const ld_model *m, const ld_forward_options *fo, ld_error *err)
@@ -52,11 +51,11 @@ static ld_status cuda_check(ld_error *err)
 #endif
 
 static const ld_backend backends[] = {
-    {"ref", "reference", "reference-emulated", NULL, ref_backend_json, ld_ref_generate, true},
+    {"ref", "reference", "reference-emulated", NULL, ref_backend_json, ld_ref_generate},
 #ifdef LD_HAVE_CUDA
-    {"cuda", "cuda", "cuda", cuda_check, cuda_backend_json, ld_cuda_generate, false},
+    {"cuda", "cuda", "cuda", cuda_check, cuda_backend_json, ld_cuda_generate},
 #else
-    {"cuda", "cuda", "cuda", cuda_check, NULL, NULL, false},
+    {"cuda", "cuda", "cuda", cuda_check, NULL, NULL},
 #endif
 };
 
@@ -175,11 +174,6 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
     const ld_backend *b = o->backend ? o->backend : &backends[0];
     if (!b->generate)
         return ld_backend_check(b, err);
-    if (o->feed_path && !b->feeds) /* its fused kernels have no seam at every probe point yet */
-        return ld_error_set(err, LD_E_USAGE,
-                            "--feed: the %s backend cannot replace tensors yet; feed the ref "
-                            "backend (--emulate bf16 for a bf16 candidate)",
-                            b->name);
     ld_forward_options fo = {.faults = o->faults, .emulate = o->emulate, .sr_seed = o->sr_seed,
                              .follow = o->follow, .n_follow = o->n_follow,
                              .progress = o->progress, .progress_ctx = o->progress_ctx};
