@@ -112,7 +112,8 @@ static bool fed(const run *R, int step, int layer, ld_tag tag)
 }
 
 /* Emits T rows of tag (bf16, rows ld elements apart on the device) if the sink wants the key. A
- * key to be fed is written at once, so that its record, and only it, carries the "fed" mark. */
+ * key to be fed is written at once, alone in the ring, so that its record and only it carries
+ * the "fed" mark. */
 static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *data, size_t T,
                       size_t ld)
 {
@@ -122,13 +123,13 @@ static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *da
     t.ndim = ld_tag_dims(tag, &R->sizes, T, t.shape);
     const char *name = ld_tag_name(tag);
     bool mark = fed(R, step, layer, tag) && wants(R, step, layer, tag);
+    if (mark) { /* the ring empty, the next record written is this one (emit may write it) */
+        TRY(ld_cuda_probe_flush(R->probe, R->err));
+        ld_sink_mark_fed(R->sink);
+    }
+    TRY(ld_cuda_probe_emit(R->probe, step, layer, name, R->pos0, &t, R->err));
     if (mark)
         TRY(ld_cuda_probe_flush(R->probe, R->err));
-    TRY(ld_cuda_probe_emit(R->probe, step, layer, name, R->pos0, &t, R->err));
-    if (mark) {
-        ld_sink_mark_fed(R->sink);
-        TRY(ld_cuda_probe_flush(R->probe, R->err));
-    }
     if (R->trap && R->trap_key.step == step && R->trap_key.layer == layer &&
         !strcmp(R->trap_key.tag, name) && wants(R, step, layer, tag)) {
         /* Every record up to this one is written; then the device faults (a sticky error). */
