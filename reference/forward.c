@@ -208,9 +208,9 @@ static ld_status step_forward(run *R, int step, const int32_t *ids, size_t T, in
     ld_ref_rmsnorm(R->h, &R->m->final_norm, T, H, eps, mul_var, R->x, &R->nx);
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_FINAL_NORM, pos0, R->x, T));
     /* Only the last row picks the next token. The other T-1 rows (a quarter of a qwen3-0.6b
-     * prefill) are computed only when they are probed or fed or a nan fault lands in them, and under
-     * stochastic rounding, whose draws depend on an element's index in the whole tensor. Rows are
-     * independent, so the last row is the same bits either way (tests/e2e/reference). */
+     * prefill) are computed only when they are probed or fed or a nan fault lands in them, and
+     * under stochastic rounding, whose draws depend on an element's index in the whole tensor. Rows
+     * are independent, so the last row is the same bits either way (tests/e2e/reference). */
     bool all_rows = R->nx.sr_seed || ld_fault_nan_at(F, LD_TAG_LOGITS, LD_NO_LAYER) ||
                     ld_feed_wants(R->opt->feed, step, LD_NO_LAYER, ld_tag_name(LD_TAG_LOGITS)) ||
                     (R->opt->sink && ld_sink_wants(R->opt->sink, step, LD_NO_LAYER,

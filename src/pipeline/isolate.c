@@ -1,7 +1,7 @@
-/* isolate.c — teacher-forced isolation of one divergence (isolate.h): three candidate runs (unfed,
- * everything fed, the key fed), their comparisons against the reference, replay's local error of
- * the unfed run, and the one-sentence conclusion. Not here: feeding (reference/forward.c), the
- * comparator and replay (compare/), printing (src/cli/cmd_isolate.c). */
+/* isolate.c — teacher-forced isolation of one divergence (isolate.h): three candidate runs
+ * (unfed, everything fed, the key fed), their comparisons against the reference, replay's local
+ * error of the unfed run, and the one-sentence conclusion. Not here: feeding (reference/forward.c,
+ * cuda/forward.c), the comparator and replay (compare/), printing (src/cli/cmd_isolate.c). */
 #include "isolate.h"
 
 #include <math.h>

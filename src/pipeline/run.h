@@ -75,8 +75,8 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err);
 void ld_run_result_free(ld_run_result *r);
 
 /* The decoded tokens of a reference stream, for a run that follows it (malloc'd into *out, *n_out
- * of them). Its prompt must be ours (LD_E_USAGE otherwise, the message naming option and path). A stream from an older producer without
- * "decoded" gives its argmax tokens, which fed its steps. */
+ * of them). Its prompt must be ours (LD_E_USAGE otherwise, the message naming option and path). A
+ * stream from an older producer without "decoded" gives its argmax tokens, which fed its steps. */
 ld_status ld_run_read_follow(const char *option, const char *path, const int32_t *prompt,
                              size_t n_prompt, int32_t **out, size_t *n_out, ld_error *err);
 

@@ -138,7 +138,8 @@ static void test_run_stream(void **state)
 
     /* Following a stream with another prompt is refused. */
     const int32_t other[] = {3, 2, 1};
-    assert_int_equal(ld_run_read_follow("--follow", path, other, 3, &follow, &n_follow, &err), LD_E_USAGE);
+    assert_int_equal(ld_run_read_follow("--follow", path, other, 3, &follow, &n_follow, &err),
+                     LD_E_USAGE);
     ld_run_result_free(&res);
     free(path);
 }
