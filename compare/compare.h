@@ -297,6 +297,8 @@ typedef struct ld_row {
     bool reshaped;           /* compared in the reference's shape through a map rule */
     ld_dtype ref_dtype, cand_dtype;
     bool ref_has_data, cand_has_data;
+    bool cand_fed;           /* the candidate replaced this tensor by its feed's after probing
+                                (run --feed): what follows it saw the reference's tensor */
     uint32_t ref_crc32, cand_crc32; /* of the raw payload bytes, when present */
     ld_stats ref_stats, cand_stats;
     ld_tolerance tol;        /* the policy's tolerance for this key */
@@ -332,6 +334,7 @@ typedef struct ld_stream_info {
     struct cJSON *backend, *model; /* the two header objects, parsed once when the header is read
                                       (NULL when absent or not JSON); every check reads these */
     char *fingerprint;       /* "" when absent */
+    char *feed_json;         /* the header's "feed" (a teacher-forced run), "" when absent */
     char **faults;
     size_t n_faults;
     int32_t *tokens;         /* the prompt */

@@ -28,6 +28,7 @@ typedef struct view {
     double head[LD_HEAD_COUNT];
     int n_head;
     bool has_data;
+    bool fed;            /* teacher forcing: replaced by the feed's tensor after this probe */
     uint32_t crc32;      /* known once the payload was read (a live payload's comes with it) */
     const void *data;    /* the payload in memory (decoded whole, or a parked copy), else NULL */
     size_t data_bytes;

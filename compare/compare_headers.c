@@ -160,6 +160,13 @@ ld_status ld_cmp_check_headers(ctx *c)
                               fa, fb)) != LD_OK)
             return st;
     }
+    if (b->feed_json[0] &&
+        (st = ld_cmp_note(c, LD_NOTE_INFO, "fed",
+                          "the candidate was teacher-forced (feed %.300s): each probe marked fed "
+                          "is its own tensor, which it then replaced by the feed's, so the ops "
+                          "after it read the reference's tensor",
+                          b->feed_json)) != LD_OK)
+        return st;
     if (a->decode_steps != b->decode_steps &&
         (st = ld_cmp_note(c, LD_NOTE_WARN, "decode_steps",
                           "decode steps differ: %d in the reference, "

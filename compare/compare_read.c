@@ -41,12 +41,14 @@ ld_status ld_cmp_open_side(ctx *c, side *s, const char *path)
     info->tool_json = ld_cmp_dup_or_empty(h->tool);
     info->created = ld_cmp_dup_or_empty(h->created);
     info->fingerprint = ld_cmp_dup_or_empty(h->fingerprint);
+    info->feed_json = ld_cmp_dup_or_empty(h->feed_json);
     info->last_key = strdup("");
     info->backend = info->backend_json ? cJSON_Parse(info->backend_json) : NULL;
     info->model = info->model_json ? cJSON_Parse(info->model_json) : NULL;
     info->decode_steps = h->decode_steps;
     if (!info->implementation || !info->backend_json || !info->model_json || !info->input_json ||
-        !info->tool_json || !info->created || !info->fingerprint || !info->last_key)
+        !info->tool_json || !info->created || !info->fingerprint || !info->last_key ||
+        !info->feed_json)
         return ld_error_set(c->err, LD_E_NOMEM, "out of memory");
     if (h->n_faults) {
         if (!(info->faults = calloc(h->n_faults, sizeof *info->faults)))
@@ -231,6 +233,7 @@ ld_status ld_cmp_advance(ctx *c, side *s)
         v->n_head = LD_MAX(0, LD_MIN(p->n_head, LD_HEAD_COUNT));
         memcpy(v->head, p->head, sizeof v->head);
         v->has_data = p->has_data;
+        v->fed = p->fed;
         v->crc32 = p->crc32;
         v->data = p->data;
         v->data_bytes = p->data_bytes;

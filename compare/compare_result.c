@@ -87,6 +87,7 @@ static void stream_info_free(ld_stream_info *s)
     free(s->tool_json);
     free(s->created);
     free(s->fingerprint);
+    free(s->feed_json);
     for (size_t i = 0; i < s->n_faults; i++)
         free(s->faults[i]);
     free(s->faults);

@@ -69,6 +69,7 @@ static void fill_side(ld_row *row, const view *v, bool is_ref)
         row->cand_line = v->line;
         row->cand_dtype = v->dtype;
         row->cand_has_data = v->has_data;
+        row->cand_fed = v->fed;
         row->cand_crc32 = v->crc32;
         row->cand_stats = v->stats;
         row->cand_ndim = v->ndim;

@@ -212,8 +212,9 @@ static void probe(FILE *f, const ld_compare_result *r, const ld_row *row)
     S(f, row->ref_index != UINT64_MAX ? ld_dtype_name(row->ref_dtype) : NULL);
     fputs(",\"candidate\":", f);
     S(f, row->cand_index != UINT64_MAX ? ld_dtype_name(row->cand_dtype) : NULL);
-    fprintf(f, "},\"payload\":{\"reference\":%s,\"candidate\":%s}",
-            row->ref_has_data ? "true" : "false", row->cand_has_data ? "true" : "false");
+    fprintf(f, "},\"payload\":{\"reference\":%s,\"candidate\":%s},\"fed\":%s",
+            row->ref_has_data ? "true" : "false", row->cand_has_data ? "true" : "false",
+            row->cand_fed ? "true" : "false");
     fputs(",\"crc32\":{\"reference\":", f);
     if (row->ref_has_data)
         fprintf(f, "\"%08x\"", (unsigned)row->ref_crc32);

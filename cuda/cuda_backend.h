@@ -67,6 +67,8 @@ void ld_cuda_session_destroy(ld_cuda_session *s);
 
 typedef struct ld_cuda_run_options {
     ld_sink *sink;          /* NULL: probes off (nothing copied back, no synchronization) */
+    ld_feed *feed;          /* teacher forcing: wanted keys are replaced by the feed's tensor
+                               after their probe (not q_norm/k_norm: fused with RoPE); NULL none */
     const int32_t *follow;  /* if set, the tokens fed to decode steps 1..N instead of the argmax */
     size_t n_follow;
     bool no_graph;          /* true: decode steps on the stream even when probes are off */

@@ -78,6 +78,7 @@ typedef struct run {
     int32_t *h_pos; /* [1 + steps] first position of each step */
     int32_t *h_next;/* [1 + steps] argmax of each step */
     int n_known;    /* after a step without a finite logit: the steps whose argmax is known */
+    ld_bf16 *feed_host; /* [tmax * widest tag] a fed tensor on its way up (teacher forcing) */
 
     cudaGraphExec_t graph; /* the captured decode step, or NULL */
     bool trap;      /* LAYERDIFF_CUDA_TRAP_AFTER: fault the device after this key (tests) */
@@ -106,7 +107,14 @@ static int64_t nan_index(const run *R, int layer, ld_tag tag, size_t T)
     return ld_fault_nan_at(R->F, tag, layer) ? (int64_t)(T * ld_tag_width(tag, &R->sizes) / 2) : -1;
 }
 
-/* Emits T rows of tag (bf16, rows ld elements apart on the device) if the sink wants the key. */
+static bool fed(const run *R, int step, int layer, ld_tag tag)
+{
+    return ld_feed_wants(R->opt->feed, step, layer, ld_tag_name(tag));
+}
+
+/* Emits T rows of tag (bf16, rows ld elements apart on the device) if the sink wants the key. A
+ * key to be fed is written at once, alone in the ring, so that its record and only it carries
+ * the "fed" mark. */
 static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *data, size_t T,
                       size_t ld)
 {
@@ -115,7 +123,14 @@ static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *da
     ld_cuda_tensor t = {.data = data, .dtype = LD_BF16, .row_stride = ld};
     t.ndim = ld_tag_dims(tag, &R->sizes, T, t.shape);
     const char *name = ld_tag_name(tag);
+    bool mark = fed(R, step, layer, tag) && wants(R, step, layer, tag);
+    if (mark) { /* the ring empty, the next record written is this one (emit may write it) */
+        TRY(ld_cuda_probe_flush(R->probe, R->err));
+        ld_sink_mark_fed(R->sink);
+    }
     TRY(ld_cuda_probe_emit(R->probe, step, layer, name, R->pos0, &t, R->err));
+    if (mark)
+        TRY(ld_cuda_probe_flush(R->probe, R->err));
     if (R->trap && R->trap_key.step == step && R->trap_key.layer == layer &&
         !strcmp(R->trap_key.tag, name) && wants(R, step, layer, tag)) {
         /* Every record up to this one is written; then the device faults (a sticky error). */
@@ -125,14 +140,33 @@ static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *da
     return LD_OK;
 }
 
+/* Teacher forcing: T rows of tag (rows ld elements apart on the device) become the feed's, in
+ * bf16, uploaded on the stream after the probe's copy. Synchronizes: feed_host serves the next
+ * key. */
+static ld_status feed_in(run *R, int step, int layer, ld_tag tag, ld_bf16 *data, size_t T,
+                         size_t ld)
+{
+    if (!fed(R, step, layer, tag))
+        return LD_OK;
+    size_t w = ld_tag_width(tag, &R->sizes);
+    TRY(ld_feed_get(R->opt->feed, step, layer, ld_tag_name(tag), LD_BF16, R->feed_host, T * w,
+                    R->err));
+    LD_CUDA_CHECK(R->err, cudaMemcpy2DAsync(data, ld * sizeof(ld_bf16), R->feed_host,
+                                            w * sizeof(ld_bf16), w * sizeof(ld_bf16), T,
+                                            cudaMemcpyHostToDevice, R->stream));
+    LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
+    return LD_OK;
+}
+
 /* The probe point after an op: the nan fault writes its NaN here (so it flows downstream), then
- * the tensor is emitted if wanted. Fused kernels take their NaN index as a parameter instead and
- * their intermediates go through emit() alone. */
+ * the tensor is emitted if wanted and replaced by the feed's if fed. Fused kernels take their NaN
+ * index as a parameter instead and their intermediates go through emit() alone. */
 static ld_status probe(run *R, int step, int layer, ld_tag tag, ld_bf16 *data, size_t T, size_t ld)
 {
     TRY(ld_cuda_poke_nan(data, ld_tag_width(tag, &R->sizes), ld, nan_index(R, layer, tag, T),
                          R->stream, R->err));
-    return emit(R, step, layer, tag, data, T, ld);
+    TRY(emit(R, step, layer, tag, data, T, ld));
+    return feed_in(R, step, layer, tag, data, T, ld);
 }
 
 /* ---- the model ------------------------------------------------------------------------------- */
@@ -159,6 +193,17 @@ static norm_site next_norm(const run *R, int l)
     if (l + 1 < (int)R->L)
         return norm_at(R, l + 1, R->S->W.layers[l + 1].attn_norm);
     return norm_at(R, (int)R->L, R->S->W.final_norm);
+}
+
+/* A fed residual stream (attn_residual, layer_out): h becomes the feed's, and x, which the fused
+ * add+norm computed from the old h, is normed again from it. */
+static ld_status feed_residual(run *R, int step, int l, ld_tag tag, size_t T, norm_site n)
+{
+    if (!fed(R, step, l, tag))
+        return LD_OK;
+    TRY(feed_in(R, step, l, tag, R->h, T, R->H));
+    return ld_cuda_add_rmsnorm(R->h, NULL, false, -1, n.w, T, R->H, n.eps, n.mul_var, R->x,
+                               R->stream, R->err);
 }
 
 /* One layer. On entry x holds this layer's attn_norm (computed by the previous fused add+norm);
@@ -207,6 +252,11 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
     ld_bf16 *qn = wants(R, step, l, LD_TAG_Q_NORM) ? R->qn : NULL;
     ld_bf16 *kn = wants(R, step, l, LD_TAG_K_NORM) ? R->kn : NULL;
     ld_bf16 *kr = wants(R, step, l, LD_TAG_K_ROPE) ? R->kr : NULL;
+    if (fed(R, step, l, LD_TAG_Q_NORM) || fed(R, step, l, LD_TAG_K_NORM))
+        return ld_error_set(R->err, LD_E_USAGE,
+                            "--feed: the cuda backend cannot replace q_norm or k_norm (one kernel "
+                            "computes them with RoPE and the cache append); leave them out with "
+                            "--feed-tags, or feed q_rope and k_rope");
     TRY(ld_cuda_qk_norm_rope(R->qkv, T, Hq, Hkv, D, W->q_norm, W->k_norm, R->pos0_dev, &qp, R->q,
                              R->k_cache + kv_off, R->v_cache + kv_off, R->cap, qn, kn, kr,
                              R->stream, R->err));
@@ -215,8 +265,24 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
     if (kn)
         TRY(emit(R, step, l, LD_TAG_K_NORM, kn, T, Hkv * D));
     TRY(emit(R, step, l, LD_TAG_Q_ROPE, R->q, T, Hq * D));
+    TRY(feed_in(R, step, l, LD_TAG_Q_ROPE, R->q, T, Hq * D));
     if (kr)
         TRY(emit(R, step, l, LD_TAG_K_ROPE, kr, T, Hkv * D));
+    /* A fed k_rope goes where attention reads it: the cache slots the append wrote, head by head
+     * ([Hkv][cap][D] there, [T][Hkv][D] in the feed). */
+    for (size_t h = 0; h < Hkv && fed(R, step, l, LD_TAG_K_ROPE); h++) {
+        size_t slot = (size_t)R->pos0 - (qp.kv_off_by_one ? 1 : 0);
+        if (h == 0)
+            TRY(ld_feed_get(R->opt->feed, step, l, ld_tag_name(LD_TAG_K_ROPE), LD_BF16,
+                            R->feed_host, T * Hkv * D, R->err));
+        LD_CUDA_CHECK(R->err,
+                      cudaMemcpy2DAsync(R->k_cache + kv_off + (h * R->cap + slot) * D,
+                                        D * sizeof(ld_bf16), R->feed_host + h * D,
+                                        Hkv * D * sizeof(ld_bf16), D * sizeof(ld_bf16), T,
+                                        cudaMemcpyHostToDevice, R->stream));
+        if (h + 1 == Hkv)
+            LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
+    }
 
     ld_cuda_attn_params ap = {
         .scale = (f = ld_fault_at(F, LD_FAULT_ATTN_SCALE, l)) ? f->value : 1.0 / sqrt((double)D),
@@ -237,6 +303,7 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
                             nan_index(R, l, LD_TAG_ATTN_RESIDUAL, T), mlp_n.w, T, H, mlp_n.eps,
                             mlp_n.mul_var, R->x, R->stream, R->err));
     TRY(emit(R, step, l, LD_TAG_ATTN_RESIDUAL, R->h, T, H));
+    TRY(feed_residual(R, step, l, LD_TAG_ATTN_RESIDUAL, T, mlp_n));
 
     /* MLP block: gate and up in one GEMM (swap_gate_up is in the uploaded weights). */
     TRY(probe(R, step, l, LD_TAG_MLP_NORM, R->x, T, H));
@@ -255,7 +322,8 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
     norm_site nn = next_norm(R, l);
     TRY(ld_cuda_add_rmsnorm(R->h, R->down, false, nan_index(R, l, LD_TAG_LAYER_OUT, T), nn.w, T, H,
                             nn.eps, nn.mul_var, R->x, R->stream, R->err));
-    return emit(R, step, l, LD_TAG_LAYER_OUT, R->h, T, H);
+    TRY(emit(R, step, l, LD_TAG_LAYER_OUT, R->h, T, H));
+    return feed_residual(R, step, l, LD_TAG_LAYER_OUT, T, nn);
 }
 
 /* One step: T tokens (ids and pos0 already on the device) through the whole model; the last row's
@@ -278,6 +346,7 @@ static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progres
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_FINAL_NORM, R->x, T, H));
     /* Only the last row feeds the argmax: the other rows are computed only for a probe. */
     size_t rows = wants(R, step, LD_NO_LAYER, LD_TAG_LOGITS) ||
+                          fed(R, step, LD_NO_LAYER, LD_TAG_LOGITS) ||
                           ld_fault_nan_at(R->F, LD_TAG_LOGITS, LD_NO_LAYER)
                       ? T
                       : 1;
@@ -361,6 +430,12 @@ static ld_status run_alloc(run *R, int decode_steps)
     R->h_feed = R->host;
     R->h_pos = R->h_feed + R->tmax + steps;
     R->h_next = R->h_pos + 1 + steps;
+    if (R->opt->feed) {
+        size_t widest = LD_MAX(LD_MAX(R->H, 2 * R->I), LD_MAX(R->Wqkv, R->V));
+        R->feed_host = malloc(R->tmax * widest * sizeof(ld_bf16));
+        if (!R->feed_host)
+            return ld_error_set(R->err, LD_E_NOMEM, "cannot allocate the feed's host buffer");
+    }
     TRY(ld_cuda_probe_create(&R->probe, R->sink, R->stream, R->err));
     /* Zeroed like the reference's calloc: kv_append_off_by_one reads a slot nobody wrote. */
     size_t kv_bytes = R->L * R->Hkv * R->cap * R->D * sizeof(ld_bf16);
@@ -375,9 +450,10 @@ static void run_free(run *R)
         cudaGraphExecDestroy(R->graph);
     ld_cuda_probe_destroy(R->probe);
     cudaFreeHost(R->host);
+    free(R->feed_host);
     cudaFree(R->block);
     (void)cudaGetLastError(); /* after a sticky error these fail too; nothing more to do */
-    R->graph = NULL, R->probe = NULL, R->host = NULL, R->block = NULL;
+    R->graph = NULL, R->probe = NULL, R->host = NULL, R->block = NULL, R->feed_host = NULL;
 }
 
 /* ---- the token loop -------------------------------------------------------------------------- */
@@ -474,7 +550,7 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
     /* Probes off: nothing in a decode step depends on the host, so it is captured once and
      * replayed; the host synchronizes only at the end (an argmax of -1 then feeds a NaN
      * embedding row to the next step, whose result is thrown away with the error below). */
-    bool use_graph = !R->opt->no_graph && !R->sink && !R->trap && steps > 0;
+    bool use_graph = !R->opt->no_graph && !R->sink && !R->opt->feed && !R->trap && steps > 0;
     bool follow = R->opt->follow != NULL;
     for (int s = 1; s <= decode_steps; s++) {
         if (!use_graph && !follow && R->h_next[s - 1] < 0)
@@ -600,7 +676,8 @@ ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_pr
     TRY(ld_generate_check_inputs(&m->cfg, prompt, n_prompt, decode_steps, opt->follow,
                                  opt->n_follow, err));
     const char *graph = getenv("LAYERDIFF_CUDA_GRAPH");
-    ld_cuda_run_options ro = {.sink = opt->sink, .follow = opt->follow, .n_follow = opt->n_follow,
+    ld_cuda_run_options ro = {.sink = opt->sink, .feed = opt->feed, .follow = opt->follow,
+                              .n_follow = opt->n_follow,
                               .no_graph = graph && !strcmp(graph, "0"),
                               .progress = opt->progress, .progress_ctx = opt->progress_ctx};
     ld_cuda_session *s;

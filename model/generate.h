@@ -14,6 +14,9 @@
 
 typedef struct ld_forward_options {
     ld_sink *sink;              /* NULL: probes off */
+    ld_feed *feed;              /* teacher forcing: after the probe of a key it wants
+                                   (ld_feed_wants), the tensor is replaced by the feed's, rounded
+                                   to the run's storage dtype; NULL: none */
     const ld_fault_set *faults; /* NULL: an honest run */
     ld_dtype emulate;           /* LD_F32: the reference; LD_BF16 / LD_F16: emulated kernels
                                    (the reference's loop only; the CUDA path needs LD_F32) */

@@ -266,6 +266,7 @@ void ld_reader_close(ld_reader *r)
     free(r->model_json);
     free(r->input_json);
     free(r->tool_json);
+    free(r->feed_json);
     free(r->fingerprint);
     free(r->created);
     for (size_t i = 0; i < LD_ARRAY_LEN(r->filter); i++)

@@ -69,7 +69,7 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
     ld_status st = LD_OK;
     static const char *const allowed[] = {"record", "format", "version", "implementation",
                                           "backend", "model", "input", "faults", "created",
-                                          "tool", "filter", NULL};
+                                          "tool", "filter", "feed", NULL};
     const ld_json_node *fmt = ld_rd_field(&v, root, "format", LD_JSON_STRING, true, &st);
     if (!fmt)
         return st;
@@ -127,6 +127,10 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
     if (fp && fp->type != LD_JSON_STRING)
         return ld_rd_bad(&v, "model.fingerprint is %s, expected a string",
                          ld_json_type_name(fp->type));
+    const ld_json_node *feed = ld_json_get(&r->doc, root, "feed"); /* teacher forcing only */
+    if (feed && feed->type != LD_JSON_OBJECT)
+        return ld_rd_bad(&v, "field \"feed\" is %s, expected an object",
+                         ld_json_type_name(feed->type));
     const ld_json_node *created = ld_rd_field(&v, root, "created", LD_JSON_STRING, true, &st);
     if (!created)
         return st;
@@ -151,13 +155,15 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
     r->input_json = ld_rd_dup_compact(r, input);
     r->tool_json = ld_rd_dup_compact(r, tool);
     r->fingerprint = fp ? strndup(fp->str, fp->len) : strdup("");
-    if (!r->backend_json || !r->model_json || !r->input_json || !r->tool_json ||
+    r->feed_json = feed ? ld_rd_dup_compact(r, feed) : strdup("");
+    if (!r->backend_json || !r->model_json || !r->input_json || !r->tool_json || !r->feed_json ||
         !r->fingerprint || !r->created || oom)
         return ld_rd_stick(r, err, LD_E_NOMEM, "%s: out of memory reading the header", r->path);
     h->backend_json = r->backend_json;
     h->model_json = r->model_json;
     h->input_json = r->input_json;
     h->tool = r->tool_json;
+    h->feed_json = r->feed_json;
     h->fingerprint = r->fingerprint;
     h->created = r->created;
     return parse_filter(r, &v, root);

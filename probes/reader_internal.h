@@ -64,7 +64,7 @@ struct ld_reader {
 
     ld_json_doc doc;
     ld_header_info header;
-    char *backend_json, *model_json, *input_json, *tool_json, *fingerprint, *created;
+    char *backend_json, *model_json, *input_json, *tool_json, *feed_json, *fingerprint, *created;
     int32_t *tokens;
     char **faults;
     char *filter[3];           /* header.filter's tags, layers, steps ("" when absent) */

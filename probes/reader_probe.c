@@ -153,7 +153,8 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
     memset(p, 0, sizeof *p);
     p->line = r->line;
     static const char *const allowed[] = {"record", "index", "step", "layer", "tag", "pos0",
-                                          "dtype", "shape", "stats", "head", "data", NULL};
+                                          "dtype", "shape", "stats", "head", "fed", "data",
+                                          NULL};
     /* The key first, so that later messages can name the probe. */
     int64_t step, layer = LD_NO_LAYER;
     bool has_layer;
@@ -277,6 +278,11 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
     char why[320];
     if (!ld_stats_check(&p->stats, p->numel, p->head, p->n_head, why, sizeof why))
         return ld_rd_bad(&v, "%s", why);
+    const ld_json_node *fed = ld_json_get(&r->doc, root, "fed"); /* teacher forcing only */
+    if (fed && fed->type != LD_JSON_TRUE && fed->type != LD_JSON_FALSE)
+        return ld_rd_bad(&v, "field \"fed\" is %s, expected true or false",
+                         ld_json_type_name(fed->type));
+    p->fed = fed && fed->type == LD_JSON_TRUE;
     /* data */
     const ld_json_node *data = ld_json_get(&r->doc, root, "data");
     if (!data)

@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "json.h"
 #include "json_out.h"
+#include "keyfilter.h"
 #include "layerdiff/probes.h"
 #include "ld_version.h"
 #include "record.h"
@@ -34,10 +35,10 @@ struct ld_sink {
     ld_payload payload;
     ld_encoding encoding;
     int zlib_level;
-    char **tag_globs;       /* [n_globs] patterns; none = every tag */
-    size_t n_globs;
-    ld_ranges layers, steps;
     char *filter[3];        /* the tags, layers and steps asked for (NULL: all), for the header */
+    ld_keyfilter keys;      /* the keys written */
+    bool fed_next;          /* ld_sink_mark_fed: the next emit call's record is "fed" */
+    bool fed;               /* the record being emitted carries "fed":true */
     locale_t c_locale;      /* numbers are written with a '.' whatever the process locale */
     bool failed;            /* an earlier write failed: the file may end in a partial line */
     ld_error failure;
@@ -81,44 +82,12 @@ void ld_sink_config_init(ld_sink_config *cfg)
     cfg->zlib_level = 1;
 }
 
-/* A tag glob is a tag name that may also hold '*' and '?'. */
-static bool glob_valid(const char *g, size_t n)
-{
-    if (n == 0 || n > LD_TAG_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = g[i];
-        char one[2] = {c, '\0'};
-        if (c != '*' && c != '?' && !ld_tag_name_valid(one))
-            return false;
-    }
-    return true;
-}
-
-static ld_status check_globs(const char *list, const char *what, ld_error *err)
-{
-    if (!list || !*list)
-        return LD_OK;
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (!glob_valid(p, n))
-            return ld_error_set(err, LD_E_USAGE,
-                                "%s: bad tag pattern '%.*s' in '%s' (tag characters and * ?, "
-                                "separated by commas)",
-                                what, (int)LD_MIN(n, (size_t)200), p, list);
-        if (!comma)
-            return LD_OK;
-        p = comma + 1;
-    }
-}
-
 ld_status ld_sink_config_from_env(ld_sink_config *cfg, ld_error *err)
 {
     const char *v;
     ld_ranges r;
     if ((v = getenv("LAYERDIFF_PROBE_TAGS")) && *v) {
-        if (check_globs(v, "LAYERDIFF_PROBE_TAGS", err) != LD_OK)
+        if (ld_keyfilter_check_tags(v, "LAYERDIFF_PROBE_TAGS", err) != LD_OK)
             return LD_E_USAGE;
         cfg->tags = v;
     }
@@ -324,6 +293,11 @@ static ld_status write_header(ld_sink *s, const ld_run_info *run, ld_error *err)
     }
     if (any)
         ld_buf_putc(b, '}');
+    if (run->feed_json) {
+        ld_buf_puts(b, ",\"feed\":");
+        if (append_object_json(s, run->feed_json, "run.feed_json", err) != LD_OK)
+            return err ? err->code : LD_E_USAGE;
+    }
     char now[32];
     ld_utc_now(now, sizeof now);
     ld_buf_printf(b, ",\"created\":\"%s\",\"tool\":{\"name\":\"layerdiff\",\"version\":", now);
@@ -340,11 +314,9 @@ static void sink_free(ld_sink *s)
         return;
     if (s->own_fd && s->fd >= 0)
         close(s->fd);
-    for (size_t i = 0; i < s->n_globs; i++)
-        free(s->tag_globs[i]);
-    free(s->tag_globs);
     for (size_t i = 0; i < LD_ARRAY_LEN(s->filter); i++)
         free(s->filter[i]);
+    ld_keyfilter_free(&s->keys);
     if (s->c_locale)
         freelocale(s->c_locale);
     ld_buf_free(&s->rec);
@@ -362,8 +334,6 @@ static ld_status sink_create(ld_sink **out, const ld_sink_config *cfg_in, ld_err
         return ld_error_set(err, LD_E_USAGE, "encoding %d is unknown", (int)cfg->encoding);
     if (cfg->zlib_level < 1 || cfg->zlib_level > 9)
         return ld_error_set(err, LD_E_USAGE, "zlib level %d is outside 1..9", cfg->zlib_level);
-    if (check_globs(cfg->tags, "tags", err) != LD_OK)
-        return LD_E_USAGE;
     ld_sink *s = calloc(1, sizeof *s);
     if (!s)
         return ld_error_set(err, LD_E_NOMEM, "cannot allocate a probe sink");
@@ -371,13 +341,10 @@ static ld_status sink_create(ld_sink **out, const ld_sink_config *cfg_in, ld_err
     s->payload = cfg->payload;
     s->encoding = cfg->encoding;
     s->zlib_level = cfg->zlib_level;
-    if (ld_ranges_parse(cfg->layers, &s->layers, err) != LD_OK) {
-        sink_free(s);
-        return ld_error_prefix(err, "layers");
-    }
-    if (ld_ranges_parse(cfg->steps, &s->steps, err) != LD_OK) {
-        sink_free(s);
-        return ld_error_prefix(err, "steps");
+    ld_status kst = ld_keyfilter_init(&s->keys, cfg->tags, cfg->layers, cfg->steps, err);
+    if (kst != LD_OK) {
+        free(s);
+        return kst;
     }
     const char *asked[] = {cfg->tags, cfg->layers, cfg->steps};
     for (size_t i = 0; i < LD_ARRAY_LEN(asked); i++) {
@@ -390,29 +357,6 @@ static ld_status sink_create(ld_sink **out, const ld_sink_config *cfg_in, ld_err
     if (!s->c_locale) {
         sink_free(s);
         return ld_error_set(err, LD_E_NOMEM, "cannot create the C locale");
-    }
-    if (cfg->tags && *cfg->tags) {
-        size_t n = 1;
-        for (const char *p = cfg->tags; *p; p++)
-            n += *p == ',';
-        s->tag_globs = calloc(n, sizeof *s->tag_globs);
-        if (!s->tag_globs) {
-            sink_free(s);
-            return ld_error_set(err, LD_E_NOMEM, "cannot allocate tag patterns");
-        }
-        for (const char *p = cfg->tags;;) {
-            const char *comma = strchr(p, ',');
-            size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            char *g = strndup(p, len);
-            if (!g) {
-                sink_free(s);
-                return ld_error_set(err, LD_E_NOMEM, "cannot allocate tag patterns");
-            }
-            s->tag_globs[s->n_globs++] = g;
-            if (!comma)
-                break;
-            p = comma + 1;
-        }
     }
     *out = s;
     return LD_OK;
@@ -499,16 +443,13 @@ bool ld_sink_wants(const ld_sink *s, int step, int layer, const char *tag)
 {
     if (!s || s->failed || !tag)
         return false;
-    if (!ld_ranges_contains(&s->steps, step))
-        return false;
-    if (layer != LD_NO_LAYER && !ld_ranges_contains(&s->layers, layer))
-        return false;
-    if (s->n_globs == 0)
-        return true;
-    for (size_t i = 0; i < s->n_globs; i++)
-        if (ld_glob_match(s->tag_globs[i], tag))
-            return true;
-    return false;
+    return ld_keyfilter_match(&s->keys, step, layer, tag);
+}
+
+void ld_sink_mark_fed(ld_sink *s)
+{
+    if (s)
+        s->fed_next = true;
 }
 
 bool ld_sink_wants_data(const ld_sink *s) { return s && s->payload == LD_PAYLOAD_FULL; }
@@ -623,6 +564,8 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
         ld_json_put_double(b, head[i], LD_JSON_NUM_EXACT, s->c_locale);
     }
     ld_buf_putc(b, ']');
+    if (s->fed) /* before "data": a streaming reader sees it in the record's prefix */
+        ld_buf_puts(b, ",\"fed\":true");
     if (with_data && s->payload == LD_PAYLOAD_FULL) {
         ld_status rc = append_data(s, dtype, data, (size_t)numel * ld_dtype_size(dtype), err);
         if (rc != LD_OK) {
@@ -651,6 +594,10 @@ static ld_status check_emit(ld_sink *s, int step, int layer, const char *tag, in
                             bool *skip, ld_error *err)
 {
     *skip = true;
+    if (s) { /* the mark belongs to this call, whatever becomes of it */
+        s->fed = s->fed_next;
+        s->fed_next = false;
+    }
     ld_status rc = check_key(s, step, layer, tag, err);
     if (rc != LD_OK || !ld_sink_wants(s, step, layer, tag))
         return rc;

@@ -34,26 +34,49 @@ typedef struct run {
     ld_error *err;
 } run;
 
+/* Teacher forcing: data's numel f32 values become the feed's tensor of this key, rounded to the
+ * run's storage dtype (through emit16 when that is 16-bit, so the rounding is the feed's). */
+static ld_status feed_in(run *R, int step, int layer, const char *name, float *data, size_t numel)
+{
+    ld_dtype dt = R->opt->emulate;
+    void *dst = dt == LD_F32 ? (void *)data : (void *)R->emit16;
+    ld_status st = ld_feed_get(R->opt->feed, step, layer, name, dt, dst, numel, R->err);
+    if (st != LD_OK || dt == LD_F32)
+        return st;
+    for (size_t i = 0; i < numel; i++)
+        data[i] = ld_load_f32(R->emit16, dt, i);
+    return LD_OK;
+}
+
 /* The probe point after an op: the nan fault writes its NaN here (so it flows downstream), then
- * the tensor is emitted if the sink wants this key. data holds T rows of the tag's width. */
+ * the tensor is emitted if the sink wants this key, then replaced by the feed's if the feed wants
+ * it (the record holds the candidate's own tensor, flagged "fed"). data holds T rows of the tag's
+ * width. */
 static ld_status probe(run *R, int step, int layer, ld_tag tag, int64_t pos0, float *data, size_t T)
 {
     size_t numel = T * ld_tag_width(tag, &R->sizes);
     if (ld_fault_nan_at(R->opt->faults, tag, layer))
         data[numel / 2] = NAN;
     const char *name = ld_tag_name(tag);
-    if (!R->opt->sink || !ld_sink_wants(R->opt->sink, step, layer, name))
-        return LD_OK;
-    int64_t shape[3];
-    int ndim = ld_tag_dims(tag, &R->sizes, T, shape);
-    const void *payload = data;
-    ld_dtype dt = R->opt->emulate;
-    if (dt == LD_BF16 || dt == LD_F16) { /* values are already rounded: this is exact */
-        for (size_t i = 0; i < numel; i++)
-            R->emit16[i] = dt == LD_BF16 ? ld_f32_to_bf16(data[i]) : ld_f32_to_f16(data[i]);
-        payload = R->emit16;
+    bool fed = ld_feed_wants(R->opt->feed, step, layer, name);
+    if (R->opt->sink && ld_sink_wants(R->opt->sink, step, layer, name)) {
+        int64_t shape[3];
+        int ndim = ld_tag_dims(tag, &R->sizes, T, shape);
+        const void *payload = data;
+        ld_dtype dt = R->opt->emulate;
+        if (dt == LD_BF16 || dt == LD_F16) { /* values are already rounded: this is exact */
+            for (size_t i = 0; i < numel; i++)
+                R->emit16[i] = dt == LD_BF16 ? ld_f32_to_bf16(data[i]) : ld_f32_to_f16(data[i]);
+            payload = R->emit16;
+        }
+        if (fed)
+            ld_sink_mark_fed(R->opt->sink);
+        ld_status st = ld_sink_emit(R->opt->sink, step, layer, name, pos0, dt, shape, ndim,
+                                    payload, R->err);
+        if (st != LD_OK)
+            return st;
     }
-    return ld_sink_emit(R->opt->sink, step, layer, name, pos0, dt, shape, ndim, payload, R->err);
+    return fed ? feed_in(R, step, layer, name, data, numel) : LD_OK;
 }
 
 #define TRY(expr)                                                                                  \
@@ -185,10 +208,11 @@ static ld_status step_forward(run *R, int step, const int32_t *ids, size_t T, in
     ld_ref_rmsnorm(R->h, &R->m->final_norm, T, H, eps, mul_var, R->x, &R->nx);
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_FINAL_NORM, pos0, R->x, T));
     /* Only the last row picks the next token. The other T-1 rows (a quarter of a qwen3-0.6b
-     * prefill) are computed only when they are probed or a nan fault lands in them, and under
-     * stochastic rounding, whose draws depend on an element's index in the whole tensor. Rows are
-     * independent, so the last row is the same bits either way (tests/e2e/reference). */
+     * prefill) are computed only when they are probed or fed or a nan fault lands in them, and
+     * under stochastic rounding, whose draws depend on an element's index in the whole tensor. Rows
+     * are independent, so the last row is the same bits either way (tests/e2e/reference). */
     bool all_rows = R->nx.sr_seed || ld_fault_nan_at(F, LD_TAG_LOGITS, LD_NO_LAYER) ||
+                    ld_feed_wants(R->opt->feed, step, LD_NO_LAYER, ld_tag_name(LD_TAG_LOGITS)) ||
                     (R->opt->sink && ld_sink_wants(R->opt->sink, step, LD_NO_LAYER,
                                                    ld_tag_name(LD_TAG_LOGITS)));
     size_t r0 = all_rows ? 0 : T - 1;
@@ -243,7 +267,7 @@ static ld_status run_alloc(run *R, ld_error *err)
     bool ok = R->k_cache && R->v_cache && R->h && R->x && R->o && R->down && R->q && R->qn &&
               R->qr && R->att && R->k && R->kn && R->kr && R->v && R->g && R->u && R->act &&
               R->logits;
-    if (ok && R->opt->emulate != LD_F32 && R->opt->sink) {
+    if (ok && R->opt->emulate != LD_F32 && (R->opt->sink || R->opt->feed)) {
         size_t widest = LD_MAX(LD_MAX(H, I), LD_MAX(LD_MAX(qw, kw), V)), n;
         if (ld_mul_size(T, widest, &n))
             R->emit16 = malloc(n * sizeof(uint16_t));

@@ -48,4 +48,15 @@ int ld_cli_fail(const char *cmd, const ld_error *err)
     return ld_status_exit_code(err->code);
 }
 
+const ld_backend *ld_cli_backend(const char *cmd, const char *name, int *rc)
+{
+    ld_error err = {0};
+    const ld_backend *b = ld_backend_find(name);
+    if (ld_backend_check(b, &err) == LD_OK)
+        return b;
+    ld_error_prefix(&err, "--backend %s", name);
+    *rc = ld_cli_fail(cmd, &err);
+    return NULL;
+}
+
 bool ld_cli_stderr_is_tty(void) { return isatty(STDERR_FILENO) == 1; }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "layerdiff/error.h"
+#include "run.h"
 
 /* Exit codes (README, layerdiff --help). */
 enum {
@@ -23,6 +24,7 @@ int ld_cmd_compare(int argc, char **argv);
 int ld_cmd_inspect(int argc, char **argv);
 int ld_cmd_extract(int argc, char **argv);
 int ld_cmd_calibrate(int argc, char **argv);
+int ld_cmd_isolate(int argc, char **argv);
 /* 'compare OLD NEW --exact' once its options are parsed (compare_exact.c). */
 int ld_cli_compare_exact(const char *old_path, const char *new_path, const char *out_json,
                          const char *out_md, bool quiet, const char *color);
@@ -31,6 +33,9 @@ int ld_cli_compare_exact(const char *old_path, const char *new_path, const char 
  * "layerdiff CMD: ..." (one line, with a pointer to --help) and returns '?'. */
 int ld_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
                   const char *cmd);
+/* The backend called name, checked before any file is read, so that a build without CUDA or a
+ * machine without a GPU says so at once; NULL after printing why (*rc: the exit code). */
+const ld_backend *ld_cli_backend(const char *cmd, const char *name, int *rc);
 /* Prints "layerdiff CMD: <message>" and returns LD_EXIT_USAGE. */
 int ld_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "layerdiff CMD: <err->msg>" and returns the exit code of err->code. */

@@ -42,6 +42,14 @@ static void usage(void)
         "  --steps RANGES       only these steps, e.g. '0' or '1-3'\n"
         "  --follow REF.jsonl   feed the decode steps the tokens REF decoded, not our own argmax,\n"
         "                       so both runs see identical inputs even where an argmax flips\n"
+        "  --feed REF.jsonl     teacher forcing: after each op's probe, replace its tensor by\n"
+        "                       REF's (a full-payload stream of this model and prompt), rounded\n"
+        "                       to our storage dtype; records of replaced tensors say \"fed\";\n"
+        "                       implies --follow REF.jsonl unless --follow is given (cuda: not\n"
+        "                       q_norm, k_norm)\n"
+        "  --feed-tags GLOBS    only replace these tags (default all)\n"
+        "  --feed-layers RANGES only replace in these layers (model-level tags always)\n"
+        "  --feed-steps RANGES  only replace in these steps\n"
         "  --emulate bf16|f16   ref backend: emulate a correct low-precision kernel set (weights and\n"
         "                       every stored activation rounded to that dtype, fp32 accumulation)\n"
         "  --sr-seed N          with --emulate: round stored activations stochastically (seed N > 0)\n"
@@ -58,8 +66,9 @@ static void usage(void)
         "the options above; options win.\n"
         "\n"
         "exit codes: 0 ok, 2 bad usage or input (the message names the file or option; a\n"
-        "checkpoint truncated or rewritten during the run included: the probe stream then ends\n"
-        "with an error end record)\n");
+        "checkpoint truncated or rewritten during the run, the probe stream then ending with\n"
+        "an error end record; a feed of another model or prompt, or without a fed key), 3 a\n"
+        "feed cut short\n");
 }
 
 typedef struct progress_state {
@@ -131,6 +140,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *context)
 /* The options once parsed. */
 typedef struct run_args {
     const char *model_dir, *tokens_arg, *probes_path, *follow_path, *backend;
+    const char *feed_path, *feed_tags, *feed_layers, *feed_steps;
     int decode, sr_seed, threads;
     bool quiet;
     ld_dtype emulate;
@@ -172,6 +182,10 @@ static int parse_option(run_args *a, int c)
     case 'L': a->sc.layers = optarg; break;
     case 'S': a->sc.steps = optarg; break;
     case 'f': a->follow_path = optarg; break;
+    case 'F': a->feed_path = optarg; break;
+    case 'G': a->feed_tags = optarg; break;
+    case 'Y': a->feed_layers = optarg; break;
+    case 'Z': a->feed_steps = optarg; break;
     case 'e':
         if (!strcmp(optarg, "bf16"))
             a->emulate = LD_BF16;
@@ -215,7 +229,9 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"follow", required_argument, NULL, 'f'},  {"emulate", required_argument, NULL, 'e'},
         {"inject", required_argument, NULL, 'i'},  {"list-faults", no_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
-        {"sr-seed", required_argument, NULL, 's'},
+        {"sr-seed", required_argument, NULL, 's'}, {"feed", required_argument, NULL, 'F'},
+        {"feed-tags", required_argument, NULL, 'G'}, {"feed-layers", required_argument, NULL, 'Y'},
+        {"feed-steps", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     *a = (run_args){.backend = "ref", .decode = -1, .emulate = LD_F32};
     ld_error err = {0};
@@ -238,6 +254,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         return ld_cli_usage_error(CMD, "--sr-seed needs --emulate bf16|f16");
     if (a->emulate != LD_F32 && strcmp(a->backend, "ref"))
         return ld_cli_usage_error(CMD, "--emulate applies to --backend ref only");
+    if ((a->feed_tags || a->feed_layers || a->feed_steps) && !a->feed_path)
+        return ld_cli_usage_error(CMD, "--feed-tags, --feed-layers and --feed-steps need --feed");
     if (a->threads)
         omp_set_num_threads(a->threads);
     return -1;
@@ -249,14 +267,10 @@ int ld_cmd_run(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
-    /* The backend is checked before any file is read, so that a machine without a GPU, or a
-     * build without CUDA, says so at once (exit 2). */
+    const ld_backend *backend = ld_cli_backend(CMD, a.backend, &rc);
+    if (!backend)
+        return rc;
     ld_error err = {0};
-    const ld_backend *backend = ld_backend_find(a.backend);
-    if (ld_backend_check(backend, &err) != LD_OK) {
-        ld_error_prefix(&err, "--backend %s", a.backend);
-        return ld_cli_fail(CMD, &err);
-    }
     int32_t *prompt = NULL, *follow = NULL;
     size_t n_prompt = 0, n_follow = 0;
     if (ld_parse_i32_list(a.tokens_arg, 0, INT32_MAX, &prompt, &n_prompt, &err) != LD_OK) {
@@ -265,8 +279,12 @@ int ld_cmd_run(int argc, char **argv)
     }
     ld_model *m = NULL;
     ld_run_result res = {0};
-    if (a.follow_path) {
-        if (ld_run_read_follow(a.follow_path, prompt, n_prompt, &follow, &n_follow, &err) != LD_OK)
+    /* The fed tensors were computed on REF's decoded tokens: a fed run follows them too. */
+    const char *follow_opt = a.follow_path ? "--follow" : "--feed";
+    const char *follow_path = a.follow_path ? a.follow_path : a.feed_path;
+    if (follow_path) {
+        if (ld_run_read_follow(follow_opt, follow_path, prompt, n_prompt, &follow, &n_follow,
+                               &err) != LD_OK)
             goto fail;
         if (a.decode < 0)
             a.decode = (int)n_follow;
@@ -282,13 +300,22 @@ int ld_cmd_run(int argc, char **argv)
     sigaction(SIGBUS, &sa, &old_sa);
 
     progress_state ps = {.on = !a.quiet && ld_cli_stderr_is_tty(), .start = ld_seconds()};
+    /* The streams the run reads, which its output must not overwrite (the checkpoint's files are
+     * checked by the pipeline). */
+    const char *inputs[2];
+    size_t n_inputs = 0;
+    if (a.follow_path)
+        inputs[n_inputs++] = a.follow_path;
+    if (a.feed_path)
+        inputs[n_inputs++] = a.feed_path;
     ld_run_options ro = {.backend = backend, .model = m, .prompt = prompt, .n_prompt = n_prompt,
                          .decode_steps = a.decode, .follow = follow, .n_follow = n_follow,
                          .faults = &a.faults, .emulate = a.emulate, .sr_seed = (uint32_t)a.sr_seed,
                          .probes_path = a.probes_path, .sink_config = &a.sc,
-                         .probes_from_env = true, .inputs = &a.follow_path,
-                         .n_inputs = a.follow_path ? 1 : 0, .live_sink = &bus_sink,
-                         .progress = progress, .progress_ctx = &ps};
+                         .probes_from_env = true, .inputs = inputs, .n_inputs = n_inputs,
+                         .live_sink = &bus_sink, .feed_path = a.feed_path,
+                         .feed_tags = a.feed_tags, .feed_layers = a.feed_layers,
+                         .feed_steps = a.feed_steps, .progress = progress, .progress_ctx = &ps};
     ld_status st = ld_run(&ro, &res, &err);
     sigaction(SIGBUS, &old_sa, NULL);
     bus_model = NULL;

@@ -15,6 +15,7 @@ static const struct {
     {"compare", ld_cmd_compare, "align two probe streams and report the first divergence"},
     {"inspect", ld_cmd_inspect, "summarize a probe stream, one line per probe"},
     {"extract", ld_cmd_extract, "write one probe's tensor as a NumPy .npy file"},
+    {"isolate", ld_cmd_isolate, "teacher forcing: is the first divergence its op's own error?"},
     {"calibrate", ld_cmd_calibrate, "measure the noise floor of an honest low-precision run"},
 };
 

@@ -9,6 +9,7 @@
 
 #include "forward.h"
 #include "generate.h"
+#include "json_out.h"
 #include "util.h"
 #ifdef LD_HAVE_CUDA
 #include "cuda_backend.h"
@@ -106,6 +107,51 @@ static ld_status open_sink(const ld_run_options *o, const ld_run_info *info, ld_
 
 /* Generates into an open sink and closes it: an error end record naming the last key when the
  * run fails (the close's own error then matters less than the run's), else the ok end record. */
+/* Teacher forcing: opens o->feed_path, refuses a stream of another model or prompt, selects its
+ * keys and builds the header's "feed" object (*json, malloc'd). Nothing to do without a path. */
+static ld_status open_feed(const ld_run_options *o, ld_feed **feed, char **json, ld_error *err)
+{
+    *feed = NULL;
+    *json = NULL;
+    if (!o->feed_path)
+        return LD_OK;
+    ld_status st = ld_feed_open(feed, o->feed_path, err);
+    if (st != LD_OK)
+        return st;
+    const ld_header_info *h = ld_feed_header(*feed);
+    if (h->fingerprint[0] && strcmp(h->fingerprint, o->model->fingerprint))
+        st = ld_error_set(err, LD_E_INPUT,
+                          "%s: the feed is a stream of another model (fingerprint %s, this "
+                          "checkpoint's %s)",
+                          o->feed_path, h->fingerprint, o->model->fingerprint);
+    else if (h->n_tokens != o->n_prompt ||
+             memcmp(h->tokens, o->prompt, o->n_prompt * sizeof *o->prompt) != 0)
+        st = ld_error_set(err, LD_E_INPUT,
+                          "%s: the feed's prompt differs from --tokens (its tensors belong to "
+                          "other inputs)",
+                          o->feed_path);
+    else if ((st = ld_feed_select(*feed, o->feed_tags, o->feed_layers, o->feed_steps, err)) !=
+             LD_OK)
+        ld_error_prefix(err, "--feed");
+    ld_buf b = {0};
+    const char *names[] = {"path", "tags", "layers", "steps"};
+    const char *values[] = {o->feed_path, o->feed_tags, o->feed_layers, o->feed_steps};
+    for (size_t i = 0; st == LD_OK && i < LD_ARRAY_LEN(names); i++) {
+        const char *v = values[i] && *values[i] ? values[i] : i ? "*" : "";
+        ld_buf_printf(&b, "%s\"%s\":", i ? "," : "{", names[i]);
+        ld_json_put_string(&b, v, strlen(v), true);
+    }
+    ld_buf_putc(&b, '}');
+    if (st == LD_OK && (ld_buf_failed(&b) || !(*json = ld_buf_take(&b))))
+        st = ld_error_set(err, LD_E_NOMEM, "out of memory");
+    ld_buf_free(&b);
+    if (st != LD_OK) {
+        ld_feed_close(*feed);
+        *feed = NULL;
+    }
+    return st;
+}
+
 static ld_status generate_and_close(const ld_backend *b, const ld_run_options *o,
                                     const ld_forward_options *fo, ld_sink *sink, ld_run_result *r,
                                     ld_error *err)
@@ -168,7 +214,11 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
     ld_error_clear(err);
     char *backend_json = b->backend_json(o->model, &fo, err);
     char *model_json = ld_model_header_json(o->model);
+    char *feed_json = NULL;
     ld_status st = LD_OK;
+    if (backend_json && model_json &&
+        (st = open_feed(o, &fo.feed, &feed_json, err)) != LD_OK)
+        goto out;
     if (!backend_json || !model_json) {
         st = err->code != LD_OK ? err->code : ld_error_set(err, LD_E_NOMEM, "out of memory");
         goto out;
@@ -176,7 +226,7 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
     ld_run_info info = {.implementation = r.implementation, .backend_json = backend_json,
                         .model_json = model_json, .tokens = o->prompt, .n_tokens = o->n_prompt,
                         .decode_steps = o->decode_steps, .faults = fault_texts,
-                        .n_faults = (size_t)n_faults};
+                        .n_faults = (size_t)n_faults, .feed_json = feed_json};
     if ((st = open_sink(o, &info, &fo.sink, err)) != LD_OK)
         goto out;
     if ((st = generate_and_close(b, o, &fo, fo.sink, &r, err)) != LD_OK)
@@ -184,13 +234,15 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
     else
         *out = r;
 out:
+    ld_feed_close(fo.feed);
+    free(feed_json);
     free(backend_json);
     free(model_json);
     return st;
 }
 
-ld_status ld_run_read_follow(const char *path, const int32_t *prompt, size_t n_prompt,
-                             int32_t **out, size_t *n_out, ld_error *err)
+ld_status ld_run_read_follow(const char *option, const char *path, const int32_t *prompt,
+                             size_t n_prompt, int32_t **out, size_t *n_out, ld_error *err)
 {
     ld_reader_options ro;
     ld_reader_options_init(&ro);
@@ -203,9 +255,9 @@ ld_status ld_run_read_follow(const char *path, const int32_t *prompt, size_t n_p
     if (h->n_tokens != n_prompt || memcmp(h->tokens, prompt, n_prompt * sizeof *prompt) != 0) {
         ld_reader_close(r);
         return ld_error_set(err, LD_E_USAGE,
-                            "--follow %s: that stream's prompt differs from --tokens; following it "
+                            "%s %s: that stream's prompt differs from --tokens; following it "
                             "would compare different inputs",
-                            path);
+                            option, path);
     }
     const ld_probe *p;
     do {

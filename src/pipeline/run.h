@@ -53,6 +53,11 @@ typedef struct ld_run_options {
      * fatal-signal handler of the caller's ends with ld_sink_emergency_end (a SIGBUS from a
      * checkpoint truncated under the run; the library itself installs no handler). */
     ld_sink *volatile *live_sink;
+    /* Teacher forcing: the reference stream (payload full) whose tensors replace ours after each
+     * wanted key is probed, and the filters choosing the keys (NULL: all). Its model fingerprint
+     * and prompt must be ours (LD_E_INPUT otherwise); NULL feed_path: no feeding. */
+    const char *feed_path;
+    const char *feed_tags, *feed_layers, *feed_steps;
     ld_run_progress_fn progress;   /* before each layer of each step; may be NULL */
     void *progress_ctx;
 } ld_run_options;
@@ -79,9 +84,9 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err);
 void ld_run_result_free(ld_run_result *r);
 
 /* The decoded tokens of a reference stream, for a run that follows it (malloc'd into *out, *n_out
- * of them). Its prompt must be ours (LD_E_USAGE otherwise). A stream from an older producer without
- * "decoded" gives its argmax tokens, which fed its steps. */
-ld_status ld_run_read_follow(const char *path, const int32_t *prompt, size_t n_prompt,
-                             int32_t **out, size_t *n_out, ld_error *err);
+ * of them). Its prompt must be ours (LD_E_USAGE otherwise, the message naming option and path). A
+ * stream from an older producer without "decoded" gives its argmax tokens, which fed its steps. */
+ld_status ld_run_read_follow(const char *option, const char *path, const int32_t *prompt,
+                             size_t n_prompt, int32_t **out, size_t *n_out, ld_error *err);
 
 #endif

@@ -98,6 +98,8 @@ typedef struct ld_run_info {
     int decode_steps;
     const char *const *faults;         /* injected faults, as given on the command line */
     size_t n_faults;
+    const char *feed_json;             /* teacher forcing: the header's "feed" object (the
+                                          reference stream fed in and its filters); NULL: none */
 } ld_run_info;
 
 /* How the run ended, for the end record. The writer adds the probe count and the last key. */
@@ -126,6 +128,9 @@ ld_status ld_sink_open_env(ld_sink **out, const ld_run_info *run, ld_error *err)
 
 /* Cheap, before any work: would a probe with this key be written? NULL sink: false. */
 bool ld_sink_wants(const ld_sink *s, int step, int layer, const char *tag);
+/* Teacher forcing: the record of the next emit call carries "fed":true (the engine replaces this
+ * tensor by the reference's after probing it). The mark is used up by that call, written or not. */
+void ld_sink_mark_fed(ld_sink *s);
 /* Whether wanted probes carry their data (LD_PAYLOAD_FULL). NULL sink: false. */
 bool ld_sink_wants_data(const ld_sink *s);
 
@@ -193,6 +198,7 @@ typedef struct ld_header_info {
     const char *filter_tags;   /* "filter": the keys the writer was asked for ("" when absent: */
     const char *filter_layers; /* every key); a probe outside them is refused by the reader */
     const char *filter_steps;
+    const char *feed_json;     /* compact JSON of "feed" (a teacher-forced run), "" when absent */
 } ld_header_info;
 
 /* One probe record. Valid until the next ld_reader_next() or ld_reader_close(). */
@@ -220,6 +226,8 @@ typedef struct ld_probe {
     uint64_t line;              /* 1-based line number of the record */
     bool streaming;             /* stream_data: the payload waits in the input, to be read with
                                    ld_reader_read_data (crc32 is known only once it is read) */
+    bool fed;                   /* "fed": after this probe the run replaced the tensor by the
+                                   feed's (teacher forcing); false in streams without the flag */
 } ld_probe;
 
 /* How the stream ended. */
@@ -290,6 +298,33 @@ void ld_reader_close(ld_reader *r);
 
 /* Widens a probe's data to f32 into out[numel]. LD_E_INPUT when the probe carries no data. */
 ld_status ld_probe_to_f32(const ld_probe *p, float *out, ld_error *err);
+
+/* ---- feed: reference tensors by key (teacher forcing) --------------------------------------- */
+
+/* A reader of a probe stream with payloads that serves its tensors by key, so that an engine can
+ * replace its own tensor by the reference's (docs/probes.md, "Feeding reference tensors"). It
+ * reads the stream forward with stream_data: memory stays about 1 MiB whatever the stream's size.
+ * Keys are best asked for in the stream's order (execution order); asking for a key before the
+ * last one served reads the stream again from its start. */
+typedef struct ld_feed ld_feed;
+
+/* Opens path (plain or gzip) and reads its header (ld_feed_header). */
+ld_status ld_feed_open(ld_feed **out, const char *path, ld_error *err);
+const ld_header_info *ld_feed_header(const ld_feed *f);
+/* Which keys an engine should replace, spelled as the sink's filters (tag globs, layer and step
+ * ranges; NULL or "" = all). Every key until called. LD_E_USAGE naming the bad filter. */
+ld_status ld_feed_select(ld_feed *f, const char *tags, const char *layers, const char *steps,
+                         ld_error *err);
+/* Cheap, before any work: should the engine replace this key's tensor? NULL feed: false. */
+bool ld_feed_wants(const ld_feed *f, int step, int layer, const char *tag);
+/* Copies the tensor of key (step, layer, tag) into dst: numel elements of dtype, converted from
+ * the stream's dtype (widening exactly, narrowing to nearest even). LD_E_INPUT naming the key when
+ * the stream has no such probe, when it holds no payload or another number of elements, or when
+ * its payload is damaged; LD_E_TRUNCATED when the stream is cut short before the key. After an
+ * error dst holds garbage; the feed can still serve other keys unless the stream itself is bad. */
+ld_status ld_feed_get(ld_feed *f, int step, int layer, const char *tag, ld_dtype dtype,
+                      void *dst, size_t numel, ld_error *err);
+void ld_feed_close(ld_feed *f);
 
 /* ---- library ---------------------------------------------------------------------------------- */
 

@@ -120,7 +120,7 @@ static void test_run_stream(void **state)
     /* A run that follows that stream is fed its tokens, and says it is emulated when it is. */
     int32_t *follow = NULL;
     size_t n_follow = 0;
-    if (ld_run_read_follow(path, PROMPT, 3, &follow, &n_follow, &err) != LD_OK)
+    if (ld_run_read_follow("--follow", path, PROMPT, 3, &follow, &n_follow, &err) != LD_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(n_follow, 2);
     assert_memory_equal(follow, res.decoded, 2 * sizeof *follow);
@@ -140,7 +140,8 @@ static void test_run_stream(void **state)
 
     /* Following a stream with another prompt is refused. */
     const int32_t other[] = {3, 2, 1};
-    assert_int_equal(ld_run_read_follow(path, other, 3, &follow, &n_follow, &err), LD_E_USAGE);
+    assert_int_equal(ld_run_read_follow("--follow", path, other, 3, &follow, &n_follow, &err),
+                     LD_E_USAGE);
     ld_run_result_free(&res);
     free(path);
 }
