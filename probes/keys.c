@@ -1,6 +1,6 @@
 /* keys.c — probe keys: "S2.L3.q_norm" text form, parsing and execution order
- * (layerdiff/probes.h), the header filter's tag globs, and the reader's set of keys seen
- * (unique_keys). Not the writer's own filter decisions (writer.c). */
+ * (layerdiff/probes.h), the names of the header filter's fields, and the reader's set of keys
+ * seen (unique_keys). Not the key filters themselves (keyfilter.c). */
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,31 +13,6 @@
 #include "util.h"
 
 const char *const ld_filter_fields[3] = {"tags", "layers", "steps"};
-
-bool ld_rec_tags_match(const char *list, const char *tag)
-{
-    if (!list || !*list)
-        return true;
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        char glob[2 * LD_TAG_NAME_MAX + 2];
-        /* a glob longer than this buffer matches no tag name but through '*': copied whole */
-        char *g = n < sizeof glob ? glob : malloc(n + 1);
-        if (g) {
-            memcpy(g, p, n);
-            g[n] = '\0';
-            bool hit = ld_glob_match(g, tag);
-            if (g != glob)
-                free(g);
-            if (hit)
-                return true;
-        }
-        if (!comma)
-            return false;
-        p = comma + 1;
-    }
-}
 
 /* Reads "<letter><digits>." at *p and advances past the dot: 1. Not of that form: 0, nothing
  * consumed. Of that form but the number out of range: -1. */

@@ -271,6 +271,7 @@ void ld_reader_close(ld_reader *r)
     free(r->created);
     for (size_t i = 0; i < LD_ARRAY_LEN(r->filter); i++)
         free(r->filter[i]);
+    ld_keyfilter_free(&r->filter_keys);
     free(r->tokens);
     for (size_t i = 0; r->faults && i < r->header.n_faults; i++)
         free(r->faults[i]);

@@ -41,7 +41,6 @@ static ld_status parse_filter(ld_reader *r, vctx *v, const ld_json_node *root)
     if (f && ld_rd_only_fields(v, f, "header.filter", fields) != LD_OK)
         return r->sticky;
     v->context = "header.filter";
-    ld_ranges *ranges[3] = {NULL, &r->filter_layers, &r->filter_steps};
     for (size_t i = 0; i < LD_ARRAY_LEN(r->filter); i++) {
         ld_status st = LD_OK;
         const ld_json_node *s = f ? ld_rd_field(v, f, fields[i], LD_JSON_STRING, false, &st)
@@ -53,10 +52,11 @@ static ld_status parse_filter(ld_reader *r, vctx *v, const ld_json_node *root)
         if (!(r->filter[i] = s ? strndup(s->str, s->len) : strdup("")))
             return ld_rd_stick(r, v->err, LD_E_NOMEM, "%s: out of memory reading the header",
                                r->path);
-        ld_error e;
-        if (ranges[i] && ld_ranges_parse(r->filter[i], ranges[i], &e) != LD_OK)
-            return ld_rd_bad(v, "%s: %s", fields[i], e.msg);
     }
+    /* The sink's own key filter, so that the reader judges a key exactly as the writer did. */
+    ld_error e;
+    if (ld_keyfilter_init(&r->filter_keys, r->filter[0], r->filter[1], r->filter[2], &e) != LD_OK)
+        return ld_rd_bad(v, "%s", e.msg);
     r->header.filter_tags = r->filter[0];
     r->header.filter_layers = r->filter[1];
     r->header.filter_steps = r->filter[2];
@@ -171,9 +171,7 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
 
 bool ld_reader_wants(const ld_reader *r, int step, int layer, const char *tag)
 {
-    return r && ld_ranges_contains(&r->filter_steps, step) &&
-           (layer == LD_NO_LAYER || ld_ranges_contains(&r->filter_layers, layer)) &&
-           ld_rec_tags_match(r->filter[0], tag);
+    return r && ld_keyfilter_match(&r->filter_keys, step, layer, tag);
 }
 
 

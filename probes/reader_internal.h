@@ -15,6 +15,7 @@
 
 #include "codec.h"
 #include "json.h"
+#include "keyfilter.h"
 #include "layerdiff/probes.h"
 #include "record.h"
 #include "util.h"
@@ -68,7 +69,7 @@ struct ld_reader {
     int32_t *tokens;
     char **faults;
     char *filter[3];           /* header.filter's tags, layers, steps ("" when absent) */
-    ld_ranges filter_layers, filter_steps;
+    ld_keyfilter filter_keys;  /* the same, parsed: the keys the stream may hold */
 
     ld_end_info end_info;
     char *end_message, *end_last_key;

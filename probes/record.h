@@ -35,7 +35,5 @@ bool ld_stats_agree(const ld_stats *claimed, const ld_tally *t, char *why, size_
 /* The header's "filter" object: which keys the writer was asked for, each field present only
  * when it narrows (tags: comma-separated globs; layers, steps: ranges like "0-3,10"). */
 extern const char *const ld_filter_fields[3]; /* "tags", "layers", "steps" */
-/* Whether tag matches one of the comma-separated globs of list ("" or NULL: every tag). */
-bool ld_rec_tags_match(const char *list, const char *tag);
 
 #endif
