@@ -230,6 +230,28 @@ def parse_tags(text, what):
     return globs
 
 
+class KeyFilter:
+    """Which keys a sink writes or a feed replaces: tag globs, layer and step ranges as
+    LAYERDIFF_PROBE_TAGS/_LAYERS/_STEPS spell them (None or '' = all; model-level tags pass any
+    layer filter). The C library's keyfilter.c."""
+
+    def __init__(self, tags=None, layers=None, steps=None):
+        self.globs = parse_tags(tags, "tags")
+        self.layers = parse_ranges(layers, "layers")
+        self.steps = parse_ranges(steps, "steps")
+
+    @staticmethod
+    def _in(ranges, v):
+        return ranges is None or any(a <= v <= b for a, b in ranges)
+
+    def match(self, step, layer, tag):
+        if not self._in(self.steps, step):
+            return False
+        if layer is not None and not self._in(self.layers, layer):
+            return False
+        return self.globs is None or any(fnmatch.fnmatchcase(tag, g) for g in self.globs)
+
+
 def config_from_env(env=None):
     """The LAYERDIFF_PROBE_* variables as keyword arguments of Sink; a bad value raises
     ProbeError naming the variable."""
@@ -286,9 +308,7 @@ class Sink:
             raise ProbeError("tokens and decode_steps must not be negative", "usage")
         self.name, self.payload, self.encoding = path, payload, encoding
         self.zlib_level = zlib_level
-        self._globs = parse_tags(tags, "tags")
-        self._layers = parse_ranges(layers, "layers")
-        self._steps = parse_ranges(steps, "steps")
+        self._keys = KeyFilter(tags, layers, steps)
         self.count, self.last_key = 0, ""
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -326,17 +346,9 @@ class Sink:
             raise ProbeError(f"{self.name}: write failed after {done} of {len(data)} bytes of the "
                              f"{what} record: {e.strerror}", "io") from e
 
-    @staticmethod
-    def _in(ranges, v):
-        return ranges is None or any(a <= v <= b for a, b in ranges)
-
     def wants(self, step, layer, tag):
         """Whether a probe of this key would be written: decide before copying anything."""
-        if self._fd is None or not self._in(self._steps, step):
-            return False
-        if layer is not None and not self._in(self._layers, layer):
-            return False
-        return self._globs is None or any(fnmatch.fnmatchcase(tag, g) for g in self._globs)
+        return self._fd is not None and self._keys.match(step, layer, tag)
 
     @property
     def wants_data(self):
@@ -633,6 +645,68 @@ class Reader:
 
 def _refuse_constant(name):
     raise ValueError(f"bare {name} is not JSON")
+
+
+class Feed:
+    """Reference tensors by key, for teacher forcing: the twin of the C library's ld_feed
+    (docs/probes.md, "Feeding reference tensors"). Reads the stream forward one record at a time,
+    so memory stays one record; keys are best asked for in the stream's order, and asking for one
+    before the last served reads the stream again from its start. Errors are ProbeError: kind
+    "input" for a key the stream lacks or a probe without payload, "truncated" for a stream cut
+    short before the key."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._reader = Reader(self.path)
+        self.header = self._reader.header
+        self._keys = KeyFilter()
+
+    def close(self):
+        self._reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def select(self, tags=None, layers=None, steps=None):
+        """Which keys an engine should replace (the sink's filter syntax); every key until
+        called. A bad filter raises ProbeError of kind "usage"."""
+        self._keys = KeyFilter(tags, layers, steps)
+
+    def wants(self, step, layer, tag):
+        """Cheap, before any work: should the engine replace this key's tensor?"""
+        return self._keys.match(step, layer, tag)
+
+    def _scan(self, key):
+        for p in self._reader:
+            if p.key == key:
+                return p
+        return None
+
+    def get(self, step, layer, tag, dtype="f32"):
+        """The tensor of the key in dtype, shaped as probed: float32 or float16 arrays, or bf16 as
+        uint16 bit patterns (narrowing rounds to nearest even, as the C feed does)."""
+        if dtype not in ELEMENT_SIZE:
+            raise ProbeError(f"dtype '{dtype}' is not f32, bf16 or f16", "usage")
+        key = key_name(step, layer, tag)
+        p = self._scan(key)
+        if p is None:  # past it, or absent: once more from the start
+            self._reader.close()
+            self._reader = Reader(self.path)
+            p = self._scan(key)
+        if p is None:
+            raise ProbeError(f"{self.path}: the feed has no probe {key}")
+        if p.data is None:
+            raise ProbeError(f"{self.path}: probe {key} holds no payload (write the feed with "
+                             "--payload full)")
+        values = p.array()
+        if dtype == "f32":
+            return values
+        if dtype == "f16":
+            return values.astype(np.float16)
+        return bf16_bits(values)
 
 
 class Stream:

@@ -212,6 +212,36 @@ def test_crash_leaves_complete_lines(d):
           f"inspect of a killed stream: exit {r.returncode} {r.stderr}")
 
 
+def test_feed(d):
+    """Feed serves a C stream's tensors by key, in any order, converted like the C feed; names a
+    key the stream lacks and a stats-only probe; its filter is the sink's."""
+    full, stats = os.path.join(d, "full_base64.jsonl"), os.path.join(d, "stats.jsonl")
+    with probes.Feed(full) as f:
+        q1 = f.get(0, 1, "q_proj")  # a later key first, then an earlier one: read again
+        e = f.get(0, None, "embed")
+        s = probes.Stream(full)
+        check(np.array_equal(q1, s.tensor(0, 1, "q_proj")) and
+              np.array_equal(e, s.tensor(0, None, "embed")), "feed: tensors by key, any order")
+        q0 = f.get(0, 0, "q_proj", "bf16")
+        check(q0.dtype == np.uint16 and np.array_equal(q0, probes.bf16_bits(s.tensor(0, 0,
+              "q_proj"))), "feed: narrowed to bf16 bit patterns")
+        check(f.get(0, 0, "q_proj", "f16").dtype == np.float16, "feed: f16")
+        try:
+            f.get(0, 7, "q_proj")
+            check(False, "feed: a missing key must raise")
+        except probes.ProbeError as err:
+            check("the feed has no probe S0.L7.q_proj" in str(err), f"feed: missing key: {err}")
+        f.select(tags="q_*", layers="1")
+        check(f.wants(0, 1, "q_proj") and not f.wants(0, 0, "q_proj") and
+              not f.wants(0, 1, "attn_norm"), "feed: select/wants as the sink's filter")
+    with probes.Feed(stats) as f:
+        try:
+            f.get(0, None, "embed")
+            check(False, "feed: a stats-only probe must raise")
+        except probes.ProbeError as err:
+            check("holds no payload" in str(err), f"feed: stats-only: {err}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
         test_reads_c_streams(d)
@@ -220,6 +250,7 @@ def main():
         test_env_and_filters(d)
         test_tags_match_c()
         test_crash_leaves_complete_lines(d)
+        test_feed(d)
     return finish()
 
 
