@@ -497,7 +497,8 @@ ld_status ld_baseline_apply(ld_compare_result *r, const ld_baseline *b, double f
         if (e->verdict == LD_GATE_REGRESSED && c->n_regressed++ == 0)
             c->first_regressed = (ptrdiff_t)i; /* rows are in execution order */
     }
-    qsort(items, c->n_judged, sizeof *items, by_growth_cmp);
+    if (c->n_judged > 1)
+        qsort(items, c->n_judged, sizeof *items, by_growth_cmp);
     for (size_t i = 0; i < c->n_judged; i++)
         c->by_growth[i] = items[i].idx;
     free(items);

@@ -54,7 +54,8 @@ static ld_status exec_reorder(ctx *c)
             moved[k++] = r->rows[i];
         }
     }
-    qsort(moved, n, sizeof *moved, exec_row_order);
+    if (n > 1)
+        qsort(moved, n, sizeof *moved, exec_row_order);
     for (k = 0; k < n; k++)
         r->rows[at[k]] = moved[k];
     free(at);
@@ -135,7 +136,8 @@ static ld_status finish_result(ctx *c)
     ld_compare_result *r = c->res;
     ld_status st;
     /* Reference order first, then candidate-only keys in candidate order. */
-    qsort(r->rows, r->n_rows, sizeof *r->rows, row_order);
+    if (r->n_rows > 1) /* an empty result has no array to sort (qsort wants one) */
+        qsort(r->rows, r->n_rows, sizeof *r->rows, row_order);
     if (c->ref.out_of_order && (st = exec_reorder(c)) != LD_OK)
         return st;
     ld_cmp_index_free(&c->idx);

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,15 +107,21 @@ static size_t append_text(char *buf, size_t size, size_t n, const char *s)
 /* SIGBUS: a page of the mapped checkpoint is gone, the file was truncated under the run (cp over
  * it does that). Only async-signal-safe work: name the file, end the probe stream with an error
  * end record naming the last key, say so on stderr, exit 2. A SIGBUS outside the checkpoint's
- * mappings is not ours: the default action, once the faulting access reruns. */
+ * mappings is not ours: the default action, once the faulting access reruns. Several threads
+ * can fault at once (the ops run in parallel): the first ends the stream and the process, the
+ * others wait for that (two end records would make the stream unreadable). */
 static void on_sigbus(int sig, siginfo_t *si, void *context)
 {
+    static atomic_flag taken = ATOMIC_FLAG_INIT; /* lock-free: safe in a handler */
     (void)context;
     const char *path = ld_model_file_at(bus_model, si->si_addr);
     if (!path) {
         signal(sig, SIG_DFL);
         return;
     }
+    if (atomic_flag_test_and_set(&taken))
+        for (;;)
+            pause();
     static const char prefix[] = "layerdiff run: ";
     char line[PATH_MAX + 512];
     size_t n = append_text(line, sizeof line, 0, prefix);
