@@ -317,19 +317,67 @@ bool ld_stats_check(const ld_stats *s, uint64_t numel, const double *head, int n
     return true;
 }
 
-void ld_tally_add(ld_tally *t, const void *data, ld_dtype dtype, size_t n)
+/* One chunk of the tally: the fast path's exponent check and min/max lanes without its sums; a
+ * chunk holding NaN or infinity is counted element by element. */
+static void tally_chunk(ld_tally *t, const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        double x = (double)ld_load_f32(data, dtype, i);
-        if (isnan(x)) {
+    f4 mn = {INFINITY, INFINITY, INFINITY, INFINITY}, mx = -mn;
+    u4 bad4 = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        f4 a;
+        memcpy(&a, x + i, sizeof a);
+        bad4 |= ((u4)a & 0x7f800000u) + 0x00800000u;
+        mn = vmin(a, mn);
+        mx = vmax(a, mx);
+    }
+    uint32_t bad = bad4[0] | bad4[1] | bad4[2] | bad4[3];
+    for (size_t k = i; k < n; k++) {
+        uint32_t bits;
+        memcpy(&bits, x + k, 4);
+        bad |= (bits & 0x7f800000u) + 0x00800000u;
+    }
+    if (!(bad & 0x80000000u)) {
+        float lo = mn[0], hi = mx[0];
+        for (int j = 1; j < 4; j++) {
+            lo = mn[j] < lo ? mn[j] : lo;
+            hi = mx[j] > hi ? mx[j] : hi;
+        }
+        for (; i < n; i++) {
+            float v;
+            memcpy(&v, x + i, 4);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        if (n > 0) {
+            t->min = t->finite == 0 || lo < t->min ? (double)lo : t->min;
+            t->max = t->finite == 0 || hi > t->max ? (double)hi : t->max;
+        }
+        t->finite += n;
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        float f;
+        memcpy(&f, x + i, 4);
+        double v = (double)f;
+        if (isnan(v)) {
             t->nan++;
-        } else if (isinf(x)) {
+        } else if (isinf(v)) {
             t->inf++;
         } else {
-            t->min = t->finite == 0 || x < t->min ? x : t->min;
-            t->max = t->finite == 0 || x > t->max ? x : t->max;
+            t->min = t->finite == 0 || v < t->min ? v : t->min;
+            t->max = t->finite == 0 || v > t->max ? v : t->max;
             t->finite++;
         }
+    }
+}
+
+void ld_tally_add(ld_tally *t, const void *data, ld_dtype dtype, size_t n)
+{
+    float tmp[CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        size_t len = LD_MIN((size_t)CHUNK, n - i0);
+        tally_chunk(t, chunk_f32(data, dtype, i0, len, tmp), len);
     }
 }
 
