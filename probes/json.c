@@ -350,15 +350,6 @@ bool ld_json_int(const ld_json_node *n, int64_t min, int64_t max, int64_t *out)
     return ld_parse_i64(tmp, min, max, out);
 }
 
-bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out)
-{
-    int64_t v;
-    if (!ld_json_int(n, 0, max > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)max, &v))
-        return false;
-    *out = (uint64_t)v;
-    return true;
-}
-
 static void write_node(const ld_json_doc *d, const ld_json_node *n, ld_buf *out)
 {
     switch (n->type) {

@@ -70,7 +70,6 @@ const char *ld_json_type_name(int type);
 bool ld_json_number(const ld_json_node *n, locale_t c_locale, double *out);
 /* Number literal that is an integer (no fraction or exponent) within [min, max]. */
 bool ld_json_int(const ld_json_node *n, int64_t min, int64_t max, int64_t *out);
-bool ld_json_uint(const ld_json_node *n, uint64_t max, uint64_t *out);
 
 /* Appends node as compact JSON (no whitespace), strings re-escaped, numbers as written. */
 void ld_json_write(const ld_json_doc *d, const ld_json_node *node, ld_buf *out);

@@ -165,7 +165,6 @@ void ld_rd_name_probe(vctx *v, const ld_probe *p);
 ld_status ld_rd_check_b64_sizes(vctx *v, const ld_probe *p, size_t len, size_t decoded,
                                 size_t expected);
 ld_status ld_rd_check_crc_head(vctx *v, const ld_probe *p, uint32_t crc, const void *first);
-ld_status ld_rd_decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64);
 ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p, probe_mode mode,
                             ld_error *err);
 

@@ -77,7 +77,7 @@ ld_status ld_rd_check_crc_head(vctx *v, const ld_probe *p, uint32_t crc, const v
 }
 
 /* Decodes and checks data.b64 into probe->data. */
-ld_status ld_rd_decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64)
+static ld_status decode_payload(vctx *v, ld_probe *p, const ld_json_node *b64)
 {
     ld_reader *r = v->r;
     size_t expected;
@@ -316,5 +316,5 @@ ld_status ld_rd_parse_probe(ld_reader *r, const ld_json_node *root, ld_probe *p,
     p->has_data = true;
     if (!r->opt.decode_data || mode != PROBE_WHOLE)
         return LD_OK;
-    return ld_rd_decode_payload(&v, p, b64);
+    return decode_payload(&v, p, b64);
 }
