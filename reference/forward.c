@@ -335,12 +335,13 @@ char *ld_ref_backend_json(const ld_forward_options *opt)
     char *s = malloc(256);
     if (!s)
         return NULL;
+    const char *path = ld_ref_kernel_path(); /* which kernels; every path gives the same bits */
     if (opt->emulate == LD_F32)
         snprintf(s, 256,
                  "{\"name\":\"reference\",\"device\":\"cpu\",\"compute_dtype\":\"f32\","
                  "\"accumulation\":\"f64\",\"weights\":\"stored dtype, widened exactly\","
-                 "\"threads\":%d}",
-                 omp_get_max_threads());
+                 "\"kernel\":\"%s\",\"threads\":%d}",
+                 path ? path : "none", omp_get_max_threads());
     else
         snprintf(s, 256,
                  "{\"name\":\"reference\",\"device\":\"cpu\",\"compute_dtype\":\"%s\","

@@ -44,7 +44,12 @@ static inline __attribute__((always_inline)) v16f load_v16f(const float *p)
 
 /* The fp32-accumulating twin for emulated low-precision kernels: 16 float lanes (lane = k mod 16),
  * products rounded to f32 before the add (no contraction), fixed lane tree at the end. */
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+#if defined(__x86_64__)
+#define LD_F32_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LD_F32_CLONES
+#endif
+LD_F32_CLONES static void
 kernel_f32(const float *wb, const float *x, size_t K, size_t kl, size_t nt, v16f *acc)
 {
     size_t k16 = kl & ~(size_t)15;
@@ -135,6 +140,9 @@ ld_status ld_ref_matmul(const float *x, const ld_tensor *w, size_t T, float *y,
 {
     if (w->ndim != 2)
         return ld_error_set(err, LD_E_INTERNAL, "matmul: %s is not a matrix", w->name);
+    ld_status st = ld_ref_kernel_ready(err);
+    if (st != LD_OK)
+        return st;
     if (!nx->acc_f32 && T <= TD && (w->dtype == LD_BF16 || w->dtype == LD_F32))
         return matmul_direct(x, w, T, y, err);
     size_t N = (size_t)w->shape[0], K = (size_t)w->shape[1];

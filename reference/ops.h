@@ -47,6 +47,24 @@ void ld_ref_embed(const ld_tensor *table, const int32_t *ids, size_t T, float *o
 ld_status ld_ref_matmul(const float *x, const ld_tensor *w, size_t T, float *y,
                         const ld_numerics *nx, ld_error *err);
 
+/* The matmul's kernel path: the double-accumulating kernels for one instruction set (every path
+ * gives the same bits). name: "auto" (the fastest this CPU runs), a path's name ("avx512", "avx2",
+ * "generic" on x86-64), or NULL for the environment variable LD_REF_KERNEL (unset or empty: auto).
+ * LD_E_USAGE for a name this build does not know, LD_E_UNSUPPORTED for a path this CPU cannot
+ * run; the choice stays until the next call. */
+ld_status ld_ref_kernel_select(const char *name, ld_error *err);
+
+/* Selects from LD_REF_KERNEL unless a path is chosen already; ld_ref_matmul calls it first. */
+ld_status ld_ref_kernel_ready(ld_error *err);
+
+/* The chosen path's name (choosing from LD_REF_KERNEL first if none is); NULL when that fails. */
+const char *ld_ref_kernel_path(void);
+
+/* The paths of this build, best first: the i-th one's name and whether this CPU can run it
+ * (NULL past the last). */
+size_t ld_ref_kernel_count(void);
+const char *ld_ref_kernel_name(size_t i, bool *usable);
+
 /* RMSNorm of each row: out[r,:] = x[r,:] / sqrt(mean(x[r,:]²) + eps) * w[:].
  * mul_var (fault rmsnorm_mul_var): multiplies by mean(x²)+eps instead. */
 void ld_ref_rmsnorm(const float *x, const ld_tensor *w, size_t rows, size_t n, double eps,

@@ -14,6 +14,7 @@
 #include "faults.h"
 #include "layerdiff/probes.h"
 #include "model.h"
+#include "ops.h"
 #include "run.h"
 #include "util.h"
 
@@ -64,7 +65,9 @@ static void usage(void)
         "\n"
         "Environment: LAYERDIFF_PROBES, LAYERDIFF_PROBE_TAGS, LAYERDIFF_PROBE_LAYERS,\n"
         "LAYERDIFF_PROBE_STEPS, LAYERDIFF_PROBE_PAYLOAD, LAYERDIFF_PROBE_ENCODING set the same as\n"
-        "the options above; options win.\n"
+        "the options above; options win. LD_REF_KERNEL=auto|avx512|avx2|generic forces the ref\n"
+        "backend's matmul kernels (default auto: the fastest this CPU runs; every path gives the\n"
+        "same bits; a path the CPU cannot run is an error).\n"
         "\n"
         "exit codes: 0 ok, 2 bad usage or input (the message names the file or option; a\n"
         "checkpoint truncated or rewritten during the run, the probe stream then ending with\n"
@@ -333,9 +336,13 @@ int ld_cmd_run(int argc, char **argv)
     for (int i = 0; i <= a.decode; i++)
         printf("%s%d", i ? "," : "", (int)res.tokens[i]);
     printf("\n");
+    /* Which matmul kernels the fp32 reference ran (every path gives the same bits). */
+    bool ref = !strcmp(res.implementation, "reference") && ld_ref_kernel_path();
     if (!a.quiet)
-        fprintf(stderr, "run: %s, %zu prompt tokens + %d decode steps, %.2f s, %llu probes%s%s\n",
-                res.implementation, n_prompt, a.decode, ld_seconds() - ps.start,
+        fprintf(stderr,
+                "run: %s%s%s%s, %zu prompt tokens + %d decode steps, %.2f s, %llu probes%s%s\n",
+                res.implementation, ref ? " (" : "", ref ? ld_ref_kernel_path() : "",
+                ref ? " kernels)" : "", n_prompt, a.decode, ld_seconds() - ps.start,
                 (unsigned long long)res.n_probes, a.probes_path ? " -> " : "",
                 a.probes_path ? a.probes_path : "");
     rc = LD_EXIT_OK;

@@ -10,6 +10,7 @@
 #include "forward.h"
 #include "generate.h"
 #include "json_out.h"
+#include "ops.h"
 #include "util.h"
 #ifdef LD_HAVE_CUDA
 #include "cuda_backend.h"
@@ -35,6 +36,9 @@ static char *ref_backend_json(const ld_model *m, const ld_forward_options *fo, l
     return ld_ref_backend_json(fo);
 }
 
+/* LD_REF_KERNEL names a kernel path this build and CPU have (ops.h). */
+static ld_status ref_check(ld_error *err) { return ld_ref_kernel_ready(err); }
+
 #ifdef LD_HAVE_CUDA
 static ld_status cuda_check(ld_error *err) { return ld_cuda_device_check(NULL, 0, err); }
 
@@ -52,7 +56,7 @@ static ld_status cuda_check(ld_error *err)
 #endif
 
 static const ld_backend backends[] = {
-    {"ref", "reference", "reference-emulated", NULL, ref_backend_json, ld_ref_generate},
+    {"ref", "reference", "reference-emulated", ref_check, ref_backend_json, ld_ref_generate},
 #ifdef LD_HAVE_CUDA
     {"cuda", "cuda", "cuda", cuda_check, cuda_backend_json, ld_cuda_generate},
 #else

@@ -1,0 +1,306 @@
+/* matmul_f64_x86.c — the x86 kernel paths of the reference matmul (the table entries avx512 and
+ * avx2 of matmul_f64.c), in intrinsics compiled for their instruction set by attribute. Same
+ * lanes and order as the portable kernels, so the same bits (the proof, and why contraction
+ * changes nothing: matmul_f64.c). An empty file elsewhere. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "matmul_kernels.h"
+
+/* ---- AVX-512 --------------------------------------------------------------------------------- */
+
+#define LD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+static bool avx512_usable(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+LD_AVX512 static inline __m512d bf16x8_pd(const uint16_t *p)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m256i u = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+    return _mm512_cvtps_pd(_mm256_castsi256_ps(u));
+}
+
+LD_AVX512 static void kernel_avx512(const double *wb, const double *x, size_t K, size_t kl,
+                                    size_t nt, v8d *acc)
+{
+    size_t k8 = kl & ~(size_t)7;
+    double *ad = (double *)acc;
+    size_t t = 0;
+    for (; t + 3 <= nt; t += 3) { /* three tokens × MR rows: 24 accumulators, 8 weights, 3 x */
+        __m512d a0[MR], a1[MR], a2[MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            a0[r] = _mm512_load_pd(ad + (t * MR + (size_t)r) * 8);
+            a1[r] = _mm512_load_pd(ad + ((t + 1) * MR + (size_t)r) * 8);
+            a2[r] = _mm512_load_pd(ad + ((t + 2) * MR + (size_t)r) * 8);
+        }
+        const double *x0 = x + t * K, *x1 = x0 + K, *x2 = x1 + K;
+        for (size_t k = 0; k < k8; k += 8) {
+            __m512d xv0 = _mm512_loadu_pd(x0 + k);
+            __m512d xv1 = _mm512_loadu_pd(x1 + k);
+            __m512d xv2 = _mm512_loadu_pd(x2 + k);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++) {
+                __m512d wv = _mm512_load_pd(wb + (size_t)r * KC + k);
+                a0[r] = _mm512_fmadd_pd(wv, xv0, a0[r]);
+                a1[r] = _mm512_fmadd_pd(wv, xv1, a1[r]);
+                a2[r] = _mm512_fmadd_pd(wv, xv2, a2[r]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            _mm512_store_pd(ad + (t * MR + (size_t)r) * 8, a0[r]);
+            _mm512_store_pd(ad + ((t + 1) * MR + (size_t)r) * 8, a1[r]);
+            _mm512_store_pd(ad + ((t + 2) * MR + (size_t)r) * 8, a2[r]);
+        }
+    }
+    for (; t < nt; t++) {
+        __m512d a0[MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++)
+            a0[r] = _mm512_load_pd(ad + (t * MR + (size_t)r) * 8);
+        const double *x0 = x + t * K;
+        for (size_t k = 0; k < k8; k += 8) {
+            __m512d xv0 = _mm512_loadu_pd(x0 + k);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++)
+                a0[r] = _mm512_fmadd_pd(_mm512_load_pd(wb + (size_t)r * KC + k), xv0, a0[r]);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++)
+            _mm512_store_pd(ad + (t * MR + (size_t)r) * 8, a0[r]);
+    }
+}
+
+/* Four rows at a time against one token: the decode shape, bound by how fast weights stream in. */
+LD_AVX512 static void direct_avx512(const ld_tensor *w, size_t n0, size_t n1, const double *xd,
+                                    double *acc)
+{
+    size_t K = (size_t)w->shape[1], k8 = K & ~(size_t)7;
+    bool bf16 = w->dtype == LD_BF16;
+    const uint16_t *wh = w->data;
+    const float *wf = w->data;
+    size_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        if (bf16) {
+            const uint16_t *r0 = wh + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+            for (size_t k = 0; k < k8; k += 8) {
+                __m512d xv = _mm512_loadu_pd(xd + k);
+                a0 = _mm512_fmadd_pd(bf16x8_pd(r0 + k), xv, a0);
+                a1 = _mm512_fmadd_pd(bf16x8_pd(r1 + k), xv, a1);
+                a2 = _mm512_fmadd_pd(bf16x8_pd(r2 + k), xv, a2);
+                a3 = _mm512_fmadd_pd(bf16x8_pd(r3 + k), xv, a3);
+            }
+        } else {
+            const float *r0 = wf + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+            for (size_t k = 0; k < k8; k += 8) {
+                __m512d xv = _mm512_loadu_pd(xd + k);
+                a0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(r0 + k)), xv, a0);
+                a1 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(r1 + k)), xv, a1);
+                a2 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(r2 + k)), xv, a2);
+                a3 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(r3 + k)), xv, a3);
+            }
+        }
+        double *o = acc + (n - n0) * 8;
+        _mm512_storeu_pd(o, a0);
+        _mm512_storeu_pd(o + 8, a1);
+        _mm512_storeu_pd(o + 16, a2);
+        _mm512_storeu_pd(o + 24, a3);
+    }
+    if (n < n1)
+        ld_ref_direct_generic(w, n, n1, xd, acc + (n - n0) * 8);
+}
+
+LD_AVX512 static void widen_avx512(const void *src, ld_dtype dt, size_t n, double *dst)
+{
+    size_t k = 0;
+    if (dt == LD_BF16) {
+        for (; k + 8 <= n; k += 8)
+            _mm512_storeu_pd(dst + k, bf16x8_pd((const uint16_t *)src + k));
+    } else if (dt == LD_F16) {
+        for (; k + 8 <= n; k += 8) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)src + k));
+            _mm512_storeu_pd(dst + k, _mm512_cvtps_pd(_mm256_cvtph_ps(h)));
+        }
+    } else {
+        for (; k + 8 <= n; k += 8)
+            _mm512_storeu_pd(dst + k, _mm512_cvtps_pd(_mm256_loadu_ps((const float *)src + k)));
+    }
+    size_t esize = dt == LD_F32 ? 4 : 2;
+    ld_ref_widen_generic((const char *)src + k * esize, dt, n - k, dst + k);
+}
+
+const ld_ref_kernels ld_ref_kernels_avx512 = {"avx512", avx512_usable, kernel_avx512,
+                                              direct_avx512, widen_avx512};
+
+/* ---- AVX2 + FMA ------------------------------------------------------------------------------ */
+
+/* Sixteen ymm registers: a lane set of 8 doubles is two of them (lanes 0–3 and 4–7), so a tile of
+ * RT rows × TT tokens holds 2·RT·TT accumulators, plus the TT activations and one weight of the
+ * half being worked on: 2×3 → 12 + 3 + 1 = 16, no spill. */
+#define LD_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static bool avx2_usable(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+/* acc[(t+j)*MR + r0+i] += the lanes of wb rows r0+i · x rows t+j, for i < RT, j < TT. */
+LD_AVX2 static inline __attribute__((always_inline)) void
+tile_avx2(const double *wb, const double *x, size_t K, size_t k8, size_t t, size_t r0, int RT,
+          int TT, v8d *acc)
+{
+    double *ad = (double *)acc;
+    __m256d a[2][3][2]; /* [row][token][half] */
+#pragma GCC unroll 2
+    for (int i = 0; i < RT; i++)
+#pragma GCC unroll 3
+        for (int j = 0; j < TT; j++)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                a[i][j][h] = _mm256_load_pd(ad + ((t + (size_t)j) * MR + r0 + (size_t)i) * 8 +
+                                            (size_t)h * 4);
+    for (size_t k = 0; k < k8; k += 8) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256d xv[3];
+#pragma GCC unroll 3
+            for (int j = 0; j < TT; j++)
+                xv[j] = _mm256_loadu_pd(x + (t + (size_t)j) * K + k + (size_t)h * 4);
+#pragma GCC unroll 2
+            for (int i = 0; i < RT; i++) {
+                __m256d wv = _mm256_load_pd(wb + (r0 + (size_t)i) * KC + k + (size_t)h * 4);
+#pragma GCC unroll 3
+                for (int j = 0; j < TT; j++)
+                    a[i][j][h] = _mm256_fmadd_pd(wv, xv[j], a[i][j][h]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < RT; i++)
+#pragma GCC unroll 3
+        for (int j = 0; j < TT; j++)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                _mm256_store_pd(ad + ((t + (size_t)j) * MR + r0 + (size_t)i) * 8 + (size_t)h * 4,
+                                a[i][j][h]);
+}
+
+/* Token groups outer (their activations stay in L1 while the MR rows pass), row pairs inner. */
+LD_AVX2 static void kernel_avx2(const double *wb, const double *x, size_t K, size_t kl, size_t nt,
+                                v8d *acc)
+{
+    size_t k8 = kl & ~(size_t)7;
+    size_t t = 0;
+    for (; t + 3 <= nt; t += 3)
+        for (size_t r = 0; r < MR; r += 2)
+            tile_avx2(wb, x, K, k8, t, r, 2, 3, acc);
+    for (; t + 2 <= nt; t += 2)
+        for (size_t r = 0; r < MR; r += 2)
+            tile_avx2(wb, x, K, k8, t, r, 2, 2, acc);
+    for (; t < nt; t++)
+        for (size_t r = 0; r < MR; r += 2)
+            tile_avx2(wb, x, K, k8, t, r, 2, 1, acc);
+}
+
+/* 8 bf16 values → lanes 0–3 and 4–7 as doubles: a bf16 is the top half of an f32, so
+ * interleaving zeros below it gives the f32 exactly, which widens exactly. */
+LD_AVX2 static inline __attribute__((always_inline)) void bf16x8_pd2(const uint16_t *p,
+                                                                     __m256d *lo, __m256d *hi)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p), z = _mm_setzero_si128();
+    *lo = _mm256_cvtps_pd(_mm_castsi128_ps(_mm_unpacklo_epi16(z, h)));
+    *hi = _mm256_cvtps_pd(_mm_castsi128_ps(_mm_unpackhi_epi16(z, h)));
+}
+
+/* Four rows against one token: 8 accumulators, the token's two halves, the widened weights. */
+LD_AVX2 static void direct_avx2(const ld_tensor *w, size_t n0, size_t n1, const double *xd,
+                                double *acc)
+{
+    size_t K = (size_t)w->shape[1], k8 = K & ~(size_t)7;
+    bool bf16 = w->dtype == LD_BF16;
+    const uint16_t *wh = w->data;
+    const float *wf = w->data;
+    size_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        __m256d a[4][2];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            a[i][0] = a[i][1] = _mm256_setzero_pd();
+        if (bf16) {
+            const uint16_t *r0 = wh + n * K;
+            for (size_t k = 0; k < k8; k += 8) {
+                __m256d xl = _mm256_loadu_pd(xd + k), xh = _mm256_loadu_pd(xd + k + 4);
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) {
+                    __m256d wl, whi;
+                    bf16x8_pd2(r0 + (size_t)i * K + k, &wl, &whi);
+                    a[i][0] = _mm256_fmadd_pd(wl, xl, a[i][0]);
+                    a[i][1] = _mm256_fmadd_pd(whi, xh, a[i][1]);
+                }
+            }
+        } else {
+            const float *r0 = wf + n * K;
+            for (size_t k = 0; k < k8; k += 8) {
+                __m256d xl = _mm256_loadu_pd(xd + k), xh = _mm256_loadu_pd(xd + k + 4);
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) {
+                    const float *p = r0 + (size_t)i * K + k;
+                    a[i][0] = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(p)), xl, a[i][0]);
+                    a[i][1] = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + 4)), xh, a[i][1]);
+                }
+            }
+        }
+        double *o = acc + (n - n0) * 8;
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            _mm256_storeu_pd(o + i * 8, a[i][0]);
+            _mm256_storeu_pd(o + i * 8 + 4, a[i][1]);
+        }
+    }
+    if (n < n1)
+        ld_ref_direct_generic(w, n, n1, xd, acc + (n - n0) * 8);
+}
+
+LD_AVX2 static void widen_avx2(const void *src, ld_dtype dt, size_t n, double *dst)
+{
+    size_t k = 0;
+    if (dt == LD_BF16) {
+        for (; k + 8 <= n; k += 8) {
+            __m256d lo, hi;
+            bf16x8_pd2((const uint16_t *)src + k, &lo, &hi);
+            _mm256_storeu_pd(dst + k, lo);
+            _mm256_storeu_pd(dst + k + 4, hi);
+        }
+    } else if (dt == LD_F16) {
+        for (; k + 8 <= n; k += 8) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)src + k));
+            __m256 f = _mm256_cvtph_ps(h);
+            _mm256_storeu_pd(dst + k, _mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+            _mm256_storeu_pd(dst + k + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+        }
+    } else {
+        for (; k + 8 <= n; k += 8) {
+            const float *s = (const float *)src + k;
+            _mm256_storeu_pd(dst + k, _mm256_cvtps_pd(_mm_loadu_ps(s)));
+            _mm256_storeu_pd(dst + k + 4, _mm256_cvtps_pd(_mm_loadu_ps(s + 4)));
+        }
+    }
+    size_t esize = dt == LD_F32 ? 4 : 2;
+    ld_ref_widen_generic((const char *)src + k * esize, dt, n - k, dst + k);
+}
+
+const ld_ref_kernels ld_ref_kernels_avx2 = {"avx2", avx2_usable, kernel_avx2, direct_avx2,
+                                            widen_avx2};
+
+#else
+typedef int ld_ref_matmul_f64_x86_unused; /* ISO C wants a declaration in every file */
+#endif
