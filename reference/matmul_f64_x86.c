@@ -142,9 +142,10 @@ const ld_ref_kernels ld_ref_kernels_avx512 = {"avx512", avx512_usable, kernel_av
 
 /* ---- AVX2 + FMA ------------------------------------------------------------------------------ */
 
-/* Sixteen ymm registers: a lane set of 8 doubles is two of them (lanes 0–3 and 4–7), so a tile of
- * RT rows × TT tokens holds 2·RT·TT accumulators, plus the TT activations and one weight of the
- * half being worked on: 2×3 → 12 + 3 + 1 = 16, no spill. */
+/* Sixteen ymm registers, and a lane set of 8 doubles is two of them: lanes 0–3 and 4–7. The two
+ * halves are independent sums, so the kernel makes one pass per half; a tile of RT rows × TT
+ * tokens of one half holds RT·TT accumulators, the TT activations and one weight: 4×3 → 12 + 3 +
+ * 1 = 16 registers, no spill, 7 loads for 12 FMAs. */
 #define LD_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 static bool avx2_usable(void)
@@ -153,62 +154,63 @@ static bool avx2_usable(void)
            __builtin_cpu_supports("f16c");
 }
 
-/* acc[(t+j)*MR + r0+i] += the lanes of wb rows r0+i · x rows t+j, for i < RT, j < TT. */
+/* Loads each value once into a register: left alone, GCC folds the activation loads into the
+ * FMAs as memory operands, loading each one RT times, and the kernel waits on loads. */
+#define LD_IN_REGISTER(v) __asm__("" : "+x"(v))
+
+/* Lanes 4h..4h+3 of acc[(t+j)*MR + r0+i] += wb rows r0+i · x rows t+j, for i < RT, j < TT. */
 LD_AVX2 static inline __attribute__((always_inline)) void
-tile_avx2(const double *wb, const double *x, size_t K, size_t k8, size_t t, size_t r0, int RT,
-          int TT, v8d *acc)
+tile_avx2(const double *wb, const double *x, size_t K, size_t k8, size_t t, size_t r0, size_t h,
+          int RT, int TT, v8d *acc)
 {
-    double *ad = (double *)acc;
-    __m256d a[2][3][2]; /* [row][token][half] */
-#pragma GCC unroll 2
+    double *ad = (double *)acc + h * 4;
+    const double *xh = x + h * 4, *wh = wb + h * 4;
+    __m256d a[4][3]; /* [row][token] */
+#pragma GCC unroll 4
     for (int i = 0; i < RT; i++)
 #pragma GCC unroll 3
         for (int j = 0; j < TT; j++)
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++)
-                a[i][j][h] = _mm256_load_pd(ad + ((t + (size_t)j) * MR + r0 + (size_t)i) * 8 +
-                                            (size_t)h * 4);
+            a[i][j] = _mm256_load_pd(ad + ((t + (size_t)j) * MR + r0 + (size_t)i) * 8);
     for (size_t k = 0; k < k8; k += 8) {
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m256d xv[3];
+        __m256d xv[3];
+#pragma GCC unroll 3
+        for (int j = 0; j < TT; j++) {
+            xv[j] = _mm256_loadu_pd(xh + (t + (size_t)j) * K + k);
+            LD_IN_REGISTER(xv[j]);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < RT; i++) {
+            __m256d wv = _mm256_load_pd(wh + (r0 + (size_t)i) * KC + k);
+            LD_IN_REGISTER(wv);
 #pragma GCC unroll 3
             for (int j = 0; j < TT; j++)
-                xv[j] = _mm256_loadu_pd(x + (t + (size_t)j) * K + k + (size_t)h * 4);
-#pragma GCC unroll 2
-            for (int i = 0; i < RT; i++) {
-                __m256d wv = _mm256_load_pd(wb + (r0 + (size_t)i) * KC + k + (size_t)h * 4);
-#pragma GCC unroll 3
-                for (int j = 0; j < TT; j++)
-                    a[i][j][h] = _mm256_fmadd_pd(wv, xv[j], a[i][j][h]);
-            }
+                a[i][j] = _mm256_fmadd_pd(wv, xv[j], a[i][j]);
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int i = 0; i < RT; i++)
 #pragma GCC unroll 3
         for (int j = 0; j < TT; j++)
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++)
-                _mm256_store_pd(ad + ((t + (size_t)j) * MR + r0 + (size_t)i) * 8 + (size_t)h * 4,
-                                a[i][j][h]);
+            _mm256_store_pd(ad + ((t + (size_t)j) * MR + r0 + (size_t)i) * 8, a[i][j]);
 }
 
-/* Token groups outer (their activations stay in L1 while the MR rows pass), row pairs inner. */
+/* Token groups outer (their activations stay in L1 while the MR rows pass), row quads inner. */
 LD_AVX2 static void kernel_avx2(const double *wb, const double *x, size_t K, size_t kl, size_t nt,
                                 v8d *acc)
 {
     size_t k8 = kl & ~(size_t)7;
-    size_t t = 0;
-    for (; t + 3 <= nt; t += 3)
-        for (size_t r = 0; r < MR; r += 2)
-            tile_avx2(wb, x, K, k8, t, r, 2, 3, acc);
-    for (; t + 2 <= nt; t += 2)
-        for (size_t r = 0; r < MR; r += 2)
-            tile_avx2(wb, x, K, k8, t, r, 2, 2, acc);
-    for (; t < nt; t++)
-        for (size_t r = 0; r < MR; r += 2)
-            tile_avx2(wb, x, K, k8, t, r, 2, 1, acc);
+    for (size_t h = 0; h < 2; h++) {
+        size_t t = 0;
+        for (; t + 3 <= nt; t += 3)
+            for (size_t r = 0; r < MR; r += 4)
+                tile_avx2(wb, x, K, k8, t, r, h, 4, 3, acc);
+        for (; t + 2 <= nt; t += 2)
+            for (size_t r = 0; r < MR; r += 4)
+                tile_avx2(wb, x, K, k8, t, r, h, 4, 2, acc);
+        for (; t < nt; t++)
+            for (size_t r = 0; r < MR; r += 4)
+                tile_avx2(wb, x, K, k8, t, r, h, 4, 1, acc);
+    }
 }
 
 /* 8 bf16 values → lanes 0–3 and 4–7 as doubles: a bf16 is the top half of an f32, so
