@@ -59,6 +59,8 @@ static void usage(void)
         "  --inject SPEC        inject a fault, FAULT[@LAYER][=VALUE]; repeatable; without @LAYER\n"
         "                       the fault hits every layer (see --list-faults)\n"
         "  --list-faults        print the fault zoo and exit\n"
+        "  --list-kernels       print the ref backend's matmul kernel paths, whether this CPU\n"
+        "                       runs each, and the one chosen (LD_REF_KERNEL), then exit\n"
         "  --threads N          OpenMP threads for the ref backend (default: all cores)\n"
         "  --quiet              no progress line on stderr\n"
         "  -h, --help           this text\n"
@@ -158,6 +160,21 @@ typedef struct run_args {
     ld_sink_config sc;
 } run_args;
 
+/* --list-kernels: one line per kernel path, best first; exit 2 when LD_REF_KERNEL is invalid. */
+static int list_kernels(void)
+{
+    ld_error err = {0};
+    ld_status st = ld_ref_kernel_ready(&err);
+    const char *chosen = st == LD_OK ? ld_ref_kernel_path() : NULL;
+    for (size_t i = 0; i < ld_ref_kernel_count(); i++) {
+        bool usable;
+        const char *name = ld_ref_kernel_name(i, &usable);
+        printf("%-8s %s%s\n", name, usable ? "runs on this CPU" : "this CPU cannot run it",
+               chosen && !strcmp(chosen, name) ? " (chosen)" : "");
+    }
+    return st == LD_OK ? LD_EXIT_OK : ld_cli_fail(CMD, &err);
+}
+
 /* One option into a; returns -1 to go on, else the exit code (help, usage error). */
 static int parse_option(run_args *a, int c)
 {
@@ -212,6 +229,7 @@ static int parse_option(run_args *a, int c)
         printf("faults (--inject FAULT[@LAYER][=VALUE]; without @LAYER every layer):\n%s",
                ld_fault_list_text());
         return LD_EXIT_OK;
+    case 'K': return list_kernels();
     case 'j':
         if (!ld_parse_int(optarg, 1, 1024, &a->threads))
             return ld_cli_usage_error(CMD, "--threads '%s' is not an integer in [1, 1024]", optarg);
@@ -241,7 +259,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"threads", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
         {"sr-seed", required_argument, NULL, 's'}, {"feed", required_argument, NULL, 'F'},
         {"feed-tags", required_argument, NULL, 'G'}, {"feed-layers", required_argument, NULL, 'Y'},
-        {"feed-steps", required_argument, NULL, 'Z'},
+        {"feed-steps", required_argument, NULL, 'Z'}, {"list-kernels", no_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     *a = (run_args){.backend = "ref", .decode = -1, .emulate = LD_F32};
     ld_error err = {0};

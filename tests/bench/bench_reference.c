@@ -1,7 +1,10 @@
 /* bench_reference.c — speed and memory of the fp32 CPU reference on the qwen3-0.6b preset (bf16):
  * decode tokens/s, 128-token prefill time, the matmul's GFLOP/s beside OpenBLAS sgemm on the same
  * shapes in the same run, peak RSS against checkpoint + KV cache, and the cost of probes (stats-only
- * and full payloads) against a probe-free run. Prints figures; never fails on them. */
+ * and full payloads) against a probe-free run. Prints figures; never fails on them.
+ * bench_reference --time prefill|decode|anchor DIR makes one measurement for bench_vs_torch.py
+ * (the kernel paths against PyTorch and the llama2.c-style anchor, in interleaved rounds);
+ * bench_reference --paths lists the kernel paths and whether this CPU runs them. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <cblas.h>
 #endif
 
+#include "anchor.h"
 #include "bench_common.h"
 #include "model.h"
 #include "ops.h"
@@ -185,11 +189,154 @@ static int rss_child(const char *dir)
     return 0;
 }
 
+/* The CPU's name, from /proc/cpuinfo ("unknown" where it has none). */
+static void cpu_model(char *out, size_t size)
+{
+    snprintf(out, size, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (colon && (!strncmp(line, "model name", 10) || !strncmp(line, "Model\t", 6))) {
+            colon += 1 + strspn(colon + 1, " \t");
+            colon[strcspn(colon, "\n")] = 0;
+            snprintf(out, size, "%s", colon);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* An fp32 copy of a weight, for the anchor. */
+static float *f32_copy(const ld_tensor *t)
+{
+    size_t n = t->numel;
+    float *f = malloc(n * sizeof *f);
+    if (!f) {
+        fprintf(stderr, "bench: out of memory for the anchor's fp32 weights\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        f[i] = ld_load_f32(t->data, t->dtype, i);
+    return f;
+}
+
+/* Tokens/s of the llama2.c-style anchor over `steps` decode steps, built for the ISA level of the
+ * reference's kernel path (x86-64: avx512 → v4, avx2 → v3, other → baseline). */
+static double anchor_tokens_per_s(const ld_model *m, const char *path, int steps,
+                                  const char **level)
+{
+    void (*step)(const anchor_model *, anchor_state *) = anchor_step_base;
+    *level = "baseline";
+#if defined(__x86_64__)
+    if (!strcmp(path, "avx512"))
+        step = anchor_step_v4, *level = "x86-64-v4";
+    else if (!strcmp(path, "avx2"))
+        step = anchor_step_v3, *level = "x86-64-v3";
+#else
+    (void)path;
+#endif
+    const ld_config *c = &m->cfg;
+    anchor_model am = {.L = (size_t)c->num_layers, .H = (size_t)c->hidden_size,
+                       .Q = (size_t)c->num_heads * (size_t)c->head_dim,
+                       .KV = (size_t)c->num_kv_heads * (size_t)c->head_dim,
+                       .I = (size_t)c->intermediate_size, .V = (size_t)c->vocab_size};
+    am.layers = calloc(am.L, sizeof *am.layers);
+    for (size_t l = 0; l < am.L; l++) {
+        const ld_layer_weights *w = &m->layers[l];
+        am.layers[l] = (anchor_layer){
+            f32_copy(&w->attn_norm), f32_copy(&w->wq), f32_copy(&w->wk),
+            f32_copy(&w->wv),        f32_copy(&w->wo), f32_copy(&w->mlp_norm),
+            f32_copy(&w->wg),        f32_copy(&w->wu), f32_copy(&w->wd)};
+    }
+    am.final_norm = f32_copy(&m->final_norm);
+    am.lm_head = f32_copy(&m->lm_head);
+    size_t widest = am.H > am.Q ? am.H : am.Q;
+    widest = widest > am.I ? widest : am.I;
+    anchor_state st;
+    float **bufs[] = {&st.x, &st.xb, &st.xb2, &st.q, &st.k, &st.v, &st.hb, &st.hb2};
+    for (size_t i = 0; i < LD_ARRAY_LEN(bufs); i++)
+        *bufs[i] = calloc(widest, sizeof(float));
+    st.logits = calloc(am.V, sizeof(float));
+    for (size_t i = 0; i < am.H; i++)
+        st.x[i] = (float)sin((double)i) * 0.1f;
+    step(&am, &st); /* warm: the fp32 copies are in memory, the threads started */
+    double t0 = ld_seconds();
+    for (int i = 0; i < steps; i++) {
+        step(&am, &st);
+        for (size_t j = 0; j < am.H; j++) /* the next token's input, as a decode loop would */
+            st.x[j] = st.logits[j % am.V] * 1e-3f + (float)j * 1e-6f;
+    }
+    double dt = ld_seconds() - t0;
+    for (size_t l = 0; l < am.L; l++) {
+        anchor_layer *a = &am.layers[l];
+        float *all[] = {a->attn_norm, a->wq, a->wk, a->wv, a->wo, a->mlp_norm, a->wg, a->wu, a->wd};
+        for (size_t i = 0; i < LD_ARRAY_LEN(all); i++)
+            free(all[i]);
+    }
+    free(am.layers);
+    free(am.final_norm);
+    free(am.lm_head);
+    for (size_t i = 0; i < LD_ARRAY_LEN(bufs); i++)
+        free(*bufs[i]);
+    free(st.logits);
+    return steps / dt;
+}
+
+/* bench_reference --time prefill|decode|anchor DIR: one figure on one line, on the kernel path
+ * LD_REF_KERNEL chooses. prefill: seconds for 128 tokens; decode: tokens/s over 32 steps after a
+ * 1-token prompt; anchor: tokens/s of the llama2.c-style loop over 16 steps. */
+static int time_child(const char *what, const char *dir)
+{
+    ld_error err = {0};
+    if (ld_ref_kernel_ready(&err) != LD_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 2;
+    }
+    const char *path = ld_ref_kernel_path();
+    ld_model *m = NULL;
+    if (ld_model_open(&m, dir, &err) != LD_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 0;
+    if (!strcmp(what, "prefill")) {
+        run_once(m, 1, 1, NULL, NULL, NULL); /* warm: every weight page mapped */
+        printf("prefill_s %.4f path %s\n", run_once(m, 128, 0, NULL, NULL, NULL), path);
+    } else if (!strcmp(what, "decode")) {
+        double dec;
+        run_once(m, 1, 1, NULL, NULL, NULL);
+        run_once(m, 1, 32, NULL, NULL, &dec);
+        printf("decode_tok_s %.4f path %s\n", 32 / dec, path);
+    } else if (!strcmp(what, "anchor")) {
+        const char *level;
+        double tps = anchor_tokens_per_s(m, path, 16, &level);
+        printf("anchor_tok_s %.4f level %s\n", tps, level);
+    } else {
+        fprintf(stderr, "bench: --time %s: use prefill, decode or anchor\n", what);
+        rc = 2;
+    }
+    ld_model_close(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     char dir[4096];
     if (argc > 2 && !strcmp(argv[1], "--rss-child"))
         return rss_child(argv[2]);
+    if (argc > 1 && !strcmp(argv[1], "--paths")) { /* the kernel paths: name and usable or not */
+        bool usable;
+        for (size_t i = 0; i < ld_ref_kernel_count(); i++) {
+            const char *name = ld_ref_kernel_name(i, &usable);
+            printf("%s %s\n", name, usable ? "usable" : "unusable");
+        }
+        return 0;
+    }
+    if (argc > 3 && !strcmp(argv[1], "--time"))
+        return time_child(argv[2], argv[3]);
     if (argc > 1)
         snprintf(dir, sizeof dir, "%s", argv[1]);
     else if (bench_model_dir("qwen3-0.6b", dir, sizeof dir) != 0)
@@ -201,8 +348,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
+    char cpu[256];
+    cpu_model(cpu, sizeof cpu);
     printf("bench_reference: %s (%.1f MB checkpoint), opened in %.2f s, %d threads\n", dir,
            (double)m->checkpoint_bytes / 1e6, ld_seconds() - t0, omp_get_max_threads());
+    printf("CPU: %s; kernel path: %s (LD_REF_KERNEL forces one)\n", cpu,
+           ld_ref_kernel_path() ? ld_ref_kernel_path() : "none: LD_REF_KERNEL is invalid");
 
     /* Warm the page cache and the mapping once. */
     run_once(m, 4, 1, NULL, NULL, NULL);
