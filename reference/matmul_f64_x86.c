@@ -78,11 +78,21 @@ LD_AVX512 static void kernel_avx512(const double *wb, const double *x, size_t K,
     }
 }
 
+/* The direct kernels stream four rows at a time (rows n..n+3 at column k, p = row n's element k).
+ * The hardware prefetcher follows each row but stalls at the jump to the next four; so they fetch
+ * the next four rows' line at the same column themselves, one line per row per 64 bytes: decode
+ * of qwen3-0.6b on one thread 5.8 -> 9.4 tokens/s (AVX2 path, this project's machine). */
+#define LD_PREFETCH_NEXT_ROWS(p, K)                                                                \
+    do {                                                                                           \
+        for (size_t i_ = 4; i_ < 8; i_++)                                                          \
+            _mm_prefetch((const char *)((p) + i_ * (K)), _MM_HINT_T0);                            \
+    } while (0)
+
 /* Four rows at a time against one token: the decode shape, bound by how fast weights stream in. */
 LD_AVX512 static void direct_avx512(const ld_tensor *w, size_t n0, size_t n1, const double *xd,
                                     double *acc)
 {
-    size_t K = (size_t)w->shape[1], k8 = K & ~(size_t)7;
+    size_t N = (size_t)w->shape[0], K = (size_t)w->shape[1], k8 = K & ~(size_t)7;
     bool bf16 = w->dtype == LD_BF16;
     const uint16_t *wh = w->data;
     const float *wf = w->data;
@@ -92,6 +102,8 @@ LD_AVX512 static void direct_avx512(const ld_tensor *w, size_t n0, size_t n1, co
         if (bf16) {
             const uint16_t *r0 = wh + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
             for (size_t k = 0; k < k8; k += 8) {
+                if ((k & 31) == 0 && n + 8 <= N)
+                    LD_PREFETCH_NEXT_ROWS(r0 + k, K);
                 __m512d xv = _mm512_loadu_pd(xd + k);
                 a0 = _mm512_fmadd_pd(bf16x8_pd(r0 + k), xv, a0);
                 a1 = _mm512_fmadd_pd(bf16x8_pd(r1 + k), xv, a1);
@@ -101,6 +113,8 @@ LD_AVX512 static void direct_avx512(const ld_tensor *w, size_t n0, size_t n1, co
         } else {
             const float *r0 = wf + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
             for (size_t k = 0; k < k8; k += 8) {
+                if ((k & 15) == 0 && n + 8 <= N)
+                    LD_PREFETCH_NEXT_ROWS(r0 + k, K);
                 __m512d xv = _mm512_loadu_pd(xd + k);
                 a0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(r0 + k)), xv, a0);
                 a1 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(r1 + k)), xv, a1);
@@ -227,7 +241,7 @@ LD_AVX2 static inline __attribute__((always_inline)) void bf16x8_pd2(const uint1
 LD_AVX2 static void direct_avx2(const ld_tensor *w, size_t n0, size_t n1, const double *xd,
                                 double *acc)
 {
-    size_t K = (size_t)w->shape[1], k8 = K & ~(size_t)7;
+    size_t N = (size_t)w->shape[0], K = (size_t)w->shape[1], k8 = K & ~(size_t)7;
     bool bf16 = w->dtype == LD_BF16;
     const uint16_t *wh = w->data;
     const float *wf = w->data;
@@ -240,6 +254,8 @@ LD_AVX2 static void direct_avx2(const ld_tensor *w, size_t n0, size_t n1, const 
         if (bf16) {
             const uint16_t *r0 = wh + n * K;
             for (size_t k = 0; k < k8; k += 8) {
+                if ((k & 31) == 0 && n + 8 <= N)
+                    LD_PREFETCH_NEXT_ROWS(r0 + k, K);
                 __m256d xl = _mm256_loadu_pd(xd + k), xh = _mm256_loadu_pd(xd + k + 4);
 #pragma GCC unroll 4
                 for (int i = 0; i < 4; i++) {
@@ -252,6 +268,8 @@ LD_AVX2 static void direct_avx2(const ld_tensor *w, size_t n0, size_t n1, const 
         } else {
             const float *r0 = wf + n * K;
             for (size_t k = 0; k < k8; k += 8) {
+                if ((k & 15) == 0 && n + 8 <= N)
+                    LD_PREFETCH_NEXT_ROWS(r0 + k, K);
                 __m256d xl = _mm256_loadu_pd(xd + k), xh = _mm256_loadu_pd(xd + k + 4);
 #pragma GCC unroll 4
                 for (int i = 0; i < 4; i++) {
