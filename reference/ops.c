@@ -185,23 +185,37 @@ ld_status ld_ref_rope(const float *x, size_t T, size_t heads, size_t D, int64_t 
 
 /* q·k in double: four interleaved partial sums (d mod 4) joined in a fixed order, so the chain of
  * dependent adds is a quarter as long; the order depends on D alone. */
-static inline double dot_f64(const float *a, const float *b, size_t n)
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline __attribute__((always_inline)) v4d load_v4f_pd(const float *p)
 {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, v4d);
+}
+
+/* Four lanes (lane = d mod 4, the tail in lane 0), summed (0 + 1) + (2 + 3). */
+static inline __attribute__((always_inline)) double dot_f64(const float *a, const float *b,
+                                                            size_t n)
+{
+    v4d s = {0, 0, 0, 0};
     size_t d = 0;
-    for (; d + 4 <= n; d += 4) {
-        s0 += (double)a[d] * (double)b[d];
-        s1 += (double)a[d + 1] * (double)b[d + 1];
-        s2 += (double)a[d + 2] * (double)b[d + 2];
-        s3 += (double)a[d + 3] * (double)b[d + 3];
-    }
+    for (; d + 4 <= n; d += 4)
+        s += load_v4f_pd(a + d) * load_v4f_pd(b + d);
     for (; d < n; d++)
-        s0 += (double)a[d] * (double)b[d];
-    return (s0 + s1) + (s2 + s3);
+        s[0] += (double)a[d] * (double)b[d];
+    return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
 /* One query row against keys 0..limit−1 of one kv head: softmax(q·k·scale)·v into out[D].
- * work holds limit doubles (scores, then probabilities) and D doubles (the output sum). */
+ * work holds limit doubles (scores, then probabilities) and D doubles (the output sum).
+ * On x86-64 a second copy for AVX2 (chosen by the CPU): the same operations in the same order,
+ * wider registers; contraction is off in this file (ISO C), so no multiply-add is fused and both
+ * copies give the same bits. */
+#if defined(__x86_64__)
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
 static void attend_one(const float *q, const float *kh, const float *vh, size_t D, size_t limit,
                        const ld_attn_params *ap, double *work, float *out, const ld_numerics *nx)
 {
@@ -252,7 +266,15 @@ static void attend_one(const float *q, const float *kh, const float *vh, size_t 
         acc[d] = 0.0;
     for (size_t s = 0; s < limit; s++) {
         double w = p[s] / sum;
-        for (size_t d = 0; d < D; d++)
+        v4d w4 = {w, w, w, w};
+        size_t d = 0;
+        for (; d + 4 <= D; d += 4) { /* acc[d] += w · v[d], four at a time */
+            v4d a;
+            memcpy(&a, acc + d, sizeof a);
+            a += w4 * load_v4f_pd(vh + s * D + d);
+            memcpy(acc + d, &a, sizeof a);
+        }
+        for (; d < D; d++)
             acc[d] += w * (double)vh[s * D + d];
     }
     for (size_t d = 0; d < D; d++)
