@@ -17,7 +17,7 @@ typedef float v8f __attribute__((vector_size(32)));
 enum {
     MR = 8,   /* weight rows per block: the rows of W a thread widens once and reuses over tokens */
     KC = 512, /* k per chunk: MR×KC widened weights stay in L1/L2 (multiple of 16) */
-    TC = 64,  /* tokens per chunk: TC×KC activations stay in L2 */
+    TC = 128, /* tokens per chunk: TC×KC activations stay in L2 */
     TD = 4,   /* at most this many tokens take the direct path (weights widened in registers) */
     DG = 64   /* rows per call of a direct kernel (callers pass row groups of at most DG) */
 };

@@ -297,7 +297,8 @@ static float rnd(uint64_t *s)
 static void test_matmul_awkward_shapes(void **state)
 {
     (void)state;
-    const size_t shapes[][3] = {{1, 1, 1}, {3, 9, 7}, {70, 13, 1030}, {2, 17, 513}, {65, 8, 16}};
+    const size_t shapes[][3] = {{1, 1, 1},    {3, 9, 7},   {70, 13, 1030},
+                                {2, 17, 513}, {65, 8, 16}, {131, 6, 24}}; /* 131 > TC */
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         size_t T = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
         float *x = malloc(T * K * 4), *w = malloc(N * K * 4), *y = malloc(T * N * 4),
