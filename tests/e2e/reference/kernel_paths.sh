@@ -20,8 +20,8 @@ for dtype in bf16 f16 f32; do
     tail -n +2 "$tmp/$p.jsonl" >"$tmp/$p.body"
   done
   for p in "${paths[@]}"; do
-    if ! cmp -s "$tmp/generic.body" "$tmp/$p.body" || ! cmp -s "$tmp/generic.tokens" "$tmp/$p.tokens"
-    then
+    if ! cmp -s "$tmp/generic.body" "$tmp/$p.body" ||
+       ! cmp -s "$tmp/generic.tokens" "$tmp/$p.tokens"; then
       echo "FAIL: $dtype: the $p path's probes differ from the generic path's:"
       cmp "$tmp/generic.body" "$tmp/$p.body" || true
       fail=1
