@@ -209,15 +209,22 @@ static void cpu_model(char *out, size_t size)
     fclose(f);
 }
 
+/* calloc or exit: the anchor's buffers. */
+static void *anchor_alloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (!p) {
+        fprintf(stderr, "bench: out of memory for the anchor's fp32 weights\n");
+        exit(1);
+    }
+    return p;
+}
+
 /* An fp32 copy of a weight, for the anchor. */
 static float *f32_copy(const ld_tensor *t)
 {
     size_t n = t->numel;
-    float *f = malloc(n * sizeof *f);
-    if (!f) {
-        fprintf(stderr, "bench: out of memory for the anchor's fp32 weights\n");
-        exit(1);
-    }
+    float *f = anchor_alloc(n, sizeof *f);
     for (size_t i = 0; i < n; i++)
         f[i] = ld_load_f32(t->data, t->dtype, i);
     return f;
@@ -243,7 +250,7 @@ static double anchor_tokens_per_s(const ld_model *m, const char *path, int steps
                        .Q = (size_t)c->num_heads * (size_t)c->head_dim,
                        .KV = (size_t)c->num_kv_heads * (size_t)c->head_dim,
                        .I = (size_t)c->intermediate_size, .V = (size_t)c->vocab_size};
-    am.layers = calloc(am.L, sizeof *am.layers);
+    am.layers = anchor_alloc(am.L, sizeof *am.layers);
     for (size_t l = 0; l < am.L; l++) {
         const ld_layer_weights *w = &m->layers[l];
         am.layers[l] = (anchor_layer){
@@ -258,8 +265,8 @@ static double anchor_tokens_per_s(const ld_model *m, const char *path, int steps
     anchor_state st;
     float **bufs[] = {&st.x, &st.xb, &st.xb2, &st.q, &st.k, &st.v, &st.hb, &st.hb2};
     for (size_t i = 0; i < LD_ARRAY_LEN(bufs); i++)
-        *bufs[i] = calloc(widest, sizeof(float));
-    st.logits = calloc(am.V, sizeof(float));
+        *bufs[i] = anchor_alloc(widest, sizeof(float));
+    st.logits = anchor_alloc(am.V, sizeof(float));
     for (size_t i = 0; i < am.H; i++)
         st.x[i] = (float)sin((double)i) * 0.1f;
     step(&am, &st); /* warm: the fp32 copies are in memory, the threads started */

@@ -6,8 +6,9 @@ MKL_ENABLE_INSTRUCTIONS=AVX2 and ONEDNN_MAX_CPU_ISA=AVX2, which makes an AVX-512
 for an AVX2-only one. Figures as medians of the rounds, ratios of figures measured in the same run.
 Not a test: it checks nothing.
 
-usage: bench_vs_torch.py BENCH_REFERENCE MODEL_DIR [ROUNDS]   (2 threads each; python with torch
-       and transformers for the PyTorch column, which is skipped with the reason otherwise)
+usage: bench_vs_torch.py BENCH_REFERENCE MODEL_DIR [ROUNDS]   (2 threads each, LD_BENCH_THREADS
+       to change; python with torch and transformers for the PyTorch column, which is skipped
+       with the reason otherwise)
        bench_vs_torch.py --torch-worker MODEL_DIR               (internal: one PyTorch process)
 """
 
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 
-THREADS = 2
+THREADS = int(os.environ.get("LD_BENCH_THREADS", "2"))
 PROMPT = 128
 DECODE = 32
 TORCH_ENV = {
