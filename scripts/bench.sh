@@ -2,7 +2,7 @@
 # Runs every benchmark built in BUILD/tests/bench (make bench). Generated checkpoints are cached in
 # $LD_BENCH_CACHE (default BUILD/bench-cache) so repeated runs skip generation. Figures go to stdout
 # and to BUILD/bench-results.txt. LD_BENCH_PYTHON: the Python with torch for bench_vs_torch.py;
-# LD_BENCH_ROUNDS: its rounds (3).
+# LD_BENCH_ROUNDS, LD_BENCH_THREADS: its rounds (3) and threads (2).
 set -uo pipefail
 build=${1:-build}
 export LD_BENCH_CACHE=${LD_BENCH_CACHE:-$(cd "$build" && pwd)/bench-cache}
