@@ -16,7 +16,8 @@ CMAKE_ARGS ?=
 
 CROSS_BUILD ?= build-aarch64
 
-.PHONY: all build deps deps-aarch64 test test-aarch64 test-fast test-asan demo bench zoo fuzz format clean python-deps
+.PHONY: all build deps deps-aarch64 test test-aarch64
+.PHONY: test-fast test-asan demo bench zoo fuzz format clean python-deps
 
 all: build
 

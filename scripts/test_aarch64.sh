@@ -48,7 +48,8 @@ for kernel in auto generic; do
             --payload full --probes "$tmp/arm.jsonl" --quiet >/dev/null
         if "$host/src/cli/layerdiff" compare "$tmp/x86.jsonl" "$tmp/arm.jsonl" --exact \
              >"$tmp/exact.txt"; then
-          echo "same bits: $kernel $preset $dtype prompt=$prompt ($(grep -c . "$tmp/arm.jsonl") lines)"
+          lines=$(grep -c . "$tmp/arm.jsonl")
+          echo "same bits: $kernel $preset $dtype prompt=$prompt ($lines lines)"
         else
           echo "FAIL: aarch64 ($kernel) differs: $preset $dtype prompt=$prompt"
           cat "$tmp/exact.txt"
@@ -58,5 +59,6 @@ for kernel in auto generic; do
     done
   done
 done
-echo "test-aarch64: $(( $(date +%s) - start )) s (build included); $([[ $fail == 0 ]] && echo ok || echo FAILED)"
+verdict=ok; [[ $fail == 0 ]] || verdict=FAILED
+echo "test-aarch64: $(( $(date +%s) - start )) s (build included); $verdict"
 exit $fail
