@@ -5,6 +5,8 @@
 #   make demo    deps + build + generate a tiny model, run reference and candidate, compare
 #   make bench   deps + build + benchmarks (tests/bench/), figures on stdout
 #   make zoo     the fault-zoo localization table
+#   make test-aarch64  cross-build for aarch64 (Debian's cross gcc), run the reference op tests,
+#                the tiny oracle and the same-bits check against this build under qemu-user
 #   make python-deps  .venv-py: the Python package with torch + transformers from PyPI (~5 min,
 #                     ~5.6 GB); the py_torch test runs against it
 BUILD      ?= build
@@ -12,12 +14,18 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps test test-fast test-asan demo bench zoo fuzz format clean python-deps
+CROSS_BUILD ?= build-aarch64
+
+.PHONY: all build deps deps-aarch64 test test-aarch64
+.PHONY: test-fast test-asan demo bench zoo fuzz format clean python-deps
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
+
+deps-aarch64:
+	@LD_AARCH64_DEPS=1 bash scripts/deps.sh
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DLD_WERROR=ON $(CMAKE_ARGS)
@@ -36,6 +44,13 @@ test: deps
 	@echo "make test: every test, then the sanitizer build; about 17 minutes on 2 cores (make test-fast skips the slow ones)"
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; $(SKIP_REASONS); exit $$rc
 	$(MAKE) test-asan
+	$(MAKE) test-aarch64
+
+# aarch64 under qemu-user: about 2 minutes warm on 2 cores (cross build included), plus the
+# packages on a fresh machine (deps-aarch64).
+test-aarch64: deps-aarch64
+	$(MAKE) build
+	JOBS=$(JOBS) bash scripts/test_aarch64.sh $(BUILD) $(CROSS_BUILD)
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow; rc=$$?; $(SKIP_REASONS); exit $$rc
@@ -73,4 +88,4 @@ format:
 	  | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CROSS_BUILD)

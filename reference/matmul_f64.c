@@ -108,6 +108,9 @@ static const ld_ref_kernels *const paths[] = {
     &ld_ref_kernels_avx512,
     &ld_ref_kernels_avx2,
 #endif
+#if defined(__aarch64__)
+    &ld_ref_kernels_neon,
+#endif
     &kernels_generic,
 };
 enum { NPATHS = sizeof paths / sizeof paths[0] };

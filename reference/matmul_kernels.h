@@ -51,6 +51,9 @@ void ld_ref_widen_generic(const void *src, ld_dtype dt, size_t n, double *dst);
 #if defined(__x86_64__)
 extern const ld_ref_kernels ld_ref_kernels_avx512, ld_ref_kernels_avx2; /* matmul_f64_x86.c */
 #endif
+#if defined(__aarch64__)
+extern const ld_ref_kernels ld_ref_kernels_neon; /* matmul_f64_arm.c */
+#endif
 
 /* acc[t*MR + r] += wb[r*KC + 0..kl) · x[t*K + 0..kl) for t < nt, in 8 double lanes (x already
  * widened to double), on the chosen path. */
