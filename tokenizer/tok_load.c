@@ -327,7 +327,8 @@ static ld_status parse_model(ld_jp *j, parsed *p, ld_tokenizer *t)
     if (st == LD_OK && !have_type)
         st = ld_jp_fail(j, LD_E_UNSUPPORTED, "\"model\" has no \"type\" (only BPE is supported)");
     if (st == LD_OK && (!p->have_vocab || !p->have_merges))
-        st = ld_jp_fail(j, LD_E_INPUT, "\"model\" lacks \"%s\"", p->have_vocab ? "merges" : "vocab");
+        st = ld_jp_fail(j, LD_E_INPUT, "\"model\" lacks \"%s\"",
+                        p->have_vocab ? "merges" : "vocab");
     p->have_model = true;
     return st;
 }

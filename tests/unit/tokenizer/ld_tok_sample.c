@@ -1,5 +1,5 @@
-/* ld_tok_sample TOKENIZER.json CASES — encodes each case of CASES (each a decimal byte count, a newline and the bytes) and
- * prints one line per case: the ids, comma-separated, then a tab and the decoded bytes' hex. The
+/* ld_tok_sample TOKENIZER.json CASES — encodes each case of CASES (each a decimal byte count, a
+ * newline and the bytes) and prints one line per case: the ids, comma-separated, then a tab and the decoded bytes' hex. The
  * HF-identity test (test_tok_hf.py) compares these lines with Hugging Face tokenizers. Exit 2 with
  * the error on stderr when the tokenizer or a case is refused. */
 #include <stdio.h>

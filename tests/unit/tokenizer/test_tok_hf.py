@@ -25,8 +25,8 @@ import json, sys
 from tokenizers import Tokenizer, Regex, AddedToken, normalizers, pre_tokenizers, decoders
 from tokenizers import processors, models, trainers
 mode, out, corpus = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
-QWEN2 = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-         r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
+QWEN2 = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+         r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
 if mode == "build":
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
