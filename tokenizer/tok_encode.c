@@ -157,7 +157,7 @@ static ld_status bpe(const ld_tokenizer *t, work *w, const unsigned char *s, siz
         char mapped[2 * LD_TOK_MAX_TOKEN];                /* each byte maps to 1 or 2 bytes */
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
-            m += ld_json_utf8_encode(tok_byte_cp(s[i]), mapped + m);
+            m += ld_json_utf8_encode(ld_byte_level_cp(s[i]), mapped + m);
         int32_t id = tok_vocab_find(t, mapped, m);
         if (id >= 0) {
             ids_push(out, id);
@@ -385,7 +385,7 @@ ld_status ld_tokenizer_decode(const ld_tokenizer *t, const int32_t *ids, size_t 
             utf8proc_int32_t cp;
             utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)s + k,
                                                   (utf8proc_ssize_t)(m - k), &cp);
-            int byte = l > 0 ? tok_cp_byte((uint32_t)cp) : -1;
+            int byte = l > 0 ? ld_byte_level_byte((uint32_t)cp) : -1;
             if (byte < 0) mapped = false;
             else ld_buf_putc(&b, (char)byte);
             k += l > 0 ? (size_t)l : m;

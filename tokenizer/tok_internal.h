@@ -47,11 +47,6 @@ struct ld_tokenizer {
     size_t n_split;
 };
 
-/* The GPT-2 byte-level alphabet: byte b is shown as code point tok_byte_cp(b) (below 0x144). */
-uint32_t tok_byte_cp(unsigned b);
-/* The byte a byte-level code point stands for, -1 when cp is not in the alphabet. */
-int tok_cp_byte(uint32_t cp);
-
 uint64_t tok_hash(const char *s, size_t n);
 /* The id of s[0..n) in the vocabulary, -1 when absent. */
 int32_t tok_vocab_find(const ld_tokenizer *t, const char *s, size_t n);

@@ -11,31 +11,6 @@
 #include "tok_internal.h"
 #include "util.h"
 
-/* ---- the byte-level alphabet (GPT-2's bytes_to_unicode, computed, not tabled) ---- */
-
-static bool byte_prints(unsigned b)
-{
-    return (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-}
-
-uint32_t tok_byte_cp(unsigned b)
-{
-    if (byte_prints(b)) return b;
-    uint32_t n = 0; /* the bytes that do not print take 256, 257, ... in byte order */
-    for (unsigned c = 0; c < b; c++)
-        n += !byte_prints(c);
-    return 256 + n;
-}
-
-int tok_cp_byte(uint32_t cp)
-{
-    if (cp < 256) return byte_prints(cp) ? (int)cp : -1;
-    uint32_t n = 256;
-    for (unsigned c = 0; c < 256; c++)
-        if (!byte_prints(c) && n++ == cp) return (int)c;
-    return -1;
-}
-
 /* ---- hash tables ---- */
 
 uint64_t tok_hash(const char *s, size_t n)
@@ -679,7 +654,7 @@ static ld_status build(parsed *p, ld_tokenizer *t, const char *label, ld_error *
     }
     for (unsigned b = 0; b < 256; b++) {
         char u[4];
-        size_t n = ld_json_utf8_encode(tok_byte_cp(b), u);
+        size_t n = ld_json_utf8_encode(ld_byte_level_cp(b), u);
         if ((t->byte_id[b] = tok_vocab_find(t, u, n)) < 0)
             return ld_error_set(err, LD_E_UNSUPPORTED,
                                 "%s: not byte-level BPE: the vocabulary lacks the token \"%.*s\" "
