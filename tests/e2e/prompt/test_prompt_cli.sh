@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_prompt_cli.sh — 'layerdiff run --prompt TEXT / --prompt-file F' on gen-model's checkpoint:
 # the header records the text and its ids (valid under the schema), a text run equals the --tokens
-# run of those ids, the token text on stderr, and each bad input refused with exit 2 and a message that names it:
-# invalid UTF-8, no tokenizer.json, a tokenizer that is not byte-level BPE, a merge of an unknown
-# token, an oversize tokenizer.json, an empty prompt, --tokens with --prompt. Needs LD_BIN.
+# run of those ids, the token text on stderr, and each bad input refused with exit 2 and a message
+# that names it: invalid UTF-8, no tokenizer.json, a tokenizer that is not byte-level BPE, a merge
+# of an unknown token, an oversize tokenizer.json, an empty prompt, --tokens with --prompt. Needs
+# LD_BIN and LD_SRC.
 set -u
 bin=${LD_BIN:?LD_BIN is not set}
 py=${LD_PYTHON:-python3}
