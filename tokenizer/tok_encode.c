@@ -414,6 +414,25 @@ static bool shows(utf8proc_int32_t cp)
     }
 }
 
+void ld_tokenizer_label(const ld_tokenizer *t, int32_t id, char *out, size_t size)
+{
+    char *bytes = NULL;
+    size_t len = 0;
+    if (size < 4) {
+        if (size) out[0] = 0;
+        return;
+    }
+    if (ld_tokenizer_decode(t, &id, 1, &bytes, &len, NULL) != LD_OK) {
+        snprintf(out, size, "?");
+        return;
+    }
+    out[0] = '"';
+    size_t o = 1 + ld_token_text_escape(bytes, len, out + 1, size - 2);
+    out[o] = '"';
+    out[o + 1] = 0;
+    free(bytes);
+}
+
 size_t ld_token_text_escape(const char *s, size_t n, char *out, size_t size)
 {
     if (size == 0) return 0;

@@ -288,7 +288,7 @@ static void print_token_texts(const ld_tokenizer *tok, const int32_t *ids, size_
 {
     for (size_t i = 0; i < n; i++) {
         char label[160];
-        ld_token_label(tok, ids[i], label, sizeof label);
+        ld_tokenizer_label(tok, ids[i], label, sizeof label);
         fprintf(stderr, "%s %d %s", i ? "," : "", (int)ids[i], label);
     }
     fprintf(stderr, "\n");

@@ -1,7 +1,6 @@
 /* prompt.c — text prompts through the checkpoint's tokenizer.json (prompt.h). */
 #include <errno.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,23 +36,4 @@ ld_status ld_prompt_encode(const ld_tokenizer *t, const char *option, const char
                             option);
     }
     return LD_OK;
-}
-
-void ld_token_label(const ld_tokenizer *t, int32_t id, char *out, size_t size)
-{
-    char *bytes = NULL;
-    size_t len = 0;
-    if (size < 3) {
-        if (size) out[0] = 0;
-        return;
-    }
-    if (!t || ld_tokenizer_decode(t, &id, 1, &bytes, &len, NULL) != LD_OK) {
-        snprintf(out, size, "?");
-        return;
-    }
-    out[0] = '"';
-    size_t o = 1 + ld_token_text_escape(bytes, len, out + 1, size - 2);
-    out[o] = '"';
-    out[o + 1] = 0;
-    free(bytes);
 }

@@ -21,9 +21,4 @@ ld_status ld_prompt_tokenizer(const char *dir, const char *need, ld_tokenizer **
 ld_status ld_prompt_encode(const ld_tokenizer *t, const char *option, const char *text,
                            size_t len, int32_t **ids, size_t *n, ld_error *err);
 
-/* One token for people: the text of id as the tokenizer decodes it, escaped by
- * ld_token_text_escape, in double quotes (`"Hello"`, `" world"`, `"\n"`); `?` when id is not the
- * tokenizer's. Writes at most size bytes with the NUL. */
-void ld_token_label(const ld_tokenizer *t, int32_t id, char *out, size_t size);
-
 #endif

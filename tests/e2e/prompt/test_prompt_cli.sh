@@ -54,6 +54,41 @@ if [ -n "$a" ] && [ "$a" == "$b" ]; then echo "ok   same-as-tokens: $a"
 else echo "FAIL same-as-tokens: '$a' != '$b'"; fails=$((fails + 1)); fi
 check tokens-text 0 "run: tokens: " "$bin" run --model "$m" --tokens 302,317 --decode 1
 
+# Token text in the reports: every position of this prompt holds a token that needs escaping (an
+# ESC, markup, a table bar, a backtick), so whichever element is worst, its text must come out
+# escaped: nothing raw in Markdown or HTML, no ESC byte on the terminal.
+evil=$(printf '<>|`\033%.0s' 1 2 3 4 5 6 7 8)
+"$bin" run --model "$m" --prompt "$evil" --payload full --probes "$tmp/r.jsonl" \
+    2>"$tmp/run.err" >/dev/null
+if grep -q $'\033' "$tmp/run.err" || ! grep -qF '"\u{001B}"' "$tmp/run.err"; then
+    echo "FAIL run-escaped: $(head -n 1 "$tmp/run.err")"; fails=$((fails + 1))
+else echo "ok   run-escaped: $(head -c 90 "$tmp/run.err")"; fi
+"$bin" run --model "$m" --prompt "$evil" --payload full --probes "$tmp/c.jsonl" --quiet \
+    --emulate bf16 --inject qk_norm_block@2=16 >/dev/null
+"$bin" compare "$tmp/r.jsonl" "$tmp/c.jsonl" --tokenizer "$m/tokenizer.json" --md "$tmp/r.md" \
+    --html "$tmp/r.html" --json "$tmp/r.json" >"$tmp/r.txt" 2>&1
+check compare-text 0 'Worst element: token ' \
+    grep -o 'Worst element: token [0-9]* (position [0-9]*, "' "$tmp/r.txt"
+for f in r.txt r.md r.html; do
+    w=$(grep -o 'Worst element: token [0-9]* (position [0-9]*, \("\|&quot;\)[^)]*)' "$tmp/$f" |
+        head -n 1)
+    case $f in
+    r.txt) bad=$'\033' ;;
+    *) bad='[<>`]' ;;
+    esac
+    if [ -z "$w" ] || grep -q "$bad" <<<"$w" || grep -q $'\033' "$tmp/$f"; then
+        echo "FAIL escaped-$f: '$w'"; fails=$((fails + 1))
+    else echo "ok   escaped-$f: $w"; fi
+done
+"$bin" compare "$tmp/r.jsonl" "$tmp/c.jsonl" >"$tmp/plain.txt" 2>&1
+check compare-no-tokenizer 0 'Worst element: token ' \
+    grep -o 'Worst element: token [0-9]* (position [0-9]*)' "$tmp/plain.txt"
+"$bin" compare "$tmp/r.jsonl" "$tmp/c.jsonl" --model "$m" >"$tmp/model.txt" 2>&1
+check compare-model-dir 0 'Worst element: token ' \
+    grep -o 'Worst element: token [0-9]* (position [0-9]*, "' "$tmp/model.txt"
+check compare-bad-tokenizer 2 "nope.json" \
+    "$bin" compare "$tmp/r.jsonl" "$tmp/c.jsonl" --tokenizer "$tmp/nope.json"
+
 check invalid-utf8 2 "--prompt: invalid UTF-8 at byte offset 3 (0xff)" \
     "$bin" run --model "$m" --prompt $'abc\xff'
 printf 'ok\xc3' >"$tmp/bad.txt"

@@ -68,4 +68,8 @@ bool ld_tokenizer_is_special(const ld_tokenizer *t, int32_t id);
  * cut); returns the length written. Markdown and HTML writers escape the result further. */
 size_t ld_token_text_escape(const char *s, size_t n, char *out, size_t size);
 
+/* One token for people: its decoded text escaped as above, in double quotes ("Hello", " world",
+ * "\n"); "?" when the tokenizer has no such id. Writes at most size bytes with the NUL. */
+void ld_tokenizer_label(const ld_tokenizer *t, int32_t id, char *out, size_t size);
+
 #endif
