@@ -3,10 +3,12 @@ back to the same text, on tests/data/tokenizer/corpus.json (English, Chinese, Ja
 and ZWJ sequences, combining marks NFC changes, runs of white space, digits, contractions in any
 case, special tokens inside text), for tokenizer.json files the tokenizers library builds with
 Qwen2's normalizer and pre-tokenizer (merges written as pairs and as "a b" strings; added tokens
-special and not, normalized and not, with lstrip/rstrip) and for gen-model's tokenizer.json.
+special and not, normalized and not, with lstrip/rstrip) and for gen-model's tokenizer.json;
+with "qwen", for Qwen's real vocabulary (qwen_vocab.py: 151,643 tokens from the dashscope package).
 
-usage: test_tok_hf.py VENV_PYTHON LD_TOK_SAMPLE   (LD_BIN, LD_SRC; skips with 77 when VENV_PYTHON
-lacks tokenizers, unless LD_REQUIRE_TORCH=1, which CI sets: then that is a failure)
+usage: test_tok_hf.py VENV_PYTHON LD_TOK_SAMPLE [qwen]   (LD_BIN, LD_SRC; skips with 77 when
+VENV_PYTHON lacks tokenizers, or with qwen dashscope, unless LD_REQUIRE_TORCH=1, which CI sets:
+then that is a failure)
 """
 
 import json
@@ -17,6 +19,7 @@ import tempfile
 
 SRC, LD_BIN = os.environ["LD_SRC"], os.environ["LD_BIN"]
 VPY, SAMPLE = sys.argv[1], sys.argv[2]
+QWEN = sys.argv[3:] == ["qwen"]
 CORPUS = os.path.join(SRC, "tests", "data", "tokenizer", "corpus.json")
 
 # Runs inside the venv: builds the tokenizers, then prints HF's ids and decoded text per case.
@@ -94,16 +97,23 @@ def compare(name, path, corpus, cases_file):
           f"({sum(len(w[0]) for w in want)} ids)")
 
 
-def main():
+def need(what, code):
     try:
-        have = subprocess.run([VPY, "-c", "import tokenizers"], capture_output=True).returncode == 0
+        have = subprocess.run([VPY, "-c", code], capture_output=True).returncode == 0
     except OSError:
         have = False
     if not have:
         if os.environ.get("LD_REQUIRE_TORCH") == "1":
-            sys.exit(f"FAIL: {VPY} lacks tokenizers (run 'make python-deps')")
-        print(f"skipped: {VPY} lacks tokenizers (run 'make python-deps')")
+            sys.exit(f"FAIL: {VPY} lacks {what} (run 'make python-deps')")
+        print(f"skipped: {VPY} lacks {what} (run 'make python-deps')")
         sys.exit(77)
+
+
+def main():
+    need("tokenizers", "import tokenizers")
+    if QWEN:
+        need("the dashscope package (Qwen's qwen.tiktoken)",
+             "import importlib.util, sys; sys.exit(importlib.util.find_spec('dashscope') is None)")
     corpus = json.load(open(CORPUS))
     with tempfile.TemporaryDirectory() as tmp:
         cases = os.path.join(tmp, "cases")
@@ -111,12 +121,20 @@ def main():
             for text in corpus:
                 b = text.encode("utf-8")
                 fh.write(b"%d\n" % len(b) + b)
-        for vocab, merges in ((2000, "pairs"), (600, "strings")):
+        if QWEN:
+            path = os.path.join(tmp, "qwen.json")
+            r = subprocess.run([VPY, os.path.join(os.path.dirname(__file__), "qwen_vocab.py"),
+                                path], capture_output=True, text=True)
+            check(r.returncode == 0, f"qwen_vocab.py: exit {r.returncode}: {r.stderr[-2000:]}")
+            if r.returncode == 0:
+                print(r.stdout.strip())
+                compare("Qwen's vocabulary (dashscope's qwen.tiktoken)", path, corpus, cases)
+        for vocab, merges in ((2000, "pairs"), (600, "strings")) if not QWEN else ():
             path = os.path.join(tmp, f"qwen2-{vocab}-{merges}.json")
             hf("build", path, CORPUS, str(vocab), merges)
             compare(f"qwen2 pre-tokenizer, vocab {vocab}, merges as {merges}", path, corpus,
                     cases)
-        for preset in ("tiny", "small"):
+        for preset in ("tiny", "small") if not QWEN else ():
             d = os.path.join(tmp, preset)
             r = subprocess.run([LD_BIN, "gen-model", d, "--preset", preset], capture_output=True,
                                text=True)
