@@ -2,7 +2,8 @@
 # make python-deps: the project-local virtual environment .venv-py with the layerdiff Python
 # package and its torch + transformers extras from PyPI (for the py_torch test, the HF runner and
 # the Python benchmark; transformers brings tokenizers, for the tokenizer tests), and dashscope's
-# copy of Qwen's vocabulary (tok_hf_qwen, the tokenizer benchmark). Not the C build's dependencies (scripts/deps.sh).
+# copy of Qwen's vocabulary (tok_hf_qwen, the tokenizer benchmark). Not the C build's
+# dependencies (scripts/deps.sh).
 # Cost, measured: about 5 minutes and 5.6 GB (the PyPI torch wheel brings CUDA libraries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
