@@ -3,7 +3,8 @@ Hugging Face tokenizers on the same text and the same tokenizer.json: Qwen's rea
 (tests/unit/tokenizer/qwen_vocab.py), the text this repository's docs, C sources and tokenizer
 corpus (English, code, Chinese, Japanese, emoji). Both encode it five times, as one string in one
 call, and as its documents (files, corpus cases) one call each; the figures are the best and
-median of each, measured in one run, and their ratios. The ids must be identical. Run with the venv's python (make python-deps); prints why when it cannot run.
+median of each, measured in one run, and their ratios. The ids must be identical. Run with the
+venv's python (make python-deps); prints why when it cannot run.
 """
 
 import glob
