@@ -143,8 +143,9 @@ static cand heap_pop(work *w)
 
 static bool push_pair(const ld_tokenizer *t, work *w, int32_t pos)
 {
+    if (pos < 0) return true;
     int32_t nx = w->s[pos].next;
-    if (pos < 0 || nx < 0) return true;
+    if (nx < 0) return true;
     const tok_merge *m = tok_merge_find(t, w->s[pos].id, w->s[nx].id);
     return !m || heap_push(w, (cand){m->rank, pos, m->id});
 }

@@ -8,8 +8,8 @@
  * regexes (Oniguruma, HF's own engine, with the pattern read from the file), mapped byte by byte
  * to the GPT-2 byte-level alphabet and merged by BPE merge rank.
  *
- * A tokenizer is immutable once loaded: encode and decode may run from several threads at once.
- * Like every layerdiff library, nothing here prints or exits. */
+ * Encoding does not change a loaded tokenizer: each call keeps its working state (word cache, merge
+ * heap) to itself. Like every layerdiff library, nothing here prints or exits. */
 #ifndef LAYERDIFF_TOKENIZER_H
 #define LAYERDIFF_TOKENIZER_H
 
