@@ -263,7 +263,9 @@ static bool is_ws(uint32_t cp)
 static const tok_added *find_added(const ld_tokenizer *t, bool normalized, const char *s, size_t n,
                                    size_t from, size_t *mb, size_t *me)
 {
+    const bool *first = t->added_first[normalized];
     for (size_t at = from; at < n; at++) {
+        if (!first[(unsigned char)s[at]]) continue;
         const tok_added *best = NULL;
         for (size_t i = 0; i < t->n_added; i++) {
             const tok_added *a = &t->added[i];

@@ -40,6 +40,7 @@ struct ld_tokenizer {
     size_t merge_mask;
     tok_added *added;
     size_t n_added;
+    bool added_first[2][256];  /* [normalized][byte]: some added token starts with that byte */
     bool *special;             /* [id_end] */
     bool nfc;
     bool ignore_merges;

@@ -699,12 +699,6 @@ static ld_status build(parsed *p, ld_tokenizer *t, const char *label, ld_error *
             return ld_error_set(err, LD_E_INPUT, "%s: added token \"%s\" has id %d, which another "
                                 "token has", label, ld_jp_printable(a->content, safe, sizeof safe),
                                 a->id);
-        if (!t->text[a->id]) {
-            t->text[a->id] = malloc(a->len + 1);
-            if (!t->text[a->id]) return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label);
-            memcpy(t->text[a->id], a->content, a->len + 1);
-            t->text_len[a->id] = (uint32_t)a->len;
-        }
         t->special[a->id] = a->special;
         if (a->normalized && t->nfc) { /* matched against normalized text: normalize it too */
             utf8proc_uint8_t *nfc = NULL;
@@ -716,6 +710,13 @@ static ld_status build(parsed *p, ld_tokenizer *t, const char *label, ld_error *
             a->content = (char *)nfc;
             a->len = (size_t)n;
         }
+        if (!t->text[a->id]) { /* decoded as HF does: the content as matched (normalized) */
+            t->text[a->id] = malloc(a->len + 1);
+            if (!t->text[a->id]) return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label);
+            memcpy(t->text[a->id], a->content, a->len + 1);
+            t->text_len[a->id] = (uint32_t)a->len;
+        }
+        t->added_first[a->normalized][(unsigned char)a->content[0]] = true;
     }
     return LD_OK;
 }
