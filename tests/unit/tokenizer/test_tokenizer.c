@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <utf8proc.h>
 
 #include "buf.h"
 #include "json_out.h"
@@ -212,6 +213,87 @@ static void test_hostile(void **state)
     unlink(path);
 }
 
+/* Hostile bytes: every prefix of a valid file, and files with bytes flipped, load or fail with a
+ * message; never crash or leak (ASan). */
+static void test_truncated_and_flipped(void **state)
+{
+    (void)state;
+    char *json = make_json("BPE", NULL, false);
+    size_t len = strlen(json);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 64) {
+        ld_tokenizer *t;
+        ld_error err;
+        if (ld_tokenizer_load_text(json, cut, "cut.json", &t, &err) == LD_OK) ld_tokenizer_free(t);
+        else assert_non_null(strstr(err.msg, "cut.json"));
+    }
+    for (int round = 0; round < 400; round++) {
+        char *m = strdup(json);
+        for (int k = 0; k < 3; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            m[x % len] = (char)(x >> 40);
+        }
+        ld_tokenizer *t;
+        ld_error err;
+        if (ld_tokenizer_load_text(m, len, "flip.json", &t, &err) == LD_OK) {
+            int32_t *ids;
+            size_t n;
+            if (ld_tokenizer_encode(t, "hello <|im_start|> world 42", 27, &ids, &n, &err) == LD_OK)
+                free(ids);
+            ld_tokenizer_free(t);
+        }
+        free(m);
+    }
+    free(json);
+}
+
+/* decode(encode(text)) is the NFC form of text, for random text over letters, digits, white
+ * space, CJK, combining marks, emoji with ZWJ and variation selectors, apostrophes and pieces of
+ * the special token. */
+static void test_roundtrip_random(void **state)
+{
+    (void)state;
+    static const char *const atoms[] = {"a", "Z", "he", "llo", " ", "  ", "\n", "\r\n", "\t", "7",
+                                        "'s", "'LL", "\xe4\xbb\x8a", "\xe5\xa4\xa9", "e\xcc\x81",
+                                        "\xcc\x81", "\xf0\x9f\x91\xa8", "\xe2\x80\x8d",
+                                        "\xef\xb8\x8f", "<|im_", "start|>", "<|im_start|>", "!",
+                                        "\xc2\xa0", "\xe3\x80\x80", "\x01", "\\"};
+    ld_tokenizer *t = load("BPE", NULL, false, LD_OK, NULL);
+    uint64_t x = 42;
+    char text[512];
+    for (int round = 0; round < 3000; round++) {
+        size_t n = 0;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int parts = (int)(x % 24);
+        for (int k = 0; k < parts; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *a = atoms[x % (sizeof atoms / sizeof atoms[0])];
+            memcpy(text + n, a, strlen(a));
+            n += strlen(a);
+        }
+        int32_t *ids;
+        size_t nids;
+        char *dec;
+        size_t dlen;
+        ld_error err;
+        assert_int_equal(ld_tokenizer_encode(t, text, n, &ids, &nids, &err), LD_OK);
+        assert_int_equal(ld_tokenizer_decode(t, ids, nids, &dec, &dlen, &err), LD_OK);
+        utf8proc_uint8_t *nfc = NULL;
+        utf8proc_ssize_t m = n ? utf8proc_map((const utf8proc_uint8_t *)text,
+                                              (utf8proc_ssize_t)n, &nfc,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE)
+                               : 0;
+        assert_true(m >= 0);
+        if ((size_t)m != dlen || (m && memcmp(nfc, dec, dlen) != 0))
+            fail_msg("round %d: decode(encode(%.*s)) differs from its NFC form", round, (int)n,
+                     text);
+        free(nfc);
+        free(ids);
+        free(dec);
+    }
+    ld_tokenizer_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +301,8 @@ int main(void)
         cmocka_unit_test(test_bad_text_and_decode),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_truncated_and_flipped),
+        cmocka_unit_test(test_roundtrip_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
