@@ -316,7 +316,7 @@ int ld_cmd_run(int argc, char **argv)
             return ld_cli_fail(CMD, &err);
         }
         /* Only to show the tokens' text: a checkpoint without a usable one runs all the same. */
-        if (ld_prompt_tokenizer(a.model_dir, NULL, &tok, &err) != LD_OK && !a.quiet)
+        if (!a.quiet && ld_prompt_tokenizer(a.model_dir, NULL, &tok, &err) != LD_OK)
             fprintf(stderr, "run: note: token text not shown: %s\n", err.msg);
     } else {
         const char *option = a.prompt_arg ? "--prompt" : "--prompt-file";

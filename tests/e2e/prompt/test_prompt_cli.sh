@@ -108,6 +108,8 @@ check no-tokenizer-ids 0 "" "$bin" run --model "$tmp/n" --tokens 1
 sed 's/"type": "BPE"/"type": "WordPiece"/' "$m/tokenizer.json" >"$tmp/n/tokenizer.json"
 check wordpiece 2 "model type WordPiece is not supported (only byte-level BPE)" \
     "$bin" run --model "$tmp/n" --prompt hi
+check wordpiece-ids 0 "run: note: token text not shown: $tmp/n/tokenizer.json: line " \
+    "$bin" run --model "$tmp/n" --tokens 1
 sed 's/"merges": \[/"merges": [["zz", "q"], /' "$m/tokenizer.json" >"$tmp/n/tokenizer.json"
 check unknown-merge 2 'merge 0 ("zz" "q") references the unknown token "zz"' \
     "$bin" run --model "$tmp/n" --prompt hi
