@@ -193,9 +193,6 @@ typedef struct ld_header_info {
     const char *fingerprint;   /* model.fingerprint, "" when absent */
     const int32_t *tokens;     /* input.tokens */
     size_t n_tokens;
-    const char *prompt_text;   /* input.text (NUL-terminated; prompt_text_len bytes), NULL when
-                                  absent: the prompt was given as ids */
-    size_t prompt_text_len;
     int decode_steps;          /* input.decode_steps */
     const char *const *faults;
     size_t n_faults;
@@ -205,6 +202,9 @@ typedef struct ld_header_info {
     const char *filter_layers; /* every key); a probe outside them is refused by the reader */
     const char *filter_steps;
     const char *feed_json;     /* compact JSON of "feed" (a teacher-forced run), "" when absent */
+    const char *prompt_text;   /* input.text (NUL-terminated; prompt_text_len bytes), NULL when
+                                  absent: the prompt was given as ids */
+    size_t prompt_text_len;
 } ld_header_info;
 
 /* One probe record. Valid until the next ld_reader_next() or ld_reader_close(). */
