@@ -370,6 +370,29 @@ double ld_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static bool byte_prints(unsigned b)
+{
+    return (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+}
+
+uint32_t ld_byte_level_cp(unsigned b)
+{
+    if (byte_prints(b)) return b;
+    uint32_t n = 0;
+    for (unsigned c = 0; c < b; c++)
+        n += !byte_prints(c);
+    return 256 + n;
+}
+
+int ld_byte_level_byte(uint32_t cp)
+{
+    if (cp < 256) return byte_prints(cp) ? (int)cp : -1;
+    uint32_t n = 256;
+    for (unsigned c = 0; c < 256; c++)
+        if (!byte_prints(c) && n++ == cp) return (int)c;
+    return -1;
+}
+
 uint64_t ld_fnv1a(uint64_t h, const void *data, size_t n)
 {
     const unsigned char *p = data;

@@ -69,6 +69,12 @@ void ld_utc_now(char *buf, size_t size);
 /* Monotonic seconds, for progress and benchmarks. */
 double ld_seconds(void);
 
+/* GPT-2's byte-level alphabet (byte-level BPE tokenizers): byte b is written as the code point
+ * ld_byte_level_cp(b) (b itself for the bytes that print, 256, 257, ... in byte order for the 68
+ * others); ld_byte_level_byte is the inverse, -1 for a code point outside the alphabet. */
+uint32_t ld_byte_level_cp(unsigned b);
+int ld_byte_level_byte(uint32_t cp);
+
 /* 64-bit FNV-1a over bytes, continuing from h (start with LD_FNV_INIT). */
 #define LD_FNV_INIT 0xcbf29ce484222325ULL
 uint64_t ld_fnv1a(uint64_t h, const void *data, size_t n);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "layerdiff/probes.h"
+#include "layerdiff/tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -395,6 +396,9 @@ typedef struct ld_compare_result {
     size_t n_notes;
     ld_step_tokens *steps;         /* by step, 0..n_steps-1 */
     size_t n_steps;
+    const ld_tokenizer *tokenizer; /* not owned: the reports name tokens by their text as well as
+                                      their id (the caller sets it after the comparison, e.g. from
+                                      compare --tokenizer); NULL: ids only */
 
     /* Counts over rows. */
     size_t n_compared, n_pass, n_fail, n_missing_in_cand, n_missing_in_ref, n_shape_mismatch;

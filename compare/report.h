@@ -13,8 +13,11 @@
 
 /* ---- rows in words (report_util.c) ---- */
 
-/* The worst element in tag terms: "token 3 (position 7), head 5, dim 17". */
-char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size);
+/* The worst element in tag terms: "token 3 (position 7), head 5, dim 17"; with r's tokenizer, the
+ * text of the token at that position too: "token 3 (position 7, \" world\"), ...". */
+char *ld_cmp_worst_words(const ld_compare_result *r, const ld_row *row, char *buf, size_t size);
+/* A token in words: "42", or with r's tokenizer "42 \" cat\"" (its text escaped). */
+char *ld_cmp_token_words(const ld_compare_result *r, int32_t id, char *buf, size_t size);
 /* The reference's model in words: "Qwen3ForCausalLM layers=28 H=1024 ..., weights FP". */
 char *ld_cmp_model_words(const ld_compare_result *r, char *buf, size_t size);
 /* "ok", "FAIL", "missing in candidate", ... */

@@ -144,7 +144,7 @@ static void tolerance(FILE *f, const ld_tolerance *t)
     fputc('}', f);
 }
 
-static void worst(FILE *f, const ld_row *row)
+static void worst(FILE *f, const ld_compare_result *r, const ld_row *row)
 {
     if (!row->m.has_worst) {
         fputs("null", f);
@@ -152,7 +152,7 @@ static void worst(FILE *f, const ld_row *row)
     }
     int64_t idx[LD_MAX_NDIM] = {0};
     ld_unravel(row->m.worst_index, row->shape, row->ndim, idx);
-    char words[320];
+    char words[420];
     fprintf(f, "{\"flat_index\":%llu,\"index\":", (unsigned long long)row->m.worst_index);
     shape_array(f, idx, row->ndim);
     if (row->ndim >= 2 && row->m.source == LD_SRC_FULL) {
@@ -166,7 +166,7 @@ static void worst(FILE *f, const ld_row *row)
     fputs(",\"candidate\":", f);
     D(f, row->m.worst_cand);
     fputs(",\"text\":", f);
-    S(f, ld_cmp_worst_words(row, words, sizeof words));
+    S(f, ld_cmp_worst_words(r, row, words, sizeof words));
     fputc('}', f);
 }
 
@@ -232,7 +232,7 @@ static void probe(FILE *f, const ld_compare_result *r, const ld_row *row)
         fputs(",\"tolerance\":", f);
         tolerance(f, &row->tol);
         fputs(",\"worst\":", f);
-        worst(f, row);
+        worst(f, r, row);
     } else {
         fputs(",\"metrics\":null,\"tolerance\":null,\"worst\":null", f);
     }
@@ -349,7 +349,7 @@ static void first_divergence(FILE *f, const ld_compare_result *r)
         fputc('}', f);
     }
     fputs("],\"worst\":", f);
-    worst(f, row);
+    worst(f, r, row);
     fputs(",\"grid\":", f);
     grid(f, &r->first_grid);
     fputc('}', f);

@@ -132,7 +132,8 @@ ld_status ld_report_junit(FILE *f, const ld_compare_result *r, const ld_report_o
                      ld_cmp_fmt(row->m.rel_l2, a, sizeof a), row->m.cosine,
                      ld_cmp_fmt(row->m.max_abs, b, sizeof b),
                      row->m.source == LD_SRC_STATS ? " (stats only)" : "",
-                     row->pass ? "" : "; worst element ", row->pass ? "" : ld_cmp_worst_words(row, w, sizeof w));
+                     row->pass ? "" : "; worst element ",
+                     row->pass ? "" : ld_cmp_worst_words(r, row, w, sizeof w));
             if ((ptrdiff_t)i == r->first_div) {
                 size_t used = strlen(msg);
                 snprintf(msg + used, sizeof msg - used, " (first divergence)");
@@ -143,11 +144,12 @@ ld_status ld_report_junit(FILE *f, const ld_compare_result *r, const ld_report_o
         testcase(f, cls, row->key.tag, k, row->state == LD_ROW_COMPARED ? "divergence" : "incomplete",
                  msg, out);
     }
-    char msg[256] = "";
+    char msg[512] = "", ta[128], tb[128];
     if (r->argmax_step >= 0)
-        snprintf(msg, sizeof msg, "argmax differs first at step %d: reference %d, candidate %d",
-                 r->argmax_step, (int)r->steps[r->argmax_step].ref_token,
-                 (int)r->steps[r->argmax_step].cand_token);
+        snprintf(msg, sizeof msg, "argmax differs first at step %d: reference %s, candidate %s",
+                 r->argmax_step, ld_cmp_token_words(r, r->steps[r->argmax_step].ref_token, ta,
+                                                    sizeof ta),
+                 ld_cmp_token_words(r, r->steps[r->argmax_step].cand_token, tb, sizeof tb));
     testcase(f, "layerdiff.tokens", "argmax", argmax_kind, "argmax", msg, msg);
     fputs("  </testsuite>\n</testsuites>\n", f);
     return ld_cmp_stream_status(f, "JUnit", err);

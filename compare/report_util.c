@@ -8,20 +8,47 @@
 #include "report.h"
 #include "util.h"
 
-char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size)
+char *ld_cmp_token_words(const ld_compare_result *r, int32_t id, char *buf, size_t size)
+{
+    char label[96] = "";
+    if (r->tokenizer && id >= 0)
+        ld_tokenizer_label(r->tokenizer, id, label, sizeof label);
+    snprintf(buf, size, "%d%s%s", (int)id, label[0] ? " " : "", label);
+    return buf;
+}
+
+/* ", \"text\"" of the token the reference fed at pos (prompt, then decoded tokens); "" when
+ * there is no tokenizer or no such position. */
+static void position_text(const ld_compare_result *r, int64_t pos, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    const ld_stream_info *s = &r->ref;
+    if (!r->tokenizer || pos < 0 || size < 8) return;
+    int32_t id;
+    if ((uint64_t)pos < s->n_tokens) id = s->tokens[pos];
+    else if ((uint64_t)pos - s->n_tokens < s->n_decoded) id = s->decoded[pos - s->n_tokens];
+    else return;
+    buf[0] = ',';
+    buf[1] = ' ';
+    ld_tokenizer_label(r->tokenizer, id, buf + 2, size - 2);
+}
+
+char *ld_cmp_worst_words(const ld_compare_result *r, const ld_row *row, char *buf, size_t size)
 {
     buf[0] = '\0';
     if (!row->m.has_worst)
         return buf;
     int64_t idx[LD_MAX_NDIM] = {0};
     ld_unravel(row->m.worst_index, row->shape, row->ndim, idx);
-    char where[160];
+    char where[256], text[96];
+    if (row->ndim == 2 || row->ndim == 3)
+        position_text(r, row->pos0 + idx[0], text, sizeof text);
     if (row->m.source == LD_SRC_STATS) {
         snprintf(where, sizeof where, "element %llu of the first %d",
                  (unsigned long long)row->m.worst_index, LD_HEAD_COUNT);
     } else if (row->ndim == 3) {
-        snprintf(where, sizeof where, "token %lld (position %lld), head %lld, dim %lld",
-                 (long long)idx[0], (long long)(row->pos0 + idx[0]), (long long)idx[1],
+        snprintf(where, sizeof where, "token %lld (position %lld%s), head %lld, dim %lld",
+                 (long long)idx[0], (long long)(row->pos0 + idx[0]), text, (long long)idx[1],
                  (long long)idx[2]);
     } else if (row->ndim == 2) {
         const char *col = "element";
@@ -32,8 +59,8 @@ char *ld_cmp_worst_words(const ld_row *row, char *buf, size_t size)
             default: col = "element"; break;
             }
         }
-        snprintf(where, sizeof where, "token %lld (position %lld), %s %lld", (long long)idx[0],
-                 (long long)(row->pos0 + idx[0]), col, (long long)idx[1]);
+        snprintf(where, sizeof where, "token %lld (position %lld%s), %s %lld", (long long)idx[0],
+                 (long long)(row->pos0 + idx[0]), text, col, (long long)idx[1]);
     } else {
         char sh[96];
         ld_cmp_fmt_shape(idx, row->ndim, sh, sizeof sh);

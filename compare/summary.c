@@ -126,7 +126,7 @@ static void describe_divergence(sbuf *s, const ld_compare_result *r)
     if (row->m.source == LD_SRC_STATS)
         say(s, " (estimated from stats and the first %d values: no payload)", LD_HEAD_COUNT);
     if (row->m.has_worst)
-        say(s, ". Worst element: %s", ld_cmp_worst_words(row, w, sizeof w));
+        say(s, ". Worst element: %s", ld_cmp_worst_words(r, row, w, sizeof w));
     size_t later = 0, later_fail = 0;
     for (size_t i = (size_t)r->first_div + 1; i < r->n_rows; i++) {
         if (r->rows[i].state != LD_ROW_COMPARED)
@@ -218,8 +218,10 @@ static void describe_tokens(sbuf *s, const ld_compare_result *r)
     }
     if (r->argmax_step >= 0) {
         const ld_step_tokens *t = &r->steps[r->argmax_step];
-        say(s, " Argmax tokens first differ at step %d: reference %d, candidate %d.",
-            r->argmax_step, (int)t->ref_token, (int)t->cand_token);
+        char a[128], b[128];
+        say(s, " Argmax tokens first differ at step %d: reference %s, candidate %s.",
+            r->argmax_step, ld_cmp_token_words(r, t->ref_token, a, sizeof a),
+            ld_cmp_token_words(r, t->cand_token, b, sizeof b));
     } else if (both) {
         say(s, " Argmax tokens agree at all %zu steps.", both);
     } else {

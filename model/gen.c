@@ -224,6 +224,7 @@ static int cmp_gen_name(const void *a, const void *b)
 static bool is_checkpoint_file(const char *name)
 {
     return !strcmp(name, "config.json") || !strcmp(name, "model.safetensors") ||
+           !strcmp(name, "tokenizer.json") ||
            !strcmp(name, "model.safetensors.index.json") ||
            ld_glob_match("model-*-of-*.safetensors", name);
 }
@@ -364,6 +365,18 @@ ld_status ld_gen_model(const char *dir, const ld_gen_options *opt, ld_error *err
         st = write_shard(dir, t, n, s, opt->shards, opt->dtype, opt, &done, total, err);
     if (st == LD_OK && opt->shards > 1) st = write_index(dir, t, n, opt->shards, err);
     free(t);
+    if (st == LD_OK) {
+        char *json;
+        size_t len;
+        char path[PATH_MAX];
+        st = ld_gen_tokenizer_json((int)cfg.vocab_size, &json, &len, err);
+        if (st == LD_OK) {
+            st = ld_path_join(path, sizeof path, dir, "tokenizer.json")
+                     ? ld_write_file(path, json, len, err)
+                     : ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+            free(json);
+        }
+    }
     /* config.json last: a directory with one is complete. */
     if (st == LD_OK) {
         char *json = ld_config_to_hf_json(&cfg);

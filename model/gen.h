@@ -23,10 +23,17 @@ typedef struct ld_gen_options {
 ld_status ld_preset_config(const char *preset, ld_config *out, ld_error *err);
 /* A comma-separated list of preset names, for messages and --help. */
 const char *ld_preset_names(void);
-/* Writes the checkpoint into dir (created if missing). Same options: byte-identical files.
- * A dir that already holds config.json, model.safetensors, model.safetensors.index.json or
- * model-*-of-*.safetensors is refused (LD_E_USAGE) unless opt->force, which deletes those first,
- * so old and new shards never mix.
+/* gen-model's tokenizer.json for a vocabulary of vocab_size ids (at least 259): byte-level BPE
+ * with Qwen2's NFC normalizer, split regex and three special tokens (<|endoftext|>, <|im_start|>,
+ * <|im_end|>), merges learned from a fixed English and code text (the most frequent pair first)
+ * until the vocabulary is full or every training word is one token. *json is malloc'd (the
+ * caller frees), *len bytes. */
+ld_status ld_gen_tokenizer_json(int vocab_size, char **json, size_t *len, ld_error *err);
+/* Writes the checkpoint into dir (created if missing), with gen-model's tokenizer.json (above).
+ * Same options: byte-identical files.
+ * A dir that already holds config.json, tokenizer.json, model.safetensors,
+ * model.safetensors.index.json or model-*-of-*.safetensors is refused (LD_E_USAGE) unless
+ * opt->force, which deletes those first, so old and new shards never mix.
  *
  * Values depend only on (seed, tensor name, element index), never on dtype or sharding:
  *   key      = mix64(seed + G) ^ fnv1a64(name)        G = 0x9e3779b97f4a7c15, mix64 = splitmix64's

@@ -1,6 +1,7 @@
 /* json_pull.h — a strict pull parser for the JSON that checkpoints carry (config.json, safetensors
  * headers, model.safetensors.index.json), on the shared lexer (common/json_lex.h). Internal to
- * model/; not a general JSON library, and no writer (common/buf.h, common/json_out.h).
+ * model/ and the tokenizer above it (tokenizer.json); not a general JSON library, and no writer
+ * (common/buf.h, common/json_out.h).
  *
  * Why not cJSON here: checkpoint files are hostile input, and cJSON accepts duplicate keys, does
  * not check UTF-8, keeps numbers only as doubles (so 64.0 passes as an integer and offsets above

@@ -265,6 +265,7 @@ void ld_reader_close(ld_reader *r)
     free(r->backend_json);
     free(r->model_json);
     free(r->input_json);
+    free(r->prompt_text);
     free(r->tool_json);
     free(r->feed_json);
     free(r->fingerprint);

@@ -105,7 +105,7 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
         faults ? ld_rd_field(&v, root, "tool", LD_JSON_OBJECT, true, &st) : NULL;
     if (!tool)
         return st;
-    static const char *const input_fields[] = {"tokens", "decode_steps", NULL};
+    static const char *const input_fields[] = {"tokens", "text", "decode_steps", NULL};
     if (ld_rd_only_fields(&v, input, "header.input", input_fields) != LD_OK)
         return r->sticky;
     v.context = "header.input";
@@ -115,6 +115,17 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
         return st;
     h->tokens = r->tokens;
     h->decode_steps = (int)steps;
+    const ld_json_node *text = ld_rd_field(&v, input, "text", LD_JSON_STRING, false, &st);
+    if (st != LD_OK)
+        return st;
+    if (text) {
+        if (!(r->prompt_text = malloc(text->len + 1)))
+            return ld_rd_stick(r, err, LD_E_NOMEM, "out of memory");
+        memcpy(r->prompt_text, text->str, text->len);
+        r->prompt_text[text->len] = 0;
+        h->prompt_text = r->prompt_text;
+        h->prompt_text_len = text->len;
+    }
     v.context = "header.tool";
     static const char *const tool_fields[] = {"name", "version", "git", NULL};
     if (ld_rd_only_fields(&v, tool, "header.tool", tool_fields) != LD_OK)

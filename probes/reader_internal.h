@@ -67,6 +67,7 @@ struct ld_reader {
     ld_header_info header;
     char *backend_json, *model_json, *input_json, *tool_json, *feed_json, *fingerprint, *created;
     int32_t *tokens;
+    char *prompt_text;         /* header.input.text, NULL when absent */
     char **faults;
     char *filter[3];           /* header.filter's tags, layers, steps ("" when absent) */
     ld_keyfilter filter_keys;  /* the same, parsed: the keys the stream may hold */

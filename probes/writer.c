@@ -273,6 +273,10 @@ static ld_status write_header(ld_sink *s, const ld_run_info *run, ld_error *err)
         return err ? err->code : LD_E_USAGE;
     ld_buf_puts(b, ",\"input\":{\"tokens\":");
     append_i32_array(b, run->tokens, run->n_tokens);
+    if (run->prompt_text) {
+        ld_buf_puts(b, ",\"text\":");
+        ld_json_put_string(b, run->prompt_text, run->prompt_text_len, true);
+    }
     ld_buf_printf(b, ",\"decode_steps\":%d},\"faults\":[", run->decode_steps);
     for (size_t i = 0; i < run->n_faults; i++) {
         const char *f = run->faults[i] ? run->faults[i] : "";

@@ -42,5 +42,12 @@ if ! "$py" tests/bench/bench_python.py "$build/src/cli/layerdiff" 2>&1 | grep -v
   echo "(bench_python failed)" | tee -a "$out"
   status=1
 fi
+# The tokenizer: encode MB/s against Hugging Face tokenizers on Qwen's vocabulary (needs
+# make python-deps for tokenizers and the vocabulary; says so otherwise).
+echo "===== bench_tokenizer ($py) =====" | tee -a "$out"
+if ! "$py" tests/bench/bench_tokenizer.py "$build" 2>&1 | tee -a "$out"; then
+  echo "(bench_tokenizer failed)" | tee -a "$out"
+  status=1
+fi
 echo "bench: figures saved in $out"
 exit $status

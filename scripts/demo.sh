@@ -10,11 +10,11 @@ ld="$build/src/cli/layerdiff"
 out="$build/demo"
 rm -rf "$out"
 mkdir -p "$out"
-prompt=17,3,250,41,9,128,77
+prompt="The quick brown fox jumps"  # encoded with the checkpoint's tokenizer.json
 bug="qk_norm_block@2=16"
 
 # run ARGS...: a forward pass; its stdout (the argmax token of the prefill, then of each decode
-# step) gets a label
+# step) gets a label; stderr shows the tokens' text
 run() {
   local ids
   ids=$("$ld" run "$@") || return
@@ -24,11 +24,11 @@ run() {
 echo "== 1. a random Qwen3 checkpoint with the tiny preset's shapes (head_dim != hidden/heads, GQA 2:1)"
 "$ld" gen-model "$out/model" --preset tiny --seed 1
 
-echo "== 2. the fp32 reference: prefill of 7 tokens + 3 decode steps, every intermediate probed"
-run --model "$out/model" --tokens "$prompt" --decode 3 --payload full --probes "$out/ref.jsonl"
+echo "== 2. the fp32 reference: prefill of \"$prompt\" + 3 decode steps, every intermediate probed"
+run --model "$out/model" --prompt "$prompt" --decode 3 --payload full --probes "$out/ref.jsonl"
 
 echo "== 3. the candidate, with the bug $bug"
-if run --model "$out/model" --backend cuda --tokens "$prompt" --follow "$out/ref.jsonl" \
+if run --model "$out/model" --backend cuda --prompt "$prompt" --follow "$out/ref.jsonl" \
        --payload full --inject "$bug" --probes "$out/cand.jsonl" 2>"$out/cuda.err"; then
   echo "   (candidate: the CUDA path)"
 else
@@ -38,14 +38,14 @@ else
   else
     echo "   the CUDA candidate failed ($out/cuda.err), using the emulated bf16 candidate"
   fi
-  run --model "$out/model" --emulate bf16 --tokens "$prompt" --follow "$out/ref.jsonl" \
+  run --model "$out/model" --emulate bf16 --prompt "$prompt" --follow "$out/ref.jsonl" \
       --payload full --inject "$bug" --probes "$out/cand.jsonl"
 fi
 
 echo "== 4. compare"
 set +e
 "$ld" compare "$out/ref.jsonl" "$out/cand.jsonl" --html "$out/report.html" \
-      --json "$out/report.json" --md "$out/report.md"
+      --json "$out/report.json" --md "$out/report.md" --tokenizer "$out/model/tokenizer.json"
 rc=$?
 set -e
 case $rc in

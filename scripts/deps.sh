@@ -6,8 +6,8 @@
 # libraries through multiarch (adds the arm64 architecture to dpkg when it is missing).
 set -euo pipefail
 
-pkgs=(cmake make gcc g++ pkg-config libcjson-dev zlib1g-dev libcmocka-dev
-      python3 python3-numpy python3-jsonschema)
+pkgs=(cmake make gcc g++ pkg-config libcjson-dev zlib1g-dev libcmocka-dev libutf8proc-dev
+      libonig-dev python3 python3-numpy python3-jsonschema)
 if [[ "${LD_BENCH_DEPS:-0}" == 1 ]]; then
   pkgs+=(libopenblas-dev)
 fi

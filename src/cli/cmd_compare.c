@@ -15,7 +15,9 @@
 #define MAX_ALLOW 256
 #define MAX_FLOORS 2 /* one per low-precision dtype: bf16, f16 */
 
-enum { OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL, OPT_FULL, OPT_STRICT };
+enum {
+    OPT_FLOOR = 1000, OPT_FLOOR_K, OPT_FLOOR_ULP, OPT_MODEL, OPT_FULL, OPT_STRICT, OPT_TOKENIZER
+};
 /* Regression gate options (gate.h, docs/gate.md). */
 enum { OPT_BASELINE = 1100, OPT_REGRESS_FACTOR, OPT_REGRESS_SLACK, OPT_UPDATE_BASELINE, OPT_EXACT };
 enum { OPT_MAX_LINE = 1200, OPT_MAX_PARKED };
@@ -72,7 +74,11 @@ static void usage(FILE *out)
 "                          by its op) beside its inherited error (brought by its inputs); the\n"
 "                          first probe whose local error is over budget is named the culprit.\n"
 "                          Budgets: k x the floor's local error with --floor, else a few\n"
-"                          roundings of the candidate's dtype. Reads both streams a second time\n"
+"                          roundings of the candidate's dtype. Reads both streams a second time.\n"
+"                          DIR's tokenizer.json, when it has one, names tokens as --tokenizer\n"
+"  --tokenizer FILE        a tokenizer.json (the checkpoint's): the reports name tokens by their\n"
+"                          text as well as their id (the worst element's token, the argmax of\n"
+"                          each step), escaped for the terminal, Markdown and HTML\n"
 "  --baseline B.json       regression gate: B.json is the --json report of an earlier, accepted\n"
 "                          candidate against the same reference (same model, input and probe\n"
 "                          keys, else exit 2). Fails (exit 1, --fail-on regression, on by\n"
@@ -201,6 +207,7 @@ static int parse_option(compare_args *a, int c)
         break;
     case OPT_FLOOR: return add_floor(a, optarg);
     case OPT_MODEL: j->model_dir = optarg; break;
+    case OPT_TOKENIZER: j->tokenizer_path = optarg; break;
     case OPT_FLOOR_K:
         if (!ld_parse_double(optarg, &opt->floor_k) || !(opt->floor_k >= 1.0))
             return ld_cli_usage_error("compare", "--floor-k: '%s' is not a number >= 1", optarg);
@@ -269,6 +276,7 @@ static int parse_args(int argc, char **argv, compare_args *a)
         {"floor-k", required_argument, NULL, OPT_FLOOR_K},
         {"floor-ulp", required_argument, NULL, OPT_FLOOR_ULP},
         {"model", required_argument, NULL, OPT_MODEL},
+        {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
         {"baseline", required_argument, NULL, OPT_BASELINE},
         {"regress-factor", required_argument, NULL, OPT_REGRESS_FACTOR},
         {"regress-slack", required_argument, NULL, OPT_REGRESS_SLACK},

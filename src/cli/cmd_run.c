@@ -1,6 +1,7 @@
 /* cmd_run.c — 'layerdiff run': loads a checkpoint, runs the forward pass on the chosen backend
  * (CPU reference, optionally emulating a low-precision kernel set or with injected faults; or the
- * CUDA path) and writes the probe stream. Prints the generated token ids on stdout. */
+ * CUDA path) and writes the probe stream. The prompt is ids or text (encoded with the checkpoint's
+ * tokenizer.json). Prints the generated token ids on stdout, and with their text on stderr. */
 #include <limits.h>
 #include <omp.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "layerdiff/probes.h"
 #include "model.h"
 #include "ops.h"
+#include "prompt.h"
 #include "run.h"
 #include "util.h"
 
@@ -23,14 +25,19 @@ static const char *const CMD = "run";
 static void usage(void)
 {
     printf(
-        "usage: layerdiff run --model DIR --tokens 1,2,3 [options]\n"
+        "usage: layerdiff run --model DIR (--tokens 1,2,3 | --prompt TEXT | --prompt-file F)\n"
+        "                     [options]\n"
         "\n"
         "Runs the Qwen3 forward pass over the prompt (step 0) and DECODE greedy decode steps,\n"
         "writing a probe after every op (tags and op graph: docs/tags.md) and printing the\n"
-        "generated ids.\n"
+        "generated ids (stderr: each with its text, when the checkpoint has a tokenizer.json).\n"
         "\n"
         "  --model DIR          checkpoint directory (config.json + safetensors)\n"
         "  --tokens IDS         prompt token ids, comma-separated (at least one)\n"
+        "  --prompt TEXT        the prompt as text, encoded with the checkpoint's tokenizer.json\n"
+        "                       as Hugging Face tokenizers would (special tokens such as\n"
+        "                       <|im_start|> included); the header records text and ids\n"
+        "  --prompt-file F      the same, the text read from file F (UTF-8, at most 64 MiB)\n"
         "  --decode N           greedy decode steps after the prefill (default 0; with --follow,\n"
         "                       the followed stream's count)\n"
         "  --backend ref|cuda   ref: the fp32 CPU reference (default); cuda: the optimized path\n"
@@ -153,6 +160,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *context)
 /* The options once parsed. */
 typedef struct run_args {
     const char *model_dir, *tokens_arg, *probes_path, *follow_path, *backend;
+    const char *prompt_arg, *prompt_file;
     const char *feed_path, *feed_tags, *feed_layers, *feed_steps;
     int decode, sr_seed, threads;
     bool quiet;
@@ -183,6 +191,8 @@ static int parse_option(run_args *a, int c)
     switch (c) {
     case 'm': a->model_dir = optarg; break;
     case 't': a->tokens_arg = optarg; break;
+    case 'x': a->prompt_arg = optarg; break;
+    case 'X': a->prompt_file = optarg; break;
     case 'n':
         if (!ld_parse_int(optarg, 0, 1 << 24, &a->decode))
             return ld_cli_usage_error(CMD, "--decode '%s' is not a non-negative integer", optarg);
@@ -261,6 +271,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"sr-seed", required_argument, NULL, 's'}, {"feed", required_argument, NULL, 'F'},
         {"feed-tags", required_argument, NULL, 'G'}, {"feed-layers", required_argument, NULL, 'Y'},
         {"feed-steps", required_argument, NULL, 'Z'}, {"list-kernels", no_argument, NULL, 'K'},
+        {"prompt", required_argument, NULL, 'x'},  {"prompt-file", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     *a = (run_args){.backend = "ref", .decode = -1, .emulate = LD_F32};
     ld_error err = {0};
@@ -277,8 +288,12 @@ static int parse_args(int argc, char **argv, run_args *a)
                                   argv[optind]);
     if (!a->model_dir)
         return ld_cli_usage_error(CMD, "missing --model DIR (see 'layerdiff run --help')");
-    if (!a->tokens_arg)
-        return ld_cli_usage_error(CMD, "missing --tokens IDS (see 'layerdiff run --help')");
+    int n_inputs = (a->tokens_arg != NULL) + (a->prompt_arg != NULL) + (a->prompt_file != NULL);
+    if (n_inputs == 0)
+        return ld_cli_usage_error(CMD, "missing the prompt: --tokens IDS, --prompt TEXT or "
+                                       "--prompt-file F (see 'layerdiff run --help')");
+    if (n_inputs > 1)
+        return ld_cli_usage_error(CMD, "--tokens, --prompt and --prompt-file exclude each other");
     if (a->sr_seed && a->emulate == LD_F32)
         return ld_cli_usage_error(CMD, "--sr-seed needs --emulate bf16|f16");
     if (a->emulate != LD_F32 && strcmp(a->backend, "ref"))
@@ -288,6 +303,17 @@ static int parse_args(int argc, char **argv, run_args *a)
     if (a->threads)
         omp_set_num_threads(a->threads);
     return -1;
+}
+
+/* " 13 \" the\", 42 \" cat\"" and a newline on stderr: ids with their text. */
+static void print_token_texts(const ld_tokenizer *tok, const int32_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char label[160];
+        ld_tokenizer_label(tok, ids[i], label, sizeof label);
+        fprintf(stderr, "%s %d %s", i ? "," : "", (int)ids[i], label);
+    }
+    fprintf(stderr, "\n");
 }
 
 int ld_cmd_run(int argc, char **argv)
@@ -301,13 +327,37 @@ int ld_cmd_run(int argc, char **argv)
         return rc;
     ld_error err = {0};
     int32_t *prompt = NULL, *follow = NULL;
-    size_t n_prompt = 0, n_follow = 0;
-    if (ld_parse_i32_list(a.tokens_arg, 0, INT32_MAX, &prompt, &n_prompt, &err) != LD_OK) {
-        ld_error_prefix(&err, "--tokens");
-        return ld_cli_fail(CMD, &err);
-    }
+    size_t n_prompt = 0, n_follow = 0, text_len = 0;
+    char *text = NULL;
+    ld_tokenizer *tok = NULL;
     ld_model *m = NULL;
     ld_run_result res = {0};
+    if (a.tokens_arg) {
+        if (ld_parse_i32_list(a.tokens_arg, 0, INT32_MAX, &prompt, &n_prompt, &err) != LD_OK) {
+            ld_error_prefix(&err, "--tokens");
+            return ld_cli_fail(CMD, &err);
+        }
+        /* Only to show the tokens' text: a checkpoint without a usable one runs all the same. */
+        if (!a.quiet && ld_prompt_tokenizer(a.model_dir, NULL, &tok, &err) != LD_OK)
+            fprintf(stderr, "run: note: token text not shown: %s\n", err.msg);
+    } else {
+        const char *option = a.prompt_arg ? "--prompt" : "--prompt-file";
+        if (a.prompt_arg) {
+            text_len = strlen(a.prompt_arg);
+            text = strdup(a.prompt_arg);
+            if (!text) {
+                ld_error_set(&err, LD_E_NOMEM, "out of memory");
+                goto fail;
+            }
+        } else if (ld_read_file(a.prompt_file, LD_TOK_MAX_TEXT, &text, &text_len, &err) !=
+                   LD_OK) {
+            ld_error_prefix(&err, "--prompt-file");
+            goto fail;
+        }
+        if (ld_prompt_tokenizer(a.model_dir, option, &tok, &err) != LD_OK ||
+            ld_prompt_encode(tok, option, text, text_len, &prompt, &n_prompt, &err) != LD_OK)
+            goto fail;
+    }
     /* The fed tensors were computed on REF's decoded tokens: a fed run follows them too. */
     const char *follow_opt = a.follow_path ? "--follow" : "--feed";
     const char *follow_path = a.follow_path ? a.follow_path : a.feed_path;
@@ -338,6 +388,7 @@ int ld_cmd_run(int argc, char **argv)
     if (a.feed_path)
         inputs[n_inputs++] = a.feed_path;
     ld_run_options ro = {.backend = backend, .model = m, .prompt = prompt, .n_prompt = n_prompt,
+                         .prompt_text = text, .prompt_text_len = text_len,
                          .decode_steps = a.decode, .follow = follow, .n_follow = n_follow,
                          .faults = &a.faults, .emulate = a.emulate, .sr_seed = (uint32_t)a.sr_seed,
                          .probes_path = a.probes_path, .sink_config = &a.sc,
@@ -355,6 +406,12 @@ int ld_cmd_run(int argc, char **argv)
     for (int i = 0; i <= a.decode; i++)
         printf("%s%d", i ? "," : "", (int)res.tokens[i]);
     printf("\n");
+    if (!a.quiet && tok) {
+        fprintf(stderr, "run: prompt:");
+        print_token_texts(tok, prompt, n_prompt);
+        fprintf(stderr, "run: tokens:");
+        print_token_texts(tok, res.tokens, (size_t)a.decode + 1);
+    }
     /* Which matmul kernels the fp32 reference ran (every path gives the same bits). */
     bool ref = !strcmp(res.implementation, "reference") && ld_ref_kernel_path();
     if (!a.quiet)
@@ -373,5 +430,7 @@ done:
     ld_model_close(m);
     free(prompt);
     free(follow);
+    free(text);
+    ld_tokenizer_free(tok);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "floor.h"
+#include "prompt.h"
 #include "replay.h"
 #include "util.h"
 
@@ -25,6 +26,7 @@ void ld_compare_outcome_free(ld_compare_outcome *o)
     ld_policy_destroy(o->policy);
     ld_keymap_destroy(o->map);
     ld_model_close(o->model);
+    ld_tokenizer_free(o->tokenizer);
     memset(o, 0, sizeof *o);
 }
 
@@ -82,6 +84,9 @@ static ld_status load_inputs(const ld_compare_job *j, ld_compare_outcome *o, ld_
     }
     if (j->model_dir && ld_model_open(&o->model, j->model_dir, err) != LD_OK)
         return err->code;
+    if (j->tokenizer_path ? ld_tokenizer_load(j->tokenizer_path, &o->tokenizer, err) != LD_OK
+        : j->model_dir && ld_prompt_tokenizer(j->model_dir, NULL, &o->tokenizer, err) != LD_OK)
+        return err->code;
     if (j->policy_path && ld_policy_load(j->policy_path, &o->policy, err) != LD_OK)
         return err->code;
     if (j->map_path && ld_keymap_load(j->map_path, &o->map, err) != LD_OK)
@@ -121,6 +126,7 @@ ld_status ld_compare_pipeline(const ld_compare_job *j, ld_compare_outcome *o, ld
     opt.map = o->map;
     if ((st = ld_compare_run(j->ref_path, j->cand_path, &opt, &o->result, err)) != LD_OK)
         return st;
+    o->result->tokenizer = o->tokenizer;
     if (o->model) {
         ld_replay_options rop;
         ld_replay_options_init(&rop);

@@ -17,7 +17,10 @@ typedef struct ld_compare_job {
      * ignored: they are loaded from policy_path and map_path. */
     ld_compare_options compare;
     const char *policy_path, *map_path; /* NULL: none */
-    const char *model_dir;              /* replay each probe's op on the candidate's inputs */
+    const char *model_dir;              /* replay each probe's op on the candidate's inputs; its
+                                           tokenizer.json, when it has one, names tokens */
+    const char *tokenizer_path;         /* a tokenizer.json naming tokens by their text in the
+                                           reports (wins over model_dir's); NULL: none */
     const char *baseline_path;          /* the gate's accepted report; read unless updated */
     bool update_baseline;               /* write the JSON report to baseline_path when passing */
     double regress_factor, regress_slack;
@@ -40,10 +43,11 @@ typedef struct ld_compare_outcome {
     ld_policy *policy;
     ld_keymap *map;
     ld_model *model;
+    ld_tokenizer *tokenizer;   /* the result's tokenizer */
 } ld_compare_outcome;
 
-/* Runs the job in this order: baseline, model, policy, map, comparison, replay, baseline check,
- * text report, report files, exit decision, baseline update. A failure stops there (LD_E_USAGE
+/* Runs the job in this order: baseline, model, tokenizer, policy, map, comparison, replay,
+ * baseline check, text report, report files, exit decision, baseline update. A failure stops there (LD_E_USAGE
  * when model_dir is given with map_path). *out holds what was made so far either way: free it
  * with ld_compare_outcome_free. */
 ld_status ld_compare_pipeline(const ld_compare_job *j, ld_compare_outcome *out, ld_error *err);

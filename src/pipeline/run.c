@@ -230,7 +230,8 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
     ld_run_info info = {.implementation = r.implementation, .backend_json = backend_json,
                         .model_json = model_json, .tokens = o->prompt, .n_tokens = o->n_prompt,
                         .decode_steps = o->decode_steps, .faults = fault_texts,
-                        .n_faults = (size_t)n_faults, .feed_json = feed_json};
+                        .n_faults = (size_t)n_faults, .feed_json = feed_json,
+                        .prompt_text = o->prompt_text, .prompt_text_len = o->prompt_text_len};
     if ((st = open_sink(o, &info, &fo.sink, err)) != LD_OK)
         goto out;
     if ((st = generate_and_close(b, o, &fo, fo.sink, &r, err)) != LD_OK)

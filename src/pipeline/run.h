@@ -33,6 +33,9 @@ typedef struct ld_run_options {
     const ld_model *model;         /* the opened checkpoint; outlives the call */
     const int32_t *prompt;         /* token ids, at least one */
     size_t n_prompt;
+    const char *prompt_text;       /* the text prompt was encoded from (the header's input.text);
+                                      NULL: the ids were given as ids */
+    size_t prompt_text_len;
     int decode_steps;              /* greedy steps after the prefill */
     const int32_t *follow;         /* the tokens fed to decode steps 1..N instead of the argmax */
     size_t n_follow;

@@ -81,7 +81,7 @@ static void generate(const char *ref_path, const char *cand_path, int tokens, in
     for (int i = 0; i < tokens; i++)
         prompt[i] = 1000 + i;
     ld_run_info ref_run = {"reference", "{\"name\":\"reference\"}", model, prompt,
-                           (size_t)tokens, decode, NULL, 0, NULL};
+                           (size_t)tokens, decode, NULL, 0, NULL, NULL, 0};
     ld_run_info cand_run = ref_run;
     cand_run.implementation = "bench-bf16";
     ld_sink_config cfg;

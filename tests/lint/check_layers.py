@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """check_layers.py SRC_DIR — holds the layout to docs/architecture.md: every #include of the product
-folders points down the stack (common -> probes -> model -> reference | cuda -> compare -> src), the
-two backends never include each other, every quoted include resolves to exactly one header, and no
+folders points down the stack (common -> probes -> model -> reference | cuda | tokenizer -> compare
+-> src), the two backends and the tokenizer never include each other, every quoted include resolves to exactly one header, and no
 header includes itself back through a cycle. Prints each breach with file and line; exit 1 if any."""
 import os
 import re
 import sys
 
 # Bottom to top. A folder may include its own headers and those of folders with a lower rank;
-# reference and cuda share a rank: siblings, neither includes the other.
-RANK = {"common": 0, "probes": 1, "model": 2, "reference": 3, "cuda": 3, "compare": 4, "src": 5}
+# reference, cuda and tokenizer share a rank: siblings, none includes another.
+RANK = {"common": 0, "probes": 1, "model": 2, "reference": 3, "cuda": 3, "tokenizer": 3,
+        "compare": 4, "src": 5}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 

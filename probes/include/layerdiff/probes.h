@@ -100,6 +100,9 @@ typedef struct ld_run_info {
     size_t n_faults;
     const char *feed_json;             /* teacher forcing: the header's "feed" object (the
                                           reference stream fed in and its filters); NULL: none */
+    const char *prompt_text;           /* input.text: the prompt as the user wrote it, when it was
+                                          text (tokens are its ids); NULL: none */
+    size_t prompt_text_len;
 } ld_run_info;
 
 /* How the run ended, for the end record. The writer adds the probe count and the last key. */
@@ -199,6 +202,9 @@ typedef struct ld_header_info {
     const char *filter_layers; /* every key); a probe outside them is refused by the reader */
     const char *filter_steps;
     const char *feed_json;     /* compact JSON of "feed" (a teacher-forced run), "" when absent */
+    const char *prompt_text;   /* input.text (NUL-terminated; prompt_text_len bytes), NULL when
+                                  absent: the prompt was given as ids */
+    size_t prompt_text_len;
 } ld_header_info;
 
 /* One probe record. Valid until the next ld_reader_next() or ld_reader_close(). */

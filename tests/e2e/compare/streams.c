@@ -198,7 +198,7 @@ int ts_write(const char *path, const ts_scenario *sc, char *msg, size_t size)
     prompt[2] += sc->token_shift;
     const char *faults[1] = {sc->fault};
     ld_run_info run = {sc->implementation ? sc->implementation : "reference", backend, model,
-                       prompt, TS_PROMPT, TS_DECODE, faults, sc->fault ? 1 : 0, NULL};
+                       prompt, TS_PROMPT, TS_DECODE, faults, sc->fault ? 1 : 0, NULL, NULL, 0};
     ld_sink_config cfg;
     ld_sink_config_init(&cfg);
     cfg.payload = sc->stats_only ? LD_PAYLOAD_STATS : LD_PAYLOAD_FULL;

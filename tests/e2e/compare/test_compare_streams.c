@@ -422,7 +422,8 @@ static void rewrite(const char *src, const char *dst, ld_encoding enc, const cha
         fail_msg("%s", err.msg);
     const ld_header_info *h = ld_reader_header(r);
     ld_run_info run = {h->implementation, h->backend_json, h->model_json, h->tokens, h->n_tokens,
-                       h->decode_steps, h->faults, h->n_faults, NULL};
+                       h->decode_steps, h->faults, h->n_faults, NULL, h->prompt_text,
+                       h->prompt_text_len};
     ld_sink_config cfg;
     ld_sink_config_init(&cfg);
     cfg.payload = LD_PAYLOAD_FULL;

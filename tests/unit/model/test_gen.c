@@ -140,12 +140,12 @@ static void test_byte_identical(void **state)
     char *la = listing(a), *lb = listing(b);
     assert_string_equal(la, "config.json;model-00001-of-00003.safetensors;"
                             "model-00002-of-00003.safetensors;model-00003-of-00003.safetensors;"
-                            "model.safetensors.index.json;");
+                            "model.safetensors.index.json;tokenizer.json;");
     assert_string_equal(la, lb);
     const char *files[] = {"config.json", "model-00001-of-00003.safetensors",
                            "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors",
-                           "model.safetensors.index.json"};
-    for (size_t i = 0; i < 5; i++) {
+                           "model.safetensors.index.json", "tokenizer.json"};
+    for (size_t i = 0; i < 6; i++) {
         char *pa = path_in(a, files[i]), *pb = path_in(b, files[i]);
         size_t na, nb;
         unsigned char *da = slurp(pa, &na), *db = slurp(pb, &nb);
@@ -288,7 +288,7 @@ static void test_refuses_existing_checkpoint(void **state)
     opt.force = 1;
     assert_int_equal(ld_gen_model(dir, &opt, &err), LD_OK);
     char *l = listing(dir);
-    assert_string_equal(l, "config.json;model.safetensors;notes.txt;");
+    assert_string_equal(l, "config.json;model.safetensors;notes.txt;tokenizer.json;");
     ld_model *m;
     assert_int_equal(ld_model_open(&m, dir, &err), LD_OK);
     ld_model_close(m);
