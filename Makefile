@@ -41,7 +41,7 @@ SKIP_REASONS = grep -h '^skipped:' $(abspath $(BUILD))/Testing/Temporary/LastTes
 
 test: deps
 	$(MAKE) build
-	@echo "make test: every test, then the sanitizer build; about 17 minutes on 2 cores (make test-fast skips the slow ones)"
+	@echo "make test: every test, then the sanitizer build; about 9 minutes on 2 cores (make test-fast skips the slow ones)"
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; $(SKIP_REASONS); exit $$rc
 	$(MAKE) test-asan
 	$(MAKE) test-aarch64
