@@ -68,7 +68,8 @@ step "bench_cuda" $?
 sed 's/^/  /' "$OUT/bench.log" | head -30 >>"$S"
 
 # 3. 28 layers: the fp32 reference against the CUDA path, 32-token prompt + 8 decode steps.
-{
+# shellcheck disable=SC2317  # run by timeout through bash -c
+compare_28() {
   set -e
   "$L" gen-model "$tmp/q" --preset qwen3-0.6b --dtype bf16
   toks=$(seq -s, 11 13 414)
@@ -77,13 +78,12 @@ sed 's/^/  /' "$OUT/bench.log" | head -30 >>"$S"
   "$L" run --model "$tmp/q" --tokens "$toks" --decode 8 --backend cuda --payload full \
     --follow "$tmp/ref.jsonl" --probes "$tmp/cuda.jsonl" --quiet
   "$L" compare "$tmp/ref.jsonl" "$tmp/cuda.jsonl"
-} >"$OUT/compare.log" 2>&1 &
-cpid=$!
-( sleep 90; kill -TERM "$cpid" 2>/dev/null ) &
-wpid=$!
-wait "$cpid"
+}
+export -f compare_28
+export L tmp
+# timeout ends the whole process group (bash and the layerdiff it runs).
+timeout 90 bash -c compare_28 >"$OUT/compare.log" 2>&1
 rc=$?
-kill "$wpid" 2>/dev/null
 step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 { grep -m1 '^verdict' "$OUT/compare.log"; grep -m1 '^First divergence' "$OUT/compare.log"; } \
   | sed 's/^/  /' | tee -a "$S"
