@@ -120,7 +120,10 @@ __global__ static void attention_combine_kernel(const float *part_ml, const floa
                                                 size_t n_split, size_t D, bool softmax_bf16,
                                                 ld_bf16 *out)
 {
-    extern __shared__ float wgt[]; /* [n_split] e^(m_s − M), or −1 for an empty split */
+    /* [n_split] e^(m_s − M), or −1 for an empty split. A static array of the largest split count:
+     * sized by n_split as dynamic shared memory, it was read three floats at a time past its end
+     * when n_split was small (compute-sanitizer memcheck on sm_90). */
+    __shared__ float wgt[ATTN_MAX_SPLITS];
     __shared__ float red[32];
     __shared__ float total;
     size_t r0 = (size_t)blockIdx.x * n_split;
@@ -192,7 +195,7 @@ extern "C" ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache,
     LD_CUDA_CHECK_LAUNCH(err);
     if (!split)
         return LD_OK;
-    attention_combine_kernel<<<(unsigned)(T * Hq), ATTN_THREADS, n_split * sizeof(float), stream>>>(
+    attention_combine_kernel<<<(unsigned)(T * Hq), ATTN_THREADS, 0, stream>>>(
         split->ml, split->acc, n_split, D, ap->softmax_bf16, out);
     LD_CUDA_CHECK_LAUNCH(err);
     return LD_OK;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# gpu_check.sh — the CUDA path's checks on a GPU machine, in one go (under 5 minutes on an H200):
+#   scripts/gpu_check.sh OUTDIR [BUILD_DIR [LIB_DIR]]
+# BUILD_DIR (default build/) is a configured tree built with CUDA; LIB_DIR holds shared libraries
+# the machine lacks (libcjson, libcmocka, libgomp, libcudart copied beside the build) and goes
+# first on LD_LIBRARY_PATH. Steps, each under its own timeout: the GPU tests (ctest -L gpu, the
+# compute-sanitizer tests included), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA
+# comparison, and an Nsight Compute per-kernel summary of decode. Writes OUTDIR/summary.txt and
+# one log per step (5 files). Exit 0 when every step passed, 1 when one failed, 2 on bad usage or
+# a missing piece, 77 without a usable GPU (the checks that need none still run).
+set -uo pipefail
+usage() { echo "usage: scripts/gpu_check.sh OUTDIR [BUILD_DIR [LIB_DIR]]" >&2; exit 2; }
+[[ $# -ge 1 && $# -le 3 ]] || usage
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$1
+B=${2:-$SRC/build}
+LIBDIR=${3:-}
+die() { echo "gpu_check: $*" >&2; exit 2; }
+[[ -d $B && -f $B/CMakeCache.txt ]] || die "$B is not a configured build directory"
+B=$(cd "$B" && pwd)
+if [[ -n $LIBDIR ]]; then
+  [[ -d $LIBDIR ]] || die "library directory $LIBDIR does not exist"
+  LIBDIR=$(cd "$LIBDIR" && pwd)
+  export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+L=$B/src/cli/layerdiff
+BENCH=$B/tests/bench/bench_cuda
+for f in "$L" "$BENCH" "$B/tests/unit/cuda/test_cuda_kernels" "$B/tests/unit/cuda/test_cuda_probes"
+do
+  [[ -x $f ]] || die "$f is missing (build with CUDA: make build, nvcc in /usr/local/cuda)"
+done
+missing=$(ldd "$L" "$BENCH" 2>/dev/null | grep 'not found' | sort -u)
+[[ -z $missing ]] || die "shared libraries not found (pass LIB_DIR): $missing"
+command -v ctest >/dev/null || die "ctest not found"
+mkdir -p "$OUT" || die "cannot create $OUT"
+OUT=$(cd "$OUT" && pwd)
+S=$OUT/summary.txt
+: >"$S"
+say() { echo "$*" | tee -a "$S"; }
+fail=0
+step() { # name rc
+  if [[ $2 -eq 0 ]]; then say "$1: ok"; else say "$1: FAILED (exit $2)"; fail=1; fi
+}
+
+say "gpu_check $(date -u +%FT%TZ) on $(hostname)"
+say "source $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?'), build $B"
+say "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$L" gen-model "$tmp/tiny" --preset tiny --seed 3 >/dev/null || die "gen-model failed"
+if ! probe=$("$L" run --model "$tmp/tiny" --tokens 1 --backend cuda --quiet 2>&1); then
+  say "no GPU: $probe"
+  say "skipped: the GPU tests, sanitizers, bench_cuda, the 28-layer comparison and ncu need one"
+  exit 77
+fi
+gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
+say "gpu: ${gpu:-unknown (no nvidia-smi)}"
+
+# 1. GPU tests and compute-sanitizer tests.
+timeout 120 ctest --test-dir "$B" -L gpu --output-on-failure -j4 >"$OUT/ctest.log" 2>&1
+step "ctest -L gpu (incl. sanitize)" $?
+grep -E 'tests passed|tests failed|\*\*\*Failed|Not Run|Skipped' "$OUT/ctest.log" | tail -12 \
+  | sed 's/^/  /' | tee -a "$S"
+
+# 2. Speed.
+timeout 45 "$BENCH" >"$OUT/bench.log" 2>&1
+step "bench_cuda" $?
+sed 's/^/  /' "$OUT/bench.log" | head -30 >>"$S"
+
+# 3. 28 layers: the fp32 reference against the CUDA path, 32-token prompt + 8 decode steps.
+# shellcheck disable=SC2317  # run by timeout through bash -c
+compare_28() {
+  set -e
+  "$L" gen-model "$tmp/q" --preset qwen3-0.6b --dtype bf16
+  toks=$(seq -s, 11 13 414)
+  "$L" run --model "$tmp/q" --tokens "$toks" --decode 8 --payload full --probes "$tmp/ref.jsonl" \
+    --quiet
+  "$L" run --model "$tmp/q" --tokens "$toks" --decode 8 --backend cuda --payload full \
+    --follow "$tmp/ref.jsonl" --probes "$tmp/cuda.jsonl" --quiet
+  "$L" compare "$tmp/ref.jsonl" "$tmp/cuda.jsonl"
+}
+export -f compare_28
+export L tmp
+# timeout ends the whole process group (bash and the layerdiff it runs).
+timeout 90 bash -c compare_28 >"$OUT/compare.log" 2>&1
+rc=$?
+step "qwen3-0.6b reference vs cuda (28 layers)" $rc
+{ grep -m1 '^verdict' "$OUT/compare.log"; grep -m1 '^First divergence' "$OUT/compare.log"; } \
+  | sed 's/^/  /' | tee -a "$S"
+
+# 4. Where decode's time goes: per-kernel durations of 16-token prefill + 8 decode steps.
+if command -v ncu >/dev/null; then
+  # At most 1500 launches (the whole prefill and the decode steps of the 28-layer preset).
+  timeout 45 ncu --print-summary per-kernel --metrics gpu__time_duration.sum -c 1500 "$L" run \
+    --model "$tmp/q" --tokens "$(seq -s, 5 5 80)" --decode 8 --backend cuda --quiet \
+    >"$OUT/ncu.log" 2>&1
+  step "ncu per-kernel summary" $?
+else
+  say "ncu: skipped (not found)"
+fi
+say "files: $(find "$OUT" -maxdepth 1 -type f -printf '%f ')"
+exit $fail

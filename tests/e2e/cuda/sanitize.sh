@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs one target under one compute-sanitizer tool and fails on any error it reports:
+#   sanitize.sh TOOL kernels|probes|run [TEST_BINARY]
+# TOOL is memcheck, initcheck, racecheck or synccheck; 'kernels' and 'probes' run the given unit
+# test binary (test_cuda_kernels, test_cuda_probes), 'run' a probed tiny-preset run of 7 tokens and
+# 3 decode steps on the CUDA path (full payloads, every tag). Exits 77 ("skipped: ...") when
+# compute-sanitizer or a usable GPU is missing. Labels gpu;sanitize.
+set -uo pipefail
+: "${LD_BIN:?}"
+tool=${1:?tool}
+what=${2:?target}
+bin=${3:-}
+CS=${LD_COMPUTE_SANITIZER:-}
+if [[ -z $CS ]]; then
+  CS=$(command -v compute-sanitizer || true)
+  for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
+    [[ -z $CS && -x $d/compute-sanitizer ]] && CS=$d/compute-sanitizer
+  done
+fi
+if [[ -z $CS ]]; then
+  echo "skipped: compute-sanitizer not found (PATH, /usr/local/cuda, LD_COMPUTE_SANITIZER)"
+  exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$LD_BIN" gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null || exit 1
+out=$("$LD_BIN" run --model "$tmp/m" --tokens 1 --backend cuda --quiet 2>&1)
+if [[ $? -eq 2 && $out == *"no usable CUDA device"* ]]; then
+  echo "skipped: $out"
+  exit 77
+fi
+# --error-exitcode makes any reported error fail the test, whatever the target's own exit code.
+cs=("$CS" --tool "$tool" --error-exitcode 99 --print-limit 20)
+case $tool in
+  racecheck) cs+=(--racecheck-report all) ;;
+  memcheck | initcheck | synccheck) ;;
+  *) echo "unknown tool $tool"; exit 2 ;;
+esac
+case $what in
+  kernels | probes)
+    [[ -x $bin ]] || { echo "no test binary '$bin'"; exit 2; }
+    "${cs[@]}" "$bin"
+    ;;
+  run)
+    "${cs[@]}" "$LD_BIN" run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 \
+      --backend cuda --payload full --probes "$tmp/p.jsonl" --quiet
+    ;;
+  *) echo "unknown target $what"; exit 2 ;;
+esac
+rc=$?
+echo "compute-sanitizer --tool $tool on $what: exit $rc"
+[[ $rc -eq 0 ]]
