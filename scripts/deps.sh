@@ -17,7 +17,7 @@ fi
 add_arm64=0
 if [[ "${LD_AARCH64_DEPS:-0}" == 1 ]]; then
   pkgs+=(gcc-aarch64-linux-gnu qemu-user-static libcjson-dev:arm64 zlib1g-dev:arm64
-         libcmocka-dev:arm64)
+         libcmocka-dev:arm64 libutf8proc-dev:arm64 libonig-dev:arm64)
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     add_arm64=1
   fi
