@@ -13,6 +13,9 @@
 #include <unistd.h>
 #ifdef LD_HAVE_OPENBLAS
 #include <cblas.h>
+/* OpenBLAS's config header includes <complex.h>, whose macro I (the imaginary unit) would rename
+ * every struct field called I (the intermediate size) below; nothing here uses complex numbers. */
+#undef I
 #endif
 
 #include "anchor.h"
