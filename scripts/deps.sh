@@ -17,7 +17,7 @@ fi
 add_arm64=0
 if [[ "${LD_AARCH64_DEPS:-0}" == 1 ]]; then
   pkgs+=(gcc-aarch64-linux-gnu qemu-user-static libcjson-dev:arm64 zlib1g-dev:arm64
-         libcmocka-dev:arm64 libutf8proc-dev:arm64 libonig-dev:arm64)
+         libcmocka-dev:arm64 libutf8proc-dev:arm64 libonig5:arm64)
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     add_arm64=1
   fi
@@ -25,7 +25,12 @@ fi
 
 missing=()
 for p in "${pkgs[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+  # A package without an architecture means the native one or an 'all' one (an arm64 copy of a
+  # -dev package does not count: some cannot be installed for two architectures at once).
+  want="($(dpkg --print-architecture)|all)"
+  [[ $p == *:* ]] && want=${p##*:}
+  if ! dpkg-query -W -f='${Status} ${Architecture}\n' "${p%%:*}" 2>/dev/null |
+    grep -Eq "^install ok installed $want\$"; then
     missing+=("$p")
   fi
 done
