@@ -151,6 +151,38 @@ ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *cons
     return LD_OK;
 }
 
+/* The resolved directory of path (realpath of everything before the last '/') and its last
+ * component; false when the directory does not resolve or the result does not fit. */
+static bool resolve_parent(const char *path, char *dir, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    char parent[PATH_MAX];
+    if (!slash) {
+        snprintf(parent, sizeof parent, ".");
+        *base = path;
+    } else {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        if (n >= sizeof parent)
+            return false;
+        memcpy(parent, path, n);
+        parent[n] = 0;
+        *base = slash + 1;
+    }
+    return realpath(parent, dir) != NULL;
+}
+
+bool ld_same_path(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char da[PATH_MAX], db[PATH_MAX];
+    const char *ba, *bb;
+    if (!resolve_parent(a, da, &ba) || !resolve_parent(b, db, &bb))
+        return !strcmp(a, b);
+    return !strcmp(da, db) && !strcmp(ba, bb);
+}
+
 bool ld_path_join(char *out, size_t size, const char *dir, const char *name)
 {
     size_t dl = strlen(dir);

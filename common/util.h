@@ -37,6 +37,9 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
  * entries skipped); LD_OK otherwise. Writers call it before opening anything for writing. */
 ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *const *inputs,
                               size_t n, ld_error *err);
+/* True when paths a and b name the same file, whether or not it exists yet: the same device and
+ * inode when both exist, else the same resolved directory and the same last component. */
+bool ld_same_path(const char *a, const char *b);
 /* Joins dir and name with one '/' into out (size bytes); false when it does not fit. */
 bool ld_path_join(char *out, size_t size, const char *dir, const char *name);
 /* Creates a directory if missing (one level). */

@@ -43,7 +43,8 @@ static void usage(void)
         "  --backend ref|cuda   ref: the fp32 CPU reference (default); cuda: the optimized path\n"
         "                       (bf16 on one GPU; decode steps run as a CUDA graph when no probe\n"
         "                       is written, unless LAYERDIFF_CUDA_GRAPH=0)\n"
-        "  --probes OUT.jsonl   where to write probes (default: $LAYERDIFF_PROBES; none: no probes)\n"
+        "  --probes OUT.jsonl   where to write probes (default: $LAYERDIFF_PROBES); 'none': no\n"
+        "                       probes even when LAYERDIFF_PROBES is set (./none for a file)\n"
         "  --payload stats|full stats only (default) or stats plus the tensor data\n"
         "  --encoding ENC       payload encoding: base64, zlib+base64, shuffle+zlib+base64\n"
         "  --tags GLOBS         only these tags, e.g. 'q_*,logits' (default all)\n"
@@ -387,12 +388,16 @@ int ld_cmd_run(int argc, char **argv)
         inputs[n_inputs++] = a.follow_path;
     if (a.feed_path)
         inputs[n_inputs++] = a.feed_path;
+    /* --probes none: no probes, whatever LAYERDIFF_PROBES says (a file named none: ./none). */
+    bool no_probes = a.probes_path && !strcmp(a.probes_path, "none");
+    if (no_probes)
+        a.probes_path = NULL;
     ld_run_options ro = {.backend = backend, .model = m, .prompt = prompt, .n_prompt = n_prompt,
                          .prompt_text = text, .prompt_text_len = text_len,
                          .decode_steps = a.decode, .follow = follow, .n_follow = n_follow,
                          .faults = &a.faults, .emulate = a.emulate, .sr_seed = (uint32_t)a.sr_seed,
                          .probes_path = a.probes_path, .sink_config = &a.sc,
-                         .probes_from_env = true, .inputs = inputs, .n_inputs = n_inputs,
+                         .probes_from_env = !no_probes, .inputs = inputs, .n_inputs = n_inputs,
                          .live_sink = &bus_sink, .feed_path = a.feed_path,
                          .feed_tags = a.feed_tags, .feed_layers = a.feed_layers,
                          .feed_steps = a.feed_steps, .progress = progress, .progress_ctx = &ps};

@@ -24,6 +24,11 @@ int ld_cli_compare_exact(const char *old_path, const char *new_path, const char 
             ld_error_prefix(&err, "%s", outputs[i][0]);
             return ld_cli_fail("compare", &err);
         }
+    if (out_json && out_md && ld_same_path(out_json, out_md)) {
+        ld_error_set(&err, LD_E_USAGE, "--json and --md both name %s: each report needs its own "
+                                       "file", out_md);
+        return ld_cli_fail("compare", &err);
+    }
     if (ld_exact_run(old_path, new_path, 0, &r, &err) != LD_OK) return ld_cli_fail("compare", &err);
     bool paint = !strcmp(color, "always") ||
                  (!strcmp(color, "auto") && isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR"));

@@ -57,6 +57,11 @@ static ld_status refuse_overwrites(const ld_compare_job *j, const ld_model *mode
             st = ld_model_refuse_overwrite(model, out, true, err);
         if (st != LD_OK)
             return ld_error_prefix(err, "%s", outputs[i].option);
+        for (size_t k = 0; k < i; k++)
+            if (outputs[k].path && ld_same_path(outputs[k].path, out))
+                return ld_error_set(err, LD_E_USAGE,
+                                    "%s and %s both name %s: each report needs its own file",
+                                    outputs[k].option, outputs[i].option, out);
     }
     return LD_OK;
 }
