@@ -8,13 +8,15 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "model.h"
+#include "prompt.h"
 #include "util.h"
 
 static const char *const CMD = "calibrate";
 
 static void usage(void)
 {
-    printf("usage: layerdiff calibrate --model DIR --tokens IDS --dtype bf16|f16 -o FLOOR.json\n"
+    printf("usage: layerdiff calibrate --model DIR (--tokens IDS | --prompt TEXT | --prompt-file F)\n"
+           "                           --dtype bf16|f16 -o FLOOR.json\n"
            "                           [--decode N] [--variants N] [--threads N] [--quiet]\n"
            "\n"
            "Measures, for every probe key of this model and input, the error an honest %s\n"
@@ -28,6 +30,8 @@ static void usage(void)
            "\n"
            "  --model DIR      checkpoint directory\n"
            "  --tokens IDS     prompt token ids, comma-separated\n"
+           "  --prompt TEXT    the prompt as text, encoded with the checkpoint's tokenizer.json\n"
+           "  --prompt-file F  the same, the text read from file F (UTF-8)\n"
            "  --decode N       decode steps (default 0)\n"
            "  --dtype T        bf16 or f16: the precision of the candidates to judge\n"
            "  -o, --output F   the floor file to write (schemas/floor.schema.json)\n"
@@ -57,8 +61,10 @@ int ld_cmd_calibrate(int argc, char **argv)
         {"decode", required_argument, NULL, 'n'},  {"dtype", required_argument, NULL, 'd'},
         {"output", required_argument, NULL, 'o'},  {"variants", required_argument, NULL, 'v'},
         {"threads", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
+        {"prompt", required_argument, NULL, 'x'},  {"prompt-file", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *model_dir = NULL, *tokens_arg = NULL, *out_path = NULL;
+    const char *prompt_arg = NULL, *prompt_file = NULL;
     int decode = 0, variants = 4, threads = 0;
     bool quiet = false, have_dtype = false;
     ld_dtype dtype = LD_BF16;
@@ -68,6 +74,8 @@ int ld_cmd_calibrate(int argc, char **argv)
         switch (c) {
         case 'm': model_dir = optarg; break;
         case 't': tokens_arg = optarg; break;
+        case 'x': prompt_arg = optarg; break;
+        case 'X': prompt_file = optarg; break;
         case 'n':
             if (!ld_parse_int(optarg, 0, 1 << 24, &decode))
                 return ld_cli_usage_error(CMD, "--decode '%s' is not a non-negative integer", optarg);
@@ -93,23 +101,25 @@ int ld_cmd_calibrate(int argc, char **argv)
     }
     if (optind < argc)
         return ld_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (!model_dir || !tokens_arg || !out_path || !have_dtype)
-        return ld_cli_usage_error(CMD, "needs --model, --tokens, --dtype and -o (see 'layerdiff "
+    if (!model_dir || !(tokens_arg || prompt_arg || prompt_file) || !out_path || !have_dtype)
+        return ld_cli_usage_error(CMD, "needs --model, the prompt (--tokens, --prompt or "
+                                       "--prompt-file), --dtype and -o (see 'layerdiff "
                                        "calibrate --help')");
     if (threads)
         omp_set_num_threads(threads);
 
     ld_error err = {0};
     int32_t *prompt = NULL;
-    size_t n_prompt = 0, n_keys = 0;
+    size_t n_prompt = 0, n_keys = 0, text_len = 0;
+    char *text = NULL;
+    ld_tokenizer *tok = NULL;
     ld_model *m = NULL;
     int rc = LD_EXIT_USAGE;
     double t0 = ld_seconds();
 
-    if (ld_parse_i32_list(tokens_arg, 0, INT32_MAX, &prompt, &n_prompt, &err) != LD_OK) {
-        ld_error_prefix(&err, "--tokens");
+    if (ld_prompt_read(model_dir, tokens_arg, prompt_arg, prompt_file, &prompt, &n_prompt, &text,
+                       &text_len, &tok, &err) != LD_OK)
         goto fail;
-    }
     if (ld_model_open(&m, model_dir, &err) != LD_OK)
         goto fail;
     ld_calibrate_options co = {.model = m, .prompt = prompt, .n_prompt = n_prompt,
@@ -127,5 +137,7 @@ fail:
 done:
     ld_model_close(m);
     free(prompt);
+    free(text);
+    ld_tokenizer_free(tok);
     return rc;
 }

@@ -333,32 +333,12 @@ int ld_cmd_run(int argc, char **argv)
     ld_tokenizer *tok = NULL;
     ld_model *m = NULL;
     ld_run_result res = {0};
-    if (a.tokens_arg) {
-        if (ld_parse_i32_list(a.tokens_arg, 0, INT32_MAX, &prompt, &n_prompt, &err) != LD_OK) {
-            ld_error_prefix(&err, "--tokens");
-            return ld_cli_fail(CMD, &err);
-        }
-        /* Only to show the tokens' text: a checkpoint without a usable one runs all the same. */
-        if (!a.quiet && ld_prompt_tokenizer(a.model_dir, NULL, &tok, &err) != LD_OK)
-            fprintf(stderr, "run: note: token text not shown: %s\n", err.msg);
-    } else {
-        const char *option = a.prompt_arg ? "--prompt" : "--prompt-file";
-        if (a.prompt_arg) {
-            text_len = strlen(a.prompt_arg);
-            text = strdup(a.prompt_arg);
-            if (!text) {
-                ld_error_set(&err, LD_E_NOMEM, "out of memory");
-                goto fail;
-            }
-        } else if (ld_read_file(a.prompt_file, LD_TOK_MAX_TEXT, &text, &text_len, &err) !=
-                   LD_OK) {
-            ld_error_prefix(&err, "--prompt-file");
-            goto fail;
-        }
-        if (ld_prompt_tokenizer(a.model_dir, option, &tok, &err) != LD_OK ||
-            ld_prompt_encode(tok, option, text, text_len, &prompt, &n_prompt, &err) != LD_OK)
-            goto fail;
-    }
+    if (ld_prompt_read(a.model_dir, a.tokens_arg, a.prompt_arg, a.prompt_file, &prompt,
+                       &n_prompt, &text, &text_len, &tok, &err) != LD_OK)
+        goto fail;
+    /* Only to show the tokens' text: a checkpoint without a usable one runs all the same. */
+    if (!tok && !a.quiet && ld_prompt_tokenizer(a.model_dir, NULL, &tok, &err) != LD_OK)
+        fprintf(stderr, "run: note: token text not shown: %s\n", err.msg);
     /* The fed tensors were computed on REF's decoded tokens: a fed run follows them too. */
     const char *follow_opt = a.follow_path ? "--follow" : "--feed";
     const char *follow_path = a.follow_path ? a.follow_path : a.feed_path;

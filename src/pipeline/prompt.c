@@ -37,3 +37,37 @@ ld_status ld_prompt_encode(const ld_tokenizer *t, const char *option, const char
     }
     return LD_OK;
 }
+
+ld_status ld_prompt_read(const char *model_dir, const char *ids_arg, const char *text_arg,
+                         const char *file, int32_t **ids, size_t *n, char **text, size_t *text_len,
+                         ld_tokenizer **tok, ld_error *err)
+{
+    *ids = NULL, *n = 0, *text = NULL, *text_len = 0, *tok = NULL;
+    int given = (ids_arg != NULL) + (text_arg != NULL) + (file != NULL);
+    if (given != 1)
+        return ld_error_set(err, LD_E_USAGE, given ? "--tokens, --prompt and --prompt-file "
+                                                     "exclude each other"
+                                                   : "missing the prompt: --tokens IDS, --prompt "
+                                                     "TEXT or --prompt-file F");
+    if (ids_arg) {
+        ld_status st = ld_parse_i32_list(ids_arg, 0, INT32_MAX, ids, n, err);
+        return st == LD_OK ? LD_OK : ld_error_prefix(err, "--tokens");
+    }
+    const char *option = text_arg ? "--prompt" : "--prompt-file";
+    ld_status st = LD_OK;
+    if (text_arg) {
+        *text_len = strlen(text_arg);
+        if (!(*text = strdup(text_arg)))
+            return ld_error_set(err, LD_E_NOMEM, "out of memory");
+    } else if ((st = ld_read_file(file, LD_TOK_MAX_TEXT, text, text_len, err)) != LD_OK) {
+        return ld_error_prefix(err, "--prompt-file");
+    }
+    if ((st = ld_prompt_tokenizer(model_dir, option, tok, err)) == LD_OK)
+        st = ld_prompt_encode(*tok, option, *text, *text_len, ids, n, err);
+    if (st != LD_OK) {
+        free(*text);
+        ld_tokenizer_free(*tok);
+        *text = NULL, *tok = NULL, *text_len = 0;
+    }
+    return st;
+}

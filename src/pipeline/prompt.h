@@ -21,4 +21,13 @@ ld_status ld_prompt_tokenizer(const char *dir, const char *need, ld_tokenizer **
 ld_status ld_prompt_encode(const ld_tokenizer *t, const char *option, const char *text,
                            size_t len, int32_t **ids, size_t *n, ld_error *err);
 
+/* The prompt of a command, given by exactly one of ids (comma-separated token ids, option
+ * --tokens), text (--prompt) or file (--prompt-file, UTF-8 text of at most LD_TOK_MAX_TEXT bytes):
+ * *ids (malloc'd, at least one) and *n. For text or file, *text (malloc'd, *text_len bytes) holds
+ * the text and *tok the checkpoint's tokenizer that encoded it; for ids both stay NULL. Errors name
+ * the option (LD_E_USAGE when none or several are given). */
+ld_status ld_prompt_read(const char *model_dir, const char *ids_arg, const char *text_arg,
+                         const char *file, int32_t **ids, size_t *n, char **text, size_t *text_len,
+                         ld_tokenizer **tok, ld_error *err);
+
 #endif
