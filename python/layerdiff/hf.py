@@ -27,7 +27,8 @@ class RunError(Exception):
 
 def read_follow(path):
     """The prompt, the decode step count (the header's, not the probes present: a stream
-    written with --steps holds fewer) and the tokens fed to the decode steps (end.decoded)."""
+    written with --steps holds fewer), the tokens fed to the decode steps (end.decoded) and the
+    prompt's text (None when it was given as ids)."""
     try:
         with probes.Reader(path, decode_data=False) as r:
             for _ in r:
@@ -39,11 +40,12 @@ def read_follow(path):
     except OSError as e:
         raise RunError(f"--follow: {path}: {e.strerror}") from e
     tokens, steps = header["input"]["tokens"], header["input"]["decode_steps"]
+    text = header["input"].get("text")
     if len(end["decoded"]) < steps:
         raise RunError(f"--follow: {path}: the header asks for {steps} decode steps but the end "
                        f"record holds {len(end['decoded'])} decoded tokens (status "
                        f"{end['status']})", INCOMPLETE_EXIT)
-    return tokens, steps, end["decoded"][:steps]
+    return tokens, steps, end["decoded"][:steps], text
 
 
 def model_info(model_dir):
@@ -135,7 +137,7 @@ def main(argv=None):
     ap.add_argument("--encoding", choices=probes.ENCODINGS, help="payload encoding")
     args = ap.parse_args(argv)
     try:
-        tokens, steps, decoded = read_follow(args.follow)
+        tokens, steps, decoded, text = read_follow(args.follow)
         info = model_info(args.model_dir)
         try:
             import torch
@@ -150,6 +152,8 @@ def main(argv=None):
                    "torch": torch.__version__}
         sink_args = {k: v for k, v in (("payload", args.payload), ("encoding", args.encoding))
                      if v}
+        if text is not None:
+            sink_args["text"] = text
         with ldtorch.capture(model, args.probes, tokens=tokens, decode_steps=steps,
                              implementation="transformers", backend=backend, model_info=info,
                              **sink_args) as cap:

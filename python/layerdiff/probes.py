@@ -286,7 +286,7 @@ class Sink:
     killed at any moment leaves complete lines and at most one partial last line."""
 
     def __init__(self, path, *, implementation, backend, model, tokens, decode_steps,
-                 faults=(), payload="stats", encoding="base64", tags=None, layers=None,
+                 text=None, faults=(), payload="stats", encoding="base64", tags=None, layers=None,
                  steps=None, zlib_level=1):
         path = os.fspath(path)
         if path.endswith(".gz"):
@@ -306,6 +306,8 @@ class Sink:
         tokens = [int(t) for t in tokens]
         if any(t < 0 for t in tokens) or int(decode_steps) < 0:
             raise ProbeError("tokens and decode_steps must not be negative", "usage")
+        if text is not None and not isinstance(text, str):
+            raise ProbeError("text must be a str (the prompt as text) or None", "usage")
         self.name, self.payload, self.encoding = path, payload, encoding
         self.zlib_level = zlib_level
         self._keys = KeyFilter(tags, layers, steps)
@@ -320,10 +322,11 @@ class Sink:
                 if asked else "")
         header = (
             '{"record":"header","format":"%s","version":%d,"implementation":%s,"backend":%s,'
-            '"model":%s,"input":{"tokens":[%s],"decode_steps":%d},"faults":[%s]%s,'
+            '"model":%s,"input":{"tokens":[%s]%s,"decode_steps":%d},"faults":[%s]%s,'
             '"created":"%s","tool":{"name":"layerdiff","version":%s,"git":"python"}}\n' % (
                 FORMAT, VERSION, _json_string(implementation), _compact(backend), _compact(model),
-                ",".join(map(str, tokens)), int(decode_steps),
+                ",".join(map(str, tokens)),
+                "" if text is None else ',"text":' + _json_string(text), int(decode_steps),
                 ",".join(_json_string(f) for f in faults), filt, created,
                 _json_string(__version__ + " (python)")))
         self._write(header, "header")

@@ -74,6 +74,29 @@ def test_reads_c_streams(d):
             check(e.kind == "input" and why in str(e), f"bad {why}: {e}")
 
 
+def test_text_prompt_header(d):
+    """A stream of a text prompt (run --prompt): the Python Sink writes the header's input.text as
+    the C writer does (quotes, a backslash, a newline, non-ASCII), and the reader gives it back."""
+    m = os.path.join(d, "tiny")
+    subprocess.run([LD_BIN, "gen-model", m], check=True, capture_output=True)
+    text = 'Hi "there"\\ 123\nnaïve 日本'
+    src, dst = os.path.join(d, "text.jsonl"), os.path.join(d, "text_py.jsonl")
+    subprocess.run([LD_BIN, "run", "--model", m, "--prompt", text, "--decode", "1", "--probes",
+                    src, "--quiet"], check=True, capture_output=True)
+    check(probes.Stream(src).header["input"]["text"] == text, "C header: input.text")
+    rewrite(src, dst, "base64", payload="stats")
+    strip = re.compile(rb',"created":"[^"]*","tool":\{[^}]*\}')
+    check(strip.sub(b"", lines(src)[0]) == strip.sub(b"", lines(dst)[0]),
+          f"text prompt header: {lines(src)[0][:300]} vs {lines(dst)[0][:300]}")
+    check(probes.Stream(dst).header["input"]["text"] == text, "Python header: input.text")
+    try:
+        probes.Sink(os.path.join(d, "bad_text.jsonl"), implementation="x", backend={}, model={},
+                    tokens=[1], decode_steps=0, text=b"bytes")
+        check(False, "a text that is not a str must be refused")
+    except probes.ProbeError as e:
+        check(e.kind == "usage", f"text of bytes: {e}")
+
+
 def rewrite(src, dst, encoding, payload="full"):
     """Writes the probes of the C stream src again with the Python Sink, from the decoded data
     (emit) or from the C stats (emit_precomputed) for a probe without data."""
@@ -81,6 +104,7 @@ def rewrite(src, dst, encoding, payload="full"):
     h = s.header
     with probes.Sink(dst, implementation=h["implementation"], backend=h["backend"],
                      model=h["model"], tokens=h["input"]["tokens"],
+                     text=h["input"].get("text"),
                      decode_steps=h["input"]["decode_steps"], faults=h["faults"],
                      payload=payload, encoding=encoding) as sink:
         for p in s.probes:
@@ -246,6 +270,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         test_reads_c_streams(d)
         test_writes_c_bytes(d)
+        test_text_prompt_header(d)
         test_stats_match_c(d)
         test_env_and_filters(d)
         test_tags_match_c()

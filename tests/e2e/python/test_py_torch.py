@@ -118,6 +118,15 @@ def main():
               probes.Stream(ref).end["decoded"] and s.end["last_key"] == "S3.logits" and
               "transformers" in s.header["backend"] and "torch" in s.header["backend"],
               f"header/end of the HF stream: {s.header['backend']} {s.end}")
+        # a text prompt: the HF stream's header carries the followed stream's input.text
+        m, ref, out = (os.path.join(d, "tiny--tied"), os.path.join(d, "reft.jsonl"),
+                       os.path.join(d, "hft.jsonl"))
+        r = sh([LD_BIN, "run", "--model", m, "--prompt", "Hello, wörld", "--decode", "1",
+                "--probes", ref, "--quiet"])
+        check(r.returncode == 0, f"run --prompt: {r.stderr}")
+        r = sh([VPY, "-m", "layerdiff.hf", m, "--follow", ref, "--probes", out])
+        check(r.returncode == 0 and probes.Stream(out).header["input"].get("text") ==
+              "Hello, wörld", f"layerdiff.hf after a text prompt: {r.stderr}")
         # a planted fault: q_norm of layer 2 over 16-element blocks
         m = os.path.join(d, "small--tied")
         ref = os.path.join(d, "ref7.jsonl")
