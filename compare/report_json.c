@@ -355,6 +355,25 @@ static void first_divergence(FILE *f, const ld_compare_result *r)
     fputc('}', f);
 }
 
+/* ,"NAME":"text" of token id as people read it (ld_tokenizer_label without its quotes), when the
+ * comparison has a tokenizer (compare --tokenizer); null for an id the tokenizer lacks. */
+static void token_text(FILE *f, const ld_compare_result *r, const char *name, bool have,
+                       int32_t id)
+{
+    if (!r->tokenizer)
+        return;
+    fprintf(f, ",\"%s\":", name);
+    char label[160];
+    ld_tokenizer_label(r->tokenizer, id, label, sizeof label);
+    size_t n = strlen(label);
+    if (!have || n < 2 || label[0] != '"' || label[n - 1] != '"') {
+        fputs("null", f);
+        return;
+    }
+    label[n - 1] = '\0';
+    S(f, label + 1);
+}
+
 static void argmax(FILE *f, const ld_compare_result *r)
 {
     fputs("{\"first_diff_step\":", f);
@@ -375,6 +394,8 @@ static void argmax(FILE *f, const ld_compare_result *r)
             fprintf(f, "%d", (int)t->cand_token);
         else
             fputs("null", f);
+        token_text(f, r, "reference_text", t->have_ref, t->ref_token);
+        token_text(f, r, "candidate_text", t->have_cand, t->cand_token);
         fprintf(f, ",\"logits_rows\":%llu,\"top1_agree\":%llu,\"topk_overlap\":",
                 (unsigned long long)t->logits_rows, (unsigned long long)t->top1_agree);
         if (t->logits_rows)
