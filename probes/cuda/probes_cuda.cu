@@ -1,6 +1,7 @@
-/* probes_cuda.cu — device-side probing (layerdiff/probes_cuda.h): the statistics reduction, the
- * asynchronous copies into pinned memory, and the queue that writes records in emission order.
- * Not the sink itself (probes/writer.c) nor any model math. */
+/* probes_cuda.cu — device-side probing (layerdiff/probes_cuda.h): the statistics reduction (one
+ * kernel per probe, writing its result into mapped pinned host memory, stamp last), the
+ * asynchronous payload copies into pinned memory, and the queue that writes records in emission
+ * order as their stamps land. Not the sink itself (probes/writer.c) nor any model math. */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math_constants.h>
