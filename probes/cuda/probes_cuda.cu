@@ -40,17 +40,19 @@ extern "C" ld_status ld_cuda_fail(ld_error *err, cudaError_t e, const char *stmt
  * One kernel per probe. Every block writes its part to a scratch array and takes a ticket from a
  * device counter; the block that draws the last ticket (it knows every other part is written:
  * each block fences before taking its ticket) merges the parts, resets the counter for the next
- * probe and writes the result. A grid of one block (every tensor of up to 1024·4 elements: most
- * probes of a decode step) skips the scratch and the counter. The in-order merge is kept from the
- * two-kernel version on purpose: a parallel tree over the parts would move the last bits of mean,
- * std and l2 (Chan's update is not associative in floating point), and the files a user compares
- * across versions would change; the parts are staged through shared memory by the whole block,
- * so the one merging thread does not wait on global loads, and only large tensors have many
- * parts (≤ 1024 merges, e.g. the logits of a prefill). One scratch and one counter serve every
- * probe of a prober: its kernels run in stream order, one after another, so they cannot overlap.
+ * probe and writes the result. A grid of one block (every tensor of up to 1024 elements: the
+ * hidden-sized probes of a decode step) skips the scratch and the counter; the other decode
+ * probes have a few blocks (q 2, gate/up 3 for Qwen3-0.6B), the logits 149. The in-order merge
+ * is kept from the two-kernel version on purpose: a parallel tree over the parts would move the
+ * last bits of mean, std and l2 (Chan's update is not associative in floating point), and the
+ * files a user compares across versions would change; the parts are staged through shared memory
+ * by the whole block, so the one merging thread does not wait on global loads, and only large
+ * tensors have many parts (≤ 1024 merges, e.g. the logits of a prefill). One scratch and one
+ * counter serve every probe of a prober: its kernels run in stream order, one after another, so
+ * they cannot overlap.
  *
  * The result (statistics and head) goes to `out`; then, after a system-wide fence, the probe's
- * sequence number goes to `*stamp`. When out and stamp are in mapped pinned host memory, the host
+ * sequence number goes to out->stamp. When out is in mapped pinned host memory, the host
  * reads the record there as soon as the stamp has landed, with no copy and no event. */
 
 #define STATS_THREADS 256

@@ -67,10 +67,10 @@ static void expect_stats(const char *what, const ld_stats *ref, const ld_stats *
 static void test_tensor_stats(void **state)
 {
     (void)state;
-    /* One block up to 1024·4 elements; 1024·4+1 is two (a merge of parts); 262145 is 257 blocks
-     * (more parts than one merge chunk of 256); 2^20+3 is the grid's cap of 1024 blocks. */
+    /* One block up to 1024 elements; 1025 is two (a merge of parts); 262145 is 257 blocks (more
+     * parts than one merge chunk of 256); 2^20+3 is the grid's cap of 1024 blocks. */
     static const size_t sizes[] = {1,    15,   16,    17,     1000,   1023,
-                                   4096, 4097, 65537, 262145, ((size_t)1 << 20) + 3};
+                                   1024, 1025, 65537, 262145, ((size_t)1 << 20) + 3};
     static const ld_dtype dts[] = {LD_F32, LD_BF16, LD_F16};
     for (size_t d = 0; d < 3; d++) {
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -154,7 +154,7 @@ static void test_stats_all_nan_blocks(void **state)
     ld_cuda_tensor t = {.data = gbuf_upload(&g, h, n * 2), .dtype = LD_BF16, .ndim = 1};
     t.shape[0] = (int64_t)n;
     LDOK(ld_cuda_tensor_stats(&t, 0, &got, NULL, &E));
-    expect_stats("all NaN/Inf, 4 blocks", &ref, &got);
+    expect_stats("all NaN/Inf, 13 blocks", &ref, &got);
     assert_true(isnan(got.mean) && isnan(got.min));
     gbuf_free(&g);
     free(h);
