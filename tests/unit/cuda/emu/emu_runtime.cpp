@@ -89,7 +89,8 @@ static CUstream_st *S(cudaStream_t s) { return s ? s : &g_default; }
  * work left runs a random number more, and every call that waits for the device (a synchronize,
  * a query that reports completion, synchronous copies, sets and frees) runs them all. So host code
  * that reads results without waiting (mapped memory, pinned buffers) finds them sometimes there,
- * sometimes not yet, as on a GPU. Once an operation sets the sticky error, the rest are dropped. */
+ * sometimes not yet, as on a GPU. Once an operation sets the sticky error, the rest are dropped.
+ * With LD_EMU_LAZY=1 nothing runs at an enqueue. */
 static std::deque<std::function<void()>> g_queue;
 static void run_some(size_t n)
 {
@@ -101,12 +102,19 @@ static void run_some(size_t n)
 }
 static void run_all() { run_some(SIZE_MAX); }
 static size_t some() { return (size_t)rand() % (g_queue.size() + 1); }
+/* LD_EMU_LAZY=1: nothing runs at an enqueue, only at queries and waits (a device far behind the
+ * host, as a GPU is in a probed run). */
+static bool lazy()
+{
+    static const bool on = getenv("LD_EMU_LAZY") && !strcmp(getenv("LD_EMU_LAZY"), "1");
+    return on;
+}
 void emu_enqueue(cudaStream_t s, std::function<void()> f)
 {
     if (g_sticky) return;
     if (S(s)->capturing) { S(s)->graph.push_back(f); return; }
     g_queue.push_back(std::move(f));
-    run_some(some());
+    run_some(lazy() ? 0 : some());
 }
 
 extern "C" {
