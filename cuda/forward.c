@@ -133,8 +133,8 @@ static ld_status emit(run *R, int step, int layer, ld_tag tag, const ld_bf16 *da
         TRY(ld_cuda_probe_flush(R->probe, R->err));
     if (R->trap && R->trap_key.step == step && R->trap_key.layer == layer &&
         !strcmp(R->trap_key.tag, name) && wants(R, step, layer, tag)) {
-        /* Every record up to this one is written; then the device faults (a sticky error). */
-        TRY(ld_cuda_probe_flush(R->probe, R->err));
+        /* The device faults (a sticky error) right behind this probe's work, while its record
+         * and those before it may still be in flight: the error path must write them. */
         TRY(ld_cuda_trap(R->stream, R->err));
     }
     return LD_OK;
@@ -517,8 +517,11 @@ static ld_status decode_step(run *R, int s, bool use_graph, size_t n_prompt)
     }
     LD_CUDA_CHECK(R->err, cudaMemcpyAsync(&R->h_next[s], R->next, sizeof(int32_t),
                                           cudaMemcpyDeviceToHost, R->stream));
-    if (!use_graph) /* the stream path waits for each step, as the reference would */
+    if (!use_graph) { /* the stream path waits for each step, as the reference would */
+        /* Writing each record as it lands, while the device still works on the step. */
+        TRY(ld_cuda_probe_flush(R->probe, R->err));
         LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
+    }
     return LD_OK;
 }
 
@@ -544,6 +547,7 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
         return ld_error_prefix(R->err, "step 0 (prefill)");
     LD_CUDA_CHECK(R->err, cudaMemcpyAsync(&R->h_next[0], R->next, sizeof(int32_t),
                                           cudaMemcpyDeviceToHost, R->stream));
+    TRY(ld_cuda_probe_flush(R->probe, R->err)); /* records written as they land */
     LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
     double t1 = ld_seconds();
 
@@ -601,6 +605,11 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
     ld_status st = run_alloc(&R, decode_steps);
     if (st == LD_OK)
         st = run_steps(&R, prompt, n_prompt, decode_steps, timing);
+    if (st != LD_OK) { /* the records of the work done: all of it, or after a device error
+                          every one whose data landed (the first error is the one reported) */
+        ld_error later;
+        (void)ld_cuda_probe_flush(R.probe, &later);
+    }
     int known = st == LD_OK ? decode_steps + 1 : R.n_known;
     for (int s = 0; s < known; s++)
         tokens_out[s] = R.h_next[s];

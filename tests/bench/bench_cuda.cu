@@ -95,9 +95,9 @@ static run_result best_of(int repeat, ld_cuda_session *s, size_t n_prompt, int d
     return best;
 }
 
-/* Seconds of a whole probed run (prefill + decode) writing to path. */
+/* Seconds of a whole probed run (prefill + decode) writing to path; *n gets the records written. */
 static double probed_run(ld_cuda_session *s, size_t n_prompt, int decode, ld_payload payload,
-                         const char *path, int vocab)
+                         const char *path, int vocab, uint64_t *n)
 {
     ld_sink_config cfg;
     ld_sink_config_init(&cfg);
@@ -112,6 +112,7 @@ static double probed_run(ld_cuda_session *s, size_t n_prompt, int decode, ld_pay
     double t0 = ld_seconds();
     run_once(s, n_prompt, decode, true, sink, vocab);
     double t = ld_seconds() - t0;
+    *n = ld_sink_probe_count(sink);
     if (ld_sink_close(sink, NULL, &err) != LD_OK)
         die("sink close", &err);
     return t;
@@ -178,15 +179,22 @@ int main(int argc, char **argv)
     run_result base = best_of(repeat, s, 64, 32, true, V);
     double base_s = base.prefill_s + base.decode_s;
     double stats_s = INFINITY, full_s = INFINITY;
+    uint64_t n_probes = 0;
     for (int i = 0; i < repeat; i++) {
-        stats_s = fmin(stats_s, probed_run(s, 64, 32, LD_PAYLOAD_STATS, path.c_str(), V));
-        full_s = fmin(full_s, probed_run(s, 64, 32, LD_PAYLOAD_FULL, path.c_str(), V));
+        stats_s = fmin(stats_s, probed_run(s, 64, 32, LD_PAYLOAD_STATS, path.c_str(), V,
+                                           &n_probes));
+        full_s = fmin(full_s, probed_run(s, 64, 32, LD_PAYLOAD_FULL, path.c_str(), V,
+                                         &n_probes));
     }
     struct stat st;
     double mb = stat(path.c_str(), &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
     printf("probes (64-token prompt + 32 steps, every tag): none %.1f ms, stats %.1f ms (%.2fx), "
            "full %.1f ms (%.2fx, %.0f MB written)\n",
            1e3 * base_s, 1e3 * stats_s, stats_s / base_s, 1e3 * full_s, full_s / base_s, mb);
+    if (n_probes > 0) /* what each probe adds to the run, on average */
+        printf("probes: %llu records per run; added per probe: stats %.2f us, full %.2f us\n",
+               (unsigned long long)n_probes, 1e6 * (stats_s - base_s) / (double)n_probes,
+               1e6 * (full_s - base_s) / (double)n_probes);
     remove(path.c_str());
     ld_cuda_session_destroy(s);
     ld_model_close(m);

@@ -39,7 +39,8 @@ esac
 case $what in
   kernels | probes)
     [[ -x $bin ]] || { echo "no test binary '$bin'"; exit 2; }
-    "${cs[@]}" "$bin"
+    # The tests that fault the device on purpose (an illegal write) skip themselves, loudly.
+    LD_UNDER_SANITIZER=$tool "${cs[@]}" "$bin"
     ;;
   run)
     "${cs[@]}" "$LD_BIN" run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 \

@@ -1,8 +1,11 @@
 /* test_cuda_probes.c — the device-side probe helper (layerdiff/probes_cuda.h) against the host
- * library: statistics reduced on the device against ld_stats_compute (f32, bf16, f16; NaN and Inf;
- * strided views), and the asynchronous prober against what a reader finds in the file (keys in
- * emission order, only wanted keys, payloads packed in the logical shape, many probes and large
- * payloads that force the queue to wait and the pinned arena to grow). Needs a GPU: exits 77. */
+ * library: statistics reduced on the device against hand-computed values and ld_stats_compute
+ * (f32, bf16, f16; NaN and Inf; one block, many blocks, more parts than one merge chunk; strided
+ * views), bit for bit the same run to run and slot to slot of the ring, and the asynchronous
+ * prober against what a reader finds in the file (keys in emission order, only wanted keys,
+ * payloads packed in the logical shape, more probes than the ring's slots and large payloads that
+ * force the queue to wait and the pinned arena to grow), and after a sticky device error (last:
+ * the context is dead afterwards). Needs a GPU: exits 77. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,6 +18,7 @@
 
 #include "layerdiff/probes.h"
 #include "layerdiff/probes_cuda.h"
+#include "poke.cuh"
 
 /* Host data of a given dtype: n values, a few of them NaN / Inf when special. */
 static void *make_data(ld_dtype dt, size_t n, bool special)
@@ -63,7 +67,10 @@ static void expect_stats(const char *what, const ld_stats *ref, const ld_stats *
 static void test_tensor_stats(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {1, 15, 16, 17, 1000, 65537, ((size_t)1 << 20) + 3};
+    /* One block up to 1024 elements; 1025 is two (a merge of parts); 262145 is 257 blocks (more
+     * parts than one merge chunk of 256); 2^20+3 is the grid's cap of 1024 blocks. */
+    static const size_t sizes[] = {1,    15,   16,    17,     1000,   1023,
+                                   1024, 1025, 65537, 262145, ((size_t)1 << 20) + 3};
     static const ld_dtype dts[] = {LD_F32, LD_BF16, LD_F16};
     for (size_t d = 0; d < 3; d++) {
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -105,6 +112,52 @@ static void test_tensor_stats(void **state)
     LDOK(ld_cuda_tensor_stats(&t, 0, &got, head, &E));
     expect_stats("stats of no finite value", &ref, &got);
     gbuf_free(&g);
+}
+
+/* Hand-computed: the finite values {1, 2, 3, 4, -2}: mean 8/5, squared deviations 0.36, 0.16,
+ * 1.96, 5.76, 12.96 (sum 21.2, population variance 4.24), sum of squares 34; one NaN, one Inf. */
+static void test_stats_by_hand(void **state)
+{
+    (void)state;
+    float v[7] = {1.0f, 2.0f, NAN, 3.0f, INFINITY, 4.0f, -2.0f};
+    gbuf g;
+    ld_cuda_tensor t = {.data = gbuf_upload(&g, v, sizeof v), .dtype = LD_F32, .ndim = 1};
+    t.shape[0] = 7;
+    ld_stats got;
+    double head[LD_HEAD_COUNT];
+    LDOK(ld_cuda_tensor_stats(&t, 0, &got, head, &E));
+    assert_int_equal(got.nan, 1);
+    assert_int_equal(got.inf, 1);
+    assert_true(got.min == -2.0 && got.max == 4.0 && got.absmax == 4.0);
+    const double want[3] = {1.6, sqrt(4.24), sqrt(34.0)}, have[3] = {got.mean, got.std, got.l2};
+    for (int i = 0; i < 3; i++)
+        if (!(fabs(have[i] - want[i]) <= 1e-15 * want[i]))
+            fail_msg("by hand: statistic %d is %.17g, expected %.17g", i, have[i], want[i]);
+    for (int i = 0; i < 7; i++)
+        if (!(head[i] == (double)v[i] || (isnan(head[i]) && isnan(v[i]))))
+            fail_msg("by hand: head[%d] = %g, expected %g", i, head[i], (double)v[i]);
+    gbuf_free(&g);
+}
+
+/* Many blocks and not one finite value: every part is empty, the merge must stay empty. */
+static void test_stats_all_nan_blocks(void **state)
+{
+    (void)state;
+    size_t n = 3 * 4096 + 5;
+    uint16_t *h = malloc(n * 2);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = i % 11 == 3 ? ld_f32_to_bf16(-INFINITY) : ld_f32_to_bf16(NAN);
+    ld_stats ref, got;
+    ld_stats_compute(h, LD_BF16, n, &ref);
+    gbuf g;
+    ld_cuda_tensor t = {.data = gbuf_upload(&g, h, n * 2), .dtype = LD_BF16, .ndim = 1};
+    t.shape[0] = (int64_t)n;
+    LDOK(ld_cuda_tensor_stats(&t, 0, &got, NULL, &E));
+    expect_stats("all NaN/Inf, 13 blocks", &ref, &got);
+    assert_true(isnan(got.mean) && isnan(got.min));
+    gbuf_free(&g);
+    free(h);
 }
 
 /* A strided view [rows, Hq, D] inside wider rows: the statistics and head are those of the
@@ -253,18 +306,85 @@ static void prober_round_trip(ld_payload payload, size_t n, size_t big_elems)
     unlink(path);
 }
 
+/* The same tensor gives the same bits: twice through ld_cuda_tensor_stats, and through the
+ * prober in the ring's first slot and again after the ring has wrapped around (1100 probes:
+ * more than its slots), with a different probe before each. */
+static void test_stats_reproducible(void **state)
+{
+    (void)state;
+    size_t n = 262145; /* 257 blocks: two merge chunks */
+    void *h = make_data(LD_BF16, n, true);
+    gbuf g, small;
+    ld_cuda_tensor t = {.data = gbuf_upload(&g, h, n * 2), .dtype = LD_BF16, .ndim = 1};
+    t.shape[0] = (int64_t)n;
+    ld_stats a, b, ref;
+    LDOK(ld_cuda_tensor_stats(&t, 0, &a, NULL, &E));
+    LDOK(ld_cuda_tensor_stats(&t, 0, &b, NULL, &E));
+    ld_stats_compute(h, LD_BF16, n, &ref);
+    expect_stats("reproducible", &ref, &a);
+    if (memcmp(&a, &b, sizeof a))
+        fail_msg("two reductions of the same tensor differ in their bits");
+
+    char path[] = "/tmp/ld_cuda_probe_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    ld_sink *sink = open_sink(path, LD_PAYLOAD_STATS, "*");
+    ld_cuda_probe *p;
+    LDOK(ld_cuda_probe_create(&p, sink, 0, &E));
+    void *hs = make_data(LD_F32, 37, false);
+    ld_cuda_tensor ts = {.data = gbuf_upload(&small, hs, 37 * 4), .dtype = LD_F32, .ndim = 1};
+    ts.shape[0] = 37;
+    const size_t total = 1100, again = 1090;
+    for (size_t i = 0; i < total; i++) {
+        bool big = i == 1 || i == again;
+        LDOK(ld_cuda_probe_emit(p, (int)(i / 100), (int)(i % 100), big ? "big" : "small",
+                                (int64_t)i, big ? &t : &ts, &E));
+    }
+    LDOK(ld_cuda_probe_flush(p, &E));
+    ld_cuda_probe_destroy(p);
+    LDOK(ld_sink_close(sink, NULL, &E));
+    ld_reader *r;
+    LDOK(ld_reader_open(&r, path, NULL, &E));
+    size_t seen = 0, bigs = 0;
+    for (const ld_probe *pr;; seen++) {
+        LDOK(ld_reader_next(r, &pr, &E));
+        if (!pr)
+            break;
+        if (pr->pos0 != (int64_t)seen)
+            fail_msg("record %zu has pos0 %lld", seen, (long long)pr->pos0);
+        if (strcmp(pr->tag, "big"))
+            continue;
+        bigs++;
+        /* Through the text of the file: the writer prints doubles with 17 digits. */
+        if (memcmp(&pr->stats, &a, sizeof a))
+            fail_msg("the prober's statistics (record %zu) differ from the direct reduction's "
+                     "in their bits (mean %.17g vs %.17g)",
+                     seen, pr->stats.mean, a.mean);
+    }
+    assert_int_equal(seen, total);
+    assert_int_equal(bigs, 2);
+    ld_reader_close(r);
+    unlink(path);
+    gbuf_free(&g), gbuf_free(&small);
+    free(h), free(hs);
+}
+
 static void test_prober_full(void **state)
 {
     (void)state;
-    /* 600 probes: more than the ring's 256 slots. The last is 5M floats (20 MB): more than the
-     * arena's first 16 MiB. */
-    prober_round_trip(LD_PAYLOAD_FULL, 600, (size_t)5 << 20);
+    /* 1400 probes, 1121 of them wanted: more than the ring's 1024 slots. The last is 5M floats
+     * (20 MB): more than the arena's first 16 MiB. */
+    prober_round_trip(LD_PAYLOAD_FULL, 1400, (size_t)5 << 20);
 }
 
 static void test_prober_stats(void **state)
 {
     (void)state;
-    prober_round_trip(LD_PAYLOAD_STATS, 300, 1000);
+    /* A ring of 3 slots: emits wait for the oldest slot again and again. */
+    setenv("LAYERDIFF_CUDA_PROBE_SLOTS", "3", 1);
+    prober_round_trip(LD_PAYLOAD_STATS, 1100, 5000);
+    unsetenv("LAYERDIFF_CUDA_PROBE_SLOTS");
 }
 
 /* Probes off: a NULL sink (or a NULL prober) makes emit a no-op that touches nothing. */
@@ -282,17 +402,96 @@ static void test_prober_off(void **state)
     LDOK(ld_cuda_probe_flush(p, &E));
     ld_cuda_probe_destroy(p);
     ld_cuda_probe_destroy(NULL);
+    /* The ring's size (a testing aid) is checked. */
+    static const char *bad[] = {"0", "-3", "65537", "12x", "x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("LAYERDIFF_CUDA_PROBE_SLOTS", bad[i], 1);
+        assert_int_equal(ld_cuda_probe_create(&p, NULL, 0, &E), LD_E_USAGE);
+        assert_null(p);
+        assert_non_null(strstr(E.msg, "LAYERDIFF_CUDA_PROBE_SLOTS"));
+    }
+    unsetenv("LAYERDIFF_CUDA_PROBE_SLOTS");
+}
+
+/* A sticky device error: the probes enqueued before it are written, in order and intact, even
+ * those whose records were still pending when the error surfaced; nothing after it is; the error
+ * is reported. Runs last: the context is unusable afterwards. */
+static void test_prober_sticky_error(void **state)
+{
+    (void)state;
+    if (getenv("LD_UNDER_SANITIZER")) { /* set by tests/e2e/cuda/sanitize.sh */
+        printf("skipped under compute-sanitizer %s: the deliberate illegal write would be "
+               "reported as an error (test_cuda_probes runs it without the sanitizer)\n",
+               getenv("LD_UNDER_SANITIZER"));
+        skip();
+    }
+    char path[] = "/tmp/ld_cuda_probe_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    ld_sink *sink = open_sink(path, LD_PAYLOAD_FULL, "*");
+    cudaStream_t stream;
+    CU(cudaStreamCreate(&stream));
+    ld_cuda_probe *p;
+    LDOK(ld_cuda_probe_create(&p, sink, stream, &E));
+    enum { N = 20, LEN = 300 };
+    uint16_t *h[N];
+    gbuf g[N];
+    for (int i = 0; i < N; i++) {
+        h[i] = rand_bf16(LEN, 4.0f);
+        ld_cuda_tensor t = {.data = gbuf_upload(&g[i], h[i], LEN * 2), .dtype = LD_BF16, .ndim = 1};
+        t.shape[0] = LEN;
+        LDOK(ld_cuda_probe_emit(p, 0, i, "before", 0, &t, &E));
+    }
+    LDOK(ld_cuda_trap(stream, &E));
+    ld_cuda_tensor t = {.data = g[0].base + GUARD_BYTES, .dtype = LD_BF16, .ndim = 1};
+    t.shape[0] = LEN;
+    ld_status st = ld_cuda_probe_emit(p, 1, 0, "after", 0, &t, &E); /* may see the error or not */
+    assert_true(st == LD_OK || st == LD_E_DEVICE);
+    if (st == LD_OK)
+        st = ld_cuda_probe_flush(p, &E);
+    assert_int_equal(st, LD_E_DEVICE);
+    printf("sticky error reported: %s\n", E.msg);
+    assert_string_equal(ld_sink_last_key(sink), "S0.L19.before");
+    ld_cuda_probe_destroy(p);
+    ld_run_end end = {.ok = false, .message = "sticky"};
+    LDOK(ld_sink_close(sink, &end, &E));
+
+    ld_reader *r;
+    LDOK(ld_reader_open(&r, path, NULL, &E));
+    int seen = 0;
+    for (const ld_probe *pr;; seen++) {
+        LDOK(ld_reader_next(r, &pr, &E));
+        if (!pr)
+            break;
+        if (seen >= N || strcmp(pr->tag, "before") || pr->layer != seen)
+            fail_msg("record %d is %s of layer %d", seen, pr->tag, pr->layer);
+        if (!pr->has_data || pr->data_bytes != LEN * 2 || memcmp(pr->data, h[seen], LEN * 2))
+            fail_msg("record %d: payload differs", seen);
+    }
+    assert_int_equal(seen, N);
+    ld_reader_close(r);
+    unlink(path);
+    for (int i = 0; i < N; i++) {
+        gbuf_free(&g[i]);
+        free(h[i]);
+    }
+    (void)cudaStreamDestroy(stream);
 }
 
 int main(void)
 {
     skip_without_gpu("test_cuda_probes");
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stats_by_hand),
         cmocka_unit_test(test_tensor_stats),
+        cmocka_unit_test(test_stats_all_nan_blocks),
         cmocka_unit_test(test_strided_view_stats),
+        cmocka_unit_test(test_stats_reproducible),
         cmocka_unit_test(test_prober_full),
         cmocka_unit_test(test_prober_stats),
         cmocka_unit_test(test_prober_off),
+        cmocka_unit_test(test_prober_sticky_error), /* last: the context is dead afterwards */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* layerdiff/probes_cuda.h — probing tensors that live on a CUDA device, from an engine's host code:
- * statistics reduced on the device (only ~200 bytes come back per probe), payloads copied back
- * asynchronously into pinned memory and only for keys the sink wants with data, records written
- * in emission order. Not a kernel library: your kernels stay yours; call this between them.
+ * statistics reduced on the device by one kernel per probe, which writes them (136 bytes) straight
+ * into mapped pinned host memory; payloads copied back asynchronously into pinned memory and only
+ * for keys the sink wants with data; records written in emission order, with no per-probe
+ * synchronization. Not a kernel library: your kernels stay yours; call this between them.
  *
  *     ld_cuda_probe *p;
  *     ld_cuda_probe_create(&p, sink, stream, &err);           // sink may be NULL: probes off
@@ -12,15 +13,17 @@
  *     ld_cuda_probe_flush(p, &err);                            // before ld_sink_close
  *     ld_cuda_probe_destroy(p);
  *
- * Everything is ordered on the one stream given at creation: the statistics kernel and the copies
- * are enqueued behind the kernel that produced the tensor, so the engine may overwrite the buffer
- * with its next kernel on that stream right away. Records are written once their copies have
- * landed: some during later emits (without blocking), the rest at flush. With a NULL sink, or a
- * key the sink does not want, nothing is launched, copied or synchronized.
+ * Everything is ordered on the one stream given at creation: the payload copy and the statistics
+ * kernel are enqueued behind the kernel that produced the tensor, so the engine may overwrite the
+ * buffer with its next kernel on that stream right away. Records are written once their results
+ * have landed (the kernel stamps each one last): some during later emits (without blocking), the
+ * rest at flush. After a device error, every record whose results landed is written before the
+ * error is returned. With a NULL sink, or a key the sink does not want, nothing is launched,
+ * copied or synchronized. Not for a stream being captured into a graph.
  *
  * Statistics (ld_stats of probes.h): each thread accumulates its elements in double, shifted by
  * its first finite value (sums of d and d² with d = x − shift), and partial results are merged
- * with Chan's pairwise formulas in a fixed tree, so the result does not depend on timing and
+ * with Chan's pairwise formulas in a fixed order, so the result does not depend on timing and
  * matches ld_stats_compute to about 1e-12 relative. Nothing here prints or exits; every fallible
  * call returns an ld_status and fills an ld_error naming the CUDA call, file and line. */
 #ifndef LAYERDIFF_PROBES_CUDA_H
@@ -81,14 +84,16 @@ typedef struct ld_cuda_probe ld_cuda_probe;
 ld_status ld_cuda_probe_create(ld_cuda_probe **out, ld_sink *sink, cudaStream_t stream,
                                ld_error *err);
 
-/* If the sink wants (step, layer, tag): enqueues the statistics reduction and, when the sink
- * wants data, the copy of the payload into pinned memory, then writes every earlier record whose
- * copies have landed. The record is written with dtype t->dtype and the logical shape, payload
- * packed row-major. Blocks only when the pinned buffers are full. */
+/* If the sink wants (step, layer, tag): enqueues, when the sink wants data, the copy of the
+ * payload into pinned memory, then the statistics kernel; then writes every earlier record whose
+ * results have landed. The record is written with dtype t->dtype and the logical shape, payload
+ * packed row-major. Blocks only when the pinned buffers are full (1024 pending probes, or their
+ * payloads fill the arena). On a device error, writes what landed and returns the error. */
 ld_status ld_cuda_probe_emit(ld_cuda_probe *p, int step, int layer, const char *tag, int64_t pos0,
                              const ld_cuda_tensor *t, ld_error *err);
 
-/* Waits for every pending probe and writes its record, in emission order. */
+/* Waits for every pending probe and writes its record, in emission order. On a device error
+ * (a sticky one included), writes the records whose results landed and returns the error. */
 ld_status ld_cuda_probe_flush(ld_cuda_probe *p, ld_error *err);
 
 /* Frees everything; pending records are dropped (flush first to keep them). NULL is accepted.

@@ -1,7 +1,8 @@
 /* emu_device.h — EMULATION ONLY: CUDA device-side constructs on the CPU, force-included into every
- * .cu file (after transform.py). Not CUDA: only what the kernels of cuda/ use. Each CUDA thread of a block is an OS
- * thread; blocks of a grid run one after another; __shared__ becomes static (one block at a time);
- * __syncthreads is a std::barrier; warp shuffles go through a per-warp buffer and barrier. */
+ * .cu file (after transform.py). Not CUDA: only what the kernels of cuda/ and probes/cuda/ use.
+ * Each CUDA thread of a block is an OS thread; blocks of a grid run one after another; __shared__
+ * becomes static (one block at a time); __syncthreads is a std::barrier; warp shuffles go through
+ * a per-warp buffer and barrier; atomics and fences are the host's. */
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -36,6 +37,15 @@ inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
+/* Atomics and fences: the threads of a block are OS threads, so these are the host's own. Loads
+ * past L1 (__ldcg) are plain loads: the emulation has no caches. */
+inline unsigned atomicAdd(unsigned *a, unsigned v)
+{
+    return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST);
+}
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence_system() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+template <class T> T __ldcg(const T *p) { return *(const volatile T *)p; }
 void *emu_dyn_smem();
 void emu_set_sticky();
 void emu_enqueue(cudaStream_t s, std::function<void()> f);

@@ -1,11 +1,14 @@
 /* emu_runtime.cpp — EMULATION ONLY: the fake CUDA runtime and cuBLAS behind include/, and the
- * device helpers of emu_device.h. Everything runs synchronously on the CPU; "device memory" is host
- * memory; cublasGemmEx is the column-major definition, looped. Not a simulator of GPU timing,
- * memory model or numerics beyond fp32: a way to run the CUDA path's logic without a GPU. */
+ * device helpers of emu_device.h. Everything runs on the CPU, in the host's thread, but late: work
+ * enqueued on a stream waits in a queue (see "the device's progress"); "device memory" is host
+ * memory, and mapped host memory is its own device pointer; cublasGemmEx is the column-major
+ * definition, looped. Not a simulator of GPU timing, memory model or numerics beyond fp32: a way
+ * to run the CUDA path's logic without a GPU. */
 #include <barrier>
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <thread>
@@ -78,11 +81,40 @@ static bool g_sticky = false;
 void emu_set_sticky() { g_sticky = true; }
 #define STICKY if (g_sticky) return cudaErrorIllegalAddress
 static CUstream_st *S(cudaStream_t s) { return s ? s : &g_default; }
+
+/* ---- the device's progress ----
+ * Work enqueued on a stream that is not capturing waits in one queue (all streams in the order of
+ * their enqueues: one legal order of the real device's). After each enqueue a random number of the
+ * oldest operations run (the device is behind the host by a random amount), a query that finds
+ * work left runs a random number more, and every call that waits for the device (a synchronize,
+ * a query that reports completion, synchronous copies, sets and frees) runs them all. So host code
+ * that reads results without waiting (mapped memory, pinned buffers) finds them sometimes there,
+ * sometimes not yet, as on a GPU. Once an operation sets the sticky error, the rest are dropped.
+ * With LD_EMU_LAZY=1 nothing runs at an enqueue. */
+static std::deque<std::function<void()>> g_queue;
+static void run_some(size_t n)
+{
+    for (; n > 0 && !g_queue.empty(); n--) {
+        std::function<void()> f = std::move(g_queue.front());
+        g_queue.pop_front();
+        if (!g_sticky) f();
+    }
+}
+static void run_all() { run_some(SIZE_MAX); }
+static size_t some() { return (size_t)rand() % (g_queue.size() + 1); }
+/* LD_EMU_LAZY=1: nothing runs at an enqueue, only at queries and waits (a device far behind the
+ * host, as a GPU is in a probed run). */
+static bool lazy()
+{
+    static const bool on = getenv("LD_EMU_LAZY") && !strcmp(getenv("LD_EMU_LAZY"), "1");
+    return on;
+}
 void emu_enqueue(cudaStream_t s, std::function<void()> f)
 {
     if (g_sticky) return;
-    if (S(s)->capturing) S(s)->graph.push_back(f);
-    else f();
+    if (S(s)->capturing) { S(s)->graph.push_back(f); return; }
+    g_queue.push_back(std::move(f));
+    run_some(lazy() ? 0 : some());
 }
 
 extern "C" {
@@ -101,10 +133,15 @@ cudaError_t cudaPeekAtLastError(void) { STICKY; return cudaSuccess; }
 const char *cudaGetErrorString(cudaError_t) { return "emulated error"; }
 const char *cudaGetErrorName(cudaError_t) { return "cudaErrorEmulated"; }
 cudaError_t cudaMalloc(void **p, size_t n) { *p = aligned_alloc(256, (n + 255) / 256 * 256 + 256); memset(*p, 0xFF, n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaFree(void *p) { run_all(); free(p); return cudaSuccess; }
 cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
-cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
-cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind) { memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaFreeHost(void *p) { run_all(); free(p); return cudaSuccess; }
+cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) { return cudaMalloc(p, n); }
+cudaError_t cudaHostGetDevicePointer(void **d, void *h, unsigned) { *d = h; return cudaSuccess; }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind)
+{
+    run_all(); STICKY; memmove(d, s, n); return cudaSuccess;
+}
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t st)
 {
     STICKY;
@@ -120,7 +157,10 @@ cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size
     });
     return cudaSuccess;
 }
-cudaError_t cudaMemset(void *d, int v, size_t n) { memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaMemset(void *d, int v, size_t n)
+{
+    run_all(); STICKY; memset(d, v, n); return cudaSuccess;
+}
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
 {
     emu_enqueue(st, [=]() { memset(d, v, n); });
@@ -132,16 +172,30 @@ cudaError_t cudaMemset2DAsync(void *d, size_t pitch, int v, size_t w, size_t h, 
     emu_enqueue(st, [=]() { for (size_t r = 0; r < h; r++) memset((char *)d + r * pitch, v, w); });
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { STICKY; return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { run_all(); STICKY; return cudaSuccess; }
 cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new CUstream_st; return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
-cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { STICKY; return S(s)->capturing ? cudaErrorStreamCaptureUnsupported : cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { run_all(); delete s; return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    if (S(s)->capturing) return cudaErrorStreamCaptureUnsupported;
+    run_all(); STICKY; return cudaSuccess;
+}
+cudaError_t cudaStreamQuery(cudaStream_t s)
+{
+    if (S(s)->capturing) return cudaErrorStreamCaptureUnsupported;
+    run_some(some()); STICKY; return g_queue.empty() ? cudaSuccess : cudaErrorNotReady;
+}
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = new CUevent_st; return cudaSuccess; }
 cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-/* Now and then "not yet", so that the probe queue's non-blocking path runs too. */
-cudaError_t cudaEventQuery(cudaEvent_t) { STICKY; return (rand() % 3) ? cudaSuccess : cudaErrorNotReady; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { STICKY; return cudaSuccess; }
+/* Events are not tracked: a query says "not yet" now and then, and "done" after running all. */
+cudaError_t cudaEventQuery(cudaEvent_t)
+{
+    STICKY;
+    if (rand() % 3 == 0) return cudaErrorNotReady;
+    run_all(); STICKY; return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) { run_all(); STICKY; return cudaSuccess; }
 cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode)
 {
