@@ -96,9 +96,18 @@ static void block_f64(const double *x, const ld_tensor *w, size_t n0, size_t t0,
         ld_ref_widen_f64(w, n0, N, K, k0, kl, wb);
         ld_ref_kernel_f64(wb, x + t0 * K + k0, K, kl, tn, acc);
     }
-    for (size_t t = 0; t < tn; t++)
-        for (size_t r = 0; r < MR && n0 + r < N; r++)
-            y[(t0 + t) * N + n0 + r] = (float)ld_ref_lanes_sum_f64(acc[t * MR + r]);
+    /* A token's MR outputs go out in one store: rows of y lie N floats apart, often a multiple of
+     * 4 KiB, so one store per output kept missing the cache on the same few sets. */
+    size_t nr = LD_MIN((size_t)MR, N - n0);
+    for (size_t t = 0; t < tn; t++) {
+        float o[MR];
+        for (size_t r = 0; r < MR; r++)
+            o[r] = (float)ld_ref_lanes_sum_f64(acc[t * MR + r]);
+        if (nr == MR)
+            memcpy(y + (t0 + t) * N + n0, o, sizeof o);
+        else
+            memcpy(y + (t0 + t) * N + n0, o, nr * sizeof *o);
+    }
 }
 
 static void block_f32(const float *x, const ld_tensor *w, size_t n0, size_t t0, size_t tn,
@@ -148,20 +157,23 @@ ld_status ld_ref_matmul(const float *x, const ld_tensor *w, size_t T, float *y,
     size_t N = (size_t)w->shape[0], K = (size_t)w->shape[1];
     size_t nblocks = (N + MR - 1) / MR;
     size_t tchunks = (T + TC - 1) / TC;
-    /* The double path widens x once; each token chunk of it (TC×K doubles) then stays in L2 while
-     * every row block of W passes over it. */
+    /* The double path widens x once (split across the threads); each token chunk of it (TC×K
+     * doubles) then stays in L2 while every row block of W passes over it. */
     double *xd = NULL;
     if (!nx->acc_f32) {
         xd = malloc(T * K * sizeof *xd);
         if (!xd)
             return ld_error_set(err, LD_E_NOMEM, "matmul %s: cannot allocate %zu doubles", w->name,
                                 T * K);
-        for (size_t i = 0; i < T * K; i++)
-            xd[i] = (double)x[i];
     }
     int failed = 0;
 #pragma omp parallel if (T * N * K >= LD_REF_PARALLEL_MIN_WORK)
     {
+        if (xd) {
+#pragma omp for schedule(static)
+            for (size_t i = 0; i < T * K; i++)
+                xd[i] = (double)x[i];
+        }
         /* Per-thread scratch: one widened weight block and the accumulators of one token chunk. */
         void *wb = aligned_alloc(64, (size_t)MR * KC * sizeof(double));
         void *acc = aligned_alloc(64, (size_t)TC * MR * sizeof(v8d));
