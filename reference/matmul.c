@@ -96,18 +96,9 @@ static void block_f64(const double *x, const ld_tensor *w, size_t n0, size_t t0,
         ld_ref_widen_f64(w, n0, N, K, k0, kl, wb);
         ld_ref_kernel_f64(wb, x + t0 * K + k0, K, kl, tn, acc);
     }
-    /* A token's MR outputs go out in one store: rows of y lie N floats apart, often a multiple of
-     * 4 KiB, so one store per output kept missing the cache on the same few sets. */
-    size_t nr = LD_MIN((size_t)MR, N - n0);
-    for (size_t t = 0; t < tn; t++) {
-        float o[MR];
-        for (size_t r = 0; r < MR; r++)
-            o[r] = (float)ld_ref_lanes_sum_f64(acc[t * MR + r]);
-        if (nr == MR)
-            memcpy(y + (t0 + t) * N + n0, o, sizeof o);
-        else
-            memcpy(y + (t0 + t) * N + n0, o, nr * sizeof *o);
-    }
+    for (size_t t = 0; t < tn; t++)
+        for (size_t r = 0; r < MR && n0 + r < N; r++)
+            y[(t0 + t) * N + n0 + r] = (float)ld_ref_lanes_sum_f64(acc[t * MR + r]);
 }
 
 static void block_f32(const float *x, const ld_tensor *w, size_t n0, size_t t0, size_t tn,
