@@ -148,20 +148,23 @@ ld_status ld_ref_matmul(const float *x, const ld_tensor *w, size_t T, float *y,
     size_t N = (size_t)w->shape[0], K = (size_t)w->shape[1];
     size_t nblocks = (N + MR - 1) / MR;
     size_t tchunks = (T + TC - 1) / TC;
-    /* The double path widens x once; each token chunk of it (TC×K doubles) then stays in L2 while
-     * every row block of W passes over it. */
+    /* The double path widens x once (split across the threads); each token chunk of it (TC×K
+     * doubles) then stays in L2 while every row block of W passes over it. */
     double *xd = NULL;
     if (!nx->acc_f32) {
         xd = malloc(T * K * sizeof *xd);
         if (!xd)
             return ld_error_set(err, LD_E_NOMEM, "matmul %s: cannot allocate %zu doubles", w->name,
                                 T * K);
-        for (size_t i = 0; i < T * K; i++)
-            xd[i] = (double)x[i];
     }
     int failed = 0;
 #pragma omp parallel if (T * N * K >= LD_REF_PARALLEL_MIN_WORK)
     {
+        if (xd) {
+#pragma omp for schedule(static)
+            for (size_t i = 0; i < T * K; i++)
+                xd[i] = (double)x[i];
+        }
         /* Per-thread scratch: one widened weight block and the accumulators of one token chunk. */
         void *wb = aligned_alloc(64, (size_t)MR * KC * sizeof(double));
         void *acc = aligned_alloc(64, (size_t)TC * MR * sizeof(v8d));

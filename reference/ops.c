@@ -295,7 +295,9 @@ ld_status ld_ref_attention(const float *q, const float *k_cache, const float *v_
     double *work = malloc((size_t)nthreads * per * sizeof *work);
     if (!work)
         return ld_error_set(err, LD_E_NOMEM, "attention: cannot allocate scratch for %zu keys", n_kv);
-#pragma omp parallel for schedule(static) num_threads(nthreads) \
+    /* Round robin (chunks of one): under the causal mask a query's cost grows with its position,
+     * so contiguous halves would give the last thread three quarters of a prefill's work. */
+#pragma omp parallel for schedule(static, 1) num_threads(nthreads) \
     if (T * Hq * n_kv * D >= LD_REF_PARALLEL_MIN_WORK)
     for (size_t idx = 0; idx < T * Hq; idx++) {
         size_t t = idx / Hq, j = idx % Hq;

@@ -126,6 +126,56 @@ static void test_lanes_by_hand(void **state)
     use("auto");
 }
 
+/* The order within a lane by hand. Lane 0 gets x = 2^60, 1, −2^60 at k = 0, 16, 24, lane 1 the
+ * same at k = 1017, 1025 (the lane set after the last 32-wide step) and 1033 (the scalar leftover);
+ * W = 1. In ascending k each 1 vanishes into 2^60 and the lane ends at 0; a kernel that adds a
+ * later k of a lane first (k = 24 before 16: the halves of a 16-wide step swapped) leaves a 1.
+ * Five rows (a quad of the direct kernels and one left over), on every path, bf16, f16 and f32,
+ * the direct (T = 1) and blocked (T = 5) kernels; row t's result is t (lane 5 of the leftover). */
+static void test_order_within_lane_by_hand(void **state)
+{
+    (void)state;
+    enum { K = 2 * KC + 14, T = 5, N = 5 };
+    static const size_t at[] = {0, 16, 24, 1017, 1025, 1033};
+    static const float v[] = {0x1p60f, 1, -0x1p60f, 0x1p60f, 1, -0x1p60f};
+    float *x = calloc((size_t)T * K, sizeof *x);
+    uint16_t *w16 = malloc((size_t)N * K * sizeof *w16);
+    float *w32 = malloc((size_t)N * K * sizeof *w32);
+    assert_true(x && w16 && w32 && (K & ~7) == 1032);
+    for (size_t t = 0; t < T; t++) {
+        for (size_t i = 0; i < 6; i++)
+            x[t * K + at[i]] = v[i];
+        x[t * K + K - 1] = (float)t;
+    }
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        w32[i] = 1;
+    for (size_t i = 0; i < ld_ref_kernel_count(); i++) {
+        bool usable;
+        const char *name = ld_ref_kernel_name(i, &usable);
+        if (!usable)
+            continue;
+        use(name);
+        for (int d = 0; d < 3; d++) {
+            ld_dtype dt = d == 0 ? LD_BF16 : d == 1 ? LD_F16 : LD_F32;
+            for (size_t j = 0; j < (size_t)N * K; j++)
+                w16[j] = dt == LD_BF16 ? 0x3f80 : 0x3c00; /* 1.0 */
+            ld_tensor t = matrix(dt == LD_F32 ? (void *)w32 : (void *)w16, dt, N, K);
+            for (size_t nt = 1; nt <= T; nt += T - 1) {
+                float y[N * T];
+                assert_int_equal(ld_ref_matmul(x, &t, nt, y, REF, NULL), LD_OK);
+                for (size_t r = 0; r < nt * N; r++)
+                    if (y[r] != (float)(r / N))
+                        fail_msg("%s, %s, T=%zu: y[%zu] = %g, by hand %zu", name, ld_dtype_name(dt),
+                                 nt, r, (double)y[r], r / N);
+            }
+        }
+    }
+    free(x);
+    free(w16);
+    free(w32);
+    use("auto");
+}
+
 static uint64_t next(uint64_t *s)
 {
     *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -156,15 +206,16 @@ static uint32_t rnd_weight(uint64_t *s, ld_dtype dt)
 }
 
 /* Every path gives the generic path's bits: K below 8, a multiple of 8, KC, KC + 1, past two
- * chunks; N below and past a row block, past a direct row group, not a multiple of 4; T = 1 ..
- * TD (direct kernels), past TD, past TC, not a multiple of 3. */
+ * chunks, 32-wide steps plus lane sets left over (the AVX-512 bf16 direct kernel); N below and
+ * past a row block, past a direct row group, not a multiple of 4; T = 1 .. TD (direct kernels),
+ * past TD, past TC, not a multiple of 3. */
 static void test_paths_identical(void **state)
 {
     (void)state;
     static const size_t shapes[][3] = {
         {1, 1, 1},    {1, 5, 7},    {1, 130, 1030}, {2, 9, 513},  {3, 67, 512}, {4, 3, 9},
         {4, 130, 100}, {5, 9, 8},   {7, 67, 1030},  {67, 13, 513}, {70, 9, 1030}, {6, 8, 16},
-        {2, 1, 1030}, {3, 5, 8},    {65, 11, 40},   {131, 4, 24}};
+        {2, 1, 1030}, {3, 5, 8},    {65, 11, 40},   {131, 4, 24}, {1, 9, 1000}, {2, 7, 56}};
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         size_t T = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
         float *x = malloc(T * K * sizeof *x), *want = malloc(T * N * 4), *got = malloc(T * N * 4);
@@ -253,6 +304,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_lanes_by_hand),
+        cmocka_unit_test(test_order_within_lane_by_hand),
         cmocka_unit_test(test_paths_identical),
         cmocka_unit_test(test_widen_every_pattern),
     };
