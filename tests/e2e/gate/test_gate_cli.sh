@@ -78,7 +78,8 @@ done
 json_is "$tmp/sr1.json" 'max(p["ratio"] for p in d["baseline"]["probes"]) > 1.5'
 check_rc "  (the variant does move errors: its largest growth is over 1.5x)" 0 $?
 cmp_ "$tmp/ref.jsonl" "$tmp/sr1.jsonl" --baseline "$tmp/base.json" --regress-factor 1.5
-check_rc "  ... so a factor of 1.5 would call it a regression" 1 $rc "verdict: REGRESSION" "$tmp/out"
+check_rc "  ... so a factor of 1.5 would call it a regression" 1 $rc \
+  "verdict: REGRESSION" "$tmp/out"
 
 # ---- a fault at layer 2 ----
 cmp_ "$tmp/ref.jsonl" "$tmp/fault.jsonl" --baseline "$tmp/base.json" --json "$tmp/fault.json" \
@@ -133,7 +134,8 @@ check_rc "a baseline of another model: exit 2" 2 $rc "was made on another model:
 "$L" run --model "$tmp/m3" --tokens $P --payload full --quiet --emulate bf16 \
   --follow "$tmp/ref_m3.jsonl" --probes "$tmp/cand_m3.jsonl" >/dev/null
 cmp_ "$tmp/ref_m3.jsonl" "$tmp/cand_m3.jsonl" --baseline "$tmp/base.json"
-check_rc "a baseline of another model config: exit 2" 2 $rc "model.hidden_size is 64 there" "$tmp/err"
+check_rc "a baseline of another model config: exit 2" 2 $rc \
+  "model.hidden_size is 64 there" "$tmp/err"
 "$L" run --model "$tmp/m" --tokens 1,2,3,4,5,6,8 --decode 3 --payload full --quiet --probes "$tmp/ref_p.jsonl" >/dev/null
 "$L" run --model "$tmp/m" --tokens 1,2,3,4,5,6,8 --payload full --quiet --emulate bf16 \
   --follow "$tmp/ref_p.jsonl" --probes "$tmp/cand_p.jsonl" >/dev/null
@@ -157,7 +159,8 @@ valid report.schema.json "$tmp/new_base.json" && json_is "$tmp/new_base.json" '"
 check_rc "  it is the candidate's plain JSON report" 0 $?
 cp "$tmp/new_base.json" "$tmp/kept.json"
 cmp_ "$tmp/ref.jsonl" "$tmp/fault.jsonl" --baseline "$tmp/new_base.json" --update-baseline
-check_rc "--update-baseline refuses a failing candidate" 1 $rc "not updating the baseline" "$tmp/err"
+check_rc "--update-baseline refuses a failing candidate" 1 $rc \
+  "not updating the baseline" "$tmp/err"
 cmp -s "$tmp/new_base.json" "$tmp/kept.json"
 check_rc "  and leaves the file alone" 0 $?
 cmp_ "$tmp/ref.jsonl" "$tmp/cand.jsonl" --update-baseline

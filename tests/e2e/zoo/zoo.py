@@ -166,7 +166,8 @@ def main():
     ap.add_argument("--floor", action="store_true", help="judge with a calibrated noise floor")
     ap.add_argument("--replay", action="store_true", help="check the culprit by op-local error")
     ap.add_argument("--fixed-too", action="store_true",
-                    help="with --floor: judge the same candidate runs with the fixed tolerances too")
+                    help="with --floor: judge the same candidate runs with the fixed "
+                         "tolerances too")
     ap.add_argument("--json", help="write the table as JSON here (the last one with --fixed-too)")
     args = ap.parse_args()
     if args.fixed_too and not args.floor:
