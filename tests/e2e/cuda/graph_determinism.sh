@@ -5,15 +5,14 @@
 # byte-identical probe records; a filtered run (--tags, --layers, --steps) writes exactly the keys
 # asked for, with the same values. Needs a GPU (exit 77).
 set -uo pipefail
+# ld_need_cuda MODEL: exit 77 without a usable CUDA device (tests/e2e/lib.sh)
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 : "${LD_BIN:?}" "${LD_PYTHON:?}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$LD_BIN" gen-model "$tmp/m" --preset small --seed 5 >/dev/null || exit 1
-out=$("$LD_BIN" run --model "$tmp/m" --tokens 1 --backend cuda --quiet 2>&1)
-if [[ $? -eq 2 && $out == *"no usable CUDA device"* ]]; then
-  echo "skipped: $out"
-  exit 77
-fi
+ld_need_cuda "$tmp/m"
 prompt=$(seq -s, 7 7 140)
 run() { "$LD_BIN" run --model "$tmp/m" --tokens "$prompt" --decode 12 --backend cuda --quiet "$@"; }
 fail=0

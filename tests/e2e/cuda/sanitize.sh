@@ -6,6 +6,9 @@
 # 3 decode steps on the CUDA path (full payloads, every tag). Exits 77 ("skipped: ...") when
 # compute-sanitizer or a usable GPU is missing. Labels gpu;sanitize.
 set -uo pipefail
+# ld_need_cuda MODEL: exit 77 without a usable CUDA device (tests/e2e/lib.sh)
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 : "${LD_BIN:?}"
 tool=${1:?tool}
 what=${2:?target}
@@ -24,11 +27,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$LD_BIN" gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null || exit 1
-out=$("$LD_BIN" run --model "$tmp/m" --tokens 1 --backend cuda --quiet 2>&1)
-if [[ $? -eq 2 && $out == *"no usable CUDA device"* ]]; then
-  echo "skipped: $out"
-  exit 77
-fi
+ld_need_cuda "$tmp/m"
 # --error-exitcode makes any reported error fail the test, whatever the target's own exit code.
 cs=("$CS" --tool "$tool" --error-exitcode 99 --print-limit 20)
 case $tool in

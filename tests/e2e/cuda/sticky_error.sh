@@ -5,15 +5,14 @@
 # record intact, and an end record with status "error" whose last_key is that probe. Needs a GPU
 # (exit 77).
 set -uo pipefail
+# ld_need_cuda MODEL: exit 77 without a usable CUDA device (tests/e2e/lib.sh)
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 : "${LD_BIN:?}" "${LD_PYTHON:?}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$LD_BIN" gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null || exit 1
-out=$("$LD_BIN" run --model "$tmp/m" --tokens 1 --backend cuda --quiet 2>&1)
-if [[ $? -eq 2 && $out == *"no usable CUDA device"* ]]; then
-  echo "skipped: $out"
-  exit 77
-fi
+ld_need_cuda "$tmp/m"
 fail=0
 for key in S0.L1.o_proj S1.L0.q_norm S0.logits; do
   msg=$(LAYERDIFF_CUDA_TRAP_AFTER=$key "$LD_BIN" run --model "$tmp/m" --tokens 5,6,7 --decode 2 \

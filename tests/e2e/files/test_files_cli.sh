@@ -9,25 +9,13 @@ set -u
 bin=${LD_BIN:?LD_BIN is not set}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-files-cli-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+# check NAME WANT_RC WANT_TEXT CMD...: tests/e2e/lib.sh; CMD is killed after 20 s, so that a hang
+# fails instead of stalling CI.
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+check_timeout=20
+check_lines=20
 cd "$tmp" || exit 1
-fails=0
-# check NAME WANT_RC WANT_TEXT CMD...: runs CMD (killed after 20 s, so that a hang fails instead of
-# stalling CI), compares exit code and output.
-check() {
-    local name=$1 want_rc=$2 want_text=$3
-    shift 3
-    local out rc
-    out=$(timeout 20 "$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want_rc" ] || ! grep -qF -- "$want_text" <<<"$out"; then
-        echo "FAIL $name: exit $rc (want $want_rc), output:"
-        echo "$out" | head -n 20 | sed 's/^/    /'
-        echo "    (wanted to see: $want_text)"
-        fails=$((fails + 1))
-    else
-        echo "ok   $name: $(head -n 1 <<<"$out")"
-    fi
-}
 # intact NAME FILE COPY: FILE still has the bytes of COPY.
 intact() {
     if ! cmp -s "$2" "$3"; then

@@ -9,25 +9,14 @@ set -uo pipefail
 : "${LD_BIN:?}" "${LD_PYTHON:?}" "${LD_SRC:?}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
 script=$LD_SRC/examples/ci/layerdiff-gate.sh
 workflow=$LD_SRC/examples/ci/github-actions.yml
 
-check() { # check NAME EXPECTED_RC ACTUAL_RC [TEXT FILE]
-  if [[ $2 != "$3" ]]; then
-    echo "FAIL $1: exit $3, expected $2"
-    tail -n 30 "$tmp/out" 2>/dev/null
-    fails=$((fails + 1))
-    return
-  fi
-  if [[ $# -ge 5 ]] && ! grep -qF -- "$4" "$5"; then
-    echo "FAIL $1: '$4' not in $5:"
-    head -c 3000 "$5"
-    fails=$((fails + 1))
-    return
-  fi
-  echo "ok   $1"
-}
+# check_rc NAME EXPECTED_RC ACTUAL_RC [TEXT FILE]: tests/e2e/lib.sh; a wrong exit code shows the
+# end of $tmp/out.
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+check_log=("$tmp/out")
 
 # ---- the plain shell script, run from a repository's root ----
 repo=$tmp/repo
@@ -38,10 +27,10 @@ gate() { # gate [ARGS]: runs the script in $repo with layerdiff as the engine
   rc=$?
 }
 gate
-check "script: no baseline yet: exit 2, says how to make one" 2 $rc \
+check_rc "script: no baseline yet: exit 2, says how to make one" 2 $rc \
   "--update-baseline   and commit ci/layerdiff-baseline.json" "$tmp/out"
 gate --update-baseline
-check "script: --update-baseline accepts the candidate" 0 $rc \
+check_rc "script: --update-baseline accepts the candidate" 0 $rc \
   "review ci/layerdiff-baseline.json and commit it" "$tmp/out"
 "$LD_PYTHON" - "$LD_SRC/schemas/report.schema.json" "$repo/ci/layerdiff-baseline.json" <<'PY'
 import json, sys
@@ -50,33 +39,33 @@ schema, doc = (json.load(open(p)) for p in sys.argv[1:3])
 errors = list(Draft202012Validator(schema).iter_errors(doc))
 sys.exit(1 if errors or doc["exit_code"] != 0 else 0)
 PY
-check "script: the baseline is a valid, passing report" 0 $?
+check_rc "script: the baseline is a valid, passing report" 0 $?
 rm -f "$tmp/summary.md"
 gate
-check "script: the gate passes against its baseline" 0 $rc "exit 0; reports in layerdiff-gate/reports" "$tmp/out"
+check_rc "script: the gate passes against its baseline" 0 $rc "exit 0; reports in layerdiff-gate/reports" "$tmp/out"
 for f in report.html summary.md report.json junit.xml; do
   [[ -s $repo/layerdiff-gate/reports/$f ]]
-  check "  wrote reports/$f" 0 $?
+  check_rc "  wrote reports/$f" 0 $?
 done
-check "  appended the Markdown summary to \$GITHUB_STEP_SUMMARY" 0 0 \
+check_rc "  appended the Markdown summary to \$GITHUB_STEP_SUMMARY" 0 0 \
   "#### Regression gate: ✅ no probe regressed" "$tmp/summary.md"
 (cd "$repo" && LAYERDIFF=$LD_BIN \
   ENGINE='"$LAYERDIFF" run --model "$GATE_MODEL_DIR" --tokens "$TOKENS" --emulate bf16 --follow "$GATE_REF" --inject qk_norm_block@2=16 --quiet' \
   bash "$script") >"$tmp/out" 2>&1
 rc=$?
-check "script: an engine with a fault at layer 2 fails the gate" 1 $rc \
+check_rc "script: an engine with a fault at layer 2 fails the gate" 1 $rc \
   "First regression in execution order: S0.L2.q_norm" "$tmp/out"
-check "  its summary names the first regression" 0 0 "regressed, first \`S0.L2.q_norm\`" \
+check_rc "  its summary names the first regression" 0 0 "regressed, first \`S0.L2.q_norm\`" \
   "$repo/layerdiff-gate/reports/summary.md"
 (cd "$repo" && LAYERDIFF=$LD_BIN TOKENS=5,6,7,8 bash "$script") >"$tmp/out" 2>&1
 rc=$?
-check "script: another prompt than the baseline's: exit 2" 2 $rc "another input" "$tmp/out"
+check_rc "script: another prompt than the baseline's: exit 2" 2 $rc "another input" "$tmp/out"
 [[ ! -e $repo/layerdiff-gate/reports/summary.md ]]
-check "  and no stale summary from the run before" 0 $?
+check_rc "  and no stale summary from the run before" 0 $?
 (cd "$repo" && bash "$script" --help) >"$tmp/out" 2>&1
-check "script: --help" 0 $? "ENGINE      the command that runs your engine" "$tmp/out"
+check_rc "script: --help" 0 $? "ENGINE      the command that runs your engine" "$tmp/out"
 (cd "$repo" && bash "$script" --bogus) >"$tmp/out" 2>&1
-check "script: an unknown argument: exit 2" 2 $?
+check_rc "script: an unknown argument: exit 2" 2 $?
 
 # ---- the GitHub Actions workflow, step by step ----
 if ! "$LD_PYTHON" -c "import yaml" 2>/dev/null; then
@@ -152,25 +141,25 @@ PY
     rc=$?
   }
   job 0
-  check "workflow: a fresh repository without a baseline fails" 2 $rc "no baseline at ci/layerdiff-baseline.json" "$tmp/out"
+  check_rc "workflow: a fresh repository without a baseline fails" 2 $rc "no baseline at ci/layerdiff-baseline.json" "$tmp/out"
   job 1
-  check "workflow: update_baseline writes the baseline and uploads it" 0 $rc \
+  check_rc "workflow: update_baseline writes the baseline and uploads it" 0 $rc \
     "ok    Upload the new baseline: $wrepo/ci/layerdiff-baseline.json exists" "$tmp/out"
   rm -f "$tmp/wsummary.md"
   job 0
-  check "workflow: the gate passes" 0 $rc "ok    Upload the reports: $wrepo/layerdiff-gate/reports/ exists" "$tmp/out"
+  check_rc "workflow: the gate passes" 0 $rc "ok    Upload the reports: $wrepo/layerdiff-gate/reports/ exists" "$tmp/out"
   [[ -s $wrepo/layerdiff-gate/reports/report.html ]]
-  check "  the HTML report is there to upload" 0 $?
-  check "  the job summary has the Markdown report" 0 0 "### layerdiff: ✅ no divergence" "$tmp/wsummary.md"
+  check_rc "  the HTML report is there to upload" 0 $?
+  check_rc "  the job summary has the Markdown report" 0 0 "### layerdiff: ✅ no divergence" "$tmp/wsummary.md"
   # A baseline whose candidate was exact (the reference against itself): every bf16 probe's error
   # grew from 0, so the job must fail on regression.
   "$LD_BIN" compare "$wrepo/layerdiff-gate/ref.jsonl" "$wrepo/layerdiff-gate/ref.jsonl" \
     --json "$wrepo/ci/layerdiff-baseline.json" --quiet
   rm -f "$tmp/wsummary.md"
   job 0
-  check "workflow: a regression fails the job (exit 1)" 1 $rc "exit 1 Compare with the reference and the baseline" "$tmp/out"
-  check "  the reports are still uploaded" 0 0 "ok    Upload the reports" "$tmp/out"
-  check "  the job summary says what regressed" 0 0 "#### Regression gate: ❌" "$tmp/wsummary.md"
+  check_rc "workflow: a regression fails the job (exit 1)" 1 $rc "exit 1 Compare with the reference and the baseline" "$tmp/out"
+  check_rc "  the reports are still uploaded" 0 0 "ok    Upload the reports" "$tmp/out"
+  check_rc "  the job summary says what regressed" 0 0 "#### Regression gate: ❌" "$tmp/wsummary.md"
 fi
 
 if ((fails)); then

@@ -10,22 +10,9 @@ bin=${LD_BIN:?LD_BIN is not set}
 py=${LD_PYTHON:-python3}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-prompt-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME WANT_RC WANT_TEXT CMD... : runs CMD, compares exit code and output
-    local name=$1 want_rc=$2 want_text=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want_rc" ] || ! grep -qF -- "$want_text" <<<"$out"; then
-        echo "FAIL $name: exit $rc (want $want_rc), output:"
-        echo "$out" | sed 's/^/    /'
-        echo "    (wanted to see: $want_text)"
-        fails=$((fails + 1))
-    else
-        echo "ok   $name: $(head -n 1 <<<"$out")"
-    fi
-}
+# check NAME WANT_RC WANT_TEXT CMD...: tests/e2e/lib.sh
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 m=$tmp/m
 "$bin" gen-model "$m" --preset tiny >/dev/null || { echo "FAIL gen-model"; exit 1; }

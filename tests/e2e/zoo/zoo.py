@@ -17,8 +17,12 @@ culprit by local error must be the injected op for every fault, honest candidate
 culprit, and a candidate with two faults (an early subtle one, a later gross one) must have both
 named.
 
+With --floor --fixed-too, every candidate is run once and judged both ways: first as without
+--floor (the fixed tolerances' table), then against the floor (with --replay if given); the same
+checks as two runs of zoo.py, at the cost of one set of candidate runs.
+
 usage: zoo.py [--configs tiny,small] [--dtypes f32,bf16] [--faults NAME,...] [--floor] [--replay]
-              [--json OUT]"""
+              [--fixed-too] [--json OUT]"""
 import argparse
 import json
 import os
@@ -109,112 +113,10 @@ def wording_ok(p, made_here):
         "made this error", "produced the NaN/Inf", "reads no probed tensor"))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configs", default="tiny,small")
-    ap.add_argument("--dtypes", default="f32,bf16")
-    ap.add_argument("--faults", default="")
-    ap.add_argument("--floor", action="store_true", help="judge with a calibrated noise floor")
-    ap.add_argument("--replay", action="store_true", help="check the culprit by op-local error")
-    ap.add_argument("--json", help="write the table as JSON here")
-    args = ap.parse_args()
-    only = set(filter(None, args.faults.split(",")))
-    rows, bad = [], 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for config in args.configs.split(","):
-            model = os.path.join(tmp, config)
-            run(["gen-model", model, "--preset", config, "--dtype", "bf16", "--seed", "5"])
-            tokens = ",".join(map(str, PROMPT))
-            ref = os.path.join(tmp, f"{config}-ref.jsonl")
-            run(["run", "--model", model, "--tokens", tokens, "--decode", str(DECODE),
-                 "--payload", "full", "--probes", ref, "--quiet"])
-            floor_args = []
-            if args.floor:
-                for dt in ("bf16", "f16"):
-                    floor = os.path.join(tmp, f"{config}-{dt}-floor.json")
-                    run(["calibrate", "--model", model, "--tokens", tokens, "--decode", str(DECODE),
-                         "--dtype", dt, "-o", floor, "--quiet"])
-                    floor_args += ["--floor", floor]
-            head_dim = json.load(open(os.path.join(model, "config.json")))["head_dim"]
-            if args.replay:
-                floor_args += ["--model", model]
-
-            def judge(rc, found, culprits, want, p=None):
-                """Exact first divergence, and with --replay the injected op as the culprit; the
-                summary never sends a real fault's engineer to the tolerances, and with --replay
-                says the injected op made the error (issue 16)."""
-                ok = rc == 1 and found == want
-                if args.replay:
-                    ok = ok and bool(culprits) and culprits[0] == want
-                if p is not None and not wording_ok(p, args.replay and culprits and
-                                                    culprits[0] == found):
-                    print(f"zoo: {want}: summary misleads: {p.summary}", file=sys.stderr)
-                    ok = False
-                return ok
-            # Honest candidates: never a divergence.
-            honest = [("reference again", [])] + [
-                (f"--emulate {dt}", ["--emulate", dt]) for dt in ("bf16", "f16")]
-            for name, extra in honest:
-                cand = os.path.join(tmp, "cand.jsonl")
-                run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload", "full",
-                     "--probes", cand, "--quiet"] + extra)
-                rc, found, culprits, _ = compare(tmp, ref, cand, floor_args)
-                ok = rc == 0 and found is None and not culprits
-                if culprits:
-                    found = "culprit " + culprits[0]
-                bad += not ok
-                rows.append((config, "honest", name, "none", found or "none", rc, ok))
-            for dt in args.dtypes.split(","):
-                emulate = [] if dt == "f32" else ["--emulate", dt]
-                for spec, (step, layer, tag) in fault_cases(4):
-                    if only and spec.split("@")[0].split("=")[0] not in only:
-                        continue
-                    cand = os.path.join(tmp, "cand.jsonl")
-                    run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
-                         "full", "--probes", cand, "--inject", spec, "--quiet"] + emulate)
-                    rc, found, culprits, p = compare(tmp, ref, cand, floor_args)
-                    want = key_text(step, layer, tag)
-                    ok = judge(rc, found, culprits, want, p)
-                    if args.replay and culprits and culprits[0] != found:
-                        found = f"{found} (culprit {culprits[0]})"
-                    elif args.replay and not culprits:
-                        found = f"{found} (no culprit)"
-                    bad += not ok
-                    rows.append((config, dt, spec, want, found or "none", rc, ok))
-                if dt == "f32":
-                    continue
-                for spec, (step, layer, tag) in subtle_cases(head_dim):
-                    if only and spec.split("@")[0].split("=")[0] not in only:
-                        continue
-                    cand = os.path.join(tmp, "cand.jsonl")
-                    run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
-                         "full", "--probes", cand, "--inject", spec, "--quiet"] + emulate)
-                    rc, found, culprits, p = compare(tmp, ref, cand, floor_args)
-                    want = key_text(step, layer, tag)
-                    exact = (judge(rc, found, culprits, want, p) if args.floor
-                             else rc == 1 and found == want)
-                    if args.floor:
-                        bad += not exact
-                        rows.append((config, dt + " subtle", spec, want, found or "none", rc, exact))
-                    else:  # what fixed thresholds make of it: reported, not judged
-                        rows.append((config, dt + " subtle", spec, want, found or "none", rc,
-                                     "exact" if exact else "missed" if rc == 0 else "misplaced"))
-                if args.replay and args.floor:
-                    # Two faults: an early subtle one and a later gross one; both must be named.
-                    subtle, (s1, l1, t1) = subtle_cases(head_dim)[0]
-                    gross, (s2, l2, t2) = (f"swap_gate_up@{MIDDLE}", (0, MIDDLE, "gate_proj"))
-                    cand = os.path.join(tmp, "cand.jsonl")
-                    run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
-                         "full", "--probes", cand, "--inject", subtle, "--inject", gross, "--quiet"]
-                        + emulate)
-                    rc, found, culprits, _ = compare(tmp, ref, cand, floor_args)
-                    want1, want2 = key_text(s1, l1, t1), key_text(s2, l2, t2)
-                    ok = rc == 1 and found == want1 and bool(culprits) and culprits[0] == want1 \
-                        and want2 in culprits
-                    bad += not ok
-                    named = ",".join(c for c in (culprits or []) if c in (want1, want2))
-                    rows.append((config, dt + " two", f"{subtle} + {gross}", f"{want1} + {want2}",
-                                 f"{found}; culprits {named or 'none'}", rc, ok))
+def print_table(rows, heading=None):
+    """Prints the localization table of one way of judging; returns its count of failures."""
+    if heading:
+        print(heading)
     w = [max(len(str(r[i])) for r in rows + [("config", "cand", "fault", "expected", "found", "exit", 0)])
          for i in range(6)]
     print(f"{'config':{w[0]}}  {'cand':{w[1]}}  {'fault':{w[2]}}  {'expected':{w[3]}}  {'found':{w[4]}}  exit  result")
@@ -233,10 +135,145 @@ def main():
               f"{sum(r[6] == 'misplaced' for r in subtle_fixed)} misplaced, "
               f"{sum(r[6] == 'missed' for r in subtle_fixed)} missed of {len(subtle_fixed)} "
               f"(run with --floor to judge them against the noise floor)")
+    return sum(not r[6] for r in rows)
+
+
+class Judge:
+    """One way of judging the candidates: fixed tolerances, or a noise floor (with or without
+    op-local replay). Collects its table's rows."""
+
+    def __init__(self, floor, replay):
+        self.floor, self.replay, self.rows, self.args = floor, replay, [], []
+
+    def fault(self, rc, found, culprits, want, p=None):
+        """Exact first divergence, and with replay the injected op as the culprit; the summary
+        never sends a real fault's engineer to the tolerances, and with replay says the injected
+        op made the error (issue 16)."""
+        ok = rc == 1 and found == want
+        if self.replay:
+            ok = ok and bool(culprits) and culprits[0] == want
+        if p is not None and not wording_ok(p, self.replay and culprits and culprits[0] == found):
+            print(f"zoo: {want}: summary misleads: {p.summary}", file=sys.stderr)
+            ok = False
+        return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", default="tiny,small")
+    ap.add_argument("--dtypes", default="f32,bf16")
+    ap.add_argument("--faults", default="")
+    ap.add_argument("--floor", action="store_true", help="judge with a calibrated noise floor")
+    ap.add_argument("--replay", action="store_true", help="check the culprit by op-local error")
+    ap.add_argument("--fixed-too", action="store_true",
+                    help="with --floor: judge the same candidate runs with the fixed "
+                         "tolerances too")
+    ap.add_argument("--json", help="write the table as JSON here (the last one with --fixed-too)")
+    args = ap.parse_args()
+    if args.fixed_too and not args.floor:
+        ap.error("--fixed-too needs --floor")
+    only = set(filter(None, args.faults.split(",")))
+    judges = []
+    if args.fixed_too:
+        judges.append(Judge(False, False))
+    judges.append(Judge(args.floor, args.replay))
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in args.configs.split(","):
+            model = os.path.join(tmp, config)
+            run(["gen-model", model, "--preset", config, "--dtype", "bf16", "--seed", "5"])
+            tokens = ",".join(map(str, PROMPT))
+            ref = os.path.join(tmp, f"{config}-ref.jsonl")
+            run(["run", "--model", model, "--tokens", tokens, "--decode", str(DECODE),
+                 "--payload", "full", "--probes", ref, "--quiet"])
+            for j in judges:
+                j.args = []
+                if j.floor:
+                    for dt in ("bf16", "f16"):
+                        floor = os.path.join(tmp, f"{config}-{dt}-floor.json")
+                        if not os.path.exists(floor):
+                            run(["calibrate", "--model", model, "--tokens", tokens, "--decode",
+                                 str(DECODE), "--dtype", dt, "-o", floor, "--quiet"])
+                        j.args += ["--floor", floor]
+                if j.replay:
+                    j.args += ["--model", model]
+            head_dim = json.load(open(os.path.join(model, "config.json")))["head_dim"]
+
+            def candidate(extra):
+                """Runs one candidate (once, whoever judges it); returns its stream."""
+                cand = os.path.join(tmp, "cand.jsonl")
+                run(["run", "--model", model, "--tokens", tokens, "--follow", ref, "--payload",
+                     "full", "--probes", cand, "--quiet"] + extra)
+                return cand
+            # Honest candidates: never a divergence.
+            honest = [("reference again", [])] + [
+                (f"--emulate {dt}", ["--emulate", dt]) for dt in ("bf16", "f16")]
+            for name, extra in honest:
+                cand = candidate(extra)
+                for j in judges:
+                    rc, found, culprits, _ = compare(tmp, ref, cand, j.args)
+                    ok = rc == 0 and found is None and not culprits
+                    if culprits:
+                        found = "culprit " + culprits[0]
+                    j.rows.append((config, "honest", name, "none", found or "none", rc, ok))
+            for dt in args.dtypes.split(","):
+                emulate = [] if dt == "f32" else ["--emulate", dt]
+                for spec, (step, layer, tag) in fault_cases(4):
+                    if only and spec.split("@")[0].split("=")[0] not in only:
+                        continue
+                    cand = candidate(["--inject", spec] + emulate)
+                    want = key_text(step, layer, tag)
+                    for j in judges:
+                        rc, found, culprits, p = compare(tmp, ref, cand, j.args)
+                        ok = j.fault(rc, found, culprits, want, p)
+                        if j.replay and culprits and culprits[0] != found:
+                            found = f"{found} (culprit {culprits[0]})"
+                        elif j.replay and not culprits:
+                            found = f"{found} (no culprit)"
+                        j.rows.append((config, dt, spec, want, found or "none", rc, ok))
+                if dt == "f32":
+                    continue
+                for spec, (step, layer, tag) in subtle_cases(head_dim):
+                    if only and spec.split("@")[0].split("=")[0] not in only:
+                        continue
+                    cand = candidate(["--inject", spec] + emulate)
+                    want = key_text(step, layer, tag)
+                    for j in judges:
+                        rc, found, culprits, p = compare(tmp, ref, cand, j.args)
+                        exact = (j.fault(rc, found, culprits, want, p) if j.floor
+                                 else rc == 1 and found == want)
+                        if j.floor:
+                            j.rows.append((config, dt + " subtle", spec, want, found or "none", rc,
+                                           exact))
+                        else:  # what fixed thresholds make of it: reported, not judged
+                            j.rows.append((config, dt + " subtle", spec, want, found or "none", rc,
+                                           "exact" if exact else "missed" if rc == 0
+                                           else "misplaced"))
+                for j in judges:
+                    if not (j.replay and j.floor):
+                        continue
+                    # Two faults: an early subtle one and a later gross one; both must be named.
+                    subtle, (s1, l1, t1) = subtle_cases(head_dim)[0]
+                    gross, (s2, l2, t2) = (f"swap_gate_up@{MIDDLE}", (0, MIDDLE, "gate_proj"))
+                    cand = candidate(["--inject", subtle, "--inject", gross] + emulate)
+                    rc, found, culprits, _ = compare(tmp, ref, cand, j.args)
+                    want1, want2 = key_text(s1, l1, t1), key_text(s2, l2, t2)
+                    ok = rc == 1 and found == want1 and bool(culprits) and culprits[0] == want1 \
+                        and want2 in culprits
+                    named = ",".join(c for c in (culprits or []) if c in (want1, want2))
+                    j.rows.append((config, dt + " two", f"{subtle} + {gross}", f"{want1} + {want2}",
+                                   f"{found}; culprits {named or 'none'}", rc, ok))
+    bad = 0
+    for i, j in enumerate(judges):
+        heading = None
+        if len(judges) > 1:
+            heading = ("" if i == 0 else "\n") + ("== with the noise floor" + (
+                " and op-local replay" if j.replay else "") if j.floor
+                else "== with the fixed tolerances")
+        bad += print_table(j.rows, heading)
     if args.json:
         with open(args.json, "w") as f:
             json.dump([dict(zip(["config", "candidate", "fault", "expected", "found", "exit", "ok"], r))
-                       for r in rows], f, indent=1)
+                       for r in judges[-1].rows if not isinstance(r[6], str)], f, indent=1)
     return 1 if bad else 0
 
 

@@ -6,22 +6,9 @@ set -u
 bin=${LD_BIN:?LD_BIN is not set}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-gen-cli-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME WANT_RC WANT_TEXT CMD... : runs CMD, compares exit code and output
-    local name=$1 want_rc=$2 want_text=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want_rc" ] || ! grep -qF -- "$want_text" <<<"$out"; then
-        echo "FAIL $name: exit $rc (want $want_rc), output:"
-        echo "$out" | sed 's/^/    /'
-        echo "    (wanted to see: $want_text)"
-        fails=$((fails + 1))
-    else
-        echo "ok   $name: $(head -n 1 <<<"$out")"
-    fi
-}
+# check NAME WANT_RC WANT_TEXT CMD...: tests/e2e/lib.sh
+# shellcheck source=SCRIPTDIR/../../e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../e2e/lib.sh"
 
 check help 0 "--shards N" "$bin" gen-model --help
 check help-presets 0 "qwen3-0.6b" "$bin" gen-model --help

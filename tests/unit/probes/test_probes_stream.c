@@ -532,7 +532,10 @@ static void test_short_payloads_exhaustive(void **state)
     assert_true(valid > 100); /* the enumeration reaches the valid strings too */
 }
 
-int main(void)
+/* test_probes_stream [NAME... | --except NAME...]: every case, the cases named, or every case but
+ * those named (ctest runs the costliest cases as tests of their own, in parallel, and the rest
+ * with --except: a case added later runs there). An unknown name is an error (exit 2). */
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_encoding_and_piece_size),
@@ -545,7 +548,25 @@ int main(void)
         cmocka_unit_test(test_random_damage_large),
         cmocka_unit_test(test_short_payloads_exhaustive),
     };
+    enum { N = sizeof tests / sizeof tests[0] };
+    bool except = argc > 1 && strcmp(argv[1], "--except") == 0;
+    bool named[N] = {false};
+    for (int a = except ? 2 : 1; a < argc; a++) {
+        size_t i = 0;
+        while (i < N && strcmp(tests[i].name, argv[a]) != 0)
+            i++;
+        if (i == N) {
+            fprintf(stderr, "test_probes_stream: no case '%s'\n", argv[a]);
+            return 2;
+        }
+        named[i] = true;
+    }
+    struct CMUnitTest chosen[N];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++)
+        if (argc == 1 || named[i] != except)
+            chosen[n++] = tests[i];
     if (getenv("LD_TEST_FILTER"))
         cmocka_set_test_filter(getenv("LD_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, NULL, tu_teardown);
+    return _cmocka_run_group_tests("test_probes_stream", chosen, n, NULL, tu_teardown);
 }
