@@ -70,6 +70,25 @@ check extract-npy-tmp 2 "--npy: x.npy.tmp (written first, then renamed into plac
 rm x.npy.tmp
 check calibrate-out 2 "-o: m/model.safetensors $same m/model.safetensors" \
     "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/model.safetensors --quiet
+# Two reports naming one file (one would overwrite the other): refused before anything is written,
+# also through another spelling of the path and with --exact.
+check compare-two-reports 2 "--json and --md both name ./two.json: each report needs its own file" \
+    "$bin" compare r.jsonl c.jsonl --json two.json --md ./two.json
+check compare-two-reports-dir 2 "--html and --junit both name ../$(basename "$PWD")/two.x" \
+    "$bin" compare r.jsonl c.jsonl --html two.x --junit "../$(basename "$PWD")/two.x"
+check compare-exact-two-reports 2 "--json and --md both name two.json" \
+    "$bin" compare r.jsonl c.jsonl --exact --json two.json --md two.json
+if [[ -e two.json || -e two.x ]]; then
+    echo "FAIL two-reports: a report was written"; fails=$((fails + 1))
+fi
+# --probes none: no probes at all, even with LAYERDIFF_PROBES set; ./none is a file of that name.
+check run-probes-none 0 "0 probes" \
+    env LAYERDIFF_PROBES=env.jsonl "$bin" run --model m --tokens 1,2 --probes none
+if [[ -e none || -e env.jsonl ]]; then
+    echo "FAIL run-probes-none: a file was written"; fails=$((fails + 1))
+fi
+check run-probes-dot-none 0 "-> ./none" "$bin" run --model m --tokens 1,2 --probes ./none
+[[ -s none ]] || { echo "FAIL run-probes-dot-none: ./none is missing"; fails=$((fails + 1)); }
 for f in config.json model.safetensors; do intact "$f" "m/$f" "m.orig/$f"; done
 for f in ms.orig/*; do intact "$f" "ms/${f#ms.orig/}" "$f"; done
 intact r.jsonl r.jsonl r.orig

@@ -105,5 +105,32 @@ truncate -s $((64 * 1024 * 1024 + 1)) "$tmp/n/tokenizer.json"
 check oversize 2 "tokenizer.json" "$bin" run --model "$tmp/n" --prompt hi
 check oversize-size 2 "67108865" "$bin" run --model "$tmp/n" --prompt hi
 
+# calibrate takes the prompt as run does (one reader of a command's prompt).
+check calibrate-prompt 0 "calibrate: 71 keys" \
+    "$bin" calibrate --model "$m" --prompt "Hello world" --dtype bf16 -o "$tmp/floor.json" \
+    --variants 2
+check calibrate-prompt-ids 0 '[302, 317' "$py" -c \
+    'import json, sys; print(json.load(open(sys.argv[1]))["input"]["tokens"])' "$tmp/floor.json"
+check calibrate-empty 2 "--prompt: the text gives no tokens" \
+    "$bin" calibrate --model "$m" --prompt "" --dtype bf16 -o "$tmp/floor2.json"
+check calibrate-both 2 "--tokens, --prompt and --prompt-file exclude each other" \
+    "$bin" calibrate --model "$m" --prompt x --tokens 1 --dtype bf16 -o "$tmp/floor2.json"
+check calibrate-none 2 "needs --model, the prompt" \
+    "$bin" calibrate --model "$m" --dtype bf16 -o "$tmp/floor2.json"
+
+# The JSON report names the argmax tokens by text with a tokenizer (escaped: ESC never raw), and
+# not without one.
+check json-token-text 0 "ok" "$py" - "$tmp/r.json" "$tmp/plain.json" "$bin" "$tmp" <<'PY'
+import json, subprocess, sys
+r, plain, b, t = sys.argv[1:]
+subprocess.run([b, "compare", t + "/r.jsonl", t + "/c.jsonl", "--json", plain],
+               capture_output=True)
+steps = json.load(open(r))["argmax"]["steps"]
+s0 = steps[0]
+assert isinstance(s0["reference_text"], str) and "\x1b" not in s0["reference_text"], s0
+assert all("reference_text" not in s for s in json.load(open(plain))["argmax"]["steps"])
+print("ok", s0["reference"], s0["reference_text"])
+PY
+
 if [ "$fails" -ne 0 ]; then echo "$fails failures"; exit 1; fi
 echo "all ok"
