@@ -14,16 +14,18 @@ SRC=$(cd "$here/../../../.." && pwd)
 B=$(cd "${1:-$SRC/build-cuda}" && pwd)
 O=$B/cuda-emu
 mkdir -p "$O"
-cmake --build "$B" --target ld_reference ld_compare ld_model layerdiff_probes >/dev/null
+cmake --build "$B" --target ld_reference ld_compare ld_model ld_tokenizer layerdiff_probes \
+  >/dev/null
 INC="-I$here/include -I$here -I$SRC/cuda -I$SRC/probes/cuda/include -I$SRC/probes/include
      -I$SRC/common/include -I$SRC/model -I$SRC/common -I$SRC/reference -I$B/generated
-     -I$SRC/tests/unit/cuda -I$SRC/src/cli -I$SRC/src/pipeline -I$SRC/compare"
+     -I$SRC/tests/unit/cuda -I$SRC/src/cli -I$SRC/src/pipeline -I$SRC/compare
+     -I$SRC/tokenizer/include"
 CF="-O1 -g -ffp-contract=off -D_GNU_SOURCE -fopenmp"
 objs=()
 for cu in "$SRC"/cuda/*.cu "$SRC"/probes/cuda/*.cu; do
   n=$(basename "$cu" .cu)
   python3 "$here/transform.py" "$cu" "$O/$n.cpp"
-  g++ -std=c++20 $CF -Wall -Wno-unused-function $INC -c "$O/$n.cpp" -o "$O/$n.o"
+  g++ -std=c++20 $CF -Wall -Wno-unused-function -Wno-unknown-pragmas $INC -c "$O/$n.cpp" -o "$O/$n.o"
   objs+=("$O/$n.o")
 done
 for c in "$SRC"/cuda/*.c; do
@@ -45,7 +47,8 @@ for c in "$SRC"/src/pipeline/*.c "$SRC"/src/cli/*.c; do
   gcc -std=c11 $CF -DLD_HAVE_CUDA=1 $INC -c "$c" -o "$O/$n.o"
   clis+=("$O/$n.o")
 done
-g++ -fopenmp "${clis[@]}" "${objs[@]}" "$B/compare/libld_compare.a" $LIBS -o "$O/layerdiff"
+g++ -fopenmp "${clis[@]}" "${objs[@]}" "$B/compare/libld_compare.a" \
+    "$B/tokenizer/libld_tokenizer.a" $LIBS -lutf8proc -lonig -o "$O/layerdiff"
 g++ -std=c++20 $CF $INC -x c++ -c "$SRC/tests/bench/bench_cuda.cu" -o "$O/bench_cuda.o"
 g++ -fopenmp "$O/bench_cuda.o" "${objs[@]}" $LIBS -o "$O/bench_cuda"
 echo "emulated build in $O"
