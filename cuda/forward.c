@@ -73,6 +73,7 @@ typedef struct run {
     int32_t *ids;   /* [tmax] token ids of the step */
     int32_t *pos0_dev; /* [1] the step's first position, read by RoPE, the append and attention */
     int32_t *next;  /* [1] argmax of the step's last logits row */
+    ld_cuda_argmax_part *argmax_parts; /* [ld_cuda_argmax_parts(V)] the argmax's first pass */
 
     int32_t *host;  /* pinned, one allocation: */
     int32_t *h_feed;/* [tmax + steps] the prompt, then the followed tokens */
@@ -368,7 +369,8 @@ static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progres
     TRY(ld_cuda_gemv(R->x + (T - 1) * H, H, W->lm_head, V, H, 1, R->logits + (rows - 1) * V, V,
                      R->stream, R->err));
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_LOGITS, R->logits, rows, V));
-    return ld_cuda_argmax(R->logits + (rows - 1) * V, V, R->next, R->stream, R->err);
+    return ld_cuda_argmax(R->logits + (rows - 1) * V, V, R->argmax_parts, R->next, R->stream,
+                          R->err);
 }
 
 /* ---- activations ----------------------------------------------------------------------------- */
@@ -416,6 +418,7 @@ static void layout(run *R, carver *cv)
     R->ids = carve(cv, T, sizeof(int32_t));
     R->pos0_dev = carve(cv, 1, sizeof(int32_t));
     R->next = carve(cv, 1, sizeof(int32_t));
+    R->argmax_parts = carve(cv, ld_cuda_argmax_parts(R->V), sizeof(ld_cuda_argmax_part));
 }
 
 static ld_status run_alloc(run *R, int decode_steps)

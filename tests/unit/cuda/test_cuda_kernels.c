@@ -692,24 +692,46 @@ static void check_argmax(const uint16_t *x, size_t n, const char *what)
     gbuf gx, go;
     ld_bf16 *dx = gbuf_upload(&gx, x, n * 2);
     int32_t *dout = gbuf_alloc(&go, sizeof(int32_t), 0x55);
-    LDOK(ld_cuda_argmax(dx, n, dout, 0, &E));
+    gbuf gp; /* the first pass's pairs, NaN until written */
+    ld_cuda_argmax_part *dparts =
+        gbuf_alloc(&gp, ld_cuda_argmax_parts(n) * sizeof(ld_cuda_argmax_part), 0xFF);
+    LDOK(ld_cuda_argmax(dx, n, dparts, dout, 0, &E));
     SYNC();
     gbuf_download(&go, &got);
     gbuf_check(&go, what);
+    gbuf_check(&gp, "argmax parts");
     if (got != expect)
         fail_msg("argmax %s (n=%zu): got %d, expected %d", what, n, (int)got, (int)expect);
-    gbuf_free(&gx), gbuf_free(&go);
+    gbuf_free(&gx), gbuf_free(&go), gbuf_free(&gp);
     free(xf);
 }
 
 static void test_argmax(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {1, 5, 1000, 1025, 151936};
+    /* One slice (up to 2048 values), several, a short last slice, the most slices (1024) with
+     * longer ones beyond 1024·2048 values. */
+    static const size_t sizes[] = {1, 5, 1000, 1025, 2048, 2049, 10243, 151936, 2097152 + 4099};
+    /* The pass count follows n alone, within its bounds. */
+    assert_int_equal(ld_cuda_argmax_parts(0), 1);
+    assert_int_equal(ld_cuda_argmax_parts(2048), 1);
+    assert_int_equal(ld_cuda_argmax_parts(2049), 2);
+    assert_int_equal(ld_cuda_argmax_parts(151936), 75);
+    assert_int_equal(ld_cuda_argmax_parts((size_t)1 << 30), LD_CUDA_ARGMAX_MAX_PARTS);
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
         size_t n = sizes[c];
         uint16_t *x = rand_bf16(n, 10.0f);
         check_argmax(x, n, "random");
+        if (n > 3 * 2048) {
+            /* Equal maxima in three slices: the lowest index wins over any merge order; then a
+             * first slice with nothing finite. */
+            x[n - 1] = x[2049] = x[n / 2] = ld_f32_to_bf16(60.0f);
+            check_argmax(x, n, "tie across slices");
+            size_t parts = ld_cuda_argmax_parts(n), slice = (n + parts - 1) / parts;
+            for (size_t i = 0; i < slice; i++)
+                x[i] = ld_f32_to_bf16(i % 2 ? NAN : INFINITY);
+            check_argmax(x, n, "a slice without a finite value");
+        }
         if (n >= 5) {
             /* Ties: the same maximum at two places, the lower index wins. */
             x[n / 2] = x[n - 1] = ld_f32_to_bf16(50.0f);
