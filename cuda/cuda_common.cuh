@@ -27,6 +27,17 @@ __device__ __forceinline__ float ld_round_bf16(float f) { return ld_bf2f(ld_f2bf
 
 #define LD_BF16_NAN ((ld_bf16)0x7fc0u)
 
+/* The MLP activation of one element, in fp32: silu(g)·u, silu(x) = x·sigmoid(x); the silu_as_gelu
+ * bug computes gelu(g)·u, gelu(x) = x·Φ(x) (erf form). One definition for every kernel that
+ * computes it (silu_mul.cu, the fused gate/up GEMV of gemv.cu), so that they give the same bits. */
+__device__ __forceinline__ float ld_act_mul(float g, float u, bool gelu)
+{
+    float a = gelu ? __fmul_rn(__fmul_rn(0.5f, g),
+                               __fadd_rn(1.0f, erff(__fmul_rn(g, 0.70710678118654752f))))
+                   : g / __fadd_rn(1.0f, expf(-g));
+    return __fmul_rn(a, u);
+}
+
 /* Threads per block of the row-wise kernels: a multiple of 32 (the reductions below need whole
  * warps) and enough to cover a 1024-wide row with 4 elements per thread. */
 #define LD_ROW_THREADS 256

@@ -15,6 +15,7 @@
 #include "cuda_backend.h"
 #include "cuda_check.h"
 #include "embed.cuh"
+#include "gemv.cuh"
 #include "matmul.h"
 #include "poke.cuh"
 #include "qk_norm_rope.cuh"
@@ -72,6 +73,7 @@ typedef struct run {
     int32_t *ids;   /* [tmax] token ids of the step */
     int32_t *pos0_dev; /* [1] the step's first position, read by RoPE, the append and attention */
     int32_t *next;  /* [1] argmax of the step's last logits row */
+    ld_cuda_argmax_part *argmax_parts; /* [ld_cuda_argmax_parts(V)] the argmax's first pass */
 
     int32_t *host;  /* pinned, one allocation: */
     int32_t *h_feed;/* [tmax + steps] the prompt, then the followed tokens */
@@ -307,12 +309,21 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
 
     /* MLP block: gate and up in one GEMM (swap_gate_up is in the uploaded weights). */
     TRY(probe(R, step, l, LD_TAG_MLP_NORM, R->x, T, H));
-    TRY(ld_cuda_matmul(blas, R->x, H, W->wgu, 2 * I, H, T, R->gu, 2 * I, R->err));
+    /* A few tokens: one GEMV computes the activation too, unless something changes gate or up at
+     * their probe point before the activation may read them (a nan fault, a feed). */
+    bool gelu = ld_fault_at(F, LD_FAULT_SILU_AS_GELU, l) != NULL;
+    bool fuse_act = T <= LD_GEMV_MAX_T && nan_index(R, l, LD_TAG_GATE_PROJ, T) < 0 &&
+                    nan_index(R, l, LD_TAG_UP_PROJ, T) < 0 && !fed(R, step, l, LD_TAG_GATE_PROJ) &&
+                    !fed(R, step, l, LD_TAG_UP_PROJ);
+    if (fuse_act)
+        TRY(ld_cuda_gemv_glu(R->x, H, W->wgu, I, H, T, R->gu, 2 * I, gelu, R->act, I, R->stream,
+                             R->err));
+    else
+        TRY(ld_cuda_matmul(blas, R->x, H, W->wgu, 2 * I, H, T, R->gu, 2 * I, R->err));
     TRY(probe(R, step, l, LD_TAG_GATE_PROJ, R->gu, T, 2 * I));
     TRY(probe(R, step, l, LD_TAG_UP_PROJ, R->gu + I, T, 2 * I));
-    TRY(ld_cuda_silu_mul(R->gu, R->gu + I, T, I, 2 * I,
-                         ld_fault_at(F, LD_FAULT_SILU_AS_GELU, l) != NULL, R->act, R->stream,
-                         R->err));
+    if (!fuse_act)
+        TRY(ld_cuda_silu_mul(R->gu, R->gu + I, T, I, 2 * I, gelu, R->act, R->stream, R->err));
     TRY(probe(R, step, l, LD_TAG_MLP_ACT, R->act, T, I));
     TRY(ld_cuda_matmul(blas, R->act, I, W->wd, H, I, T, R->down, H, R->err));
     TRY(probe(R, step, l, LD_TAG_DOWN_PROJ, R->down, T, H));
@@ -350,10 +361,16 @@ static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progres
                           ld_fault_nan_at(R->F, LD_TAG_LOGITS, LD_NO_LAYER)
                       ? T
                       : 1;
-    TRY(ld_cuda_matmul(R->S->blas, R->x + (T - rows) * H, H, W->lm_head, V, H, rows, R->logits, V,
-                       R->err));
+    /* The last row, the one the argmax reads, always comes from the GEMV, so that the next token
+     * does not depend on whether the other rows were wanted (cuBLAS for rows > LD_GEMV_MAX_T). */
+    if (rows > 1)
+        TRY(ld_cuda_matmul(R->S->blas, R->x + (T - rows) * H, H, W->lm_head, V, H, rows - 1,
+                           R->logits, V, R->err));
+    TRY(ld_cuda_gemv(R->x + (T - 1) * H, H, W->lm_head, V, H, 1, R->logits + (rows - 1) * V, V,
+                     R->stream, R->err));
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_LOGITS, R->logits, rows, V));
-    return ld_cuda_argmax(R->logits + (rows - 1) * V, V, R->next, R->stream, R->err);
+    return ld_cuda_argmax(R->logits + (rows - 1) * V, V, R->argmax_parts, R->next, R->stream,
+                          R->err);
 }
 
 /* ---- activations ----------------------------------------------------------------------------- */
@@ -401,6 +418,7 @@ static void layout(run *R, carver *cv)
     R->ids = carve(cv, T, sizeof(int32_t));
     R->pos0_dev = carve(cv, 1, sizeof(int32_t));
     R->next = carve(cv, 1, sizeof(int32_t));
+    R->argmax_parts = carve(cv, ld_cuda_argmax_parts(R->V), sizeof(ld_cuda_argmax_part));
 }
 
 static ld_status run_alloc(run *R, int decode_steps)

@@ -12,10 +12,16 @@
  * already is, so B = x's buffer with op_N (ldb = ldx); k = K.
  *     cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, 1, W, K, x, ldx, 0, y, ldy)
  * Types: A, B, C CUDA_R_16BF; compute CUBLAS_COMPUTE_32F (fp32 accumulation, no TF32 — the
- * _FAST_TF32 / _FAST_16BF variants are what would allow lower precision); alpha and beta f32. */
+ * _FAST_TF32 / _FAST_16BF variants are what would allow lower precision); alpha and beta f32.
+ *
+ * T <= LD_GEMV_MAX_T (a decode step, a short prompt) goes to our GEMV instead (gemv.cu): the same
+ * numerics (bf16 in, fp32 sums, one rounding to bf16), a fixed summation order, and each weight
+ * read once at near the memory bandwidth, where a GEMM tiled for large T is not. */
 #include "matmul.h"
 
 #include <limits.h>
+
+#include "gemv.cuh"
 
 ld_status ld_cublas_fail(ld_error *err, cublasStatus_t s, const char *stmt, const char *file,
                          int line)
@@ -52,6 +58,11 @@ ld_status ld_cuda_matmul(cublasHandle_t handle, const ld_bf16 *x, size_t ldx, co
                             ldx, ldy, K, N);
     if (N == 0 || T == 0)
         return LD_OK;
+    if (T <= LD_GEMV_MAX_T) {
+        cudaStream_t stream;
+        LD_CUBLAS_CHECK(err, cublasGetStream(handle, &stream));
+        return ld_cuda_gemv(x, ldx, w, N, K, T, y, ldy, stream, err);
+    }
     const float alpha = 1.0f, beta = 0.0f;
     LD_CUBLAS_CHECK(err, cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)T, (int)K,
                                       &alpha, w, CUDA_R_16BF, (int)K, x, CUDA_R_16BF, (int)ldx,

@@ -10,12 +10,7 @@ __global__ static void silu_mul_kernel(const ld_bf16 *g, const ld_bf16 *u, size_
     size_t n = rows * cols, stride = (size_t)gridDim.x * blockDim.x;
     for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += stride) {
         size_t r = e / cols, i = e % cols;
-        float x = ld_bf2f(g[r * ld_in + i]);
-        /* silu(x) = x·sigmoid(x); the silu_as_gelu bug computes gelu(x) = x·Φ(x). */
-        float a = gelu ? __fmul_rn(__fmul_rn(0.5f, x),
-                                   __fadd_rn(1.0f, erff(__fmul_rn(x, 0.70710678118654752f))))
-                       : x / __fadd_rn(1.0f, expf(-x));
-        out[e] = ld_f2bf(__fmul_rn(a, ld_bf2f(u[r * ld_in + i])));
+        out[e] = ld_f2bf(ld_act_mul(ld_bf2f(g[r * ld_in + i]), ld_bf2f(u[r * ld_in + i]), gelu));
     }
 }
 

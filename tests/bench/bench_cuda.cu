@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "cuda_backend.h"
+#include "gemv.cuh"
 extern "C" {
 #include "gen.h"
 #include "util.h"
@@ -159,6 +160,9 @@ int main(int argc, char **argv)
     int V = m->cfg.vocab_size;
     printf("model: %s preset, bf16, batch 1; weights uploaded in %.2f s\n", preset,
            ld_seconds() - t0);
+    printf("kernels: matmuls of up to %d rows (decode) decode_gemv_kernel, gate/up with the "
+           "activation decode_gemv_glu_kernel; more rows (prefill) cublasGemmEx\n",
+           LD_GEMV_MAX_T);
 
     /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
     run_result stream = best_of(repeat, s, 16, decode, true, V);

@@ -15,6 +15,7 @@
 #include "argmax.cuh"
 #include "attention.cuh"
 #include "embed.cuh"
+#include "gemv.cuh"
 #include "matmul.h"
 #include "ops.h"
 #include "poke.cuh"
@@ -121,6 +122,188 @@ static void test_matmul(void **state)
     }
     cublasDestroy(h);
     cudaFree(ws);
+}
+
+/* ---- GEMV (decode matmuls) ------------------------------------------------------------------- */
+
+/* ld_cuda_gemv over x (T rows ldx apart, xoff elements past a 16-byte boundary)
+ * and W (woff elements past one, followed by 8 NaN: a read past the end poisons a result); returns
+ * y packed [T,N] (malloc'd), after checking the guard regions and that the ldy - N columns outside
+ * the view kept their finite sentinel. */
+static uint16_t *run_gemv(const uint16_t *x, size_t ldx, size_t xoff, const uint16_t *w,
+                          size_t woff, size_t N, size_t K, size_t T, size_t ldy)
+{
+    gbuf gx, gw, gy;
+    ld_bf16 *dx = gbuf_alloc(&gx, (xoff + T * ldx) * 2, 0xFF);
+    ld_bf16 *dw = gbuf_alloc(&gw, (woff + N * K + 8) * 2, 0xFF);
+    CU(cudaMemcpy(dx + xoff, x, T * ldx * 2, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dw + woff, w, N * K * 2, cudaMemcpyHostToDevice));
+    ld_bf16 *dy = gbuf_alloc(&gy, T * ldy * 2, 0x7F); /* 0x7F7F: a finite sentinel */
+    LDOK(ld_cuda_gemv(dx + xoff, ldx, dw + woff, N, K, T, dy, ldy, 0, &E));
+    SYNC();
+    uint16_t *y = malloc(T * ldy * 2), *yp = malloc(T * N * 2);
+    gbuf_download(&gy, y);
+    gbuf_check(&gy, "gemv y");
+    for (size_t t = 0; t < T; t++) {
+        memcpy(yp + t * N, y + t * ldy, N * 2);
+        for (size_t n = N; n < ldy; n++)
+            if (y[t * ldy + n] != 0x7F7F)
+                fail_msg("gemv T=%zu N=%zu: wrote outside its view at row %zu col %zu", T, N, t, n);
+    }
+    gbuf_free(&gx), gbuf_free(&gw), gbuf_free(&gy);
+    free(y);
+    return yp;
+}
+
+/* The twin's y[T,N] (f32, rounded to bf16) from x [T, ldx] and W [N, K]. */
+static float *gemv_twin(const uint16_t *x, size_t ldx, const uint16_t *w, size_t N, size_t K,
+                        size_t T)
+{
+    float *xf = malloc(T * K * sizeof *xf), *ref = malloc(T * N * sizeof *ref);
+    for (size_t t = 0; t < T; t++)
+        for (size_t k = 0; k < K; k++)
+            xf[t * K + k] = ld_bf16_to_f32(x[t * ldx + k]);
+    ld_tensor wt = bf16_tensor(w, (int64_t)N, (int64_t)K);
+    LDOK(ld_ref_matmul(xf, &wt, T, ref, &BF, &E));
+    free(xf);
+    return ref;
+}
+
+static void test_gemv(void **state)
+{
+    (void)state;
+    /* T, N, K, x and y row padding. K: one element, a short chunk, fewer chunks than lanes, more
+     * (33), more than one round of loads per lane (257 chunks), not a multiple of 8; N: not a
+     * multiple of the 8 rows of a block. */
+    static const struct { size_t T, N, K, xpad, ypad; } cases[] = {
+        {1, 1, 1, 0, 0},      {1, 7, 13, 3, 2},    {1, 9, 8, 8, 0},     {2, 33, 100, 4, 1},
+        {3, 17, 264, 8, 0},   {4, 65, 2056, 8, 5}, {1, 1027, 1024, 0, 0}, {4, 9, 4095, 1, 0},
+        {2, 8, 1032, 0, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t T = cases[c].T, N = cases[c].N, K = cases[c].K;
+        size_t ldx = K + cases[c].xpad, ldy = N + cases[c].ypad;
+        uint16_t *x = rand_bf16(T * ldx, 1.0f), *w = rand_bf16(N * K, 1.0f);
+        for (size_t t = 0; t < T; t++) /* the padding NaN: a read past K poisons the row */
+            for (size_t k = K; k < ldx; k++)
+                x[t * ldx + k] = ld_f32_to_bf16(NAN);
+        float *ref = gemv_twin(x, ldx, w, N, K, T);
+
+        /* Against the twin. Both sum in fp32, in different orders: each result is within
+         * K·2^-24·Σ|x·w| of the exact sum (the classic bound for n-term recursive summation,
+         * n <= K), so the two within twice that; one rounding to bf16 each adds at most half a
+         * step (2^-8 relative) on either side. */
+        uint16_t *got = run_gemv(x, ldx, 0, w, 0, N, K, T, ldy);
+        check_close_bf16("gemv (non-finite)", ref, got, T * N, INFINITY, 0.0);
+        for (size_t t = 0; t < T; t++)
+            for (size_t n = 0; n < N; n++) {
+                double sabs = 0.0;
+                for (size_t k = 0; k < K; k++)
+                    sabs += fabs((double)ld_bf16_to_f32(x[t * ldx + k]) *
+                                 (double)ld_bf16_to_f32(w[n * K + k]));
+                double r = ref[t * N + n], g = ld_bf16_to_f32(got[t * N + n]);
+                double tol = 1.01 * (2.0 * (double)K * 0x1.0p-24 * sabs + 0x1.0p-7 * fabs(r));
+                if (!(fabs(g - r) <= tol))
+                    fail_msg("gemv T=%zu N=%zu K=%zu: y[%zu,%zu] = %.9g, twin %.9g (tol %.3g)",
+                             T, N, K, t, n, g, r, tol);
+            }
+
+        /* The order is K's alone: element loads (W one element off a 16-byte boundary, or x)
+         * give the vector path's bits, and so does each row of x on its own (T = 1). */
+        uint16_t *wmis = run_gemv(x, ldx, 0, w, 1, N, K, T, ldy);
+        uint16_t *xmis = run_gemv(x, ldx, 3, w, 0, N, K, T, ldy);
+        if (memcmp(wmis, got, T * N * 2) || memcmp(xmis, got, T * N * 2))
+            fail_msg("gemv T=%zu N=%zu K=%zu: element loads change the bits", T, N, K);
+        for (size_t t = 0; t < T && T > 1; t++) {
+            uint16_t *one = run_gemv(x + t * ldx, ldx, 0, w, 0, N, K, 1, ldy);
+            if (memcmp(one, got + t * N, N * 2))
+                fail_msg("gemv N=%zu K=%zu: row %zu alone differs from it among %zu", N, K, t, T);
+            free(one);
+        }
+        printf("gemv T=%zu N=%zu K=%zu ldx=%zu ldy=%zu ok\n", T, N, K, ldx, ldy);
+        free(x), free(w), free(ref), free(got), free(wmis), free(xmis);
+    }
+}
+
+/* Exact sums: integers in [-3, 3] with K <= 2000 sum to at most 18000 < 2^24, exactly, in any
+ * order, so the GEMV must give the twin's bits; and non-finite inputs propagate as in the twin. */
+static void test_gemv_exact(void **state)
+{
+    (void)state;
+    static const struct { size_t T, N, K; } cases[] = {{4, 37, 1000}, {1, 11, 999}, {3, 5, 2000}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t T = cases[c].T, N = cases[c].N, K = cases[c].K;
+        uint16_t *x = malloc(T * K * 2), *w = malloc(N * K * 2);
+        for (size_t i = 0; i < T * K; i++)
+            x[i] = ld_f32_to_bf16((float)((int)(rng_next() % 7) - 3));
+        for (size_t i = 0; i < N * K; i++)
+            w[i] = ld_f32_to_bf16((float)((int)(rng_next() % 7) - 3));
+        for (int special = 0; special < 2; special++) {
+            if (special) { /* an Inf and a NaN in x: Inf, -Inf or NaN as the twin says */
+                x[5] = ld_f32_to_bf16(INFINITY);
+                x[T * K - 1] = ld_f32_to_bf16(NAN);
+            }
+            float *ref = gemv_twin(x, K, w, N, K, T);
+            uint16_t *got = run_gemv(x, K, 0, w, 0, N, K, T, N);
+            check_close_bf16("gemv exact", ref, got, T * N, 0.0, 0.0);
+            for (size_t i = 0; i < T * N; i++)
+                if (isfinite(ref[i]) && ld_f32_to_bf16(ref[i]) != got[i])
+                    fail_msg("gemv exact: element %zu: bits %04x, twin %04x", i, got[i],
+                             ld_f32_to_bf16(ref[i]));
+            free(ref), free(got);
+        }
+        printf("gemv exact T=%zu N=%zu K=%zu ok\n", T, N, K);
+        free(x), free(w);
+    }
+}
+
+/* The fused gate/up GEMV with the activation: gate | up bit for bit ld_cuda_gemv's, act bit for bit
+ * ld_cuda_silu_mul's over them (both held against their twins above and below), silu and gelu,
+ * aligned (16-byte loads) and not. */
+static void test_gemv_glu(void **state)
+{
+    (void)state;
+    static const struct { size_t T, I, K, woff; } cases[] = {
+        {1, 1, 8, 0}, {1, 19, 64, 0}, {4, 12, 136, 0}, {2, 9, 37, 0}, {3, 10, 64, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t T = cases[c].T, I = cases[c].I, K = cases[c].K, woff = cases[c].woff;
+        size_t ldgu = 2 * I + 3, ldact = I + 1; /* views: the padding must stay untouched */
+        uint16_t *x = rand_bf16(T * K, 2.0f), *w = rand_bf16(2 * I * K, 1.0f);
+        for (int gelu = 0; gelu < 2; gelu++) {
+            gbuf gx, gw, ggu, gact, gref, gract;
+            ld_bf16 *dx = gbuf_upload(&gx, x, T * K * 2);
+            ld_bf16 *dw = gbuf_alloc(&gw, (woff + 2 * I * K) * 2, 0);
+            CU(cudaMemcpy(dw + woff, w, 2 * I * K * 2, cudaMemcpyHostToDevice));
+            ld_bf16 *dgu = gbuf_alloc(&ggu, T * ldgu * 2, 0x7F);
+            ld_bf16 *dact = gbuf_alloc(&gact, T * ldact * 2, 0x7F);
+            ld_bf16 *rgu = gbuf_alloc(&gref, T * ldgu * 2, 0x7F);
+            ld_bf16 *ract = gbuf_alloc(&gract, T * I * 2, 0x7F);
+            LDOK(ld_cuda_gemv_glu(dx, K, dw + woff, I, K, T, dgu, ldgu, gelu, dact, ldact, 0, &E));
+            LDOK(ld_cuda_gemv(dx, K, dw + woff, 2 * I, K, T, rgu, ldgu, 0, &E));
+            LDOK(ld_cuda_silu_mul(rgu, rgu + I, T, I, ldgu, gelu, ract, 0, &E)); /* packed */
+            SYNC();
+            uint16_t *a = malloc(T * ldgu * 2), *b = malloc(T * ldgu * 2);
+            gbuf_download(&ggu, a);
+            gbuf_download(&gref, b);
+            if (memcmp(a, b, T * ldgu * 2))
+                fail_msg("gemv_glu T=%zu I=%zu K=%zu: gate|up differ from the GEMV's", T, I, K);
+            gbuf_download(&gact, a);
+            gbuf_download(&gract, b);
+            for (size_t t = 0; t < T; t++) {
+                if (memcmp(a + t * ldact, b + t * I, I * 2))
+                    fail_msg("gemv_glu T=%zu I=%zu K=%zu gelu=%d: act row %zu differs from "
+                             "silu_mul's", T, I, K, gelu, t);
+                if (a[t * ldact + I] != 0x7F7F)
+                    fail_msg("gemv_glu: wrote outside act's view in row %zu", t);
+            }
+            gbuf_check(&ggu, "gemv_glu gu");
+            gbuf_check(&gact, "gemv_glu act");
+            gbuf_free(&gx), gbuf_free(&gw), gbuf_free(&ggu), gbuf_free(&gact);
+            gbuf_free(&gref), gbuf_free(&gract);
+            free(a), free(b);
+        }
+        printf("gemv_glu T=%zu I=%zu K=%zu woff=%zu (silu and gelu) ok\n", T, I, K, woff);
+        free(x), free(w);
+    }
 }
 
 /* ---- residual add + RMSNorm ------------------------------------------------------------------ */
@@ -509,24 +692,46 @@ static void check_argmax(const uint16_t *x, size_t n, const char *what)
     gbuf gx, go;
     ld_bf16 *dx = gbuf_upload(&gx, x, n * 2);
     int32_t *dout = gbuf_alloc(&go, sizeof(int32_t), 0x55);
-    LDOK(ld_cuda_argmax(dx, n, dout, 0, &E));
+    gbuf gp; /* the first pass's pairs, NaN until written */
+    ld_cuda_argmax_part *dparts =
+        gbuf_alloc(&gp, ld_cuda_argmax_parts(n) * sizeof(ld_cuda_argmax_part), 0xFF);
+    LDOK(ld_cuda_argmax(dx, n, dparts, dout, 0, &E));
     SYNC();
     gbuf_download(&go, &got);
     gbuf_check(&go, what);
+    gbuf_check(&gp, "argmax parts");
     if (got != expect)
         fail_msg("argmax %s (n=%zu): got %d, expected %d", what, n, (int)got, (int)expect);
-    gbuf_free(&gx), gbuf_free(&go);
+    gbuf_free(&gx), gbuf_free(&go), gbuf_free(&gp);
     free(xf);
 }
 
 static void test_argmax(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {1, 5, 1000, 1025, 151936};
+    /* One slice (up to 2048 values), several, a short last slice, the most slices (1024) with
+     * longer ones beyond 1024·2048 values. */
+    static const size_t sizes[] = {1, 5, 1000, 1025, 2048, 2049, 10243, 151936, 2097152 + 4099};
+    /* The pass count follows n alone, within its bounds. */
+    assert_int_equal(ld_cuda_argmax_parts(0), 1);
+    assert_int_equal(ld_cuda_argmax_parts(2048), 1);
+    assert_int_equal(ld_cuda_argmax_parts(2049), 2);
+    assert_int_equal(ld_cuda_argmax_parts(151936), 75);
+    assert_int_equal(ld_cuda_argmax_parts((size_t)1 << 30), LD_CUDA_ARGMAX_MAX_PARTS);
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
         size_t n = sizes[c];
         uint16_t *x = rand_bf16(n, 10.0f);
         check_argmax(x, n, "random");
+        if (n > 3 * 2048) {
+            /* Equal maxima in three slices: the lowest index wins over any merge order; then a
+             * first slice with nothing finite. */
+            x[n - 1] = x[2049] = x[n / 2] = ld_f32_to_bf16(60.0f);
+            check_argmax(x, n, "tie across slices");
+            size_t parts = ld_cuda_argmax_parts(n), slice = (n + parts - 1) / parts;
+            for (size_t i = 0; i < slice; i++)
+                x[i] = ld_f32_to_bf16(i % 2 ? NAN : INFINITY);
+            check_argmax(x, n, "a slice without a finite value");
+        }
         if (n >= 5) {
             /* Ties: the same maximum at two places, the lower index wins. */
             x[n / 2] = x[n - 1] = ld_f32_to_bf16(50.0f);
@@ -582,6 +787,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embed),
         cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_gemv),
+        cmocka_unit_test(test_gemv_exact),
+        cmocka_unit_test(test_gemv_glu),
         cmocka_unit_test(test_add_rmsnorm),
         cmocka_unit_test(test_qk_norm_rope),
         cmocka_unit_test(test_attention),

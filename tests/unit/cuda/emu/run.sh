@@ -25,7 +25,8 @@ objs=()
 for cu in "$SRC"/cuda/*.cu "$SRC"/probes/cuda/*.cu; do
   n=$(basename "$cu" .cu)
   python3 "$here/transform.py" "$cu" "$O/$n.cpp"
-  g++ -std=c++20 $CF -Wall -Wno-unused-function $INC -c "$O/$n.cpp" -o "$O/$n.o"
+  g++ -std=c++20 $CF -Wall -Wno-unused-function -Wno-unknown-pragmas $INC -c "$O/$n.cpp" \
+      -o "$O/$n.o"
   objs+=("$O/$n.o")
 done
 for c in "$SRC"/cuda/*.c; do
