@@ -195,6 +195,11 @@ static inline __attribute__((always_inline)) v4d load_v4f_pd(const float *p)
     return __builtin_convertvector(v, v4d);
 }
 
+static inline __attribute__((always_inline)) double hsum_v4d(v4d s)
+{
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 /* Four lanes (lane = d mod 4, the tail in lane 0), summed (0 + 1) + (2 + 3). */
 static inline __attribute__((always_inline)) double dot_f64(const float *a, const float *b,
                                                             size_t n)
@@ -205,7 +210,7 @@ static inline __attribute__((always_inline)) double dot_f64(const float *a, cons
         s += load_v4f_pd(a + d) * load_v4f_pd(b + d);
     for (; d < n; d++)
         s[0] += (double)a[d] * (double)b[d];
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    return hsum_v4d(s);
 }
 
 /* One query row against keys 0..limit−1 of one kv head: softmax(q·k·scale)·v into out[D].
@@ -249,35 +254,70 @@ static void attend_one(const float *q, const float *kh, const float *vh, size_t 
             out[d] = ld_nx_store(nx, (float)acc[d], d);
         return;
     }
-    double m = -INFINITY;
-    for (size_t s = 0; s < limit; s++) {
-        p[s] = dot_f64(q, kh + s * D, D) * ap->scale;
-        m = p[s] > m ? p[s] : m;
+    /* Scores four keys at a time: four independent chains, each in dot_f64's order. */
+    size_t s = 0;
+    for (; s + 4 <= limit; s += 4) {
+        const float *k0 = kh + s * D, *k1 = k0 + D, *k2 = k1 + D, *k3 = k2 + D;
+        v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0;
+        size_t d = 0;
+        for (; d + 4 <= D; d += 4) {
+            v4d qd = load_v4f_pd(q + d);
+            s0 += qd * load_v4f_pd(k0 + d);
+            s1 += qd * load_v4f_pd(k1 + d);
+            s2 += qd * load_v4f_pd(k2 + d);
+            s3 += qd * load_v4f_pd(k3 + d);
+        }
+        for (; d < D; d++) {
+            double qd = (double)q[d];
+            s0[0] += qd * (double)k0[d];
+            s1[0] += qd * (double)k1[d];
+            s2[0] += qd * (double)k2[d];
+            s3[0] += qd * (double)k3[d];
+        }
+        p[s] = hsum_v4d(s0) * ap->scale;
+        p[s + 1] = hsum_v4d(s1) * ap->scale;
+        p[s + 2] = hsum_v4d(s2) * ap->scale;
+        p[s + 3] = hsum_v4d(s3) * ap->scale;
     }
+    for (; s < limit; s++)
+        p[s] = dot_f64(q, kh + s * D, D) * ap->scale;
+    double m = -INFINITY;
+    for (s = 0; s < limit; s++) /* in key order: the max of +0 and −0 depends on it */
+        m = p[s] > m ? p[s] : m;
     double sum = 0.0;
-    for (size_t s = 0; s < limit; s++) {
+    for (s = 0; s < limit; s++) {
         double e = exp(p[s] - m);
         if (ap->softmax_bf16)
             e = (double)ld_round_to((float)e, LD_BF16);
         p[s] = e;
         sum = ap->softmax_bf16 ? (double)ld_round_to((float)(sum + e), LD_BF16) : sum + e;
     }
-    for (size_t d = 0; d < D; d++)
-        acc[d] = 0.0;
-    for (size_t s = 0; s < limit; s++) {
-        double w = p[s] / sum;
-        v4d w4 = {w, w, w, w};
-        size_t d = 0;
-        for (; d + 4 <= D; d += 4) { /* acc[d] += w · v[d], four at a time */
-            v4d a;
-            memcpy(&a, acc + d, sizeof a);
-            a += w4 * load_v4f_pd(vh + s * D + d);
-            memcpy(acc + d, &a, sizeof a);
+    for (s = 0; s < limit; s++)
+        p[s] /= sum;
+    /* acc[d] = Σ_s p[s]·v[s][d] in key order, per element; sixteen elements stay in registers
+     * while the keys pass. */
+    size_t d = 0;
+    for (; d + 16 <= D; d += 16) {
+        v4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+        for (s = 0; s < limit; s++) {
+            v4d w4 = {p[s], p[s], p[s], p[s]};
+            const float *v = vh + s * D + d;
+            a0 += w4 * load_v4f_pd(v);
+            a1 += w4 * load_v4f_pd(v + 4);
+            a2 += w4 * load_v4f_pd(v + 8);
+            a3 += w4 * load_v4f_pd(v + 12);
         }
-        for (; d < D; d++)
-            acc[d] += w * (double)vh[s * D + d];
+        memcpy(acc + d, &a0, sizeof a0);
+        memcpy(acc + d + 4, &a1, sizeof a1);
+        memcpy(acc + d + 8, &a2, sizeof a2);
+        memcpy(acc + d + 12, &a3, sizeof a3);
     }
-    for (size_t d = 0; d < D; d++)
+    for (; d < D; d++) {
+        acc[d] = 0.0;
+        for (s = 0; s < limit; s++)
+            acc[d] += p[s] * (double)vh[s * D + d];
+    }
+    for (d = 0; d < D; d++)
         out[d] = (float)acc[d];
 }
 

@@ -217,6 +217,34 @@ static void test_attention_causal(void **state)
     ASSERT_NEAR(out[0], 2.0, 1e-7);
 }
 
+/* Scores in the documented lane order (lane = d mod 4, the tail in lane 0, (0 + 1) + (2 + 3)):
+ * key s has q·k = 1e16 − 1e16 + s by lanes, where a running sum in d order loses the s (the ulp
+ * of 1e16 is 2) and every score would be 0. Five keys: four scored together and one alone. D = 21
+ * also puts d = 20 in the tail and splits the weighted sum into 16 + 5 elements. */
+static void test_attention_lane_order(void **state)
+{
+    (void)state;
+    enum { D = 21, KEYS = 5 };
+    float q[D] = {0}, kc[KEYS * D] = {0}, vc[KEYS * D] = {0}, out[D];
+    q[0] = q[4] = q[1] = q[20] = 1;
+    for (int s = 0; s < KEYS; s++) {
+        kc[s * D + 0] = 1e16f;
+        kc[s * D + 4] = -1e16f;
+        kc[s * D + 1] = (float)s;
+        kc[s * D + 20] = 0.5f; /* lane 0, after the 1e16 pair cancelled */
+        for (int d = 0; d < D; d++)
+            vc[s * D + d] = d % KEYS == s ? 1.0f : 0.0f;
+    }
+    ld_attn_params ap = {.scale = 1.0, .causal = true, .gqa = LD_GQA_DIV};
+    assert_int_equal(ld_ref_attention(q, kc, vc, KEYS, 1, 1, 1, D, KEYS - 1, KEYS, &ap, out, REF,
+                                      NULL), LD_OK);
+    double z = 0; /* softmax of s + 0.5 over s = 0..4 */
+    for (int s = 0; s < KEYS; s++)
+        z += exp((double)s - 4.0);
+    for (int d = 0; d < D; d++)
+        ASSERT_NEAR(out[d], exp((double)(d % KEYS) - 4.0) / z, 1e-7);
+}
+
 static void test_silu_mul(void **state)
 {
     (void)state;
@@ -390,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_attention_two_keys_weights),
         cmocka_unit_test(test_attention_gqa_mapping),
         cmocka_unit_test(test_attention_causal),
+        cmocka_unit_test(test_attention_lane_order),
         cmocka_unit_test(test_silu_mul),
         cmocka_unit_test(test_add_and_argmax),
         cmocka_unit_test(test_embed),
