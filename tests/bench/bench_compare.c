@@ -23,6 +23,7 @@
 
 #include "compare.h"
 #include "layerdiff/probes.h"
+#include "bench_cpu.h"
 
 enum { H = 1024, HQ = 16, HKV = 8, D = 128, I = 3072, V = 151936, LAYERS = 28 };
 
@@ -376,6 +377,9 @@ int main(int argc, char **argv)
     if (sl <= 0)
         die("/proc/self/exe", NULL);
     self[sl] = '\0';
+    char cpu[256];
+    bench_cpu_model(cpu, sizeof cpu);
+    printf("CPU: %s\n", cpu);
     printf("bench_compare: Qwen3-0.6B shapes, %d-token prefill + %d decode steps, %d probes per "
            "stream\n",
            tokens, decode, (decode + 1) * (LAYERS * 17 + 3));

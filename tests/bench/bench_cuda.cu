@@ -20,6 +20,7 @@
 extern "C" {
 #include "gen.h"
 #include "util.h"
+#include "bench_cpu.h"
 }
 
 static void die(const char *what, const ld_error *err)
@@ -144,6 +145,9 @@ int main(int argc, char **argv)
         printf("bench_cuda: skipped: %s\n", err.msg);
         return 77;
     }
+    char cpu[256];
+    bench_cpu_model(cpu, sizeof cpu);
+    printf("CPU: %s\n", cpu);
     printf("device: %s (sm_%d%d, %.1f GiB), driver %d.%d, CUDA runtime %d.%d, cuBLAS %d.%d.%d\n",
            di.name, di.sm_major, di.sm_minor, di.mem_gib, di.driver / 1000,
            (di.driver % 1000) / 10, di.runtime / 1000, (di.runtime % 1000) / 10, di.cublas_major,

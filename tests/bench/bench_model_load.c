@@ -13,6 +13,7 @@
 
 #include "bench_common.h"
 #include "model.h"
+#include "bench_cpu.h"
 
 /* "RssAnon: 1234 kB" and friends from /proc/self/status, in MB (-1 when unavailable). */
 static double status_mb(const char *key)
@@ -94,6 +95,9 @@ int main(int argc, char **argv)
     double rss_open = bench_peak_rss_mib();
 
     open_once(dir, &m);
+    char cpu[256];
+    bench_cpu_model(cpu, sizeof cpu);
+    printf("CPU: %s\n", cpu);
     printf("checkpoint: %s (%zu file(s), %.1f MB, fingerprint %s)\n", dir, m->n_files,
            (double)m->checkpoint_bytes / 1e6, m->fingerprint);
     printf("open + validate, first run:       %8.2f ms\n", first * 1e3);

@@ -13,6 +13,7 @@
 #include "model.h"
 #include "replay.h"
 #include "run.h"
+#include "bench_cpu.h"
 
 static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int decode,
                      ld_dtype emulate, const int32_t *follow, const char *path, int32_t *decoded,
@@ -69,6 +70,9 @@ int main(int argc, char **argv)
     struct stat s1, s2;
     stat(ref, &s1);
     stat(cand, &s2);
+    char cpu[256];
+    bench_cpu_model(cpu, sizeof cpu);
+    printf("CPU: %s\n", cpu);
     printf("bench_replay: %s, prefill %d + %d decode steps, full payloads: reference %.1f MB "
            "(written in %.2f s), emulated-bf16 candidate %.1f MB\n",
            dir, T, DECODE, (double)s1.st_size / 1e6, t_ref, (double)s2.st_size / 1e6);

@@ -13,25 +13,12 @@
 #include "layerdiff/tokenizer.h"
 #include "util.h"
 
+#include "bench_cpu.h"
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
-}
-
-static void cpu_model(char *out, size_t size)
-{
-    snprintf(out, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(out, size, "%s", strchr(line, ':') + 2);
-            out[strcspn(out, "\n")] = 0;
-            break;
-        }
-    fclose(f);
 }
 
 int main(int argc, char **argv)
@@ -103,7 +90,7 @@ int main(int argc, char **argv)
     }
     qsort(mbs, (size_t)reps, sizeof *mbs, cmp_double);
     char cpu[256];
-    cpu_model(cpu, sizeof cpu);
+    bench_cpu_model(cpu, sizeof cpu);
     printf("cpu: %s\n", cpu);
     printf("path: C, one thread: Oniguruma split regex, utf8proc NFC, heap BPE by merge rank, "
            "per-call word cache\n");
