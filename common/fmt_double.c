@@ -89,14 +89,14 @@ static u128 mul_shift(uint64_t m, uint64_t hi, uint64_t lo, int r, bool *lost)
 }
 
 /* Rounds X* (within [X, X + ex]) to a multiple of U = D * 2^64: *d = the nearest multiple's
- * X* / U, an exact tie (ex == 0) to the even one as printf does. False when X's error interval
- * reaches U/2 without X being exact. */
-static bool round_digits(u128 x, unsigned ex, uint64_t dpow, uint64_t *d)
+ * X* / U, an exact tie (ex == 0) to the even one as printf does. below = floor(X / U), given by
+ * the caller (a division by a constant there). False when X's error interval reaches U/2
+ * without X being exact. */
+static bool round_digits(u128 x, unsigned ex, uint64_t dpow, uint64_t below, uint64_t *d)
 {
     uint64_t ip = (uint64_t)(x >> 64);
-    u128 rem = ((u128)(ip % dpow) << 64) | (uint64_t)x;
+    u128 rem = ((u128)(ip - below * dpow) << 64) | (uint64_t)x;
     u128 half = (u128)dpow << 63;
-    uint64_t below = ip / dpow;
     if (rem > half)
         *d = below + 1; /* above the tie even if X* carries into the next multiple */
     else if (rem + ex < half)
@@ -134,14 +134,39 @@ static int reads_back(u128 c, u128 x, unsigned ex, u128 h, u128 l, unsigned eh, 
     return -1;
 }
 
-/* Writes the p-digit decimal d * 10^(exp10 - p + 1) (10^(p-1) <= d < 10^p) as %.{p}g does. */
+static const char k_pairs[201] = "0001020304050607080910111213141516171819"
+                                 "2021222324252627282930313233343536373839"
+                                 "4041424344454647484950515253545556575859"
+                                 "6061626364656667686970717273747576777879"
+                                 "8081828384858687888990919293949596979899";
+
+/* The p digits of d (15 <= p <= 17, d < 10^p) into dig[0..p), two at a time, in two independent
+ * 32-bit halves. */
+static void put_digits(char *dig, uint64_t d, int p)
+{
+    uint32_t lo = (uint32_t)(d % 100000000u), hi = (uint32_t)(d / 100000000u);
+    char *end = dig + p;
+    for (int i = 0; i < 4; i++) {
+        end -= 2;
+        memcpy(end, k_pairs + 2 * (lo % 100), 2);
+        lo /= 100;
+    }
+    int n = p - 8;
+    for (; n >= 2; n -= 2) {
+        end -= 2;
+        memcpy(end, k_pairs + 2 * (hi % 100), 2);
+        hi /= 100;
+    }
+    if (n)
+        *--end = (char)('0' + hi);
+}
+
+/* Writes the p-digit decimal d * 10^(exp10 - p + 1) (10^(p-1) <= d < 10^p, 15 <= p <= 17) as
+ * %.{p}g does. */
 static size_t layout(char *out, bool neg, uint64_t d, int p, int exp10)
 {
     char dig[20];
-    for (int i = p - 1; i >= 0; i--) {
-        dig[i] = (char)('0' + d % 10);
-        d /= 10;
-    }
+    put_digits(dig, d, p);
     int nd = p;
     while (nd > 1 && dig[nd - 1] == '0')
         nd--;
@@ -193,8 +218,14 @@ size_t ld_fmt_double_exact_fast(double v, char *out)
     uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
     if (be == 0x7ff)
         return 0;
-    if (be == 0 && frac == 0)
-        return layout(out, neg, 0, 1, 0); /* "0", "-0" */
+    if (be == 0 && frac == 0) { /* "0", "-0" */
+        char *o = out;
+        if (neg)
+            *o++ = '-';
+        *o++ = '0';
+        *o = '\0';
+        return (size_t)(o - out);
+    }
     uint64_t m = be ? frac | UINT64_C(1) << 52 : frac;
     int e0 = be ? be - 1075 : -1074; /* v = m * 2^e0; the gap above v is 2^e0 */
     bool lower_closer = be > 1 && frac == 0;
@@ -235,9 +266,10 @@ size_t ld_fmt_double_exact_fast(double v, char *out)
     unsigned eh = t_exact && !hl && !(lower_closer && ll) ? 0 : 2;
     if (h <= 4 || l <= 4)
         return 0;
+    uint64_t ip = (uint64_t)(x >> 64), ip100 = ip / 100, ip10 = ip / 10;
     for (int p = 15; p <= 17; p++) {
         uint64_t dpow = k_pow10[17 - p], d;
-        if (!round_digits(x, ex, dpow, &d))
+        if (!round_digits(x, ex, dpow, p == 15 ? ip100 : p == 16 ? ip10 : ip, &d))
             return 0;
         if (p < 17) {
             int ok = reads_back((u128)(d * dpow) << 64, x, ex, h, l, eh, !(bits & 1));

@@ -9,6 +9,9 @@
 #include <locale.h>
 #include <stddef.h>
 
+/* How the numbers are written, for the benchmarks' reports. */
+#define LD_FMT_DOUBLE_PATH "128-bit integer fast path, snprintf/strtod when it cannot decide"
+
 /* Room for the longest spelling, "-2.2250738585072014e-308", and its NUL. */
 #define LD_FMT_DOUBLE_MAX 32
 

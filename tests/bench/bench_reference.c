@@ -192,26 +192,6 @@ static int rss_child(const char *dir)
     return 0;
 }
 
-/* The CPU's name, from /proc/cpuinfo ("unknown" where it has none). */
-static void cpu_model(char *out, size_t size)
-{
-    snprintf(out, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (colon && (!strncmp(line, "model name", 10) || !strncmp(line, "Model\t", 6))) {
-            colon += 1 + strspn(colon + 1, " \t");
-            colon[strcspn(colon, "\n")] = 0;
-            snprintf(out, size, "%s", colon);
-            break;
-        }
-    }
-    fclose(f);
-}
-
 /* calloc or exit: the anchor's buffers. */
 static void *anchor_alloc(size_t n, size_t size)
 {
@@ -359,7 +339,7 @@ int main(int argc, char **argv)
         return 1;
     }
     char cpu[256];
-    cpu_model(cpu, sizeof cpu);
+    bench_cpu_model(cpu, sizeof cpu);
     printf("bench_reference: %s (%.1f MB checkpoint), opened in %.2f s, %d threads\n", dir,
            (double)m->checkpoint_bytes / 1e6, ld_seconds() - t0, omp_get_max_threads());
     printf("CPU: %s; kernel path: %s (LD_REF_KERNEL forces one)\n", cpu,
