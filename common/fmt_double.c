@@ -97,14 +97,14 @@ static bool round_digits(u128 x, unsigned ex, uint64_t dpow, uint64_t below, uin
     uint64_t ip = (uint64_t)(x >> 64);
     u128 rem = ((u128)(ip - below * dpow) << 64) | (uint64_t)x;
     u128 half = (u128)dpow << 63;
-    if (rem > half)
-        *d = below + 1; /* above the tie even if X* carries into the next multiple */
-    else if (rem + ex < half)
-        *d = below;
-    else if (ex == 0) /* rem == half */
-        *d = below + (below & 1);
-    else
-        return false;
+    if (__builtin_expect(rem <= half && rem + ex >= half, 0)) { /* at or near the tie */
+        if (ex != 0)
+            return false;
+        *d = below + (below & 1); /* rem == half exactly */
+        return true;
+    }
+    /* rem > half: above the tie even if X* carries into the next multiple; else below it */
+    *d = below + (rem > half);
     return true;
 }
 
@@ -113,22 +113,14 @@ static bool round_digits(u128 x, unsigned ex, uint64_t dpow, uint64_t below, uin
  * exact tie to it). 1 yes, 0 no, -1 undecided. */
 static int reads_back(u128 c, u128 x, unsigned ex, u128 h, u128 l, unsigned eh, bool even)
 {
-    u128 lo, hi, gap;
-    if (c >= x + ex) { /* c >= X*: the distance is c - X* */
-        lo = c - x - ex;
-        hi = c - x;
-        gap = h;
-    } else if (c <= x) { /* c <= X* */
-        lo = x - c;
-        hi = x - c + ex;
-        gap = l;
-    } else { /* within 2 of X*: far inside either half-gap (both checked above 4 by the caller) */
-        return 1;
-    }
-    if (hi < gap)
-        return 1;
-    if (lo > gap + eh)
-        return 0;
+    u128 xe = x + ex;
+    if (__builtin_expect(c > x && c < xe, 0))
+        return 1; /* within 2 of X*: far inside either half-gap (both above 4, the caller saw) */
+    bool above = c >= xe; /* c >= X*: the distance is c - X*; else c <= X <= X* */
+    u128 lo = above ? c - xe : x - c, hi = above ? c - x : xe - c, gap = above ? h : l;
+    bool yes = hi < gap, no = lo > gap + eh;
+    if (__builtin_expect(yes || no, 1))
+        return yes;
     if (ex == 0 && eh == 0) /* lo == hi == gap: exactly halfway between v and a neighbour */
         return even;
     return -1;
@@ -162,41 +154,34 @@ static void put_digits(char *dig, uint64_t d, int p)
 }
 
 /* Writes the p-digit decimal d * 10^(exp10 - p + 1) (10^(p-1) <= d < 10^p, 15 <= p <= 17) as
- * %.{p}g does. */
+ * %.{p}g does. The digits are moved in fixed-size blocks (no length-dependent copy loop or call):
+ * out may be written up to 35 bytes in, past the text's NUL (LD_FMT_DOUBLE_MAX leaves room). */
 static size_t layout(char *out, bool neg, uint64_t d, int p, int exp10)
 {
-    char dig[20];
+    char dig[40] = {0};
     put_digits(dig, d, p);
-    int nd = p;
-    while (nd > 1 && dig[nd - 1] == '0')
-        nd--;
-    char *o = out;
-    if (neg)
-        *o++ = '-';
+    int nd = p; /* significant digits, trailing zeros dropped */
+    while (dig[nd - 1] == '0')
+        nd--; /* d >= 10^(p-1): dig[0] is not '0' */
+    out[0] = '-';
+    char *o = out + neg;
     if (exp10 >= -4 && exp10 < p) {
-        if (exp10 >= 0) {
-            memcpy(o, dig, (size_t)exp10 + 1);
-            o += exp10 + 1;
-            if (nd > exp10 + 1) {
-                *o++ = '.';
-                memcpy(o, dig + exp10 + 1, (size_t)(nd - exp10 - 1));
-                o += nd - exp10 - 1;
-            }
-        } else {
-            *o++ = '0';
-            *o++ = '.';
-            for (int i = 0; i < -exp10 - 1; i++)
-                *o++ = '0';
-            memcpy(o, dig, (size_t)nd);
-            o += nd;
+        if (exp10 >= 0) { /* ddd[.ddd] */
+            int ip = exp10 + 1;
+            memcpy(o, dig, 20);
+            o[ip] = '.';
+            memcpy(o + ip + 1, dig + ip, 16);
+            o += nd > ip ? nd + 1 : ip;
+        } else { /* 0.[000]ddd */
+            memcpy(o, "0.000", 5);
+            memcpy(o + 1 - exp10, dig, 20);
+            o += 1 - exp10 + nd;
         }
-    } else {
-        *o++ = dig[0];
-        if (nd > 1) {
-            *o++ = '.';
-            memcpy(o, dig + 1, (size_t)nd - 1);
-            o += nd - 1;
-        }
+    } else { /* d[.ddd]e+XX */
+        o[0] = dig[0];
+        o[1] = '.';
+        memcpy(o + 2, dig + 1, 16);
+        o += nd > 1 ? nd + 1 : 1;
         *o++ = 'e';
         *o++ = exp10 < 0 ? '-' : '+';
         int ae = exp10 < 0 ? -exp10 : exp10;

@@ -12,10 +12,11 @@
 /* How the numbers are written, for the benchmarks' reports. */
 #define LD_FMT_DOUBLE_PATH "128-bit integer fast path, snprintf/strtod when it cannot decide"
 
-/* Room for the longest spelling, "-2.2250738585072014e-308", and its NUL. */
-#define LD_FMT_DOUBLE_MAX 32
+/* The size of out: the longest spelling, "-2.2250738585072014e-308", is 24 bytes and its NUL;
+ * the fast path moves digits in fixed-size blocks and may write up to 35 bytes. */
+#define LD_FMT_DOUBLE_MAX 48
 
-/* Writes the spelling of finite v and a NUL to out[LD_FMT_DOUBLE_MAX]; returns its length. */
+/* Writes the spelling of finite v and a NUL into out[LD_FMT_DOUBLE_MAX]; returns its length. */
 size_t ld_fmt_double_exact(double v, char *out, locale_t c_locale);
 
 /* The two halves of ld_fmt_double_exact, exposed for the tests and the benchmark. The fast path
