@@ -19,13 +19,15 @@
  * normal, where the gap below is half the gap above) are T shifted right, each within [H, H + 2).
  * Rounding x to p digits is deciding whether X*'s remainder modulo U = 10^(17-p) * 2^64 is above
  * or below U/2; the read-back is comparing |d*U - X*| with H* or L*. Whenever X's error interval
- * contains the point in question (a near-tie, a candidate near the edge of v's rounding interval,
- * exact ties included), or anything falls outside the table or the shifts assumed here, the fast
- * path returns 0 and the slow path answers. The layout is glibc's %g: exponent form when the
+ * contains the point in question (a near-tie, a candidate near the edge of v's rounding interval)
+ * without X being exact, or anything falls outside the table or the shifts assumed here, the
+ * fast path returns 0 and the slow path answers; an exact tie (X* == X, H* == H) is decided as
+ * printf and strtod decide it, to even. The layout is glibc's %g: exponent form when the
  * decimal exponent is below -4 or at least p, trailing zeros removed, two exponent digits at
  * least. */
 #include "fmt_double.h"
 
+#include <fenv.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -201,7 +203,10 @@ size_t ld_fmt_double_exact_fast(double v, char *out)
     bool neg = bits >> 63;
     int be = (int)(bits >> 52) & 0x7ff;
     uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
-    if (be == 0x7ff)
+    /* printf and strtod round in the current rounding mode; the decisions below are those of
+     * the default one, to nearest (layerdiff never changes it; a caller that does gets the slow
+     * path's bytes all the same). */
+    if (be == 0x7ff || fegetround() != FE_TONEAREST)
         return 0;
     if (be == 0 && frac == 0) { /* "0", "-0" */
         char *o = out;

@@ -4,6 +4,7 @@
  * ten, of the 15/16/17-digit boundaries and of decimal ties, integers, subnormals, the extremes),
  * plus spellings written out by hand. Each family also bounds how often the fast path gives up,
  * so a fast path that always falls back fails here too. */
+#include <fenv.h>
 #include <float.h>
 #include <locale.h>
 #include <math.h>
@@ -299,6 +300,34 @@ static void test_locale_object(void **state)
     report(&t, 100.0);
 }
 
+/* printf and strtod follow the rounding mode; under another mode than to-nearest the fast path
+ * steps aside and the bytes are still the definition's. */
+static void test_rounding_mode(void **state)
+{
+    (void)state;
+    assert_int_equal(fesetround(FE_UPWARD), 0);
+    int differs = 0;
+    for (long i = 0; i < 2000; i++) {
+        double v = i ? (double)(float)((double)(rnd() >> 11) * 0x1p-53 - 0.5) : 0.1 + 0.2;
+        char a[LD_FMT_DOUBLE_MAX], b[LD_FMT_DOUBLE_MAX], c[LD_FMT_DOUBLE_MAX];
+        size_t nf = ld_fmt_double_exact_fast(v, a);
+        ld_fmt_double_exact(v, b, (locale_t)0);
+        ld_fmt_double_exact_slow(v, c, (locale_t)0);
+        fesetround(FE_TONEAREST);
+        char nearest[LD_FMT_DOUBLE_MAX];
+        ld_fmt_double_exact(v, nearest, (locale_t)0);
+        differs += strcmp(nearest, c) != 0;
+        fesetround(FE_UPWARD);
+        if (nf != 0 || strcmp(b, c) != 0) {
+            fesetround(FE_TONEAREST);
+            fail_msg("%a rounding upward: fast path %zu, \"%s\", snprintf/strtod \"%s\"", v, nf,
+                     b, c);
+        }
+    }
+    fesetround(FE_TONEAREST);
+    assert_true(differs > 0); /* the mode does change the bytes: the check above means something */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_decimal_ties),
         cmocka_unit_test(test_integers_subnormals_extremes),
         cmocka_unit_test(test_locale_object),
+        cmocka_unit_test(test_rounding_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
