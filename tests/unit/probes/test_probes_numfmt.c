@@ -2,8 +2,8 @@
  * fast path against the snprintf/strtod loop that defines the format, on a few million doubles
  * per run (random bit patterns, floats widened to double, the neighbours of powers of two and
  * ten, of the 15/16/17-digit boundaries and of decimal ties, integers, subnormals, the extremes),
- * plus spellings written out by hand. Each family also bounds how often the fast path gives up,
- * so a fast path that always falls back fails here too. */
+ * plus spellings written out by hand; and the writer's integers. Each family also bounds how
+ * often the fast path gives up, so a fast path that always falls back fails here too. */
 #include <fenv.h>
 #include <float.h>
 #include <locale.h>
@@ -300,6 +300,35 @@ static void test_locale_object(void **state)
     report(&t, 100.0);
 }
 
+/* The probe writer's integers (common/buf.h): as %llu and %lld print them. */
+static void test_integers_text(void **state)
+{
+    (void)state;
+    char got[LD_FMT_INT_MAX + 1], want[32];
+    static const int64_t fixed[] = {0, 1, -1, 9, 10, -10, 99, 100, INT32_MAX, INT32_MIN,
+                                    INT64_MAX, INT64_MIN};
+    for (long i = 0; i < 200000; i++) {
+        int64_t v = i < (long)(sizeof fixed / sizeof fixed[0]) ? fixed[i]
+                                                               : (int64_t)(rnd() >> (rnd() % 64));
+        if (i & 1)
+            v = -v;
+        got[ld_fmt_i64(got, v)] = '\0';
+        snprintf(want, sizeof want, "%lld", (long long)v);
+        assert_string_equal(got, want);
+        uint64_t u = i ? rnd() >> (rnd() % 64) : UINT64_MAX;
+        got[ld_fmt_u64(got, u)] = '\0';
+        snprintf(want, sizeof want, "%llu", (unsigned long long)u);
+        assert_string_equal(got, want);
+    }
+    ld_buf b = {0};
+    ld_buf_put_i64(&b, INT64_MIN);
+    ld_buf_putc(&b, ',');
+    ld_buf_put_u64(&b, UINT64_MAX);
+    ld_buf_put_lit(&b, ",end");
+    assert_string_equal(ld_buf_cstr(&b), "-9223372036854775808,18446744073709551615,end");
+    ld_buf_free(&b);
+}
+
 /* printf and strtod follow the rounding mode; under another mode than to-nearest the fast path
  * steps aside and the bytes are still the definition's. */
 static void test_rounding_mode(void **state)
@@ -339,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_integers_subnormals_extremes),
         cmocka_unit_test(test_locale_object),
         cmocka_unit_test(test_rounding_mode),
+        cmocka_unit_test(test_integers_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
