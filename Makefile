@@ -6,7 +6,8 @@
 #   make bench   deps + build + benchmarks (tests/bench/), figures on stdout
 #   make zoo     the fault-zoo localization table
 #   make test-aarch64  cross-build for aarch64 (Debian's cross gcc), run the reference op tests,
-#                the tiny oracle and the same-bits check against this build under qemu-user
+#                the number writer's test, the tiny oracle and the same-bits check against this
+#                build under qemu-user
 #   make python-deps  .venv-py: the Python package with torch + transformers from PyPI (~5 min,
 #                     ~5.6 GB); the py_torch test runs against it
 BUILD      ?= build

@@ -75,6 +75,38 @@ void ld_buf_printf(ld_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+size_t ld_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[LD_FMT_INT_MAX];
+    size_t n = 0;
+    do {
+        tmp[sizeof tmp - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, tmp + sizeof tmp - n, n);
+    return n;
+}
+
+size_t ld_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return ld_fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + ld_fmt_u64(out + 1, -(uint64_t)v); /* INT64_MIN too: the negation is unsigned */
+}
+
+void ld_buf_put_u64(ld_buf *b, uint64_t v)
+{
+    char tmp[LD_FMT_INT_MAX];
+    ld_buf_append(b, tmp, ld_fmt_u64(tmp, v));
+}
+
+void ld_buf_put_i64(ld_buf *b, int64_t v)
+{
+    char tmp[LD_FMT_INT_MAX];
+    ld_buf_append(b, tmp, ld_fmt_i64(tmp, v));
+}
+
 const char *ld_buf_cstr(ld_buf *b)
 {
     if (!b->p || !ld_buf_reserve(b, 0))

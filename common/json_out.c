@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fmt_double.h"
 #include "json_lex.h"
 
 void ld_json_put_string(ld_buf *out, const char *s, size_t n, bool fix_utf8)
@@ -108,27 +109,18 @@ void ld_json_put_double(ld_buf *out, double v, ld_json_num_style style, locale_t
         ld_buf_puts(out, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
         return;
     }
-    locale_t old = c_locale ? uselocale(c_locale) : (locale_t)0;
-    char tmp[40];
-    switch (style) {
-    case LD_JSON_NUM_EXACT:
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-            if (prec == 17 || read_back(tmp, c_locale) == v)
-                break;
-        }
-        ld_buf_puts(out, tmp);
-        break;
-    case LD_JSON_NUM_PYTHON:
-        put_python(out, v, c_locale);
-        break;
-    case LD_JSON_NUM_BRIEF:
-        if (v == 0)
-            ld_buf_putc(out, '0');
-        else
-            ld_buf_printf(out, "%.9g", v);
-        break;
+    if (style == LD_JSON_NUM_EXACT) { /* in place; only fmt_double.c's slow path reads the locale */
+        if (ld_buf_reserve(out, LD_FMT_DOUBLE_MAX))
+            out->len += ld_fmt_double_exact(v, out->p + out->len, c_locale);
+        return;
     }
+    locale_t old = c_locale ? uselocale(c_locale) : (locale_t)0;
+    if (style == LD_JSON_NUM_PYTHON)
+        put_python(out, v, c_locale);
+    else if (v == 0) /* LD_JSON_NUM_BRIEF */
+        ld_buf_putc(out, '0');
+    else
+        ld_buf_printf(out, "%.9g", v);
     if (c_locale)
         uselocale(old);
 }

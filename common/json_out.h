@@ -18,7 +18,8 @@ void ld_json_put_string(ld_buf *out, const char *s, size_t n, bool fix_utf8);
 
 /* How ld_json_put_double spells a number. They differ because their readers differ: */
 typedef enum ld_json_num_style {
-    LD_JSON_NUM_EXACT,  /* probe records: shortest of %.15g, %.16g, %.17g that reads back as v */
+    LD_JSON_NUM_EXACT,  /* probe records: shortest of %.15g, %.16g, %.17g that reads back as v
+                         * (fmt_double.h) */
     LD_JSON_NUM_PYTHON, /* config.json: as Python's repr() (1e-06, 1000000.0, 0.02) */
     LD_JSON_NUM_BRIEF   /* reports: %.9g, and 0 for either zero */
 } ld_json_num_style;

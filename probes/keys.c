@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "layerdiff/probes.h"
 #include "reader_internal.h"
 #include "record.h"
@@ -70,10 +71,24 @@ char *ld_key_format(const ld_key *key, char *buf, size_t size)
 {
     if (!buf || size == 0)
         return buf;
-    if (key->layer == LD_NO_LAYER)
-        snprintf(buf, size, "S%d.%s", key->step, key->tag);
-    else
-        snprintf(buf, size, "S%d.L%d.%s", key->step, key->layer, key->tag);
+    /* As snprintf "S%d.L%d.%s" (or "S%d.%s") would, cut to size - 1; without printf, because the
+     * probe writer formats a key per record. */
+    char text[2 * LD_FMT_INT_MAX + sizeof key->tag + 4];
+    size_t n = 0;
+    text[n++] = 'S';
+    n += ld_fmt_i64(text + n, key->step);
+    text[n++] = '.';
+    if (key->layer != LD_NO_LAYER) {
+        text[n++] = 'L';
+        n += ld_fmt_i64(text + n, key->layer);
+        text[n++] = '.';
+    }
+    size_t tag_len = strnlen(key->tag, sizeof key->tag);
+    memcpy(text + n, key->tag, tag_len);
+    n += tag_len;
+    n = LD_MIN(n, size - 1);
+    memcpy(buf, text, n);
+    buf[n] = '\0';
     return buf;
 }
 

@@ -160,9 +160,9 @@ static void update_emergency(ld_sink *s)
 {
     ld_buf *b = &s->rec;
     b->len = 0;
-    ld_buf_printf(b, "{\"record\":\"end\",\"status\":\"error\",\"probes\":%llu,\"tokens\":[],"
-                     "\"decoded\":[],\"last_key\":",
-                  (unsigned long long)s->count);
+    ld_buf_put_lit(b, "{\"record\":\"end\",\"status\":\"error\",\"probes\":");
+    ld_buf_put_u64(b, s->count);
+    ld_buf_put_lit(b, ",\"tokens\":[],\"decoded\":[],\"last_key\":");
     ld_json_put_string(b, s->last_key, strlen(s->last_key), true);
     ld_buf_puts(b, ",\"message\":");
     int spare = !s->emergency_slot;
@@ -542,25 +542,40 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
 {
     ld_buf *b = &s->rec;
     b->len = 0;
-    ld_key key = {step, layer, ""};
-    snprintf(key.tag, sizeof key.tag, "%s", tag);
-    ld_buf_printf(b, "{\"record\":\"probe\",\"index\":%llu,\"step\":%d,",
-                  (unsigned long long)s->count, step);
-    if (layer != LD_NO_LAYER)
-        ld_buf_printf(b, "\"layer\":%d,", layer);
-    ld_buf_printf(b, "\"tag\":\"%s\",\"pos0\":%lld,\"dtype\":\"%s\",\"shape\":[", tag,
-                  (long long)pos0, ld_dtype_name(dtype));
-    for (int i = 0; i < ndim; i++)
-        ld_buf_printf(b, i ? ",%lld" : "%lld", (long long)shape[i]);
+    /* No printf on this path (the CUDA path writes thousands of records per second): the
+     * integers through ld_buf_put_*, the names (checked tag, fixed tables) copied as they are. */
+    ld_buf_put_lit(b, "{\"record\":\"probe\",\"index\":");
+    ld_buf_put_u64(b, s->count);
+    ld_buf_put_lit(b, ",\"step\":");
+    ld_buf_put_i64(b, step);
+    if (layer != LD_NO_LAYER) {
+        ld_buf_put_lit(b, ",\"layer\":");
+        ld_buf_put_i64(b, layer);
+    }
+    ld_buf_put_lit(b, ",\"tag\":\"");
+    ld_buf_puts(b, tag);
+    ld_buf_put_lit(b, "\",\"pos0\":");
+    ld_buf_put_i64(b, pos0);
+    ld_buf_put_lit(b, ",\"dtype\":\"");
+    ld_buf_puts(b, ld_dtype_name(dtype));
+    ld_buf_put_lit(b, "\",\"shape\":[");
+    for (int i = 0; i < ndim; i++) {
+        if (i)
+            ld_buf_putc(b, ',');
+        ld_buf_put_i64(b, shape[i]);
+    }
     const double sv[6] = {st->min, st->max, st->mean, st->std, st->l2, st->absmax};
-    static const char *const sn[6] = {"min", "max", "mean", "std", "l2", "absmax"};
-    ld_buf_puts(b, "],\"stats\":{");
+    static const char *const sn[6] = {"],\"stats\":{\"min\":", ",\"max\":", ",\"mean\":",
+                                      ",\"std\":", ",\"l2\":", ",\"absmax\":"};
     for (int i = 0; i < 6; i++) {
-        ld_buf_printf(b, "%s\"%s\":", i ? "," : "", sn[i]);
+        ld_buf_puts(b, sn[i]);
         ld_json_put_double(b, sv[i], LD_JSON_NUM_EXACT, s->c_locale);
     }
-    ld_buf_printf(b, ",\"nan\":%llu,\"inf\":%llu},\"head\":[", (unsigned long long)st->nan,
-                  (unsigned long long)st->inf);
+    ld_buf_put_lit(b, ",\"nan\":");
+    ld_buf_put_u64(b, st->nan);
+    ld_buf_put_lit(b, ",\"inf\":");
+    ld_buf_put_u64(b, st->inf);
+    ld_buf_put_lit(b, "},\"head\":[");
     size_t n_head = (size_t)LD_MIN(numel, (uint64_t)LD_HEAD_COUNT);
     for (size_t i = 0; i < n_head; i++) {
         if (i)
@@ -577,16 +592,18 @@ static ld_status emit(ld_sink *s, int step, int layer, const char *tag, int64_t 
             return rc;
         }
     }
-    ld_buf_puts(b, "}\n");
-    char what[LD_TAG_NAME_MAX + 48];
-    char key_text[LD_TAG_NAME_MAX + 32];
-    ld_key_format(&key, key_text, sizeof key_text);
-    snprintf(what, sizeof what, "probe %s", key_text);
+    ld_buf_put_lit(b, "}\n");
+    /* "probe S0.L3.q_norm": what write_record names on failure; the key after the prefix */
+    char what[sizeof s->last_key + 6] = "probe ";
+    ld_key key = {step, layer, ""};
+    size_t tag_len = strlen(tag); /* check_key: 1..LD_TAG_NAME_MAX characters */
+    memcpy(key.tag, tag, tag_len + 1);
+    ld_key_format(&key, what + 6, sizeof what - 6);
     ld_status rc = write_record(s, what, err);
     if (rc != LD_OK)
         return rc;
     s->count++;
-    snprintf(s->last_key, sizeof s->last_key, "%s", key_text);
+    memcpy(s->last_key, what + 6, sizeof s->last_key); /* NUL-terminated within that */
     update_emergency(s);
     return LD_OK;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test-aarch64: cross-builds layerdiff for aarch64 (cmake/aarch64-linux-gnu.cmake, CUDA off)
-# into build-aarch64/, then under qemu-user: the reference op tests (test_ref_ops), the tiny-preset
+# into build-aarch64/, then under qemu-user: the reference op tests (test_ref_ops), the probe
+# records' number writer against aarch64 glibc's printf/strtod (test_probes_numfmt), the tiny-preset
 # NumPy oracle (tests/oracle/run_matrix.sh tiny), and "same bits": the probe streams of the tiny and
 # small presets (bf16 and f32 weights, a 1-token and a 7-token prompt, 3 decode steps, full
 # payloads) from the aarch64 build must equal the host build's bit for bit (compare --exact).
@@ -19,7 +20,7 @@ fi
 start=$(date +%s)
 cmake -S "$src" -B "$cross" -DCMAKE_TOOLCHAIN_FILE="$src/cmake/aarch64-linux-gnu.cmake" \
       -DLD_CUDA=OFF -DLD_WERROR=ON >/dev/null
-cmake --build "$cross" -j "$jobs" --target layerdiff test_ref_ops
+cmake --build "$cross" -j "$jobs" --target layerdiff test_ref_ops test_probes_numfmt
 # One OpenMP thread under emulation: with two, libgomp's barriers under qemu-user 7.2 made
 # test_ref_ops spin for over an hour (not investigated further); thread-count invariance is tested
 # natively (tests/e2e/reference/determinism.sh).
@@ -33,6 +34,8 @@ arm="$tmp/layerdiff-aarch64"
 fail=0
 echo "== test_ref_ops (aarch64, qemu)"
 "$qemu" -L /usr/aarch64-linux-gnu "$cross/tests/unit/reference/test_ref_ops" || fail=1
+echo "== test_probes_numfmt (aarch64, qemu)"
+"$qemu" -L /usr/aarch64-linux-gnu "$cross/tests/unit/probes/test_probes_numfmt" || fail=1
 echo "== oracle tiny (aarch64, qemu)"
 LD_BIN=$arm LD_PYTHON=$python bash "$src/tests/oracle/run_matrix.sh" tiny || fail=1
 echo "== same bits: aarch64 against $host"

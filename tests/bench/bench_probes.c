@@ -1,10 +1,13 @@
 /* bench_probes.c — throughput of the probe writer and reader on the activations of one Qwen3-0.6B
  * prefill (28 layers, H 1024, Hq 16, Hkv 8, D 128, I 3072, V 151936; 128 tokens by default):
  * stats-only and each full-payload encoding, f32 and bf16 data, MB/s of raw activation bytes,
- * file size and compression ratio. Not a test: it prints figures and never fails on them.
+ * file size and compression ratio; then the host cost of one stats-only record with its stats
+ * and head given (ld_sink_emit_precomputed, as the CUDA path writes), in CPU microseconds per
+ * record. Not a test: it prints figures and never fails on them.
  *
- *   bench_probes [--tokens T] [--dir DIR] [--dtype f32|bf16|all] [--repeat N]
+ *   bench_probes [--tokens T] [--dir DIR] [--dtype f32|bf16|all] [--repeat N] [--records N]
  *   OMP_NUM_THREADS=1 bench_probes    # the single-thread figures
+ *   bench_probes --records-only        # only the per-record figure
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
+#include "fmt_double.h"
 #include "layerdiff/probes.h"
 
 #ifdef _OPENMP
@@ -151,6 +156,48 @@ static double read_all(const char *path, uint64_t *probes, double *cpu_seconds)
     return now() - t0;
 }
 
+/* Stats-only records with precomputed stats and head: n records of [1, H] f32 activations (the
+ * statistics of 64 distinct rows, the head their first values), keys cycling through one
+ * prefill's. Returns CPU seconds (the writing thread's, system time of write() included). */
+static double write_records(const char *path, int n)
+{
+    enum { SETS = 64 };
+    static ld_stats st[SETS];
+    static double head[SETS][LD_HEAD_COUNT];
+    static bool ready;
+    if (!ready) {
+        float *row = fill(H, LD_F32, 1.0);
+        for (int k = 0; k < SETS; k++) {
+            for (int i = 0; i < H; i++)
+                row[i] = normal(0.1 + k * 0.05);
+            ld_stats_compute(row, LD_F32, H, &st[k]);
+            for (int i = 0; i < LD_HEAD_COUNT; i++)
+                head[k][i] = (double)row[i];
+        }
+        free(row);
+        ready = true;
+    }
+    ld_error err;
+    ld_sink *s;
+    int32_t toks[1] = {1};
+    ld_run_info run = {.implementation = "bench", .tokens = toks, .n_tokens = 1};
+    ld_sink_config cfg;
+    ld_sink_config_init(&cfg);
+    int64_t sh[2] = {1, H};
+    check(ld_sink_open(&s, path, &cfg, &run, &err), &err);
+    double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    const int per_step = LAYERS * (int)(sizeof layer_tags / sizeof layer_tags[0]);
+    for (int i = 0; i < n; i++) {
+        int j = i % per_step;
+        check(ld_sink_emit_precomputed(s, i / per_step, j / 17, layer_tags[j % 17].tag, 0, LD_F32,
+                                       sh, 2, &st[i % SETS], head[i % SETS], NULL, &err),
+              &err);
+    }
+    double c = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+    check(ld_sink_close(s, NULL, &err), &err);
+    return c;
+}
+
 static double file_size(const char *path)
 {
     struct stat st;
@@ -159,7 +206,8 @@ static double file_size(const char *path)
 
 int main(int argc, char **argv)
 {
-    int T = 128, repeat = 1;
+    int T = 128, repeat = 1, records = 18000;
+    bool records_only = false;
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     const char *which = "all";
     for (int i = 1; i < argc; i++) {
@@ -171,22 +219,40 @@ int main(int argc, char **argv)
             which = argv[++i];
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
             repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--records") && i + 1 < argc)
+            records = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--records-only"))
+            records_only = true;
         else {
             fprintf(stderr, "usage: bench_probes [--tokens T] [--dir DIR] [--dtype f32|bf16|all] "
-                            "[--repeat N]\n");
+                            "[--repeat N] [--records N] [--records-only]\n");
             return 2;
         }
     }
-    if (T < 1 || repeat < 1) {
-        fprintf(stderr, "bench_probes: --tokens and --repeat must be positive\n");
+    if (T < 1 || repeat < 1 || records < 1) {
+        fprintf(stderr, "bench_probes: --tokens, --repeat and --records must be positive\n");
         return 2;
     }
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    char path[4096];
+    char path[4096], cpu_name[256];
     snprintf(path, sizeof path, "%s/bench_probes_%d.jsonl", dir, (int)getpid());
+    bench_cpu_model(cpu_name, sizeof cpu_name);
+    /* The host cost of a stats-only record: best of 3 rounds, CPU time of the writing thread. */
+    double rec_best = 1e30;
+    for (int k = 0; k < 3; k++) {
+        double c = write_records(path, records);
+        rec_best = c < rec_best ? c : rec_best;
+    }
+    printf("CPU: %s; number writer: %s\n", cpu_name, LD_FMT_DOUBLE_PATH);
+    printf("stats-only records, stats and head given (ld_sink_emit_precomputed): %d records, "
+           "%.3f us CPU per record (best of 3; write() included)\n\n",
+           records, rec_best / records * 1e6);
+    unlink(path);
+    if (records_only)
+        return 0;
     printf("probe writer/reader on one Qwen3-0.6B prefill: %d tokens, %d layers, %d probes; "
            "%d OpenMP threads; file %s\n",
            T, LAYERS, LAYERS * 17 + 3, threads, path);

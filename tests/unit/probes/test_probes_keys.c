@@ -1,5 +1,7 @@
 /* test_probes_keys.c — probe keys (parse, format, execution order) and the small name tables
  * of the probe library: encodings, dtypes, version string. */
+#include <limits.h>
+
 #include "probe_test_util.h"
 
 static void test_key_parse_forms(void **state)
@@ -53,6 +55,10 @@ static void test_key_format(void **state)
     assert_string_equal(ld_key_format(&b, buf, sizeof buf), "S0.logits");
     char small[6];
     assert_string_equal(ld_key_format(&a, small, sizeof small), "S2.L3"); /* truncated, terminated */
+    assert_string_equal(ld_key_format(&a, small, 1), "");
+    ld_key c = {INT_MAX, 1234567890, "x"}, d = {-7, -2, "y"}; /* (a reader's keys are checked) */
+    assert_string_equal(ld_key_format(&c, buf, sizeof buf), "S2147483647.L1234567890.x");
+    assert_string_equal(ld_key_format(&d, buf, sizeof buf), "S-7.L-2.y");
     ld_key back;
     ld_error err;
     TU_OK(ld_key_parse(ld_key_format(&a, buf, sizeof buf), &back, &err), &err);
