@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "bench_cpu.h"
 #include "gen.h"
 #include "util.h"
 
@@ -29,26 +30,6 @@ static inline double bench_cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
-/* The CPU's name, from /proc/cpuinfo ("unknown" where it has none). */
-static inline void bench_cpu_model(char *out, size_t size)
-{
-    snprintf(out, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (colon && (!strncmp(line, "model name", 10) || !strncmp(line, "Model\t", 6))) {
-            colon += 1 + strspn(colon + 1, " \t");
-            colon[strcspn(colon, "\n")] = 0;
-            snprintf(out, size, "%s", colon);
-            break;
-        }
-    }
-    fclose(f);
 }
 
 /* The directory benchmarks keep generated checkpoints in: $LD_BENCH_CACHE or /tmp/layerdiff-bench. */

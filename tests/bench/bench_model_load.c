@@ -13,7 +13,6 @@
 
 #include "bench_common.h"
 #include "model.h"
-#include "bench_cpu.h"
 
 /* "RssAnon: 1234 kB" and friends from /proc/self/status, in MB (-1 when unavailable). */
 static double status_mb(const char *key)

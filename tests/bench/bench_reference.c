@@ -20,7 +20,6 @@
 
 #include "anchor.h"
 #include "bench_common.h"
-#include "bench_cpu.h"
 #include "model.h"
 #include "ops.h"
 #include "run.h"

@@ -13,7 +13,6 @@
 #include "model.h"
 #include "replay.h"
 #include "run.h"
-#include "bench_cpu.h"
 
 static int write_run(const ld_model *m, const int32_t *prompt, size_t n, int decode,
                      ld_dtype emulate, const int32_t *follow, const char *path, int32_t *decoded,
