@@ -70,6 +70,18 @@ check extract-npy-tmp 2 "--npy: x.npy.tmp (written first, then renamed into plac
 rm x.npy.tmp
 check calibrate-out 2 "-o: m/model.safetensors $same m/model.safetensors" \
     "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/model.safetensors --quiet
+# The checkpoint's tokenizer.json is an input too (prompts are encoded and tokens named by it),
+# and so is compare's --tokenizer file.
+check run-probes-tokenizer 2 "--probes: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" run --model m --tokens 1,2 --probes m/tokenizer.json --quiet
+check run-prompt-tokenizer 2 "--probes: ./m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" run --model m --prompt ab --probes ./m/tokenizer.json --quiet
+check compare-json-model-tokenizer 2 "--json: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" compare r.jsonl c.jsonl --model m --json m/tokenizer.json
+check compare-md-tokenizer 2 "--md: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" compare r.jsonl c.jsonl --tokenizer m/tokenizer.json --md m/tokenizer.json
+check calibrate-out-tokenizer 2 "-o: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/tokenizer.json --quiet
 # Two reports naming one file (one would overwrite the other): refused before anything is written,
 # also through another spelling of the path and with --exact.
 check compare-two-reports 2 "--json and --md both name ./two.json: each report needs its own file" \
@@ -89,7 +101,7 @@ if [[ -e none || -e env.jsonl ]]; then
 fi
 check run-probes-dot-none 0 "-> ./none" "$bin" run --model m --tokens 1,2 --probes ./none
 [[ -s none ]] || { echo "FAIL run-probes-dot-none: ./none is missing"; fails=$((fails + 1)); }
-for f in config.json model.safetensors; do intact "$f" "m/$f" "m.orig/$f"; done
+for f in config.json model.safetensors tokenizer.json; do intact "$f" "m/$f" "m.orig/$f"; done
 for f in ms.orig/*; do intact "$f" "ms/${f#ms.orig/}" "$f"; done
 intact r.jsonl r.jsonl r.orig
 intact c.jsonl c.jsonl r.orig
