@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_files_cli.sh — what layerdiff does with hostile files around it (issue 15): an output that
-# is an input or a checkpoint file is refused before anything is written (exit 2, both paths
-# named); a FIFO as config.json, index, shard or JSON input is refused at once, not waited on; a
+# is an input or a checkpoint file (tokenizer.json too; isolate's --work streams) is refused
+# before anything is written (exit 2, both paths named); a FIFO as config.json, index, shard or JSON input is refused at once, not waited on; a
 # pipe given to 'compare --model' (read twice) is refused up front; a checkpoint truncated or
 # rewritten during a run ends it with a message naming the file (exit 2) and the stream with an
 # error end record naming the last key. Needs LD_BIN (set by ctest).
@@ -82,6 +82,16 @@ check compare-md-tokenizer 2 "--md: m/tokenizer.json $same m/tokenizer.json" \
     "$bin" compare r.jsonl c.jsonl --tokenizer m/tokenizer.json --md m/tokenizer.json
 check calibrate-out-tokenizer 2 "-o: m/tokenizer.json $same m/tokenizer.json" \
     "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/tokenizer.json --quiet
+# isolate writes plain.jsonl, exact.jsonl and fed.jsonl into --work: the reference may be one of
+# them (it was truncated, and isolate then found "no probe diverges", exit 0).
+mkdir wk && cp r.jsonl wk/exact.jsonl && cp r.jsonl rk.jsonl && ln -s ../rk.jsonl wk/fed.jsonl
+check isolate-work-ref 2 "--work: wk/exact.jsonl $same ./wk/exact.jsonl" \
+    "$bin" isolate ./wk/exact.jsonl --model m --work wk --inject qk_norm_skip@1
+intact isolate-work-ref wk/exact.jsonl r.orig
+check isolate-work-symlink 2 "--work: wk/fed.jsonl $same rk.jsonl" \
+    "$bin" isolate rk.jsonl --model m --work wk --inject qk_norm_skip@1
+intact isolate-work-symlink rk.jsonl r.orig
+[[ -e wk/plain.jsonl ]] && { echo "FAIL isolate-work-ref: a run was written"; fails=$((fails + 1)); }
 # Two reports naming one file (one would overwrite the other): refused before anything is written,
 # also through another spelling of the path and with --exact.
 check compare-two-reports 2 "--json and --md both name ./two.json: each report needs its own file" \
