@@ -2,8 +2,8 @@
 # test_files_cli.sh — what layerdiff does with hostile files around it (issue 15): an output that
 # is an input or a checkpoint file (tokenizer.json too; isolate's --work streams) is refused
 # before anything is written (exit 2, both paths named); a FIFO as config.json, index, shard or
-# JSON input is refused at once, not waited on; a pipe given to 'compare --model' (read twice) is refused up front; a checkpoint truncated or
-# rewritten during a run ends it with a message naming the file (exit 2) and the stream with an
+# JSON input is refused at once, not waited on; a pipe given to 'compare --model' (read twice)
+# is refused up front; a checkpoint truncated or rewritten during a run ends it with a message naming the file (exit 2) and the stream with an
 # error end record naming the last key. Needs LD_BIN (set by ctest).
 set -u
 bin=${LD_BIN:?LD_BIN is not set}
@@ -92,7 +92,7 @@ check isolate-work-symlink 2 "--work: wk/fed.jsonl $same rk.jsonl" \
     "$bin" isolate rk.jsonl --model m --work wk --inject qk_norm_skip@1
 intact isolate-work-symlink rk.jsonl r.orig
 [[ -e wk/plain.jsonl ]] && {
-    echo "FAIL isolate-work-ref: a run was written";
+    echo "FAIL isolate-work-ref: a run was written"
     fails=$((fails + 1))
 }
 # Two reports naming one file (one would overwrite the other): refused before anything is written,
