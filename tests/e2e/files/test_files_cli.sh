@@ -3,8 +3,9 @@
 # is an input or a checkpoint file (tokenizer.json too; isolate's --work streams) is refused
 # before anything is written (exit 2, both paths named); a FIFO as config.json, index, shard or
 # JSON input is refused at once, not waited on; a pipe given to 'compare --model' (read twice)
-# is refused up front; a checkpoint truncated or rewritten during a run ends it with a message naming the file (exit 2) and the stream with an
-# error end record naming the last key. Needs LD_BIN (set by ctest).
+# is refused up front; a checkpoint truncated or rewritten during a run ends it with a message
+# naming the file (exit 2) and the stream with an error end record naming the last key. Needs
+# LD_BIN (set by ctest).
 set -u
 bin=${LD_BIN:?LD_BIN is not set}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-files-cli-XXXXXX")
