@@ -124,6 +124,28 @@ intact base.json base.json base.orig
 check extract-new 0 "wrote x.npy" "$bin" extract r.jsonl S0.L0.q_proj --npy x.npy
 check compare-baseline-update 0 "baseline base.json updated" \
     "$bin" compare r.jsonl c.jsonl --baseline base.json --update-baseline --brief
+# A directory or an empty name as the output: refused before the work, not at the end.
+mkdir outdir
+check compare-json-dir 2 "--json: outdir is a directory, not a file to write" \
+    "$bin" compare r.jsonl c.jsonl --json outdir
+check compare-html-empty 2 "--html: an empty path" "$bin" compare r.jsonl c.jsonl --html ''
+check calibrate-out-dir 2 "-o: outdir is a directory" \
+    "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o outdir --quiet
+# An output that is a device or a link to one (/dev/stdout, >(jq .)) is written in place: the
+# rename beside it used to replace the link (as root: /dev/stdout, /dev/null) by a regular file.
+ln -s /proc/self/fd/1 so
+out=$("$bin" compare r.jsonl c.jsonl --json so --quiet)
+check_rc compare-json-stdout 0 $?
+[[ -L so && $out == '{"format":"layerdiff-report"'* ]] || {
+    echo "FAIL compare-json-stdout: so is no longer a link, or stdout lacks the report"
+    fails=$((fails + 1))
+}
+ln -s /dev/null dn
+check extract-npy-devnull 0 "wrote dn" "$bin" extract r.jsonl S0.L0.q_proj --npy dn
+[[ -L dn && ! -e dn.tmp ]] || {
+    echo "FAIL extract-npy-devnull: dn was replaced"
+    fails=$((fails + 1))
+}
 
 # ---- FIFOs in place of inputs: refused at once ----
 cp -r m mf && rm mf/config.json && mkfifo mf/config.json
