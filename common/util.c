@@ -92,15 +92,9 @@ ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *l
     return LD_OK;
 }
 
-ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err)
+/* Writes all of data to fd, EINTR retried; errno set when it returns false. */
+static bool write_all(int fd, const void *data, size_t len)
 {
-    char tmp[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    /* Messages name the file the user asked for, not the temporary beside it. */
-    if (fd < 0)
-        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
     const char *p = data;
     size_t done = 0;
     while (done < len) {
@@ -108,12 +102,45 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
+            if (w == 0)
+                errno = EIO;
+            return false;
         }
         done += (size_t)w;
+    }
+    return true;
+}
+
+ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err)
+{
+    /* A device, FIFO or socket (/dev/stdout, >(jq .), /dev/null) is written in place: renaming
+     * over it would replace the device node or the link to it with a regular file. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return ld_error_set(err, LD_E_IO, "%s: cannot open: %s", path, strerror(errno));
+        bool ok = write_all(fd, data, len);
+        int e = errno;
+        if (close(fd) != 0 && ok) {
+            ok = false;
+            e = errno;
+        }
+        return ok ? LD_OK
+                  : ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Messages name the file the user asked for, not the temporary beside it. */
+    if (fd < 0)
+        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (!write_all(fd, data, len)) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         int e = errno;
@@ -131,6 +158,13 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
 ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *const *inputs,
                               size_t n, ld_error *err)
 {
+    /* Also what writing would only find out at the end, after all the work: no name, or a
+     * directory where the file goes. */
+    struct stat sd;
+    if (!*output)
+        return ld_error_set(err, LD_E_USAGE, "an empty path: give the file to write");
+    if (stat(output, &sd) == 0 && S_ISDIR(sd.st_mode))
+        return ld_error_set(err, LD_E_USAGE, "%s is a directory, not a file to write", output);
     char tmp[PATH_MAX];
     const char *outs[2] = {output, NULL};
     if (via_tmp && (size_t)snprintf(tmp, sizeof tmp, "%s.tmp", output) < sizeof tmp)

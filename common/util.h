@@ -30,11 +30,13 @@ ld_status ld_open_regular(const char *path, uint64_t max_bytes, int *fd, uint64_
                           ld_error *err);
 /* Reads a whole regular file of at most max_bytes into a NUL-terminated malloc'd buffer. */
 ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err);
-/* Writes data to path atomically enough for our use: write to path.tmp, fsync, rename. */
+/* Writes data to path atomically enough for our use: write to path.tmp, fsync, rename. A path
+ * that is a device, FIFO or socket (/dev/stdout, a pipe) is written in place instead. */
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err);
 /* LD_E_USAGE naming both paths when output, or with via_tmp output.tmp (where ld_write_file writes
  * first), is the same existing file (device and inode, through links) as one of the n inputs (NULL
- * entries skipped); LD_OK otherwise. Writers call it before opening anything for writing. */
+ * entries skipped); also LD_E_USAGE for an empty output or one that is a directory; LD_OK
+ * otherwise. Writers call it before opening anything for writing. */
 ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *const *inputs,
                               size_t n, ld_error *err);
 /* True when paths a and b name the same file, whether or not it exists yet: the same device and

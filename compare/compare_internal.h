@@ -30,11 +30,13 @@ void ld_cmp_widen(const void *base, ld_dtype t, uint64_t off, size_t n, float *d
 
 /* ---- small writers (emit.c) ---- */
 
-/* Writes s with JSON string escapes, quotes included; NULL writes null. */
+/* Writes s with JSON string escapes, quotes included; NULL writes null. Bytes that are not
+ * UTF-8 (a path from the command line) become \ufffd: a report is always valid JSON. */
 void ld_cmp_put_json_string(FILE *f, const char *s);
 /* A JSON number, or the strings "NaN", "Infinity", "-Infinity" as probe records write them. */
 void ld_cmp_put_json_double(FILE *f, double v);
-/* Escapes &, <, >, " and ' for HTML and XML text and attributes. */
+/* Escapes &, <, >, " and ' for HTML and XML text and attributes; bytes that are not UTF-8
+ * become U+FFFD, control characters other than \t \n \r become '?'. */
 void ld_cmp_put_xml(FILE *f, const char *s);
 /* A short human number: "0", "2.1e-07", "0.412", "inf", "nan". buf >= 16 bytes; returns buf. */
 char *ld_cmp_fmt(double v, char *buf, size_t size);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "compare_internal.h"
+#include "json_lex.h"
 #include "json_out.h"
 
 /* Writes what b holds to f and frees it: the escaper and formatter are common/json_out.h's, which
@@ -24,7 +25,8 @@ void ld_cmp_put_json_string(FILE *f, const char *s)
         return;
     }
     ld_buf b = {0};
-    ld_json_put_string(&b, s, strlen(s), false);
+    /* Paths come from the command line and may be any bytes; a report is UTF-8 JSON. */
+    ld_json_put_string(&b, s, strlen(s), true);
     put_buf(f, &b);
 }
 
@@ -38,6 +40,18 @@ void ld_cmp_put_json_double(FILE *f, double v)
 void ld_cmp_put_xml(FILE *f, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p >= 0x80) {
+            /* The reports declare UTF-8; a byte that is not (a path's) would make the XML
+             * ill-formed, so it becomes U+FFFD. */
+            size_t n = ld_json_utf8_len(p, strnlen((const char *)p, 4));
+            if (n == 0) {
+                fputs("\xef\xbf\xbd", f);
+            } else {
+                fwrite(p, 1, n, f);
+                p += n - 1;
+            }
+            continue;
+        }
         switch (*p) {
         case '&': fputs("&amp;", f); break;
         case '<': fputs("&lt;", f); break;

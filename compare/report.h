@@ -32,8 +32,9 @@ void ld_cmp_brief_rows(const ld_compare_result *r, bool *keep);
 
 /* Writes n bytes of stream-provided text (implementations, faults, notes, messages) so that they
  * cannot act on the reader's terminal or document: control characters (C0, DEL, and U+0080 to
- * U+009F) as \xNN / \uNNNN, so no escape sequence or newline of a stream gets through. markdown:
- * also & < > as entities (no raw HTML), | and ` backslashed (no cell or code span ended). */
+ * U+009F) as \xNN / \uNNNN, so no escape sequence or newline of a stream gets through; bytes
+ * that are not UTF-8 (a path's) as U+FFFD. markdown: also & < > as entities (no raw HTML), | and
+ * ` backslashed (no cell or code span ended). */
 void ld_cmp_put_safe(FILE *f, const char *s, size_t n, bool markdown);
 
 /* ---- table columns shared by the text, Markdown and HTML tables (columns.c) ---- */

@@ -12,6 +12,24 @@
  * start raw HTML. */
 static void md_cell(FILE *f, const char *s) { ld_cmp_put_safe(f, s, strlen(s), true); }
 
+/* A path from the command line as a code span: fenced by one backtick more than its longest run
+ * of them (padded by spaces then), its control characters and non-UTF-8 bytes made visible. */
+static void md_path(FILE *f, const char *s)
+{
+    size_t run = 0, longest = 0;
+    for (const char *p = s; *p; p++) {
+        run = *p == '`' ? run + 1 : 0;
+        longest = run > longest ? run : longest;
+    }
+    for (size_t i = 0; i <= longest; i++)
+        fputc('`', f);
+    fputs(longest ? " " : "", f);
+    ld_cmp_put_safe(f, s, strlen(s), false);
+    fputs(longest ? " " : "", f);
+    for (size_t i = 0; i <= longest; i++)
+        fputc('`', f);
+}
+
 ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_report_options *opt,
                              ld_error *err)
 {
@@ -30,9 +48,12 @@ ld_status ld_report_markdown(FILE *f, const ld_compare_result *r, const ld_repor
                 code);
     else
         fprintf(f, "### layerdiff: ✅ no divergence (exit 0)\n\n");
-    fprintf(f, "`%s` (", r->ref.path);
+    md_path(f, r->ref.path);
+    fputs(" (", f);
     md_cell(f, r->ref.opened ? r->ref.implementation : "no header");
-    fprintf(f, ") vs `%s` (", r->cand.path);
+    fputs(") vs ", f);
+    md_path(f, r->cand.path);
+    fputs(" (", f);
     md_cell(f, r->cand.opened ? r->cand.implementation : "no header");
     fputs("), policy: ", f);
     md_cell(f, r->policy_label);
@@ -126,7 +147,9 @@ void ld_baseline_report_markdown(FILE *f, const ld_compare_result *r)
         fprintf(f, "\n#### Regression gate: ✅ no probe regressed\n\n");
     }
     ld_gate_baseline_words(c, buf, sizeof buf);
-    fprintf(f, "Baseline `%s`: ", c->path);
+    fputs("Baseline ", f);
+    md_path(f, c->path);
+    fputs(": ", f);
     md_cell(f, buf); /* the baseline's candidate and faults */
     fputs(".\n", f);
     char first[512], rule[256];
@@ -162,10 +185,13 @@ ld_status ld_exact_report_markdown(FILE *f, const ld_exact_result *r, bool color
                 ld_cmp_key_text(&r->changes[0].key, kt, sizeof kt), code);
     else
         fprintf(f, "### layerdiff --exact: ❌ incomplete (exit %d)\n\n", code);
+    md_path(f, r->old_path);
+    fputs(" (old) vs ", f);
+    md_path(f, r->new_path);
     fprintf(f,
-            "`%s` (old) vs `%s` (new): %llu keys compared, %llu by payload bytes, %llu by "
-            "stats only; %llu changed.\n\n",
-            r->old_path, r->new_path, (unsigned long long)r->keys, (unsigned long long)r->by_bytes,
+            " (new): %llu keys compared, %llu by payload bytes, %llu by stats only; %llu "
+            "changed.\n\n",
+            (unsigned long long)r->keys, (unsigned long long)r->by_bytes,
             (unsigned long long)r->by_stats, (unsigned long long)r->n_changed);
     for (size_t i = 0; i < r->n_notes; i++) {
         fputs("> **Note:** ", f);

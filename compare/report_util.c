@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_lex.h"
 #include "report.h"
 #include "util.h"
 
@@ -80,7 +81,15 @@ void ld_cmp_put_safe(FILE *f, const char *s, size_t n, bool markdown)
         else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
                  (unsigned char)s[i + 1] <= 0x9f) /* a C1 control (CSI is U+009B) in UTF-8 */
             fprintf(f, "\\u%04x", (unsigned char)s[++i]);
-        else if (markdown && (c == '&' || c == '<' || c == '>'))
+        else if (c >= 0x80) {
+            /* A whole UTF-8 sequence as it is; a byte that starts none (a path's) as U+FFFD. */
+            size_t len = ld_json_utf8_len((const unsigned char *)s + i, n - i);
+            if (len == 0)
+                fputs("\xef\xbf\xbd", f);
+            else
+                fwrite(s + i, 1, len, f);
+            i += len ? len - 1 : 0;
+        } else if (markdown && (c == '&' || c == '<' || c == '>'))
             fputs(c == '&' ? "&amp;" : c == '<' ? "&lt;" : "&gt;", f);
         else if (markdown && (c == '|' || c == '`'))
             fprintf(f, "\\%c", c);

@@ -730,10 +730,13 @@ ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool 
 {
     if (!m)
         return LD_OK;
-    char config_path[PATH_MAX], index_path[PATH_MAX];
-    const char *files[] = {config_path, index_path};
+    /* tokenizer.json is the checkpoint's too: run and calibrate encode prompts with it, and
+     * every command names tokens by it. */
+    char config_path[PATH_MAX], index_path[PATH_MAX], tok_path[PATH_MAX];
+    const char *files[] = {config_path, index_path, tok_path};
     if (!ld_path_join(config_path, sizeof config_path, m->dir, "config.json") ||
-        !ld_path_join(index_path, sizeof index_path, m->dir, index_name))
+        !ld_path_join(index_path, sizeof index_path, m->dir, index_name) ||
+        !ld_path_join(tok_path, sizeof tok_path, m->dir, "tokenizer.json"))
         return ld_error_set(err, LD_E_USAGE, "%s: path too long", m->dir);
     ld_status st = ld_refuse_overwrite(output, via_tmp, files, LD_ARRAY_LEN(files), err);
     for (size_t f = 0; st == LD_OK && f < m->n_files; f++) {

@@ -151,6 +151,17 @@ static ld_status fed_compare(const ld_isolate_job *j, const char *name, const ch
 
 ld_status ld_isolate(const ld_isolate_job *j, ld_isolate_result *out, ld_error *err)
 {
+    /* The work directory may hold the reference under one of our names: refused before the
+     * first run rather than truncated, which left the runs comparing against what they wrote. */
+    static const char *const names[] = {"plain.jsonl", "exact.jsonl", "fed.jsonl"};
+    for (size_t i = 0; i < LD_ARRAY_LEN(names); i++) {
+        char p[4096];
+        if (snprintf(p, sizeof p, "%s/%s", j->work_dir, names[i]) >= (int)sizeof p)
+            return ld_error_set(err, LD_E_USAGE, "%s: the work directory's path is too long",
+                                j->work_dir);
+        if (ld_refuse_overwrite(p, false, &j->ref_path, 1, err) != LD_OK)
+            return ld_error_prefix(err, "--work");
+    }
     ld_isolate_result r = {.replay_local = NAN, .exact_rel_l2 = NAN, .plain_rel_l2 = NAN};
     ld_status st = plain_pass(j, &r, err);
     if (st != LD_OK || !r.diverged) {

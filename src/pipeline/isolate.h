@@ -44,7 +44,8 @@ typedef struct ld_isolate_result {
 /* Three candidate runs into work_dir (plain.jsonl; exact.jsonl: everything fed; fed.jsonl: the
  * key's tag and layer fed at every step) and their comparisons against the reference. LD_E_INPUT
  * naming the file for a reference that is not a full-payload stream of this model; a key absent
- * from the comparison is LD_E_USAGE. */
+ * from the comparison is LD_E_USAGE, and so is a work_dir file of those names that is the
+ * reference (checked before any run). */
 ld_status ld_isolate(const ld_isolate_job *j, ld_isolate_result *out, ld_error *err);
 
 #endif

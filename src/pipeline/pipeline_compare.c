@@ -31,12 +31,13 @@ void ld_compare_outcome_free(ld_compare_outcome *o)
 }
 
 /* No report may replace an input (the streams, the baseline read, policy, map, floors, the
- * checkpoint's files): checked before anything is written, once the model is open. */
+ * tokenizer, the checkpoint's files): checked before anything is written, once the model is
+ * open. */
 static ld_status refuse_overwrites(const ld_compare_job *j, const ld_model *model, ld_error *err)
 {
     const char *inputs[] = {j->ref_path, j->cand_path,
                             j->update_baseline ? NULL : j->baseline_path, j->policy_path,
-                            j->map_path};
+                            j->map_path, j->tokenizer_path};
     const struct {
         const char *option, *path;
     } outputs[] = {{"--json", j->json_path},

@@ -249,6 +249,37 @@ printf 'not json\n' >"$tmp/garbage.jsonl"
 expect 2 "$R" "$tmp/garbage.jsonl"
 stderr_has "$tmp/garbage.jsonl"
 
+# A path that is not UTF-8 (Latin-1 'é') in the reports: the JSON and JUnit files stay valid
+# UTF-8 (the byte becomes U+FFFD) so that JSON and XML parsers read them.
+lat=$tmp/$'caf\xe9'
+mkdir -p "$lat" && cp "$R" "$lat/ref.jsonl"
+expect 1 "$lat/ref.jsonl" "$tmp/perturbed.jsonl" --json "$lat/r.json" --junit "$lat/r.xml" \
+  --html "$lat/r.html" --md "$lat/r.md"
+# ... and a backtick in a path does not end the Markdown code span around it.
+cp "$R" "$tmp/a\`b.jsonl"
+expect 0 "$R" "$tmp/a\`b.jsonl" --md "$tmp/tick.md"
+grep -qF -- "vs \`\` $tmp/a\`b.jsonl \`\` (" "$tmp/tick.md" ||
+  { echo "FAIL: tick.md lacks the path in a double-backtick span"; fails=$((fails + 1)); }
+"$LD_PYTHON" - "$lat" <<'PY' || fails=$((fails + 1))
+import json, os, sys, xml.etree.ElementTree as ET
+d = os.fsencode(sys.argv[1])
+want = sys.argv[1].replace("\udce9", "\ufffd") + "/ref.jsonl"
+try:
+    got = json.loads(open(d + b"/r.json", "rb").read())["reference"]["path"]
+    props = {p.get("name"): p.get("value") for p in ET.parse(d + b"/r.xml").iter("property")}
+    html = open(d + b"/r.html", "rb").read().decode("utf-8")
+    md = open(d + b"/r.md", "rb").read().decode("utf-8")
+except (ValueError, ET.ParseError) as e:
+    sys.exit(f"FAIL: a report with a non-UTF-8 path is unreadable: {e}")
+for what, v in (("JSON reference.path", got), ("JUnit property reference", props["reference"])):
+    if v != want:
+        sys.exit(f"FAIL: {what} is {v!r}, expected {want!r}")
+if want.replace("/", "") not in html.replace("/", ""):
+    sys.exit("FAIL: the HTML report lacks the path with U+FFFD")
+if f"`{want}` (" not in md:
+    sys.exit("FAIL: the Markdown report lacks the path with U+FFFD")
+PY
+
 # bad policy and map files: refused by the C parser, naming file and field ...
 printf '{"version": 1, "rules": [{"tags": "q_*", "cosin": 0.9}]}' >"$tmp/bad_field.json"
 printf '{"version": 1, "rules": [{"tags": "*", "rel_l2": 1}, {"tags": "*", "cosine": 2}]}' \

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test_files_cli.sh — what layerdiff does with hostile files around it (issue 15): an output that
-# is an input or a checkpoint file is refused before anything is written (exit 2, both paths
-# named); a FIFO as config.json, index, shard or JSON input is refused at once, not waited on; a
-# pipe given to 'compare --model' (read twice) is refused up front; a checkpoint truncated or
-# rewritten during a run ends it with a message naming the file (exit 2) and the stream with an
-# error end record naming the last key. Needs LD_BIN (set by ctest).
+# is an input or a checkpoint file (tokenizer.json too; isolate's --work streams) is refused
+# before anything is written (exit 2, both paths named); a FIFO as config.json, index, shard or
+# JSON input is refused at once, not waited on; a pipe given to 'compare --model' (read twice)
+# is refused up front; a checkpoint truncated or rewritten during a run ends it with a message
+# naming the file (exit 2) and the stream with an error end record naming the last key. Needs
+# LD_BIN (set by ctest).
 set -u
 bin=${LD_BIN:?LD_BIN is not set}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ld-files-cli-XXXXXX")
@@ -70,6 +71,31 @@ check extract-npy-tmp 2 "--npy: x.npy.tmp (written first, then renamed into plac
 rm x.npy.tmp
 check calibrate-out 2 "-o: m/model.safetensors $same m/model.safetensors" \
     "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/model.safetensors --quiet
+# The checkpoint's tokenizer.json is an input too (prompts are encoded and tokens named by it),
+# and so is compare's --tokenizer file.
+check run-probes-tokenizer 2 "--probes: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" run --model m --tokens 1,2 --probes m/tokenizer.json --quiet
+check run-prompt-tokenizer 2 "--probes: ./m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" run --model m --prompt ab --probes ./m/tokenizer.json --quiet
+check compare-json-model-tokenizer 2 "--json: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" compare r.jsonl c.jsonl --model m --json m/tokenizer.json
+check compare-md-tokenizer 2 "--md: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" compare r.jsonl c.jsonl --tokenizer m/tokenizer.json --md m/tokenizer.json
+check calibrate-out-tokenizer 2 "-o: m/tokenizer.json $same m/tokenizer.json" \
+    "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/tokenizer.json --quiet
+# isolate writes plain.jsonl, exact.jsonl and fed.jsonl into --work: the reference may be one of
+# them (it was truncated, and isolate then found "no probe diverges", exit 0).
+mkdir wk && cp r.jsonl wk/exact.jsonl && cp r.jsonl rk.jsonl && ln -s ../rk.jsonl wk/fed.jsonl
+check isolate-work-ref 2 "--work: wk/exact.jsonl $same ./wk/exact.jsonl" \
+    "$bin" isolate ./wk/exact.jsonl --model m --work wk --inject qk_norm_skip@1
+intact isolate-work-ref wk/exact.jsonl r.orig
+check isolate-work-symlink 2 "--work: wk/fed.jsonl $same rk.jsonl" \
+    "$bin" isolate rk.jsonl --model m --work wk --inject qk_norm_skip@1
+intact isolate-work-symlink rk.jsonl r.orig
+[[ -e wk/plain.jsonl ]] && {
+    echo "FAIL isolate-work-ref: a run was written"
+    fails=$((fails + 1))
+}
 # Two reports naming one file (one would overwrite the other): refused before anything is written,
 # also through another spelling of the path and with --exact.
 check compare-two-reports 2 "--json and --md both name ./two.json: each report needs its own file" \
@@ -89,7 +115,7 @@ if [[ -e none || -e env.jsonl ]]; then
 fi
 check run-probes-dot-none 0 "-> ./none" "$bin" run --model m --tokens 1,2 --probes ./none
 [[ -s none ]] || { echo "FAIL run-probes-dot-none: ./none is missing"; fails=$((fails + 1)); }
-for f in config.json model.safetensors; do intact "$f" "m/$f" "m.orig/$f"; done
+for f in config.json model.safetensors tokenizer.json; do intact "$f" "m/$f" "m.orig/$f"; done
 for f in ms.orig/*; do intact "$f" "ms/${f#ms.orig/}" "$f"; done
 intact r.jsonl r.jsonl r.orig
 intact c.jsonl c.jsonl r.orig
@@ -98,6 +124,28 @@ intact base.json base.json base.orig
 check extract-new 0 "wrote x.npy" "$bin" extract r.jsonl S0.L0.q_proj --npy x.npy
 check compare-baseline-update 0 "baseline base.json updated" \
     "$bin" compare r.jsonl c.jsonl --baseline base.json --update-baseline --brief
+# A directory or an empty name as the output: refused before the work, not at the end.
+mkdir outdir
+check compare-json-dir 2 "--json: outdir is a directory, not a file to write" \
+    "$bin" compare r.jsonl c.jsonl --json outdir
+check compare-html-empty 2 "--html: an empty path" "$bin" compare r.jsonl c.jsonl --html ''
+check calibrate-out-dir 2 "-o: outdir is a directory" \
+    "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o outdir --quiet
+# An output that is a device or a link to one (/dev/stdout, >(jq .)) is written in place: the
+# rename beside it used to replace the link (as root: /dev/stdout, /dev/null) by a regular file.
+ln -s /proc/self/fd/1 so
+out=$("$bin" compare r.jsonl c.jsonl --json so --quiet)
+check_rc compare-json-stdout 0 $?
+[[ -L so && $out == '{"format":"layerdiff-report"'* ]] || {
+    echo "FAIL compare-json-stdout: so is no longer a link, or stdout lacks the report"
+    fails=$((fails + 1))
+}
+ln -s /dev/null dn
+check extract-npy-devnull 0 "wrote dn" "$bin" extract r.jsonl S0.L0.q_proj --npy dn
+[[ -L dn && ! -e dn.tmp ]] || {
+    echo "FAIL extract-npy-devnull: dn was replaced"
+    fails=$((fails + 1))
+}
 
 # ---- FIFOs in place of inputs: refused at once ----
 cp -r m mf && rm mf/config.json && mkfifo mf/config.json
