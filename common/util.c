@@ -111,12 +111,26 @@ static bool write_all(int fd, const void *data, size_t len)
     return true;
 }
 
+/* Whether st is the file this process's stdout or stderr is open on. */
+static bool is_own_stdio(const struct stat *st)
+{
+    for (int fd = 1; fd <= 2; fd++) {
+        struct stat so;
+        if (fstat(fd, &so) == 0 && so.st_dev == st->st_dev && so.st_ino == st->st_ino)
+            return true;
+    }
+    return false;
+}
+
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err)
 {
-    /* A device, FIFO or socket (/dev/stdout, >(jq .), /dev/null) is written in place: renaming
-     * over it would replace the device node or the link to it with a regular file. */
+    /* Written in place: a device, FIFO or socket (/dev/null, >(jq .), a pipe), and the file this
+     * process's stdout or stderr is open on (/dev/stdout redirected to a file). Renaming over
+     * them would replace the device node, or the link to it (/dev/stdout itself, as root), with a
+     * regular file, and output meant for stdout would never reach it. */
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode) &&
+        (!S_ISREG(st.st_mode) || is_own_stdio(&st))) {
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
             return ld_error_set(err, LD_E_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -129,8 +143,14 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
         return ok ? LD_OK
                   : ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
     }
+    /* A link to a regular file: the new file replaces its target, and the link stays. */
+    char real[PATH_MAX];
+    struct stat sl;
+    const char *target = path;
+    if (lstat(path, &sl) == 0 && S_ISLNK(sl.st_mode) && realpath(path, real))
+        target = real;
     char tmp[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", target) >= sizeof tmp)
         return ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     /* Messages name the file the user asked for, not the temporary beside it. */
@@ -147,7 +167,7 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
         unlink(tmp);
         return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", path, strerror(e));
     }
-    if (rename(tmp, path) != 0) {
+    if (rename(tmp, target) != 0) {
         int e = errno;
         unlink(tmp);
         return ld_error_set(err, LD_E_IO, "%s: cannot rename into place: %s", path, strerror(e));

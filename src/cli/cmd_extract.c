@@ -89,17 +89,18 @@ static int check_unique(ld_reader *r, const char *path, const ld_key *key, const
     return st == LD_OK ? LD_EXIT_OK : ld_cli_fail("extract", &err);
 }
 
+/* What was written, on stderr: stdout may be the .npy itself (--npy /dev/stdout). */
 static void report(const char *out, const char *name, const ld_probe *p, bool widen,
                    const char *descr)
 {
-    printf("wrote %s: %s, %s [", out, name,
+    fprintf(stderr, "wrote %s: %s, %s [", out, name,
            widen ? "float32" : descr[2] == '2' ? "float16" : "float32");
     for (int d = 0; d < p->ndim; d++)
-        printf(d ? ", %" PRId64 : "%" PRId64, p->shape[d]);
-    printf("], %" PRIu64 " values", p->numel);
+        fprintf(stderr, d ? ", %" PRId64 : "%" PRId64, p->shape[d]);
+    fprintf(stderr, "], %" PRIu64 " values", p->numel);
     if (widen)
-        printf(" (stored as bf16, widened exactly to float32: NumPy has no bfloat16)");
-    printf("\n");
+        fprintf(stderr, " (stored as bf16, widened exactly to float32: NumPy has no bfloat16)");
+    fputc('\n', stderr);
 }
 
 int ld_cmd_extract(int argc, char **argv)

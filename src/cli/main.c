@@ -41,6 +41,10 @@ int main(int argc, char **argv)
         return LD_EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") && argc == 3) /* help COMMAND: that command's --help */
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (!strcmp(argv[2], commands[i].name))
+                return commands[i].fn(2, (char *[]){argv[2], (char *)"--help", NULL});
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
         return LD_EXIT_OK;

@@ -146,6 +146,22 @@ check extract-npy-devnull 0 "wrote dn" "$bin" extract r.jsonl S0.L0.q_proj --npy
     echo "FAIL extract-npy-devnull: dn was replaced"
     fails=$((fails + 1))
 }
+# --npy /dev/stdout: stdout holds the .npy and nothing else (the "wrote" line goes to stderr).
+"$bin" extract r.jsonl S0.L0.q_proj --npy /dev/stdout 2>/dev/null >stdout.npy
+check_rc extract-npy-stdout 0 $?
+cmp -s stdout.npy x.npy && [[ -L /dev/stdout ]] || {
+    echo "FAIL extract-npy-stdout: stdout is not the same bytes as x.npy, or /dev/stdout was replaced"
+    fails=$((fails + 1))
+}
+# An output that is a link to a regular file: the file is replaced, the link stays.
+cp base.json base2.json
+ln -s base2.json blink.json
+check compare-baseline-link 0 "baseline blink.json updated" \
+    "$bin" compare r.jsonl c.jsonl --baseline blink.json --update-baseline --brief
+[[ -L blink.json && -s base2.json && ! -e base2.json.tmp && ! -e blink.json.tmp ]] || {
+    echo "FAIL compare-baseline-link: the link was replaced or a temporary was left"
+    fails=$((fails + 1))
+}
 
 # ---- FIFOs in place of inputs: refused at once ----
 cp -r m mf && rm mf/config.json && mkfifo mf/config.json
