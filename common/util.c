@@ -92,6 +92,49 @@ ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *l
     return LD_OK;
 }
 
+ld_status ld_read_stream(int fd, const char *name, size_t max_bytes, char **buf, size_t *len,
+                         ld_error *err)
+{
+    *buf = NULL;
+    *len = 0;
+    size_t cap = 4096, got = 0;
+    char *p = malloc(cap);
+    if (!p)
+        return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", name);
+    for (;;) {
+        if (got == cap - 1) { /* room for the NUL, and one byte past the limit to detect it */
+            size_t ncap = cap > max_bytes / 2 ? max_bytes + 2 : cap * 2;
+            char *q = ncap > cap ? realloc(p, ncap) : NULL;
+            if (!q) {
+                free(p);
+                return ncap > cap ? ld_error_set(err, LD_E_NOMEM, "%s: out of memory", name)
+                                  : ld_error_set(err, LD_E_INPUT, "%s: more than %zu bytes",
+                                                 name, max_bytes);
+            }
+            p = q, cap = ncap;
+        }
+        ssize_t r = read(fd, p + got, cap - 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(p);
+            return ld_error_set(err, LD_E_IO, "%s: read failed: %s", name, strerror(e));
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+        if (got > max_bytes) {
+            free(p);
+            return ld_error_set(err, LD_E_INPUT, "%s: more than %zu bytes", name, max_bytes);
+        }
+    }
+    p[got] = '\0';
+    *buf = p;
+    *len = got;
+    return LD_OK;
+}
+
 /* Writes all of data to fd, EINTR retried; errno set when it returns false. */
 static bool write_all(int fd, const void *data, size_t len)
 {

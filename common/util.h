@@ -30,6 +30,10 @@ ld_status ld_open_regular(const char *path, uint64_t max_bytes, int *fd, uint64_
                           ld_error *err);
 /* Reads a whole regular file of at most max_bytes into a NUL-terminated malloc'd buffer. */
 ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, ld_error *err);
+/* Reads fd to its end (a pipe, a FIFO, a terminal) into a NUL-terminated malloc'd buffer; more
+ * than max_bytes is an LD_E_INPUT error naming `name`. The caller closes fd. */
+ld_status ld_read_stream(int fd, const char *name, size_t max_bytes, char **buf, size_t *len,
+                         ld_error *err);
 /* Writes data to path atomically enough for our use: write to path.tmp, fsync, rename. A path
  * that is a device, FIFO or socket (/dev/stdout, a pipe) is written in place instead. */
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err);

@@ -1,9 +1,11 @@
 /* prompt.c — text prompts through the checkpoint's tokenizer.json (prompt.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "prompt.h"
 #include "util.h"
@@ -38,6 +40,27 @@ ld_status ld_prompt_encode(const ld_tokenizer *t, const char *option, const char
     return LD_OK;
 }
 
+/* --prompt-file F: a regular file, or '-' for standard input, or a pipe, FIFO or terminal
+ * (/dev/stdin, <(cmd)) read to its end; at most LD_TOK_MAX_TEXT bytes either way. */
+static ld_status read_prompt_file(const char *file, char **text, size_t *len, ld_error *err)
+{
+    struct stat st;
+    bool stream = !strcmp(file, "-");
+    if (!stream && stat(file, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
+                                           S_ISSOCK(st.st_mode)))
+        stream = true;
+    if (!stream)
+        return ld_read_file(file, LD_TOK_MAX_TEXT, text, len, err);
+    const char *name = strcmp(file, "-") ? file : "standard input";
+    int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (fd < 0)
+        return ld_error_set(err, LD_E_IO, "%s: cannot open: %s", file, strerror(errno));
+    ld_status s = ld_read_stream(fd, name, LD_TOK_MAX_TEXT, text, len, err);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return s;
+}
+
 ld_status ld_prompt_read(const char *model_dir, const char *ids_arg, const char *text_arg,
                          const char *file, int32_t **ids, size_t *n, char **text, size_t *text_len,
                          ld_tokenizer **tok, ld_error *err)
@@ -59,7 +82,7 @@ ld_status ld_prompt_read(const char *model_dir, const char *ids_arg, const char 
         *text_len = strlen(text_arg);
         if (!(*text = strdup(text_arg)))
             return ld_error_set(err, LD_E_NOMEM, "out of memory");
-    } else if ((st = ld_read_file(file, LD_TOK_MAX_TEXT, text, text_len, err)) != LD_OK) {
+    } else if ((st = read_prompt_file(file, text, text_len, err)) != LD_OK) {
         return ld_error_prefix(err, "--prompt-file");
     }
     if ((st = ld_prompt_tokenizer(model_dir, option, tok, err)) == LD_OK)

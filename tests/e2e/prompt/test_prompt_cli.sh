@@ -40,6 +40,16 @@ b=$("$bin" run --model "$m" --tokens "$ids" --decode 2 --quiet)
 if [ -n "$a" ] && [ "$a" == "$b" ]; then echo "ok   same-as-tokens: $a"
 else echo "FAIL same-as-tokens: '$a' != '$b'"; fails=$((fails + 1)); fi
 check tokens-text 0 "run: tokens: " "$bin" run --model "$m" --tokens 302,317 --decode 1
+# The text from standard input ('-'), a pipe and a process substitution: the same tokens.
+c=$("$bin" run --model "$m" --prompt-file - --decode 2 --quiet <"$tmp/prompt.txt")
+d=$(cat "$tmp/prompt.txt" | "$bin" run --model "$m" --prompt-file /dev/stdin --decode 2 --quiet)
+e=$("$bin" run --model "$m" --prompt-file <(cat "$tmp/prompt.txt") --decode 2 --quiet)
+if [ "$c" == "$b" ] && [ "$d" == "$b" ] && [ "$e" == "$b" ]; then echo "ok   stdin-pipe: $c"
+else echo "FAIL stdin-pipe: '$c' '$d' '$e' != '$b'"; fails=$((fails + 1)); fi
+check stdin-empty 2 "--prompt-file: the text gives no tokens" \
+    "$bin" run --model "$m" --prompt-file - </dev/null
+check stream-too-long 2 "--prompt-file: /dev/zero: more than 67108864 bytes" \
+    "$bin" run --model "$m" --prompt-file /dev/zero
 
 # Token text in the reports: every position of this prompt holds a token that needs escaping (an
 # ESC, markup, a table bar, a backtick), so whichever element is worst, its text must come out
