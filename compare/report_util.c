@@ -11,8 +11,12 @@
 
 char *ld_cmp_token_words(const ld_compare_result *r, int32_t id, char *buf, size_t size)
 {
+    if (id < 0) { /* the stream's end record: no token, every logit of the step NaN or inf */
+        snprintf(buf, size, "no token (no finite logit)");
+        return buf;
+    }
     char label[96] = "";
-    if (r->tokenizer && id >= 0)
+    if (r->tokenizer)
         ld_tokenizer_label(r->tokenizer, id, label, sizeof label);
     snprintf(buf, size, "%d%s%s", (int)id, label[0] ? " " : "", label);
     return buf;

@@ -406,6 +406,12 @@ for p, v in ((f"{tmp}/bad_field.json", policy), (f"{tmp}/bad_range.json", policy
 sys.exit(1 if bad else 0)
 PY
 
+# A candidate step with no finite logit (a NaN in final_norm) has no token: the summary says so,
+# not "candidate -1"
+"$LD_BIN" run --model "$tmp/tiny" --tokens 1,2,3 --decode 2 --payload full --quiet \
+  --inject nan=final_norm --probes "$tmp/run_nan.jsonl" >/dev/null 2>&1
+expect 1 "$tmp/run.jsonl" "$tmp/run_nan.jsonl"
+stdout_has "candidate no token (no finite logit)"
 if [[ $fails -ne 0 ]]; then
   echo "$fails check(s) failed"
   exit 1
