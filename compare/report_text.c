@@ -63,7 +63,9 @@ static const char *dtype_text(int mask)
 
 static void stream_line(const tty *t, const char *label, const ld_stream_info *s)
 {
-    fprintf(t->f, "  %-10s %s", label, s->path ? s->path : "?");
+    const char *path = s->path ? s->path : "?"; /* a file name may hold control bytes */
+    fprintf(t->f, "  %-10s ", label);
+    ld_cmp_put_safe(t->f, path, strlen(path), false);
     if (!s->opened) {
         fprintf(t->f, "  %s(no header)%s\n", paint(t, RED), paint(t, RESET));
         return;
@@ -261,8 +263,9 @@ void ld_baseline_report_text(FILE *f, const ld_compare_result *r, bool color, bo
     const ld_baseline_check *c = r->baseline;
     if (!c) return;
     char buf[1024];
-    fprintf(f, "\n%sRegression gate against baseline %s%s\n", color ? "\033[1m" : "", c->path,
-            color ? "\033[0m" : "");
+    fprintf(f, "\n%sRegression gate against baseline ", color ? "\033[1m" : "");
+    ld_cmp_put_safe(f, c->path, strlen(c->path), false);
+    fprintf(f, "%s\n", color ? "\033[0m" : "");
     ld_gate_baseline_words(c, buf, sizeof buf); /* the baseline's candidate and faults */
     fputs("  baseline: ", f);
     ld_cmp_put_safe(f, buf, strlen(buf), false);
@@ -324,7 +327,10 @@ ld_status ld_exact_report_text(FILE *f, const ld_exact_result *r, bool color, ld
     const char *impl[2] = {r->old_impl ? r->old_impl : "no header",
                            r->new_impl ? r->new_impl : "no header"};
     for (int i = 0; i < 2; i++) {
-        fprintf(f, "  %s  %s  (", i ? "new" : "old", i ? r->new_path : r->old_path);
+        const char *path = i ? r->new_path : r->old_path;
+        fprintf(f, "  %s  ", i ? "new" : "old");
+        ld_cmp_put_safe(f, path, strlen(path), false);
+        fputs("  (", f);
         ld_cmp_put_safe(f, impl[i], strlen(impl[i]), false);
         fputs(")\n", f);
     }

@@ -412,6 +412,16 @@ PY
   --inject nan=final_norm --probes "$tmp/run_nan.jsonl" >/dev/null 2>&1
 expect 1 "$tmp/run.jsonl" "$tmp/run_nan.jsonl"
 stdout_has "candidate no token (no finite logit)"
+# A file name holding an ESC sequence reaches the terminal report escaped, never raw
+evil=$tmp/$'e\033[31mvil.jsonl'
+cp "$tmp/run.jsonl" "$evil"
+for mode in "" --exact; do
+  "$LD_BIN" compare $mode "$evil" "$tmp/run_nan.jsonl" >"$tmp/out.txt" 2>&1
+  if grep -q $'\033' "$tmp/out.txt" || ! grep -qF 'e\x1b[31mvil.jsonl' "$tmp/out.txt"; then
+    echo "FAIL: compare $mode: a raw ESC from the file name, or its escaped form missing"
+    fails=$((fails + 1))
+  fi
+done
 if [[ $fails -ne 0 ]]; then
   echo "$fails check(s) failed"
   exit 1
