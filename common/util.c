@@ -154,37 +154,42 @@ static bool write_all(int fd, const void *data, size_t len)
     return true;
 }
 
-/* Whether st is the file this process's stdout or stderr is open on. */
-static bool is_own_stdio(const struct stat *st)
+/* The descriptor (1 or 2) of this process's stdout or stderr when st is the file it is open on,
+ * else -1. */
+static int own_stdio_fd(const struct stat *st)
 {
     for (int fd = 1; fd <= 2; fd++) {
         struct stat so;
         if (fstat(fd, &so) == 0 && so.st_dev == st->st_dev && so.st_ino == st->st_ino)
-            return true;
+            return fd;
     }
-    return false;
+    return -1;
 }
 
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err)
 {
-    /* Written in place: a device, FIFO or socket (/dev/null, >(jq .), a pipe), and the file this
-     * process's stdout or stderr is open on (/dev/stdout redirected to a file). Renaming over
-     * them would replace the device node, or the link to it (/dev/stdout itself, as root), with a
-     * regular file, and output meant for stdout would never reach it. */
+    /* Written in place: the file this process's stdout or stderr is open on (/dev/stdout
+     * redirected to a file or a pipe), through that descriptor so that the shell's offset and
+     * O_APPEND hold ('>>' appends, and nothing already there is overwritten); and a device, FIFO
+     * or socket (/dev/null, >(jq .)). Renaming over them would replace the device node, or the
+     * link to it (/dev/stdout itself, as root), with a regular file, and output meant for stdout
+     * would never reach it. */
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode) &&
-        (!S_ISREG(st.st_mode) || is_own_stdio(&st))) {
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-            return ld_error_set(err, LD_E_IO, "%s: cannot open: %s", path, strerror(errno));
-        bool ok = write_all(fd, data, len);
-        int e = errno;
-        if (close(fd) != 0 && ok) {
-            ok = false;
-            e = errno;
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        int own = own_stdio_fd(&st);
+        if (own >= 0 || !S_ISREG(st.st_mode)) {
+            int fd = own >= 0 ? own : open(path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0)
+                return ld_error_set(err, LD_E_IO, "%s: cannot open: %s", path, strerror(errno));
+            bool ok = write_all(fd, data, len);
+            int e = errno;
+            if (own < 0 && close(fd) != 0 && ok) {
+                ok = false;
+                e = errno;
+            }
+            return ok ? LD_OK
+                      : ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
         }
-        return ok ? LD_OK
-                  : ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
     }
     /* A link to a regular file: the new file replaces its target, and the link stays. */
     char real[PATH_MAX];

@@ -153,6 +153,14 @@ cmp -s stdout.npy x.npy && [[ -L /dev/stdout ]] || {
     echo "FAIL extract-npy-stdout: stdout is not the same bytes as x.npy, or /dev/stdout was replaced"
     fails=$((fails + 1))
 }
+# ... and '>>' appends: what the file held before stays, the .npy follows it.
+printf 'kept\n' >app.npy
+"$bin" extract r.jsonl S0.L0.q_proj --npy /dev/stdout 2>/dev/null >>app.npy
+check_rc extract-npy-stdout-append 0 $?
+{ printf 'kept\n'; cat x.npy; } | cmp -s - app.npy || {
+    echo "FAIL extract-npy-stdout-append: app.npy is not the old line followed by x.npy"
+    fails=$((fails + 1))
+}
 # An output that is a link to a regular file: the file is replaced, the link stays.
 cp base.json base2.json
 ln -s base2.json blink.json
