@@ -41,10 +41,17 @@ int main(int argc, char **argv)
         return LD_EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "help") && argc == 3) /* help COMMAND: that command's --help */
-        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(cmd, "help") && argc >= 3) { /* help COMMAND: that command's --help */
+        for (size_t i = 0; argc == 3 && i < sizeof commands / sizeof commands[0]; i++)
             if (!strcmp(argv[2], commands[i].name))
                 return commands[i].fn(2, (char *[]){argv[2], (char *)"--help", NULL});
+        if (argc > 3)
+            fprintf(stderr, "layerdiff help: one command at a time (see 'layerdiff --help')\n");
+        else
+            fprintf(stderr, "layerdiff help: unknown command '%s' (see 'layerdiff --help')\n",
+                    argv[2]);
+        return LD_EXIT_USAGE;
+    }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
         return LD_EXIT_OK;

@@ -301,6 +301,15 @@ for o in --policy --map --json --md --html --junit --brief --full --strict --qui
   --allow-input-mismatch --fail-on --topk --color; do
   grep -q -- "$o" "$tmp/help.txt" || { echo "FAIL: --help lacks $o"; fails=$((fails + 1)); }
 done
+# 'layerdiff help compare' is the same text; an unknown command, or two, is a usage error.
+"$LD_BIN" help compare | cmp -s - "$tmp/help.txt" || { echo "FAIL: help compare"; fails=$((fails + 1)); }
+for args in "nosuch" "compare run"; do
+  # shellcheck disable=SC2086 # the words are the arguments
+  "$LD_BIN" help $args >"$tmp/help2.txt" 2>&1
+  rc=$?
+  [[ $rc == 2 ]] && grep -q "^layerdiff help: " "$tmp/help2.txt" ||
+    { echo "FAIL: help $args: exit $rc, $(head -c 200 "$tmp/help2.txt")"; fails=$((fails + 1)); }
+done
 
 # ... and by the schemas; every report against the report schema.
 "$LD_PYTHON" - "$tmp" "$LD_SRC" <<'PY' || fails=$((fails + 1))
