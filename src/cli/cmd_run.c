@@ -307,12 +307,14 @@ static int parse_args(int argc, char **argv, run_args *a)
     return -1;
 }
 
-/* " 13 \" the\", 42 \" cat\"" and a newline on stderr: ids with their text. */
+/* " 13 \" the\", 42 \" cat\"" and a newline on stderr: ids with their text; -1, the token of a
+ * step whose logits hold no finite value, as "-1 (no finite logit)". */
 static void print_token_texts(const ld_tokenizer *tok, const int32_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        char label[160];
-        ld_tokenizer_label(tok, ids[i], label, sizeof label);
+        char label[160] = "(no finite logit)";
+        if (ids[i] >= 0)
+            ld_tokenizer_label(tok, ids[i], label, sizeof label);
         fprintf(stderr, "%s %d %s", i ? "," : "", (int)ids[i], label);
     }
     fprintf(stderr, "\n");

@@ -40,6 +40,8 @@ b=$("$bin" run --model "$m" --tokens "$ids" --decode 2 --quiet)
 if [ -n "$a" ] && [ "$a" == "$b" ]; then echo "ok   same-as-tokens: $a"
 else echo "FAIL same-as-tokens: '$a' != '$b'"; fails=$((fails + 1)); fi
 check tokens-text 0 "run: tokens: " "$bin" run --model "$m" --tokens 302,317 --decode 1
+check tokens-none 0 "run: tokens: -1 (no finite logit)" \
+    "$bin" run --model "$m" --tokens 302,317 --inject nan=final_norm
 # The text from standard input ('-'), a pipe and a process substitution: the same tokens.
 c=$("$bin" run --model "$m" --prompt-file - --decode 2 --quiet <"$tmp/prompt.txt")
 d=$(cat "$tmp/prompt.txt" | "$bin" run --model "$m" --prompt-file /dev/stdin --decode 2 --quiet)
