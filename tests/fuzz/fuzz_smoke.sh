@@ -72,6 +72,12 @@ elif [[ $target == inputs ]]; then
   "$L" gen-model "$work/small" --preset small --untied --dtype f32 >/dev/null || exit 1
   seed 0 "$work/tiny/config.json" config_tiny
   seed 0 "$work/small/config.json" config_small
+  # Numbers with every digit significant, a null head_dim and rope_parameters: the round trip
+  # must keep them.
+  sed -e 's/"rms_norm_eps": [^,]*/"rms_norm_eps": 1.2345678901234567e-06/' \
+      -e 's/"rope_theta": [^,]*/"rope_parameters": {"rope_type": "default", "rope_theta": 12345.678901}/' \
+      -e 's/"head_dim": [^,]*/"head_dim": null/' "$work/tiny/config.json" >"$work/config_odd.json"
+  seed 0 "$work/config_odd.json" config_odd
   python3 - "$work" <<'PY' || exit 1
 import json, struct, sys
 # A one-layer checkpoint small enough for a fuzz input: H 8, 2 / 1 heads, D 4, I 16, V 16.
