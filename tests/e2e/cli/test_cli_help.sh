@@ -4,7 +4,8 @@
 # and a letter its help does not list as a short option is refused as unknown (a long option's
 # code such as 'q' must not become an undocumented '-q'). 'layerdiff --help' names --version and
 # 'help CMD', which work. 'run' takes LAYERDIFF_PROBE_* as defaults that its options override,
-# also when LAYERDIFF_PROBES (not --probes) names the stream. Needs LD_BIN and LD_SRC (ctest).
+# also when LAYERDIFF_PROBES (not --probes) names the stream; a file as --model is one message.
+# Needs LD_BIN and LD_SRC (ctest).
 set -u
 bin=${LD_BIN:?LD_BIN is not set}
 src=${LD_SRC:?LD_SRC is not set}
@@ -105,6 +106,17 @@ check env-bad-value 2 "LAYERDIFF_PROBE_PAYLOAD" \
     env LAYERDIFF_PROBES=e3.jsonl LAYERDIFF_PROBE_PAYLOAD=most "$bin" run --model m --tokens 1
 check env-gz-named 2 "LAYERDIFF_PROBES" \
     env LAYERDIFF_PROBES=e4.jsonl.gz "$bin" run --model m --tokens 1 --tags embed
+
+# ---- run --model FILE: one message naming the problem (no note about its tokenizer first) ----
+out=$("$bin" run --model e1.jsonl --tokens 1 2>&1)
+rc=$?
+if [[ $rc != 2 || $out != "layerdiff run: e1.jsonl: not a directory"* ]]; then
+    echo "FAIL run-model-file: exit $rc, output:"
+    sed 's/^/    /' <<<"$out"
+    fails=$((fails + 1))
+else
+    echo "ok   run-model-file: $out"
+fi
 
 [[ $fails == 0 ]] || { echo "$fails check(s) failed"; exit 1; }
 echo "all checks passed"
