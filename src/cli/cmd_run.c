@@ -83,8 +83,9 @@ static void usage(void)
         "\n"
         "exit codes: 0 ok, 2 bad usage or input (the message names the file or option; a\n"
         "checkpoint truncated or rewritten during the run, the probe stream then ending with\n"
-        "an error end record; a feed of another model or prompt, or without a fed key), 3 a\n"
-        "feed cut short\n");
+        "an error end record; a feed of another model or prompt, or without a fed key; a step\n"
+        "with no finite logit to pick the next token from, without --follow), 3 a feed cut\n"
+        "short\n");
 }
 
 typedef struct progress_state {
