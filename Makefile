@@ -48,7 +48,7 @@ test: deps
 	$(MAKE) test-asan
 	$(MAKE) test-aarch64
 
-# aarch64 under qemu-user: about 2 minutes warm on 2 cores (cross build included), plus the
+# aarch64 under qemu-user: 45 s to 2 minutes on 2 shared cores (cross build included), plus the
 # packages on a fresh machine (deps-aarch64).
 test-aarch64: deps-aarch64
 	$(MAKE) build
