@@ -253,9 +253,9 @@ static int parse_option(compare_args *a, int c)
 /* Parses argv into a; returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, compare_args *a)
 {
-    /* Single-character values (with their short forms in shortopts) let ld_cli_getopt tell a
-     * missing value from an unknown option. */
-    static const char shortopts[] = "P:M:j:d:H:J:bqa:AF:k:c:h";
+    /* Only -h is a short option: the letters of the long ones are codes, not options --help
+     * lists ('-q' is an unknown option, not --quiet). */
+    static const char shortopts[] = "h";
     static const struct option longopts[] = {
         {"policy", required_argument, NULL, 'P'},
         {"map", required_argument, NULL, 'M'},

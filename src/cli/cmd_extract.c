@@ -105,7 +105,7 @@ static void report(const char *out, const char *name, const ld_probe *p, bool wi
 
 int ld_cmd_extract(int argc, char **argv)
 {
-    static const char shortopts[] = "o:h";
+    static const char shortopts[] = "h"; /* 'o' is --npy's code, not an option */
     static const struct option longopts[] = {
         {"npy", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},

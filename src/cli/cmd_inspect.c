@@ -85,7 +85,7 @@ static void print_probe(const ld_probe *p)
 
 int ld_cmd_inspect(int argc, char **argv)
 {
-    static const char shortopts[] = "sVm:h";
+    static const char shortopts[] = "h"; /* the other letters are codes, not options */
     static const struct option longopts[] = {
         {"summary", no_argument, NULL, 's'},
         {"no-verify", no_argument, NULL, 'V'},

@@ -83,8 +83,9 @@ static void usage(void)
         "\n"
         "exit codes: 0 ok, 2 bad usage or input (the message names the file or option; a\n"
         "checkpoint truncated or rewritten during the run, the probe stream then ending with\n"
-        "an error end record; a feed of another model or prompt, or without a fed key), 3 a\n"
-        "feed cut short\n");
+        "an error end record; a feed of another model or prompt, or without a fed key; a step\n"
+        "with no finite logit to pick the next token from, without --follow), 3 a feed cut\n"
+        "short\n");
 }
 
 typedef struct progress_state {
@@ -339,9 +340,6 @@ int ld_cmd_run(int argc, char **argv)
     if (ld_prompt_read(a.model_dir, a.tokens_arg, a.prompt_arg, a.prompt_file, &prompt,
                        &n_prompt, &text, &text_len, &tok, &err) != LD_OK)
         goto fail;
-    /* Only to show the tokens' text: a checkpoint without a usable one runs all the same. */
-    if (!tok && !a.quiet && ld_prompt_tokenizer(a.model_dir, NULL, &tok, &err) != LD_OK)
-        fprintf(stderr, "run: note: token text not shown: %s\n", err.msg);
     /* The fed tensors were computed on REF's decoded tokens: a fed run follows them too. */
     const char *follow_opt = a.follow_path ? "--follow" : "--feed";
     const char *follow_path = a.follow_path ? a.follow_path : a.feed_path;
@@ -356,6 +354,10 @@ int ld_cmd_run(int argc, char **argv)
         a.decode = 0;
     if (ld_model_open(&m, a.model_dir, &err) != LD_OK)
         goto fail;
+    /* Only to show the tokens' text: a checkpoint without a usable one runs all the same (looked
+     * for once the checkpoint opened, so that a bad --model gets one message, not two). */
+    if (!tok && !a.quiet && ld_prompt_tokenizer(a.model_dir, NULL, &tok, &err) != LD_OK)
+        fprintf(stderr, "run: note: token text not shown: %s\n", err.msg);
     /* Handled only while the run reads the mappings: the handler reads the model. */
     bus_model = m;
     struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old_sa;

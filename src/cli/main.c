@@ -29,8 +29,10 @@ static void usage(FILE *out)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s  %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
-            "\nRun 'layerdiff <command> --help' for the options of a command.\n\n"
-            "exit codes: 0 success / no divergence, 1 divergence found, 2 bad usage or input,\n"
+            "\nRun 'layerdiff <command> --help' (or 'layerdiff help <command>') for the options of\n"
+            "a command; 'layerdiff --version' prints the version and git revision.\n\n"
+            "exit codes: 0 success / no divergence, 1 divergence (or regression) found,\n"
+            "            2 bad usage or input,\n"
             "            3 comparison incomplete (stream cut short, keys missing, shapes differ)\n");
 }
 

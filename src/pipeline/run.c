@@ -106,7 +106,17 @@ static ld_status open_sink(const ld_run_options *o, const ld_run_info *info, ld_
         return ld_sink_open(sink, o->probes_path, o->sink_config ? o->sink_config : &defaults,
                             info, err);
     }
-    return o->probes_from_env ? ld_sink_open_env(sink, info, err) : LD_OK;
+    if (!o->probes_from_env)
+        return LD_OK;
+    if (!o->sink_config)
+        return ld_sink_open_env(sink, info, err);
+    /* LAYERDIFF_PROBES with the caller's configuration: 'layerdiff run --tags ... --payload full'
+     * narrows or fills the stream the variable names as it does one --probes names. */
+    if (!path || !*path)
+        return LD_OK;
+    if (ld_sink_open(sink, path, o->sink_config, info, err) != LD_OK)
+        return ld_error_prefix(err, "LAYERDIFF_PROBES");
+    return LD_OK;
 }
 
 /* Generates into an open sink and closes it: an error end record naming the last key when the

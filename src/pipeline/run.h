@@ -45,7 +45,8 @@ typedef struct ld_run_options {
     const char *implementation;    /* the header's name; NULL: "reference", "reference-emulated"
                                       or "cuda", from the backend and emulate */
     /* Where probes go: probes_path with sink_config (NULL: defaults); without a path,
-     * LAYERDIFF_PROBES when probes_from_env, else nowhere (probes off). */
+     * LAYERDIFF_PROBES when probes_from_env (with sink_config; NULL: the LAYERDIFF_PROBE_*
+     * variables), else nowhere (probes off). */
     const char *probes_path;
     const ld_sink_config *sink_config;
     bool probes_from_env;
