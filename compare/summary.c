@@ -223,7 +223,10 @@ static void describe_tokens(sbuf *s, const ld_compare_result *r)
             r->argmax_step, ld_cmp_token_words(r, t->ref_token, a, sizeof a),
             ld_cmp_token_words(r, t->cand_token, b, sizeof b));
     } else if (both) {
-        say(s, " Argmax tokens agree at all %zu steps.", both);
+        if (both == 1)
+            say(s, " Argmax tokens agree at the one step.");
+        else
+            say(s, " Argmax tokens agree at all %zu steps.", both);
     } else {
         say(s, " No argmax tokens to compare.");
     }

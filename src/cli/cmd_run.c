@@ -406,10 +406,13 @@ int ld_cmd_run(int argc, char **argv)
     bool ref = !strcmp(res.implementation, "reference") && ld_ref_kernel_path();
     if (!a.quiet)
         fprintf(stderr,
-                "run: %s%s%s%s, %zu prompt tokens + %d decode steps, %.2f s, %llu probes%s%s\n",
+                "run: %s%s%s%s, %zu prompt token%s + %d decode step%s, %.2f s, "
+                "%llu probe%s%s%s\n",
                 res.implementation, ref ? " (" : "", ref ? ld_ref_kernel_path() : "",
-                ref ? " kernels)" : "", n_prompt, a.decode, ld_seconds() - ps.start,
-                (unsigned long long)res.n_probes, a.probes_path ? " -> " : "",
+                ref ? " kernels)" : "", n_prompt, n_prompt == 1 ? "" : "s", a.decode,
+                a.decode == 1 ? "" : "s", ld_seconds() - ps.start,
+                (unsigned long long)res.n_probes, res.n_probes == 1 ? "" : "s",
+                a.probes_path ? " -> " : "",
                 a.probes_path ? a.probes_path : "");
     rc = LD_EXIT_OK;
     goto done;

@@ -42,6 +42,9 @@ else echo "FAIL same-as-tokens: '$a' != '$b'"; fails=$((fails + 1)); fi
 check tokens-text 0 "run: tokens: " "$bin" run --model "$m" --tokens 302,317 --decode 1
 check tokens-none 0 "run: tokens: -1 (no finite logit)" \
     "$bin" run --model "$m" --tokens 302,317 --inject nan=final_norm
+check one-each 0 ", 1 prompt token + 1 decode step, " "$bin" run --model "$m" --tokens 302 --decode 1
+"$bin" run --model "$m" --tokens 302 --quiet --probes "$tmp/one.jsonl" >/dev/null
+check one-step 0 "Argmax tokens agree at the one step." "$bin" compare "$tmp/one.jsonl" "$tmp/one.jsonl"
 # The text from standard input ('-'), a pipe and a process substitution: the same tokens.
 c=$("$bin" run --model "$m" --prompt-file - --decode 2 --quiet <"$tmp/prompt.txt")
 d=$(cat "$tmp/prompt.txt" | "$bin" run --model "$m" --prompt-file /dev/stdin --decode 2 --quiet)
