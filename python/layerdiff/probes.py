@@ -299,20 +299,26 @@ class Sink:
             raise ProbeError(f"encoding '{encoding}' is unknown", "usage")
         if not 1 <= zlib_level <= 9:
             raise ProbeError(f"zlib level {zlib_level} is outside 1..9", "usage")
-        if not 1 <= len(implementation.encode()) <= 255:
-            raise ProbeError("implementation must be 1 to 255 bytes", "usage")
+        if not isinstance(implementation, str) or not 1 <= len(_utf8(implementation,
+                                                                      "implementation")) <= 255:
+            raise ProbeError("implementation must be a str of 1 to 255 bytes", "usage")
         if not isinstance(backend, dict) or not isinstance(model, dict):
             raise ProbeError("backend and model must be dicts (JSON objects)", "usage")
-        tokens = [int(t) for t in tokens]
-        if any(t < 0 for t in tokens) or int(decode_steps) < 0:
-            raise ProbeError("tokens and decode_steps must not be negative", "usage")
+        tokens = [_index(t, "tokens[]", 0, _INT31) for t in tokens]
+        decode_steps = _index(decode_steps, "decode_steps", 0, _INT31)
         if text is not None and not isinstance(text, str):
             raise ProbeError("text must be a str (the prompt as text) or None", "usage")
+        faults = list(faults)
+        if not all(isinstance(f, str) for f in faults):
+            raise ProbeError("faults must be strs", "usage")
+        for name, value in (("tags", tags), ("layers", layers), ("steps", steps)):
+            if value is not None and not isinstance(value, str):
+                raise ProbeError(f"{name} must be a str such as '0-3,8' or None", "usage")
         self.name, self.payload, self.encoding = path, payload, encoding
         self.zlib_level = zlib_level
         self._keys = KeyFilter(tags, layers, steps)
-        self.count, self.last_key = 0, ""
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self.count, self.last_key, self._written, self._failed = 0, "", set(), None
+        self._fd = None
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         # The filter (as the C writer writes it): which keys this stream can never hold, so that a
         # comparator does not keep the other stream's records of those keys waiting.
@@ -324,30 +330,59 @@ class Sink:
             '{"record":"header","format":"%s","version":%d,"implementation":%s,"backend":%s,'
             '"model":%s,"input":{"tokens":[%s]%s,"decode_steps":%d},"faults":[%s]%s,'
             '"created":"%s","tool":{"name":"layerdiff","version":%s,"git":"python"}}\n' % (
-                FORMAT, VERSION, _json_string(implementation), _compact(backend), _compact(model),
-                ",".join(map(str, tokens)),
-                "" if text is None else ',"text":' + _json_string(text), int(decode_steps),
+                FORMAT, VERSION, _json_string(implementation), _compact(backend, "backend"),
+                _compact(model, "model"), ",".join(map(str, tokens)),
+                "" if text is None else ',"text":' + _json_string(text), decode_steps,
                 ",".join(_json_string(f) for f in faults), filt, created,
                 _json_string(__version__ + " (python)")))
-        self._write(header, "header")
+        header = _utf8(header, "the header (implementation, text, faults, backend, model)")
+        # Everything is checked before the file is touched: a refused sink leaves it as it was.
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise ProbeError(f"{path}: is a directory, not a probe file", "usage")
+        if st is not None and (st.st_dev, st.st_ino) in _READING.values():
+            raise ProbeError(f"{path}: is a stream this process is reading (a Reader or Feed has "
+                             "it open): writing it would destroy it", "usage")
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise ProbeError(f"{path}: cannot open for writing: {e.strerror}", "io") from e
+        try:
+            self._write(header, "header")
+        except ProbeError:
+            os.close(self._fd)
+            self._fd = None
+            raise
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if self._fd is not None:
-            self.close(ok=exc is None, message=None if exc is None else f"{exc_type.__name__}: "
-                       f"{exc}")
+        if self._fd is None:
+            return
+        if exc is None:
+            self.close()
+            return
+        try:  # the exception in flight is the one to see, not a failed end record
+            self.close(ok=False, message=f"{exc_type.__name__}: {exc}")
+        except ProbeError:
+            pass
 
-    def _write(self, text, what):
-        data = text.encode()
+    def _write(self, data, what):
+        if isinstance(data, str):
+            data = _utf8(data, f"the {what} record")
         done = 0
         try:
             while done < len(data):
                 done += os.write(self._fd, data[done:])
         except OSError as e:
-            raise ProbeError(f"{self.name}: write failed after {done} of {len(data)} bytes of the "
-                             f"{what} record: {e.strerror}", "io") from e
+            # Sticky, as the C sink: the file now ends inside a record, so nothing more is written.
+            self._failed = ProbeError(f"{self.name}: write failed after {done} of {len(data)} "
+                                      f"bytes of the {what} record: {e.strerror}", "io")
+            raise self._failed from e
 
     def wants(self, step, layer, tag):
         """Whether a probe of this key would be written: decide before copying anything."""
@@ -358,8 +393,12 @@ class Sink:
         return self.payload == "full"
 
     def _check_key(self, step, layer, tag):
+        if self._failed is not None:
+            raise self._failed
         if self._fd is None:
             raise ProbeError(f"{self.name}: the sink is closed", "usage")
+        step = _index(step, "step", 0, _INT31)
+        layer = None if layer is None else _index(layer, "layer", 0, _INT31)
         if not isinstance(tag, str) or not _TAG_RE.match(tag):
             raise ProbeError(f"{self.name}: bad tag name '{str(tag)[:64]}' (1 to 128 characters "
                              "of A-Z a-z 0-9 _ . : / + -)", "usage")
@@ -377,6 +416,9 @@ class Sink:
         self._check_key(step, layer, tag)
         if not self.wants(step, layer, tag):
             return
+        if dtype is not None and dtype not in DTYPES:
+            raise ProbeError(f"{self.name}: {tag}: dtype {dtype!r} is not f32, bf16 or f16",
+                             "usage")
         dtype = dtype or _dtype_of(array)
         raw = _raw_of(array, dtype)
         vals = to_f32(raw, dtype)
@@ -390,14 +432,31 @@ class Sink:
         self._check_key(step, layer, tag)
         if not self.wants(step, layer, tag):
             return
-        numel = math.prod(int(d) for d in shape)  # Python ints: no overflow
+        numel = math.prod(_index(d, "shape[]", 0, _SAFE_INT) for d in shape)  # no overflow
+        if not isinstance(stats, dict) or not all(k in stats for k in _STAT_NAMES + ("nan",
+                                                                                     "inf")):
+            raise ProbeError(f"{self.name}: {tag}: stats must be a dict of min, max, mean, std, "
+                             "l2, absmax, nan and inf", "usage")
+        stats = dict(stats, nan=_index(stats["nan"], "stats nan", 0, _SAFE_INT),
+                     inf=_index(stats["inf"], "stats inf", 0, _SAFE_INT))
+        head = list(head)
+        if len(head) != min(numel, HEAD_COUNT):
+            raise ProbeError(f"{self.name}: {tag}: head has {len(head)} values, expected "
+                             f"{min(numel, HEAD_COUNT)} (the first min(16, numel))", "usage")
+        if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ProbeError(f"{self.name}: {tag}: data must be bytes (the raw little-endian "
+                             f"elements), not {type(data).__name__}", "usage")
         if stats["nan"] > numel or stats["inf"] > numel - stats["nan"]:
             raise ProbeError(f"{self.name}: {tag}: stats count {stats['nan']} NaN and "
                              f"{stats['inf']} Inf in {numel} elements", "usage")
         self._emit(step, layer, tag, pos0, dtype, shape, stats, head, data)
 
     def _emit(self, step, layer, tag, pos0, dtype, shape, stats, head, raw):
-        shape = [int(d) for d in shape]
+        shape = [_index(d, "shape[]", 0, _SAFE_INT) for d in shape]
+        pos0 = _index(pos0, "pos0", 0, _SAFE_INT)
+        key = key_name(step, layer, tag)
+        if key in self._written:  # layerdiff inspect and compare refuse a key twice
+            raise ProbeError(f"{self.name}: probe {key} was already written", "usage")
         if not 1 <= len(shape) <= MAX_NDIM or any(d < 0 for d in shape):
             raise ProbeError(f"{self.name}: {tag}: shape {shape} is not 1 to 4 non-negative "
                              "dimensions", "usage")
@@ -427,16 +486,24 @@ class Sink:
                 self.encoding, dtype, encode_payload(raw, dtype, self.encoding, self.zlib_level),
                 zlib.crc32(raw)))
         parts.append("}\n")
-        key = key_name(step, layer, tag)
         self._write("".join(parts), "probe " + key)
         self.count += 1
         self.last_key = key
+        self._written.add(key)
 
     def close(self, *, tokens=(), decoded=(), ok=True, message=None):
         """Writes the end record: status, probe count, the argmax token of every step (-1 for
         none), the tokens fed to decode steps, last_key; then closes the file."""
         if self._fd is None:
             return
+        if self._failed is not None:  # the file ends inside a record: no end record after it
+            os.close(self._fd)
+            self._fd = None
+            raise self._failed
+        tokens = [_index(t, "end tokens[]", -1, _INT31) for t in tokens]
+        decoded = [_index(t, "decoded[]", 0, _INT31) for t in decoded]
+        if message is not None:  # an exception's text: any str, made valid UTF-8 without NULs
+            message = str(message).encode("utf-8", "replace").decode("utf-8").replace("\0", "?")
         rec = '{"record":"end","status":"%s","probes":%d,"tokens":[%s],"decoded":[%s],' \
               '"last_key":%s' % ("ok" if ok else "error", self.count,
                                  ",".join(str(int(t)) for t in tokens),
@@ -452,8 +519,29 @@ class Sink:
             self._fd = None
 
 
-def _compact(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def _compact(obj, what):
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ProbeError(f"{what} is not JSON (strs, finite numbers, bools, None, lists and "
+                         f"dicts with str keys): {e}", "usage") from e
+
+
+def _utf8(text, what):
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ProbeError(f"{what}: not valid UTF-8 text ({e.reason} at {e.start}: a lone "
+                         "surrogate, such as a byte decoded with surrogateescape)", "usage") from e
+
+
+def _index(v, what, lo, hi):
+    """An integer argument (int or numpy integer, not bool or float) within [lo, hi]."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ProbeError(f"{what} must be an integer, not {type(v).__name__} {v!r}"[:200], "usage")
+    if not lo <= int(v) <= hi:
+        raise ProbeError(f"{what} = {int(v)} is outside [{lo}, {hi}]", "usage")
+    return int(v)
 
 
 def open_env(**run):

@@ -531,6 +531,100 @@ def test_reader_inputs(d):
         w.wait()
 
 
+def test_sink_refusals(d):
+    """Sink arguments that would write a stream the readers refuse, or destroy a file, are
+    refused (kind usage) before the file is touched; a failed write stays failed."""
+    run = dict(implementation="x", backend={}, model={}, tokens=[1], decode_steps=0)
+    full = os.path.join(d, "full_base64.jsonl")
+    before = open(full, "rb").read()
+    with probes.Feed(full) as feed:  # the feed's own stream as the output
+        expect_error("sink on the feed's stream", "usage", "is a stream this process is reading",
+                     probes.Sink, full, **run)
+        link = os.path.join(d, "link_to_feed.jsonl")
+        os.symlink(full, link)
+        expect_error("sink on a link to it", "usage", "is a stream this process is reading",
+                     probes.Sink, link, **run)
+        check(feed.get(0, None, "embed").shape == (4, 8), "the feed still reads")
+    check(open(full, "rb").read() == before, "the feed's stream is untouched")
+    expect_error("sink on a directory", "usage", f"{d}: is a directory", probes.Sink, d, **run)
+    out = os.path.join(d, "kept.jsonl")
+    with open(out, "wb") as f:
+        f.write(b"precious")
+    for what, kw, msg in (
+            ("NaN in backend", dict(run, backend={"x": float("nan")}), "backend is not JSON"),
+            ("an object in model", dict(run, model={"x": object()}), "model is not JSON"),
+            ("a lone surrogate", dict(run, text="caf\udce9"), "not valid UTF-8"),
+            ("implementation not a str", dict(run, implementation=5), "implementation must be"),
+            ("a float token", dict(run, tokens=[1.7]), "tokens[] must be an integer"),
+            ("a token over int32", dict(run, tokens=[2**31]), "outside [0, 2147483647]"),
+            ("decode_steps a str", dict(run, decode_steps="3"), "decode_steps must be an int"),
+            ("layers an int", dict(run, layers=3), "layers must be a str"),
+            ("a fault not a str", dict(run, faults=[1]), "faults must be strs")):
+        expect_error(what, "usage", msg, probes.Sink, out, **kw)
+    check(open(out, "rb").read() == b"precious", "a refused sink leaves its file as it was")
+    with probes.Sink(out, payload="full", **run) as sink:
+        x = np.ones((2, 3), np.float32)
+        for what, args, kw, msg in (
+                ("a float step", (0.5, None, "embed", x), {}, "step must be an integer"),
+                ("step over int32", (2**31, 0, "q_norm", x), {}, "outside [0, 2147483647]"),
+                ("a scalar", (0, None, "embed", np.float32(1)), {}, "is not 1 to 4"),
+                ("five dims", (0, None, "embed", np.ones((1,) * 5, np.float32)), {},
+                 "is not 1 to 4"),
+                ("float64", (0, None, "embed", x.astype(np.float64)), {}, "float64"),
+                ("bf16 of floats", (0, None, "embed", x), {"dtype": "bf16"}, "uint16 bit"),
+                ("dtype f64", (0, None, "embed", x), {"dtype": "f64"}, "dtype 'f64' is not"),
+                ("a bad tag", (0, None, "q norm", x), {}, "bad tag name"),
+                ("layer on a model-level tag", (0, 1, "logits", x), {}, "model-level tag"),
+                ("a float pos0", (0, None, "embed", x), {"pos0": 1.5}, "pos0 must be an")):
+            expect_error(what, "usage", msg, sink.emit, *args, **kw)
+        x[0, 1] = np.nan
+        sink.emit(0, None, "embed", x)
+        expect_error("a key twice", "usage", "probe S0.embed was already written",
+                     sink.emit, 0, None, "embed", x)
+        pre = dict(shape=(2, 3), dtype="f32", stats=probes.compute_stats(x), head=list(x.ravel()))
+        for what, kw, msg in (
+                ("a short head", dict(pre, head=[1.0]), "head has 1 values, expected 6"),
+                ("stats without nan", dict(pre, stats={"min": 1}), "stats must be a dict"),
+                ("data an int", dict(pre, data=24), "data must be bytes"),
+                ("more NaN than elements", dict(pre, stats=dict(pre["stats"], nan=7)),
+                 "stats count 7 NaN")):
+            expect_error(what, "usage", msg, sink.emit_precomputed, 0, 0, "q_proj", **kw)
+    s = probes.Stream(out)
+    check([p.key for p in s.probes] == ["S0.embed"] and s.end["status"] == "ok" and
+          s.probes[0].stats["nan"] == 1, "refused emits leave the sink usable")
+    expect_error("emit after close", "usage", "the sink is closed", sink.emit, 1, None, "embed",
+                 x)
+    # a write that fails (the file size limit) stays failed: no record after the cut one
+    code = ("import resource, sys, numpy as np; sys.path.insert(0, sys.argv[2]);"
+            "from layerdiff import probes;"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000));"
+            "s = probes.Sink(sys.argv[1], implementation='k', backend={}, model={}, tokens=[1],"
+            " decode_steps=0, payload='full')\n"
+            "for i, k in enumerate(('first', 'again', 'close')):\n"
+            "    try:\n"
+            "        s.emit(0, None, 'embed', np.ones(400, np.float32)) if i < 2 else s.close()\n"
+            "    except probes.ProbeError as e: print(k, e.kind, e)\n")
+    cut = os.path.join(d, "efbig.jsonl")
+    r = subprocess.run([sys.executable, "-c", code, cut, os.path.join(os.environ["LD_SRC"],
+                                                                      "python")],
+                       capture_output=True, text=True)
+    got = r.stdout.splitlines()
+    check(len(got) == 3 and all(g.startswith(k + " io ") and "write failed after" in g
+                                for g, k in zip(got, ("first", "again", "close"))) and
+          inspect(cut).returncode == 3,
+          f"a failed write is sticky: {r.stdout} {r.stderr[-300:]}")
+    # an exception inside the block writes an error end record; a message of any text is valid
+    out2 = os.path.join(d, "error_end_py.jsonl")
+    try:
+        with probes.Sink(out2, **run):
+            raise RuntimeError("bad byte \udcff and a NUL \0")
+    except RuntimeError:
+        pass
+    r = inspect(out2)
+    check(r.returncode == 3 and probes.Stream(out2).end["status"] == "error",
+          f"error end record with an odd message: {r.returncode} {r.stderr}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
         test_reads_c_streams(d)
@@ -543,6 +637,7 @@ def main():
         test_feed(d)
         test_hostile_streams(d)
         test_reader_inputs(d)
+        test_sink_refusals(d)
     return finish()
 
 

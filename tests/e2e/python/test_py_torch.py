@@ -24,8 +24,6 @@ from checks import check, finish  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=os.path.join(SRC, "python"), HF_HUB_OFFLINE="1",
            TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-failures = []
-
 # q_norm over 16-element blocks instead of the whole head, as the fused-kernel bug of the seeds.
 PLANT = """
 import sys, torch, runpy
@@ -46,12 +44,6 @@ m.Qwen3Attention.__init__ = init
 sys.argv = ["layerdiff.hf"] + sys.argv[1:]
 runpy.run_module("layerdiff.hf", run_name="__main__")
 """
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def sh(args, **kw):
