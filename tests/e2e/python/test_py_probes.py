@@ -625,6 +625,26 @@ def test_sink_refusals(d):
           f"error end record with an odd message: {r.returncode} {r.stderr}")
 
 
+def test_docs_example(d):
+    """docs/python.md's layerdiff.probes example runs as written and writes a stream that
+    `layerdiff inspect` reads."""
+    text = open(os.path.join(os.environ["LD_SRC"], "docs", "python.md")).read()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+              if "from layerdiff import probes\n" in b and "probes.Sink(" in b]
+    check(len(blocks) == 1, f"docs/python.md: one probes example, found {len(blocks)}")
+    if len(blocks) != 1:
+        return
+    r = subprocess.run([sys.executable, "-c", blocks[0]], cwd=d, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=os.path.join(os.environ["LD_SRC"],
+                                                                    "python")))
+    out = os.path.join(d, "out.jsonl")
+    check(r.returncode == 0 and r.stdout.split() == ["S0.L3.q_norm", "8.0", "(2,", "4,", "8)",
+                                                     "S0.logits", r.stdout.split()[6], "(2,",
+                                                     "16)"]
+          and inspect(out).returncode == 0,
+          f"docs example: exit {r.returncode} {r.stdout} {r.stderr[-500:]}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
         test_reads_c_streams(d)
@@ -638,6 +658,7 @@ def main():
         test_hostile_streams(d)
         test_reader_inputs(d)
         test_sink_refusals(d)
+        test_docs_example(d)
     return finish()
 
 
