@@ -141,6 +141,44 @@ def main():
                 os.path.join(d, "x.jsonl")])
         check(r.returncode == 2 and "missing: lm_head.weight" in r.stderr,
               f"untied without lm_head: exit {r.returncode}: {r.stderr[-400:]}")
+        # configs that are not Qwen3's, or lack what sizes the model, are refused by name (else
+        # transformers would build its default sizes, or a Qwen3 of another model's weights)
+        for what, edit, msg in (
+                ("llama", {"model_type": "llama", "architectures": ["LlamaForCausalLM"]},
+                 "model_type 'llama', architectures LlamaForCausalLM: only Qwen3"),
+                ("no hidden_size", {"hidden_size": None}, "hidden_size is missing"),
+                ("no rms_norm_eps", {"rms_norm_eps": None}, "rms_norm_eps is missing"),
+                ("no rope_theta", {"rope_theta": None, "rope_parameters": None},
+                 "rope_theta is missing"),
+                ("a list", [], "the model config is not a JSON object")):
+            bad = os.path.join(d, "cfg-" + what.replace(" ", "_"))
+            shutil.copytree(os.path.join(d, "tiny--tied"), bad)
+            cfg = json.load(open(os.path.join(bad, "config.json")))
+            if isinstance(edit, dict):
+                cfg.update(edit)
+                cfg = {k: v for k, v in cfg.items() if v is not None}
+            else:
+                cfg = edit
+            json.dump(cfg, open(os.path.join(bad, "config.json"), "w"))
+            r = sh([VPY, "-m", "layerdiff.hf", bad, "--follow", ref, "--probes",
+                    os.path.join(d, "x.jsonl")])
+            check(r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr,
+                  f"config {what}: exit {r.returncode}: {r.stderr[-400:]}")
+        # --probes naming the followed stream (here through a link) would destroy it
+        link = os.path.join(d, "ref-link.jsonl")
+        os.symlink(ref, link)
+        before = open(ref, "rb").read()
+        r = sh([VPY, "-m", "layerdiff.hf", m, "--follow", ref, "--probes", link])
+        check(r.returncode == 2 and "is the followed stream" in r.stderr and
+              open(ref, "rb").read() == before, f"--probes = --follow: exit {r.returncode}: "
+              f"{r.stderr[-300:]}")
+        # no tokenizer is needed: the ids come from the followed stream
+        notok = os.path.join(d, "no-tokenizer")
+        shutil.copytree(m, notok)
+        os.remove(os.path.join(notok, "tokenizer.json"))
+        r = sh([VPY, "-m", "layerdiff.hf", notok, "--follow", ref, "--probes",
+                os.path.join(d, "notok.jsonl")])
+        check(r.returncode == 0, f"a checkpoint without tokenizer.json: {r.stderr[-300:]}")
         # the example of docs/python.md: a user's own model through a tag map, read by inspect
         toy = os.path.join(d, "toy.jsonl")
         r = sh([VPY, os.path.join(SRC, "examples", "python", "probe_my_model.py"), toy])
