@@ -45,6 +45,28 @@ sys.argv = ["layerdiff.hf"] + sys.argv[1:]
 runpy.run_module("layerdiff.hf", run_name="__main__")
 """
 
+# capture() with a tag map that matches nothing (the Qwen3 map on another model), a bad row, a
+# per-layer tag without its layer group, a bad regex, a rope function that does not exist.
+MAPS = """
+import sys, torch
+from layerdiff import probes
+from layerdiff.torch import capture
+model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+for what, kw in (("matches none", {}), ("row", {"tag_map": [("0", "embed")]}),
+                 ("group", {"tag_map": [("0", "q_proj", "out")], "rope": None}),
+                 ("regex", {"tag_map": [("(", "x", "out")], "rope": None}),
+                 ("rope", {"tag_map": [("0", "x", "out")], "rope": ("math", "nope", "0")})):
+    try:
+        with capture(model, sys.argv[1], tokens=[1], decode_steps=0, **kw):
+            pass
+        print("accepted", what)
+    except probes.ProbeError as e:
+        ok = e.kind == "usage" and {"matches none": "matches none of the model's 2 modules",
+              "row": "is not (regex, tag", "group": "must have a group", "regex": "regex",
+              "rope": "rope=None"}[what] in str(e)
+        print("ok" if ok else f"{what}: {e}")
+"""
+
 
 def sh(args, **kw):
     return subprocess.run(args, capture_output=True, text=True, env=ENV, **kw)
@@ -188,6 +210,11 @@ def main():
               keys[:3] == ["S0.embed", "S0.L0.mlp_norm", "S0.L0.up_proj"] and
               keys[-1] == "S2.logits", f"example: exit {r.returncode}/{i.returncode} {keys[:4]} "
               f"{r.stderr[-300:]}{i.stderr[-300:]}")
+        # tag maps that cannot work are refused before the output file is created
+        r = sh([VPY, "-c", MAPS, os.path.join(d, "maps.jsonl")])
+        check(r.returncode == 0 and r.stdout.split() == ["ok"] * 5 and
+              not os.path.exists(os.path.join(d, "maps.jsonl")),
+              f"tag map refusals: {r.stdout} {r.stderr[-600:]}")
         # a cut-short followed stream is exit 3
         cut = os.path.join(d, "cut.jsonl")
         with open(ref, "rb") as f, open(cut, "wb") as g:
