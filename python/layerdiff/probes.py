@@ -80,10 +80,16 @@ def format_double(v):
     return "%.17g" % v
 
 
+_C_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_C_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
 def _json_string(s):
-    # json.dumps escapes like ld_json_put_string for valid UTF-8, except that C writes non-ASCII
-    # characters raw: ensure_ascii=False keeps them raw too.
-    return json.dumps(s, ensure_ascii=False)
+    """s as ld_json_put_string (common/json_out.c) writes it: " \\ \\n \\t \\r escaped so,
+    the other control characters as \\u00xx (json.dumps writes \\b and \\f), everything else
+    raw, non-ASCII included."""
+    return '"' + _C_ESCAPED.sub(lambda m: _C_ESCAPES.get(m.group(0)) or
+                                "\\u%04x" % ord(m.group(0)), s) + '"'
 
 
 # ---- statistics, in stats.c's order ------------------------------------------------------------
@@ -520,8 +526,12 @@ class Sink:
 
 
 def _compact(obj, what):
+    """obj as compact JSON, its strings escaped as the C writer escapes them."""
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # every backslash of json.dumps' output starts an escape: \\b and \\f become \\u00xx
+        return re.sub(r"\\(u[0-9a-f]{4}|.)", lambda m: {"b": "\\u0008", "f": "\\u000c"}.get(
+            m.group(1), m.group(0)), text)
     except (TypeError, ValueError) as e:
         raise ProbeError(f"{what} is not JSON (strs, finite numbers, bools, None, lists and "
                          f"dicts with str keys): {e}", "usage") from e

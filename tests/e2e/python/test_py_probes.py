@@ -80,10 +80,11 @@ def test_reads_c_streams(d):
 
 def test_text_prompt_header(d):
     """A stream of a text prompt (run --prompt): the Python Sink writes the header's input.text as
-    the C writer does (quotes, a backslash, a newline, non-ASCII), and the reader gives it back."""
+    the C writer does (quotes, a backslash, control characters, \\b and \\f as \\u00xx, DEL,
+    non-ASCII), and the reader gives it back."""
     m = os.path.join(d, "tiny")
     subprocess.run([LD_BIN, "gen-model", m], check=True, capture_output=True)
-    text = 'Hi "there"\\ 123\nnaïve 日本'
+    text = 'Hi "there"\\ 123\nnaïve 日本 \x01\x08\x0c\r\t\x1f\x7f\u2028 \U0001F600'
     src, dst = os.path.join(d, "text.jsonl"), os.path.join(d, "text_py.jsonl")
     subprocess.run([LD_BIN, "run", "--model", m, "--prompt", text, "--decode", "1", "--probes",
                     src, "--quiet"], check=True, capture_output=True)
