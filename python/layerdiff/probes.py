@@ -33,7 +33,8 @@ TAG_ORDER = {name: i for i, (name, _) in enumerate(TAGS)}
 PER_LAYER = dict(TAGS)
 _TAG_RE = re.compile(r"[A-Za-z0-9_.:/+-]{1,128}\Z")
 _GLOB_RE = re.compile(r"[A-Za-z0-9_.:/+*?-]{1,128}\Z")
-_INT_RE = re.compile(r"[0-9]{1,10}\Z")
+_INT_RE = re.compile(r"\+?[0-9]+\Z")  # as the C parser's strtoll: an optional +, decimal digits
+_RANGES_MAX = 64
 # stats.c sums in fixed chunks of this many elements, eight interleaved lanes per chunk.
 _CHUNK, _LANES = 8192, 8
 
@@ -213,7 +214,13 @@ def parse_ranges(text, what):
     if not text:
         return None
     out = []
-    for item in text.split(","):
+    items = text.split(",")
+    if len(items) > _RANGES_MAX:  # as common/util.c's ld_ranges_parse, which reads the header
+        raise ProbeError(f"{what}: bad range list '{text[:200]}': more than {_RANGES_MAX} items",
+                         "usage")
+    for item in items:
+        if len(item) >= 48:
+            raise ProbeError(f"{what}: bad range list '{text[:200]}': a too long item", "usage")
         lo, dash, hi = item.partition("-")
         if not _INT_RE.match(lo) or (dash and hi and not _INT_RE.match(hi)):
             raise ProbeError(f"{what}: bad range '{item}' in '{text}'", "usage")

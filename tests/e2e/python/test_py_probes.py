@@ -649,6 +649,29 @@ def test_docs_example(d):
           f"docs example: exit {r.returncode} {r.stdout} {r.stderr[-500:]}")
 
 
+def test_ranges_match_c(d):
+    """LAYERDIFF_PROBE_LAYERS/_STEPS values: the Python sink accepts exactly what the C parser
+    does (`layerdiff run --layers`), so a filter the Python sink writes into a header is one the
+    C reader takes (65 items were accepted and made the stream unreadable)."""
+    m = os.path.join(d, "tiny")  # test_text_prompt_header's checkpoint
+    many = ",".join(str(i) for i in range(65))
+    for v in ("3", "03", "+3", " 3", "3 ", "1-", "-3", "3-3", "3-1", "0000000000003",
+              "2147483647", "2147483648", "1,,2", ",", "1,", "1-2-3", "\u0661", many[:-3],
+              many, "1" * 48):
+        try:
+            probes.parse_ranges(v, "layers")
+            py = True
+        except probes.ProbeError as e:
+            py = False
+            check(e.kind == "usage" and "layers" in str(e), f"ranges {v!r}: {e}")
+        r = subprocess.run([LD_BIN, "run", "--model", m, "--tokens", "1", "--layers", v,
+                            "--probes", os.path.join(d, "ranges.jsonl"), "--quiet"],
+                           capture_output=True, text=True)
+        check(py == (r.returncode == 0), f"ranges {v[:40]!r}: Python "
+              f"{'accepts' if py else 'refuses'}, layerdiff run exit {r.returncode} "
+              f"{r.stderr[-200:]}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
         test_reads_c_streams(d)
@@ -663,6 +686,7 @@ def main():
         test_reader_inputs(d)
         test_sink_refusals(d)
         test_docs_example(d)
+        test_ranges_match_c(d)
     return finish()
 
 
