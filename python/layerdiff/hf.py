@@ -18,6 +18,11 @@ CONFIG_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num
                  "head_dim", "intermediate_size", "vocab_size", "max_position_embeddings",
                  "rms_norm_eps", "rope_theta", "tie_word_embeddings")
 
+# What layerdiff's own config reader requires (model/config.c): without them transformers would
+# build a model of its default sizes.
+REQUIRED_INTS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                 "intermediate_size", "vocab_size", "max_position_embeddings")
+
 
 class RunError(Exception):
     def __init__(self, msg, code=USAGE_EXIT):
@@ -57,8 +62,30 @@ def model_info(model_dir):
             cfg = json.load(f)
     except (OSError, ValueError) as e:
         raise RunError(f"{path}: cannot read the model config: {e}") from e
-    archs = cfg.get("architectures") or ["?"]
-    info = {"architecture": archs[0]}
+    if not isinstance(cfg, dict):
+        raise RunError(f"{path}: the model config is not a JSON object")
+    archs = cfg.get("architectures")
+    if not isinstance(archs, list) or not archs or not all(isinstance(a, str) for a in archs):
+        raise RunError(f"{path}: architectures is missing or not a list of names")
+    if cfg.get("model_type") != "qwen3" or "Qwen3ForCausalLM" not in archs:
+        raise RunError(f"{path}: model_type {cfg.get('model_type')!r}, architectures "
+                       f"{', '.join(archs)[:200]}: only Qwen3 (model_type 'qwen3', "
+                       "Qwen3ForCausalLM) runs here; capture other models with "
+                       "layerdiff.torch.capture and a tag map of your own")
+    for k in REQUIRED_INTS:  # transformers would put its own defaults in their place
+        v = cfg.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise RunError(f"{path}: {k} is {'missing' if k not in cfg else repr(v)}, expected a "
+                           "positive integer")
+    eps = cfg.get("rms_norm_eps")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise RunError(f"{path}: rms_norm_eps is {'missing' if eps is None else repr(eps)}, "
+                       "expected a positive number")
+    rope = cfg.get("rope_parameters")
+    if "rope_theta" not in cfg and not (isinstance(rope, dict) and "rope_theta" in rope):
+        raise RunError(f"{path}: rope_theta is missing (neither top-level nor in "
+                       "rope_parameters)")
+    info = {"architecture": "Qwen3ForCausalLM"}
     info.update({k: cfg[k] for k in CONFIG_FIELDS if k in cfg})
     return info
 
@@ -72,8 +99,9 @@ def load_model(model_dir, dtype, device, attn):
     try:
         model, info = transformers.Qwen3ForCausalLM.from_pretrained(
             model_dir, dtype=tdtype, attn_implementation=attn, output_loading_info=True)
-    except (OSError, ValueError) as e:
-        raise RunError(f"{model_dir}: transformers cannot load the checkpoint: {e}") from e
+    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: tensors of other sizes
+        raise RunError(f"{model_dir}: transformers cannot load the checkpoint: "
+                       f"{str(e)[:2000]}") from e
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
     missing = [k for k in info.get("missing_keys", [])
                if not (tied and k == "lm_head.weight")]
@@ -115,6 +143,13 @@ def run(model, tokens, decode_steps, decoded, cap):
     return argmax
 
 
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python -m layerdiff.hf",
@@ -137,6 +172,9 @@ def main(argv=None):
     ap.add_argument("--encoding", choices=probes.ENCODINGS, help="payload encoding")
     args = ap.parse_args(argv)
     try:
+        if _same_file(args.probes, args.follow):
+            raise RunError(f"--probes {args.probes} is the followed stream --follow "
+                           f"{args.follow}: writing it would destroy it")
         tokens, steps, decoded, text = read_follow(args.follow)
         info = model_info(args.model_dir)
         try:

@@ -5,11 +5,11 @@ capture of a model (layerdiff.torch) nor the comparator (the layerdiff command).
 import base64
 import datetime
 import fnmatch
-import gzip
 import json
 import math
 import os
 import re
+import stat
 import zlib
 
 import numpy as np
@@ -33,7 +33,8 @@ TAG_ORDER = {name: i for i, (name, _) in enumerate(TAGS)}
 PER_LAYER = dict(TAGS)
 _TAG_RE = re.compile(r"[A-Za-z0-9_.:/+-]{1,128}\Z")
 _GLOB_RE = re.compile(r"[A-Za-z0-9_.:/+*?-]{1,128}\Z")
-_INT_RE = re.compile(r"[0-9]{1,10}\Z")
+_INT_RE = re.compile(r"\+?[0-9]+\Z")  # as the C parser's strtoll: an optional +, decimal digits
+_RANGES_MAX = 64
 # stats.c sums in fixed chunks of this many elements, eight interleaved lanes per chunk.
 _CHUNK, _LANES = 8192, 8
 
@@ -80,10 +81,16 @@ def format_double(v):
     return "%.17g" % v
 
 
+_C_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_C_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
 def _json_string(s):
-    # json.dumps escapes like ld_json_put_string for valid UTF-8, except that C writes non-ASCII
-    # characters raw: ensure_ascii=False keeps them raw too.
-    return json.dumps(s, ensure_ascii=False)
+    """s as ld_json_put_string (common/json_out.c) writes it: " \\ \\n \\t \\r escaped so,
+    the other control characters as \\u00xx (json.dumps writes \\b and \\f), everything else
+    raw, non-ASCII included."""
+    return '"' + _C_ESCAPED.sub(lambda m: _C_ESCAPES.get(m.group(0)) or
+                                "\\u%04x" % ord(m.group(0)), s) + '"'
 
 
 # ---- statistics, in stats.c's order ------------------------------------------------------------
@@ -207,7 +214,13 @@ def parse_ranges(text, what):
     if not text:
         return None
     out = []
-    for item in text.split(","):
+    items = text.split(",")
+    if len(items) > _RANGES_MAX:  # as common/util.c's ld_ranges_parse, which reads the header
+        raise ProbeError(f"{what}: bad range list '{text[:200]}': more than {_RANGES_MAX} items",
+                         "usage")
+    for item in items:
+        if len(item) >= 48:
+            raise ProbeError(f"{what}: bad range list '{text[:200]}': a too long item", "usage")
         lo, dash, hi = item.partition("-")
         if not _INT_RE.match(lo) or (dash and hi and not _INT_RE.match(hi)):
             raise ProbeError(f"{what}: bad range '{item}' in '{text}'", "usage")
@@ -299,20 +312,26 @@ class Sink:
             raise ProbeError(f"encoding '{encoding}' is unknown", "usage")
         if not 1 <= zlib_level <= 9:
             raise ProbeError(f"zlib level {zlib_level} is outside 1..9", "usage")
-        if not 1 <= len(implementation.encode()) <= 255:
-            raise ProbeError("implementation must be 1 to 255 bytes", "usage")
+        if not isinstance(implementation, str) or not 1 <= len(_utf8(implementation,
+                                                                      "implementation")) <= 255:
+            raise ProbeError("implementation must be a str of 1 to 255 bytes", "usage")
         if not isinstance(backend, dict) or not isinstance(model, dict):
             raise ProbeError("backend and model must be dicts (JSON objects)", "usage")
-        tokens = [int(t) for t in tokens]
-        if any(t < 0 for t in tokens) or int(decode_steps) < 0:
-            raise ProbeError("tokens and decode_steps must not be negative", "usage")
+        tokens = [_index(t, "tokens[]", 0, _INT31) for t in tokens]
+        decode_steps = _index(decode_steps, "decode_steps", 0, _INT31)
         if text is not None and not isinstance(text, str):
             raise ProbeError("text must be a str (the prompt as text) or None", "usage")
+        faults = list(faults)
+        if not all(isinstance(f, str) for f in faults):
+            raise ProbeError("faults must be strs", "usage")
+        for name, value in (("tags", tags), ("layers", layers), ("steps", steps)):
+            if value is not None and not isinstance(value, str):
+                raise ProbeError(f"{name} must be a str such as '0-3,8' or None", "usage")
         self.name, self.payload, self.encoding = path, payload, encoding
         self.zlib_level = zlib_level
         self._keys = KeyFilter(tags, layers, steps)
-        self.count, self.last_key = 0, ""
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self.count, self.last_key, self._written, self._failed = 0, "", set(), None
+        self._fd = None
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         # The filter (as the C writer writes it): which keys this stream can never hold, so that a
         # comparator does not keep the other stream's records of those keys waiting.
@@ -324,30 +343,59 @@ class Sink:
             '{"record":"header","format":"%s","version":%d,"implementation":%s,"backend":%s,'
             '"model":%s,"input":{"tokens":[%s]%s,"decode_steps":%d},"faults":[%s]%s,'
             '"created":"%s","tool":{"name":"layerdiff","version":%s,"git":"python"}}\n' % (
-                FORMAT, VERSION, _json_string(implementation), _compact(backend), _compact(model),
-                ",".join(map(str, tokens)),
-                "" if text is None else ',"text":' + _json_string(text), int(decode_steps),
+                FORMAT, VERSION, _json_string(implementation), _compact(backend, "backend"),
+                _compact(model, "model"), ",".join(map(str, tokens)),
+                "" if text is None else ',"text":' + _json_string(text), decode_steps,
                 ",".join(_json_string(f) for f in faults), filt, created,
                 _json_string(__version__ + " (python)")))
-        self._write(header, "header")
+        header = _utf8(header, "the header (implementation, text, faults, backend, model)")
+        # Everything is checked before the file is touched: a refused sink leaves it as it was.
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise ProbeError(f"{path}: is a directory, not a probe file", "usage")
+        if st is not None and (st.st_dev, st.st_ino) in _READING.values():
+            raise ProbeError(f"{path}: is a stream this process is reading (a Reader or Feed has "
+                             "it open): writing it would destroy it", "usage")
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise ProbeError(f"{path}: cannot open for writing: {e.strerror}", "io") from e
+        try:
+            self._write(header, "header")
+        except ProbeError:
+            os.close(self._fd)
+            self._fd = None
+            raise
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if self._fd is not None:
-            self.close(ok=exc is None, message=None if exc is None else f"{exc_type.__name__}: "
-                       f"{exc}")
+        if self._fd is None:
+            return
+        if exc is None:
+            self.close()
+            return
+        try:  # the exception in flight is the one to see, not a failed end record
+            self.close(ok=False, message=f"{exc_type.__name__}: {exc}")
+        except ProbeError:
+            pass
 
-    def _write(self, text, what):
-        data = text.encode()
+    def _write(self, data, what):
+        if isinstance(data, str):
+            data = _utf8(data, f"the {what} record")
         done = 0
         try:
             while done < len(data):
                 done += os.write(self._fd, data[done:])
         except OSError as e:
-            raise ProbeError(f"{self.name}: write failed after {done} of {len(data)} bytes of the "
-                             f"{what} record: {e.strerror}", "io") from e
+            # Sticky, as the C sink: the file now ends inside a record, so nothing more is written.
+            self._failed = ProbeError(f"{self.name}: write failed after {done} of {len(data)} "
+                                      f"bytes of the {what} record: {e.strerror}", "io")
+            raise self._failed from e
 
     def wants(self, step, layer, tag):
         """Whether a probe of this key would be written: decide before copying anything."""
@@ -358,8 +406,12 @@ class Sink:
         return self.payload == "full"
 
     def _check_key(self, step, layer, tag):
+        if self._failed is not None:
+            raise self._failed
         if self._fd is None:
             raise ProbeError(f"{self.name}: the sink is closed", "usage")
+        step = _index(step, "step", 0, _INT31)
+        layer = None if layer is None else _index(layer, "layer", 0, _INT31)
         if not isinstance(tag, str) or not _TAG_RE.match(tag):
             raise ProbeError(f"{self.name}: bad tag name '{str(tag)[:64]}' (1 to 128 characters "
                              "of A-Z a-z 0-9 _ . : / + -)", "usage")
@@ -377,6 +429,9 @@ class Sink:
         self._check_key(step, layer, tag)
         if not self.wants(step, layer, tag):
             return
+        if dtype is not None and dtype not in DTYPES:
+            raise ProbeError(f"{self.name}: {tag}: dtype {dtype!r} is not f32, bf16 or f16",
+                             "usage")
         dtype = dtype or _dtype_of(array)
         raw = _raw_of(array, dtype)
         vals = to_f32(raw, dtype)
@@ -390,14 +445,31 @@ class Sink:
         self._check_key(step, layer, tag)
         if not self.wants(step, layer, tag):
             return
-        numel = math.prod(int(d) for d in shape)  # Python ints: no overflow
+        numel = math.prod(_index(d, "shape[]", 0, _SAFE_INT) for d in shape)  # no overflow
+        if not isinstance(stats, dict) or not all(k in stats for k in _STAT_NAMES + ("nan",
+                                                                                     "inf")):
+            raise ProbeError(f"{self.name}: {tag}: stats must be a dict of min, max, mean, std, "
+                             "l2, absmax, nan and inf", "usage")
+        stats = dict(stats, nan=_index(stats["nan"], "stats nan", 0, _SAFE_INT),
+                     inf=_index(stats["inf"], "stats inf", 0, _SAFE_INT))
+        head = list(head)
+        if len(head) != min(numel, HEAD_COUNT):
+            raise ProbeError(f"{self.name}: {tag}: head has {len(head)} values, expected "
+                             f"{min(numel, HEAD_COUNT)} (the first min(16, numel))", "usage")
+        if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ProbeError(f"{self.name}: {tag}: data must be bytes (the raw little-endian "
+                             f"elements), not {type(data).__name__}", "usage")
         if stats["nan"] > numel or stats["inf"] > numel - stats["nan"]:
             raise ProbeError(f"{self.name}: {tag}: stats count {stats['nan']} NaN and "
                              f"{stats['inf']} Inf in {numel} elements", "usage")
         self._emit(step, layer, tag, pos0, dtype, shape, stats, head, data)
 
     def _emit(self, step, layer, tag, pos0, dtype, shape, stats, head, raw):
-        shape = [int(d) for d in shape]
+        shape = [_index(d, "shape[]", 0, _SAFE_INT) for d in shape]
+        pos0 = _index(pos0, "pos0", 0, _SAFE_INT)
+        key = key_name(step, layer, tag)
+        if key in self._written:  # layerdiff inspect and compare refuse a key twice
+            raise ProbeError(f"{self.name}: probe {key} was already written", "usage")
         if not 1 <= len(shape) <= MAX_NDIM or any(d < 0 for d in shape):
             raise ProbeError(f"{self.name}: {tag}: shape {shape} is not 1 to 4 non-negative "
                              "dimensions", "usage")
@@ -427,16 +499,24 @@ class Sink:
                 self.encoding, dtype, encode_payload(raw, dtype, self.encoding, self.zlib_level),
                 zlib.crc32(raw)))
         parts.append("}\n")
-        key = key_name(step, layer, tag)
         self._write("".join(parts), "probe " + key)
         self.count += 1
         self.last_key = key
+        self._written.add(key)
 
     def close(self, *, tokens=(), decoded=(), ok=True, message=None):
         """Writes the end record: status, probe count, the argmax token of every step (-1 for
         none), the tokens fed to decode steps, last_key; then closes the file."""
         if self._fd is None:
             return
+        if self._failed is not None:  # the file ends inside a record: no end record after it
+            os.close(self._fd)
+            self._fd = None
+            raise self._failed
+        tokens = [_index(t, "end tokens[]", -1, _INT31) for t in tokens]
+        decoded = [_index(t, "decoded[]", 0, _INT31) for t in decoded]
+        if message is not None:  # an exception's text: any str, made valid UTF-8 without NULs
+            message = str(message).encode("utf-8", "replace").decode("utf-8").replace("\0", "?")
         rec = '{"record":"end","status":"%s","probes":%d,"tokens":[%s],"decoded":[%s],' \
               '"last_key":%s' % ("ok" if ok else "error", self.count,
                                  ",".join(str(int(t)) for t in tokens),
@@ -452,8 +532,33 @@ class Sink:
             self._fd = None
 
 
-def _compact(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def _compact(obj, what):
+    """obj as compact JSON, its strings escaped as the C writer escapes them."""
+    try:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # every backslash of json.dumps' output starts an escape: \\b and \\f become \\u00xx
+        return re.sub(r"\\(u[0-9a-f]{4}|.)", lambda m: {"b": "\\u0008", "f": "\\u000c"}.get(
+            m.group(1), m.group(0)), text)
+    except (TypeError, ValueError) as e:
+        raise ProbeError(f"{what} is not JSON (strs, finite numbers, bools, None, lists and "
+                         f"dicts with str keys): {e}", "usage") from e
+
+
+def _utf8(text, what):
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ProbeError(f"{what}: not valid UTF-8 text ({e.reason} at {e.start}: a lone "
+                         "surrogate, such as a byte decoded with surrogateescape)", "usage") from e
+
+
+def _index(v, what, lo, hi):
+    """An integer argument (int or numpy integer, not bool or float) within [lo, hi]."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ProbeError(f"{what} must be an integer, not {type(v).__name__} {v!r}"[:200], "usage")
+    if not lo <= int(v) <= hi:
+        raise ProbeError(f"{what} = {int(v)} is outside [{lo}, {hi}]", "usage")
+    return int(v)
 
 
 def open_env(**run):
@@ -478,54 +583,186 @@ def encode_payload(raw, dtype, encoding, zlib_level=1):
 
 # ---- the reader --------------------------------------------------------------------------------
 
+MAX_LINE = 1 << 30   # the longest line read, bytes (the C reader's default)
+MAX_NUMEL = 1 << 40  # elements of one probe (the writers' and the C reader's limit)
+_READ_CHUNK = 1 << 20
+_SAFE_INT = 1 << 53
+_INT31 = 2**31 - 1
+_NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+_STAT_NAMES = ("min", "max", "mean", "std", "l2", "absmax")
+_CREATED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z\Z")
+_HEADER_FIELDS = ("record", "format", "version", "implementation", "backend", "model", "input",
+                  "faults", "created", "tool", "filter", "feed")
+_PROBE_FIELDS = ("record", "index", "step", "layer", "tag", "pos0", "dtype", "shape", "stats",
+                 "head", "fed", "data")
+_END_FIELDS = ("record", "status", "probes", "tokens", "decoded", "last_key", "message")
+_TAG_HELP = "not a tag name (1 to 128 characters of A-Z a-z 0-9 _ . : / + -)"
+
+
+def _type_name(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+class _Fields:
+    """The checks of one record's fields: every refusal is a ProbeError naming the file, the line
+    and the record (`where`), as the C reader's messages do."""
+
+    def __init__(self, where):
+        self.where = where
+
+    def bad(self, what, kind="input"):
+        return ProbeError(f"{self.where}: {what}", kind)
+
+    def get(self, obj, name, kind, required=True, label=None):
+        label = label or name
+        if name not in obj:
+            if required:
+                raise self.bad(f'missing field "{label}"')
+            return None
+        v = obj[name]
+        if not isinstance(v, {"string": str, "object": dict, "array": list}[kind]):
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise self.bad(f'field "{label}" is {_type_name(v)}, expected {article} {kind}')
+        return v
+
+    def integer(self, obj, name, lo, hi, required=True, label=None):
+        label = label or name
+        if name not in obj:
+            if required:
+                raise self.bad(f'missing field "{label}"')
+            return None
+        return self.int_value(obj[name], f'field "{label}"', lo, hi)
+
+    def int_value(self, v, what, lo, hi):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.bad(f"{what} is {_type_name(v)}, expected a number")
+        if not isinstance(v, int) or not lo <= v <= hi:
+            raise self.bad(f"{what} is {v!r}, expected an integer in [{lo}, {hi}]")
+        return v
+
+    def value(self, v, what):
+        """A statistic or head value: a number, or "NaN", "Infinity", "-Infinity"."""
+        if isinstance(v, str) and v in _NONFINITE:
+            return _NONFINITE[v]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.bad(f'{what} is {_type_name(v)}, expected a number or "NaN", "Infinity", '
+                           '"-Infinity"')
+        return float(v)
+
+    def only(self, obj, allowed, what):
+        for k in obj:
+            if k not in allowed:
+                raise self.bad(f'unknown field "{k[:64]}" in {what}')
+
+    def tokens(self, obj, name, lo, label):
+        toks = self.get(obj, name, "array", label=label)
+        for i, t in enumerate(toks):
+            self.int_value(t, f"{label}[{i}]", lo, _INT31)
+        return toks
+
+
+def _shape_numel(shape, f):
+    """The element count of a record's shape, checked as the C reader does: 1 to 4 dimensions,
+    each an integer in [0, 2^53], and at most 2^40 elements, a zero dimension included (the
+    product of the others must stay within it too)."""
+    if not 1 <= len(shape) <= MAX_NDIM:
+        raise f.bad(f"shape has {len(shape)} dimensions, expected 1 to {MAX_NDIM}")
+    numel, nonzero = 1, 1
+    for i, d in enumerate(shape):
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= _SAFE_INT:
+            raise f.bad(f"shape[{i}] is not an integer in [0, 2^53]")
+        numel *= d
+        nonzero *= d or 1
+    if nonzero > MAX_NUMEL:
+        raise f.bad("shape has more than 2^40 elements (its size overflows)")
+    return numel
+
+
+def _data_fields(data, f):
+    """The data object's members, checked: encoding, dtype, b64 and crc32 of the right types."""
+    if not isinstance(data, dict):
+        raise f.bad(f'field "data" is {_type_name(data)}, expected an object')
+    f.only(data, ("encoding", "dtype", "crc32", "b64"), "data")
+    enc = f.get(data, "encoding", "string", label="data.encoding")
+    dtype = f.get(data, "dtype", "string", label="data.dtype")
+    b64 = f.get(data, "b64", "string", label="data.b64")
+    crc = f.integer(data, "crc32", 0, 2**32 - 1, label="data.crc32")
+    if enc not in ENCODINGS:
+        raise f.bad(f'data.encoding is "{enc[:32]}", expected "base64", "zlib+base64" or '
+                    '"shuffle+zlib+base64"')
+    if dtype not in DTYPES:
+        raise f.bad(f'data.dtype is "{dtype[:32]}", expected "f32", "bf16" or "f16"')
+    return enc, dtype, b64, crc
+
+
 def decode_payload(data, numel, where="payload"):
-    """The raw little-endian bytes of a probe's data object, checked (size, crc32)."""
-    enc, dtype = data.get("encoding"), data.get("dtype")
-    if enc not in ENCODINGS or dtype not in DTYPES:
-        raise ProbeError(f"{where}: encoding {enc!r} or dtype {dtype!r} is unknown")
+    """The raw little-endian bytes of a probe's data object (numel elements of data.dtype),
+    checked: the object's members, base64, the decoded size (a zlib stream that cannot inflate
+    to it is refused before inflating), crc32. Errors are ProbeError naming `where`."""
+    f = _Fields(where)
+    enc, dtype, b64, crc = _data_fields(data, f)
+    if isinstance(numel, bool) or not isinstance(numel, int) or not 0 <= numel <= MAX_NUMEL:
+        raise ProbeError(f"{where}: numel {numel!r} is not an integer in [0, 2^40]", "usage")
     size = ELEMENT_SIZE[dtype]
+    expected = numel * size
+    if len(b64) % 4:
+        raise f.bad(f"bad base64 in data.b64: length {len(b64)} is not a multiple of 4")
+    decoded = len(b64) // 4 * 3 - (2 if b64.endswith("==") else 1 if b64.endswith("=") else 0)
+    if enc == "base64" and decoded != expected:
+        raise f.bad(f"payload decodes to {decoded} bytes, expected {expected} ({numel} elements "
+                    f"of {dtype})")
+    if enc != "base64" and expected > decoded * 1032 + 64:  # zlib's largest ratio is 1032:1
+        raise f.bad(f"{decoded} bytes of zlib data cannot inflate to the expected {expected} "
+                    f"bytes ({numel} elements of {dtype})")
     try:
-        raw = base64.b64decode(data["b64"], validate=True)
-    except (ValueError, KeyError) as e:
-        raise ProbeError(f"{where}: bad base64 in data.b64: {e}") from e
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError as e:
+        raise f.bad(f"bad base64 in data.b64: {e}") from e
     if enc != "base64":
+        d = zlib.decompressobj()
         try:
-            d = zlib.decompressobj()
-            raw = d.decompress(raw, numel * size + 1)
-            if not d.eof or d.unused_data or len(raw) != numel * size:
-                raise ProbeError(f"{where}: zlib data inflates to the wrong size or has bytes "
-                                 f"after the end (expected {numel * size} bytes)")
+            raw = d.decompress(raw, expected + 1)
         except zlib.error as e:
-            raise ProbeError(f"{where}: corrupt zlib data: {e}") from e
+            raise f.bad(f"corrupt zlib data: {e}") from e
+        except MemoryError as e:
+            raise f.bad(f"out of memory inflating {expected} bytes", "io") from e
+        if len(raw) > expected:
+            raise f.bad(f"zlib data inflates past the expected {expected} bytes")
+        if not d.eof:
+            raise f.bad(f"zlib data is cut short (inflates to {len(raw)} bytes, expected "
+                        f"{expected})")
+        if d.unused_data:
+            raise f.bad("zlib data has bytes after the end of its stream")
+        if len(raw) != expected:
+            raise f.bad(f"zlib data inflates to {len(raw)} bytes, expected {expected}")
         if enc == "shuffle+zlib+base64":
             raw = np.frombuffer(raw, np.uint8).reshape(size, numel).T.tobytes()
-    if len(raw) != numel * size:
-        raise ProbeError(f"{where}: payload decodes to {len(raw)} bytes, expected "
-                         f"{numel * size} ({numel} elements of {dtype})")
-    crc = zlib.crc32(raw)
-    if crc != data.get("crc32"):
-        raise ProbeError(f"{where}: data.crc32 is {data.get('crc32')} but the decoded payload's "
-                         f"crc32 is {crc}")
+    got = zlib.crc32(raw)
+    if got != crc:
+        raise f.bad(f"data.crc32 is {crc} but the decoded payload's crc32 is {got}")
     return raw
 
 
-def _number(v):
-    return float(v) if not isinstance(v, str) else float(
-        {"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}[v])
-
-
 class Probe:
-    """One probe record: step, layer (None for model-level tags), tag, key, pos0, dtype, shape,
-    stats (floats), head, data (raw bytes or None), record (the parsed JSON)."""
+    """One probe record: step, layer (None for model-level tags), tag, key, index, pos0, dtype,
+    shape, stats (floats; nan and inf ints), head (floats), fed, data (raw bytes or None),
+    data_dtype (the payload's dtype, None without one), line (in the file) and record (the parsed
+    JSON)."""
 
-    def __init__(self, rec, data):
-        self.record = rec
-        self.step, self.layer, self.tag = rec["step"], rec.get("layer"), rec["tag"]
-        self.key = key_name(self.step, self.layer, self.tag)
-        self.pos0, self.dtype, self.shape = rec["pos0"], rec["dtype"], tuple(rec["shape"])
-        self.stats = {k: _number(v) for k, v in rec["stats"].items()}
-        self.head = [_number(v) for v in rec["head"]]
-        self.data = data
+    def __init__(self, rec, data, *, step, layer, tag, index, pos0, dtype, shape, stats, head,
+                 data_dtype=None, line=0):
+        self.record, self.data, self.data_dtype, self.line = rec, data, data_dtype, line
+        self.step, self.layer, self.tag = step, layer, tag
+        self.key = key_name(step, layer, tag)
+        self.index, self.pos0, self.dtype, self.shape = index, pos0, dtype, tuple(shape)
+        self.stats, self.head = stats, head
+        self.fed = bool(rec.get("fed", False))
 
     def __getitem__(self, field):
         """The record's fields, as from the parsed JSON: p["pos0"], p["data"]["b64"]."""
@@ -541,35 +778,147 @@ class Probe:
         """The payload as float32 of the probe's shape (bf16 and f16 widened exactly)."""
         if self.data is None:
             raise ProbeError(f"{self.key} carries no data (write it with payload full)", "usage")
-        return to_f32(self.data, self.dtype).reshape(self.shape)
+        return to_f32(self.data, self.data_dtype).reshape(self.shape)
+
+
+def _json_object(pairs):
+    obj = {}
+    for k, v in pairs:
+        if k in obj:
+            raise ValueError(f'duplicate member name "{k[:64]}"')
+        obj[k] = v
+    return obj
+
+
+def _json_int(s):
+    if len(s) > 64:
+        raise ValueError("number literal longer than 64 characters")
+    return int(s)
+
+
+def _json_float(s):
+    if len(s) > 64:
+        raise ValueError("number literal longer than 64 characters")
+    v = float(s)
+    if math.isinf(v):
+        raise ValueError(f"number {s} is out of the range of a double")
+    return v
+
+
+def _refuse_constant(name):
+    raise ValueError(f"bare {name} is not JSON")
+
+
+def parse_record(line):
+    """One line's JSON as a Python object: strict JSON (no NaN/Infinity literals, no duplicate
+    member names, numbers within a double and 64 characters). ValueError when it is not."""
+    try:
+        return json.loads(line.decode("utf-8"), object_pairs_hook=_json_object,
+                          parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=_refuse_constant)
+    except RecursionError as e:
+        raise ValueError("nesting too deep") from e
+
+
+class _Prefixed:
+    """A file's read() with its first bytes (read to sniff the gzip magic) put back: works on
+    pipes, which cannot seek."""
+
+    def __init__(self, first, f):
+        self._first, self._f = first, f
+
+    def read(self, n):
+        if self._first:
+            out, self._first = self._first[:n], self._first[n:]
+            return out
+        return self._f.read(n)
+
+
+class _Gunzip:
+    """read(n) of the text of gzip members (one after another, as zlib's gzread reads them).
+    Unlike gzip.GzipFile, data that ends early gives every byte that came through before EOFError,
+    and no call inflates more than n bytes (a gzip bomb costs no memory)."""
+
+    def __init__(self, src):
+        self._src, self._d, self._tail = src, zlib.decompressobj(31), b""
+
+    def read(self, n):
+        while True:
+            if self._d.eof:
+                rest = self._d.unused_data
+                if not rest:
+                    rest = self._src.read(1 << 16)
+                    if not rest:
+                        return b""
+                if not rest.startswith(b"\x1f\x8b"[:len(rest)]):
+                    raise zlib.error("bytes after the end of the gzip data that are not gzip")
+                self._d, self._tail = zlib.decompressobj(31), rest
+            data = self._tail or self._src.read(1 << 16)
+            if not data:
+                raise EOFError("the gzip data ends early")
+            out = self._d.decompress(data, n)
+            self._tail = self._d.unconsumed_tail
+            if out:
+                return out
+
+# (st_dev, st_ino) of the files Readers (and Feeds) have open in this process, by reader id: a
+# Sink refuses to truncate one of them.
+_READING = {}
 
 
 class Reader:
-    """Reads a probe stream one record at a time (plain or .gz); memory is one record. Iterate
-    for the Probes; header is read on open, end after the last probe. A stream without its end
-    record, or cut inside a line, raises ProbeError of kind "truncated" naming the last complete
-    probe."""
+    """Reads a probe stream one record at a time (plain or gzip, known by its magic bytes as the C
+    reader does); memory is one line and its payload. Iterate for the Probes; header is read on
+    open, end after the last probe. Every record is checked as the C reader checks its fields
+    (types, ranges, unknown or duplicate members, shapes, the header's filter, index sequence,
+    payload size, crc32, head against data, end count and last_key); the statistics' agreement
+    with each other and with the data is left to the C reader. A stream without its end record,
+    or cut inside a line, raises ProbeError of kind "truncated" naming the last complete probe;
+    after any error the reader raises the same error again."""
 
-    def __init__(self, path, decode_data=True):
-        self.path, self.decode_data = os.fspath(path), decode_data
-        opener = gzip.open if self.path.endswith(".gz") else open
-        self._f = opener(self.path, "rb")
+    def __init__(self, path, decode_data=True, max_line=MAX_LINE):
+        self.path, self.decode_data, self.max_line = os.fspath(path), decode_data, max_line
         self.line, self.count, self.last_key, self.end = 0, 0, "", None
-        rec = self._next_record()
-        if rec is None:
-            raise ProbeError(f"{self.path}: the file is empty (no header record)", "truncated")
-        if rec.get("record") != "header":
-            raise ProbeError(f"{self.path}:1: the first record is a {rec.get('record')}, not "
-                             "the header")
-        if rec.get("format") != FORMAT:
-            raise ProbeError(f"{self.path}:1: not a layerdiff probe stream")
-        if rec.get("version") != VERSION:
-            raise ProbeError(f"{self.path}:1: format version {rec.get('version')} is not "
-                             "supported", "unsupported")
-        self.header = rec
+        self._error, self._gz_cut, self._bytes = None, False, 0
+        self._chunk, self._pos = b"", 0
+        self._raw = self._f = None
+        try:
+            self._open()
+            rec = self._next_record()
+            if rec is None:
+                raise ProbeError(f"{self.path}: the file is empty (no header record)",
+                                 "truncated")
+            kind = rec.get("record")
+            if kind != "header":
+                what = f"a {kind}" if kind in ("probe", "end") else f"record {kind!r}"
+                raise ProbeError(f"{self.path}:1: the first record is {what}, not the header "
+                                 "(a probe stream starts with its header record)")
+            self._keys = _check_header(rec, f"{self.path}:1")
+            self.header = rec
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self):
+        try:
+            self._raw = open(self.path, "rb")
+        except IsADirectoryError as e:
+            raise ProbeError(f"{self.path}: is a directory, not a probe file") from e
+        except OSError as e:
+            raise ProbeError(f"{self.path}: cannot open: {e.strerror}",
+                             "input" if isinstance(e, FileNotFoundError) else "io") from e
+        st = os.fstat(self._raw.fileno())
+        self.regular = stat.S_ISREG(st.st_mode)
+        _READING[id(self)] = (st.st_dev, st.st_ino)
+        first = self._read(self._raw.read, 2)
+        self._f = _Prefixed(first, self._raw)
+        if first == b"\x1f\x8b":
+            self._f = _Gunzip(self._f)
 
     def close(self):
-        self._f.close()
+        _READING.pop(id(self), None)
+        if self._raw is not None:
+            self._raw.close()
 
     def __enter__(self):
         return self
@@ -581,73 +930,232 @@ class Reader:
         return f"{self.path}:{self.line}"
 
     def _cut(self, why):
-        last = self.last_key or "none"
-        return ProbeError(f"{self.path}: {why}; last complete probe: {last}", "truncated")
+        last = self.last_key or "none (no probe read)"
+        gz = " (the gzip data ends early)" if self._gz_cut else ""
+        return ProbeError(f"{self.path}:{self.line}: stream truncated: {why}; last complete "
+                          f"probe: {last}{gz}", "truncated")
+
+    def _read(self, read, n):
+        try:
+            return read(n)
+        except EOFError:  # gzip data that ends early: what came through is all there is
+            self._gz_cut = True
+            return b""
+        except zlib.error as e:
+            raise ProbeError(f"{self.path}: corrupt gzip data after {self._bytes} bytes: "
+                             f"{e}") from e
+        except OSError as e:
+            raise ProbeError(f"{self.path}: read failed after {self._bytes} bytes: "
+                             f"{e.strerror or e}", "io") from e
+
+    def _read_line(self):
+        """The next line with its '\\n' (without one at the end of the input; b'' after it),
+        refused when longer than max_line or when a NUL byte is read."""
+        parts, size = [], 0
+        while True:
+            if self._pos < len(self._chunk):
+                i = self._chunk.find(b"\n", self._pos)
+                end = len(self._chunk) if i < 0 else i
+                size += end - self._pos
+                if size > self.max_line:
+                    raise ProbeError(f"{self.path}:{self.line + 1}: line longer than the "
+                                     f"{self.max_line}-byte limit")
+                parts.append(self._chunk[self._pos:end + (i >= 0)])
+                self._pos = end + (i >= 0)
+                if i >= 0:
+                    return b"".join(parts)
+            chunk = self._read(self._f.read, _READ_CHUNK)
+            if not chunk:
+                return b"".join(parts)
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                raise ProbeError(f"{self.path}: a NUL byte at byte {self._bytes + nul} of the "
+                                 "text: not a JSON-lines probe stream")
+            self._bytes += len(chunk)
+            self._chunk, self._pos = chunk, 0
 
     def _next_record(self):
-        try:
-            line = self._f.readline()
-        except EOFError as e:
-            raise self._cut("the gzip data ends early") from e
+        line = self._read_line()
         if not line:
             return None
         self.line += 1
         if not line.endswith(b"\n"):
             raise self._cut("the last line is cut short (no newline)")
+        if self.line == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
         try:
-            rec = json.loads(line, parse_constant=_refuse_constant)
+            rec = parse_record(line)
         except ValueError as e:
             raise ProbeError(f"{self._where()}: not valid JSON: {e}") from e
         if not isinstance(rec, dict):
-            raise ProbeError(f"{self._where()}: a record must be a JSON object")
+            raise ProbeError(f"{self._where()}: a record must be a JSON object, not "
+                             f"{_type_name(rec)}")
+        if "record" not in rec:
+            raise ProbeError(f'{self._where()}: no "record" field (header, probe or end)')
         return rec
 
     def __iter__(self):
         return self
 
     def __next__(self):
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_probe()
+        except ProbeError as e:
+            self._error = e
+            raise
+
+    def _next_probe(self):
         if self.end is not None:
             raise StopIteration
         rec = self._next_record()
         if rec is None:
             raise self._cut("no end record")
-        kind = rec.get("record")
+        kind = rec["record"]
         if kind == "end":
-            if rec.get("probes") != self.count:
-                raise ProbeError(f"{self._where()}: end: it counts {rec.get('probes')} probes but "
-                                 f"the stream holds {self.count}")
-            if rec.get("last_key") != self.last_key:
-                raise ProbeError(f"{self._where()}: end: last_key is {rec.get('last_key')} but "
-                                 f"the last probe read is {self.last_key}")
-            self.end = rec
-            if self._f.readline():
-                raise ProbeError(f"{self.path}:{self.line + 1}: data after the end record")
+            self.end = _check_end(rec, self._where(), self.count, self.last_key)
+            if self._read_line():
+                raise ProbeError(f"{self.path}:{self.line + 1}: data after the end record (line "
+                                 f"{self.line})")
             raise StopIteration
+        if kind == "header":
+            raise ProbeError(f"{self._where()}: a second header record (the header comes first, "
+                             "once)")
         if kind != "probe":
-            raise ProbeError(f"{self._where()}: unknown record kind {kind!r}")
-        if rec.get("index") != self.count:
-            raise ProbeError(f"{self._where()}: probe: index is {rec.get('index')} but "
-                             f"{self.count} probes came before it")
-        numel = 1
-        for d in rec["shape"]:
-            numel *= d
-        data = None
-        if "data" in rec and self.decode_data:
-            data = decode_payload(rec["data"], numel, self._where())
-            head = to_f32(data[:HEAD_COUNT * ELEMENT_SIZE[rec["dtype"]]], rec["dtype"])
-            for i, (h, v) in enumerate(zip(rec["head"], head)):
-                if np.float32(_number(h)).tobytes() != v.tobytes() and not (
-                        np.isnan(v) and h == "NaN"):
-                    raise ProbeError(f"{self._where()}: probe: head[{i}] = {h} disagrees with "
-                                     f"element {i} of the data")
-        p = Probe(rec, data)
+            raise ProbeError(f"{self._where()}: unknown record kind {json.dumps(kind)[:64]} "
+                             "(expected header, probe or end)")
+        p = _check_probe(rec, self._where(), self.count, self._keys, self.decode_data, self.line)
         self.count += 1
         self.last_key = p.key
         return p
 
 
-def _refuse_constant(name):
-    raise ValueError(f"bare {name} is not JSON")
+def _check_header(rec, where):
+    """The header's fields, as the C reader checks them; the KeyFilter of its filter."""
+    f = _Fields(f"{where}: header")
+    fmt = f.get(rec, "format", "string")
+    if fmt != FORMAT:
+        raise f.bad(f'format is "{fmt[:64]}", not "{FORMAT}": not a layerdiff probe stream')
+    version = f.integer(rec, "version", 0, _INT31)
+    if version != VERSION:
+        raise f.bad(f"format version {version} is not supported (this reader knows version "
+                    f"{VERSION})", "unsupported")
+    f.only(rec, _HEADER_FIELDS, "the header")
+    impl = f.get(rec, "implementation", "string")
+    if not 1 <= len(impl.encode("utf-8", "surrogatepass")) <= 255:
+        raise f.bad('field "implementation" is empty or longer than 255 bytes')
+    f.get(rec, "backend", "object")
+    model = f.get(rec, "model", "object")
+    inp = f.get(rec, "input", "object")
+    faults = f.get(rec, "faults", "array")
+    tool = f.get(rec, "tool", "object")
+    f.only(inp, ("tokens", "text", "decode_steps"), "header.input")
+    f.tokens(inp, "tokens", 0, "input.tokens")
+    f.integer(inp, "decode_steps", 0, _INT31, label="input.decode_steps")
+    f.get(inp, "text", "string", required=False, label="input.text")
+    f.only(tool, ("name", "version", "git"), "header.tool")
+    for name in ("name", "version", "git"):
+        f.get(tool, name, "string", label="tool." + name)
+    f.get(model, "fingerprint", "string", required=False, label="model.fingerprint")
+    f.get(rec, "feed", "object", required=False)
+    if not _CREATED_RE.match(f.get(rec, "created", "string")):
+        raise f.bad('field "created" is not an ISO-8601 UTC time like 2026-01-31T12:00:00Z')
+    for i, fault in enumerate(faults):
+        if not isinstance(fault, str):
+            raise f.bad(f"faults[{i}] is not a string")
+    filt = f.get(rec, "filter", "object", required=False)
+    if filt is None:
+        return KeyFilter()
+    f.only(filt, ("tags", "layers", "steps"), "header.filter")
+    asked = {}
+    for name in ("tags", "layers", "steps"):
+        v = f.get(filt, name, "string", required=False, label="filter." + name)
+        if v is not None and (not v or "\0" in v):
+            raise f.bad(f"filter.{name} is empty or holds a NUL")
+        asked[name] = v
+    try:
+        return KeyFilter(**asked)
+    except ProbeError as e:
+        raise f.bad(f"filter: {e}") from e
+
+
+def _check_probe(rec, where, count, keys, decode_data, line):
+    """A probe record's fields, as the C reader checks them (its payload too when decode_data)."""
+    f = _Fields(f"{where}: probe")
+    tag = f.get(rec, "tag", "string")
+    if not _TAG_RE.match(tag):
+        raise f.bad(f'field "tag" is {json.dumps(tag[:128])}, {_TAG_HELP}')
+    step = f.integer(rec, "step", 0, _INT31)
+    layer = f.integer(rec, "layer", 0, _INT31, required=False)
+    key = key_name(step, layer, tag)
+    f.where = f"{where}: probe {key}"
+    if not keys.match(step, layer, tag):
+        raise f.bad("the key is outside the header's filter")
+    if tag in PER_LAYER and PER_LAYER[tag] != (layer is not None):
+        raise f.bad(f"{tag} is a model-level tag but the record has a layer" if layer is not None
+                    else f"{tag} is a per-layer tag but the record has no layer")
+    f.only(rec, _PROBE_FIELDS, "a probe record")
+    index = f.integer(rec, "index", 0, _SAFE_INT)
+    pos0 = f.integer(rec, "pos0", 0, _SAFE_INT)
+    if index != count:
+        raise f.bad(f"index is {index} but {count} probes came before it (a record is missing or "
+                    "out of order)")
+    dtype = f.get(rec, "dtype", "string")
+    if dtype not in DTYPES:
+        raise f.bad(f'dtype is "{dtype[:32]}", expected "f32", "bf16" or "f16"')
+    shape = f.get(rec, "shape", "array")
+    numel = _shape_numel(shape, f)
+    st = f.get(rec, "stats", "object")
+    f.only(st, _STAT_NAMES + ("nan", "inf"), "stats")
+    stats = {}
+    for name in _STAT_NAMES:
+        if name not in st:
+            raise f.bad(f'missing field "stats.{name}"')
+        stats[name] = f.value(st[name], "stats." + name)
+    for name in ("nan", "inf"):
+        stats[name] = f.integer(st, name, 0, _SAFE_INT, label="stats." + name)
+    if stats["nan"] > numel or stats["inf"] > numel - stats["nan"]:
+        raise f.bad(f"stats count {stats['nan']} NaN and {stats['inf']} Inf among {numel} "
+                    "elements")
+    hv = f.get(rec, "head", "array")
+    if len(hv) != min(numel, HEAD_COUNT):
+        raise f.bad(f"head has {len(hv)} values, expected {min(numel, HEAD_COUNT)} (the first "
+                    "min(16, numel))")
+    head = [f.value(h, f"head[{i}]") for i, h in enumerate(hv)]
+    if "fed" in rec and not isinstance(rec["fed"], bool):
+        raise f.bad(f'field "fed" is {_type_name(rec["fed"])}, expected true or false')
+    data = data_dtype = None
+    if "data" in rec:
+        data_dtype = _data_fields(rec["data"], f)[1]
+        if decode_data:
+            data = decode_payload(rec["data"], numel, f.where)
+            first = to_f32(data[:HEAD_COUNT * ELEMENT_SIZE[data_dtype]], data_dtype)
+            for i, (h, v) in enumerate(zip(head, first.tolist())):
+                if not (h == v or (h != h and v != v)):
+                    raise f.bad(f"head[{i}] = {format_double(h)} disagrees with element {i} of "
+                                f"the data ({format_double(v)})")
+    return Probe(rec, data, step=step, layer=layer, tag=tag, index=index, pos0=pos0, dtype=dtype,
+                 shape=shape, stats=stats, head=head, data_dtype=data_dtype, line=line)
+
+
+def _check_end(rec, where, count, last_key):
+    f = _Fields(f"{where}: end record")
+    f.only(rec, _END_FIELDS, "the end record")
+    status = f.get(rec, "status", "string")
+    if status not in ("ok", "error"):
+        raise f.bad(f'status is "{status[:32]}", expected "ok" or "error"')
+    probes = f.integer(rec, "probes", 0, _SAFE_INT)
+    if probes != count:
+        raise f.bad(f"it counts {probes} probes but the stream holds {count}")
+    f.tokens(rec, "tokens", -1, "tokens")
+    f.tokens(rec, "decoded", 0, "decoded")
+    lk = f.get(rec, "last_key", "string")
+    if lk != last_key:
+        raise f.bad(f'last_key is "{lk[:200]}" but the last probe read is "{last_key}"')
+    if f.get(rec, "message", "string", required=False) is None and status == "error":
+        raise f.bad('status is "error" but there is no message')
+    return rec
 
 
 class Feed:
@@ -695,6 +1203,10 @@ class Feed:
             raise ProbeError(f"dtype '{dtype}' is not f32, bf16 or f16", "usage")
         key = key_name(step, layer, tag)
         p = self._scan(key)
+        if p is None and not self._reader.regular:  # a pipe is read once
+            raise ProbeError(f"{self.path}: the feed has no probe {key} after the last key served "
+                             "(the stream is not a regular file, so it is read once: ask for "
+                             "keys in its order)")
         if p is None:  # past it, or absent: once more from the start
             self._reader.close()
             self._reader = Reader(self.path)
@@ -721,7 +1233,12 @@ class Stream:
             self.header = r.header
             self.probes = list(r)
             self.end = r.end
-        self.by_key = {(p.step, p.layer, p.tag): p for p in self.probes}
+        self.by_key = {}
+        for p in self.probes:
+            first = self.by_key.setdefault((p.step, p.layer, p.tag), p)
+            if first is not p:  # as layerdiff inspect and compare refuse it
+                raise ProbeError(f"{os.fspath(path)}:{p.line}: probe {p.key}: appears twice "
+                                 f"(first on line {first.line})")
 
     def tensor(self, step, layer, tag):
         return self.by_key[(step, layer, tag)].array()

@@ -134,6 +134,50 @@ class Capture:
             put()
 
 
+def _check_map(model, tag_map, rope):
+    """The tag map and rope compiled, or ProbeError (usage) saying what is wrong with them, before
+    any file is opened: rows of (regex, tag, "in"|"out"), table tags with a layer group exactly
+    when per-layer, a map that matches at least one of the model's modules, a rope function that
+    can be imported."""
+    def bad(msg):
+        return probes.ProbeError(f"capture: {msg}", "usage")
+    compiled = []
+    for row in tag_map:
+        if not (isinstance(row, (tuple, list)) and len(row) == 3 and
+                all(isinstance(v, str) for v in row)):
+            raise bad(f"tag map row {row!r} is not (regex, tag, 'in' | 'out')"[:300])
+        rx, tag, where = row
+        try:
+            crx = re.compile(rx + r"\Z")
+        except re.error as e:
+            raise bad(f"tag map regex {rx!r}: {e}") from e
+        if where not in ("in", "out"):
+            raise bad(f"tag map row for {tag}: {where!r} is not 'in' or 'out'")
+        if not probes._TAG_RE.match(tag):
+            raise bad(f"tag map: {tag!r} is not a tag name (1 to 128 characters of A-Z a-z 0-9 "
+                      "_ . : / + -)")
+        if tag in probes.PER_LAYER and probes.PER_LAYER[tag] != (crx.groups > 0):
+            per = probes.PER_LAYER[tag]
+            raise bad(f"tag map: {tag} is a {'per-layer' if per else 'model-level'} tag, so its "
+                      f"regex {rx!r} must {'' if per else 'not '}have a group (the layer)")
+        compiled.append((crx, tag, where))
+    names = [name for name, _ in model.named_modules()]
+    if compiled and not any(crx.match(n) for n in names for crx, _, _ in compiled):
+        kind = type(getattr(model, "config", None)).__name__
+        raise bad(f"the tag map matches none of the model's {len(names)} modules (a "
+                  f"{type(model).__name__}, config {kind}; the default map is transformers' "
+                  "Qwen3's: give tag_map= for another model)")
+    if not rope:
+        return compiled, None, None
+    try:
+        mod = importlib.import_module(rope[0])
+        fn = getattr(mod, rope[1])
+        attn_rx = re.compile(rope[2] + r"\Z")
+    except (ImportError, AttributeError, re.error, IndexError, TypeError) as e:
+        raise bad(f"rope {rope!r}: {e} (rope=None turns q_rope/k_rope off)"[:400]) from e
+    return compiled, (mod, fn), attn_rx
+
+
 def _output_tensor(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
@@ -148,9 +192,11 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
     the first the prefill, each later one a decode step. n_heads: {tag: heads} to split [T, H*D]
     outputs (the Qwen3 map derives it from model.config). The end record is written on exit;
     set cap.end_tokens and cap.decoded (the forced decode tokens) before it."""
+    compiled, rope_fn, attn_rx = _check_map(model, tag_map, rope)
     cfg = getattr(model, "config", None)
     if n_heads is None and cfg is not None and hasattr(cfg, "num_attention_heads"):
-        hq, hkv = cfg.num_attention_heads, cfg.num_key_value_heads
+        hq = cfg.num_attention_heads
+        hkv = getattr(cfg, "num_key_value_heads", None) or hq
         n_heads = {"q_proj": hq, "q_norm": hq, "attn_out": hq, "k_proj": hkv, "k_norm": hkv,
                    "v_proj": hkv}
     run = dict(implementation=implementation, backend=backend or {}, model=model_info or {},
@@ -164,14 +210,12 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
         return
     cap = Capture(sink, n_heads or {})
     handles, restore = [], None
-    compiled = [(re.compile(rx + r"\Z"), tag, where) for rx, tag, where in tag_map]
 
     def hook_for(layer, tag, where):
         if where == "in":
             return lambda mod, args: cap.record(layer, tag, args[0])
         return lambda mod, args, out: cap.record(layer, tag, _output_tensor(out))
 
-    attn_rx = re.compile(rope[2] + r"\Z") if rope else None
     current_attn = [None]
     for name, mod in model.named_modules():
         for rx, tag, where in compiled:
@@ -203,8 +247,7 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
     handles.append(model.register_forward_pre_hook(step_start, with_kwargs=True))
     handles.append(model.register_forward_hook(step_end, with_kwargs=True))
     if rope:
-        mod = importlib.import_module(rope[0])
-        orig = getattr(mod, rope[1])
+        mod, orig = rope_fn
 
         def rope_probe(*args, **kwargs):
             q, k = orig(*args, **kwargs)

@@ -24,8 +24,6 @@ from checks import check, finish  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=os.path.join(SRC, "python"), HF_HUB_OFFLINE="1",
            TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-failures = []
-
 # q_norm over 16-element blocks instead of the whole head, as the fused-kernel bug of the seeds.
 PLANT = """
 import sys, torch, runpy
@@ -47,11 +45,27 @@ sys.argv = ["layerdiff.hf"] + sys.argv[1:]
 runpy.run_module("layerdiff.hf", run_name="__main__")
 """
 
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
+# capture() with a tag map that matches nothing (the Qwen3 map on another model), a bad row, a
+# per-layer tag without its layer group, a bad regex, a rope function that does not exist.
+MAPS = """
+import sys, torch
+from layerdiff import probes
+from layerdiff.torch import capture
+model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+for what, kw in (("matches none", {}), ("row", {"tag_map": [("0", "embed")]}),
+                 ("group", {"tag_map": [("0", "q_proj", "out")], "rope": None}),
+                 ("regex", {"tag_map": [("(", "x", "out")], "rope": None}),
+                 ("rope", {"tag_map": [("0", "x", "out")], "rope": ("math", "nope", "0")})):
+    try:
+        with capture(model, sys.argv[1], tokens=[1], decode_steps=0, **kw):
+            pass
+        print("accepted", what)
+    except probes.ProbeError as e:
+        ok = e.kind == "usage" and {"matches none": "matches none of the model's 2 modules",
+              "row": "is not (regex, tag", "group": "must have a group", "regex": "regex",
+              "rope": "rope=None"}[what] in str(e)
+        print("ok" if ok else f"{what}: {e}")
+"""
 
 
 def sh(args, **kw):
@@ -149,6 +163,44 @@ def main():
                 os.path.join(d, "x.jsonl")])
         check(r.returncode == 2 and "missing: lm_head.weight" in r.stderr,
               f"untied without lm_head: exit {r.returncode}: {r.stderr[-400:]}")
+        # configs that are not Qwen3's, or lack what sizes the model, are refused by name (else
+        # transformers would build its default sizes, or a Qwen3 of another model's weights)
+        for what, edit, msg in (
+                ("llama", {"model_type": "llama", "architectures": ["LlamaForCausalLM"]},
+                 "model_type 'llama', architectures LlamaForCausalLM: only Qwen3"),
+                ("no hidden_size", {"hidden_size": None}, "hidden_size is missing"),
+                ("no rms_norm_eps", {"rms_norm_eps": None}, "rms_norm_eps is missing"),
+                ("no rope_theta", {"rope_theta": None, "rope_parameters": None},
+                 "rope_theta is missing"),
+                ("a list", [], "the model config is not a JSON object")):
+            bad = os.path.join(d, "cfg-" + what.replace(" ", "_"))
+            shutil.copytree(os.path.join(d, "tiny--tied"), bad)
+            cfg = json.load(open(os.path.join(bad, "config.json")))
+            if isinstance(edit, dict):
+                cfg.update(edit)
+                cfg = {k: v for k, v in cfg.items() if v is not None}
+            else:
+                cfg = edit
+            json.dump(cfg, open(os.path.join(bad, "config.json"), "w"))
+            r = sh([VPY, "-m", "layerdiff.hf", bad, "--follow", ref, "--probes",
+                    os.path.join(d, "x.jsonl")])
+            check(r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr,
+                  f"config {what}: exit {r.returncode}: {r.stderr[-400:]}")
+        # --probes naming the followed stream (here through a link) would destroy it
+        link = os.path.join(d, "ref-link.jsonl")
+        os.symlink(ref, link)
+        before = open(ref, "rb").read()
+        r = sh([VPY, "-m", "layerdiff.hf", m, "--follow", ref, "--probes", link])
+        check(r.returncode == 2 and "is the followed stream" in r.stderr and
+              open(ref, "rb").read() == before, f"--probes = --follow: exit {r.returncode}: "
+              f"{r.stderr[-300:]}")
+        # no tokenizer is needed: the ids come from the followed stream
+        notok = os.path.join(d, "no-tokenizer")
+        shutil.copytree(m, notok)
+        os.remove(os.path.join(notok, "tokenizer.json"))
+        r = sh([VPY, "-m", "layerdiff.hf", notok, "--follow", ref, "--probes",
+                os.path.join(d, "notok.jsonl")])
+        check(r.returncode == 0, f"a checkpoint without tokenizer.json: {r.stderr[-300:]}")
         # the example of docs/python.md: a user's own model through a tag map, read by inspect
         toy = os.path.join(d, "toy.jsonl")
         r = sh([VPY, os.path.join(SRC, "examples", "python", "probe_my_model.py"), toy])
@@ -158,6 +210,11 @@ def main():
               keys[:3] == ["S0.embed", "S0.L0.mlp_norm", "S0.L0.up_proj"] and
               keys[-1] == "S2.logits", f"example: exit {r.returncode}/{i.returncode} {keys[:4]} "
               f"{r.stderr[-300:]}{i.stderr[-300:]}")
+        # tag maps that cannot work are refused before the output file is created
+        r = sh([VPY, "-c", MAPS, os.path.join(d, "maps.jsonl")])
+        check(r.returncode == 0 and r.stdout.split() == ["ok"] * 5 and
+              not os.path.exists(os.path.join(d, "maps.jsonl")),
+              f"tag map refusals: {r.stdout} {r.stderr[-600:]}")
         # a cut-short followed stream is exit 3
         cut = os.path.join(d, "cut.jsonl")
         with open(ref, "rb") as f, open(cut, "wb") as g:
