@@ -533,13 +533,28 @@ class Sink:
 
 
 def _compact(obj, what):
-    """obj as compact JSON, its strings escaped as the C writer escapes them."""
+    """obj as compact JSON, its strings (keys included) written by _json_string, as the C writer
+    escapes them; numbers, bools and None, and non-str keys, as json.dumps writes them."""
+
+    def enc(v):
+        if isinstance(v, str):
+            return _json_string(v)
+        if isinstance(v, dict):
+            return "{%s}" % ",".join(
+                _json_string(k if isinstance(k, str) else _scalar(k)) + ":" + enc(x)
+                for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            return "[%s]" % ",".join(map(enc, v))
+        return _scalar(v)
+
+    def _scalar(v):
+        if v is not None and not isinstance(v, (bool, int, float)):
+            raise TypeError(f"{type(v).__name__} {v!r}"[:100] + " is not JSON")
+        return json.dumps(v, allow_nan=False)
+
     try:
-        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        # every backslash of json.dumps' output starts an escape: \\b and \\f become \\u00xx
-        return re.sub(r"\\(u[0-9a-f]{4}|.)", lambda m: {"b": "\\u0008", "f": "\\u000c"}.get(
-            m.group(1), m.group(0)), text)
-    except (TypeError, ValueError) as e:
+        return enc(obj)
+    except (TypeError, ValueError, RecursionError) as e:
         raise ProbeError(f"{what} is not JSON (strs, finite numbers, bools, None, lists and "
                          f"dicts with str keys): {e}", "usage") from e
 

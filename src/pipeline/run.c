@@ -100,23 +100,22 @@ static ld_status open_sink(const ld_run_options *o, const ld_run_info *info, ld_
         (ld_model_refuse_overwrite(o->model, path, false, err) != LD_OK ||
          ld_refuse_overwrite(path, false, o->inputs, o->n_inputs, err) != LD_OK))
         return ld_error_prefix(err, "%s", o->probes_path ? "--probes" : "LAYERDIFF_PROBES");
-    if (o->probes_path) {
-        ld_sink_config defaults;
-        ld_sink_config_init(&defaults);
-        return ld_sink_open(sink, o->probes_path, o->sink_config ? o->sink_config : &defaults,
-                            info, err);
+    if (!o->probes_path) {
+        if (!o->probes_from_env)
+            return LD_OK;
+        if (!o->sink_config)
+            return ld_sink_open_env(sink, info, err);
+        if (!path || !*path)
+            return LD_OK;
     }
-    if (!o->probes_from_env)
-        return LD_OK;
-    if (!o->sink_config)
-        return ld_sink_open_env(sink, info, err);
-    /* LAYERDIFF_PROBES with the caller's configuration: 'layerdiff run --tags ... --payload full'
-     * narrows or fills the stream the variable names as it does one --probes names. */
-    if (!path || !*path)
-        return LD_OK;
-    if (ld_sink_open(sink, path, o->sink_config, info, err) != LD_OK)
-        return ld_error_prefix(err, "LAYERDIFF_PROBES");
-    return LD_OK;
+    /* --probes, or LAYERDIFF_PROBES with the caller's configuration: 'layerdiff run --tags ...
+     * --payload full' narrows or fills the stream the variable names as it does one --probes
+     * names. */
+    ld_sink_config defaults;
+    ld_sink_config_init(&defaults);
+    ld_status st = ld_sink_open(sink, path, o->sink_config ? o->sink_config : &defaults, info,
+                                err);
+    return st == LD_OK || o->probes_path ? st : ld_error_prefix(err, "LAYERDIFF_PROBES");
 }
 
 /* Generates into an open sink and closes it: an error end record naming the last key when the

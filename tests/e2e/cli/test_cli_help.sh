@@ -70,38 +70,32 @@ fi
 "$bin" gen-model m >/dev/null || { echo "FAIL: cannot set up"; exit 1; }
 # keys FILE: the keys of FILE's probes and whether each carries data, one per line.
 keys() { "$bin" inspect "$1" | awk '/^S[0-9]/ {print $1, $NF}'; }
-env LAYERDIFF_PROBES=e1.jsonl LAYERDIFF_PROBE_TAGS=logits LAYERDIFF_PROBE_PAYLOAD=stats \
-    "$bin" run --model m --tokens 1,2 --tags embed --payload full --quiet >/dev/null
-check_rc env-stream-options 0 $?
-got=$(keys e1.jsonl)
-if [[ $got != "S0.embed base64" ]]; then
-    echo "FAIL env-stream-options: LAYERDIFF_PROBES with --tags embed --payload full wrote:"
+# want_keys NAME RC FILE WANT WHAT: the run exited 0 and FILE holds exactly the keys WANT.
+want_keys() {
+  check_rc "$1" 0 "$2"
+  local got
+  got=$(keys "$3")
+  if [[ $got != "$4" ]]; then
+    echo "FAIL $1: $5 wrote:"
     head -5 <<<"$got" | sed 's/^/    /'
     fails=$((fails + 1))
-else
-    echo "ok   env-stream-options: --tags and --payload win over LAYERDIFF_PROBE_*"
-fi
+  else
+    echo "ok   $1: $5"
+  fi
+}
+env LAYERDIFF_PROBES=e1.jsonl LAYERDIFF_PROBE_TAGS=logits LAYERDIFF_PROBE_PAYLOAD=stats \
+    "$bin" run --model m --tokens 1,2 --tags embed --payload full --quiet >/dev/null
+want_keys env-stream-options $? e1.jsonl "S0.embed base64" \
+    "LAYERDIFF_PROBES with --tags embed --payload full (options win over LAYERDIFF_PROBE_*)"
 env LAYERDIFF_PROBES=e2.jsonl LAYERDIFF_PROBE_TAGS=logits LAYERDIFF_PROBE_LAYERS=0 \
     "$bin" run --model m --tokens 1,2 --decode 1 --steps 1 --encoding zlib+base64 \
     --payload full --quiet >/dev/null
-check_rc env-stream-defaults 0 $?
-got=$(keys e2.jsonl)
-if [[ $got != "S1.logits zlib+base64" ]]; then
-    echo "FAIL env-stream-defaults: the variables and the options together wrote:"
-    head -5 <<<"$got" | sed 's/^/    /'
-    fails=$((fails + 1))
-else
-    echo "ok   env-stream-defaults: the variables apply where no option is given"
-fi
+want_keys env-stream-defaults $? e2.jsonl "S1.logits zlib+base64" \
+    "the variables and the options together (variables apply where no option is given)"
 env LAYERDIFF_PROBE_TAGS=logits LAYERDIFF_PROBE_PAYLOAD=stats \
     "$bin" run --model m --tokens 1,2 --tags embed --payload full --probes p1.jsonl \
     --quiet >/dev/null
-check_rc probes-options 0 $?
-if [[ $(keys p1.jsonl) != "S0.embed base64" ]]; then
-    echo "FAIL probes-options: --probes with --tags embed --payload full"; fails=$((fails + 1))
-else
-    echo "ok   probes-options"
-fi
+want_keys probes-options $? p1.jsonl "S0.embed base64" "--probes with --tags embed --payload full"
 check env-bad-value 2 "LAYERDIFF_PROBE_PAYLOAD" \
     env LAYERDIFF_PROBES=e3.jsonl LAYERDIFF_PROBE_PAYLOAD=most "$bin" run --model m --tokens 1
 check env-gz-named 2 "LAYERDIFF_PROBES" \
