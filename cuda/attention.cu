@@ -2,14 +2,16 @@
  *
  * Parallelization. attention_kernel: one block of ATTN_THREADS threads per (query, split), grid
  * (T·Hq, n_split); without a split there is one "split" covering every key. The block walks its
- * keys in passes of LD_ATTN_CHUNK: (1) scores — each warp takes keys w, w+nwarps, ...; its lanes
- * stride over D (coalesced loads of the key row) and a butterfly sums the dot product; (2) the
+ * keys in passes of LD_ATTN_CHUNK: (1) scores — each warp takes keys w, w+nwarps, ..., four at a
+ * time (their loads in flight together); its lanes stride over D (coalesced loads of the key row)
+ * and a butterfly sums each dot product; (2) the
  * pass maximum (block reduction) updates the running maximum m, and the previous sum l and output
  * acc are rescaled by exp(m_old − m_new) (online softmax); (3) the exponentials, their block sum;
  * (4) acc[i] += Σ_k p[k]·v[k,i], each thread owning dimensions i = tid, tid + blockDim, ... (so
- * consecutive threads read consecutive values of a value row). Without a split the block writes
- * out = acc / l; with one it writes (m, l, acc) and attention_combine_kernel — one block per
- * query — merges the splits in order: out = Σ_s acc_s·e^(m_s−M) / Σ_s l_s·e^(m_s−M).
+ * consecutive threads read consecutive values of a value row, 16 keys' loads in flight). Without
+ * a split (or with one split only) the block writes out = acc / l; with several it writes
+ * (m, l, acc) and attention_combine_kernel — one block per query — merges the splits in order:
+ * out = Σ_s acc_s·e^(m_s−M) / Σ_s l_s·e^(m_s−M).
  * Everything is in fp32 with fixed reduction orders: the result is reproducible run to run, and
  * the split geometry depends only on the cache size, so a captured graph computes exactly what
  * the stream path does. Empty splits (keys beyond the causal limit) write m = −inf, l = 0.
@@ -19,6 +21,7 @@
 
 #define ATTN_THREADS 128
 #define ATTN_MAX_SPLITS 1024
+#define ATTN_KEYS_PER_WARP 4 /* keys a warp scores together */
 
 __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache,
                                         const ld_bf16 *v_cache, size_t cap, size_t T, size_t Hq,
@@ -52,15 +55,50 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
     float m = -INFINITY, l = 0.0f;
     for (int64_t c0 = begin; c0 < end; c0 += LD_ATTN_CHUNK) {
         int n = (int)(end - c0 < LD_ATTN_CHUNK ? end - c0 : LD_ATTN_CHUNK);
-        for (int k = warp; k < n; k += nwarps) {
-            const ld_bf16 *kr = kh + (size_t)(c0 + k) * D;
-            float d = 0.0f;
-            for (size_t i = (size_t)lane; i < D; i += 32)
-                d += qs[i] * ld_bf2f(kr[i]);
-            for (int o = 16; o > 0; o >>= 1)
-                d += __shfl_xor_sync(0xffffffffu, d, o);
-            if (lane == 0)
-                p[k] = d * scale;
+        /* A warp scores ATTN_KEYS_PER_WARP of its keys at once (k, k + nwarps, ...), so that
+         * their loads are in flight together; each key's sum is the one a warp scoring one key
+         * at a time computes (lane-strided terms in increasing i, then the butterfly). A key past
+         * the pass reads the warp's first key again (a valid row) and is not stored. */
+        for (int k0 = warp; k0 < n; k0 += ATTN_KEYS_PER_WARP * nwarps) {
+            const ld_bf16 *kr[ATTN_KEYS_PER_WARP];
+            float d[ATTN_KEYS_PER_WARP];
+#pragma unroll
+            for (int u = 0; u < ATTN_KEYS_PER_WARP; u++) {
+                int k = k0 + u * nwarps;
+                kr[u] = kh + (size_t)(c0 + (k < n ? k : k0)) * D;
+                d[u] = 0.0f;
+            }
+            /* D in slices of 128: a lane's 4 elements of each of the keys loaded (all in
+             * flight; an index past D reads element D − 1 and is not used), then summed in
+             * increasing i. */
+            for (size_t i0 = 0; i0 < D; i0 += 128) {
+                float kv[4][ATTN_KEYS_PER_WARP];
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    size_t i = i0 + (size_t)lane + 32 * (size_t)e;
+#pragma unroll
+                    for (int u = 0; u < ATTN_KEYS_PER_WARP; u++)
+                        kv[e][u] = ld_bf2f(kr[u][i < D ? i : D - 1]);
+                }
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    size_t i = i0 + (size_t)lane + 32 * (size_t)e;
+                    if (i < D) {
+                        float qi = qs[i];
+#pragma unroll
+                        for (int u = 0; u < ATTN_KEYS_PER_WARP; u++)
+                            d[u] += qi * kv[e][u];
+                    }
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < ATTN_KEYS_PER_WARP; u++) {
+                for (int o = 16; o > 0; o >>= 1)
+                    d[u] += __shfl_xor_sync(0xffffffffu, d[u], o);
+                int k = k0 + u * nwarps;
+                if (lane == 0 && k < n)
+                    p[k] = d[u] * scale;
+            }
         }
         __syncthreads();
         float cm = -INFINITY;
@@ -90,9 +128,21 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
             l = l_bf16;
         }
         for (size_t i = threadIdx.x; i < D; i += blockDim.x) {
+            const ld_bf16 *vi = vh + (size_t)c0 * D + i;
             float a = acc[i] * alpha;
-            for (int k = 0; k < n; k++)
-                a += p[k] * ld_bf2f(vh[(size_t)(c0 + k) * D + i]);
+            /* One chain of FMAs in key order, over groups of 16 keys whose loads are issued
+             * before the first FMA of the group (a key past the pass reads the last one again,
+             * unused). */
+            for (int k0 = 0; k0 < n; k0 += 16) {
+                float vv[16];
+#pragma unroll
+                for (int u = 0; u < 16; u++)
+                    vv[u] = ld_bf2f(vi[(size_t)(k0 + u < n ? k0 + u : n - 1) * D]);
+#pragma unroll
+                for (int u = 0; u < 16; u++)
+                    if (k0 + u < n)
+                        a += p[k0 + u] * vv[u];
+            }
             acc[i] = a;
         }
         m = m_new;
@@ -182,6 +232,9 @@ extern "C" ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache,
                             T, Hq);
     size_t n_split = split ? split->n_split : 1;
     size_t split_keys = split ? split->split_keys : cap;
+    /* One split is one pass over every key: the combine would compute acc·1 / (l·1), the same
+     * bits as writing acc / l at once, so it is not launched. */
+    bool combine = split && n_split > 1;
     if (n_split == 0 || n_split > ATTN_MAX_SPLITS || split_keys == 0 ||
         (split && (split_keys % LD_ATTN_CHUNK != 0 || n_split * split_keys < cap)))
         return ld_error_set(err, LD_E_INTERNAL,
@@ -190,10 +243,10 @@ extern "C" ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache,
     dim3 grid((unsigned)(T * Hq), (unsigned)n_split);
     size_t smem = (2 * D + LD_ATTN_CHUNK) * sizeof(float);
     attention_kernel<<<grid, ATTN_THREADS, smem, stream>>>(
-        q, k_cache, v_cache, cap, T, Hq, Hkv, D, pos0, *ap, split_keys, split != NULL,
-        split ? split->ml : NULL, split ? split->acc : NULL, out);
+        q, k_cache, v_cache, cap, T, Hq, Hkv, D, pos0, *ap, split_keys, combine,
+        combine ? split->ml : NULL, combine ? split->acc : NULL, out);
     LD_CUDA_CHECK_LAUNCH(err);
-    if (!split)
+    if (!combine)
         return LD_OK;
     attention_combine_kernel<<<(unsigned)(T * Hq), ATTN_THREADS, 0, stream>>>(
         split->ml, split->acc, n_split, D, ap->softmax_bf16, out);

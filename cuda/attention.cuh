@@ -41,7 +41,8 @@ void ld_cuda_attn_split_size(size_t cap, size_t *n_split, size_t *split_keys);
  * [Hkv, cap, D] hold slots 0 .. *pos0+T−1 (slot s = position s). A query at position p reads
  * slots 0..p (all n_kv = *pos0+T slots without the causal mask). out [T, Hq, D] gets
  * softmax(q·kᵀ·scale)·v in bf16, accumulated in fp32. split NULL: one block per query walks all
- * its keys; otherwise the keys are split and the partial results combined by a second kernel. */
+ * its keys; otherwise the keys are split and the partial results combined by a second kernel
+ * (not launched when the geometry has one split: it would change no bit). */
 ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache, const ld_bf16 *v_cache,
                             size_t cap, size_t T, size_t Hq, size_t Hkv, size_t D,
                             const int32_t *pos0, const ld_cuda_attn_params *ap,
