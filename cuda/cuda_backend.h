@@ -72,6 +72,8 @@ typedef struct ld_cuda_run_options {
     const int32_t *follow;  /* if set, the tokens fed to decode steps 1..N instead of the argmax */
     size_t n_follow;
     bool no_graph;          /* true: decode steps on the stream even when probes are off */
+    bool no_fuse_norm;      /* true: every residual add + RMSNorm in its own kernel, also in
+                               one-token steps (where the GEMV after it does it by default) */
     /* Called before each layer of each step (once per step for graph replays); may be NULL. */
     void (*progress)(void *ctx, int step, int n_steps, int layer, int n_layers);
     void *progress_ctx;

@@ -76,4 +76,72 @@ __device__ __forceinline__ float ld_block_max(float v, float *red)
     return r;
 }
 
+/* ---- residual add + RMSNorm of one row, by a whole block ---- */
+
+/* Elements per thread ld_add_rmsnorm_row keeps in registers: rows of up to LD_NORM_REGS ·
+ * LD_ROW_THREADS = 4096 (every Qwen3 up to 8B). */
+#define LD_NORM_REGS 16
+
+/* One row of the residual add fused with the RMSNorm that reads it, computed by the whole block
+ * (blockDim.x threads, a multiple of 32, n <= LD_NORM_REGS · blockDim.x): v = h + delta rounded
+ * to bf16 (delta alone when skip_h; h itself when delta is NULL; a NaN at index nan_at of the row,
+ * −1 for none), then out = v · scale · w in fp32, rounded to bf16, scale = 1/sqrt(mean(v²) + eps)
+ * (mean(v²) + eps under the mul_var fault). Thread t owns elements t, t + blockDim, ...; it loads
+ * all of them (h, delta and w: one round trip to memory) before any store, sums their squares in
+ * that order, and the block sum is ld_block_sum's fixed order. So every block that calls it on the
+ * same row computes the same bits: rmsnorm.cu's kernel and the fused decode GEMVs of gemv.cu
+ * (which norm their input themselves) agree exactly. Stores: v to h_out (may be h itself, or
+ * NULL), the normed row to out and to out2 (either may be NULL; out may be shared memory).
+ * Products use __fmul_rn so that nothing is contracted into an FMA: the rounding is the reference
+ * twin's, only the order of the sum of squares differs. red: 32 floats of shared memory. */
+__device__ __forceinline__ void ld_add_rmsnorm_row(const ld_bf16 *h, const ld_bf16 *delta,
+                                                   bool skip_h, int64_t nan_at, const ld_bf16 *w,
+                                                   size_t n, float eps, bool mul_var,
+                                                   ld_bf16 *h_out, ld_bf16 *out, ld_bf16 *out2,
+                                                   float *red)
+{
+    ld_bf16 hb[LD_NORM_REGS], db[LD_NORM_REGS], wb[LD_NORM_REGS];
+#pragma unroll
+    for (int j = 0; j < LD_NORM_REGS; j++) {
+        size_t i = threadIdx.x + (size_t)j * blockDim.x;
+        bool in = i < n;
+        hb[j] = in ? h[i] : (ld_bf16)0;
+        db[j] = in && delta ? delta[i] : (ld_bf16)0;
+        wb[j] = in ? w[i] : (ld_bf16)0;
+    }
+    float v[LD_NORM_REGS], ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < LD_NORM_REGS; j++) {
+        size_t i = threadIdx.x + (size_t)j * blockDim.x;
+        v[j] = 0.0f;
+        if (i < n) {
+            float x = ld_bf2f(hb[j]);
+            if (delta) {
+                float d = ld_bf2f(db[j]);
+                x = ld_round_bf16(skip_h ? d : __fadd_rn(x, d));
+            }
+            if (nan_at >= 0 && (uint64_t)nan_at == i)
+                x = __int_as_float(0x7fc00000);
+            v[j] = x;
+            if (h_out)
+                h_out[i] = ld_f2bf(x);
+            ss += __fmul_rn(x, x);
+        }
+    }
+    ss = ld_block_sum(ss, red);
+    float ms = ss / (float)n;
+    float scale = mul_var ? ms + eps : 1.0f / sqrtf(ms + eps);
+#pragma unroll
+    for (int j = 0; j < LD_NORM_REGS; j++) {
+        size_t i = threadIdx.x + (size_t)j * blockDim.x;
+        if (i < n) {
+            ld_bf16 o = ld_f2bf(__fmul_rn(__fmul_rn(v[j], scale), ld_bf2f(wb[j])));
+            if (out)
+                out[i] = o;
+            if (out2)
+                out2[i] = o;
+        }
+    }
+}
+
 #endif

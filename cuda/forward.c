@@ -36,6 +36,26 @@ struct ld_cuda_session {
     ld_cuda_weights W;
 };
 
+/* What an RMSNorm call needs: weight, epsilon and the mul_var fault of its layer; the final norm
+ * (layer == L) sees only faults given without @LAYER, as in the reference. */
+typedef struct norm_site {
+    const ld_bf16 *w;
+    double eps;
+    bool mul_var;
+} norm_site;
+
+/* A residual add fused with the norm that reads the sum (add_norm): h += delta, x = norm(h),
+ * and the keys of the two results. */
+typedef struct add_norm_site {
+    const ld_bf16 *delta; /* [T,H] added to h; NULL: h as it is (the first norm, after embed) */
+    bool skip_h;          /* fault skip_attn_residual: h = delta */
+    int res_layer;        /* the sum's key (attn_residual or layer_out), when delta is set */
+    ld_tag res_tag;
+    norm_site n;
+    int norm_layer;       /* the norm's key (attn_norm, mlp_norm or final_norm) */
+    ld_tag norm_tag;
+} add_norm_site;
+
 /* One generate call: the model's dimensions, the activations of a step and the KV cache (one
  * device allocation, carved below), the host side of the token loop, and the prober. */
 typedef struct run {
@@ -55,7 +75,9 @@ typedef struct run {
     int64_t pos0;   /* the current step's first position, host copy (for probe records) */
 
     void *block;    /* the device allocation all pointers below point into */
-    ld_bf16 *h;     /* [T,H] residual stream */
+    ld_bf16 *h;     /* [T,H] residual stream: h_buf[0], or h_buf[1] after an odd number of fused
+                       add+norms wrote the other (decode, see add_norm) */
+    ld_bf16 *h_buf[2]; /* [T,H] and [H] */
     ld_bf16 *x;     /* [T,H] normed input of attention, MLP and lm_head */
     ld_bf16 *qkv;   /* [T,(Hq+2Hkv)·D] q_proj | k_proj | v_proj, one GEMM */
     ld_bf16 *q;     /* [T,Hq,D] q_rope */
@@ -82,6 +104,9 @@ typedef struct run {
     int n_known;    /* after a step without a finite logit: the steps whose argmax is known */
     ld_bf16 *feed_host; /* [tmax * widest tag] a fed tensor on its way up (teacher forcing) */
 
+    bool fuse_norm; /* one-token steps: residual add + norm done by the GEMV after them */
+    bool pend_on;   /* an add+norm waits for that GEMV: pend */
+    add_norm_site pend;
     cudaGraphExec_t graph; /* the captured decode step, or NULL */
     bool trap;      /* LAYERDIFF_CUDA_TRAP_AFTER: fault the device after this key (tests) */
     ld_key trap_key;
@@ -173,14 +198,6 @@ static ld_status probe(run *R, int step, int layer, ld_tag tag, ld_bf16 *data, s
 
 /* ---- the model ------------------------------------------------------------------------------- */
 
-/* What an RMSNorm call needs: weight, epsilon and the mul_var fault of its layer; the final norm
- * (layer == L) sees only faults given without @LAYER, as in the reference. */
-typedef struct norm_site {
-    const ld_bf16 *w;
-    double eps;
-    bool mul_var;
-} norm_site;
-
 static norm_site norm_at(const run *R, int layer, const ld_bf16 *w)
 {
     int fl = layer < (int)R->L ? layer : LD_ALL_LAYERS;
@@ -189,27 +206,100 @@ static norm_site norm_at(const run *R, int layer, const ld_bf16 *w)
                        ld_fault_at(R->F, LD_FAULT_RMSNORM_MUL_VAR, fl) != NULL};
 }
 
-/* The norm that reads the residual stream after layer l: attn_norm of layer l+1, or final_norm. */
-static norm_site next_norm(const run *R, int l)
+/* The add+norm that reads the residual stream after layer l: into attn_norm of layer l+1, or
+ * into final_norm. */
+static add_norm_site next_norm(const run *R, int l)
 {
-    if (l + 1 < (int)R->L)
-        return norm_at(R, l + 1, R->S->W.layers[l + 1].attn_norm);
-    return norm_at(R, (int)R->L, R->S->W.final_norm);
+    add_norm_site a = {.delta = R->down, .res_layer = l, .res_tag = LD_TAG_LAYER_OUT};
+    if (l + 1 < (int)R->L) {
+        a.n = norm_at(R, l + 1, R->S->W.layers[l + 1].attn_norm);
+        a.norm_layer = l + 1, a.norm_tag = LD_TAG_ATTN_NORM;
+    } else {
+        a.n = norm_at(R, (int)R->L, R->S->W.final_norm);
+        a.norm_layer = LD_NO_LAYER, a.norm_tag = LD_TAG_FINAL_NORM;
+    }
+    return a;
 }
 
-/* A fed residual stream (attn_residual, layer_out): h becomes the feed's, and x, which the fused
- * add+norm computed from the old h, is normed again from it. */
-static ld_status feed_residual(run *R, int step, int l, ld_tag tag, size_t T, norm_site n)
+static int64_t nan_residual(const run *R, const add_norm_site *a, size_t T)
 {
-    if (!fed(R, step, l, tag))
+    return a->delta ? nan_index(R, a->res_layer, a->res_tag, T) : -1;
+}
+
+/* The records of an add+norm, once both results are in h and x: the sum (emitted; when fed, h
+ * becomes the feed's and x is normed again from it), then the norm's probe point. */
+static ld_status add_norm_records(run *R, int step, size_t T, const add_norm_site *a)
+{
+    if (a->delta) {
+        TRY(emit(R, step, a->res_layer, a->res_tag, R->h, T, R->H));
+        if (fed(R, step, a->res_layer, a->res_tag)) {
+            TRY(feed_in(R, step, a->res_layer, a->res_tag, R->h, T, R->H));
+            TRY(ld_cuda_add_rmsnorm(R->h, NULL, false, -1, a->n.w, T, R->H, a->n.eps,
+                                    a->n.mul_var, R->x, R->stream, R->err));
+        }
+    }
+    return probe(R, step, a->norm_layer, a->norm_tag, R->x, T, R->H);
+}
+
+/* The residual add fused with the norm that reads it. When a decode GEMV of one token reads x
+ * next (to_gemv) and nothing between here and it changes h or x at a probe point (a feed of
+ * either, a nan fault at the norm), it is left pending and that GEMV does it (norm_matmul,
+ * ld_cuda_norm_gemv: the same bits, one launch and one round trip through memory less); its
+ * records then follow the GEMV, in the same order as here. */
+static ld_status add_norm(run *R, int step, size_t T, add_norm_site a, bool to_gemv)
+{
+    bool fuse = R->fuse_norm && to_gemv && T == 1 && R->H <= LD_GEMV_NORM_MAX_K &&
+                nan_index(R, a.norm_layer, a.norm_tag, T) < 0 &&
+                !fed(R, step, a.norm_layer, a.norm_tag) &&
+                !(a.delta && fed(R, step, a.res_layer, a.res_tag));
+    if (fuse) {
+        R->pend = a;
+        R->pend_on = true;
         return LD_OK;
-    TRY(feed_in(R, step, l, tag, R->h, T, R->H));
-    return ld_cuda_add_rmsnorm(R->h, NULL, false, -1, n.w, T, R->H, n.eps, n.mul_var, R->x,
-                               R->stream, R->err);
+    }
+    TRY(ld_cuda_add_rmsnorm(R->h, a.delta, a.skip_h, nan_residual(R, &a, T), a.n.w, T, R->H,
+                            a.n.eps, a.n.mul_var, R->x, R->stream, R->err));
+    return add_norm_records(R, step, T, &a);
 }
 
-/* One layer. On entry x holds this layer's attn_norm (computed by the previous fused add+norm);
- * on exit h holds layer_out and x the next norm's output. */
+/* y = x·Wᵀ (N rows of W; glu: the gate/up GEMV with its activation into act, N = I). With an
+ * add+norm pending, one launch does both (T = 1); the new residual goes to the other h buffer. */
+static ld_status norm_matmul(run *R, int step, size_t T, const ld_bf16 *w, size_t N, ld_bf16 *y,
+                             size_t ldy, bool glu, bool gelu, ld_bf16 *act)
+{
+    size_t H = R->H;
+    if (!R->pend_on) {
+        if (glu)
+            return ld_cuda_gemv_glu(R->x, H, w, N, H, T, y, ldy, gelu, act, N, R->stream, R->err);
+        return ld_cuda_matmul(R->S->blas, R->x, H, w, N, H, T, y, ldy, R->err);
+    }
+    add_norm_site a = R->pend;
+    R->pend_on = false;
+    int64_t nan_at = nan_residual(R, &a, T);
+    bool update = a.delta || nan_at >= 0;
+    ld_bf16 *other = R->h == R->h_buf[0] ? R->h_buf[1] : R->h_buf[0];
+    ld_cuda_gemv_norm nm = {.h = R->h, .delta = a.delta, .skip_h = a.skip_h, .nan_at = nan_at,
+                            .w = a.n.w, .eps = a.n.eps, .mul_var = a.n.mul_var,
+                            .h_out = update ? other : NULL, .x_out = R->x};
+    if (glu)
+        TRY(ld_cuda_norm_gemv_glu(&nm, w, N, H, y, gelu, act, R->stream, R->err));
+    else
+        TRY(ld_cuda_norm_gemv(&nm, w, N, H, y, R->stream, R->err));
+    if (update)
+        R->h = other;
+    return add_norm_records(R, step, T, &a);
+}
+
+/* Whether layer l's q/k/v GEMV may do its attn_norm's add+norm (not the lm_head's GEMV after the
+ * last layer: its 19k blocks would each norm the row; not under q_proj_zero, a GEMM over part of
+ * the weight). */
+static bool to_qkv_gemv(const run *R, int l)
+{
+    return l < (int)R->L && !ld_fault_at(R->F, LD_FAULT_Q_PROJ_ZERO, l);
+}
+
+/* One layer. On entry x holds this layer's attn_norm, or its add+norm is pending; on exit h
+ * holds layer_out and x the next norm's output, or that add+norm is pending. */
 static ld_status layer_forward(run *R, int step, int l, size_t T)
 {
     const ld_fault_set *F = R->F;
@@ -219,18 +309,17 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
     const ld_fault *f;
     norm_site attn_n = norm_at(R, l, W->attn_norm), mlp_n = norm_at(R, l, W->mlp_norm);
 
-    /* Attention block. */
-    TRY(probe(R, step, l, LD_TAG_ATTN_NORM, R->x, T, H));
-
-    /* q, k and v in one GEMM over the stacked weight. q_proj_zero: a fused stage that never
-     * writes q — the GEMM covers only the k and v columns, and q keeps the zeros written here. */
+    /* Attention block: attn_norm's add+norm (pending, or done with its records) came before. q,
+     * k and v in one GEMM over the stacked weight. q_proj_zero: a fused stage that never writes
+     * q — the GEMM covers only the k and v columns, and q keeps the zeros written here (never
+     * with a pending norm: see to_qkv_gemv). */
     if (ld_fault_at(F, LD_FAULT_Q_PROJ_ZERO, l)) {
         LD_CUDA_CHECK(R->err, cudaMemset2DAsync(R->qkv, Wqkv * sizeof(ld_bf16), 0,
                                                 Hq * D * sizeof(ld_bf16), T, R->stream));
         TRY(ld_cuda_matmul(blas, R->x, H, W->wqkv + Hq * D * H, 2 * Hkv * D, H, T, R->qkv + Hq * D,
                            Wqkv, R->err));
     } else {
-        TRY(ld_cuda_matmul(blas, R->x, H, W->wqkv, Wqkv, H, T, R->qkv, Wqkv, R->err));
+        TRY(norm_matmul(R, step, T, W->wqkv, Wqkv, R->qkv, Wqkv, false, false, NULL));
     }
     TRY(probe(R, step, l, LD_TAG_Q_PROJ, R->qkv, T, Wqkv));
     TRY(probe(R, step, l, LD_TAG_K_PROJ, R->qkv + Hq * D, T, Wqkv));
@@ -301,14 +390,13 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
      * fused with the MLP's norm. */
     TRY(ld_cuda_matmul(blas, R->att, Hq * D, W->wo, H, Hq * D, T, R->o, H, R->err));
     TRY(probe(R, step, l, LD_TAG_O_PROJ, R->o, T, H));
-    TRY(ld_cuda_add_rmsnorm(R->h, R->o, ld_fault_at(F, LD_FAULT_SKIP_ATTN_RESIDUAL, l) != NULL,
-                            nan_index(R, l, LD_TAG_ATTN_RESIDUAL, T), mlp_n.w, T, H, mlp_n.eps,
-                            mlp_n.mul_var, R->x, R->stream, R->err));
-    TRY(emit(R, step, l, LD_TAG_ATTN_RESIDUAL, R->h, T, H));
-    TRY(feed_residual(R, step, l, LD_TAG_ATTN_RESIDUAL, T, mlp_n));
+    add_norm_site mlp_in = {.delta = R->o,
+                            .skip_h = ld_fault_at(F, LD_FAULT_SKIP_ATTN_RESIDUAL, l) != NULL,
+                            .res_layer = l, .res_tag = LD_TAG_ATTN_RESIDUAL, .n = mlp_n,
+                            .norm_layer = l, .norm_tag = LD_TAG_MLP_NORM};
+    TRY(add_norm(R, step, T, mlp_in, true));
 
     /* MLP block: gate and up in one GEMM (swap_gate_up is in the uploaded weights). */
-    TRY(probe(R, step, l, LD_TAG_MLP_NORM, R->x, T, H));
     /* A few tokens: one GEMV computes the activation too, unless something changes gate or up at
      * their probe point before the activation may read them (a nan fault, a feed). */
     bool gelu = ld_fault_at(F, LD_FAULT_SILU_AS_GELU, l) != NULL;
@@ -316,10 +404,9 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
                     nan_index(R, l, LD_TAG_UP_PROJ, T) < 0 && !fed(R, step, l, LD_TAG_GATE_PROJ) &&
                     !fed(R, step, l, LD_TAG_UP_PROJ);
     if (fuse_act)
-        TRY(ld_cuda_gemv_glu(R->x, H, W->wgu, I, H, T, R->gu, 2 * I, gelu, R->act, I, R->stream,
-                             R->err));
+        TRY(norm_matmul(R, step, T, W->wgu, I, R->gu, 2 * I, true, gelu, R->act));
     else
-        TRY(ld_cuda_matmul(blas, R->x, H, W->wgu, 2 * I, H, T, R->gu, 2 * I, R->err));
+        TRY(norm_matmul(R, step, T, W->wgu, 2 * I, R->gu, 2 * I, false, false, NULL));
     TRY(probe(R, step, l, LD_TAG_GATE_PROJ, R->gu, T, 2 * I));
     TRY(probe(R, step, l, LD_TAG_UP_PROJ, R->gu + I, T, 2 * I));
     if (!fuse_act)
@@ -330,11 +417,7 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
 
     /* The residual add fused with the norm that reads it next (next layer's attn_norm, or the
      * final norm), probed there. */
-    norm_site nn = next_norm(R, l);
-    TRY(ld_cuda_add_rmsnorm(R->h, R->down, false, nan_index(R, l, LD_TAG_LAYER_OUT, T), nn.w, T, H,
-                            nn.eps, nn.mul_var, R->x, R->stream, R->err));
-    TRY(emit(R, step, l, LD_TAG_LAYER_OUT, R->h, T, H));
-    return feed_residual(R, step, l, LD_TAG_LAYER_OUT, T, nn);
+    return add_norm(R, step, T, next_norm(R, l), to_qkv_gemv(R, l + 1));
 }
 
 /* One step: T tokens (ids and pos0 already on the device) through the whole model; the last row's
@@ -344,17 +427,18 @@ static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progres
     const ld_cuda_weights *W = &R->S->W;
     size_t H = R->H, V = R->V;
 
+    R->h = R->h_buf[0]; /* every step the same buffers: a captured step replays any other */
     TRY(ld_cuda_embed(W->embed, V, H, R->ids, T, R->h, R->stream, R->err));
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_EMBED, R->h, T, H));
-    norm_site n0 = norm_at(R, 0, W->layers[0].attn_norm);
-    TRY(ld_cuda_add_rmsnorm(R->h, NULL, false, -1, n0.w, T, H, n0.eps, n0.mul_var, R->x,
-                            R->stream, R->err));
+    add_norm_site first = {.n = norm_at(R, 0, W->layers[0].attn_norm), .norm_layer = 0,
+                           .norm_tag = LD_TAG_ATTN_NORM};
+    TRY(add_norm(R, step, T, first, to_qkv_gemv(R, 0)));
     for (int l = 0; l < (int)R->L; l++) {
         if (R->opt->progress && per_layer_progress)
             R->opt->progress(R->opt->progress_ctx, step, R->n_steps, l, (int)R->L);
         TRY(layer_forward(R, step, l, T));
     }
-    TRY(probe(R, step, LD_NO_LAYER, LD_TAG_FINAL_NORM, R->x, T, H));
+    /* final_norm was probed by the last layer's add+norm (never pending: see to_qkv_gemv). */
     /* Only the last row feeds the argmax: the other rows are computed only for a probe. */
     size_t rows = wants(R, step, LD_NO_LAYER, LD_TAG_LOGITS) ||
                           fed(R, step, LD_NO_LAYER, LD_TAG_LOGITS) ||
@@ -398,7 +482,8 @@ static void layout(run *R, carver *cv)
 {
     size_t T = R->tmax, H = R->H, qw = R->Hq * R->D, kw = R->Hkv * R->D, I = R->I;
     size_t kv = R->L * kw * R->cap, ns = R->split.n_split;
-    R->h = carve(cv, T * H, 2);
+    R->h = R->h_buf[0] = carve(cv, T * H, 2);
+    R->h_buf[1] = carve(cv, H, 2);
     R->x = carve(cv, T * H, 2);
     R->qkv = carve(cv, T * R->Wqkv, 2);
     R->q = carve(cv, T * qw, 2);
@@ -613,6 +698,7 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
     R.cap = n_prompt + (size_t)decode_steps;
     R.tmax = n_prompt;
     R.n_steps = 1 + decode_steps;
+    R.fuse_norm = !opt->no_fuse_norm;
     const char *trap = getenv("LAYERDIFF_CUDA_TRAP_AFTER");
     if (trap && *trap) {
         if (ld_key_parse(trap, &R.trap_key, err) != LD_OK)
@@ -703,9 +789,11 @@ ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_pr
     TRY(ld_generate_check_inputs(&m->cfg, prompt, n_prompt, decode_steps, opt->follow,
                                  opt->n_follow, err));
     const char *graph = getenv("LAYERDIFF_CUDA_GRAPH");
+    const char *fuse = getenv("LAYERDIFF_CUDA_FUSE_NORM");
     ld_cuda_run_options ro = {.sink = opt->sink, .feed = opt->feed, .follow = opt->follow,
                               .n_follow = opt->n_follow,
                               .no_graph = graph && !strcmp(graph, "0"),
+                              .no_fuse_norm = fuse && !strcmp(fuse, "0"),
                               .progress = opt->progress, .progress_ctx = opt->progress_ctx};
     ld_cuda_session *s;
     TRY(ld_cuda_session_create(&s, m, opt->faults, err));

@@ -100,16 +100,12 @@ __device__ __forceinline__ void warp_dot(const ld_bf16 *__restrict__ x, size_t l
             acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], o);
 }
 
-/* y[t, n] for the warp's row n < N. */
+/* y[t, n] for t < T: the warp's row n of W against x, rounded once by lane 0. */
 template <int T, bool VEC>
-__global__ static void __launch_bounds__(GEMV_THREADS)
-    decode_gemv_kernel(const ld_bf16 *__restrict__ x, size_t ldx, const ld_bf16 *__restrict__ w,
-                       size_t N, size_t K, ld_bf16 *__restrict__ y, size_t ldy)
+__device__ __forceinline__ void gemv_row(const ld_bf16 *__restrict__ x, size_t ldx,
+                                         const ld_bf16 *__restrict__ w, size_t n, size_t K,
+                                         unsigned lane, ld_bf16 *__restrict__ y, size_t ldy)
 {
-    size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
-    unsigned lane = threadIdx.x % 32;
-    if (n >= N) /* the whole warp: no shuffle waits for it */
-        return;
     float acc[T];
     warp_dot<T, VEC>(x, ldx, w + n * K, K, lane, acc);
     if (lane == 0) {
@@ -119,20 +115,16 @@ __global__ static void __launch_bounds__(GEMV_THREADS)
     }
 }
 
-/* The gate/up GEMV with the activation: the warp's row n < I of gate (W row n) and of up (W row
- * I + n), each summed exactly as decode_gemv_kernel sums it and rounded to bf16 into gu, then
- * act[t, n] = ld_act_mul of the two rounded values — the bits silu_mul.cu computes from gu. */
+/* Gate row n (W row n) and up row I + n, each summed exactly as gemv_row sums it and rounded to
+ * bf16 into gu, then act[t, n] = ld_act_mul of the two rounded values — the bits silu_mul.cu
+ * computes from gu. */
 template <int T, bool VEC>
-__global__ static void __launch_bounds__(GEMV_THREADS)
-    decode_gemv_glu_kernel(const ld_bf16 *__restrict__ x, size_t ldx,
-                           const ld_bf16 *__restrict__ w, size_t I, size_t K,
-                           ld_bf16 *__restrict__ gu, size_t ldgu, bool gelu,
-                           ld_bf16 *__restrict__ act, size_t ldact)
+__device__ __forceinline__ void glu_row(const ld_bf16 *__restrict__ x, size_t ldx,
+                                        const ld_bf16 *__restrict__ w, size_t n, size_t I,
+                                        size_t K, unsigned lane, ld_bf16 *__restrict__ gu,
+                                        size_t ldgu, bool gelu, ld_bf16 *__restrict__ act,
+                                        size_t ldact)
 {
-    size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
-    unsigned lane = threadIdx.x % 32;
-    if (n >= I)
-        return;
     float g[T], u[T];
     warp_dot<T, VEC>(x, ldx, w + n * K, K, lane, g);
     warp_dot<T, VEC>(x, ldx, w + (I + n) * K, K, lane, u);
@@ -145,6 +137,69 @@ __global__ static void __launch_bounds__(GEMV_THREADS)
             act[t * ldact + n] = ld_f2bf(ld_act_mul(ld_bf2f(gb), ld_bf2f(ub), gelu));
         }
     }
+}
+
+/* y[t, n] for the warp's row n < N. */
+template <int T, bool VEC>
+__global__ static void __launch_bounds__(GEMV_THREADS)
+    decode_gemv_kernel(const ld_bf16 *__restrict__ x, size_t ldx, const ld_bf16 *__restrict__ w,
+                       size_t N, size_t K, ld_bf16 *__restrict__ y, size_t ldy)
+{
+    size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (n < N) /* the whole warp: no shuffle waits for a lane that left */
+        gemv_row<T, VEC>(x, ldx, w, n, K, threadIdx.x % 32, y, ldy);
+}
+
+/* The gate/up GEMV with the activation: the warp's pair of rows n < I. */
+template <int T, bool VEC>
+__global__ static void __launch_bounds__(GEMV_THREADS)
+    decode_gemv_glu_kernel(const ld_bf16 *__restrict__ x, size_t ldx,
+                           const ld_bf16 *__restrict__ w, size_t I, size_t K,
+                           ld_bf16 *__restrict__ gu, size_t ldgu, bool gelu,
+                           ld_bf16 *__restrict__ act, size_t ldact)
+{
+    size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (n < I)
+        glu_row<T, VEC>(x, ldx, w, n, I, K, threadIdx.x % 32, gu, ldgu, gelu, act, ldact);
+}
+
+/* ld_cuda_gemv_norm as the kernels take it (eps in f32, as rmsnorm.cu uses it). */
+struct norm_args {
+    const ld_bf16 *h, *delta;
+    bool skip_h, mul_var;
+    int64_t nan_at;
+    const ld_bf16 *w;
+    float eps;
+    ld_bf16 *h_out, *x_out;
+};
+
+static_assert(LD_NORM_REGS * GEMV_THREADS >= LD_GEMV_NORM_MAX_K,
+              "ld_add_rmsnorm_row must cover the widest normed row in one block");
+
+/* One token's GEMV (GLU false: rows n < N of W; true: the gate/up pairs n < N, N = I) whose input
+ * row is the residual add + RMSNorm of nm, computed by every block into shared memory with
+ * ld_add_rmsnorm_row — the bits add_rmsnorm_kernel writes — before its warps take their rows.
+ * Block 0 alone stores the new residual (h_out) and the normed row (x_out); every block reads h,
+ * never h_out, so no block sees another's store. */
+template <bool VEC, bool GLU>
+__global__ static void __launch_bounds__(GEMV_THREADS)
+    decode_norm_gemv_kernel(norm_args nm, const ld_bf16 *__restrict__ w, size_t N, size_t K,
+                            ld_bf16 *__restrict__ y, bool gelu, ld_bf16 *__restrict__ act)
+{
+    __shared__ uint4 xs16[LD_GEMV_NORM_MAX_K / 8]; /* the normed row; uint4: 16-byte aligned */
+    ld_bf16 *xs = reinterpret_cast<ld_bf16 *>(xs16);
+    __shared__ float red[32];
+    bool first = blockIdx.x == 0;
+    ld_add_rmsnorm_row(nm.h, nm.delta, nm.skip_h, nm.nan_at, nm.w, K, nm.eps, nm.mul_var,
+                       first ? nm.h_out : NULL, xs, first ? nm.x_out : NULL, red);
+    __syncthreads(); /* xs complete before any warp reads it */
+    size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (n >= N)
+        return;
+    if (GLU)
+        glu_row<1, VEC>(xs, K, w, n, N, K, threadIdx.x % 32, y, 2 * N, gelu, act, N);
+    else
+        gemv_row<1, VEC>(xs, K, w, n, K, threadIdx.x % 32, y, N);
 }
 
 typedef void (*gemv_fn)(const ld_bf16 *, size_t, const ld_bf16 *, size_t, size_t, ld_bf16 *,
@@ -220,4 +275,60 @@ extern "C" ld_status ld_cuda_gemv_glu(const ld_bf16 *x, size_t ldx, const ld_bf1
     k<<<(unsigned)blocks, GEMV_THREADS, 0, stream>>>(x, ldx, w, I, K, gu, ldgu, gelu, act, ldact);
     LD_CUDA_CHECK_LAUNCH(err);
     return LD_OK;
+}
+
+/* The checks of the normed GEMVs; *nd the kernels' arguments. */
+static ld_status norm_check(const ld_cuda_gemv_norm *nm, const ld_bf16 *w, size_t rows, size_t K,
+                            size_t *blocks, bool *vec, norm_args *nd, ld_error *err)
+{
+    if (K == 0 || K > LD_GEMV_NORM_MAX_K)
+        return ld_error_set(err, LD_E_INTERNAL, "normed gemv: row of %zu, at most %d", K,
+                            LD_GEMV_NORM_MAX_K);
+    if (!nm->h || !nm->w || ((nm->delta || nm->nan_at >= 0) && !nm->h_out) ||
+        nm->nan_at >= (int64_t)K)
+        return ld_error_set(err, LD_E_INTERNAL, "normed gemv: bad residual arguments");
+    /* Every block reads h while block 0 writes h_out: they must not overlap. */
+    if (nm->h_out && nm->h_out < nm->h + K && nm->h < nm->h_out + K)
+        return ld_error_set(err, LD_E_INTERNAL, "normed gemv: h_out overlaps h");
+    ld_status st = gemv_check(nm->h, K, w, rows, K, 1, K, 0, blocks, vec, err);
+    if (st != LD_OK)
+        return st;
+    *vec = K % 8 == 0 && (uintptr_t)w % 16 == 0; /* x is the block's aligned shared copy */
+    *nd = norm_args{nm->h,      nm->delta, nm->skip_h,       nm->mul_var, nm->nan_at,
+                    nm->w,      (float)nm->eps, nm->h_out, nm->x_out};
+    return LD_OK;
+}
+
+/* Both normed GEMVs: GLU false, rows n < N of W into y; true, the gate/up pairs n < N (N = I)
+ * into y = gu, with the activation into act. */
+static ld_status norm_gemv(const ld_cuda_gemv_norm *nm, const ld_bf16 *w, size_t N, size_t K,
+                           ld_bf16 *y, bool glu, bool gelu, ld_bf16 *act, cudaStream_t stream,
+                           ld_error *err)
+{
+    size_t blocks = 0;
+    bool vec = false;
+    norm_args nd = {};
+    ld_status st = norm_check(nm, w, N, K, &blocks, &vec, &nd, err);
+    if (st != LD_OK)
+        return st;
+    blocks = blocks ? blocks : 1; /* N = 0: the residual and the normed row are still written */
+    auto k = glu ? (vec ? decode_norm_gemv_kernel<true, true> : decode_norm_gemv_kernel<false, true>)
+                 : (vec ? decode_norm_gemv_kernel<true, false>
+                        : decode_norm_gemv_kernel<false, false>);
+    k<<<(unsigned)blocks, GEMV_THREADS, 0, stream>>>(nd, w, N, K, y, gelu, act);
+    LD_CUDA_CHECK_LAUNCH(err);
+    return LD_OK;
+}
+
+extern "C" ld_status ld_cuda_norm_gemv(const ld_cuda_gemv_norm *nm, const ld_bf16 *w, size_t N,
+                                       size_t K, ld_bf16 *y, cudaStream_t stream, ld_error *err)
+{
+    return norm_gemv(nm, w, N, K, y, false, false, nullptr, stream, err);
+}
+
+extern "C" ld_status ld_cuda_norm_gemv_glu(const ld_cuda_gemv_norm *nm, const ld_bf16 *w,
+                                           size_t I, size_t K, ld_bf16 *gu, bool gelu,
+                                           ld_bf16 *act, cudaStream_t stream, ld_error *err)
+{
+    return norm_gemv(nm, w, I, K, gu, true, gelu, act, stream, err);
 }

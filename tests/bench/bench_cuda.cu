@@ -1,5 +1,6 @@
 /* bench_cuda.cu — speed of the CUDA path on the qwen3-0.6b preset (bf16 checkpoint, batch 1):
- * decode ms/token on the stream and replayed from a CUDA graph, prefill of 512 tokens in tokens/s,
+ * decode ms/token on the stream and replayed from a CUDA graph (also with every residual add +
+ * RMSNorm in its own kernel, the ratio measured in the same run), prefill of 512 tokens in tokens/s,
  * and the probe overhead (stats only, full payload) against the same run without probes. Prints
  * device, driver, CUDA runtime and cuBLAS versions. Host code only (compiled by nvcc because it is
  * built beside the CUDA library); not a test: it prints figures and never fails on them. Exits 77
@@ -59,7 +60,7 @@ struct run_result {
 
 /* One generate call on the session; sink may be NULL. */
 static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool no_graph,
-                           ld_sink *sink, int vocab)
+                           ld_sink *sink, int vocab, bool no_fuse = false)
 {
     int32_t *prompt = (int32_t *)malloc(n_prompt * sizeof *prompt);
     int32_t *tokens = (int32_t *)malloc(((size_t)decode + 1) * sizeof *tokens);
@@ -70,6 +71,7 @@ static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool
     memset(&ro, 0, sizeof ro);
     ro.sink = sink;
     ro.no_graph = no_graph;
+    ro.no_fuse_norm = no_fuse;
     ld_cuda_timing t;
     ld_error err;
     if (ld_cuda_session_generate(s, prompt, n_prompt, decode, &ro, tokens, decoded, &t, &err) !=
@@ -84,12 +86,12 @@ static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool
 
 /* The fastest of repeat runs (after one warm-up). */
 static run_result best_of(int repeat, ld_cuda_session *s, size_t n_prompt, int decode,
-                          bool no_graph, int vocab)
+                          bool no_graph, int vocab, bool no_fuse = false)
 {
-    run_once(s, n_prompt, decode, no_graph, NULL, vocab);
+    run_once(s, n_prompt, decode, no_graph, NULL, vocab, no_fuse);
     run_result best = {INFINITY, INFINITY, false};
     for (int i = 0; i < repeat; i++) {
-        run_result r = run_once(s, n_prompt, decode, no_graph, NULL, vocab);
+        run_result r = run_once(s, n_prompt, decode, no_graph, NULL, vocab, no_fuse);
         best.prefill_s = fmin(best.prefill_s, r.prefill_s);
         best.decode_s = fmin(best.decode_s, r.decode_s);
         best.graph = r.graph;
@@ -165,7 +167,8 @@ int main(int argc, char **argv)
     printf("model: %s preset, bf16, batch 1; weights uploaded in %.2f s\n", preset,
            ld_seconds() - t0);
     printf("kernels: matmuls of up to %d rows (decode) decode_gemv_kernel, gate/up with the "
-           "activation decode_gemv_glu_kernel; more rows (prefill) cublasGemmEx\n",
+           "activation decode_gemv_glu_kernel, one token's q/k/v and gate/up with their residual "
+           "add + RMSNorm decode_norm_gemv_kernel; more rows (prefill) cublasGemmEx\n",
            LD_GEMV_MAX_T);
 
     /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
@@ -175,6 +178,10 @@ int main(int argc, char **argv)
            1e3 * stream.decode_s / decode, decode, repeat);
     printf("decode, CUDA graph: %.3f ms/token%s\n", 1e3 * graph.decode_s / decode,
            graph.graph ? "" : " (graph NOT used)");
+    /* The same, every residual add + norm in its own kernel (LAYERDIFF_CUDA_FUSE_NORM=0). */
+    run_result unfused = best_of(repeat, s, 16, decode, false, V, true);
+    printf("decode, CUDA graph, norms not fused: %.3f ms/token (fused / not fused %.3f)\n",
+           1e3 * unfused.decode_s / decode, graph.decode_s / unfused.decode_s);
 
     run_result pf = best_of(repeat, s, (size_t)prefill, 0, true, V);
     printf("prefill %d tokens:  %.2f ms, %.0f tokens/s\n", prefill, 1e3 * pf.prefill_s,

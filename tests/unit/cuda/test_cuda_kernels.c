@@ -308,6 +308,113 @@ static void test_gemv_glu(void **state)
 
 /* ---- residual add + RMSNorm ------------------------------------------------------------------ */
 
+/* The decode GEMVs that norm their own input (ld_cuda_norm_gemv, ld_cuda_norm_gemv_glu) must give
+ * exactly the bits of the two launches they replace: ld_cuda_add_rmsnorm, then ld_cuda_gemv (or
+ * ld_cuda_gemv_glu) of its output. h is read, never written; h_out and x_out get what the norm
+ * kernel writes into h and x. Every residual variant, widths up to the limit, element loads. */
+static void test_norm_gemv(void **state)
+{
+    (void)state;
+    static const struct { size_t K, N, woff; } cases[] = {
+        {1, 3, 0}, {31, 5, 0}, {64, 9, 0}, {1000, 17, 0}, {1024, 33, 0}, {4096, 9, 0},
+        {64, 10, 1}, {136, 0, 0}};
+    /* delta, skip, nan (index K/2 of the residual), mul_var, eps */
+    static const struct { bool delta, skip, nan, mul_var; double eps; } vars[] = {
+        {false, false, false, false, 1e-6}, {true, false, false, false, 1e-6},
+        {true, true, false, false, 1e-6},   {true, false, true, false, 1e-6},
+        {false, false, true, false, 1e-6},  {true, false, false, true, 1e-6},
+        {true, false, false, false, 0.5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t K = cases[c].K, N = cases[c].N, woff = cases[c].woff;
+        uint16_t *h = rand_bf16(K, 4.0f), *d = rand_bf16(K, 1.0f), *nw = rand_bf16(K, 1.5f);
+        uint16_t *w = rand_bf16(2 * N * K + 1, 1.0f);
+        for (size_t v = 0; v < sizeof vars / sizeof vars[0]; v++) {
+            int64_t nan_at = vars[v].nan ? (int64_t)(K / 2) : -1;
+            bool update = vars[v].delta || nan_at >= 0;
+            for (int glu = 0; glu < 2; glu++) {
+                size_t rows = glu ? 2 * N : N, yn = rows ? rows : 1;
+                gbuf gh, gd, gnw, gw, ghr, gxr, gyr, gar, gho, gxo, gy, ga;
+                ld_bf16 *dh = gbuf_upload(&gh, h, K * 2), *dd = gbuf_upload(&gd, d, K * 2);
+                ld_bf16 *dnw = gbuf_upload(&gnw, nw, K * 2);
+                ld_bf16 *dw = gbuf_alloc(&gw, (woff + 2 * N * K + 1) * 2, 0);
+                CU(cudaMemcpy(dw + woff, w, (2 * N * K + 1) * 2, cudaMemcpyHostToDevice));
+                /* the two launches it replaces */
+                ld_bf16 *hr = gbuf_upload(&ghr, h, K * 2), *xr = gbuf_alloc(&gxr, K * 2, 0x7F);
+                ld_bf16 *yr = gbuf_alloc(&gyr, yn * 2, 0x7F), *ar = gbuf_alloc(&gar, yn * 2, 0x7F);
+                LDOK(ld_cuda_add_rmsnorm(hr, vars[v].delta ? dd : NULL, vars[v].skip, nan_at, dnw,
+                                         1, K, vars[v].eps, vars[v].mul_var, xr, 0, &E));
+                if (glu)
+                    LDOK(ld_cuda_gemv_glu(xr, K, dw + woff, N, K, 1, yr, 2 * N, false, ar, N, 0,
+                                          &E));
+                else
+                    LDOK(ld_cuda_gemv(xr, K, dw + woff, N, K, 1, yr, N, 0, &E));
+                /* the fused one */
+                ld_bf16 *ho = gbuf_alloc(&gho, K * 2, 0x7F), *xo = gbuf_alloc(&gxo, K * 2, 0x7F);
+                ld_bf16 *y = gbuf_alloc(&gy, yn * 2, 0x7F), *a = gbuf_alloc(&ga, yn * 2, 0x7F);
+                ld_cuda_gemv_norm nm = {.h = dh, .delta = vars[v].delta ? dd : NULL,
+                                        .skip_h = vars[v].skip, .nan_at = nan_at, .w = dnw,
+                                        .eps = vars[v].eps, .mul_var = vars[v].mul_var,
+                                        .h_out = update ? ho : NULL, .x_out = xo};
+                if (glu)
+                    LDOK(ld_cuda_norm_gemv_glu(&nm, dw + woff, N, K, y, false, a, 0, &E));
+                else
+                    LDOK(ld_cuda_norm_gemv(&nm, dw + woff, N, K, y, 0, &E));
+                SYNC();
+                uint16_t *p = malloc(yn * 2 > K * 2 ? yn * 2 : K * 2);
+                uint16_t *q = malloc(yn * 2 > K * 2 ? yn * 2 : K * 2);
+                const char *what = glu ? "norm_gemv_glu" : "norm_gemv";
+                gbuf_download(&gh, p);
+                if (memcmp(p, h, K * 2))
+                    fail_msg("%s K=%zu variant %zu: h was written", what, K, v);
+                gbuf_download(&gho, p);
+                gbuf_download(&ghr, q);
+                for (size_t i = 0; i < K; i++)
+                    if (p[i] != (update ? q[i] : 0x7F7F))
+                        fail_msg("%s K=%zu variant %zu: h_out[%zu] %04x, add_rmsnorm's h %04x",
+                                 what, K, v, i, p[i], update ? q[i] : 0x7F7F);
+                gbuf_download(&gxo, p);
+                gbuf_download(&gxr, q);
+                if (memcmp(p, q, K * 2))
+                    fail_msg("%s K=%zu variant %zu: x_out differs from add_rmsnorm's x", what, K,
+                             v);
+                gbuf_download(&gy, p);
+                gbuf_download(&gyr, q);
+                if (memcmp(p, q, yn * 2))
+                    fail_msg("%s K=%zu N=%zu variant %zu: y differs from the two launches'", what,
+                             K, N, v);
+                gbuf_download(&ga, p);
+                gbuf_download(&gar, q);
+                if (memcmp(p, q, yn * 2))
+                    fail_msg("%s K=%zu N=%zu variant %zu: act differs", what, K, N, v);
+                gbuf_check(&gho, "norm_gemv h_out");
+                gbuf_check(&gxo, "norm_gemv x_out");
+                gbuf_check(&gy, "norm_gemv y");
+                gbuf_check(&ga, "norm_gemv act");
+                gbuf_free(&gh), gbuf_free(&gd), gbuf_free(&gnw), gbuf_free(&gw), gbuf_free(&ghr);
+                gbuf_free(&gxr), gbuf_free(&gyr), gbuf_free(&gar), gbuf_free(&gho);
+                gbuf_free(&gxo), gbuf_free(&gy), gbuf_free(&ga);
+                free(p), free(q);
+            }
+        }
+        printf("norm_gemv K=%zu N=%zu woff=%zu: %zu variants x (gemv, glu) bit-identical\n", K, N,
+               woff, sizeof vars / sizeof vars[0]);
+        free(h), free(d), free(nw), free(w);
+    }
+    /* Refused: a row wider than one block norms, h_out overlapping h, a delta with no h_out. */
+    gbuf gh, gw, gy;
+    ld_bf16 *dh = gbuf_alloc(&gh, 8194 * 2, 0), *dw = gbuf_alloc(&gw, 8194 * 2, 0);
+    ld_bf16 *y = gbuf_alloc(&gy, 16, 0);
+    ld_cuda_gemv_norm wide = {.h = dh, .nan_at = -1, .w = dw};
+    ld_error e2;
+    assert_int_not_equal(ld_cuda_norm_gemv(&wide, dw, 1, LD_GEMV_NORM_MAX_K + 1, y, 0, &e2), LD_OK);
+    ld_cuda_gemv_norm overlap = {.h = dh, .delta = dh, .nan_at = -1, .w = dw, .h_out = dh + 8};
+    assert_int_not_equal(ld_cuda_norm_gemv(&overlap, dw, 1, 64, y, 0, &e2), LD_OK);
+    ld_cuda_gemv_norm lost = {.h = dh, .delta = dh, .nan_at = -1, .w = dw};
+    assert_int_not_equal(ld_cuda_norm_gemv(&lost, dw, 1, 64, y, 0, &e2), LD_OK);
+    SYNC();
+    gbuf_free(&gh), gbuf_free(&gw), gbuf_free(&gy);
+}
+
 static void test_add_rmsnorm(void **state)
 {
     (void)state;
@@ -791,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_gemv_exact),
         cmocka_unit_test(test_gemv_glu),
         cmocka_unit_test(test_add_rmsnorm),
+        cmocka_unit_test(test_norm_gemv),
         cmocka_unit_test(test_qk_norm_rope),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_softmax_bf16_differs),
