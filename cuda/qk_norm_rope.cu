@@ -1,9 +1,11 @@
 /* qk_norm_rope.cu — q/k RMSNorm + RoPE + KV append (qk_norm_rope.cuh). Parallelization: one block
- * per (token, head), grid (T, Hq + Hkv): blockIdx.y < Hq is a q head, the rest k heads. The head's
- * D values go to shared memory as f32; the sum of squares is a block reduction in fp32; each
- * thread normalizes elements i = tid, tid + blockDim, ...; after a barrier each thread rotates the
- * pairs it owns (RoPE mixes elements i and i + D/2, which other threads normalized); after another
- * barrier the results are stored (q_rope, or the cache slot for k, with v copied alongside).
+ * per (token, head), grid (T, Hq + Hkv): blockIdx.y < Hq is a q head, the rest k heads. First every
+ * global load is issued at once: the head's D values and the norm weight go to shared memory as
+ * f32, and a k head copies its v row into the cache slot; the RoPE cosines and sines, which
+ * depend only on the position, are computed meanwhile. The sum of squares is a block reduction in
+ * fp32; each thread normalizes elements i = tid, tid + blockDim, ...; after a barrier each thread
+ * rotates the pairs it owns (RoPE mixes elements i and i + D/2, which other threads normalized);
+ * after another barrier the results are stored (q_rope, or the cache slot for k).
  * Rounding follows the twin: norm output rounded to bf16, then RoPE in fp32 from the rounded
  * values, rounded again; products use __fmul_rn so nothing is contracted into FMAs, and cos/sin
  * are taken in double of the f32 angle, as the reference does. Layout: q_rope is [T, Hq, D]; the
@@ -24,6 +26,8 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
     float *xs = sm;          /* [D] the raw head, later the rotated head */
     float *ns = sm + D;      /* [D] the normalized head (bf16 values) */
     float *scl = sm + 2 * D; /* [D] per-chunk scales of the qk_norm_block fault */
+    float *ws = sm + 3 * D;  /* [D] the norm weight */
+    float *cs = sm + 4 * D;  /* [D/2] cos of pair i's angle, then [D/2] its sin */
     __shared__ float red[32];
     const float nanf_ = __int_as_float(0x7fc00000);
 
@@ -36,9 +40,28 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
     int64_t pos = (int64_t)*pos0p + (int64_t)t;
     size_t base = (t * heads + head) * D; /* this head's first element in [T, heads, D] */
     float eps = (float)p.eps;
+    int64_t slot = pos - (p.kv_off_by_one ? 1 : 0); /* a k head's cache slot (none below 0) */
+    size_t c0 = slot >= 0 ? (head * cap + (size_t)slot) * D : 0;
+    const ld_bf16 *v = qkv + t * width + (Hq + Hkv + head) * D;
+    bool v_copy = !is_q && slot >= 0;
 
-    for (size_t i = threadIdx.x; i < D; i += blockDim.x)
+    for (size_t i = threadIdx.x; i < D; i += blockDim.x) {
         xs[i] = ld_bf2f(x[i]);
+        ws[i] = ld_bf2f(w[i]);
+        if (v_copy)
+            v_cache[c0 + i] = v[i];
+    }
+    /* RoPE's angles: pairs (i, i + D/2), or (2i, 2i+1) under the rope_interleaved fault, share
+     * angle i. */
+    size_t half = D / 2;
+    for (size_t i = threadIdx.x; i < half; i += blockDim.x) {
+        float inv_freq = 1.0f / powf((float)p.theta, (float)(2 * i) / (float)D);
+        float angle = __fmul_rn((float)pos, inv_freq);
+        double sd, cd;
+        sincos((double)angle, &sd, &cd);
+        cs[i] = (float)cd;
+        cs[half + i] = (float)sd;
+    }
     __syncthreads();
 
     /* 1. RMSNorm over the head (or over block-element chunks of it, or not at all). */
@@ -52,7 +75,7 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
         ss = ld_block_sum(ss, red);
         float scale = 1.0f / sqrtf(ss / (float)D + eps);
         for (size_t i = threadIdx.x; i < D; i += blockDim.x)
-            ns[i] = ld_round_bf16(__fmul_rn(__fmul_rn(xs[i], scale), ld_bf2f(w[i])));
+            ns[i] = ld_round_bf16(__fmul_rn(__fmul_rn(xs[i], scale), ws[i]));
     } else {
         /* The bug: a kernel that reduces only within one block-wide tile. One thread per chunk
          * sums it in order, as the twin does. */
@@ -66,7 +89,7 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
         }
         __syncthreads();
         for (size_t i = threadIdx.x; i < D; i += blockDim.x)
-            ns[i] = ld_round_bf16(__fmul_rn(__fmul_rn(xs[i], scl[i / B]), ld_bf2f(w[i])));
+            ns[i] = ld_round_bf16(__fmul_rn(__fmul_rn(xs[i], scl[i / B]), ws[i]));
     }
     __syncthreads();
     int64_t nan_norm = is_q ? p.nan_q_norm : p.nan_k_norm;
@@ -79,15 +102,10 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
             norm_out[base + i] = ld_f2bf(ns[i]);
 
     /* 2. RoPE: element pairs (i, i + D/2), or (2i, 2i+1) under the rope_interleaved fault. */
-    size_t half = D / 2;
     for (size_t i = threadIdx.x; i < half; i += blockDim.x) {
         size_t a = p.interleaved ? 2 * i : i;
         size_t b = p.interleaved ? 2 * i + 1 : i + half;
-        float inv_freq = 1.0f / powf((float)p.theta, (float)(2 * i) / (float)D);
-        float angle = __fmul_rn((float)pos, inv_freq);
-        double sd, cd;
-        sincos((double)angle, &sd, &cd);
-        float c = (float)cd, s = (float)sd;
+        float c = cs[i], s = cs[half + i];
         xs[a] = ld_round_bf16(__fsub_rn(__fmul_rn(ns[a], c), __fmul_rn(ns[b], s)));
         xs[b] = ld_round_bf16(__fadd_rn(__fmul_rn(ns[b], c), __fmul_rn(ns[a], s)));
     }
@@ -97,7 +115,7 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
         xs[nan_rope - (int64_t)base] = nanf_;
     __syncthreads();
 
-    /* 3. Stores: q to q_rope; k (and this kv head's v) to the cache slot of the position. */
+    /* 3. Stores: q to q_rope; k to the cache slot of the position (its v is there already). */
     if (is_q) {
         for (size_t i = threadIdx.x; i < D; i += blockDim.x)
             q_rope[base + i] = ld_f2bf(xs[i]);
@@ -106,15 +124,10 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
     if (k_rope_out)
         for (size_t i = threadIdx.x; i < D; i += blockDim.x)
             k_rope_out[base + i] = ld_f2bf(xs[i]);
-    int64_t slot = pos - (p.kv_off_by_one ? 1 : 0);
     if (slot < 0)
         return;
-    const ld_bf16 *v = qkv + t * width + (Hq + Hkv + head) * D;
-    size_t c0 = (head * cap + (size_t)slot) * D;
-    for (size_t i = threadIdx.x; i < D; i += blockDim.x) {
+    for (size_t i = threadIdx.x; i < D; i += blockDim.x)
         k_cache[c0 + i] = ld_f2bf(xs[i]);
-        v_cache[c0 + i] = v[i];
-    }
 }
 
 extern "C" ld_status ld_cuda_qk_norm_rope(const ld_bf16 *qkv, size_t T, size_t Hq, size_t Hkv,
@@ -134,7 +147,7 @@ extern "C" ld_status ld_cuda_qk_norm_rope(const ld_bf16 *qkv, size_t T, size_t H
         return ld_error_set(err, LD_E_UNSUPPORTED, "q/k norm + RoPE: %zu heads (at most 65535)",
                             Hq + Hkv);
     dim3 grid((unsigned)T, (unsigned)(Hq + Hkv));
-    size_t smem = 3 * D * sizeof(float);
+    size_t smem = 5 * D * sizeof(float); /* xs, ns, scl, ws; cos and sin of D/2 pairs */
     qk_norm_rope_kernel<<<grid, QK_THREADS, smem, stream>>>(qkv, T, Hq, Hkv, D, q_norm_w, k_norm_w,
                                                            pos0, *p, q_rope, k_cache, v_cache, cap,
                                                            q_norm_out, k_norm_out, k_rope_out);
