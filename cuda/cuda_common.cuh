@@ -94,6 +94,35 @@ __device__ __forceinline__ float ld_block_max(float v, float *red)
  * NULL), the normed row to out and to out2 (either may be NULL; out may be shared memory).
  * Products use __fmul_rn so that nothing is contracted into an FMA: the rounding is the reference
  * twin's, only the order of the sum of squares differs. red: 32 floats of shared memory. */
+/* Element i of the new residual: h + delta rounded to bf16 (delta alone when skip_h, h itself when
+ * there is no delta), or a NaN where the nan fault puts one (nan_at == i). */
+__device__ __forceinline__ float ld_residual_value(ld_bf16 h, const ld_bf16 *delta, ld_bf16 d,
+                                                   bool skip_h, int64_t nan_at, size_t i)
+{
+    float x = ld_bf2f(h);
+    if (delta) {
+        float df = ld_bf2f(d);
+        x = ld_round_bf16(skip_h ? df : __fadd_rn(x, df));
+    }
+    if (nan_at >= 0 && (uint64_t)nan_at == i)
+        x = __int_as_float(0x7fc00000);
+    return x;
+}
+
+/* The norm's factor from the block's sum of squares of n values: 1/sqrt(mean + eps), or mean + eps
+ * under the mul_var fault. */
+__device__ __forceinline__ float ld_rms_scale(float ss, size_t n, float eps, bool mul_var)
+{
+    float ms = ss / (float)n;
+    return mul_var ? ms + eps : 1.0f / sqrtf(ms + eps);
+}
+
+/* One normed element, rounded to bf16: v · scale · w, no FMA. */
+__device__ __forceinline__ ld_bf16 ld_norm_value(float v, float scale, ld_bf16 w)
+{
+    return ld_f2bf(__fmul_rn(__fmul_rn(v, scale), ld_bf2f(w)));
+}
+
 __device__ __forceinline__ void ld_add_rmsnorm_row(const ld_bf16 *h, const ld_bf16 *delta,
                                                    bool skip_h, int64_t nan_at, const ld_bf16 *w,
                                                    size_t n, float eps, bool mul_var,
@@ -115,27 +144,19 @@ __device__ __forceinline__ void ld_add_rmsnorm_row(const ld_bf16 *h, const ld_bf
         size_t i = threadIdx.x + (size_t)j * blockDim.x;
         v[j] = 0.0f;
         if (i < n) {
-            float x = ld_bf2f(hb[j]);
-            if (delta) {
-                float d = ld_bf2f(db[j]);
-                x = ld_round_bf16(skip_h ? d : __fadd_rn(x, d));
-            }
-            if (nan_at >= 0 && (uint64_t)nan_at == i)
-                x = __int_as_float(0x7fc00000);
+            float x = ld_residual_value(hb[j], delta, db[j], skip_h, nan_at, i);
             v[j] = x;
             if (h_out)
                 h_out[i] = ld_f2bf(x);
             ss += __fmul_rn(x, x);
         }
     }
-    ss = ld_block_sum(ss, red);
-    float ms = ss / (float)n;
-    float scale = mul_var ? ms + eps : 1.0f / sqrtf(ms + eps);
+    float scale = ld_rms_scale(ld_block_sum(ss, red), n, eps, mul_var);
 #pragma unroll
     for (int j = 0; j < LD_NORM_REGS; j++) {
         size_t i = threadIdx.x + (size_t)j * blockDim.x;
         if (i < n) {
-            ld_bf16 o = ld_f2bf(__fmul_rn(__fmul_rn(v[j], scale), ld_bf2f(wb[j])));
+            ld_bf16 o = ld_norm_value(v[j], scale, wb[j]);
             if (out)
                 out[i] = o;
             if (out2)

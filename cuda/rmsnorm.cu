@@ -26,23 +26,15 @@ __global__ static void add_rmsnorm_kernel(ld_bf16 *h, const ld_bf16 *delta, bool
     /* Wider rows: the same operations in the same order, h and w read twice. */
     float ss = 0.0f;
     for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = ld_bf2f(hr[i]);
-        if (dr) {
-            float d = ld_bf2f(dr[i]);
-            v = ld_round_bf16(skip_h ? d : __fadd_rn(v, d));
-        }
-        if (nan_at >= 0 && (uint64_t)nan_at == r * n + i)
-            v = __int_as_float(0x7fc00000);
+        float v = ld_residual_value(hr[i], dr, dr ? dr[i] : (ld_bf16)0, skip_h, nan_at, r * n + i);
         if (update)
             hr[i] = ld_f2bf(v);
         ss += __fmul_rn(v, v);
     }
-    ss = ld_block_sum(ss, red);
-    float ms = ss / (float)n;
-    float scale = mul_var ? ms + eps : 1.0f / sqrtf(ms + eps);
+    float scale = ld_rms_scale(ld_block_sum(ss, red), n, eps, mul_var);
     /* Each thread reads back only the elements it wrote itself: no barrier needed. */
     for (size_t i = threadIdx.x; i < n; i += blockDim.x)
-        out[r * n + i] = ld_f2bf(__fmul_rn(__fmul_rn(ld_bf2f(hr[i]), scale), ld_bf2f(w[i])));
+        out[r * n + i] = ld_norm_value(ld_bf2f(hr[i]), scale, w[i]);
 }
 
 extern "C" ld_status ld_cuda_add_rmsnorm(ld_bf16 *h, const ld_bf16 *delta, bool skip_h,
