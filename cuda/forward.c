@@ -104,7 +104,6 @@ typedef struct run {
     int n_known;    /* after a step without a finite logit: the steps whose argmax is known */
     ld_bf16 *feed_host; /* [tmax * widest tag] a fed tensor on its way up (teacher forcing) */
 
-    bool fuse_norm; /* one-token steps: residual add + norm done by the GEMV after them */
     bool pend_on;   /* an add+norm waits for that GEMV: pend */
     add_norm_site pend;
     cudaGraphExec_t graph; /* the captured decode step, or NULL */
@@ -248,7 +247,7 @@ static ld_status add_norm_records(run *R, int step, size_t T, const add_norm_sit
  * records then follow the GEMV, in the same order as here. */
 static ld_status add_norm(run *R, int step, size_t T, add_norm_site a, bool to_gemv)
 {
-    bool fuse = R->fuse_norm && to_gemv && T == 1 && R->H <= LD_GEMV_NORM_MAX_K &&
+    bool fuse = !R->opt->no_fuse_norm && to_gemv && T == 1 && R->H <= LD_GEMV_NORM_MAX_K &&
                 nan_index(R, a.norm_layer, a.norm_tag, T) < 0 &&
                 !fed(R, step, a.norm_layer, a.norm_tag) &&
                 !(a.delta && fed(R, step, a.res_layer, a.res_tag));
@@ -698,7 +697,6 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
     R.cap = n_prompt + (size_t)decode_steps;
     R.tmax = n_prompt;
     R.n_steps = 1 + decode_steps;
-    R.fuse_norm = !opt->no_fuse_norm;
     const char *trap = getenv("LAYERDIFF_CUDA_TRAP_AFTER");
     if (trap && *trap) {
         if (ld_key_parse(trap, &R.trap_key, err) != LD_OK)
