@@ -12,7 +12,10 @@
  * a split (or with one split only) the block writes out = acc / l; with several it writes
  * (m, l, acc) and attention_combine_kernel — one block per query — merges the splits in order:
  * out = Σ_s acc_s·e^(m_s−M) / Σ_s l_s·e^(m_s−M).
- * Everything is in fp32 with fixed reduction orders: the result is reproducible run to run, and
+ * Everything is in fp32 with fixed reduction orders. attention_kernel rounds explicitly: each
+ * product of a score's dot product, of the running sum's rescale and of the value sum is an FMA,
+ * the accumulator's rescale a rounded product; nothing is left to the compiler's contraction, so
+ * the CPU emulation of the runtime computes the device's bits. The result is reproducible run to run, and
  * the split geometry depends only on the cache size, so a captured graph computes exactly what
  * the stream path does. Empty splits (keys beyond the causal limit) write m = −inf, l = 0.
  * A NaN anywhere in a query's scores makes its whole output row NaN, as in the reference. */
@@ -87,7 +90,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
                         float qi = qs[i];
 #pragma unroll
                         for (int u = 0; u < ATTN_KEYS_PER_WARP; u++)
-                            d[u] += qi * kv[e][u];
+                            d[u] = __fmaf_rn(qi, kv[e][u], d[u]);
                     }
                 }
             }
@@ -114,7 +117,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
         }
         if (!ap.softmax_bf16) {
             /* ld_block_sum's barriers also publish p[] to the whole block for step (4). */
-            l = l * alpha + ld_block_sum(s, red);
+            l = __fmaf_rn(l, alpha, ld_block_sum(s, red));
         } else {
             /* The bug keeps the running sum in bf16: one thread adds in key order, as the twin. */
             __syncthreads();
@@ -129,7 +132,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
         }
         for (size_t i = threadIdx.x; i < D; i += blockDim.x) {
             const ld_bf16 *vi = vh + (size_t)c0 * D + i;
-            float a = acc[i] * alpha;
+            float a = __fmul_rn(acc[i], alpha);
             /* One chain of FMAs in key order, over groups of 16 keys whose loads are issued
              * before the first FMA of the group (a key past the pass reads the last one again,
              * unused). */
@@ -141,7 +144,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
 #pragma unroll
                 for (int u = 0; u < 16; u++)
                     if (k0 + u < n)
-                        a += p[k0 + u] * vv[u];
+                        a = __fmaf_rn(p[k0 + u], vv[u], a);
             }
             acc[i] = a;
         }
