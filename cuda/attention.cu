@@ -1,5 +1,9 @@
 /* attention.cu — grouped-query attention (attention.cuh).
  *
+ * Two kernels compute the same bits: attention_tile_kernel (prefill, 16 queries of a head per
+ * block, described before it) and attention_kernel (decode, and prefill where the tiled kernel
+ * cannot run).
+ *
  * Parallelization. attention_kernel: one block of ATTN_THREADS threads per (query, split), grid
  * (T·Hq, n_split); without a split there is one "split" covering every key. The block walks its
  * keys in passes of LD_ATTN_CHUNK: (1) scores — each warp takes keys w, w+nwarps, ..., four at a
@@ -100,7 +104,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
                     d[u] += __shfl_xor_sync(0xffffffffu, d[u], o);
                 int k = k0 + u * nwarps;
                 if (lane == 0 && k < n)
-                    p[k] = d[u] * scale;
+                    p[k] = __fmul_rn(d[u], scale);
             }
         }
         __syncthreads();
@@ -122,7 +126,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
             /* The bug keeps the running sum in bf16: one thread adds in key order, as the twin. */
             __syncthreads();
             if (threadIdx.x == 0) {
-                float acc_l = ld_round_bf16(l * alpha);
+                float acc_l = ld_round_bf16(__fmul_rn(l, alpha));
                 for (int k = 0; k < n; k++)
                     acc_l = ld_round_bf16(acc_l + p[k]);
                 l_bf16 = acc_l;
@@ -163,6 +167,341 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
     if (threadIdx.x == 0) {
         part_ml[2 * r] = m;
         part_ml[2 * r + 1] = l;
+    }
+}
+
+/* ---- prefill: a tile of queries per block ----
+ *
+ * attention_tile_kernel computes what attention_kernel computes without a split, bit for bit, for
+ * TILE_Q queries of one head at once: every pass's keys and values are read from global memory
+ * once per tile instead of once per query, into shared memory as f32, and each thread scores 2
+ * queries x 4 keys from registers. The bits are attention_kernel's because every sum is formed in
+ * its order:
+ * - a score's dot product: attention_kernel's lane L sums the terms L, L+32, L+64, ... with FMAs
+ *   from 0 (a "leaf"), then the warp's xor butterfly (16, 8, 4, 2, 1) adds the 32 leaves; here one
+ *   thread evaluates the same tree (tile_scores). Rows are stored leaf by leaf (element 32c + L at
+ *   L·DC + c, DC = D/32), so a leaf is DC consecutive floats;
+ * - a pass's sum of exponentials: attention_kernel's thread k holds key k, each of its 4 warps
+ *   sums 32 keys in a butterfly, and the warp sums are added in warp order; here lane l holds keys
+ *   l + 32u, and u plays the warp;
+ * - the maximum is exact in any order; the value sum is one FMA chain per element in key order,
+ *   after the same rescale.
+ * Warp w owns queries 2w and 2w + 1 of the tile for the whole pass (scores, softmax, values), so
+ * only the staging of keys and values needs the block. */
+#define TILE_Q 16        /* queries per block: two per warp */
+#define TILE_THREADS 256 /* 8 warps */
+#define TILE_KEYS 4      /* keys a lane scores per pass: LD_ATTN_CHUNK / 32 */
+
+/* DC consecutive floats of shared memory (16-byte loads where DC allows). */
+template <int DC> __device__ __forceinline__ void tile_load(const float *p, float (&v)[DC])
+{
+    if constexpr (DC % 4 == 0) {
+#pragma unroll
+        for (int c = 0; c < DC; c += 4) {
+            float4 f = *reinterpret_cast<const float4 *>(p + c);
+            v[c] = f.x, v[c + 1] = f.y, v[c + 2] = f.z, v[c + 3] = f.w;
+        }
+    } else if constexpr (DC == 2) {
+        float2 f = *reinterpret_cast<const float2 *>(p);
+        v[0] = f.x, v[1] = f.y;
+    } else {
+#pragma unroll
+        for (int c = 0; c < DC; c++)
+            v[c] = p[c];
+    }
+}
+
+/* DC consecutive floats into shared memory (16-byte stores where DC allows). */
+template <int DC> __device__ __forceinline__ void tile_store(float *p, const float (&v)[DC])
+{
+    if constexpr (DC % 4 == 0) {
+#pragma unroll
+        for (int c = 0; c < DC; c += 4)
+            *reinterpret_cast<float4 *>(p + c) = make_float4(v[c], v[c + 1], v[c + 2], v[c + 3]);
+    } else if constexpr (DC == 2) {
+        *reinterpret_cast<float2 *>(p) = make_float2(v[0], v[1]);
+    } else {
+#pragma unroll
+        for (int c = 0; c < DC; c++)
+            p[c] = v[c];
+    }
+}
+
+/* Element x (0..7) of 8 bf16 loaded as one 16-byte chunk, widened: element 2h is the low half of
+ * word h, as a vector load puts it on a little-endian device. */
+__device__ __forceinline__ float tile_bf16(uint4 w, int x)
+{
+    uint32_t u = x / 2 == 0 ? w.x : x / 2 == 1 ? w.y : x / 2 == 2 ? w.z : w.w;
+    return ld_bf2f((ld_bf16)(x & 1 ? u >> 16 : u & 0xffffu));
+}
+
+/* Leaf L of the scores of NQ queries x NK keys (leaf-major rows q[a], k[b]): an FMA chain from 0. */
+template <int DC, int NQ, int NK>
+__device__ __forceinline__ void tile_leaf(const float *const *q, const float *const *k, int L,
+                                          float (&P)[NQ][NK])
+{
+    float qv[NQ][DC], kv[NK][DC];
+#pragma unroll
+    for (int a = 0; a < NQ; a++)
+        tile_load<DC>(q[a] + L * DC, qv[a]);
+#pragma unroll
+    for (int b = 0; b < NK; b++)
+        tile_load<DC>(k[b] + L * DC, kv[b]);
+#pragma unroll
+    for (int a = 0; a < NQ; a++)
+#pragma unroll
+        for (int b = 0; b < NK; b++) {
+            float d = 0.0f;
+#pragma unroll
+            for (int c = 0; c < DC; c++)
+                d = __fmaf_rn(qv[a][c], kv[b][c], d);
+            P[a][b] = d;
+        }
+}
+
+template <int NQ, int NK> __device__ __forceinline__ void tile_add(float (&x)[NQ][NK],
+                                                                  const float (&y)[NQ][NK])
+{
+#pragma unroll
+    for (int a = 0; a < NQ; a++)
+#pragma unroll
+        for (int b = 0; b < NK; b++)
+            x[a][b] += y[a][b];
+}
+
+/* The butterfly's value after its steps 16 and 8 at lanes x < 8:
+ * (leaf x + leaf x+16) + (leaf x+8 + leaf x+24). */
+template <int DC, int NQ, int NK>
+__device__ __forceinline__ void tile_quad(const float *const *q, const float *const *k, int x,
+                                          float (&R)[NQ][NK])
+{
+    float A[NQ][NK], B[NQ][NK];
+    tile_leaf<DC>(q, k, x, A);
+    tile_leaf<DC>(q, k, x + 16, B);
+    tile_add(A, B);
+    tile_leaf<DC>(q, k, x + 8, B);
+    tile_leaf<DC>(q, k, x + 24, R);
+    tile_add(B, R);
+    tile_add(A, B);
+#pragma unroll
+    for (int a = 0; a < NQ; a++)
+#pragma unroll
+        for (int b = 0; b < NK; b++)
+            R[a][b] = A[a][b];
+}
+
+/* The dot products of NQ queries x NK keys, each the value attention_kernel's warp butterfly
+ * leaves: steps 4, 2, 1 add quad x and x^4, then x and x^2, then 0 and 1. */
+template <int DC, int NQ, int NK>
+__device__ __forceinline__ void tile_scores(const float *const *q, const float *const *k,
+                                            float (&S)[NQ][NK])
+{
+    float B[NQ][NK], C[NQ][NK], E[NQ][NK];
+    tile_quad<DC>(q, k, 0, S);
+    tile_quad<DC>(q, k, 4, B);
+    tile_add(S, B); /* x = 0 after step 4 */
+    tile_quad<DC>(q, k, 2, B);
+    tile_quad<DC>(q, k, 6, C);
+    tile_add(B, C); /* x = 2 after step 4 */
+    tile_add(S, B); /* x = 0 after step 2 */
+    tile_quad<DC>(q, k, 1, B);
+    tile_quad<DC>(q, k, 5, C);
+    tile_add(B, C); /* x = 1 after step 4 */
+    tile_quad<DC>(q, k, 3, C);
+    tile_quad<DC>(q, k, 7, E);
+    tile_add(C, E); /* x = 3 after step 4 */
+    tile_add(B, C); /* x = 1 after step 2 */
+    tile_add(S, B); /* after step 1 */
+}
+
+/* Shared memory of the tile kernel for head size D = 32·DC, in bytes. */
+static size_t tile_smem(int DC)
+{
+    size_t D = 32 * (size_t)DC;
+    return (TILE_Q * D + LD_ATTN_CHUNK * 33 * (size_t)DC + LD_ATTN_CHUNK * D +
+            TILE_Q * LD_ATTN_CHUNK) * sizeof(float);
+}
+
+/* grid (Hq, tiles): blockIdx.x the query head, blockIdx.y the tile, the longest tiles first (they
+ * have the most keys under the causal mask). */
+template <int DC>
+__global__ static void __launch_bounds__(TILE_THREADS)
+    attention_tile_kernel(const ld_bf16 *q, const ld_bf16 *k_cache, const ld_bf16 *v_cache,
+                          size_t cap, size_t T, size_t Hq, size_t Hkv, const int32_t *pos0p,
+                          ld_cuda_attn_params ap, ld_bf16 *out)
+{
+    constexpr int D = 32 * DC;
+    constexpr int KS = 33 * DC; /* a key row's stride: an odd number of leaves, so that lanes
+                                 * reading the same leaf of different rows hit different banks */
+    extern __shared__ float sm[];
+    float *qs = sm;                      /* [TILE_Q][D] the tile's queries, leaf-major */
+    float *ks = qs + TILE_Q * D;         /* [LD_ATTN_CHUNK][KS] a pass's keys, leaf-major */
+    float *vs = ks + LD_ATTN_CHUNK * KS; /* [LD_ATTN_CHUNK][D] its values */
+    float *ps = vs + LD_ATTN_CHUNK * D;  /* [TILE_Q][LD_ATTN_CHUNK] its exponentials */
+
+    size_t j = blockIdx.x;
+    size_t t0 = (size_t)(gridDim.y - 1 - blockIdx.y) * TILE_Q;
+    size_t n_q = T - t0 < TILE_Q ? T - t0 : TILE_Q;
+    int64_t pos0 = *pos0p, n_kv = pos0 + (int64_t)T;
+    size_t kvh = ap.gqa_modulo ? j % Hkv : j / (Hq / Hkv);
+    const ld_bf16 *kh = k_cache + kvh * cap * D, *vh = v_cache + kvh * cap * D;
+    float scale = (float)ap.scale;
+    int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32;
+
+    /* The warp's two queries and their key limits (none for a query past T). Query t at position
+     * pos0 + t reads keys 0 .. pos0 + t (all n_kv without the causal mask). */
+    int64_t lim[2];
+#pragma unroll
+    for (int a = 0; a < 2; a++) {
+        size_t t = t0 + 2 * (size_t)warp + (size_t)a;
+        lim[a] = t >= T ? 0 : ap.causal ? pos0 + (int64_t)t + 1 : n_kv;
+    }
+    int64_t end = ap.causal ? pos0 + (int64_t)(t0 + n_q) : n_kv; /* keys the tile reads */
+
+    for (size_t e = threadIdx.x; e < TILE_Q * (size_t)D; e += blockDim.x) {
+        size_t a = e / D, i = e % D;
+        qs[a * D + (i % 32) * DC + i / 32] = a < n_q ? ld_bf2f(q[((t0 + a) * Hq + j) * D + i]) : 0.0f;
+    }
+
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, acc[2][DC];
+#pragma unroll
+    for (int a = 0; a < 2; a++)
+#pragma unroll
+        for (int c = 0; c < DC; c++)
+            acc[a][c] = 0.0f;
+    float *pw = ps + 2 * (size_t)warp * LD_ATTN_CHUNK; /* the warp's two rows of exponentials */
+
+    for (int64_t c0 = 0; c0 < end; c0 += LD_ATTN_CHUNK) {
+        int nb = (int)(end - c0 < LD_ATTN_CHUNK ? end - c0 : LD_ATTN_CHUNK);
+        __syncthreads(); /* the previous pass is done with ks and vs */
+        /* Stage the pass's keys and values with 16-byte loads (rows are 64-byte aligned: D is a
+         * multiple of 32 and the launcher checks the bases). Keys: thread (row b, leaves 8g ..
+         * 8g + 7) loads the DC chunks of 8 elements at 8g + 32c and stores its 8 leaves, 8·DC
+         * consecutive floats; consecutive lanes take consecutive rows, which the odd stride KS
+         * puts in different banks. Values: 8 elements per thread, two 16-byte stores. */
+        for (int e = (int)threadIdx.x; e < nb * 4; e += (int)blockDim.x) {
+            int b = e % nb, g = e / nb;
+            const ld_bf16 *src = kh + ((size_t)c0 + (size_t)b) * D + 8 * g;
+            uint4 w[DC];
+#pragma unroll
+            for (int c = 0; c < DC; c++)
+                w[c] = *reinterpret_cast<const uint4 *>(src + 32 * c);
+            float *dst = ks + (size_t)b * KS + 8 * g * DC;
+#pragma unroll
+            for (int x = 0; x < 8; x++) {
+                float v[DC];
+#pragma unroll
+                for (int c = 0; c < DC; c++)
+                    v[c] = tile_bf16(w[c], x);
+                tile_store<DC>(dst + x * DC, v);
+            }
+        }
+        for (int e = (int)threadIdx.x; e < nb * (D / 8); e += (int)blockDim.x) {
+            int b = e / (D / 8), i = (e % (D / 8)) * 8;
+            uint4 w = *reinterpret_cast<const uint4 *>(vh + ((size_t)c0 + (size_t)b) * D + i);
+            float v[8];
+#pragma unroll
+            for (int x = 0; x < 8; x++)
+                v[x] = tile_bf16(w, x);
+            tile_store<8>(vs + (size_t)b * D + i, v);
+        }
+        __syncthreads();
+        int n[2];
+#pragma unroll
+        for (int a = 0; a < 2; a++) {
+            int64_t r = lim[a] - c0;
+            n[a] = r <= 0 ? 0 : r < LD_ATTN_CHUNK ? (int)r : LD_ATTN_CHUNK;
+        }
+        if (n[0] == 0 && n[1] == 0)
+            continue; /* both queries' keys end before this pass */
+
+        /* Scores: lane l takes keys l + 32u (a key past the pass reads the last one, unused). */
+        const float *const qr[2] = {qs + 2 * (size_t)warp * D, qs + (2 * (size_t)warp + 1) * D};
+        const float *kr[TILE_KEYS];
+#pragma unroll
+        for (int u = 0; u < TILE_KEYS; u++) {
+            int b = lane + 32 * u;
+            kr[u] = ks + (size_t)(b < nb ? b : nb - 1) * KS;
+        }
+        float sc[2][TILE_KEYS];
+        tile_scores<DC>(qr, kr, sc);
+
+        /* Online softmax, query by query, as attention_kernel's block does it. */
+        float alpha[2] = {1.0f, 1.0f};
+#pragma unroll
+        for (int a = 0; a < 2; a++) {
+            if (n[a] == 0)
+                continue;
+            float p[TILE_KEYS], mx = -INFINITY;
+#pragma unroll
+            for (int u = 0; u < TILE_KEYS; u++) {
+                p[u] = __fmul_rn(sc[a][u], scale); /* rounded, as the stored score */
+                if (lane + 32 * u < n[a])
+                    mx = fmaxf(mx, p[u]);
+            }
+            for (int o = 16; o > 0; o >>= 1)
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            float m_new = fmaxf(m[a], mx);
+            alpha[a] = m[a] == -INFINITY ? 0.0f : expf(m[a] - m_new);
+            float sum = 0.0f;
+#pragma unroll
+            for (int u = 0; u < TILE_KEYS; u++) {
+                int b = lane + 32 * u;
+                float s = 0.0f;
+                if (b < n[a]) {
+                    float e = expf(p[u] - m_new);
+                    e = ap.softmax_bf16 ? ld_round_bf16(e) : e;
+                    pw[a * LD_ATTN_CHUNK + b] = e;
+                    s += e;
+                }
+                for (int o = 16; o > 0; o >>= 1)
+                    s += __shfl_xor_sync(0xffffffffu, s, o);
+                sum = u == 0 ? s : sum + s;
+            }
+            if (!ap.softmax_bf16) {
+                l[a] = __fmaf_rn(l[a], alpha[a], sum);
+            } else {
+                /* The bug's bf16 running sum, in key order (every lane alike). */
+                __syncwarp();
+                float acc_l = ld_round_bf16(__fmul_rn(l[a], alpha[a]));
+                for (int k = 0; k < n[a]; k++)
+                    acc_l = ld_round_bf16(acc_l + pw[a * LD_ATTN_CHUNK + k]);
+                l[a] = acc_l;
+            }
+            m[a] = m_new;
+        }
+        __syncwarp(); /* the warp's exponentials, for all of its lanes */
+
+        /* Values: lane l owns elements l·DC .. l·DC + DC − 1 of both queries' outputs. */
+#pragma unroll
+        for (int a = 0; a < 2; a++)
+            if (n[a] > 0)
+#pragma unroll
+                for (int c = 0; c < DC; c++)
+                    acc[a][c] = __fmul_rn(acc[a][c], alpha[a]);
+        int n_max = n[0] > n[1] ? n[0] : n[1];
+        const float *vl = vs + (size_t)lane * DC;
+        for (int k = 0; k < n_max; k++) {
+            float v[DC];
+            tile_load<DC>(vl + (size_t)k * D, v);
+#pragma unroll
+            for (int a = 0; a < 2; a++)
+                if (k < n[a]) {
+                    float pk = pw[a * LD_ATTN_CHUNK + k];
+#pragma unroll
+                    for (int c = 0; c < DC; c++)
+                        acc[a][c] = __fmaf_rn(pk, v[c], acc[a][c]);
+                }
+        }
+    }
+
+#pragma unroll
+    for (int a = 0; a < 2; a++) {
+        size_t t = t0 + 2 * (size_t)warp + (size_t)a;
+        if (t < T)
+#pragma unroll
+            for (int c = 0; c < DC; c++)
+                out[(t * Hq + j) * D + (size_t)lane * DC + c] = ld_f2bf(acc[a][c] / l[a]);
     }
 }
 
@@ -209,6 +548,55 @@ __global__ static void attention_combine_kernel(const float *part_ml, const floa
     }
 }
 
+template <int DC>
+static ld_status launch_tile_dc(const ld_bf16 *q, const ld_bf16 *k_cache, const ld_bf16 *v_cache,
+                                size_t cap, size_t T, size_t Hq, size_t Hkv, const int32_t *pos0,
+                                const ld_cuda_attn_params *ap, ld_bf16 *out, cudaStream_t stream,
+                                ld_error *err)
+{
+    auto kern = attention_tile_kernel<DC>;
+    size_t smem = tile_smem(DC);
+    /* More than the default 48 KiB of shared memory (146 KiB at D = 128) must be asked for; a
+     * device that has less refuses, and its error is cleared (not sticky) for the fallback. */
+    if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        cudaSuccess) {
+        (void)cudaGetLastError();
+        return ld_error_set(err, LD_E_UNSUPPORTED,
+                            "attention: the tiled kernel needs %zu bytes of shared memory", smem);
+    }
+    dim3 grid((unsigned)Hq, (unsigned)((T + TILE_Q - 1) / TILE_Q));
+    kern<<<grid, TILE_THREADS, smem, stream>>>(q, k_cache, v_cache, cap, T, Hq, Hkv, pos0, *ap,
+                                               out);
+    LD_CUDA_CHECK_LAUNCH(err);
+    return LD_OK;
+}
+
+/* The tiled prefill kernel, or LD_E_UNSUPPORTED (err set) where the shape does not allow it. */
+static ld_status launch_tile(const ld_bf16 *q, const ld_bf16 *k_cache, const ld_bf16 *v_cache,
+                             size_t cap, size_t T, size_t Hq, size_t Hkv, size_t D,
+                             const int32_t *pos0, const ld_cuda_attn_params *ap, ld_bf16 *out,
+                             cudaStream_t stream, ld_error *err)
+{
+    if ((uintptr_t)k_cache % 16 != 0 || (uintptr_t)v_cache % 16 != 0 ||
+        (T + TILE_Q - 1) / TILE_Q > 65535 || Hq > 0x7fffffff)
+        return ld_error_set(err, LD_E_UNSUPPORTED,
+                            "attention: the tiled kernel needs 16-byte aligned caches and at most "
+                            "65535 tiles of %d queries",
+                            TILE_Q);
+    switch (D) {
+    case 32:
+        return launch_tile_dc<1>(q, k_cache, v_cache, cap, T, Hq, Hkv, pos0, ap, out, stream, err);
+    case 64:
+        return launch_tile_dc<2>(q, k_cache, v_cache, cap, T, Hq, Hkv, pos0, ap, out, stream, err);
+    case 128:
+        return launch_tile_dc<4>(q, k_cache, v_cache, cap, T, Hq, Hkv, pos0, ap, out, stream, err);
+    default:
+        return ld_error_set(err, LD_E_UNSUPPORTED,
+                            "attention: the tiled kernel takes head sizes 32, 64 and 128, not %zu",
+                            D);
+    }
+}
+
 extern "C" void ld_cuda_attn_split_size(size_t cap, size_t *n_split, size_t *split_keys)
 {
     size_t keys = LD_ATTN_CHUNK;
@@ -243,6 +631,17 @@ extern "C" ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache,
         return ld_error_set(err, LD_E_INTERNAL,
                             "attention: bad split (%zu of %zu keys for %zu slots)",
                             n_split, split_keys, cap);
+    if (!split && ap->kernel != LD_ATTN_KERNEL_PER_QUERY) {
+        bool want = ap->kernel == LD_ATTN_KERNEL_TILED || T >= TILE_Q;
+        ld_status st = want ? launch_tile(q, k_cache, v_cache, cap, T, Hq, Hkv, D, pos0, ap, out,
+                                          stream, err)
+                            : LD_E_UNSUPPORTED;
+        if (st != LD_E_UNSUPPORTED || ap->kernel == LD_ATTN_KERNEL_TILED)
+            return st;
+        ld_error_clear(err); /* AUTO: one block per query instead */
+    } else if (split && ap->kernel == LD_ATTN_KERNEL_TILED) {
+        return ld_error_set(err, LD_E_INTERNAL, "attention: the tiled kernel takes no split");
+    }
     dim3 grid((unsigned)(T * Hq), (unsigned)n_split);
     size_t smem = (2 * D + LD_ATTN_CHUNK) * sizeof(float);
     attention_kernel<<<grid, ATTN_THREADS, smem, stream>>>(

@@ -74,6 +74,8 @@ typedef struct ld_cuda_run_options {
     bool no_graph;          /* true: decode steps on the stream even when probes are off */
     bool no_fuse_norm;      /* true: every residual add + RMSNorm in its own kernel, also in
                                one-token steps (where the GEMV after it does it by default) */
+    bool no_tiled_attn;     /* true: prefill attention one block per query, not 16 queries of a
+                               head per block (the same bits, slower) */
     /* Called before each layer of each step (once per step for graph replays); may be NULL. */
     void (*progress)(void *ctx, int step, int n_steps, int layer, int n_layers);
     void *progress_ctx;

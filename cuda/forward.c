@@ -379,8 +379,10 @@ static ld_status layer_forward(run *R, int step, int l, size_t T)
         .causal = ld_fault_at(F, LD_FAULT_NO_CAUSAL_MASK, l) == NULL,
         .gqa_modulo = ld_fault_at(F, LD_FAULT_GQA_MODULO, l) != NULL,
         .softmax_bf16 = ld_fault_at(F, LD_FAULT_SOFTMAX_BF16, l) != NULL,
+        .kernel = R->opt->no_tiled_attn ? LD_ATTN_KERNEL_PER_QUERY : LD_ATTN_KERNEL_AUTO,
     };
-    /* Prefill: one block per query walks its keys. Decode (T = 1): the keys are split. */
+    /* Prefill: every query walks its keys, 16 queries of a head per block where the shape
+     * allows. Decode (T = 1): the keys are split. */
     TRY(ld_cuda_attention(R->q, R->k_cache + kv_off, R->v_cache + kv_off, R->cap, T, Hq, Hkv, D,
                           R->pos0_dev, &ap, T == 1 ? &R->split : NULL, R->att, R->stream, R->err));
     TRY(probe(R, step, l, LD_TAG_ATTN_OUT, R->att, T, Hq * D));
@@ -788,10 +790,12 @@ ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_pr
                                  opt->n_follow, err));
     const char *graph = getenv("LAYERDIFF_CUDA_GRAPH");
     const char *fuse = getenv("LAYERDIFF_CUDA_FUSE_NORM");
+    const char *tiled = getenv("LAYERDIFF_CUDA_TILED_ATTN");
     ld_cuda_run_options ro = {.sink = opt->sink, .feed = opt->feed, .follow = opt->follow,
                               .n_follow = opt->n_follow,
                               .no_graph = graph && !strcmp(graph, "0"),
                               .no_fuse_norm = fuse && !strcmp(fuse, "0"),
+                              .no_tiled_attn = tiled && !strcmp(tiled, "0"),
                               .progress = opt->progress, .progress_ctx = opt->progress_ctx};
     ld_cuda_session *s;
     TRY(ld_cuda_session_create(&s, m, opt->faults, err));

@@ -5,8 +5,8 @@
 # the machine lacks (libcjson, libcmocka, libgomp, libcudart copied beside the build) and goes
 # first on LD_LIBRARY_PATH. Steps, each under its own timeout: the GPU tests (ctest -L gpu, the
 # compute-sanitizer tests included), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA
-# comparison, and an Nsight Compute per-kernel summary of decode. Writes OUTDIR/summary.txt and
-# one log per step (5 files). Exit 0 when every step passed, 1 when one failed, 2 on bad usage or
+# comparison, and Nsight Compute per-kernel summaries of decode and of a 512-token prefill. Writes
+# OUTDIR/summary.txt and one log per step (6 files). Exit 0 when every step passed, 1 when one failed, 2 on bad usage or
 # a missing piece, 77 without a usable GPU (the checks that need none still run).
 set -uo pipefail
 usage() { echo "usage: scripts/gpu_check.sh OUTDIR [BUILD_DIR [LIB_DIR]]" >&2; exit 2; }
@@ -82,19 +82,23 @@ compare_28() {
 export -f compare_28
 export L tmp
 # timeout ends the whole process group (bash and the layerdiff it runs).
-timeout 90 bash -c compare_28 >"$OUT/compare.log" 2>&1
+timeout 75 bash -c compare_28 >"$OUT/compare.log" 2>&1
 rc=$?
 step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 { grep -m1 '^verdict' "$OUT/compare.log"; grep -m1 '^First divergence' "$OUT/compare.log"; } \
   | sed 's/^/  /' | tee -a "$S"
 
-# 4. Where decode's time goes: per-kernel durations of 16-token prefill + 8 decode steps.
+# 4. Where the time goes: per-kernel durations of decode (16-token prefill + 4 decode steps, about
+# 960 launches on the 28-layer preset), then of a 512-token prefill alone (about 260 launches).
 if command -v ncu >/dev/null; then
-  # At most 1500 launches (the whole prefill and the decode steps of the 28-layer preset).
-  timeout 45 ncu --print-summary per-kernel --metrics gpu__time_duration.sum -c 1500 "$L" run \
-    --model "$tmp/q" --tokens "$(seq -s, 5 5 80)" --decode 8 --backend cuda --quiet \
+  timeout 35 ncu --print-summary per-kernel --metrics gpu__time_duration.sum -c 1200 "$L" run \
+    --model "$tmp/q" --tokens "$(seq -s, 5 5 80)" --decode 4 --backend cuda --quiet \
     >"$OUT/ncu.log" 2>&1
-  step "ncu per-kernel summary" $?
+  step "ncu per-kernel summary, decode" $?
+  timeout 25 ncu --print-summary per-kernel --metrics gpu__time_duration.sum -c 400 "$L" run \
+    --model "$tmp/q" --tokens "$(seq -s, 7 7 3584)" --backend cuda --quiet \
+    >"$OUT/ncu_prefill.log" 2>&1
+  step "ncu per-kernel summary, prefill 512" $?
 else
   say "ncu: skipped (not found)"
 fi

@@ -1,6 +1,7 @@
 /* bench_cuda.cu — speed of the CUDA path on the qwen3-0.6b preset (bf16 checkpoint, batch 1):
  * decode ms/token on the stream and replayed from a CUDA graph (also with every residual add +
- * RMSNorm in its own kernel, the ratio measured in the same run), prefill of 512 tokens in tokens/s,
+ * RMSNorm in its own kernel, the ratio measured in the same run), prefill of 512 tokens in tokens/s
+ * (also with attention one block per query instead of tiled, the ratio from the same run),
  * and the probe overhead (stats only, full payload) against the same run without probes. Prints
  * device, driver, CUDA runtime and cuBLAS versions. Host code only (compiled by nvcc because it is
  * built beside the CUDA library); not a test: it prints figures and never fails on them. Exits 77
@@ -58,9 +59,15 @@ struct run_result {
     bool graph;
 };
 
+/* The paths switched off for a comparison in the same run (ld_cuda_run_options). */
+struct paths_off {
+    bool fuse_norm;  /* LAYERDIFF_CUDA_FUSE_NORM=0 */
+    bool tiled_attn; /* LAYERDIFF_CUDA_TILED_ATTN=0 */
+};
+
 /* One generate call on the session; sink may be NULL. */
 static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool no_graph,
-                           ld_sink *sink, int vocab, bool no_fuse = false)
+                           ld_sink *sink, int vocab, paths_off off = {})
 {
     int32_t *prompt = (int32_t *)malloc(n_prompt * sizeof *prompt);
     int32_t *tokens = (int32_t *)malloc(((size_t)decode + 1) * sizeof *tokens);
@@ -71,7 +78,8 @@ static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool
     memset(&ro, 0, sizeof ro);
     ro.sink = sink;
     ro.no_graph = no_graph;
-    ro.no_fuse_norm = no_fuse;
+    ro.no_fuse_norm = off.fuse_norm;
+    ro.no_tiled_attn = off.tiled_attn;
     ld_cuda_timing t;
     ld_error err;
     if (ld_cuda_session_generate(s, prompt, n_prompt, decode, &ro, tokens, decoded, &t, &err) !=
@@ -86,12 +94,12 @@ static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool
 
 /* The fastest of repeat runs (after one warm-up). */
 static run_result best_of(int repeat, ld_cuda_session *s, size_t n_prompt, int decode,
-                          bool no_graph, int vocab, bool no_fuse = false)
+                          bool no_graph, int vocab, paths_off off = {})
 {
-    run_once(s, n_prompt, decode, no_graph, NULL, vocab, no_fuse);
+    run_once(s, n_prompt, decode, no_graph, NULL, vocab, off);
     run_result best = {INFINITY, INFINITY, false};
     for (int i = 0; i < repeat; i++) {
-        run_result r = run_once(s, n_prompt, decode, no_graph, NULL, vocab, no_fuse);
+        run_result r = run_once(s, n_prompt, decode, no_graph, NULL, vocab, off);
         best.prefill_s = fmin(best.prefill_s, r.prefill_s);
         best.decode_s = fmin(best.decode_s, r.decode_s);
         best.graph = r.graph;
@@ -168,7 +176,8 @@ int main(int argc, char **argv)
            ld_seconds() - t0);
     printf("kernels: matmuls of up to %d rows (decode) decode_gemv_kernel, gate/up with the "
            "activation decode_gemv_glu_kernel, one token's q/k/v and gate/up with their residual "
-           "add + RMSNorm decode_norm_gemv_kernel; more rows (prefill) cublasGemmEx\n",
+           "add + RMSNorm decode_norm_gemv_kernel; more rows (prefill) cublasGemmEx; prefill "
+           "attention attention_tile_kernel (16 queries of a head per block)\n",
            LD_GEMV_MAX_T);
 
     /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
@@ -179,13 +188,18 @@ int main(int argc, char **argv)
     printf("decode, CUDA graph: %.3f ms/token%s\n", 1e3 * graph.decode_s / decode,
            graph.graph ? "" : " (graph NOT used)");
     /* The same, every residual add + norm in its own kernel (LAYERDIFF_CUDA_FUSE_NORM=0). */
-    run_result unfused = best_of(repeat, s, 16, decode, false, V, true);
+    run_result unfused = best_of(repeat, s, 16, decode, false, V, paths_off{true, false});
     printf("decode, CUDA graph, norms not fused: %.3f ms/token (fused / not fused %.3f)\n",
            1e3 * unfused.decode_s / decode, graph.decode_s / unfused.decode_s);
 
     run_result pf = best_of(repeat, s, (size_t)prefill, 0, true, V);
     printf("prefill %d tokens:  %.2f ms, %.0f tokens/s\n", prefill, 1e3 * pf.prefill_s,
            prefill / pf.prefill_s);
+    /* The same, attention one block per query (LAYERDIFF_CUDA_TILED_ATTN=0). */
+    run_result pq = best_of(repeat, s, (size_t)prefill, 0, true, V, paths_off{false, true});
+    printf("prefill %d tokens, attention one block per query: %.2f ms (tiled / per query "
+           "%.3f)\n",
+           prefill, 1e3 * pq.prefill_s, pf.prefill_s / pq.prefill_s);
 
     /* Probe overhead on a 64-token prompt and 32 decode steps, against the same run on the
      * stream without probes. Every tag of every layer and step is probed. */

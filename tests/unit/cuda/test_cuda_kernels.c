@@ -631,6 +631,8 @@ typedef struct attn_case {
     size_t T, Hq, Hkv, D;
     int32_t pos0;
     size_t cap;
+    bool nan_q;       /* element 1 of the middle query's head 0 is NaN */
+    size_t cache_off; /* the caches start this many elements into their buffers */
 } attn_case;
 
 /* Runs the CUDA attention (split or not) and the twin on the same cache; returns the CUDA output
@@ -642,6 +644,8 @@ static uint16_t *run_attn_case(const attn_case *ac, const ld_cuda_attn_params *a
     size_t n_kv = (size_t)ac->pos0 + T, qn_ = T * Hq * D, cache_n = Hkv * cap * D;
     uint16_t *q = rand_bf16(qn_, 2.0f), *kc = rand_bf16(cache_n, 2.0f);
     uint16_t *vc = rand_bf16(cache_n, 1.0f);
+    if (ac->nan_q)
+        q[(T / 2 * Hq) * D + 1 % D] = ld_f32_to_bf16(NAN);
     /* Slots at or beyond n_kv must never be read: NaN there would show in the output. */
     for (size_t h = 0; h < Hkv; h++)
         for (size_t s = n_kv; s < cap; s++)
@@ -655,8 +659,12 @@ static uint16_t *run_attn_case(const attn_case *ac, const ld_cuda_attn_params *a
     LDOK(ld_ref_attention(qf, kf, vf, cap, T, Hq, Hkv, D, ac->pos0, n_kv, &rp, ref, &BF, &E));
 
     gbuf g_q, g_k, g_v, g_pos, g_out, g_ml, g_acc;
-    ld_bf16 *d_q = gbuf_upload(&g_q, q, qn_ * 2), *d_k = gbuf_upload(&g_k, kc, cache_n * 2);
-    ld_bf16 *d_v = gbuf_upload(&g_v, vc, cache_n * 2);
+    size_t off = ac->cache_off;
+    ld_bf16 *d_q = gbuf_upload(&g_q, q, qn_ * 2);
+    ld_bf16 *d_k = (ld_bf16 *)gbuf_alloc(&g_k, (off + cache_n) * 2, 0) + off;
+    ld_bf16 *d_v = (ld_bf16 *)gbuf_alloc(&g_v, (off + cache_n) * 2, 0) + off;
+    CU(cudaMemcpy(d_k, kc, cache_n * 2, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(d_v, vc, cache_n * 2, cudaMemcpyHostToDevice));
     int32_t *d_pos = upload_pos0(&g_pos, ac->pos0);
     ld_bf16 *d_out = gbuf_alloc(&g_out, qn_ * 2, 0xFF);
     ld_cuda_attn_split sp = {0};
@@ -682,9 +690,11 @@ static void test_attention(void **state)
 {
     (void)state;
     static const attn_case cases[] = {
-        {1, 1, 1, 2, 0, 1},       {1, 2, 1, 34, 0, 5},      {1, 4, 2, 64, 200, 300},
-        {5, 4, 4, 128, 0, 5},     {9, 8, 2, 64, 3, 12},     {1, 16, 8, 128, 1000, 1030},
-        {130, 2, 1, 32, 0, 130},  {3, 4, 1, 100, 260, 263}, {1, 2, 2, 66, 127, 129}};
+        {1, 1, 1, 2, 0, 1, false, 0},       {1, 2, 1, 34, 0, 5, false, 0},
+        {1, 4, 2, 64, 200, 300, false, 0},  {5, 4, 4, 128, 0, 5, false, 0},
+        {9, 8, 2, 64, 3, 12, false, 0},     {1, 16, 8, 128, 1000, 1030, false, 0},
+        {130, 2, 1, 32, 0, 130, false, 0},  {3, 4, 1, 100, 260, 263, false, 0},
+        {1, 2, 2, 66, 127, 129, false, 0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const attn_case *ac = &cases[c];
         double D = (double)ac->D;
@@ -720,12 +730,88 @@ static void test_attention(void **state)
     }
 }
 
+/* The tiled prefill kernel computes the bits of the one-block-per-query kernel (outputs are bf16,
+ * so a different fp32 order shows in a few elements per ten thousand: the cases hold some 400,000
+ * of them; swapping two partial sums of the score tree fails here): tiles cut short
+ * by T, several passes of LD_ATTN_CHUNK keys (the queries of one tile ending in different passes),
+ * a prompt after cached positions (pos0 > 0), every fault variant, a NaN query, and the twin's
+ * tolerance on each. Where it cannot run (misaligned caches, other head sizes), TILED is refused
+ * and AUTO falls back to one block per query. */
+static void test_attention_tiled(void **state)
+{
+    (void)state;
+    static const attn_case cases[] = {
+        {16, 2, 1, 32, 0, 16, false, 0},    {17, 4, 2, 64, 0, 20, false, 0},
+        {40, 2, 1, 128, 0, 40, false, 0},   {33, 2, 2, 128, 100, 140, true, 0},
+        {150, 2, 1, 64, 0, 150, false, 0},  {1, 2, 1, 128, 0, 1, false, 0},
+        {20, 4, 1, 32, 300, 330, true, 0},  {5, 1, 1, 128, 127, 132, false, 0},
+        {64, 4, 2, 128, 0, 64, false, 0},   {24, 2, 1, 128, 0, 24, false, 1},
+        {24, 2, 1, 96, 0, 24, false, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const attn_case *ac = &cases[c];
+        bool can_tile = ac->cache_off % 8 == 0 && (ac->D == 32 || ac->D == 64 || ac->D == 128);
+        ld_cuda_attn_params base = {.scale = 1.0 / sqrt((double)ac->D), .causal = true};
+        ld_cuda_attn_params vars[5];
+        const char *names[5];
+        size_t nv = 0;
+        vars[nv] = base, names[nv++] = "correct";
+        vars[nv] = base, vars[nv].causal = false, names[nv++] = "no_causal_mask";
+        vars[nv] = base, vars[nv].gqa_modulo = true, names[nv++] = "gqa_modulo";
+        vars[nv] = base, vars[nv].scale = 0.3, names[nv++] = "attn_scale=0.3";
+        vars[nv] = base, vars[nv].softmax_bf16 = true, names[nv++] = "softmax_bf16";
+        for (size_t v = 0; v < nv; v++) {
+            char label[160];
+            snprintf(label, sizeof label, "attention T=%zu Hq=%zu Hkv=%zu D=%zu pos0=%d%s%s %s",
+                     ac->T, ac->Hq, ac->Hkv, ac->D, (int)ac->pos0, ac->nan_q ? " nan_q" : "",
+                     ac->cache_off ? " misaligned" : "", names[v]);
+            bool any_order = vars[v].softmax_bf16 && ac->pos0 + (int32_t)ac->T > LD_ATTN_CHUNK;
+            double atol = any_order ? INFINITY : 1e-4, rtol = any_order ? INFINITY : BF16_RTOL;
+            uint64_t seed = rng_state;
+            ld_cuda_attn_params one = vars[v], tiled = vars[v];
+            one.kernel = LD_ATTN_KERNEL_PER_QUERY;
+            tiled.kernel = can_tile ? LD_ATTN_KERNEL_TILED : LD_ATTN_KERNEL_AUTO;
+            uint16_t *a = run_attn_case(ac, &one, false, atol, rtol, label);
+            rng_state = seed; /* the same inputs */
+            uint16_t *b = run_attn_case(ac, &tiled, false, atol, rtol, label);
+            size_t n = ac->T * ac->Hq * ac->D;
+            for (size_t i = 0; i < n; i++)
+                if (a[i] != b[i])
+                    fail_msg("%s: tiled 0x%04x, one block per query 0x%04x at element %zu", label,
+                             b[i], a[i], i);
+            free(a), free(b);
+        }
+        if (!can_tile) {
+            /* TILED itself is refused, before any launch. */
+            ld_cuda_attn_params tiled = base;
+            tiled.kernel = LD_ATTN_KERNEL_TILED;
+            gbuf g_c, g_o, g_p;
+            size_t cn = ac->Hkv * ac->cap * ac->D + ac->cache_off;
+            ld_bf16 *d_c = (ld_bf16 *)gbuf_alloc(&g_c, cn * 2, 0) + ac->cache_off;
+            ld_bf16 *d_o = gbuf_alloc(&g_o, ac->T * ac->Hq * ac->D * 2, 0xFF);
+            int32_t *d_p = upload_pos0(&g_p, ac->pos0);
+            ld_error e = {0};
+            ld_status st = ld_cuda_attention(d_c, d_c, d_c, ac->cap, ac->T, ac->Hq, ac->Hkv, ac->D,
+                                             d_p, &tiled, NULL, d_o, 0, &e);
+            if (st != LD_E_UNSUPPORTED)
+                fail_msg("TILED on D=%zu, cache offset %zu: status %d (%s), want unsupported",
+                         ac->D, ac->cache_off, (int)st, e.msg);
+            printf("refused: %s\n", e.msg);
+            SYNC();
+            gbuf_free(&g_c), gbuf_free(&g_o), gbuf_free(&g_p);
+        }
+        printf("attention T=%zu Hq=%zu Hkv=%zu D=%zu pos0=%d: tiled %s one block per query in %zu "
+               "variants\n",
+               ac->T, ac->Hq, ac->Hkv, ac->D, (int)ac->pos0,
+               can_tile ? "==" : "(refused; AUTO falls back) ==", nv);
+    }
+}
+
 /* The softmax_bf16 fault must really change the result where a bf16 running sum loses bits:
  * many keys of similar score. */
 static void test_attention_softmax_bf16_differs(void **state)
 {
     (void)state;
-    attn_case ac = {1, 1, 1, 64, 399, 400};
+    attn_case ac = {1, 1, 1, 64, 399, 400, false, 0};
     ld_cuda_attn_params good = {.scale = 0.001, .causal = true};
     ld_cuda_attn_params bad = good;
     bad.softmax_bf16 = true;
@@ -901,10 +987,13 @@ int main(void)
         cmocka_unit_test(test_norm_gemv),
         cmocka_unit_test(test_qk_norm_rope),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_tiled),
         cmocka_unit_test(test_attention_softmax_bf16_differs),
         cmocka_unit_test(test_silu_mul),
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_poke_nan),
     };
+    if (getenv("LD_TEST_FILTER")) /* e.g. LD_TEST_FILTER='test_attention*' under the emulation */
+        cmocka_set_test_filter(getenv("LD_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
  * .cu file (after transform.py). Not CUDA: only what the kernels of cuda/ and probes/cuda/ use.
  * Each CUDA thread of a block is an OS thread; blocks of a grid run one after another; __shared__
  * becomes static (one block at a time); __syncthreads is a std::barrier; warp shuffles go through
- * a per-warp buffer and barrier; atomics and fences are the host's. */
+ * a per-warp buffer and barrier (__syncwarp is that barrier); atomics and fences are the host's. */
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -37,6 +37,21 @@ template <class T> T __shfl_xor_sync(unsigned, T v, int o)
     emu_shfl(&v, &r, sizeof(T), o);
     return r;
 }
+void __syncwarp(unsigned mask = 0xffffffffu);
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(8) float2 {
+    float x, y;
+};
+/* Kernel attributes: the emulation has no shared memory limit to raise. */
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+template <class F> cudaError_t cudaFuncSetAttribute(F, enum cudaFuncAttribute, int)
+{
+    return cudaSuccess;
+}
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return {x, y}; }
 inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
 inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }

@@ -31,6 +31,7 @@ static std::vector<unsigned char> g_smem;
 
 void *emu_dyn_smem() { return g_smem.data(); }
 void __syncthreads() { t_block_bar->arrive_and_wait(); }
+void __syncwarp(unsigned) { t_warp_bar->arrive_and_wait(); }
 void emu_shfl(const void *in, void *out, size_t n, int o)
 {
     memcpy(t_warp_buf[t_lane], in, n);
