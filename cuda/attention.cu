@@ -235,7 +235,8 @@ __device__ __forceinline__ float tile_bf16(uint4 w, int x)
     return ld_bf2f((ld_bf16)(x & 1 ? u >> 16 : u & 0xffffu));
 }
 
-/* Leaf L of the scores of NQ queries x NK keys (leaf-major rows q[a], k[b]): an FMA chain from 0. */
+/* Leaf L of the scores of NQ queries x NK keys (leaf-major rows q[a], k[b]): an FMA chain from
+ * 0. */
 template <int DC, int NQ, int NK>
 __device__ __forceinline__ void tile_leaf(const float *const *q, const float *const *k, int L,
                                           float (&P)[NQ][NK])
@@ -360,7 +361,8 @@ __global__ static void __launch_bounds__(TILE_THREADS)
 
     for (size_t e = threadIdx.x; e < TILE_Q * (size_t)D; e += blockDim.x) {
         size_t a = e / D, i = e % D;
-        qs[a * D + (i % 32) * DC + i / 32] = a < n_q ? ld_bf2f(q[((t0 + a) * Hq + j) * D + i]) : 0.0f;
+        float v = a < n_q ? ld_bf2f(q[((t0 + a) * Hq + j) * D + i]) : 0.0f;
+        qs[a * D + (i % 32) * DC + i / 32] = v;
     }
 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, acc[2][DC];

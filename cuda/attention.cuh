@@ -1,6 +1,6 @@
 /* attention.cuh — causal grouped-query attention over the KV cache, on the device, for prefill
- * (one pass per query, 16 queries of a head per block) and decode (split over the cached keys, then a reduction); twin of
- * ld_ref_attention (reference/ops.h). */
+ * (one pass per query, 16 queries of a head per block) and decode (split over the cached keys,
+ * then a reduction); twin of ld_ref_attention (reference/ops.h). */
 #ifndef LD_CUDA_ATTENTION_CUH
 #define LD_CUDA_ATTENTION_CUH
 

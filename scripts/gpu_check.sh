@@ -6,8 +6,9 @@
 # first on LD_LIBRARY_PATH. Steps, each under its own timeout: the GPU tests (ctest -L gpu, the
 # compute-sanitizer tests included), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA
 # comparison, and Nsight Compute per-kernel summaries of decode and of a 512-token prefill. Writes
-# OUTDIR/summary.txt and one log per step (6 files). Exit 0 when every step passed, 1 when one failed, 2 on bad usage or
-# a missing piece, 77 without a usable GPU (the checks that need none still run).
+# OUTDIR/summary.txt and one log per step (6 files). Exit 0 when every step passed, 1 when one
+# failed, 2 on bad usage or a missing piece, 77 without a usable GPU (the checks that need none
+# still run).
 set -uo pipefail
 usage() { echo "usage: scripts/gpu_check.sh OUTDIR [BUILD_DIR [LIB_DIR]]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 3 ]] || usage
@@ -61,8 +62,8 @@ say "gpu: ${gpu:-unknown (no nvidia-smi)}"
 timeout 140 ctest --test-dir "$B" -L gpu --timeout 110 --output-on-failure -j4 \
   >"$OUT/ctest.log" 2>&1
 step "ctest -L gpu (incl. sanitize)" $?
-grep -E 'tests passed|tests failed|\*\*\*Failed|\*\*\*Timeout|Not Run|Skipped' "$OUT/ctest.log" | tail -12 \
-  | sed 's/^/  /' | tee -a "$S"
+grep -E 'tests passed|tests failed|\*\*\*Failed|\*\*\*Timeout|Not Run|Skipped' "$OUT/ctest.log" \
+  | tail -12 | sed 's/^/  /' | tee -a "$S"
 
 # 2. Speed.
 timeout 40 "$BENCH" >"$OUT/bench.log" 2>&1
