@@ -179,7 +179,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
  * its order:
  * - a score's dot product: attention_kernel's lane L sums the terms L, L+32, L+64, ... with FMAs
  *   from 0 (a "leaf"), then the warp's xor butterfly (16, 8, 4, 2, 1) adds the 32 leaves; here one
- *   thread evaluates the same tree (tile_scores). Rows are stored leaf by leaf (element 32c + L at
+ *   thread evaluates the same tree (tile_tree). Rows are stored leaf by leaf (element 32c + L at
  *   L·DC + c, DC = D/32), so a leaf is DC consecutive floats;
  * - a pass's sum of exponentials: attention_kernel's thread k holds key k, each of its 4 warps
  *   sums 32 keys in a butterfly, and the warp sums are added in warp order; here lane l holds keys
@@ -270,49 +270,22 @@ template <int NQ, int NK> __device__ __forceinline__ void tile_add(float (&x)[NQ
             x[a][b] += y[a][b];
 }
 
-/* The butterfly's value after its steps 16 and 8 at lanes x < 8:
- * (leaf x + leaf x+16) + (leaf x+8 + leaf x+24). */
-template <int DC, int NQ, int NK>
-__device__ __forceinline__ void tile_quad(const float *const *q, const float *const *k, int x,
+/* The value attention_kernel's warp butterfly holds at lane x after its steps 16, 8, ..., STEP
+ * (x < STEP; STEP = 32: before any step, leaf x): the value after the steps down to 2·STEP at
+ * lane x plus the one at lane x + STEP. Evaluated depth first (one array per level alive). The
+ * score is tile_tree<1>(x = 0). */
+template <int STEP, int DC, int NQ, int NK>
+__device__ __forceinline__ void tile_tree(const float *const *q, const float *const *k, int x,
                                           float (&R)[NQ][NK])
 {
-    float A[NQ][NK], B[NQ][NK];
-    tile_leaf<DC>(q, k, x, A);
-    tile_leaf<DC>(q, k, x + 16, B);
-    tile_add(A, B);
-    tile_leaf<DC>(q, k, x + 8, B);
-    tile_leaf<DC>(q, k, x + 24, R);
-    tile_add(B, R);
-    tile_add(A, B);
-#pragma unroll
-    for (int a = 0; a < NQ; a++)
-#pragma unroll
-        for (int b = 0; b < NK; b++)
-            R[a][b] = A[a][b];
-}
-
-/* The dot products of NQ queries x NK keys, each the value attention_kernel's warp butterfly
- * leaves: steps 4, 2, 1 add quad x and x^4, then x and x^2, then 0 and 1. */
-template <int DC, int NQ, int NK>
-__device__ __forceinline__ void tile_scores(const float *const *q, const float *const *k,
-                                            float (&S)[NQ][NK])
-{
-    float B[NQ][NK], C[NQ][NK], E[NQ][NK];
-    tile_quad<DC>(q, k, 0, S);
-    tile_quad<DC>(q, k, 4, B);
-    tile_add(S, B); /* x = 0 after step 4 */
-    tile_quad<DC>(q, k, 2, B);
-    tile_quad<DC>(q, k, 6, C);
-    tile_add(B, C); /* x = 2 after step 4 */
-    tile_add(S, B); /* x = 0 after step 2 */
-    tile_quad<DC>(q, k, 1, B);
-    tile_quad<DC>(q, k, 5, C);
-    tile_add(B, C); /* x = 1 after step 4 */
-    tile_quad<DC>(q, k, 3, C);
-    tile_quad<DC>(q, k, 7, E);
-    tile_add(C, E); /* x = 3 after step 4 */
-    tile_add(B, C); /* x = 1 after step 2 */
-    tile_add(S, B); /* after step 1 */
+    if constexpr (STEP == 32) {
+        tile_leaf<DC>(q, k, x, R);
+    } else {
+        float B[NQ][NK];
+        tile_tree<2 * STEP, DC>(q, k, x, R);
+        tile_tree<2 * STEP, DC>(q, k, x + STEP, B);
+        tile_add(R, B);
+    }
 }
 
 /* Shared memory of the tile kernel for head size D = 32·DC, in bytes. */
@@ -426,7 +399,7 @@ __global__ static void __launch_bounds__(TILE_THREADS)
             kr[u] = ks + (size_t)(b < nb ? b : nb - 1) * KS;
         }
         float sc[2][TILE_KEYS];
-        tile_scores<DC>(qr, kr, sc);
+        tile_tree<1, DC>(qr, kr, 0, sc);
 
         /* Online softmax, query by query, as attention_kernel's block does it. */
         float alpha[2] = {1.0f, 1.0f};

@@ -686,6 +686,20 @@ static uint16_t *run_attn_case(const attn_case *ac, const ld_cuda_attn_params *a
     return got;
 }
 
+/* The correct kernel and its fault variants (vars[0] correct) for head size D; returns how many. */
+#define ATTN_VARIANTS 5
+static size_t attn_variants(size_t D, ld_cuda_attn_params *vars, const char **names)
+{
+    ld_cuda_attn_params base = {.scale = 1.0 / sqrt((double)D), .causal = true};
+    size_t nv = 0;
+    vars[nv] = base, names[nv++] = "correct";
+    vars[nv] = base, vars[nv].causal = false, names[nv++] = "no_causal_mask";
+    vars[nv] = base, vars[nv].gqa_modulo = true, names[nv++] = "gqa_modulo";
+    vars[nv] = base, vars[nv].scale = 0.3, names[nv++] = "attn_scale=0.3";
+    vars[nv] = base, vars[nv].softmax_bf16 = true, names[nv++] = "softmax_bf16";
+    return nv;
+}
+
 static void test_attention(void **state)
 {
     (void)state;
@@ -697,16 +711,9 @@ static void test_attention(void **state)
         {1, 2, 2, 66, 127, 129, false, 0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const attn_case *ac = &cases[c];
-        double D = (double)ac->D;
-        ld_cuda_attn_params base = {.scale = 1.0 / sqrt(D), .causal = true};
-        ld_cuda_attn_params vars[5];
-        const char *names[5];
-        size_t nv = 0;
-        vars[nv] = base, names[nv++] = "correct";
-        vars[nv] = base, vars[nv].causal = false, names[nv++] = "no_causal_mask";
-        vars[nv] = base, vars[nv].gqa_modulo = true, names[nv++] = "gqa_modulo";
-        vars[nv] = base, vars[nv].scale = 0.3, names[nv++] = "attn_scale=0.3";
-        vars[nv] = base, vars[nv].softmax_bf16 = true, names[nv++] = "softmax_bf16";
+        ld_cuda_attn_params vars[ATTN_VARIANTS];
+        const char *names[ATTN_VARIANTS];
+        size_t nv = attn_variants(ac->D, vars, names);
         for (size_t v = 0; v < nv; v++) {
             for (int split = 0; split < 2; split++) {
                 char label[160];
@@ -750,15 +757,9 @@ static void test_attention_tiled(void **state)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const attn_case *ac = &cases[c];
         bool can_tile = ac->cache_off % 8 == 0 && (ac->D == 32 || ac->D == 64 || ac->D == 128);
-        ld_cuda_attn_params base = {.scale = 1.0 / sqrt((double)ac->D), .causal = true};
-        ld_cuda_attn_params vars[5];
-        const char *names[5];
-        size_t nv = 0;
-        vars[nv] = base, names[nv++] = "correct";
-        vars[nv] = base, vars[nv].causal = false, names[nv++] = "no_causal_mask";
-        vars[nv] = base, vars[nv].gqa_modulo = true, names[nv++] = "gqa_modulo";
-        vars[nv] = base, vars[nv].scale = 0.3, names[nv++] = "attn_scale=0.3";
-        vars[nv] = base, vars[nv].softmax_bf16 = true, names[nv++] = "softmax_bf16";
+        ld_cuda_attn_params vars[ATTN_VARIANTS];
+        const char *names[ATTN_VARIANTS];
+        size_t nv = attn_variants(ac->D, vars, names);
         for (size_t v = 0; v < nv; v++) {
             char label[160];
             snprintf(label, sizeof label, "attention T=%zu Hq=%zu Hkv=%zu D=%zu pos0=%d%s%s %s",
@@ -782,7 +783,7 @@ static void test_attention_tiled(void **state)
         }
         if (!can_tile) {
             /* TILED itself is refused, before any launch. */
-            ld_cuda_attn_params tiled = base;
+            ld_cuda_attn_params tiled = vars[0];
             tiled.kernel = LD_ATTN_KERNEL_TILED;
             gbuf g_c, g_o, g_p;
             size_t cn = ac->Hkv * ac->cap * ac->D + ac->cache_off;
