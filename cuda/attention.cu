@@ -227,14 +227,6 @@ template <int DC> __device__ __forceinline__ void tile_store(float *p, const flo
     }
 }
 
-/* Element x (0..7) of 8 bf16 loaded as one 16-byte chunk, widened: element 2h is the low half of
- * word h, as a vector load puts it on a little-endian device. */
-__device__ __forceinline__ float tile_bf16(uint4 w, int x)
-{
-    uint32_t u = x / 2 == 0 ? w.x : x / 2 == 1 ? w.y : x / 2 == 2 ? w.z : w.w;
-    return ld_bf2f((ld_bf16)(x & 1 ? u >> 16 : u & 0xffffu));
-}
-
 /* Leaf L of the scores of NQ queries x NK keys (leaf-major rows q[a], k[b]): an FMA chain from
  * 0. */
 template <int DC, int NQ, int NK>
@@ -367,7 +359,7 @@ __global__ static void __launch_bounds__(TILE_THREADS)
                 float v[DC];
 #pragma unroll
                 for (int c = 0; c < DC; c++)
-                    v[c] = tile_bf16(w[c], x);
+                    v[c] = ld_chunk_bf2f(w[c], x);
                 tile_store<DC>(dst + x * DC, v);
             }
         }
@@ -377,7 +369,7 @@ __global__ static void __launch_bounds__(TILE_THREADS)
             float v[8];
 #pragma unroll
             for (int x = 0; x < 8; x++)
-                v[x] = tile_bf16(w, x);
+                v[x] = ld_chunk_bf2f(w, x);
             tile_store<8>(vs + (size_t)b * D + i, v);
         }
         __syncthreads();

@@ -27,6 +27,14 @@ __device__ __forceinline__ float ld_round_bf16(float f) { return ld_bf2f(ld_f2bf
 
 #define LD_BF16_NAN ((ld_bf16)0x7fc0u)
 
+/* Element x (0..7) of 8 bf16 loaded as one 16-byte chunk, widened (exact): element 2h is the low
+ * half of word h, as a vector load puts it on a little-endian device. */
+__device__ __forceinline__ float ld_chunk_bf2f(uint4 w, int x)
+{
+    uint32_t u = x / 2 == 0 ? w.x : x / 2 == 1 ? w.y : x / 2 == 2 ? w.z : w.w;
+    return __uint_as_float(x & 1 ? u & 0xffff0000u : u << 16);
+}
+
 /* The MLP activation of one element, in fp32: silu(g)·u, silu(x) = x·sigmoid(x); the silu_as_gelu
  * bug computes gelu(g)·u, gelu(x) = x·Φ(x) (erf form). One definition for every kernel that
  * computes it (silu_mul.cu, the fused gate/up GEMV of gemv.cu), so that they give the same bits. */

@@ -48,18 +48,14 @@ __device__ __forceinline__ unsigned chunk_len(size_t K, size_t c)
     return K - 8 * c < 8 ? (unsigned)(K - 8 * c) : 8u;
 }
 
-__device__ __forceinline__ float bf_lo(uint32_t u) { return __uint_as_float(u << 16); }
-__device__ __forceinline__ float bf_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 
 /* acc + Σ a[e]·b[e] over the first cnt elements, one FMA each, in increasing e. */
 __device__ __forceinline__ float dot8(uint4 a, uint4 b, unsigned cnt, float acc)
 {
-    const uint32_t av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
 #pragma unroll
-    for (unsigned e = 0; e < 8; e++)
-        if (e < cnt)
-            acc = __fmaf_rn(e & 1 ? bf_hi(av[e / 2]) : bf_lo(av[e / 2]),
-                            e & 1 ? bf_hi(bv[e / 2]) : bf_lo(bv[e / 2]), acc);
+    for (int e = 0; e < 8; e++)
+        if ((unsigned)e < cnt)
+            acc = __fmaf_rn(ld_chunk_bf2f(a, e), ld_chunk_bf2f(b, e), acc);
     return acc;
 }
 
