@@ -44,6 +44,7 @@ __global__ static void argmax_partial_kernel(const ld_bf16 *x, size_t n, size_t 
 {
     __shared__ float best_v[ARGMAX_THREADS];
     __shared__ int32_t best_i[ARGMAX_THREADS];
+    ld_grid_wait();
     size_t begin = (size_t)blockIdx.x * slice, end = begin + slice < n ? begin + slice : n;
     float bv = 0.0f;
     int32_t bi = -1;
@@ -68,6 +69,7 @@ __global__ static void argmax_merge_kernel(const ld_cuda_argmax_part *parts, siz
 {
     __shared__ float best_v[ARGMAX_MERGE_THREADS];
     __shared__ int32_t best_i[ARGMAX_MERGE_THREADS];
+    ld_grid_wait();
     bool have = threadIdx.x < n_parts;
     best_v[threadIdx.x] = have ? parts[threadIdx.x].value : 0.0f;
     best_i[threadIdx.x] = have ? parts[threadIdx.x].index : -1;
@@ -88,9 +90,9 @@ extern "C" ld_status ld_cuda_argmax(const ld_bf16 *x, size_t n, ld_cuda_argmax_p
     if (n > INT32_MAX)
         return ld_error_set(err, LD_E_INTERNAL, "argmax: %zu values do not fit an int32 index", n);
     size_t n_parts = ld_cuda_argmax_parts(n), slice = (n + n_parts - 1) / n_parts;
-    argmax_partial_kernel<<<(unsigned)n_parts, ARGMAX_THREADS, 0, stream>>>(x, n, slice, parts);
-    LD_CUDA_CHECK_LAUNCH(err);
-    argmax_merge_kernel<<<1, ARGMAX_MERGE_THREADS, 0, stream>>>(parts, n_parts, out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(argmax_partial_kernel, (unsigned)n_parts, ARGMAX_THREADS, 0,
+                                 stream, x, n, slice, parts));
+    LD_CUDA_CHECK(err, ld_launch(argmax_merge_kernel, 1, ARGMAX_MERGE_THREADS, 0, stream, parts,
+                                 n_parts, out));
     return LD_OK;
 }

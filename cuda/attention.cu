@@ -42,6 +42,7 @@ __global__ static void attention_kernel(const ld_bf16 *q, const ld_bf16 *k_cache
     float *p = sm + 2 * D;   /* [LD_ATTN_CHUNK] scores, then exponentials, of one pass */
     __shared__ float red[32];
     __shared__ float l_bf16; /* running sum of the softmax_bf16 fault */
+    ld_grid_wait();
 
     size_t t = blockIdx.x / Hq, j = blockIdx.x % Hq;
     int64_t pos0 = *pos0p, pos = pos0 + (int64_t)t, n_kv = pos0 + (int64_t)T;
@@ -304,6 +305,7 @@ __global__ static void __launch_bounds__(TILE_THREADS)
     float *ks = qs + TILE_Q * D;         /* [LD_ATTN_CHUNK][KS] a pass's keys, leaf-major */
     float *vs = ks + LD_ATTN_CHUNK * KS; /* [LD_ATTN_CHUNK][D] its values */
     float *ps = vs + LD_ATTN_CHUNK * D;  /* [TILE_Q][LD_ATTN_CHUNK] its exponentials */
+    ld_grid_wait();
 
     size_t j = blockIdx.x;
     size_t t0 = (size_t)(gridDim.y - 1 - blockIdx.y) * TILE_Q;
@@ -485,6 +487,7 @@ __global__ static void attention_combine_kernel(const float *part_ml, const floa
     __shared__ float wgt[ATTN_MAX_SPLITS];
     __shared__ float red[32];
     __shared__ float total;
+    ld_grid_wait();
     size_t r0 = (size_t)blockIdx.x * n_split;
     float M = -INFINITY;
     for (size_t s = threadIdx.x; s < n_split; s += blockDim.x)
@@ -532,9 +535,8 @@ static ld_status launch_tile_dc(const ld_bf16 *q, const ld_bf16 *k_cache, const 
                             "attention: the tiled kernel needs %zu bytes of shared memory", smem);
     }
     dim3 grid((unsigned)Hq, (unsigned)((T + TILE_Q - 1) / TILE_Q));
-    kern<<<grid, TILE_THREADS, smem, stream>>>(q, k_cache, v_cache, cap, T, Hq, Hkv, pos0, *ap,
-                                               out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(kern, grid, TILE_THREADS, smem, stream, q, k_cache, v_cache, cap,
+                                 T, Hq, Hkv, pos0, *ap, out));
     return LD_OK;
 }
 
@@ -611,14 +613,13 @@ extern "C" ld_status ld_cuda_attention(const ld_bf16 *q, const ld_bf16 *k_cache,
     }
     dim3 grid((unsigned)(T * Hq), (unsigned)n_split);
     size_t smem = (2 * D + LD_ATTN_CHUNK) * sizeof(float);
-    attention_kernel<<<grid, ATTN_THREADS, smem, stream>>>(
-        q, k_cache, v_cache, cap, T, Hq, Hkv, D, pos0, *ap, split_keys, combine,
-        combine ? split->ml : NULL, combine ? split->acc : NULL, out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    float *ml = combine ? split->ml : NULL, *acc = combine ? split->acc : NULL;
+    LD_CUDA_CHECK(err, ld_launch(attention_kernel, grid, ATTN_THREADS, smem, stream, q, k_cache,
+                                 v_cache, cap, T, Hq, Hkv, D, pos0, *ap, split_keys, combine, ml,
+                                 acc, out));
     if (!combine)
         return LD_OK;
-    attention_combine_kernel<<<(unsigned)(T * Hq), ATTN_THREADS, 0, stream>>>(
-        split->ml, split->acc, n_split, D, ap->softmax_bf16, out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(attention_combine_kernel, (unsigned)(T * Hq), ATTN_THREADS, 0,
+                                 stream, split->ml, split->acc, n_split, D, ap->softmax_bf16, out));
     return LD_OK;
 }

@@ -76,6 +76,8 @@ typedef struct ld_cuda_run_options {
                                one-token steps (where the GEMV after it does it by default) */
     bool no_tiled_attn;     /* true: prefill attention one block per query, not 16 queries of a
                                head per block (the same bits, slower) */
+    bool no_pdl;            /* true: every kernel waits for the one before it to finish before
+                               it starts (no programmatic dependent launch; the same bits) */
     /* Called before each layer of each step (once per step for graph replays); may be NULL. */
     void (*progress)(void *ctx, int step, int n_steps, int layer, int n_layers);
     void *progress_ctx;

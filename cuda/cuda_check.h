@@ -6,6 +6,7 @@
 #ifndef LD_CUDA_CHECK_H
 #define LD_CUDA_CHECK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cublas_v2.h>
@@ -32,6 +33,15 @@ ld_status ld_cublas_fail(ld_error *err, cublasStatus_t s, const char *stmt, cons
         if (ld_cublas_s_ != CUBLAS_STATUS_SUCCESS)                                                 \
             return ld_cublas_fail((err), ld_cublas_s_, #stmt, __FILE__, __LINE__);                 \
     } while (0)
+
+/* Programmatic dependent launch (sm_90 and later; cuda_common.cuh's ld_launch and ld_grid_wait):
+ * whether the kernels this thread launches through ld_launch may start while the kernel before them
+ * on the stream is still running. ld_cuda_set_pdl(true) turns it on where the device and the
+ * compiled kernels support it (compute capability 9.0 and kernels compiled for it, not JIT'd from
+ * older PTX), and returns whether it is on; false turns it off. Off until a thread turns it on.
+ * Per thread: a session's run sets it for the thread that runs it. */
+bool ld_cuda_set_pdl(bool on);
+bool ld_cuda_pdl(void);
 
 /* Checks the launch of the kernel just enqueued (bad configuration, missing image). Errors of the
  * kernel's execution surface later, at the next synchronizing call. */

@@ -1,6 +1,7 @@
 /* cuda_common.cuh — device helpers the kernels share: bf16 <-> f32 (bit-identical to the host's
- * ld_bf16_to_f32 / ld_f32_to_bf16), block-wide reductions in fp32, and the launch sizes. CUDA C++
- * only (included by .cu files); the C side sees only cuda_check.h and the kernels' .cuh headers. */
+ * ld_bf16_to_f32 / ld_f32_to_bf16), block-wide reductions in fp32, the launch sizes, and how a
+ * kernel is launched (ld_launch, ld_grid_wait: programmatic dependent launch). CUDA C++ only
+ * (included by .cu files); the C side sees only cuda_check.h and the kernels' .cuh headers. */
 #ifndef LD_CUDA_COMMON_CUH
 #define LD_CUDA_COMMON_CUH
 
@@ -171,6 +172,62 @@ __device__ __forceinline__ void ld_add_rmsnorm_row(const ld_bf16 *h, const ld_bf
                 out2[i] = o;
         }
     }
+}
+
+/* ---- launching: programmatic dependent launch ---- */
+
+/* Every kernel of cuda/ (but poke.cu's) is launched through ld_launch, and calls ld_grid_wait in
+ * every block before it reads or writes anything another kernel writes or reads, and before any
+ * return. Launched with programmatic stream serialization (ld_cuda_pdl(): sm_90, not switched
+ * off), a kernel's blocks may start while the kernel before it on the stream still runs; they do
+ * only what depends on no other kernel (the GEMVs prefetch their weights into L2), and wait here
+ * until that kernel has completed and its writes are visible. As every kernel waits so, the one
+ * before completed only after the one before it, and so on: what a plain launch guarantees, and
+ * the same bits. After its wait a kernel lets the next one's blocks start (launch_dependents):
+ * they take SM slots this kernel no longer needs, since all of its blocks have started. Without a
+ * programmatic launch both instructions return at once; below sm_90 they are not emitted (the host
+ * then never asks for a programmatic launch: ld_cuda_set_pdl checks the kernels' PTX version). */
+__device__ __forceinline__ void ld_grid_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#elif defined(LD_EMU_GRID_WAIT)
+    LD_EMU_GRID_WAIT(); /* the CPU emulation (tests/unit/cuda/emu): a late copy lands here */
+#endif
+}
+
+/* Asks the L2 cache for the bytes [p, p + n) of global memory (a hint: nothing is loaded into
+ * registers, nothing can fault), lane l of a warp taking the 128-byte lines l, l + 32, ... For
+ * data no kernel writes (the weights), so that a kernel can fetch it before ld_grid_wait. */
+__device__ __forceinline__ void ld_prefetch_l2(const void *p, size_t n, unsigned lane)
+{
+#if defined(__CUDA_ARCH__)
+    const char *c = static_cast<const char *>(p);
+    for (size_t off = 128 * (size_t)lane; off < n; off += 32 * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));
+#else
+    (void)p, (void)n, (void)lane;
+#endif
+}
+
+/* k<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization when
+ * ld_cuda_pdl() says so. Returns the launch's error (bad configuration, missing image). */
+template <class... P, class... A>
+static inline cudaError_t ld_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem,
+                                    cudaStream_t stream, A... args)
+{
+    cudaLaunchAttribute at[1] = {};
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = ld_cuda_pdl() ? 1 : 0;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, k, args...);
 }
 
 #endif

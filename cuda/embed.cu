@@ -7,6 +7,7 @@
 __global__ static void embed_kernel(const ld_bf16 *table, size_t V, size_t H, const int32_t *ids,
                                     ld_bf16 *out)
 {
+    ld_grid_wait();
     size_t t = blockIdx.x;
     int32_t id = ids[t];
     bool valid = id >= 0 && (size_t)id < V;
@@ -20,7 +21,7 @@ extern "C" ld_status ld_cuda_embed(const ld_bf16 *table, size_t V, size_t H, con
 {
     if (T == 0)
         return LD_OK;
-    embed_kernel<<<(unsigned)T, LD_ROW_THREADS, 0, stream>>>(table, V, H, ids, out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(embed_kernel, (unsigned)T, LD_ROW_THREADS, 0, stream, table, V, H,
+                                 ids, out));
     return LD_OK;
 }

@@ -706,6 +706,10 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
         R.trap = true;
     }
 
+    /* Programmatic launches (cuda_common.cuh: the same bits) for this thread's kernels during the
+     * run, where the device allows them; the caller's setting comes back after it. */
+    bool pdl_before = ld_cuda_pdl();
+    ld_cuda_set_pdl(!opt->no_pdl);
     ld_status st = run_alloc(&R, decode_steps);
     if (st == LD_OK)
         st = run_steps(&R, prompt, n_prompt, decode_steps, timing);
@@ -720,6 +724,7 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
     for (int s = 1; s < known; s++)
         decoded_out[s - 1] = opt->follow ? opt->follow[s - 1] : R.h_next[s - 1];
     run_free(&R);
+    ld_cuda_set_pdl(pdl_before);
     return st;
 }
 
@@ -791,11 +796,13 @@ ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_pr
     const char *graph = getenv("LAYERDIFF_CUDA_GRAPH");
     const char *fuse = getenv("LAYERDIFF_CUDA_FUSE_NORM");
     const char *tiled = getenv("LAYERDIFF_CUDA_TILED_ATTN");
+    const char *pdl = getenv("LAYERDIFF_CUDA_PDL");
     ld_cuda_run_options ro = {.sink = opt->sink, .feed = opt->feed, .follow = opt->follow,
                               .n_follow = opt->n_follow,
                               .no_graph = graph && !strcmp(graph, "0"),
                               .no_fuse_norm = fuse && !strcmp(fuse, "0"),
                               .no_tiled_attn = tiled && !strcmp(tiled, "0"),
+                              .no_pdl = pdl && !strcmp(pdl, "0"),
                               .progress = opt->progress, .progress_ctx = opt->progress_ctx};
     ld_cuda_session *s;
     TRY(ld_cuda_session_create(&s, m, opt->faults, err));

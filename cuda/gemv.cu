@@ -19,7 +19,12 @@
  * The MLP's gate/up GEMV (decode_gemv_glu_kernel) gives each warp a pair of rows, gate row n and
  * up row I + n, summed one after the other exactly as above; lane 0 then has both values and
  * writes the activation too, so silu_mul's launch goes away and every probed tensor (gate_proj,
- * up_proj, mlp_act) keeps its bits. */
+ * up_proj, mlp_act) keeps its bits.
+ *
+ * Launched programmatically (prefetch true: ld_cuda_pdl(), cuda_common.cuh), a warp first asks L2
+ * for its weight rows, which no kernel writes, and only then waits for the kernel before it: the
+ * weights of a GEMV stream in while the small kernels before it (attention, q/k norm) still run.
+ * Nothing a sum reads changes, so neither do the bits. */
 #include <limits.h>
 
 #include "cuda_common.cuh"
@@ -139,9 +144,12 @@ __device__ __forceinline__ void glu_row(const ld_bf16 *__restrict__ x, size_t ld
 template <int T, bool VEC>
 __global__ static void __launch_bounds__(GEMV_THREADS)
     decode_gemv_kernel(const ld_bf16 *__restrict__ x, size_t ldx, const ld_bf16 *__restrict__ w,
-                       size_t N, size_t K, ld_bf16 *__restrict__ y, size_t ldy)
+                       size_t N, size_t K, ld_bf16 *__restrict__ y, size_t ldy, bool prefetch)
 {
     size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (prefetch && n < N)
+        ld_prefetch_l2(w + n * K, K * sizeof(ld_bf16), threadIdx.x % 32);
+    ld_grid_wait();
     if (n < N) /* the whole warp: no shuffle waits for a lane that left */
         gemv_row<T, VEC>(x, ldx, w, n, K, threadIdx.x % 32, y, ldy);
 }
@@ -152,9 +160,14 @@ __global__ static void __launch_bounds__(GEMV_THREADS)
     decode_gemv_glu_kernel(const ld_bf16 *__restrict__ x, size_t ldx,
                            const ld_bf16 *__restrict__ w, size_t I, size_t K,
                            ld_bf16 *__restrict__ gu, size_t ldgu, bool gelu,
-                           ld_bf16 *__restrict__ act, size_t ldact)
+                           ld_bf16 *__restrict__ act, size_t ldact, bool prefetch)
 {
     size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (prefetch && n < I) {
+        ld_prefetch_l2(w + n * K, K * sizeof(ld_bf16), threadIdx.x % 32);
+        ld_prefetch_l2(w + (I + n) * K, K * sizeof(ld_bf16), threadIdx.x % 32);
+    }
+    ld_grid_wait();
     if (n < I)
         glu_row<T, VEC>(x, ldx, w, n, I, K, threadIdx.x % 32, gu, ldgu, gelu, act, ldact);
 }
@@ -180,16 +193,23 @@ static_assert(LD_NORM_REGS * GEMV_THREADS >= LD_GEMV_NORM_MAX_K,
 template <bool VEC, bool GLU>
 __global__ static void __launch_bounds__(GEMV_THREADS)
     decode_norm_gemv_kernel(norm_args nm, const ld_bf16 *__restrict__ w, size_t N, size_t K,
-                            ld_bf16 *__restrict__ y, bool gelu, ld_bf16 *__restrict__ act)
+                            ld_bf16 *__restrict__ y, bool gelu, ld_bf16 *__restrict__ act,
+                            bool prefetch)
 {
     __shared__ uint4 xs16[LD_GEMV_NORM_MAX_K / 8]; /* the normed row; uint4: 16-byte aligned */
     ld_bf16 *xs = reinterpret_cast<ld_bf16 *>(xs16);
     __shared__ float red[32];
+    size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (prefetch && n < N) {
+        ld_prefetch_l2(w + n * K, K * sizeof(ld_bf16), threadIdx.x % 32);
+        if (GLU)
+            ld_prefetch_l2(w + (N + n) * K, K * sizeof(ld_bf16), threadIdx.x % 32);
+    }
+    ld_grid_wait();
     bool first = blockIdx.x == 0;
     ld_add_rmsnorm_row(nm.h, nm.delta, nm.skip_h, nm.nan_at, nm.w, K, nm.eps, nm.mul_var,
                        first ? nm.h_out : NULL, xs, first ? nm.x_out : NULL, red);
     __syncthreads(); /* xs complete before any warp reads it */
-    size_t n = (size_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
     if (n >= N)
         return;
     if (GLU)
@@ -199,9 +219,9 @@ __global__ static void __launch_bounds__(GEMV_THREADS)
 }
 
 typedef void (*gemv_fn)(const ld_bf16 *, size_t, const ld_bf16 *, size_t, size_t, ld_bf16 *,
-                        size_t);
+                        size_t, bool);
 typedef void (*gemv_glu_fn)(const ld_bf16 *, size_t, const ld_bf16 *, size_t, size_t, ld_bf16 *,
-                            size_t, bool, ld_bf16 *, size_t);
+                            size_t, bool, ld_bf16 *, size_t, bool);
 
 template <bool VEC> static gemv_fn pick(size_t T)
 {
@@ -250,8 +270,8 @@ extern "C" ld_status ld_cuda_gemv(const ld_bf16 *x, size_t ldx, const ld_bf16 *w
     if (st != LD_OK || N == 0 || T == 0)
         return st;
     gemv_fn k = vec ? pick<true>(T) : pick<false>(T);
-    k<<<(unsigned)blocks, GEMV_THREADS, 0, stream>>>(x, ldx, w, N, K, y, ldy);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(k, (unsigned)blocks, GEMV_THREADS, 0, stream, x, ldx, w, N, K, y,
+                                 ldy, ld_cuda_pdl()));
     return LD_OK;
 }
 
@@ -268,8 +288,8 @@ extern "C" ld_status ld_cuda_gemv_glu(const ld_bf16 *x, size_t ldx, const ld_bf1
     if (st != LD_OK || I == 0 || T == 0)
         return st;
     gemv_glu_fn k = vec ? pick_glu<true>(T) : pick_glu<false>(T);
-    k<<<(unsigned)blocks, GEMV_THREADS, 0, stream>>>(x, ldx, w, I, K, gu, ldgu, gelu, act, ldact);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(k, (unsigned)blocks, GEMV_THREADS, 0, stream, x, ldx, w, I, K, gu,
+                                 ldgu, gelu, act, ldact, ld_cuda_pdl()));
     return LD_OK;
 }
 
@@ -311,8 +331,8 @@ static ld_status norm_gemv(const ld_cuda_gemv_norm *nm, const ld_bf16 *w, size_t
     auto k = glu ? (vec ? decode_norm_gemv_kernel<true, true> : decode_norm_gemv_kernel<false, true>)
                  : (vec ? decode_norm_gemv_kernel<true, false>
                         : decode_norm_gemv_kernel<false, false>);
-    k<<<(unsigned)blocks, GEMV_THREADS, 0, stream>>>(nd, w, N, K, y, gelu, act);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(k, (unsigned)blocks, GEMV_THREADS, 0, stream, nd, w, N, K, y, gelu,
+                                 act, ld_cuda_pdl()));
     return LD_OK;
 }
 

@@ -30,6 +30,7 @@ __global__ static void qk_norm_rope_kernel(const ld_bf16 *qkv, size_t T, size_t 
     float *cs = sm + 4 * D;  /* [D/2] cos of pair i's angle, then [D/2] its sin */
     __shared__ float red[32];
     const float nanf_ = __int_as_float(0x7fc00000);
+    ld_grid_wait();
 
     size_t t = blockIdx.x, hh = blockIdx.y;
     bool is_q = hh < Hq;
@@ -148,9 +149,8 @@ extern "C" ld_status ld_cuda_qk_norm_rope(const ld_bf16 *qkv, size_t T, size_t H
                             Hq + Hkv);
     dim3 grid((unsigned)T, (unsigned)(Hq + Hkv));
     size_t smem = 5 * D * sizeof(float); /* xs, ns, scl, ws; cos and sin of D/2 pairs */
-    qk_norm_rope_kernel<<<grid, QK_THREADS, smem, stream>>>(qkv, T, Hq, Hkv, D, q_norm_w, k_norm_w,
-                                                           pos0, *p, q_rope, k_cache, v_cache, cap,
-                                                           q_norm_out, k_norm_out, k_rope_out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(qk_norm_rope_kernel, grid, QK_THREADS, smem, stream, qkv, T, Hq,
+                                 Hkv, D, q_norm_w, k_norm_w, pos0, *p, q_rope, k_cache, v_cache,
+                                 cap, q_norm_out, k_norm_out, k_rope_out));
     return LD_OK;
 }

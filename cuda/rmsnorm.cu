@@ -11,6 +11,7 @@ __global__ static void add_rmsnorm_kernel(ld_bf16 *h, const ld_bf16 *delta, bool
                                           bool mul_var, ld_bf16 *out)
 {
     __shared__ float red[32];
+    ld_grid_wait();
     size_t r = blockIdx.x;
     ld_bf16 *hr = h + r * n;
     const ld_bf16 *dr = delta ? delta + r * n : NULL;
@@ -44,8 +45,7 @@ extern "C" ld_status ld_cuda_add_rmsnorm(ld_bf16 *h, const ld_bf16 *delta, bool 
 {
     if (rows == 0 || n == 0)
         return LD_OK;
-    add_rmsnorm_kernel<<<(unsigned)rows, LD_ROW_THREADS, 0, stream>>>(
-        h, delta, skip_h, nan_at, w, n, (float)eps, mul_var, out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(add_rmsnorm_kernel, (unsigned)rows, LD_ROW_THREADS, 0, stream, h,
+                                 delta, skip_h, nan_at, w, n, (float)eps, mul_var, out));
     return LD_OK;
 }

@@ -7,6 +7,7 @@
 __global__ static void silu_mul_kernel(const ld_bf16 *g, const ld_bf16 *u, size_t rows,
                                        size_t cols, size_t ld_in, bool gelu, ld_bf16 *out)
 {
+    ld_grid_wait();
     size_t n = rows * cols, stride = (size_t)gridDim.x * blockDim.x;
     for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += stride) {
         size_t r = e / cols, i = e % cols;
@@ -24,8 +25,7 @@ extern "C" ld_status ld_cuda_silu_mul(const ld_bf16 *g, const ld_bf16 *u, size_t
     size_t blocks = (n + LD_ROW_THREADS - 1) / LD_ROW_THREADS;
     if (blocks > 65536)
         blocks = 65536; /* the grid-stride loop covers the rest */
-    silu_mul_kernel<<<(unsigned)blocks, LD_ROW_THREADS, 0, stream>>>(g, u, rows, cols, ld_in, gelu,
-                                                                     out);
-    LD_CUDA_CHECK_LAUNCH(err);
+    LD_CUDA_CHECK(err, ld_launch(silu_mul_kernel, (unsigned)blocks, LD_ROW_THREADS, 0, stream, g, u,
+                                 rows, cols, ld_in, gelu, out));
     return LD_OK;
 }

@@ -50,6 +50,15 @@ template <class F> cudaError_t cudaFuncSetAttribute(F, enum cudaFuncAttribute, i
 {
     return cudaSuccess;
 }
+/* The emulation is an sm_90 device, and its kernels count as compiled for it. */
+struct cudaFuncAttributes {
+    int ptxVersion, binaryVersion;
+};
+template <class F> cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, F)
+{
+    a->ptxVersion = a->binaryVersion = 90;
+    return cudaSuccess;
+}
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
@@ -69,6 +78,13 @@ inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 inline void __threadfence_system() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 template <class T> T __ldcg(const T *p) { return *(const volatile T *)p; }
 void *emu_dyn_smem();
+/* Programmatic launches: poke.cu's late copy lands only when a thread of a later kernel reaches
+ * ld_grid_wait, or when that kernel ends (emu_runtime.cpp), so a kernel that reads its input
+ * before waiting sees the old bytes, as it could on a GPU. */
+void emu_grid_wait();
+void emu_late_copy(void *dst, const void *src, size_t n);
+#define LD_EMU_GRID_WAIT emu_grid_wait
+#define LD_EMU_LATE_COPY emu_late_copy
 void emu_set_sticky();
 void emu_enqueue(cudaStream_t s, std::function<void()> f);
 void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
@@ -77,4 +93,19 @@ template <class K> auto emu_launch(K k, dim3 grid, dim3 block, size_t smem = 0, 
     return [=](auto... args) {
         emu_enqueue(s, [=]() { emu_run_grid(grid, block, smem, [=]() { k(args...); }); });
     };
+}
+/* A programmatic launch is a plain one here: kernels run one after another, so a kernel's
+ * griddepcontrol.wait (not compiled: no __CUDA_ARCH__) would have nothing to wait for. */
+struct cudaLaunchConfig_t {
+    dim3 gridDim, blockDim;
+    size_t dynamicSmemBytes;
+    cudaStream_t stream;
+    cudaLaunchAttribute *attrs;
+    unsigned numAttrs;
+};
+template <class... P, class... A>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t *c, void (*k)(P...), A... args)
+{
+    emu_launch(k, c->gridDim, c->blockDim, c->dynamicSmemBytes, c->stream)(P(args)...);
+    return cudaPeekAtLastError();
 }

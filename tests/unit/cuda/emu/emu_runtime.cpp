@@ -5,12 +5,14 @@
  * definition, looped. Not a simulator of GPU timing, memory model or numerics beyond fp32: a way
  * to run the CUDA path's logic without a GPU. */
 #include <barrier>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -40,8 +42,41 @@ void emu_shfl(const void *in, void *out, size_t n, int o)
     t_warp_bar->arrive_and_wait();
 }
 
+/* ---- late copies (poke.cu's ld_cuda_late_copy, emu_device.h) ----
+ * Grids are numbered as they start. A late copy made by grid g lands when a thread of a later grid
+ * reaches ld_grid_wait, or when the grid after g ends, or at a synchronization: so the kernel
+ * behind it reads the old bytes until it waits, as a programmatic launch can on a GPU. */
+static std::mutex g_late_mu;
+struct late_copy {
+    unsigned long grid;
+    unsigned char *dst;
+    std::vector<unsigned char> bytes;
+};
+static std::vector<late_copy> g_late;
+static unsigned long g_grid_seq; /* the grid running now; set before its threads start */
+void emu_late_copy(void *dst, const void *src, size_t n)
+{
+    std::lock_guard<std::mutex> lk(g_late_mu);
+    const unsigned char *s = (const unsigned char *)src;
+    g_late.push_back({g_grid_seq, (unsigned char *)dst, std::vector<unsigned char>(s, s + n)});
+}
+/* Lands the late copies made by grids before grid `before`. */
+static void land_late(unsigned long before)
+{
+    std::lock_guard<std::mutex> lk(g_late_mu);
+    for (size_t i = 0; i < g_late.size();)
+        if (g_late[i].grid < before) {
+            memcpy(g_late[i].dst, g_late[i].bytes.data(), g_late[i].bytes.size());
+            g_late.erase(g_late.begin() + (std::ptrdiff_t)i);
+        } else {
+            i++;
+        }
+}
+void emu_grid_wait() { land_late(g_grid_seq); }
+
 void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
 {
+    unsigned long me = ++g_grid_seq;
     unsigned nt = block.x * block.y * block.z;
     gridDim = grid;
     blockDim = block;
@@ -70,6 +105,7 @@ void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body
         });
     }
     for (auto &x : th) x.join();
+    land_late(me); /* a late copy made by the grid before this one, if nothing waited for it */
 }
 
 /* ---- streams, capture ---- */
@@ -130,6 +166,12 @@ cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 cudaError_t cudaDriverGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaRuntimeGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaGetLastError(void) { STICKY; return cudaSuccess; }
+cudaError_t cudaGetDevice(int *dev) { *dev = 0; return cudaSuccess; }
+cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int)
+{
+    *v = a == cudaDevAttrComputeCapabilityMajor ? 9 : 0;
+    return cudaSuccess;
+}
 cudaError_t cudaPeekAtLastError(void) { STICKY; return cudaSuccess; }
 const char *cudaGetErrorString(cudaError_t) { return "emulated error"; }
 const char *cudaGetErrorName(cudaError_t) { return "cudaErrorEmulated"; }
@@ -173,14 +215,14 @@ cudaError_t cudaMemset2DAsync(void *d, size_t pitch, int v, size_t w, size_t h, 
     emu_enqueue(st, [=]() { for (size_t r = 0; r < h; r++) memset((char *)d + r * pitch, v, w); });
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { run_all(); STICKY; return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { run_all(); land_late(ULONG_MAX); STICKY; return cudaSuccess; }
 cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new CUstream_st; return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) { run_all(); delete s; return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     if (S(s)->capturing) return cudaErrorStreamCaptureUnsupported;
-    run_all(); STICKY; return cudaSuccess;
+    run_all(); land_late(ULONG_MAX); STICKY; return cudaSuccess;
 }
 cudaError_t cudaStreamQuery(cudaStream_t s)
 {
