@@ -975,6 +975,221 @@ static void test_poke_nan(void **state)
     free(x), free(got);
 }
 
+/* ---- programmatic dependent launch ----------------------------------------------------------- */
+
+/* The buffers of a small decode step (and of a prefill tile) for test_pdl_waits, filled with
+ * random values once. */
+enum { P_H = 256, P_N = 96, P_I = 80, P_HQ = 4, P_HKV = 2, P_D = 64, P_CAP = 300, P_TQ = 40,
+       P_V = 50, P_LOGITS = 5000 };
+
+typedef struct pdl_ctx {
+    ld_bf16 *table, *h, *delta, *normw, *hout, *x, *w, *y, *gu, *act, *logits;
+    ld_bf16 *qkv, *qnw, *knw, *q, *kc, *vc, *attn, *qt, *attnt;
+    int32_t *ids, *pos, *pos_t, *amax;
+    ld_cuda_attn_split sp;
+    ld_cuda_argmax_part *parts;
+    void *bufs[32];
+    size_t n_bufs;
+} pdl_ctx;
+
+static void *pdl_alloc(pdl_ctx *c, size_t bytes)
+{
+    void *d;
+    CU(cudaMalloc(&d, bytes));
+    assert_true(c->n_bufs < sizeof c->bufs / sizeof c->bufs[0]);
+    c->bufs[c->n_bufs++] = d;
+    return d;
+}
+
+static ld_bf16 *pdl_rand(pdl_ctx *c, size_t n)
+{
+    uint16_t *hst = rand_bf16(n, 1.0f);
+    ld_bf16 *d = pdl_alloc(c, n * 2);
+    CU(cudaMemcpy(d, hst, n * 2, cudaMemcpyHostToDevice));
+    free(hst);
+    return d;
+}
+
+static int32_t *pdl_ints(pdl_ctx *c, const int32_t *v, size_t n)
+{
+    int32_t *d = pdl_alloc(c, n * sizeof *v);
+    CU(cudaMemcpy(d, v, n * sizeof *v, cudaMemcpyHostToDevice));
+    return d;
+}
+
+static ld_cuda_gemv_norm pdl_norm(const pdl_ctx *c)
+{
+    return (ld_cuda_gemv_norm){.h = c->h, .delta = c->delta, .nan_at = -1, .w = c->normw,
+                               .eps = 1e-6, .h_out = c->hout};
+}
+
+static ld_status pdl_embed(pdl_ctx *c, cudaStream_t s)
+{
+    return ld_cuda_embed(c->table, P_V, P_H, c->ids, 3, c->x, s, &E);
+}
+static ld_status pdl_add_rmsnorm(pdl_ctx *c, cudaStream_t s)
+{
+    return ld_cuda_add_rmsnorm(c->h, c->delta, false, -1, c->normw, 1, P_H, 1e-6, false, c->x, s,
+                               &E);
+}
+static ld_status pdl_norm_gemv(pdl_ctx *c, cudaStream_t s)
+{
+    ld_cuda_gemv_norm nm = pdl_norm(c);
+    return ld_cuda_norm_gemv(&nm, c->w, P_N, P_H, c->y, s, &E);
+}
+static ld_status pdl_norm_gemv_glu(pdl_ctx *c, cudaStream_t s)
+{
+    ld_cuda_gemv_norm nm = pdl_norm(c);
+    return ld_cuda_norm_gemv_glu(&nm, c->w, P_I, P_H, c->gu, false, c->act, s, &E);
+}
+static ld_status pdl_gemv(pdl_ctx *c, cudaStream_t s)
+{
+    return ld_cuda_gemv(c->x, P_H, c->w, P_N, P_H, 1, c->y, P_N, s, &E);
+}
+static ld_status pdl_gemv_glu(pdl_ctx *c, cudaStream_t s)
+{
+    return ld_cuda_gemv_glu(c->x, P_H, c->w, P_I, P_H, 1, c->gu, 2 * P_I, false, c->act, P_I, s,
+                            &E);
+}
+static ld_status pdl_qk_norm_rope(pdl_ctx *c, cudaStream_t s)
+{
+    ld_cuda_qk_params p = {.eps = 1e-6, .theta = 1e6, .nan_q_norm = -1, .nan_k_norm = -1,
+                           .nan_q_rope = -1, .nan_k_rope = -1};
+    return ld_cuda_qk_norm_rope(c->qkv, 1, P_HQ, P_HKV, P_D, c->qnw, c->knw, c->pos, &p, c->q,
+                                c->kc, c->vc, P_CAP, NULL, NULL, NULL, s, &E);
+}
+static ld_status pdl_attention(pdl_ctx *c, cudaStream_t s)
+{
+    ld_cuda_attn_params ap = {.scale = 0.125, .causal = true};
+    return ld_cuda_attention(c->q, c->kc, c->vc, P_CAP, 1, P_HQ, P_HKV, P_D, c->pos, &ap, &c->sp,
+                             c->attn, s, &E);
+}
+static ld_status pdl_attention_tiled(pdl_ctx *c, cudaStream_t s)
+{
+    ld_cuda_attn_params ap = {.scale = 0.125, .causal = true, .kernel = LD_ATTN_KERNEL_TILED};
+    return ld_cuda_attention(c->qt, c->kc, c->vc, P_CAP, P_TQ, P_HQ, P_HKV, P_D, c->pos_t, &ap,
+                             NULL, c->attnt, s, &E);
+}
+static ld_status pdl_silu_mul(pdl_ctx *c, cudaStream_t s)
+{
+    return ld_cuda_silu_mul(c->gu, c->gu + P_I, 1, P_I, 2 * P_I, false, c->act, s, &E);
+}
+static ld_status pdl_argmax(pdl_ctx *c, cudaStream_t s)
+{
+    return ld_cuda_argmax(c->logits, P_LOGITS, c->parts, c->amax, s, &E);
+}
+
+/* One launcher of a kernel (or of its two kernels): the input made late and the output checked. */
+typedef struct pdl_case {
+    const char *name;
+    ld_status (*call)(pdl_ctx *, cudaStream_t);
+    size_t in_off, in_bytes;   /* offsetof the input pointer in pdl_ctx, its size */
+    size_t out_off, out_bytes; /* the same for the output */
+} pdl_case;
+
+#define PDL_PTR(c, off) (*(void **)((char *)(c) + (off)))
+
+/* Every kernel the forward pass launches programmatically must wait (ld_grid_wait) before it
+ * reads what the kernel before it wrote. Each launcher here runs behind ld_cuda_late_copy, which
+ * lets the next kernel start at once and writes that kernel's input only 300 us later: with
+ * programmatic launches on (sm_90), a kernel that read its input before waiting would compute
+ * from the stale bytes (all 0xFF: NaN, or index -1) and its output would differ from the one
+ * computed from the real input with plain launches. The input is checked to matter: the stale
+ * bytes alone give another output. */
+static void test_pdl_waits(void **state)
+{
+    (void)state;
+    pdl_ctx c = {0};
+    c.table = pdl_rand(&c, (size_t)P_V * P_H);
+    c.h = pdl_rand(&c, P_H), c.delta = pdl_rand(&c, P_H), c.normw = pdl_rand(&c, P_H);
+    c.hout = pdl_rand(&c, P_H), c.x = pdl_rand(&c, 3 * P_H);
+    c.w = pdl_rand(&c, (size_t)2 * P_I * P_H > (size_t)P_N * P_H ? (size_t)2 * P_I * P_H
+                                                                  : (size_t)P_N * P_H);
+    c.y = pdl_rand(&c, P_N), c.gu = pdl_rand(&c, 2 * P_I), c.act = pdl_rand(&c, P_I);
+    c.logits = pdl_rand(&c, P_LOGITS);
+    c.qkv = pdl_rand(&c, (P_HQ + 2 * P_HKV) * P_D);
+    c.qnw = pdl_rand(&c, P_D), c.knw = pdl_rand(&c, P_D);
+    c.q = pdl_rand(&c, P_HQ * P_D), c.attn = pdl_rand(&c, P_HQ * P_D);
+    c.kc = pdl_rand(&c, (size_t)P_HKV * P_CAP * P_D);
+    c.vc = pdl_rand(&c, (size_t)P_HKV * P_CAP * P_D);
+    c.qt = pdl_rand(&c, (size_t)P_TQ * P_HQ * P_D);
+    c.attnt = pdl_rand(&c, (size_t)P_TQ * P_HQ * P_D);
+    int32_t ids[3] = {7, 0, P_V - 1}, pos = 200, pos_t = 100, zero = 0;
+    c.ids = pdl_ints(&c, ids, 3), c.pos = pdl_ints(&c, &pos, 1), c.pos_t = pdl_ints(&c, &pos_t, 1);
+    c.amax = pdl_ints(&c, &zero, 1);
+    ld_cuda_attn_split_size(P_CAP, &c.sp.n_split, &c.sp.split_keys);
+    assert_true(c.sp.n_split > 1); /* the combine kernel runs too */
+    c.sp.ml = pdl_alloc(&c, P_HQ * c.sp.n_split * 2 * sizeof(float));
+    c.sp.acc = pdl_alloc(&c, P_HQ * c.sp.n_split * P_D * sizeof(float));
+    c.parts = pdl_alloc(&c, ld_cuda_argmax_parts(P_LOGITS) * sizeof(ld_cuda_argmax_part));
+    assert_true(ld_cuda_argmax_parts(P_LOGITS) > 1);
+
+#define PDL_CASE(name, fn, in, in_n, out, out_n)                                                  \
+    {name, fn, offsetof(pdl_ctx, in), in_n, offsetof(pdl_ctx, out), out_n}
+    static const pdl_case cases[] = {
+        PDL_CASE("embed", pdl_embed, ids, 3 * 4, x, 3 * P_H * 2),
+        PDL_CASE("add_rmsnorm", pdl_add_rmsnorm, h, P_H * 2, x, P_H * 2),
+        PDL_CASE("norm_gemv", pdl_norm_gemv, h, P_H * 2, y, P_N * 2),
+        PDL_CASE("norm_gemv_glu", pdl_norm_gemv_glu, delta, P_H * 2, act, P_I * 2),
+        PDL_CASE("gemv", pdl_gemv, x, P_H * 2, y, P_N * 2),
+        PDL_CASE("gemv_glu", pdl_gemv_glu, x, P_H * 2, act, P_I * 2),
+        PDL_CASE("qk_norm_rope", pdl_qk_norm_rope, qkv, (P_HQ + 2 * P_HKV) * P_D * 2, q,
+                 P_HQ * P_D * 2),
+        PDL_CASE("attention (split + combine)", pdl_attention, q, P_HQ * P_D * 2, attn,
+                 P_HQ * P_D * 2),
+        PDL_CASE("attention (tiled)", pdl_attention_tiled, qt, P_TQ * P_HQ * P_D * 2, attnt,
+                 P_TQ * P_HQ * P_D * 2),
+        PDL_CASE("silu_mul", pdl_silu_mul, gu, 2 * P_I * 2, act, P_I * 2),
+        PDL_CASE("argmax", pdl_argmax, logits, P_LOGITS * 2, amax, 4),
+    };
+#undef PDL_CASE
+    cudaStream_t s;
+    CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    void *src = pdl_alloc(&c, (size_t)P_TQ * P_HQ * P_D * 2 + P_LOGITS * 2);
+    size_t most = (size_t)P_TQ * P_HQ * P_D * 2; /* the largest output */
+    unsigned char *want = malloc(most), *got = malloc(most);
+    bool on = false;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const pdl_case *pc = &cases[k];
+        void *in = PDL_PTR(&c, pc->in_off), *out = PDL_PTR(&c, pc->out_off);
+        CU(cudaMemcpy(src, in, pc->in_bytes, cudaMemcpyDeviceToDevice));
+        /* The output from the real input, plain launches. */
+        ld_cuda_set_pdl(false);
+        LDOK(pc->call(&c, s));
+        CU(cudaStreamSynchronize(s));
+        CU(cudaMemcpy(want, out, pc->out_bytes, cudaMemcpyDeviceToHost));
+        /* The input matters: from the stale bytes alone, another output. */
+        CU(cudaMemset(in, 0xFF, pc->in_bytes));
+        CU(cudaDeviceSynchronize());
+        LDOK(pc->call(&c, s));
+        CU(cudaStreamSynchronize(s));
+        CU(cudaMemcpy(got, out, pc->out_bytes, cudaMemcpyDeviceToHost));
+        if (!memcmp(want, got, pc->out_bytes))
+            fail_msg("pdl %s: the output does not depend on the input the test delays", pc->name);
+        /* The real input landing late, behind a programmatic launch. */
+        CU(cudaMemset(out, 0xFF, pc->out_bytes));
+        CU(cudaDeviceSynchronize());
+        on = ld_cuda_set_pdl(true);
+        LDOK(ld_cuda_late_copy(in, src, pc->in_bytes, 300, s, &E));
+        LDOK(pc->call(&c, s));
+        ld_cuda_set_pdl(false);
+        CU(cudaStreamSynchronize(s));
+        CU(cudaMemcpy(got, out, pc->out_bytes, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < pc->out_bytes; i++)
+            if (want[i] != got[i])
+                fail_msg("pdl %s: output byte %zu is 0x%02x, 0x%02x with the input in time: the "
+                         "kernel read its input before the kernel writing it had finished",
+                         pc->name, i, got[i], want[i]);
+    }
+    printf("pdl: %zu launchers wait for their input (programmatic launch %s)\n",
+           sizeof cases / sizeof cases[0],
+           on ? "on" : "NOT available here: plain launches, so this checked only the outputs");
+    CU(cudaStreamDestroy(s));
+    for (size_t i = 0; i < c.n_bufs; i++)
+        cudaFree(c.bufs[i]);
+    free(want), free(got);
+}
+
 int main(void)
 {
     skip_without_gpu("test_cuda_kernels");
@@ -993,6 +1208,7 @@ int main(void)
         cmocka_unit_test(test_silu_mul),
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_poke_nan),
+        cmocka_unit_test(test_pdl_waits),
     };
     if (getenv("LD_TEST_FILTER")) /* e.g. LD_TEST_FILTER='test_attention*' under the emulation */
         cmocka_set_test_filter(getenv("LD_TEST_FILTER"));
