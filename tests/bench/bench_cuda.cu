@@ -1,7 +1,8 @@
 /* bench_cuda.cu — speed of the CUDA path on the qwen3-0.6b preset (bf16 checkpoint, batch 1):
  * decode ms/token on the stream and replayed from a CUDA graph (also with every residual add +
  * RMSNorm in its own kernel, the ratio measured in the same run), prefill of 512 tokens in tokens/s
- * (also with attention one block per query instead of tiled, the ratio from the same run),
+ * (also with attention one block per query instead of tiled, the ratio from the same run), decode
+ * with every kernel waiting for the one before it to finish (no programmatic dependent launch),
  * and the probe overhead (stats only, full payload) against the same run without probes. Prints
  * device, driver, CUDA runtime and cuBLAS versions. Host code only (compiled by nvcc because it is
  * built beside the CUDA library); not a test: it prints figures and never fails on them. Exits 77
@@ -63,6 +64,7 @@ struct run_result {
 struct paths_off {
     bool fuse_norm;  /* LAYERDIFF_CUDA_FUSE_NORM=0 */
     bool tiled_attn; /* LAYERDIFF_CUDA_TILED_ATTN=0 */
+    bool pdl;        /* LAYERDIFF_CUDA_PDL=0 */
 };
 
 /* One generate call on the session; sink may be NULL. */
@@ -80,6 +82,7 @@ static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool
     ro.no_graph = no_graph;
     ro.no_fuse_norm = off.fuse_norm;
     ro.no_tiled_attn = off.tiled_attn;
+    ro.no_pdl = off.pdl;
     ld_cuda_timing t;
     ld_error err;
     if (ld_cuda_session_generate(s, prompt, n_prompt, decode, &ro, tokens, decoded, &t, &err) !=
@@ -180,6 +183,13 @@ int main(int argc, char **argv)
            "attention attention_tile_kernel (16 queries of a head per block)\n",
            LD_GEMV_MAX_T);
 
+    /* Whether the kernels can be launched programmatically here (sm_90 device and kernels). */
+    bool pdl = ld_cuda_set_pdl(true);
+    ld_cuda_set_pdl(false);
+    printf("programmatic dependent launch: %s\n",
+           pdl ? "on (a kernel's blocks start while the one before finishes)"
+               : "not available (device or kernels below sm_90): every figure is without it");
+
     /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
     run_result stream = best_of(repeat, s, 16, decode, true, V);
     run_result graph = best_of(repeat, s, 16, decode, false, V);
@@ -188,15 +198,25 @@ int main(int argc, char **argv)
     printf("decode, CUDA graph: %.3f ms/token%s\n", 1e3 * graph.decode_s / decode,
            graph.graph ? "" : " (graph NOT used)");
     /* The same, every residual add + norm in its own kernel (LAYERDIFF_CUDA_FUSE_NORM=0). */
-    run_result unfused = best_of(repeat, s, 16, decode, false, V, paths_off{true, false});
+    run_result unfused = best_of(repeat, s, 16, decode, false, V, paths_off{true, false, false});
     printf("decode, CUDA graph, norms not fused: %.3f ms/token (fused / not fused %.3f)\n",
            1e3 * unfused.decode_s / decode, graph.decode_s / unfused.decode_s);
+    /* The same, each kernel starting only after the one before it ended (LAYERDIFF_CUDA_PDL=0). */
+    if (pdl) {
+        paths_off nopdl = {false, false, true};
+        run_result sn = best_of(repeat, s, 16, decode, true, V, nopdl);
+        run_result gn = best_of(repeat, s, 16, decode, false, V, nopdl);
+        printf("decode without programmatic launch: stream %.3f ms/token (with / without %.3f), "
+               "CUDA graph %.3f ms/token (with / without %.3f)\n",
+               1e3 * sn.decode_s / decode, stream.decode_s / sn.decode_s,
+               1e3 * gn.decode_s / decode, graph.decode_s / gn.decode_s);
+    }
 
     run_result pf = best_of(repeat, s, (size_t)prefill, 0, true, V);
     printf("prefill %d tokens:  %.2f ms, %.0f tokens/s\n", prefill, 1e3 * pf.prefill_s,
            prefill / pf.prefill_s);
     /* The same, attention one block per query (LAYERDIFF_CUDA_TILED_ATTN=0). */
-    run_result pq = best_of(repeat, s, (size_t)prefill, 0, true, V, paths_off{false, true});
+    run_result pq = best_of(repeat, s, (size_t)prefill, 0, true, V, paths_off{false, true, false});
     printf("prefill %d tokens, attention one block per query: %.2f ms (tiled / per query "
            "%.3f)\n",
            prefill, 1e3 * pq.prefill_s, pf.prefill_s / pq.prefill_s);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The CUDA path is deterministic and its three ways of running agree bit for bit: decode steps
 # replayed from a CUDA graph (probes off), the same steps on the stream (LAYERDIFF_CUDA_GRAPH=0),
-# and with probes on must produce the same tokens; two runs with full payloads must write
-# byte-identical probe records; a filtered run (--tags, --layers, --steps) writes exactly the keys
+# and with probes on must produce the same tokens, also with every kernel waiting for the one
+# before it to end (LAYERDIFF_CUDA_PDL=0: no programmatic dependent launch); two runs with full
+# payloads must write byte-identical probe records, and so must a run without programmatic
+# launches; a filtered run (--tags, --layers, --steps) writes exactly the keys
 # asked for, with the same values. Needs a GPU (exit 77).
 set -uo pipefail
 # ld_need_cuda MODEL: exit 77 without a usable CUDA device (tests/e2e/lib.sh)
@@ -20,16 +22,24 @@ graph=$(run) || fail=1
 stream=$(LAYERDIFF_CUDA_GRAPH=0 run) || fail=1
 probed=$(run --probes "$tmp/a.jsonl" --payload full) || fail=1
 run --probes "$tmp/b.jsonl" --payload full >/dev/null || fail=1
+nopdl=$(LAYERDIFF_CUDA_PDL=0 run) || fail=1
+LAYERDIFF_CUDA_PDL=0 run --probes "$tmp/c.jsonl" --payload full >/dev/null || fail=1
 echo "graph:  $graph"
 echo "stream: $stream"
 echo "probed: $probed"
-if [[ $graph != "$stream" || $graph != "$probed" ]]; then
-  echo "FAIL: graph, stream and probed runs decode different tokens"
+echo "graph without programmatic launch: $nopdl"
+if [[ $graph != "$stream" || $graph != "$probed" || $graph != "$nopdl" ]]; then
+  echo "FAIL: graph, stream, probed and non-programmatic runs decode different tokens"
   fail=1
 fi
 if ! cmp -s <(tail -n +2 "$tmp/a.jsonl") <(tail -n +2 "$tmp/b.jsonl"); then
   echo "FAIL: two identical runs wrote different probe records"
   cmp <(tail -n +2 "$tmp/a.jsonl") <(tail -n +2 "$tmp/b.jsonl")
+  fail=1
+fi
+if ! cmp -s <(tail -n +2 "$tmp/a.jsonl") <(tail -n +2 "$tmp/c.jsonl"); then
+  echo "FAIL: the probe records change without programmatic launches (LAYERDIFF_CUDA_PDL=0)"
+  cmp <(tail -n +2 "$tmp/a.jsonl") <(tail -n +2 "$tmp/c.jsonl")
   fail=1
 fi
 run --probes "$tmp/f.jsonl" --payload full --tags 'q_norm,k_rope,logits' --layers 2 --steps 0,3 \
