@@ -215,7 +215,10 @@ cudaError_t cudaMemset2DAsync(void *d, size_t pitch, int v, size_t w, size_t h, 
     emu_enqueue(st, [=]() { for (size_t r = 0; r < h; r++) memset((char *)d + r * pitch, v, w); });
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { run_all(); land_late(ULONG_MAX); STICKY; return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void)
+{
+    run_all(); land_late(ULONG_MAX); STICKY; return cudaSuccess;
+}
 cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new CUstream_st; return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) { run_all(); delete s; return cudaSuccess; }
