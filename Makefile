@@ -1,7 +1,10 @@
 # layerdiff — the commands people type. CMake does the building; this file only drives it.
 #   make deps    install missing Debian packages (apt-get; needs root when something is missing)
 #   make         configure and build into build/
-#   make test    deps + build + every test (ctest), then the sanitizer build and make test-aarch64
+#   make test    deps + build + every test (ctest), then the sanitizer build, make test-cuda-emu
+#                and make test-aarch64
+#   make test-cuda-emu  the CUDA path's kernels, GPU unit tests and a probed run on the CPU
+#                emulation of the CUDA runtime, with ASan + UBSan (no GPU, no nvcc needed)
 #   make demo    deps + build + generate a tiny model, run reference and candidate, compare
 #   make bench   deps + build + benchmarks (tests/bench/), figures on stdout
 #   make zoo     the fault-zoo localization table
@@ -18,7 +21,7 @@ CMAKE_ARGS ?=
 CROSS_BUILD ?= build-aarch64
 
 .PHONY: all build deps deps-aarch64 test test-aarch64
-.PHONY: test-fast test-asan demo bench zoo format clean python-deps
+.PHONY: test-fast test-asan test-cuda-emu demo bench zoo format clean python-deps
 
 all: build
 
@@ -46,7 +49,16 @@ test: deps
 	@echo "cores (make test-fast skips the slow ones)"
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; $(SKIP_REASONS); exit $$rc
 	$(MAKE) test-asan
+	$(MAKE) test-cuda-emu
 	$(MAKE) test-aarch64
+
+# The CUDA path without a GPU (tests/unit/cuda/emu/run.sh): cuda/ and probes/cuda/ compiled by g++
+# against a CPU emulation of the CUDA runtime, with AddressSanitizer and UBSan; test_cuda_kernels,
+# test_cuda_probes and a probed tiny run with decode steps. An access past a device allocation,
+# dynamic or static shared memory, or a misaligned vector access fails it. About 11 minutes on 2
+# cores (thousands of threads per launch).
+test-cuda-emu: build
+	LD_EMU_SAN=address bash tests/unit/cuda/emu/run.sh $(BUILD)
 
 # aarch64 under qemu-user: 45 s to 2 minutes on 2 shared cores (cross build included), plus the
 # packages on a fresh machine (deps-aarch64).

@@ -29,9 +29,11 @@ static thread_local std::barrier<> *t_block_bar;
 static thread_local std::barrier<> *t_warp_bar;
 static thread_local unsigned char (*t_warp_buf)[16];
 static thread_local unsigned t_lane;
-static std::vector<unsigned char> g_smem;
+/* A grid's dynamic shared memory: a fresh allocation of exactly the launch's size, so that under
+ * run.sh's LD_EMU_SAN=address a read one byte past it is reported, as memcheck does on a GPU. */
+static std::unique_ptr<unsigned char[]> g_smem;
 
-void *emu_dyn_smem() { return g_smem.data(); }
+void *emu_dyn_smem() { return g_smem.get(); }
 void __syncthreads() { t_block_bar->arrive_and_wait(); }
 void __syncwarp(unsigned) { t_warp_bar->arrive_and_wait(); }
 void emu_shfl(const void *in, void *out, size_t n, int o)
@@ -80,7 +82,8 @@ void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body
     unsigned nt = block.x * block.y * block.z;
     gridDim = grid;
     blockDim = block;
-    g_smem.assign(smem + 64, 0xCD); /* garbage, as uninitialized shared memory */
+    g_smem.reset(new unsigned char[smem]);
+    memset(g_smem.get(), 0xCD, smem); /* garbage, as uninitialized shared memory */
     std::barrier<> bar(nt);
     unsigned nw = (nt + 31) / 32;
     std::vector<std::unique_ptr<std::barrier<>>> wbar;
@@ -175,7 +178,14 @@ cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int)
 cudaError_t cudaPeekAtLastError(void) { STICKY; return cudaSuccess; }
 const char *cudaGetErrorString(cudaError_t) { return "emulated error"; }
 const char *cudaGetErrorName(cudaError_t) { return "cudaErrorEmulated"; }
-cudaError_t cudaMalloc(void **p, size_t n) { *p = aligned_alloc(256, (n + 255) / 256 * 256 + 256); memset(*p, 0xFF, n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
+/* 256-byte aligned as cudaMalloc's, and exactly n bytes long (no slack after), so that under
+ * LD_EMU_SAN=address an access past the end is reported, as memcheck does on a GPU. */
+cudaError_t cudaMalloc(void **p, size_t n)
+{
+    if (posix_memalign(p, 256, n ? n : 1)) return *p = nullptr, cudaErrorMemoryAllocation;
+    memset(*p, 0xFF, n);
+    return cudaSuccess;
+}
 cudaError_t cudaFree(void *p) { run_all(); free(p); return cudaSuccess; }
 cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
 cudaError_t cudaFreeHost(void *p) { run_all(); free(p); return cudaSuccess; }

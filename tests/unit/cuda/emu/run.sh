@@ -6,13 +6,41 @@
 # goes with src/pipeline/, where the backend table is built with CUDA (LD_HAVE_CUDA).
 # It checks logic (indexing, barriers, fault variants, probe order, graph capture, error path), not
 # GPU numerics (fp32 sums are sequential here, cuBLAS's are not), timing or memory semantics.
-# Slow (minutes: thousands of threads per launch). Not part of ctest.
+# Slow (minutes: thousands of threads per launch). Not part of ctest; make test runs the
+# LD_EMU_SAN=address mode below (make test-cuda-emu).
+# LD_EMU_SAN=address builds all of it with AddressSanitizer and UBSan instead (into cuda-emu-address)
+# and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full payloads), the run that
+# compute-sanitizer checks on a GPU: device allocations and dynamic shared memory are exactly their
+# size and __shared__ arrays are globals, so an access past any of them is reported (memcheck's
+# bounds), as is a vector load or store at a misaligned address (a GPU's "misaligned address").
+# LD_EMU_SAN=thread does the same with ThreadSanitizer: two threads of a block touching the same
+# shared or global bytes, one writing, with no barrier, fence or atomic between them (racecheck).
 #   usage: tests/unit/cuda/emu/run.sh [BUILD_DIR]   (a configured build with the C libraries built)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$here/../../../.." && pwd)
 B=$(cd "${1:-$SRC/build-cuda}" && pwd)
-O=$B/cuda-emu
+san=${LD_EMU_SAN:-}
+CF="-O1 -g -ffp-contract=off -D_GNU_SOURCE -fopenmp"
+LF=""
+case $san in
+  "") O=$B/cuda-emu ;;
+  address)
+    LF="-fsanitize=address,undefined -fno-sanitize-recover=all"
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    ;;
+  thread)
+    LF="-fsanitize=thread"
+    # libgomp is not instrumented: its threads' hand-offs would look like races.
+    export OMP_NUM_THREADS=1 TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+    ;;
+  *) echo "run.sh: LD_EMU_SAN must be address or thread, not '$san'" >&2; exit 2 ;;
+esac
+if [[ -n $san ]]; then
+  O=$B/cuda-emu-$san
+  CF="$CF $LF -fno-omit-frame-pointer"
+fi
 mkdir -p "$O"
 cmake --build "$B" --target ld_reference ld_compare ld_tokenizer ld_model layerdiff_probes \
   >/dev/null
@@ -20,7 +48,6 @@ INC="-I$here/include -I$here -I$SRC/cuda -I$SRC/probes/cuda/include -I$SRC/probe
      -I$SRC/common/include -I$SRC/model -I$SRC/common -I$SRC/reference -I$B/generated
      -I$SRC/tests/unit/cuda -I$SRC/src/cli -I$SRC/src/pipeline -I$SRC/compare
      -I$SRC/tokenizer/include"
-CF="-O1 -g -ffp-contract=off -D_GNU_SOURCE -fopenmp"
 objs=()
 for cu in "$SRC"/cuda/*.cu "$SRC"/probes/cuda/*.cu; do
   n=$(basename "$cu" .cu)
@@ -40,7 +67,7 @@ LIBS="$B/reference/libld_reference.a $B/model/libld_model.a
       $B/probes/liblayerdiff_probes.a -lcjson -lz -lm -lpthread"
 for t in test_cuda_kernels test_cuda_probes; do
   gcc -std=c11 $CF $INC -c "$SRC/tests/unit/cuda/$t.c" -o "$O/$t.o"
-  g++ -fopenmp "$O/$t.o" "${objs[@]}" $LIBS -lcmocka -o "$O/$t"
+  g++ -fopenmp $LF "$O/$t.o" "${objs[@]}" $LIBS -lcmocka -o "$O/$t"
 done
 clis=()
 for c in "$SRC"/src/pipeline/*.c "$SRC"/src/cli/*.c; do
@@ -48,15 +75,26 @@ for c in "$SRC"/src/pipeline/*.c "$SRC"/src/cli/*.c; do
   gcc -std=c11 $CF -DLD_HAVE_CUDA=1 $INC -c "$c" -o "$O/$n.o"
   clis+=("$O/$n.o")
 done
-g++ -fopenmp "${clis[@]}" "${objs[@]}" "$B/compare/libld_compare.a" \
+g++ -fopenmp $LF "${clis[@]}" "${objs[@]}" "$B/compare/libld_compare.a" \
   "$B/tokenizer/libld_tokenizer.a" $LIBS -lutf8proc -lonig -o "$O/layerdiff"
 g++ -std=c++20 $CF $INC -x c++ -c "$SRC/tests/bench/bench_cuda.cu" -o "$O/bench_cuda.o"
-g++ -fopenmp "$O/bench_cuda.o" "${objs[@]}" $LIBS -o "$O/bench_cuda"
+g++ -fopenmp $LF "$O/bench_cuda.o" "${objs[@]}" $LIBS -o "$O/bench_cuda"
 echo "emulated build in $O"
 fail=0
 for t in test_cuda_kernels test_cuda_probes; do
   "$O/$t" || fail=1
 done
+if [[ -n $san ]]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  "$O/layerdiff" gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null
+  if "$O/layerdiff" run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 \
+       --backend cuda --payload full --probes "$tmp/p.jsonl" --quiet; then
+    echo "LD_EMU_SAN=$san: probed tiny run (7 tokens, 3 decode steps, full payloads): clean"
+  else
+    echo "LD_EMU_SAN=$san: probed tiny run failed"; fail=1
+  fi
+fi
 if [[ ${LD_EMU_E2E:-0} == 1 ]]; then
   export LD_BIN=$O/layerdiff LD_PYTHON=${LD_PYTHON:-python3} LD_SRC=$SRC
   for p in tiny small; do "$LD_PYTHON" "$SRC/tests/e2e/cuda/forward_vs_ref.py" $p || fail=1; done
