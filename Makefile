@@ -45,8 +45,8 @@ SKIP_REASONS = grep -h '^skipped:' $(abspath $(BUILD))/Testing/Temporary/LastTes
 
 test: deps
 	$(MAKE) build
-	@echo "make test: every test, the sanitizer build, then test-aarch64; about 7 minutes on 2 idle"
-	@echo "cores (make test-fast skips the slow ones)"
+	@echo "make test: every test, the sanitizer build, the CUDA emulation (test-cuda-emu), then"
+	@echo "test-aarch64; about 18 minutes on 2 cores (make test-fast skips the slow ones)"
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; $(SKIP_REASONS); exit $$rc
 	$(MAKE) test-asan
 	$(MAKE) test-cuda-emu
