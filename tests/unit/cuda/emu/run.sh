@@ -9,7 +9,8 @@
 # Slow (minutes: thousands of threads per launch). Not part of ctest; make test runs the
 # LD_EMU_SAN=address mode below (make test-cuda-emu).
 # LD_EMU_SAN=address builds all of it with AddressSanitizer and UBSan instead (into cuda-emu-address)
-# and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full payloads), the run that
+# and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full payloads, following the
+# reference's tokens; layerdiff compare against the reference must pass), the run that
 # compute-sanitizer checks on a GPU: device allocations and dynamic shared memory are exactly their
 # size and __shared__ arrays are globals, so an access past any of them is reported (memcheck's
 # bounds), as is a vector load or store at a misaligned address (a GPU's "misaligned address").
@@ -87,12 +88,17 @@ done
 if [[ -n $san ]]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  "$O/layerdiff" gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null
-  if "$O/layerdiff" run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 \
-       --backend cuda --payload full --probes "$tmp/p.jsonl" --quiet; then
-    echo "LD_EMU_SAN=$san: probed tiny run (7 tokens, 3 decode steps, full payloads): clean"
+  L=$O/layerdiff
+  $L gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null
+  run=(run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 --payload full --quiet)
+  # The CUDA run follows the reference's tokens, and must compare within the bf16 tolerances.
+  if $L "${run[@]}" --probes "$tmp/ref.jsonl" >/dev/null &&
+     $L "${run[@]}" --backend cuda --follow "$tmp/ref.jsonl" --probes "$tmp/p.jsonl" >/dev/null &&
+     $L compare "$tmp/ref.jsonl" "$tmp/p.jsonl" >"$tmp/compare.txt"; then
+    echo "LD_EMU_SAN=$san: probed tiny run (7 tokens, 3 decode steps, full payloads): clean;"
+    echo "  against the reference, $(grep -m1 '^verdict' "$tmp/compare.txt")"
   else
-    echo "LD_EMU_SAN=$san: probed tiny run failed"; fail=1
+    echo "LD_EMU_SAN=$san: probed tiny run failed"; cat "$tmp/compare.txt" 2>/dev/null; fail=1
   fi
 fi
 if [[ ${LD_EMU_E2E:-0} == 1 ]]; then
