@@ -8,12 +8,13 @@
 # GPU numerics (fp32 sums are sequential here, cuBLAS's are not), timing or memory semantics.
 # Slow (minutes: thousands of threads per launch). Not part of ctest; make test runs the
 # LD_EMU_SAN=address mode below (make test-cuda-emu).
-# LD_EMU_SAN=address builds all of it with AddressSanitizer and UBSan instead (into cuda-emu-address)
-# and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full payloads, following the
-# reference's tokens; layerdiff compare against the reference must pass), the run that
-# compute-sanitizer checks on a GPU: device allocations and dynamic shared memory are exactly their
-# size and __shared__ arrays are globals, so an access past any of them is reported (memcheck's
-# bounds), as is a vector load or store at a misaligned address (a GPU's "misaligned address").
+# LD_EMU_SAN=address builds all of it with AddressSanitizer and UBSan instead (into
+# cuda-emu-address) and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full
+# payloads, following the reference's tokens; layerdiff compare against the reference must pass;
+# no leaks), the run that compute-sanitizer checks on a GPU. Device allocations and dynamic
+# shared memory are exactly their size and __shared__ arrays are globals, so an access past any of
+# them is reported (memcheck's bounds), as is a vector load or store at a misaligned address (a
+# GPU's "misaligned address").
 # LD_EMU_SAN=thread does the same with ThreadSanitizer: two threads of a block touching the same
 # shared or global bytes, one writing, with no barrier, fence or atomic between them (racecheck).
 #   usage: tests/unit/cuda/emu/run.sh [BUILD_DIR]   (a configured build with the C libraries built)
@@ -92,6 +93,8 @@ if [[ -n $san ]]; then
   $L gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null
   run=(run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 --payload full --quiet)
   # The CUDA run follows the reference's tokens, and must compare within the bf16 tolerances.
+  # Under ASan these runs also check for leaks: device memory not freed leaks host memory here.
+  [[ $san == address ]] && export ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=1
   if $L "${run[@]}" --probes "$tmp/ref.jsonl" >/dev/null &&
      $L "${run[@]}" --backend cuda --follow "$tmp/ref.jsonl" --probes "$tmp/p.jsonl" >/dev/null &&
      $L compare "$tmp/ref.jsonl" "$tmp/p.jsonl" >"$tmp/compare.txt"; then
