@@ -26,7 +26,7 @@ san=${LD_EMU_SAN:-}
 CF="-O1 -g -ffp-contract=off -D_GNU_SOURCE -fopenmp"
 LF=""
 case $san in
-  "") O=$B/cuda-emu ;;
+  "") ;;
   address)
     LF="-fsanitize=address,undefined -fno-sanitize-recover=all"
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
@@ -39,10 +39,8 @@ case $san in
     ;;
   *) echo "run.sh: LD_EMU_SAN must be address or thread, not '$san'" >&2; exit 2 ;;
 esac
-if [[ -n $san ]]; then
-  O=$B/cuda-emu-$san
-  CF="$CF $LF -fno-omit-frame-pointer"
-fi
+O=$B/cuda-emu${san:+-$san}
+CF="$CF $LF${san:+ -fno-omit-frame-pointer}"
 mkdir -p "$O"
 cmake --build "$B" --target ld_reference ld_compare ld_tokenizer ld_model layerdiff_probes \
   >/dev/null
@@ -94,7 +92,7 @@ if [[ -n $san ]]; then
   run=(run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 --payload full --quiet)
   # The CUDA run follows the reference's tokens, and must compare within the bf16 tolerances.
   # Under ASan these runs also check for leaks: device memory not freed leaks host memory here.
-  [[ $san == address ]] && export ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=1
+  if [[ $san == address ]]; then export ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=1; fi
   if $L "${run[@]}" --probes "$tmp/ref.jsonl" >/dev/null &&
      $L "${run[@]}" --backend cuda --follow "$tmp/ref.jsonl" --probes "$tmp/p.jsonl" >/dev/null &&
      $L compare "$tmp/ref.jsonl" "$tmp/p.jsonl" >"$tmp/compare.txt"; then
