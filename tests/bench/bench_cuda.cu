@@ -135,6 +135,9 @@ static double probed_run(ld_cuda_session *s, size_t n_prompt, int decode, ld_pay
 
 int main(int argc, char **argv)
 {
+    /* A line at a time, also into a file: when a limit ends the run (scripts/gpu_check.sh), the
+     * figures measured before it are kept. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     int decode = 128, prefill = 512, repeat = 3;
     const char *preset = "qwen3-0.6b";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -192,9 +195,9 @@ int main(int argc, char **argv)
 
     /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
     run_result stream = best_of(repeat, s, 16, decode, true, V);
-    run_result graph = best_of(repeat, s, 16, decode, false, V);
     printf("decode, stream:     %.3f ms/token (%d steps, best of %d)\n",
            1e3 * stream.decode_s / decode, decode, repeat);
+    run_result graph = best_of(repeat, s, 16, decode, false, V);
     printf("decode, CUDA graph: %.3f ms/token%s\n", 1e3 * graph.decode_s / decode,
            graph.graph ? "" : " (graph NOT used)");
     /* The same, every residual add + norm in its own kernel (LAYERDIFF_CUDA_FUSE_NORM=0). */
