@@ -35,18 +35,48 @@ case $tool in
   memcheck | initcheck | synccheck) ;;
   *) echo "unknown tool $tool"; exit 2 ;;
 esac
+# Its report goes to the log as well, for the checks after it.
 case $what in
   kernels | probes)
     [[ -x $bin ]] || { echo "no test binary '$bin'"; exit 2; }
     # The tests that fault the device on purpose (an illegal write) skip themselves, loudly.
-    LD_UNDER_SANITIZER=$tool "${cs[@]}" "$bin"
+    LD_UNDER_SANITIZER=$tool "${cs[@]}" "$bin" 2>&1 | tee "$tmp/log"
     ;;
   run)
     "${cs[@]}" "$LD_BIN" run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 \
-      --backend cuda --payload full --probes "$tmp/p.jsonl" --quiet
+      --backend cuda --payload full --probes "$tmp/p.jsonl" --quiet 2>&1 | tee "$tmp/log"
     ;;
   *) echo "unknown target $what"; exit 2 ;;
 esac
-rc=$?
+rc=${PIPESTATUS[0]}
 echo "compute-sanitizer --tool $tool on $what: exit $rc"
-[[ $rc -eq 0 ]]
+# A sanitizer that cannot attach to this device (seen under gVisor) checks nothing: a skip with
+# its words, as when compute-sanitizer is missing.
+if unsupported=$(grep -m1 '^========= .*Device not supported' "$tmp/log"); then
+  echo "skipped: compute-sanitizer cannot check this device: ${unsupported#========= }"
+  exit 77
+fi
+[[ $rc -eq 0 ]] || exit 1
+# Exit 0 is not enough: the sanitizer must have reported on a target that really ran to its end.
+# (memcheck, initcheck, synccheck: "ERROR SUMMARY: 0 errors"; racecheck: "RACECHECK SUMMARY: 0
+# hazards displayed (0 errors, 0 warnings)".)
+if ! grep -Eq '^========= [A-Z]+ SUMMARY: (0 errors|[0-9]+ hazards? displayed \(0 errors)' \
+  "$tmp/log"; then
+  echo "FAIL: no '========= ... SUMMARY: 0 errors' line: the sanitizer did not report on $what"
+  exit 1
+fi
+case $what in
+  kernels | probes)
+    if ! grep -Eq '^\[  PASSED  \] [1-9][0-9]* test' "$tmp/log"; then
+      echo "FAIL: $bin did not report its passed tests: it did not run to its end"
+      exit 1
+    fi
+    ;;
+  run)
+    if ! tail -n 1 "$tmp/p.jsonl" 2>/dev/null | grep -q '^{"record":"end","status":"ok"'; then
+      echo "FAIL: the probed run did not write its probes to an ok end record"
+      exit 1
+    fi
+    ;;
+esac
+exit 0

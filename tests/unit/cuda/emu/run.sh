@@ -11,10 +11,11 @@
 # LD_EMU_SAN=address builds all of it with AddressSanitizer and UBSan instead (into
 # cuda-emu-address) and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full
 # payloads, following the reference's tokens; layerdiff compare against the reference must pass;
-# no leaks), the run that compute-sanitizer checks on a GPU. Device allocations and dynamic
-# shared memory are exactly their size and __shared__ arrays are globals, so an access past any of
-# them is reported (memcheck's bounds), as is a vector load or store at a misaligned address (a
-# GPU's "misaligned address").
+# no leaks), the run that compute-sanitizer checks on a GPU, and the verdicts of the tests that run
+# compute-sanitizer (tests/e2e/cuda/sanitize_judge.sh, with stand-ins for the sanitizer). Device
+# allocations and dynamic shared memory are exactly their size and __shared__ arrays are globals,
+# so an access past any of them is reported (memcheck's bounds), as is a vector load or store at a
+# misaligned address (a GPU's "misaligned address").
 # LD_EMU_SAN=thread does the same with ThreadSanitizer: two threads of a block touching the same
 # shared or global bytes, one writing, with no barrier, fence or atomic between them (racecheck).
 #   usage: tests/unit/cuda/emu/run.sh [BUILD_DIR]   (a configured build with the C libraries built)
@@ -100,6 +101,10 @@ if [[ -n $san ]]; then
     echo "  against the reference, $(grep -m1 '^verdict' "$tmp/compare.txt")"
   else
     echo "LD_EMU_SAN=$san: probed tiny run failed"; cat "$tmp/compare.txt" 2>/dev/null; fail=1
+  fi
+  # The compute-sanitizer tests' judge (sanitize.sh), against stand-ins for the sanitizer.
+  if [[ $san == address ]]; then
+    LD_BIN=$L bash "$SRC/tests/e2e/cuda/sanitize_judge.sh" || fail=1
   fi
 fi
 if [[ ${LD_EMU_E2E:-0} == 1 ]]; then
