@@ -122,8 +122,12 @@ step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 # 4. Where the time goes: per-kernel durations of decode (a 16-token prefill, then 2 decode steps:
 # about 600 launches on the 28-layer preset), then of a 512-token prefill alone (about 260). ncu
 # prints its summary only when the run ends, so each run is kept well inside its limit.
-if command -v ncu >/dev/null; then
-  ncu=(ncu --print-summary per-kernel --metrics gpu__time_duration.sum)
+NCU=$(command -v ncu || true)
+for d in /usr/local/cuda/bin /opt/nvidia/nsight-compute/*; do
+  [[ -z $NCU && -x $d/ncu ]] && NCU=$d/ncu
+done
+if [[ -n $NCU ]]; then
+  ncu=("$NCU" --print-summary per-kernel --metrics gpu__time_duration.sum)
   timeout 45 "${ncu[@]}" -c 800 "$L" run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode 2 \
     --backend cuda --quiet >"$OUT/ncu.log" 2>&1
   step "ncu per-kernel summary, decode" $?
@@ -131,7 +135,7 @@ if command -v ncu >/dev/null; then
     --backend cuda --quiet >"$OUT/ncu_prefill.log" 2>&1
   step "ncu per-kernel summary, prefill 512" $?
 else
-  say "ncu: skipped (not found)"
+  say "ncu: skipped (not on PATH, in /usr/local/cuda/bin or /opt/nvidia/nsight-compute)"
 fi
 say "files: $(find "$OUT" -maxdepth 1 -type f -printf '%f ')"
 exit $fail
