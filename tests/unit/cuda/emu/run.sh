@@ -10,8 +10,8 @@
 # LD_EMU_SAN=address mode below (make test-cuda-emu).
 # LD_EMU_SAN=address builds all of it with AddressSanitizer and UBSan instead (into
 # cuda-emu-address) and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full
-# payloads, following the reference's tokens; layerdiff compare against the reference must pass;
-# no leaks), the run that compute-sanitizer checks on a GPU, and the verdicts of the tests that run
+# payloads, following the reference's tokens; layerdiff compare against the reference must pass),
+# the run that compute-sanitizer checks on a GPU, and the verdicts of the tests that run
 # compute-sanitizer (tests/e2e/cuda/sanitize_judge.sh, with stand-ins for the sanitizer). Device
 # allocations and dynamic shared memory are exactly their size and __shared__ arrays are globals,
 # so an access past any of them is reported (memcheck's bounds), as is a vector load or store at a
@@ -30,7 +30,8 @@ case $san in
   "") ;;
   address)
     LF="-fsanitize=address,undefined -fno-sanitize-recover=all"
-    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
+    # LeakSanitizer too: device memory is host memory here, so a cudaFree left out is a leak.
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     ;;
   thread)
@@ -92,8 +93,6 @@ if [[ -n $san ]]; then
   $L gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null
   run=(run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 --payload full --quiet)
   # The CUDA run follows the reference's tokens, and must compare within the bf16 tolerances.
-  # Under ASan these runs also check for leaks: device memory not freed leaks host memory here.
-  if [[ $san == address ]]; then export ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=1; fi
   if $L "${run[@]}" --probes "$tmp/ref.jsonl" >/dev/null &&
      $L "${run[@]}" --backend cuda --follow "$tmp/ref.jsonl" --probes "$tmp/p.jsonl" >/dev/null &&
      $L compare "$tmp/ref.jsonl" "$tmp/p.jsonl" >"$tmp/compare.txt"; then
