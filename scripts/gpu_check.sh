@@ -56,7 +56,7 @@ say "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$L" gen-model "$tmp/tiny" --preset tiny --seed 3 >/dev/null || die "gen-model failed"
-probe=$("$L" run --model "$tmp/tiny" --tokens 1 --backend cuda --quiet 2>&1)
+probe=$(timeout 60 "$L" run --model "$tmp/tiny" --tokens 1 --backend cuda --quiet 2>&1)
 rc=$?
 if [[ $rc -eq 2 && ( $probe == *"no usable CUDA device"* || $probe == *"built without CUDA"* ) ]]
 then
@@ -82,12 +82,21 @@ export LD_BENCH_CACHE=$tmp
 # Each test at most 110 s (a slow sanitizer run shows as its own Timeout; the rest still report).
 # A build configured at other paths (built elsewhere and carried here) runs through a mirror of
 # ctest's files with today's paths (scripts/ctest_carried.sh); its first line says so.
-timeout 140 bash "$SRC/scripts/ctest_carried.sh" "$B" "$tmp/ctest" -L gpu --timeout 110 \
+timeout 160 bash "$SRC/scripts/ctest_carried.sh" "$B" "$tmp/ctest" -L gpu --timeout 110 \
   --output-on-failure -j4 >"$OUT/ctest.log" 2>&1
 step "ctest -L gpu (incl. sanitize)" $?
 grep -m1 '^ctest_carried:' "$OUT/ctest.log" | sed 's/^/  /' | tee -a "$S"
-grep -E 'tests passed|tests failed|\*\*\*Failed|\*\*\*Timeout|Not Run|Skipped' "$OUT/ctest.log" \
-  | tail -12 | sed 's/^/  /' | tee -a "$S"
+# The tally from ctest's own lines, also when the step's limit cut it short: each test that ended
+# and how, then those that started and did not end.
+ended=$(grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: ' "$OUT/ctest.log")
+count() { grep -c -- "$1" <<<"$ended"; }
+total=$(grep -m1 -oE '/[0-9]+ Test' <<<"$ended" | tr -dc 0-9)
+say "  tests ended: $(grep -c . <<<"$ended") of ${total:-?}: passed $(count ' Passed'), skipped $(count 'Skipped'), failed $(count \
+  '\*\*\*Failed'), timed out $(count '\*\*\*Timeout'), not run $(count 'Not Run')"
+grep -E '\*\*\*(Failed|Timeout)|Not Run' <<<"$ended" | sed 's/^ */  /' | tee -a "$S"
+for t in $(sed -nE 's/^ *Start +[0-9]+: (.*)$/\1/p' "$OUT/ctest.log"); do
+  grep -qE "Test +#[0-9]+: $t " <<<"$ended" || say "  did not end: $t"
+done
 
 wait "$gen_pid"
 rc=$?
@@ -113,7 +122,7 @@ compare_28() {
 export -f compare_28
 export L Q tmp
 # timeout ends the whole process group (bash and the layerdiff it runs).
-timeout 45 bash -c compare_28 >"$OUT/compare.log" 2>&1
+timeout 30 bash -c compare_28 >"$OUT/compare.log" 2>&1
 rc=$?
 step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 { grep -m1 '^verdict' "$OUT/compare.log"; grep -m1 '^First divergence' "$OUT/compare.log"; } \
