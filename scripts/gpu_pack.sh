@@ -15,7 +15,9 @@ die() { echo "gpu_pack: $*" >&2; exit 2; }
 [[ $# -eq 2 ]] || die "usage: scripts/gpu_pack.sh BUILD_DIR PACK_DIR"
 [[ -f $1/CMakeCache.txt ]] || die "$1 is not a configured build directory (no CMakeCache.txt)"
 B=$(cd "$1" && pwd)
-P=$2
+P=$(realpath -m -- "$2") || die "bad PACK_DIR '$2'"
+[[ $P != "$B" && $B != "$P"/* && $P != "$B"/* ]] ||
+  die "PACK_DIR $P and the build directory $B must not hold one another"
 bins=(src/cli/layerdiff tests/bench/bench_cuda tests/unit/cuda/test_cuda_kernels
       tests/unit/cuda/test_cuda_probes)
 for f in "${bins[@]}"; do
@@ -31,8 +33,6 @@ if [[ -e $P ]]; then
   fi
 fi
 mkdir -p "$P/lib" || die "cannot create $P"
-P=$(cd "$P" && pwd)
-[[ $P != "$B" && $B != "$P"/* ]] || die "PACK_DIR $P would hold the build directory"
 : >"$P/$MARK"
 cp "$B/CMakeCache.txt" "$P/" || die "cannot write $P"
 (cd "$B" && find . -name CTestTestfile.cmake -not -path './_deps/*') | while read -r f; do

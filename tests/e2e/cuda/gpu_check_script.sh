@@ -93,6 +93,10 @@ check "gpu_pack: refuses a directory that is not a pack" 2 "not an earlier pack"
   bash "$LD_SRC/scripts/gpu_pack.sh" "$B" "$tmp/full"
 [[ -f $tmp/full/keep ]]
 check_rc "  ... and leaves it as it was" 0 $?
+check "gpu_pack: refuses a pack inside the build" 2 "must not hold one another" \
+  bash "$LD_SRC/scripts/gpu_pack.sh" "$B" "$B/pack-in-build"
+[[ ! -e $B/pack-in-build ]]
+check_rc "  ... and creates nothing there" 0 $?
 check "gpu_pack" 0 "4 binaries; lib/: " bash "$LD_SRC/scripts/gpu_pack.sh" "$B" "$tmp/pack"
 check "gpu_pack: again, over the earlier pack" 0 "4 binaries" \
   bash "$LD_SRC/scripts/gpu_pack.sh" "$B" "$tmp/pack"
