@@ -11,6 +11,8 @@
 #   make test-aarch64  cross-build for aarch64 (Debian's cross gcc), run the reference op tests,
 #                the number writer's test, the tiny oracle and the same-bits check against this
 #                build under qemu-user
+#   make gpu-pack  what scripts/gpu_check.sh needs of the CUDA build, with its libraries, into
+#                  .gpu-pack/ for a GPU machine without the build's packages (docs/cuda.md)
 #   make python-deps  .venv-py: the Python package with torch + transformers from PyPI (~5 min,
 #                     ~5.6 GB); the py_torch test runs against it
 BUILD      ?= build
@@ -21,7 +23,7 @@ CMAKE_ARGS ?=
 CROSS_BUILD ?= build-aarch64
 
 .PHONY: all build deps deps-aarch64 test test-aarch64
-.PHONY: test-fast test-asan test-cuda-emu demo bench zoo format clean python-deps
+.PHONY: test-fast test-asan test-cuda-emu demo bench zoo format clean python-deps gpu-pack
 
 all: build
 
@@ -92,6 +94,9 @@ bench: deps
 	LD_BENCH_DEPS=1 bash scripts/deps.sh
 	$(MAKE) build
 	bash scripts/bench.sh $(BUILD)
+
+gpu-pack: build
+	bash scripts/gpu_pack.sh $(BUILD) .gpu-pack
 
 zoo: deps
 	$(MAKE) build
