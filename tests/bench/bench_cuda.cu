@@ -67,6 +67,9 @@ struct paths_off {
     bool pdl;        /* LAYERDIFF_CUDA_PDL=0 */
 };
 
+/* LAYERDIFF_CUDA_PDL=0 in the environment: every run without programmatic launches. */
+static bool g_no_pdl = false;
+
 /* One generate call on the session; sink may be NULL. */
 static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool no_graph,
                            ld_sink *sink, int vocab, paths_off off = {})
@@ -82,7 +85,7 @@ static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool
     ro.no_graph = no_graph;
     ro.no_fuse_norm = off.fuse_norm;
     ro.no_tiled_attn = off.tiled_attn;
-    ro.no_pdl = off.pdl;
+    ro.no_pdl = off.pdl || g_no_pdl;
     ld_cuda_timing t;
     ld_error err;
     if (ld_cuda_session_generate(s, prompt, n_prompt, decode, &ro, tokens, decoded, &t, &err) !=
@@ -187,11 +190,15 @@ int main(int argc, char **argv)
            LD_GEMV_MAX_T);
 
     /* Whether the kernels can be launched programmatically here (sm_90 device and kernels). */
+    const char *pdl_env = getenv("LAYERDIFF_CUDA_PDL");
+    g_no_pdl = pdl_env && !strcmp(pdl_env, "0");
     bool pdl = ld_cuda_set_pdl(true);
     ld_cuda_set_pdl(false);
     printf("programmatic dependent launch: %s\n",
-           pdl ? "on (a kernel's blocks start while the one before finishes)"
-               : "not available (device or kernels below sm_90): every figure is without it");
+           g_no_pdl ? "off (LAYERDIFF_CUDA_PDL=0): every figure is without it"
+           : pdl    ? "on (a kernel's blocks start while the one before finishes)"
+                    : "not available (device or kernels below sm_90): every figure is without it");
+    pdl = pdl && !g_no_pdl;
 
     /* Decode: a 16-token prompt, then the steps; the prefill is not counted. */
     run_result stream = best_of(repeat, s, 16, decode, true, V);
