@@ -9,7 +9,8 @@
  * without a GPU. The checkpoint is generated once into $LD_BENCH_CACHE (default /tmp).
  *
  *   bench_cuda [--decode N] [--prefill T] [--repeat N] [--preset NAME]
- * (--preset tiny or small: a quick smoke run of the same code; the figures mean nothing there.)
+ * (--preset tiny or small: a quick smoke run of the same code; the figures mean nothing there.
+ * LAYERDIFF_CUDA_PDL=0: every run without programmatic launches, as the header line then says.)
  */
 #include <cmath>
 #include <cstdio>
