@@ -3,13 +3,14 @@
 #   scripts/gpu_check.sh OUTDIR [BUILD_DIR [LIB_DIR]]
 # BUILD_DIR (default build/) is a configured tree built with CUDA, or a pack of one made by
 # scripts/gpu_pack.sh on the machine that built it; LIB_DIR holds shared libraries the machine
-# lacks (a pack's lib/) and goes first on LD_LIBRARY_PATH. Steps, each under its own time limit: the GPU tests (ctest -L gpu, the
+# lacks (a pack's lib/) and goes first on LD_LIBRARY_PATH. First the tiny preset for 2 decode steps
+# (a CUDA graph), then the steps, each under its own time limit: the GPU tests (ctest -L gpu, the
 # compute-sanitizer tests included; meanwhile the CPU writes the qwen3-0.6b checkpoint the other
 # steps share), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA comparison, and
 # Nsight Compute per-kernel summaries of decode and of a 512-token prefill. Writes
 # OUTDIR/summary.txt and one log per step (6 files). Exit 0 when every step passed, 1 when one
-# failed (a device that cannot run one token included: the steps still run, for their logs), 2 on
-# bad usage or a missing piece, 77 when there is no usable CUDA device (summary.txt says why).
+# failed (a device that cannot run the tiny preset included: the steps still run, for their logs),
+# 2 on bad usage or a missing piece, 77 when there is no usable CUDA device (summary.txt says why).
 set -uo pipefail
 usage() { echo "usage: scripts/gpu_check.sh OUTDIR [BUILD_DIR [LIB_DIR]]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 3 ]] || usage
@@ -31,9 +32,38 @@ for f in "$L" "$BENCH" "$B/tests/unit/cuda/test_cuda_kernels" "$B/tests/unit/cud
 do
   [[ -x $f ]] || die "$f is missing (build with CUDA: make build, nvcc in /usr/local/cuda)"
 done
-missing=$(ldd "$L" "$BENCH" "$B/tests/unit/cuda/test_cuda_kernels" 2>/dev/null | grep 'not found' |
-  sort -u)
-[[ -z $missing ]] || die "shared libraries not found (pass LIB_DIR): $missing"
+# The libraries the loader does not find. CUDA's own (cuBLAS, the runtime) may be where the
+# machine's toolkit or its Python wheels keep them, off the loader's path: those directories are
+# searched and added to LD_LIBRARY_PATH (the summary says which). Any other stops the script.
+unfound() {
+  ldd "$L" "$BENCH" "$B/tests/unit/cuda/test_cuda_kernels" 2>/dev/null |
+    awk '$2 == "=>" && $3 == "not" { print $1 }' | sort -u
+}
+cuda_lib_dir() { # NAME: the first directory of CUDA's or of Python's nvidia wheels that holds it
+  local d
+  for d in /usr/local/cuda/lib64 /usr/local/cuda-*/lib64 /usr/local/cuda*/lib \
+           /usr/local/cuda*/targets/*/lib; do
+    [[ -e $d/$1 ]] && { echo "$d"; return 0; }
+  done
+  python3 - "$1" 2>/dev/null <<'PY'
+import glob, site, sys
+for sp in site.getsitepackages():
+    for p in sorted(glob.glob(sp + "/nvidia/**/" + sys.argv[1], recursive=True)):
+        sys.exit(print(p.rsplit("/", 1)[0]))
+sys.exit(1)
+PY
+}
+added=
+for lib in $(unfound); do
+  [[ $lib == libcu* ]] || continue
+  if d=$(cuda_lib_dir "$lib"); then
+    export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d
+    added+=" $lib in $d;"
+  fi
+done
+missing=$(unfound | tr '\n' ' ')
+[[ -z $missing ]] ||
+  die "shared libraries not found (pass LIB_DIR; gpu_pack.sh puts them in its lib/): $missing"
 command -v ctest >/dev/null || die "ctest not found"
 [[ ! -e $OUT || -d $OUT ]] || die "$OUT exists and is not a directory"
 mkdir -p "$OUT" || die "cannot create $OUT"
@@ -53,6 +83,7 @@ step() { # name rc
 say "gpu_check $(date -u +%FT%TZ) on $(hostname)"
 say "source $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?'), build $B"
 say "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+[[ -z $added ]] || say "libraries found off the loader's path:$added"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$L" gen-model "$tmp/tiny" --preset tiny --seed 3 >/dev/null || die "gen-model failed"
@@ -102,8 +133,9 @@ grep -m1 '^ctest_carried:' "$OUT/ctest.log" | sed 's/^/  /' | tee -a "$S"
 ended=$(grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: ' "$OUT/ctest.log")
 count() { grep -c -- "$1" <<<"$ended"; }
 total=$(grep -m1 -oE '/[0-9]+ Test' <<<"$ended" | tr -dc 0-9)
-say "  tests ended: $(grep -c . <<<"$ended") of ${total:-?}: passed $(count ' Passed'), skipped $(count 'Skipped'), failed $(count \
-  '\*\*\*Failed'), timed out $(count '\*\*\*Timeout'), not run $(count 'Not Run')"
+say "  tests ended: $(grep -c . <<<"$ended") of ${total:-?}: passed $(count ' Passed')," \
+  "skipped $(count 'Skipped'), failed $(count '\*\*\*Failed'), timed out" \
+  "$(count '\*\*\*Timeout'), not run $(count 'Not Run')"
 grep -E '\*\*\*(Failed|Timeout)|Not Run' <<<"$ended" | sed 's/^ */  /' | tee -a "$S"
 for t in $(sed -nE 's/^ *Start +[0-9]+: (.*)$/\1/p' "$OUT/ctest.log"); do
   grep -qE "Test +#[0-9]+: $t " <<<"$ended" || say "  did not end: $t"
