@@ -22,6 +22,10 @@ cfg_src=$(cache CMAKE_HOME_DIRECTORY)
 cfg_b=$(cache CMAKE_CACHEFILE_DIR)
 cfg_py=$(cache LD_PYTHON)
 [[ -n $cfg_src && -n $cfg_b ]] || die "$B/CMakeCache.txt names no source or build directory"
+M=$(realpath -m -- "$M") || die "bad MIRROR_DIR"
+[[ $M != "$B" && $M != "$B"/* && $M != "$SRC" ]] ||
+  die "MIRROR_DIR $M is the source directory, or the build directory or inside it"
+[[ ! -e $M || -d $M ]] || die "$M exists and is not a directory"
 py=$cfg_py
 if [[ -n $cfg_py ]] && ! "$cfg_py" -c 'import numpy' >/dev/null 2>&1; then
   alt=$(command -v python3 || true)
@@ -32,10 +36,7 @@ fi
 if [[ $cfg_src == "$SRC" && $cfg_b == "$B" && $py == "$cfg_py" ]]; then
   exec ctest --test-dir "$B" "$@"
 fi
-[[ ! -e $M || -d $M ]] || die "$M exists and is not a directory"
 mkdir -p "$M" || die "cannot create $M"
-M=$(cd "$M" && pwd)
-[[ $M != "$B" && $M != "$SRC" ]] || die "MIRROR_DIR $M is the build or the source directory"
 echo "ctest_carried: configured as sources $cfg_src, build $cfg_b, Python $cfg_py;" \
   "running with $SRC, $B, $py (ctest files mirrored in $M)" >&2
 # The build directory first: it often lies inside the sources, so its path begins with theirs.

@@ -65,6 +65,11 @@ check "configured where it is: ctest as it is" 0 "100% tests passed" \
 [[ ! -e $tmp/mirror0 ]]
 check_rc "  ... no mirror written" 0 $?
 
+check "ctest_carried: refuses a mirror inside the build" 2 "inside it" \
+  bash "$C" "$H" "$H/mirror" -R "$tests"
+[[ ! -e $H/mirror ]]
+check_rc "  ... and creates nothing there" 0 $?
+
 # Carried: configured in /nonexistent (sources, build, Python). Mirrored with today's paths,
 # cuda_no_device finds its script and binary, and cuda_forward_vs_ref_tiny its Python (python3 on
 # PATH, with numpy).
