@@ -8,7 +8,8 @@
 #   scripts/ctest_carried.sh BUILD_DIR MIRROR_DIR [CTEST_ARGS...]
 # The sources are the tree this script is in. The Python: the configured one (LD_PYTHON) when it
 # imports numpy here, else python3 on PATH when that one does. Says on stderr what it rewrote.
-# Exit: ctest's, or 2 when BUILD_DIR is not a configured build or MIRROR_DIR cannot be written.
+# Exit: ctest's, or 2 when BUILD_DIR is not a configured build or MIRROR_DIR cannot be used
+# (the sources, the build or inside it, a file, not writable).
 set -uo pipefail
 die() { echo "ctest_carried: $*" >&2; exit 2; }
 [[ $# -ge 2 ]] || die "usage: scripts/ctest_carried.sh BUILD_DIR MIRROR_DIR [CTEST_ARGS...]"
