@@ -55,10 +55,11 @@ test: deps
 	$(MAKE) test-aarch64
 
 # The CUDA path without a GPU (tests/unit/cuda/emu/run.sh): cuda/ and probes/cuda/ compiled by g++
-# against a CPU emulation of the CUDA runtime, with AddressSanitizer and UBSan; test_cuda_kernels,
-# test_cuda_probes and a probed tiny run with decode steps. An access past a device allocation,
-# dynamic or static shared memory, or a misaligned vector access fails it. About 11 minutes on 2
-# cores (thousands of threads per launch).
+# against a CPU emulation of the CUDA runtime, with AddressSanitizer, UBSan and LeakSanitizer;
+# test_cuda_kernels, test_cuda_probes, a probed tiny run with decode steps, and the verdicts of the
+# compute-sanitizer tests (sanitize_judge.sh). An access past a device allocation, dynamic or
+# static shared memory, a misaligned vector access or a leak fails it. About 11 minutes on 2 cores
+# (thousands of threads per launch).
 test-cuda-emu: build
 	LD_EMU_SAN=address bash tests/unit/cuda/emu/run.sh $(BUILD)
 

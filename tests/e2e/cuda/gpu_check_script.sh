@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# scripts/gpu_check.sh where it can run without a GPU, CI included: its refusals (exit 2, naming
-# the problem, nothing written) and, with every device hidden (CUDA_VISIBLE_DEVICES=, so this also
-# runs on GPU machines), exit 77 with a summary.txt that says why and no step run. Then
-# scripts/ctest_carried.sh, which gpu_check.sh runs ctest through: on this build as it is, and on
-# a copy of it that says it was configured at other paths with a Python that does not exist (a
-# build carried to a GPU machine), whose tests must still find their scripts, binary and Python.
+# The GPU-machine scripts where they can run without a GPU, CI included:
+# - scripts/gpu_check.sh: its refusals (exit 2, naming the problem, nothing written) and, with
+#   every device hidden (CUDA_VISIBLE_DEVICES=, so this also runs on GPU machines), exit 77 with a
+#   summary.txt that says why and no step run;
+# - scripts/ctest_carried.sh, which gpu_check.sh runs ctest through: its refusals, a copy of this
+#   build configured where it lies (ctest as it is), and a copy that says it was configured at
+#   other paths with a Python that does not exist (a build carried to a GPU machine), whose tests
+#   must still find their scripts, binary and Python through the mirror;
+# - scripts/gpu_pack.sh: its refusals, and its pack, accepted by both scripts above.
 #   gpu_check_script.sh BUILD_DIR   (a build with CUDA: its layerdiff, bench_cuda, GPU tests)
 set -uo pipefail
 # shellcheck source=SCRIPTDIR/../lib.sh
