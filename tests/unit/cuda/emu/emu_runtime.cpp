@@ -76,6 +76,18 @@ static void land_late(unsigned long before)
 }
 void emu_grid_wait() { land_late(g_grid_seq); }
 
+/* ---- counting: LD_EMU_COUNT=1 prints, at exit, how many kernels and cuBLAS GEMMs ran (what a
+ * profiler such as ncu counts as launches, but for the kernels cuBLAS runs inside a GEMM) ---- */
+static unsigned long g_n_gemm;
+static struct launch_count {
+    ~launch_count()
+    {
+        const char *c = getenv("LD_EMU_COUNT");
+        if (c && !strcmp(c, "1"))
+            fprintf(stderr, "emu: %lu kernels and %lu cuBLAS GEMMs ran\n", g_grid_seq, g_n_gemm);
+    }
+} g_launch_count;
+
 void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
 {
     unsigned long me = ++g_grid_seq;
@@ -301,6 +313,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         return CUBLAS_STATUS_INVALID_VALUE;
     float a = *(const float *)alpha, b = *(const float *)beta;
     emu_enqueue(h->stream, [=]() {
+        g_n_gemm++;
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
                 float s = 0;
