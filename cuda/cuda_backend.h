@@ -88,6 +88,9 @@ typedef struct ld_cuda_timing {
     double prefill_s;
     double decode_s;
     bool graph;             /* the decode steps were replayed from a CUDA graph */
+    bool pdl;               /* the last kernels were launched programmatically (false: a device
+                               below sm_90, no_pdl, or a driver that refused them in the graph,
+                               which was then captured without them) */
 } ld_cuda_timing;
 
 /* As ld_cuda_generate, on a session; opt and timing may be NULL. */

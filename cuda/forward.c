@@ -429,6 +429,7 @@ static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progres
     size_t H = R->H, V = R->V;
 
     R->h = R->h_buf[0]; /* every step the same buffers: a captured step replays any other */
+    R->pend_on = false; /* nothing pending from a step that failed (capture_decode retries) */
     TRY(ld_cuda_embed(W->embed, V, H, R->ids, T, R->h, R->stream, R->err));
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_EMBED, R->h, T, H));
     add_norm_site first = {.n = norm_at(R, 0, W->layers[0].attn_norm), .norm_layer = 0,
@@ -575,7 +576,7 @@ static ld_status no_next_token(run *R, int step)
 
 /* Records the decode step's work once, as a graph. The stream leaves capture mode whatever
  * happens, or it would refuse all later work. */
-static ld_status capture_decode(run *R, int step)
+static ld_status capture_once(run *R, int step)
 {
     cudaGraph_t graph = NULL;
     LD_CUDA_CHECK(R->err, cudaStreamBeginCapture(R->stream, cudaStreamCaptureModeThreadLocal));
@@ -594,6 +595,26 @@ static ld_status capture_decode(run *R, int step)
     if (graph)
         cudaGraphDestroy(graph);
     return st;
+}
+
+/* As capture_once. A driver that takes programmatic launches on a stream may still refuse them
+ * while capturing, or in the graph: then the step is captured again with plain launches (the same
+ * bits, cuda_common.cuh), which the rest of the run keeps, and ld_cuda_timing.pdl says so. Nothing
+ * ran during the failed capture, so its error is no device fault (a sticky one fails the retry
+ * too, and the first error is the one reported). */
+static ld_status capture_decode(run *R, int step)
+{
+    ld_status st = capture_once(R, step);
+    if (st == LD_OK || !ld_cuda_pdl())
+        return st;
+    ld_error first = {st, ""};
+    if (R->err)
+        first = *R->err;
+    (void)cudaGetLastError(); /* the failed launch's error, not to be found by a later check */
+    ld_cuda_set_pdl(false);
+    if ((st = capture_once(R, step)) != LD_OK && R->err)
+        *R->err = first;
+    return st != LD_OK ? first.code : st;
 }
 
 /* Step s: its position and input token go to the device first (the token from the host when
@@ -675,6 +696,7 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
         timing->prefill_s = t1 - t0;
         timing->decode_s = ld_seconds() - t1;
         timing->graph = use_graph;
+        timing->pdl = ld_cuda_pdl();
     }
     return LD_OK;
 }

@@ -59,6 +59,7 @@ static std::string checkpoint(const char *preset)
 struct run_result {
     double prefill_s, decode_s;
     bool graph;
+    bool pdl; /* the decode steps' kernels were launched programmatically (ld_cuda_timing) */
 };
 
 /* The paths switched off for a comparison in the same run (ld_cuda_run_options). */
@@ -95,7 +96,7 @@ static run_result run_once(ld_cuda_session *s, size_t n_prompt, int decode, bool
     free(prompt);
     free(tokens);
     free(decoded);
-    run_result r = {t.prefill_s, t.decode_s, t.graph};
+    run_result r = {t.prefill_s, t.decode_s, t.graph, t.pdl};
     return r;
 }
 
@@ -104,12 +105,13 @@ static run_result best_of(int repeat, ld_cuda_session *s, size_t n_prompt, int d
                           bool no_graph, int vocab, paths_off off = {})
 {
     run_once(s, n_prompt, decode, no_graph, NULL, vocab, off);
-    run_result best = {INFINITY, INFINITY, false};
+    run_result best = {INFINITY, INFINITY, false, false};
     for (int i = 0; i < repeat; i++) {
         run_result r = run_once(s, n_prompt, decode, no_graph, NULL, vocab, off);
         best.prefill_s = fmin(best.prefill_s, r.prefill_s);
         best.decode_s = fmin(best.decode_s, r.decode_s);
         best.graph = r.graph;
+        best.pdl = r.pdl;
     }
     return best;
 }
@@ -207,7 +209,10 @@ int main(int argc, char **argv)
            1e3 * stream.decode_s / decode, decode, repeat);
     run_result graph = best_of(repeat, s, 16, decode, false, V);
     printf("decode, CUDA graph: %.3f ms/token%s\n", 1e3 * graph.decode_s / decode,
-           graph.graph ? "" : " (graph NOT used)");
+           !graph.graph ? " (graph NOT used)"
+           : pdl && !graph.pdl
+               ? " (captured WITHOUT programmatic launches: the driver refused them in the graph)"
+               : "");
     /* The same, every residual add + norm in its own kernel (LAYERDIFF_CUDA_FUSE_NORM=0). */
     run_result unfused = best_of(repeat, s, 16, decode, false, V, paths_off{true, false, false});
     printf("decode, CUDA graph, norms not fused: %.3f ms/token (fused / not fused %.3f)\n",

@@ -103,9 +103,12 @@ struct cudaLaunchConfig_t {
     cudaLaunchAttribute *attrs;
     unsigned numAttrs;
 };
+extern "C" cudaError_t emu_launch_refused(const cudaLaunchConfig_t *c);
 template <class... P, class... A>
 cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t *c, void (*k)(P...), A... args)
 {
+    if (cudaError_t e = emu_launch_refused(c))
+        return e;
     emu_launch(k, c->gridDim, c->blockDim, c->dynamicSmemBytes, c->stream)(P(args)...);
     return cudaPeekAtLastError();
 }

@@ -124,7 +124,10 @@ void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body
 }
 
 /* ---- streams, capture ---- */
-struct CUstream_st { bool capturing = false; std::vector<std::function<void()>> graph; };
+struct CUstream_st {
+    bool capturing = false, invalidated = false;
+    std::vector<std::function<void()>> graph;
+};
 struct CUgraph_st { std::vector<std::function<void()>> ops; };
 struct CUgraphExec_st { std::vector<std::function<void()>> ops; };
 struct CUevent_st { int dummy; };
@@ -268,10 +271,32 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode)
 {
     if (!s) return cudaErrorStreamCaptureUnsupported;
-    S(s)->capturing = true; S(s)->graph.clear(); return cudaSuccess;
+    S(s)->capturing = true; S(s)->invalidated = false; S(s)->graph.clear(); return cudaSuccess;
+}
+/* LD_EMU_NO_PDL_CAPTURE=1: a driver that takes programmatic launches on a stream but refuses them
+ * while capturing: such a launch fails and invalidates the capture, as any failed launch does. */
+cudaError_t emu_launch_refused(const cudaLaunchConfig_t *c)
+{
+    static const bool refuse =
+        getenv("LD_EMU_NO_PDL_CAPTURE") && !strcmp(getenv("LD_EMU_NO_PDL_CAPTURE"), "1");
+    CUstream_st *st = S(c->stream);
+    if (st->invalidated) return cudaErrorStreamCaptureInvalidated;
+    bool pdl = false;
+    for (unsigned i = 0; i < c->numAttrs; i++)
+        pdl |= c->attrs[i].id == cudaLaunchAttributeProgrammaticStreamSerialization &&
+               c->attrs[i].val.programmaticStreamSerializationAllowed;
+    if (refuse && pdl && st->capturing) {
+        st->invalidated = true;
+        return cudaErrorStreamCaptureUnsupported;
+    }
+    return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
 {
+    if (S(s)->invalidated) {
+        *g = nullptr; S(s)->capturing = S(s)->invalidated = false; S(s)->graph.clear();
+        return cudaErrorStreamCaptureInvalidated;
+    }
     *g = new CUgraph_st{S(s)->graph}; S(s)->capturing = false; S(s)->graph.clear();
     fprintf(stderr, "emu: captured a graph of %zu operations\n", (*g)->ops.size());
     return cudaSuccess;

@@ -12,10 +12,11 @@
 # cuda-emu-address) and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full
 # payloads, following the reference's tokens; layerdiff compare against the reference must pass),
 # the run that compute-sanitizer checks on a GPU, and the verdicts of the tests that run
-# compute-sanitizer (tests/e2e/cuda/sanitize_judge.sh, with stand-ins for the sanitizer). Device
-# allocations and dynamic shared memory are exactly their size and __shared__ arrays are globals,
-# so an access past any of them is reported (memcheck's bounds), as is a vector load or store at a
-# misaligned address (a GPU's "misaligned address").
+# compute-sanitizer (tests/e2e/cuda/sanitize_judge.sh, with stand-ins for the sanitizer), and a
+# graph run whose capture refuses programmatic launches (the library captures again without).
+# Device allocations and dynamic shared memory are exactly their size and __shared__ arrays are
+# globals, so an access past any of them is reported (memcheck's bounds), as is a vector load or
+# store at a misaligned address (a GPU's "misaligned address").
 # LD_EMU_SAN=thread does the same with ThreadSanitizer: two threads of a block touching the same
 # shared or global bytes, one writing, with no barrier, fence or atomic between them (racecheck).
 #   usage: tests/unit/cuda/emu/run.sh [BUILD_DIR]   (a configured build with the C libraries built)
@@ -100,6 +101,18 @@ if [[ -n $san ]]; then
     echo "  against the reference, $(grep -m1 '^verdict' "$tmp/compare.txt")"
   else
     echo "LD_EMU_SAN=$san: probed tiny run failed"; cat "$tmp/compare.txt" 2>/dev/null; fail=1
+  fi
+  # A driver that refuses programmatic launches while capturing a graph (LD_EMU_NO_PDL_CAPTURE):
+  # the decode step must be captured again without them, and decode the same tokens.
+  gen=(run --model "$tmp/m" --tokens 17,3,250,41 --decode 3 --backend cuda --quiet)
+  if a=$($L "${gen[@]}" 2>/dev/null) &&
+     b=$(LD_EMU_NO_PDL_CAPTURE=1 $L "${gen[@]}" 2>"$tmp/refused.txt") &&
+     grep -q '^emu: captured a graph' "$tmp/refused.txt" && [[ -n $a && $a == "$b" ]]; then
+    echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: graph captured without"
+    echo "  them, the same tokens ($b)"
+  else
+    echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: the run failed, or its"
+    echo "  tokens differ ('$a' against '${b:-}')"; cat "$tmp/refused.txt"; fail=1
   fi
   # The compute-sanitizer tests' judge (sanitize.sh), against stand-ins for the sanitizer.
   if [[ $san == address ]]; then
