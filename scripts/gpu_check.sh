@@ -102,8 +102,9 @@ fi
 gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
 say "gpu: ${gpu:-unknown (no nvidia-smi)}"
 # A device that is there but cannot run the tiny preset: every step still runs, for the logs that
-# say why. Where it runs without programmatic launches only (say, the driver refuses them inside a
-# graph's capture), every step runs without them, and the summary says so.
+# say why. Where it runs without programmatic launches only (say, the driver refuses them on a
+# stream; a refusal inside a graph's capture the library answers by capturing again without them),
+# every step runs without them, and the summary says so.
 step "2 decode steps of the tiny preset on the CUDA path (a graph)" $rc
 if [[ $rc -ne 0 ]]; then
   echo "$probe" | head -5 | sed 's/^/  /' | tee -a "$S"
