@@ -9,7 +9,7 @@
 # Slow (minutes: thousands of threads per launch). Not part of ctest; make test runs the
 # LD_EMU_SAN=address mode below (make test-cuda-emu).
 # LD_EMU_SAN=address builds all of it with AddressSanitizer and UBSan instead (into
-# cuda-emu-address) and adds a probed tiny run (7 tokens, 3 decode steps, every tag, full
+# cuda-emu-address) and adds a probed tiny run (130 tokens, 3 decode steps, every tag, full
 # payloads, following the reference's tokens; layerdiff compare against the reference must pass),
 # the run that compute-sanitizer checks on a GPU, and the verdicts of the tests that run
 # compute-sanitizer (tests/e2e/cuda/sanitize_judge.sh, with stand-ins for the sanitizer), and a
@@ -92,12 +92,12 @@ if [[ -n $san ]]; then
   trap 'rm -rf "$tmp"' EXIT
   L=$O/layerdiff
   $L gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null
-  run=(run --model "$tmp/m" --tokens 17,3,250,41,9,128,77 --decode 3 --payload full --quiet)
+  run=(run --model "$tmp/m" --tokens "$(seq -s, 3 3 390)" --decode 3 --payload full --quiet)
   # The CUDA run follows the reference's tokens, and must compare within the bf16 tolerances.
   if $L "${run[@]}" --probes "$tmp/ref.jsonl" >/dev/null &&
      $L "${run[@]}" --backend cuda --follow "$tmp/ref.jsonl" --probes "$tmp/p.jsonl" >/dev/null &&
      $L compare "$tmp/ref.jsonl" "$tmp/p.jsonl" >"$tmp/compare.txt"; then
-    echo "LD_EMU_SAN=$san: probed tiny run (7 tokens, 3 decode steps, full payloads): clean;"
+    echo "LD_EMU_SAN=$san: probed tiny run (130 tokens, 3 decode steps, full payloads): clean;"
     echo "  against the reference, $(grep -m1 '^verdict' "$tmp/compare.txt")"
   else
     echo "LD_EMU_SAN=$san: probed tiny run failed"; cat "$tmp/compare.txt" 2>/dev/null; fail=1
