@@ -173,11 +173,9 @@ step "qwen3-0.6b reference vs cuda (28 layers)" $rc
   | sed 's/^/  /' | tee -a "$S"
 
 # 4. Where the time goes: per-kernel durations of decode (a 16-token prefill, then 2 decode steps),
-# then of a 512-token prefill alone. Counted on the CPU emulation (LD_EMU_COUNT=1), the 28-layer
-# preset's prefill is 145 kernels of ours and 112 cuBLAS GEMMs (each one kernel, or two with a
-# split-K reduce), a decode step 173 kernels: 603 to 715 launches under -c 800, and 257 to 369
-# under -c 400. ncu prints its summary only when the run ends, so each run is kept well inside its
-# limit.
+# then of a 512-token prefill alone; -c covers every launch of each (counted on the emulation:
+# docs/cuda.md, gpu_check). ncu prints its summary only when the run ends, so each run is kept well
+# inside its limit.
 NCU=$(command -v ncu || true)
 for d in /usr/local/cuda/bin /opt/nvidia/nsight-compute/*; do
   [[ -z $NCU && -x $d/ncu ]] && NCU=$d/ncu

@@ -8,6 +8,9 @@
 #                                          (fixed string); for a command the test ran itself
 #   ld_need_cuda MODEL                     exits 77 ("skipped: ...") when 'layerdiff run --backend
 #                                          cuda' on MODEL says there is no usable CUDA device
+#   ld_sanitize_tokens                     prints the prompt of the probed tiny run that
+#                                          compute-sanitizer checks (cuda/sanitize.sh) and the CPU
+#                                          emulation mirrors (tests/unit/cuda/emu/run.sh)
 #
 # Each check prints "ok   NAME..." or "FAIL NAME: ..." and counts failures in $fails (set to 0
 # here); the test decides its exit code from it. Settings a test may change after sourcing:
@@ -63,6 +66,10 @@ check_rc() {
   fi
   echo "ok   $1"
 }
+
+# 130 tokens: with 3 decode steps every kernel of a run runs, the tiled prefill attention (16
+# queries or more) and decode attention over 133 cache slots, in two splits and their combine.
+ld_sanitize_tokens() { seq -s, 3 3 390; }
 
 ld_need_cuda() {
   local out

@@ -3,9 +3,8 @@
 #   sanitize.sh TOOL kernels|probes|run [TEST_BINARY]
 # TOOL is memcheck, initcheck, racecheck or synccheck; 'kernels' and 'probes' run the given unit
 # test binary (test_cuda_kernels, test_cuda_probes), 'run' a probed tiny-preset run of 130 tokens
-# and 3 decode steps on the CUDA path (full payloads, every tag): so that every kernel of a run
-# runs, the tiled prefill attention included, and decode attention over a cache of 133 slots, two
-# splits and their combine. Exits 77 ("skipped: ...") when compute-sanitizer or a usable GPU is
+# (ld_sanitize_tokens: every kernel of a run runs) and 3 decode steps on the CUDA path (full
+# payloads, every tag). Exits 77 ("skipped: ...") when compute-sanitizer or a usable GPU is
 # missing. Labels gpu;sanitize.
 set -uo pipefail
 # ld_need_cuda MODEL: exit 77 without a usable CUDA device (tests/e2e/lib.sh)
@@ -45,7 +44,7 @@ case $what in
     LD_UNDER_SANITIZER=$tool "${cs[@]}" "$bin" 2>&1 | tee "$tmp/log"
     ;;
   run)
-    "${cs[@]}" "$LD_BIN" run --model "$tmp/m" --tokens "$(seq -s, 3 3 390)" --decode 3 \
+    "${cs[@]}" "$LD_BIN" run --model "$tmp/m" --tokens "$(ld_sanitize_tokens)" --decode 3 \
       --backend cuda --payload full --probes "$tmp/p.jsonl" --quiet 2>&1 | tee "$tmp/log"
     ;;
   *) echo "unknown target $what"; exit 2 ;;

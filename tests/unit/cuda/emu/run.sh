@@ -92,7 +92,9 @@ if [[ -n $san ]]; then
   trap 'rm -rf "$tmp"' EXIT
   L=$O/layerdiff
   $L gen-model "$tmp/m" --preset tiny --seed 3 >/dev/null
-  run=(run --model "$tmp/m" --tokens "$(seq -s, 3 3 390)" --decode 3 --payload full --quiet)
+  # shellcheck source=../../../e2e/lib.sh
+  . "$SRC/tests/e2e/lib.sh" # ld_sanitize_tokens: the prompt of the sanitized run
+  run=(run --model "$tmp/m" --tokens "$(ld_sanitize_tokens)" --decode 3 --payload full --quiet)
   # The CUDA run follows the reference's tokens, and must compare within the bf16 tolerances.
   if $L "${run[@]}" --probes "$tmp/ref.jsonl" >/dev/null &&
      $L "${run[@]}" --backend cuda --follow "$tmp/ref.jsonl" --probes "$tmp/p.jsonl" >/dev/null &&
@@ -104,7 +106,7 @@ if [[ -n $san ]]; then
   fi
   # A driver that refuses programmatic launches while capturing a graph (LD_EMU_NO_PDL_CAPTURE):
   # the decode step must be captured again without them, and decode the same tokens.
-  gen=(run --model "$tmp/m" --tokens 17,3,250,41 --decode 3 --backend cuda --quiet)
+  gen=(run --model "$tmp/m" --tokens "17,3,250,41" --decode 3 --backend cuda --quiet)
   if a=$($L "${gen[@]}" 2>/dev/null) &&
      b=$(LD_EMU_NO_PDL_CAPTURE=1 $L "${gen[@]}" 2>"$tmp/refused.txt") &&
      grep -q '^emu: captured a graph' "$tmp/refused.txt" && [[ -n $a && $a == "$b" ]]; then
