@@ -65,6 +65,13 @@ ld_status ld_cuda_session_create(ld_cuda_session **out, const ld_model *m,
                                  const ld_fault_set *faults, ld_error *err);
 void ld_cuda_session_destroy(ld_cuda_session *s);
 
+/* The phase of a run that the profiler's range holds (ld_cuda_run_options.profile). */
+typedef enum ld_cuda_profile_phase {
+    LD_CUDA_PROFILE_NONE = 0, /* no range: the profiler's own setting holds throughout */
+    LD_CUDA_PROFILE_PREFILL,  /* step 0 */
+    LD_CUDA_PROFILE_DECODE    /* steps 1..N */
+} ld_cuda_profile_phase;
+
 typedef struct ld_cuda_run_options {
     ld_sink *sink;          /* NULL: probes off (nothing copied back, no synchronization) */
     ld_feed *feed;          /* teacher forcing: wanted keys are replaced by the feed's tensor
@@ -78,6 +85,10 @@ typedef struct ld_cuda_run_options {
                                head per block (the same bits, slower) */
     bool no_pdl;            /* true: every kernel waits for the one before it to finish before
                                it starts (no programmatic dependent launch; the same bits) */
+    /* cudaProfilerStart just before the phase's first launch, cudaProfilerStop after its last
+       (the device then idle), so that a profiler started with profiling off (`ncu
+       --profile-from-start off`) sees that phase's kernels and no other; NONE: neither call */
+    ld_cuda_profile_phase profile;
     /* Called before each layer of each step (once per step for graph replays); may be NULL. */
     void (*progress)(void *ctx, int step, int n_steps, int layer, int n_layers);
     void *progress_ctx;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cublas_v2.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include "argmax.cuh"
@@ -107,6 +108,7 @@ typedef struct run {
     bool pend_on;   /* an add+norm waits for that GEMV: pend */
     add_norm_site pend;
     cudaGraphExec_t graph; /* the captured decode step, or NULL */
+    bool profiling; /* inside the profiler's range (opt->profile): to be ended on an error */
     bool trap;      /* LAYERDIFF_CUDA_TRAP_AFTER: fault the device after this key (tests) */
     ld_key trap_key;
     ld_error *err;
@@ -650,6 +652,27 @@ static ld_status decode_step(run *R, int s, bool use_graph, size_t n_prompt)
     return LD_OK;
 }
 
+/* The profiler's range around the phase opt->profile names: begun before its first launch and
+ * ended after its last, with the device idle (what a profiler counts is the launches made in
+ * between). */
+static ld_status profile_begin(run *R, ld_cuda_profile_phase phase)
+{
+    if (R->opt->profile != phase)
+        return LD_OK;
+    R->profiling = true;
+    LD_CUDA_CHECK(R->err, cudaProfilerStart());
+    return LD_OK;
+}
+
+static ld_status profile_end(run *R, ld_cuda_profile_phase phase)
+{
+    if (R->opt->profile != phase)
+        return LD_OK;
+    R->profiling = false;
+    LD_CUDA_CHECK(R->err, cudaProfilerStop());
+    return LD_OK;
+}
+
 static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int decode_steps,
                            ld_cuda_timing *timing)
 {
@@ -661,6 +684,7 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
     for (size_t s = 1; s <= steps; s++)
         R->h_pos[s] = (int32_t)(n_prompt + s - 1);
 
+    TRY(profile_begin(R, LD_CUDA_PROFILE_PREFILL));
     double t0 = ld_seconds();
     R->pos0 = 0;
     LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->ids, R->h_feed, n_prompt * sizeof(int32_t),
@@ -675,6 +699,8 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
     TRY(ld_cuda_probe_flush(R->probe, R->err)); /* records written as they land */
     LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
     double t1 = ld_seconds();
+    TRY(profile_end(R, LD_CUDA_PROFILE_PREFILL));
+    TRY(profile_begin(R, LD_CUDA_PROFILE_DECODE));
 
     /* Probes off: nothing in a decode step depends on the host, so it is captured once and
      * replayed; the host synchronizes only at the end (an argmax of -1 then feeds a NaN
@@ -688,6 +714,7 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
             return ld_error_prefix(R->err, "step %d", s);
     }
     LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
+    TRY(profile_end(R, LD_CUDA_PROFILE_DECODE));
     for (int s = 1; use_graph && !follow && s <= decode_steps; s++)
         if (R->h_next[s - 1] < 0)
             return no_next_token(R, s - 1);
@@ -739,6 +766,8 @@ ld_status ld_cuda_session_generate(ld_cuda_session *S, const int32_t *prompt, si
                           every one whose data landed (the first error is the one reported) */
         ld_error later;
         (void)ld_cuda_probe_flush(R.probe, &later);
+        if (R.profiling)
+            (void)cudaProfilerStop(); /* the range ends with the run, whatever ended it */
     }
     int known = st == LD_OK ? decode_steps + 1 : R.n_known;
     for (int s = 0; s < known; s++)
@@ -819,12 +848,23 @@ ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_pr
     const char *fuse = getenv("LAYERDIFF_CUDA_FUSE_NORM");
     const char *tiled = getenv("LAYERDIFF_CUDA_TILED_ATTN");
     const char *pdl = getenv("LAYERDIFF_CUDA_PDL");
+    const char *prof = getenv("LAYERDIFF_CUDA_PROFILE");
+    ld_cuda_profile_phase profile = LD_CUDA_PROFILE_NONE;
+    if (prof && !strcmp(prof, "prefill"))
+        profile = LD_CUDA_PROFILE_PREFILL;
+    else if (prof && !strcmp(prof, "decode"))
+        profile = LD_CUDA_PROFILE_DECODE;
+    else if (prof && *prof)
+        return ld_error_set(err, LD_E_USAGE,
+                            "LAYERDIFF_CUDA_PROFILE is '%.40s': it must be prefill or decode (the "
+                            "phase the profiler's range holds), or unset",
+                            prof);
     ld_cuda_run_options ro = {.sink = opt->sink, .feed = opt->feed, .follow = opt->follow,
                               .n_follow = opt->n_follow,
                               .no_graph = graph && !strcmp(graph, "0"),
                               .no_fuse_norm = fuse && !strcmp(fuse, "0"),
                               .no_tiled_attn = tiled && !strcmp(tiled, "0"),
-                              .no_pdl = pdl && !strcmp(pdl, "0"),
+                              .no_pdl = pdl && !strcmp(pdl, "0"), .profile = profile,
                               .progress = opt->progress, .progress_ctx = opt->progress_ctx};
     ld_cuda_session *s;
     TRY(ld_cuda_session_create(&s, m, opt->faults, err));

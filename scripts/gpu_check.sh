@@ -172,19 +172,28 @@ step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 { grep -m1 '^verdict' "$OUT/compare.log"; grep -m1 '^First divergence' "$OUT/compare.log"; } \
   | sed 's/^/  /' | tee -a "$S"
 
-# 4. Where the time goes: per-kernel durations of decode (a 16-token prefill, then 2 decode steps),
-# then of a 512-token prefill alone; -c covers every launch of each (counted on the emulation:
-# docs/cuda.md, gpu_check). ncu prints its summary only when the run ends, so each run is kept well
-# inside its limit.
+# 4. Where the time goes: per-kernel durations of 2 decode steps alone (the run opens the
+# profiler's range around them; the 16-token prefill before runs unprofiled), then of a 512-token
+# prefill alone; -c covers every launch of each (counted on the emulation: docs/cuda.md,
+# gpu_check). ncu prints its summary only when the run ends, so each run is kept well inside its
+# limit.
 NCU=$(command -v ncu || true)
 for d in /usr/local/cuda/bin /opt/nvidia/nsight-compute/*; do
   [[ -z $NCU && -x $d/ncu ]] && NCU=$d/ncu
 done
 if [[ -n $NCU ]]; then
   ncu=("$NCU" --print-summary per-kernel --metrics gpu__time_duration.sum)
-  timeout 45 "${ncu[@]}" -c 800 "$L" run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode 2 \
-    --backend cuda --quiet >"$OUT/ncu.log" 2>&1
-  step "ncu per-kernel summary, decode" $?
+  dec=(run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode 2 --backend cuda --quiet)
+  LAYERDIFF_CUDA_PROFILE=decode timeout 45 "${ncu[@]}" --profile-from-start off -c 400 "$L" \
+    "${dec[@]}" >"$OUT/ncu.log" 2>&1
+  rc=$?
+  if [[ $rc -eq 0 ]] && ! grep -q gpu__time_duration "$OUT/ncu.log"; then
+    say "  ncu profiled no kernel inside the decode steps' range: the whole run instead (prefill" \
+      "and decode mixed)"
+    timeout 45 "${ncu[@]}" -c 800 "$L" "${dec[@]}" >>"$OUT/ncu.log" 2>&1
+    rc=$?
+  fi
+  step "ncu per-kernel summary, decode" $rc
   timeout 25 "${ncu[@]}" -c 400 "$L" run --model "$Q" --tokens "$(seq -s, 7 7 3584)" \
     --backend cuda --quiet >"$OUT/ncu_prefill.log" 2>&1
   step "ncu per-kernel summary, prefill 512" $?

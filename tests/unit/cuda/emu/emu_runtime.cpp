@@ -77,20 +77,31 @@ static void land_late(unsigned long before)
 void emu_grid_wait() { land_late(g_grid_seq); }
 
 /* ---- counting: LD_EMU_COUNT=1 prints, at exit, how many kernels and cuBLAS GEMMs ran (what a
- * profiler such as ncu counts as launches, but for the kernels cuBLAS runs inside a GEMM) ---- */
+ * profiler such as ncu counts as launches, but for the kernels cuBLAS runs inside a GEMM), and,
+ * once cudaProfilerStart was called, how many of them were launched inside the profiler's range
+ * (what `ncu --profile-from-start off` profiles: the range as it was when the host enqueued the
+ * work, for a graph when it launched it) ---- */
 static unsigned long g_n_gemm;
+static bool g_range_used, g_range_on;  /* the host's view: cudaProfilerStart/Stop */
+static bool g_in_range;                /* the work running now was enqueued inside the range */
+static unsigned long g_range_grids, g_range_gemms;
 static struct launch_count {
     ~launch_count()
     {
         const char *c = getenv("LD_EMU_COUNT");
-        if (c && !strcmp(c, "1"))
-            fprintf(stderr, "emu: %lu kernels and %lu cuBLAS GEMMs ran\n", g_grid_seq, g_n_gemm);
+        if (!c || strcmp(c, "1"))
+            return;
+        fprintf(stderr, "emu: %lu kernels and %lu cuBLAS GEMMs ran\n", g_grid_seq, g_n_gemm);
+        if (g_range_used)
+            fprintf(stderr, "emu: %lu kernels and %lu cuBLAS GEMMs in the profiler's range\n",
+                    g_range_grids, g_range_gemms);
     }
 } g_launch_count;
 
 void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
 {
     unsigned long me = ++g_grid_seq;
+    g_range_grids += g_in_range;
     unsigned nt = block.x * block.y * block.z;
     gridDim = grid;
     blockDim = block;
@@ -168,6 +179,8 @@ void emu_enqueue(cudaStream_t s, std::function<void()> f)
 {
     if (g_sticky) return;
     if (S(s)->capturing) { S(s)->graph.push_back(f); return; }
+    if (g_range_on)
+        f = [g = std::move(f)]() { g_in_range = true; g(); g_in_range = false; };
     g_queue.push_back(std::move(f));
     run_some(lazy() ? 0 : some());
 }
@@ -307,6 +320,8 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s)
     emu_enqueue(s, [=]() { for (auto &f : e->ops) f(); });
     return cudaSuccess;
 }
+cudaError_t cudaProfilerStart(void) { STICKY; g_range_used = g_range_on = true; return cudaSuccess; }
+cudaError_t cudaProfilerStop(void) { STICKY; g_range_on = false; return cudaSuccess; }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
 
@@ -339,6 +354,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     float a = *(const float *)alpha, b = *(const float *)beta;
     emu_enqueue(h->stream, [=]() {
         g_n_gemm++;
+        g_range_gemms += g_in_range;
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
                 float s = 0;

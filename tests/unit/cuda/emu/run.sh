@@ -116,6 +116,36 @@ if [[ -n $san ]]; then
     echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: the run failed, or its"
     echo "  tokens differ ('$a' against '${b:-}')"; cat "$tmp/refused.txt"; fail=1
   fi
+  # The profiler's range (LAYERDIFF_CUDA_PROFILE, for `ncu --profile-from-start off`) holds one
+  # phase's launches and no others: the prefill's are what a run without decode steps launches,
+  # the decode steps' the rest; from the graph and on the stream alike. 16 tokens, so that the
+  # prefill runs cuBLAS GEMMs (up to 4 rows go through the GEMVs) and decode none.
+  counts() { # [VAR=VALUE...] -- RUN ARGS: "kernels GEMMs" of the run, then of the range if any
+    local e=()
+    while [[ $1 != -- ]]; do e+=("$1"); shift; done
+    shift
+    env LD_EMU_COUNT=1 "${e[@]}" "$L" "$@" 2>&1 >/dev/null |
+      sed -nE 's/^emu: ([0-9]+) kernels and ([0-9]+) cuBLAS GEMMs .*/\1 \2/p' | tr '\n' ' '
+    echo
+  }
+  p16=(run --model "$tmp/m" --tokens "$(seq -s, 5 5 80)" --backend cuda --quiet)
+  read -r k0 g0 _ < <(counts -- "${p16[@]}")
+  read -r k g pk pg < <(counts LAYERDIFF_CUDA_PROFILE=prefill -- "${p16[@]}" --decode 3)
+  read -r _ _ dk dg < <(counts LAYERDIFF_CUDA_PROFILE=decode -- "${p16[@]}" --decode 3)
+  read -r _ _ sk sg < <(counts LAYERDIFF_CUDA_PROFILE=decode LAYERDIFF_CUDA_GRAPH=0 -- \
+    "${p16[@]}" --decode 3)
+  bad=$(LAYERDIFF_CUDA_PROFILE=both $L "${gen[@]}" 2>&1 >/dev/null || true)
+  if [[ -n ${k0:-} && -n ${sk:-} && $k0 -gt 0 && $g0 -gt 0 && $pk/$pg == "$k0/$g0" && $k -gt $k0 &&
+        $dk/$dg == "$((k - k0))/$((g - g0))" && $sk/$sg == "$dk/$dg" &&
+        $bad == *"LAYERDIFF_CUDA_PROFILE is 'both': it must be prefill or decode"* ]]; then
+    echo "LD_EMU_SAN=$san: the profiler's range: prefill $pk kernels + $pg GEMMs (a run without"
+    echo "  decode steps: $k0 + $g0), decode $dk + $dg (graph) and $sk + $sg (stream) of $k + $g"
+  else
+    echo "LD_EMU_SAN=$san: the profiler's range holds the wrong launches: without decode steps" \
+      "${k0:-?} + ${g0:-?}; prefill ${pk:-?} + ${pg:-?}; decode ${dk:-?} + ${dg:-?} (graph)," \
+      "${sk:-?} + ${sg:-?} (stream); of ${k:-?} + ${g:-?}; 'both' said: $bad"
+    fail=1
+  fi
   # The compute-sanitizer tests' judge (sanitize.sh), against stand-ins for the sanitizer.
   if [[ $san == address ]]; then
     LD_BIN=$L bash "$SRC/tests/e2e/cuda/sanitize_judge.sh" || fail=1
