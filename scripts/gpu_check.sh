@@ -175,28 +175,42 @@ step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 # 4. Where the time goes: per-kernel durations of 2 decode steps alone (the run opens the
 # profiler's range around them; the 16-token prefill before runs unprofiled), then of a 512-token
 # prefill alone; -c covers every launch of each (counted on the emulation: docs/cuda.md,
-# gpu_check). ncu prints its summary only when the run ends, so each run is kept well inside its
+# gpu_check). ncu prints its results only when the run ends, so each run is kept well inside its
 # limit.
 NCU=$(command -v ncu || true)
 for d in /usr/local/cuda/bin /opt/nvidia/nsight-compute/*; do
   [[ -z $NCU && -x $d/ncu ]] && NCU=$d/ncu
 done
+# Each log is ncu's CSV, a row per launch; summary.txt gets its per-kernel table
+# (scripts/ncu_digest.py: launches, average and total microseconds, share).
+digest() { # LOG [STEPS]
+  local d
+  if d=$(python3 "$SRC/scripts/ncu_digest.py" "$1" ${2:+--steps "$2"} 2>&1); then
+    sed 's/^/  /' <<<"$d" | tee -a "$S"
+  else
+    say "  no per-kernel table: $d"
+  fi
+}
 if [[ -n $NCU ]]; then
-  ncu=("$NCU" --print-summary per-kernel --metrics gpu__time_duration.sum)
+  ncu=("$NCU" --csv --metrics gpu__time_duration.sum)
   dec=(run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode 2 --backend cuda --quiet)
   LAYERDIFF_CUDA_PROFILE=decode timeout 45 "${ncu[@]}" --profile-from-start off -c 400 "$L" \
     "${dec[@]}" >"$OUT/ncu.log" 2>&1
   rc=$?
+  steps=2
   if [[ $rc -eq 0 ]] && ! grep -q gpu__time_duration "$OUT/ncu.log"; then
     say "  ncu profiled no kernel inside the decode steps' range: the whole run instead (prefill" \
       "and decode mixed)"
-    timeout 45 "${ncu[@]}" -c 800 "$L" "${dec[@]}" >>"$OUT/ncu.log" 2>&1
+    timeout 45 "${ncu[@]}" -c 800 "$L" "${dec[@]}" >"$OUT/ncu.log" 2>&1
     rc=$?
+    steps=
   fi
   step "ncu per-kernel summary, decode" $rc
+  digest "$OUT/ncu.log" ${steps:+"$steps"}
   timeout 25 "${ncu[@]}" -c 400 "$L" run --model "$Q" --tokens "$(seq -s, 7 7 3584)" \
     --backend cuda --quiet >"$OUT/ncu_prefill.log" 2>&1
   step "ncu per-kernel summary, prefill 512" $?
+  digest "$OUT/ncu_prefill.log"
 else
   say "ncu: skipped (not on PATH, in /usr/local/cuda/bin or /opt/nvidia/nsight-compute)"
 fi

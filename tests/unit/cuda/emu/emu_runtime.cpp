@@ -320,7 +320,10 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s)
     emu_enqueue(s, [=]() { for (auto &f : e->ops) f(); });
     return cudaSuccess;
 }
-cudaError_t cudaProfilerStart(void) { STICKY; g_range_used = g_range_on = true; return cudaSuccess; }
+cudaError_t cudaProfilerStart(void)
+{
+    STICKY; g_range_used = g_range_on = true; return cudaSuccess;
+}
 cudaError_t cudaProfilerStop(void) { STICKY; g_range_on = false; return cudaSuccess; }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
