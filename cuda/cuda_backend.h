@@ -92,6 +92,10 @@ typedef struct ld_cuda_run_options {
     /* Called before each layer of each step (once per step for graph replays); may be NULL. */
     void (*progress)(void *ctx, int step, int n_steps, int layer, int n_layers);
     void *progress_ctx;
+    /* Called once if the decode steps' graph had to be captured without programmatic launches
+       (ld_cuda_timing.pdl); may be NULL. */
+    void (*notice)(void *ctx, const char *text);
+    void *notice_ctx;
 } ld_cuda_run_options;
 
 /* Wall-clock seconds of the two phases, each ending with the device idle. */

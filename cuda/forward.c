@@ -614,9 +614,22 @@ static ld_status capture_decode(run *R, int step)
         first = *R->err;
     (void)cudaGetLastError(); /* the failed launch's error, not to be found by a later check */
     ld_cuda_set_pdl(false);
-    if ((st = capture_once(R, step)) != LD_OK && R->err)
-        *R->err = first;
-    return st != LD_OK ? first.code : st;
+    if ((st = capture_once(R, step)) != LD_OK) {
+        if (R->err)
+            *R->err = first;
+        return first.code;
+    }
+    if (R->err)
+        ld_error_clear(R->err); /* the first capture's error is no longer the run's */
+    if (R->opt->notice) {
+        char text[sizeof first.msg + 200];
+        snprintf(text, sizeof text,
+                 "the decode steps' CUDA graph was captured without programmatic launches, which "
+                 "the device refused in it (%s): the same results, a little slower",
+                 first.msg[0] ? first.msg : "no message");
+        R->opt->notice(R->opt->notice_ctx, text);
+    }
+    return LD_OK;
 }
 
 /* Step s: its position and input token go to the device first (the token from the host when
@@ -865,7 +878,8 @@ ld_status ld_cuda_generate(const ld_model *m, const int32_t *prompt, size_t n_pr
                               .no_fuse_norm = fuse && !strcmp(fuse, "0"),
                               .no_tiled_attn = tiled && !strcmp(tiled, "0"),
                               .no_pdl = pdl && !strcmp(pdl, "0"), .profile = profile,
-                              .progress = opt->progress, .progress_ctx = opt->progress_ctx};
+                              .progress = opt->progress, .progress_ctx = opt->progress_ctx,
+                              .notice = opt->notice, .notice_ctx = opt->notice_ctx};
     ld_cuda_session *s;
     TRY(ld_cuda_session_create(&s, m, opt->faults, err));
     ld_status st = ld_cuda_session_generate(s, prompt, n_prompt, decode_steps, &ro, tokens_out,

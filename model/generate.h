@@ -27,6 +27,10 @@ typedef struct ld_forward_options {
     /* Called before each layer of each step; may be NULL. */
     void (*progress)(void *ctx, int step, int n_steps, int layer, int n_layers);
     void *progress_ctx;
+    /* Called with a sentence about how the run went that is not an error (a speed-up the device
+       refused, the results unchanged); may be NULL. */
+    void (*notice)(void *ctx, const char *text);
+    void *notice_ctx;
 } ld_forward_options;
 
 /* The checks every backend makes before a run: a non-empty prompt, decode steps >= 0, prompt +

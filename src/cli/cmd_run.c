@@ -71,7 +71,8 @@ static void usage(void)
         "  --list-kernels       print the ref backend's matmul kernel paths, whether this CPU\n"
         "                       runs each, and the one chosen (LD_REF_KERNEL), then exit\n"
         "  --threads N          OpenMP threads for the ref backend (default: all cores)\n"
-        "  --quiet              no progress line on stderr\n"
+        "  --quiet              nothing on stderr but errors (no progress line, notes, token\n"
+        "                       texts or summary line)\n"
         "  -h, --help           this text\n"
         "\n"
         "Environment: LAYERDIFF_PROBES, LAYERDIFF_PROBE_TAGS, LAYERDIFF_PROBE_LAYERS,\n"
@@ -79,7 +80,8 @@ static void usage(void)
         "the options above; options win. LD_REF_KERNEL=auto|avx512|avx2|generic on x86-64,\n"
         "auto|neon|generic on aarch64, forces the ref backend's matmul kernels (default auto:\n"
         "the fastest this CPU runs; every path gives the same bits; a path the CPU cannot run\n"
-        "is an error).\n"
+        "is an error). The CUDA backend's own switches (LAYERDIFF_CUDA_GRAPH, _FUSE_NORM,\n"
+        "_TILED_ATTN, _PDL, _PROFILE, _TRAP_AFTER, _PROBE_SLOTS) are listed in docs/cuda.md.\n"
         "\n"
         "exit codes: 0 ok, 2 bad usage or input (the message names the file or option; a\n"
         "checkpoint truncated or rewritten during the run, the probe stream then ending with\n"
@@ -90,6 +92,7 @@ static void usage(void)
 
 typedef struct progress_state {
     bool on;
+    bool quiet; /* --quiet: no notes either */
     bool drawn; /* a progress line is on the terminal, to be cleared */
     double start;
 } progress_state;
@@ -103,6 +106,18 @@ static void progress(void *ctx, int step, int n_steps, int layer, int n_layers)
             n_layers, ld_seconds() - p->start);
     fflush(stderr);
     p->drawn = true;
+}
+
+/* A remark of the backend's on the run (not an error), on its own line. */
+static void notice(void *ctx, const char *text)
+{
+    progress_state *p = ctx;
+    if (p->quiet)
+        return;
+    if (p->drawn)
+        fprintf(stderr, "\r%60s\r", "");
+    p->drawn = false;
+    fprintf(stderr, "run: note: %s\n", text);
 }
 
 /* ---- a checkpoint truncated under the run --------------------------------------------------- */
@@ -364,7 +379,8 @@ int ld_cmd_run(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &old_sa);
 
-    progress_state ps = {.on = !a.quiet && ld_cli_stderr_is_tty(), .start = ld_seconds()};
+    progress_state ps = {.on = !a.quiet && ld_cli_stderr_is_tty(), .quiet = a.quiet,
+                         .start = ld_seconds()};
     /* The streams the run reads, which its output must not overwrite (the checkpoint's files are
      * checked by the pipeline). */
     const char *inputs[2];
@@ -385,7 +401,8 @@ int ld_cmd_run(int argc, char **argv)
                          .probes_from_env = !no_probes, .inputs = inputs, .n_inputs = n_inputs,
                          .live_sink = &bus_sink, .feed_path = a.feed_path,
                          .feed_tags = a.feed_tags, .feed_layers = a.feed_layers,
-                         .feed_steps = a.feed_steps, .progress = progress, .progress_ctx = &ps};
+                         .feed_steps = a.feed_steps, .progress = progress, .progress_ctx = &ps,
+                         .notice = notice, .notice_ctx = &ps};
     ld_status st = ld_run(&ro, &res, &err);
     sigaction(SIGBUS, &old_sa, NULL);
     bus_model = NULL;

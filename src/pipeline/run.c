@@ -216,7 +216,8 @@ ld_status ld_run(const ld_run_options *o, ld_run_result *out, ld_error *err)
         return ld_backend_check(b, err);
     ld_forward_options fo = {.faults = o->faults, .emulate = o->emulate, .sr_seed = o->sr_seed,
                              .follow = o->follow, .n_follow = o->n_follow,
-                             .progress = o->progress, .progress_ctx = o->progress_ctx};
+                             .progress = o->progress, .progress_ctx = o->progress_ctx,
+                             .notice = o->notice, .notice_ctx = o->notice_ctx};
     ld_run_result r = {.implementation = o->implementation ? o->implementation
                                          : o->emulate == LD_F32 ? b->implementation
                                                                 : b->implementation_emulated};

@@ -64,6 +64,9 @@ typedef struct ld_run_options {
     const char *feed_tags, *feed_layers, *feed_steps;
     ld_run_progress_fn progress;   /* before each layer of each step; may be NULL */
     void *progress_ctx;
+    void (*notice)(void *ctx, const char *text); /* a remark on the run that is no error (the
+                                      backend's, ld_forward_options); may be NULL */
+    void *notice_ctx;
 } ld_run_options;
 
 /* Zeroes o: the reference, fp32, no probes, no faults. */

@@ -105,16 +105,20 @@ if [[ -n $san ]]; then
     echo "LD_EMU_SAN=$san: probed tiny run failed"; cat "$tmp/compare.txt" 2>/dev/null; fail=1
   fi
   # A driver that refuses programmatic launches while capturing a graph (LD_EMU_NO_PDL_CAPTURE):
-  # the decode step must be captured again without them, and decode the same tokens.
-  gen=(run --model "$tmp/m" --tokens "17,3,250,41" --decode 3 --backend cuda --quiet)
-  if a=$($L "${gen[@]}" 2>/dev/null) &&
+  # the decode step must be captured again without them, decode the same tokens, and the CLI say
+  # so (a note, which a run that was not refused does not print).
+  gen=(run --model "$tmp/m" --tokens "17,3,250,41" --decode 3 --backend cuda)
+  note="run: note: the decode steps' CUDA graph was captured without programmatic launches"
+  if a=$($L "${gen[@]}" 2>"$tmp/plain.txt") &&
      b=$(LD_EMU_NO_PDL_CAPTURE=1 $L "${gen[@]}" 2>"$tmp/refused.txt") &&
-     grep -q '^emu: captured a graph' "$tmp/refused.txt" && [[ -n $a && $a == "$b" ]]; then
+     grep -q '^emu: captured a graph' "$tmp/refused.txt" && [[ -n $a && $a == "$b" ]] &&
+     grep -qF "$note" "$tmp/refused.txt" && ! grep -qF "$note" "$tmp/plain.txt"; then
     echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: graph captured without"
-    echo "  them, the same tokens ($b)"
+    echo "  them, the same tokens ($b), and $(grep -m1 -oF "$note" "$tmp/refused.txt")"
   else
-    echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: the run failed, or its"
-    echo "  tokens differ ('$a' against '${b:-}')"; cat "$tmp/refused.txt"; fail=1
+    echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: the run failed, its"
+    echo "  tokens differ ('$a' against '${b:-}'), or the note is missing or wrongly there"
+    cat "$tmp/refused.txt" "$tmp/plain.txt"; fail=1
   fi
   # The profiler's range (LAYERDIFF_CUDA_PROFILE, for `ncu --profile-from-start off`) holds one
   # phase's launches and no others: the prefill's are what a run without decode steps launches,
