@@ -668,21 +668,12 @@ static ld_status decode_step(run *R, int s, bool use_graph, size_t n_prompt)
 /* The profiler's range around the phase opt->profile names: begun before its first launch and
  * ended after its last, with the device idle (what a profiler counts is the launches made in
  * between). */
-static ld_status profile_begin(run *R, ld_cuda_profile_phase phase)
+static ld_status profile_range(run *R, ld_cuda_profile_phase phase, bool begin)
 {
     if (R->opt->profile != phase)
         return LD_OK;
-    R->profiling = true;
-    LD_CUDA_CHECK(R->err, cudaProfilerStart());
-    return LD_OK;
-}
-
-static ld_status profile_end(run *R, ld_cuda_profile_phase phase)
-{
-    if (R->opt->profile != phase)
-        return LD_OK;
-    R->profiling = false;
-    LD_CUDA_CHECK(R->err, cudaProfilerStop());
+    R->profiling = begin;
+    LD_CUDA_CHECK(R->err, begin ? cudaProfilerStart() : cudaProfilerStop());
     return LD_OK;
 }
 
@@ -697,7 +688,7 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
     for (size_t s = 1; s <= steps; s++)
         R->h_pos[s] = (int32_t)(n_prompt + s - 1);
 
-    TRY(profile_begin(R, LD_CUDA_PROFILE_PREFILL));
+    TRY(profile_range(R, LD_CUDA_PROFILE_PREFILL, true));
     double t0 = ld_seconds();
     R->pos0 = 0;
     LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->ids, R->h_feed, n_prompt * sizeof(int32_t),
@@ -712,8 +703,8 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
     TRY(ld_cuda_probe_flush(R->probe, R->err)); /* records written as they land */
     LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
     double t1 = ld_seconds();
-    TRY(profile_end(R, LD_CUDA_PROFILE_PREFILL));
-    TRY(profile_begin(R, LD_CUDA_PROFILE_DECODE));
+    TRY(profile_range(R, LD_CUDA_PROFILE_PREFILL, false));
+    TRY(profile_range(R, LD_CUDA_PROFILE_DECODE, true));
 
     /* Probes off: nothing in a decode step depends on the host, so it is captured once and
      * replayed; the host synchronizes only at the end (an argmax of -1 then feeds a NaN
@@ -727,7 +718,7 @@ static ld_status run_steps(run *R, const int32_t *prompt, size_t n_prompt, int d
             return ld_error_prefix(R->err, "step %d", s);
     }
     LD_CUDA_CHECK(R->err, cudaStreamSynchronize(R->stream));
-    TRY(profile_end(R, LD_CUDA_PROFILE_DECODE));
+    TRY(profile_range(R, LD_CUDA_PROFILE_DECODE, false));
     for (int s = 1; use_graph && !follow && s <= decode_steps; s++)
         if (R->h_next[s - 1] < 0)
             return no_next_token(R, s - 1);
