@@ -665,9 +665,8 @@ static ld_status decode_step(run *R, int s, bool use_graph, size_t n_prompt)
     return LD_OK;
 }
 
-/* The profiler's range around the phase opt->profile names: begun before its first launch and
- * ended after its last, with the device idle (what a profiler counts is the launches made in
- * between). */
+/* The profiler's range around the phase opt->profile names: begun before the phase's first
+ * launch, ended once its last has completed (a profiler counts the launches made in between). */
 static ld_status profile_range(run *R, ld_cuda_profile_phase phase, bool begin)
 {
     if (R->opt->profile != phase)

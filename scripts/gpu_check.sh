@@ -183,12 +183,14 @@ for d in /usr/local/cuda/bin /opt/nvidia/nsight-compute/*; do
 done
 # Each log is ncu's CSV, a row per launch; summary.txt gets its per-kernel table
 # (scripts/ncu_digest.py: launches, average and total microseconds, share).
+# Where ncu failed (say, no access to the performance counters), its last lines say why.
 digest() { # LOG [STEPS]
   local d
   if d=$(python3 "$SRC/scripts/ncu_digest.py" "$1" ${2:+--steps "$2"} 2>&1); then
     sed 's/^/  /' <<<"$d" | tee -a "$S"
   else
     say "  no per-kernel table: $d"
+    grep -v '^"' "$1" | tail -3 | sed 's/^/  | /' | tee -a "$S"
   fi
 }
 if [[ -n $NCU ]]; then
