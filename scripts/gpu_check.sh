@@ -195,11 +195,11 @@ digest() { # LOG [STEPS]
 }
 if [[ -n $NCU ]]; then
   ncu=("$NCU" --csv --metrics gpu__time_duration.sum)
-  dec=(run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode 2 --backend cuda --quiet)
+  steps=2 # the decode steps profiled: the table gives the kernel time per step
+  dec=(run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode "$steps" --backend cuda --quiet)
   LAYERDIFF_CUDA_PROFILE=decode timeout 45 "${ncu[@]}" --profile-from-start off -c 400 "$L" \
     "${dec[@]}" >"$OUT/ncu.log" 2>&1
   rc=$?
-  steps=2
   if [[ $rc -eq 0 ]] && ! grep -q gpu__time_duration "$OUT/ncu.log"; then
     say "  ncu profiled no kernel inside the decode steps' range: the whole run instead (prefill" \
       "and decode mixed)"

@@ -76,6 +76,13 @@ static void land_late(unsigned long before)
 }
 void emu_grid_wait() { land_late(g_grid_seq); }
 
+/* The emulation's switches: NAME=1 turns one on. */
+static bool switch_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "1");
+}
+
 /* ---- counting: LD_EMU_COUNT=1 prints, at exit, how many kernels and cuBLAS GEMMs ran (what a
  * profiler such as ncu counts as launches, but for the kernels cuBLAS runs inside a GEMM), and,
  * once cudaProfilerStart was called, how many of them were launched inside the profiler's range
@@ -88,8 +95,7 @@ static unsigned long g_range_grids, g_range_gemms;
 static struct launch_count {
     ~launch_count()
     {
-        const char *c = getenv("LD_EMU_COUNT");
-        if (!c || strcmp(c, "1"))
+        if (!switch_on("LD_EMU_COUNT"))
             return;
         fprintf(stderr, "emu: %lu kernels and %lu cuBLAS GEMMs ran\n", g_grid_seq, g_n_gemm);
         if (g_range_used)
@@ -172,7 +178,7 @@ static size_t some() { return (size_t)rand() % (g_queue.size() + 1); }
  * host, as a GPU is in a probed run). */
 static bool lazy()
 {
-    static const bool on = getenv("LD_EMU_LAZY") && !strcmp(getenv("LD_EMU_LAZY"), "1");
+    static const bool on = switch_on("LD_EMU_LAZY");
     return on;
 }
 void emu_enqueue(cudaStream_t s, std::function<void()> f)
@@ -290,8 +296,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode)
  * while capturing: such a launch fails and invalidates the capture, as any failed launch does. */
 cudaError_t emu_launch_refused(const cudaLaunchConfig_t *c)
 {
-    static const bool refuse =
-        getenv("LD_EMU_NO_PDL_CAPTURE") && !strcmp(getenv("LD_EMU_NO_PDL_CAPTURE"), "1");
+    static const bool refuse = switch_on("LD_EMU_NO_PDL_CAPTURE");
     CUstream_st *st = S(c->stream);
     if (st->invalidated) return cudaErrorStreamCaptureInvalidated;
     bool pdl = false;
