@@ -431,7 +431,7 @@ static ld_status step_forward(run *R, int step, size_t T, bool per_layer_progres
     size_t H = R->H, V = R->V;
 
     R->h = R->h_buf[0]; /* every step the same buffers: a captured step replays any other */
-    R->pend_on = false; /* nothing pending from a step that failed (capture_decode retries) */
+    R->pend_on = false; /* nothing pending from a step that failed (first_graph_launch retries) */
     TRY(ld_cuda_embed(W->embed, V, H, R->ids, T, R->h, R->stream, R->err));
     TRY(probe(R, step, LD_NO_LAYER, LD_TAG_EMBED, R->h, T, H));
     add_norm_site first = {.n = norm_at(R, 0, W->layers[0].attn_norm), .norm_layer = 0,
@@ -576,9 +576,10 @@ static ld_status no_next_token(run *R, int step)
                         step);
 }
 
-/* Records the decode step's work once, as a graph. The stream leaves capture mode whatever
- * happens, or it would refuse all later work. */
-static ld_status capture_once(run *R, int step)
+/* Records the decode step's work once, as a graph, and launches it. The stream leaves capture
+ * mode whatever happens, or it would refuse all later work; a graph that fails to instantiate or
+ * to launch is not kept. */
+static ld_status capture_and_launch(run *R, int step)
 {
     cudaGraph_t graph = NULL;
     LD_CUDA_CHECK(R->err, cudaStreamBeginCapture(R->stream, cudaStreamCaptureModeThreadLocal));
@@ -586,41 +587,44 @@ static ld_status capture_once(run *R, int step)
     cudaError_t e = cudaStreamEndCapture(R->stream, &graph);
     if (st == LD_OK && e != cudaSuccess)
         st = ld_cuda_fail(R->err, e, "cudaStreamEndCapture(R->stream, &graph)", __FILE__, __LINE__);
-    if (st == LD_OK) {
-        e = cudaGraphInstantiate(&R->graph, graph, 0);
-        if (e != cudaSuccess) {
-            R->graph = NULL;
-            st = ld_cuda_fail(R->err, e, "cudaGraphInstantiate(&R->graph, graph, 0)", __FILE__,
-                              __LINE__);
-        }
+    if (st == LD_OK && (e = cudaGraphInstantiate(&R->graph, graph, 0)) != cudaSuccess) {
+        R->graph = NULL;
+        st = ld_cuda_fail(R->err, e, "cudaGraphInstantiate(&R->graph, graph, 0)", __FILE__,
+                          __LINE__);
     }
     if (graph)
         cudaGraphDestroy(graph);
+    if (st == LD_OK && (e = cudaGraphLaunch(R->graph, R->stream)) != cudaSuccess) {
+        cudaGraphExecDestroy(R->graph);
+        R->graph = NULL;
+        st = ld_cuda_fail(R->err, e, "cudaGraphLaunch(R->graph, R->stream)", __FILE__, __LINE__);
+    }
     return st;
 }
 
-/* As capture_once. A driver that takes programmatic launches on a stream may still refuse them
- * while capturing, or in the graph: then the step is captured again with plain launches (the same
- * bits, cuda_common.cuh), which the rest of the run keeps, and ld_cuda_timing.pdl says so. Nothing
- * ran during the failed capture, so its error is no device fault (a sticky one fails the retry
- * too, and the first error is the one reported). */
-static ld_status capture_decode(run *R, int step)
+/* As capture_and_launch. A driver that takes programmatic launches on a stream may still refuse
+ * them while capturing, in the graph, or at the graph's launch: then the step is captured again
+ * with plain launches (the same bits, cuda_common.cuh) and launched, which the rest of the run
+ * keeps, and ld_cuda_timing.pdl says so. Nothing of the refused graph ran (a launch refused is
+ * refused before any of its work is queued), so its error is no device fault; a sticky one fails
+ * the retry too, and the first error is the one reported. */
+static ld_status first_graph_launch(run *R, int step)
 {
-    ld_status st = capture_once(R, step);
+    ld_status st = capture_and_launch(R, step);
     if (st == LD_OK || !ld_cuda_pdl())
         return st;
     ld_error first = {st, ""};
     if (R->err)
         first = *R->err;
-    (void)cudaGetLastError(); /* the failed launch's error, not to be found by a later check */
+    (void)cudaGetLastError(); /* the failed call's error, not to be found by a later check */
     ld_cuda_set_pdl(false);
-    if ((st = capture_once(R, step)) != LD_OK) {
+    if ((st = capture_and_launch(R, step)) != LD_OK) {
         if (R->err)
             *R->err = first;
         return first.code;
     }
     if (R->err)
-        ld_error_clear(R->err); /* the first capture's error is no longer the run's */
+        ld_error_clear(R->err); /* the first graph's error is no longer the run's */
     if (R->opt->notice) {
         char text[sizeof first.msg + 200];
         snprintf(text, sizeof text,
@@ -647,11 +651,12 @@ static ld_status decode_step(run *R, int s, bool use_graph, size_t n_prompt)
         LD_CUDA_CHECK(R->err, cudaMemcpyAsync(R->ids, R->next, sizeof(int32_t),
                                               cudaMemcpyDeviceToDevice, R->stream));
     if (use_graph) {
-        if (!R->graph)
-            TRY(capture_decode(R, s));
         if (R->opt->progress)
             R->opt->progress(R->opt->progress_ctx, s, R->n_steps, 0, (int)R->L);
-        LD_CUDA_CHECK(R->err, cudaGraphLaunch(R->graph, R->stream));
+        if (R->graph)
+            LD_CUDA_CHECK(R->err, cudaGraphLaunch(R->graph, R->stream));
+        else
+            TRY(first_graph_launch(R, s));
     } else {
         TRY(step_forward(R, s, 1, true));
     }

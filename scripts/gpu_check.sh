@@ -88,8 +88,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$L" gen-model "$tmp/tiny" --preset tiny --seed 3 >/dev/null || die "gen-model failed"
 # Two decode steps: the second replays the first's CUDA graph, captured with programmatic launches.
+# What the run says on stderr: the prompt and tokens, then its notes (say, that the graph was
+# captured again without programmatic launches) and its summary line, or its error.
 probe_run() {
-  timeout 60 "$L" run --model "$tmp/tiny" --tokens 1,2 --decode 2 --backend cuda --quiet 2>&1
+  # shellcheck disable=SC2069  # on purpose: stderr is the output, stdout (the tokens) goes away
+  timeout 60 "$L" run --model "$tmp/tiny" --tokens 1,2 --decode 2 --backend cuda 2>&1 >/dev/null
 }
 probe=$(probe_run)
 rc=$?
@@ -103,11 +106,12 @@ gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/nu
 say "gpu: ${gpu:-unknown (no nvidia-smi)}"
 # A device that is there but cannot run the tiny preset: every step still runs, for the logs that
 # say why. Where it runs without programmatic launches only (say, the driver refuses them on a
-# stream; a refusal inside a graph's capture the library answers by capturing again without them),
-# every step runs without them, and the summary says so.
+# stream; a refusal inside a graph, at its capture or its launch, the library answers by capturing
+# again without them), every step runs without them, and the summary says so.
 step "2 decode steps of the tiny preset on the CUDA path (a graph)" $rc
+grep '^run: note:' <<<"$probe" | sed 's/^/  /' | tee -a "$S"
 if [[ $rc -ne 0 ]]; then
-  echo "$probe" | head -5 | sed 's/^/  /' | tee -a "$S"
+  grep -vE '^run: (prompt|tokens|note):' <<<"$probe" | head -5 | sed 's/^/  /' | tee -a "$S"
   if LAYERDIFF_CUDA_PDL=0 probe_run >/dev/null; then
     export LAYERDIFF_CUDA_PDL=0
     say "  it runs with LAYERDIFF_CUDA_PDL=0: every step below runs without programmatic launches"

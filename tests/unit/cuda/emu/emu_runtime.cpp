@@ -143,10 +143,11 @@ void emu_run_grid(dim3 grid, dim3 block, size_t smem, std::function<void()> body
 /* ---- streams, capture ---- */
 struct CUstream_st {
     bool capturing = false, invalidated = false;
+    bool graph_pdl = false; /* the capture holds a programmatic launch */
     std::vector<std::function<void()>> graph;
 };
-struct CUgraph_st { std::vector<std::function<void()>> ops; };
-struct CUgraphExec_st { std::vector<std::function<void()>> ops; };
+struct CUgraph_st { std::vector<std::function<void()>> ops; bool pdl; };
+struct CUgraphExec_st { std::vector<std::function<void()>> ops; bool pdl; };
 struct CUevent_st { int dummy; };
 static CUstream_st g_default;
 static bool g_sticky = false;
@@ -290,23 +291,39 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode)
 {
     if (!s) return cudaErrorStreamCaptureUnsupported;
-    S(s)->capturing = true; S(s)->invalidated = false; S(s)->graph.clear(); return cudaSuccess;
+    S(s)->capturing = true; S(s)->invalidated = S(s)->graph_pdl = false; S(s)->graph.clear();
+    return cudaSuccess;
 }
-/* LD_EMU_NO_PDL_CAPTURE=1: a driver that takes programmatic launches on a stream but refuses them
- * while capturing: such a launch fails and invalidates the capture, as any failed launch does. */
+/* LD_EMU_NO_PDL_GRAPH: a driver that takes programmatic launches on a stream but not in graphs.
+ * =capture refuses them while capturing: such a launch fails and invalidates the capture, as any
+ * failed launch does. =launch captures and instantiates such a graph, and refuses to launch it
+ * (cudaErrorNotSupported, not sticky; nothing of the graph runs). */
+enum refusal { REFUSE_NONE, REFUSE_CAPTURE, REFUSE_LAUNCH };
+static refusal pdl_graph_refusal()
+{
+    static const refusal r = [] {
+        const char *v = getenv("LD_EMU_NO_PDL_GRAPH");
+        if (!v || !*v) return REFUSE_NONE;
+        if (!strcmp(v, "capture")) return REFUSE_CAPTURE;
+        if (!strcmp(v, "launch")) return REFUSE_LAUNCH;
+        fprintf(stderr, "emu: LD_EMU_NO_PDL_GRAPH is '%s': it must be capture or launch\n", v);
+        exit(2);
+    }();
+    return r;
+}
 cudaError_t emu_launch_refused(const cudaLaunchConfig_t *c)
 {
-    static const bool refuse = switch_on("LD_EMU_NO_PDL_CAPTURE");
     CUstream_st *st = S(c->stream);
     if (st->invalidated) return cudaErrorStreamCaptureInvalidated;
     bool pdl = false;
     for (unsigned i = 0; i < c->numAttrs; i++)
         pdl |= c->attrs[i].id == cudaLaunchAttributeProgrammaticStreamSerialization &&
                c->attrs[i].val.programmaticStreamSerializationAllowed;
-    if (refuse && pdl && st->capturing) {
+    if (pdl && st->capturing && pdl_graph_refusal() == REFUSE_CAPTURE) {
         st->invalidated = true;
         return cudaErrorStreamCaptureUnsupported;
     }
+    st->graph_pdl |= pdl && st->capturing;
     return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
@@ -315,13 +332,20 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
         *g = nullptr; S(s)->capturing = S(s)->invalidated = false; S(s)->graph.clear();
         return cudaErrorStreamCaptureInvalidated;
     }
-    *g = new CUgraph_st{S(s)->graph}; S(s)->capturing = false; S(s)->graph.clear();
+    *g = new CUgraph_st{S(s)->graph, S(s)->graph_pdl};
+    S(s)->capturing = false; S(s)->graph.clear();
     fprintf(stderr, "emu: captured a graph of %zu operations\n", (*g)->ops.size());
     return cudaSuccess;
 }
-cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) { *e = new CUgraphExec_st{g->ops}; return cudaSuccess; }
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long)
+{
+    *e = new CUgraphExec_st{g->ops, g->pdl};
+    return cudaSuccess;
+}
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s)
 {
+    STICKY;
+    if (e->pdl && pdl_graph_refusal() == REFUSE_LAUNCH) return cudaErrorNotSupported;
     emu_enqueue(s, [=]() { for (auto &f : e->ops) f(); });
     return cudaSuccess;
 }

@@ -13,7 +13,8 @@
 # payloads, following the reference's tokens; layerdiff compare against the reference must pass),
 # the run that compute-sanitizer checks on a GPU, and the verdicts of the tests that run
 # compute-sanitizer (tests/e2e/cuda/sanitize_judge.sh, with stand-ins for the sanitizer), and a
-# graph run whose capture refuses programmatic launches (the library captures again without).
+# graph run whose capture, then whose launch, refuses programmatic launches (the library captures
+# again without them).
 # Device allocations and dynamic shared memory are exactly their size and __shared__ arrays are
 # globals, so an access past any of them is reported (memcheck's bounds), as is a vector load or
 # store at a misaligned address (a GPU's "misaligned address").
@@ -104,22 +105,29 @@ if [[ -n $san ]]; then
   else
     echo "LD_EMU_SAN=$san: probed tiny run failed"; cat "$tmp/compare.txt" 2>/dev/null; fail=1
   fi
-  # A driver that refuses programmatic launches while capturing a graph (LD_EMU_NO_PDL_CAPTURE):
-  # the decode step must be captured again without them, decode the same tokens, and the CLI say
-  # so (a note, which a run that was not refused does not print).
+  # A driver that refuses programmatic launches in a graph (LD_EMU_NO_PDL_GRAPH), while capturing
+  # it or at its launch: the decode step must be captured again without them, decode the same
+  # tokens, and the CLI say so (a note, which a run that was not refused does not print).
   gen=(run --model "$tmp/m" --tokens "17,3,250,41" --decode 3 --backend cuda)
   note="run: note: the decode steps' CUDA graph was captured without programmatic launches"
-  if a=$($L "${gen[@]}" 2>"$tmp/plain.txt") &&
-     b=$(LD_EMU_NO_PDL_CAPTURE=1 $L "${gen[@]}" 2>"$tmp/refused.txt") &&
-     grep -q '^emu: captured a graph' "$tmp/refused.txt" && [[ -n $a && $a == "$b" ]] &&
-     grep -qF "$note" "$tmp/refused.txt" && ! grep -qF "$note" "$tmp/plain.txt"; then
-    echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: graph captured without"
-    echo "  them, the same tokens ($b), and $(grep -m1 -oF "$note" "$tmp/refused.txt")"
-  else
-    echo "LD_EMU_SAN=$san: programmatic launches refused in the capture: the run failed, its"
-    echo "  tokens differ ('$a' against '${b:-}'), or the note is missing or wrongly there"
-    cat "$tmp/refused.txt" "$tmp/plain.txt"; fail=1
-  fi
+  a=$($L "${gen[@]}" 2>"$tmp/plain.txt") || a=""
+  # Graphs captured: the plain run's one; a refused capture ends without one, a refused launch
+  # after one; then the graph without programmatic launches.
+  for stage in capture:1 launch:2; do
+    n=${stage#*:} stage=${stage%:*} b=""
+    if [[ -n $a ]] && ! grep -qF "$note" "$tmp/plain.txt" &&
+       [[ $(grep -c '^emu: captured a graph' "$tmp/plain.txt") == 1 ]] &&
+       b=$(LD_EMU_NO_PDL_GRAPH=$stage $L "${gen[@]}" 2>"$tmp/refused.txt") &&
+       [[ $(grep -c '^emu: captured a graph' "$tmp/refused.txt") == "$n" && $a == "$b" ]] &&
+       grep -qF "$note" "$tmp/refused.txt"; then
+      echo "LD_EMU_SAN=$san: programmatic launches refused at the graph's $stage: captured again"
+      echo "  without them, the same tokens ($b), and $(grep -m1 -oF "$note" "$tmp/refused.txt")"
+    else
+      echo "LD_EMU_SAN=$san: programmatic launches refused at the graph's $stage: a run failed,"
+      echo "  the tokens differ ('$a' against '${b:-}'), or the note is missing or wrongly there"
+      cat "$tmp/refused.txt" "$tmp/plain.txt"; fail=1
+    fi
+  done
   # The profiler's range (LAYERDIFF_CUDA_PROFILE, for `ncu --profile-from-start off`) holds one
   # phase's launches and no others: the prefill's are what a run without decode steps launches,
   # the decode steps' the rest; from the graph and on the stream alike. 16 tokens, so that the

@@ -9,7 +9,8 @@ extern "C" {
 typedef enum cudaError {
     cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
     cudaErrorInsufficientDriver = 35, cudaErrorNoDevice = 100, cudaErrorNotReady = 600,
-    cudaErrorIllegalAddress = 700, cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorIllegalAddress = 700, cudaErrorNotSupported = 801,
+    cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorStreamCaptureInvalidated = 901
 } cudaError_t;
 typedef struct CUstream_st *cudaStream_t;
