@@ -18,10 +18,11 @@
  * out = Σ_s acc_s·e^(m_s−M) / Σ_s l_s·e^(m_s−M).
  * Everything is in fp32 with fixed reduction orders. attention_kernel rounds explicitly: each
  * product of a score's dot product, of the running sum's rescale and of the value sum is an FMA,
- * the accumulator's rescale a rounded product; nothing is left to the compiler's contraction, so
- * the CPU emulation of the runtime computes the device's bits. The result is reproducible run to run, and
- * the split geometry depends only on the cache size, so a captured graph computes exactly what
- * the stream path does. Empty splits (keys beyond the causal limit) write m = −inf, l = 0.
+ * the accumulator's rescale a rounded product; the combine rounds each product and sum on its
+ * own. Nothing is left to the compiler's contraction, so the CPU emulation of the runtime computes
+ * the device's bits (but for expf's). The result is reproducible run to run, and the split
+ * geometry depends only on the cache size, so a captured graph computes exactly what the stream
+ * path does. Empty splits (keys beyond the causal limit) write m = −inf, l = 0.
  * A NaN anywhere in a query's scores makes its whole output row NaN, as in the reference. */
 #include "attention.cuh"
 #include "cuda_common.cuh"
@@ -476,7 +477,8 @@ __global__ static void __launch_bounds__(TILE_THREADS)
 
 /* One block per query: merges its n_split partial results in split order. An empty split (no key
  * below the causal limit: m = −inf, l = 0) contributes nothing; any other split contributes even
- * when its weight underflows, so that a NaN in it still reaches the output. */
+ * when its weight underflows, so that a NaN in it still reaches the output. Each product and sum
+ * is rounded on its own (__fmul_rn, __fadd_rn), never contracted into an FMA. */
 __global__ static void attention_combine_kernel(const float *part_ml, const float *part_acc,
                                                 size_t n_split, size_t D, bool softmax_bf16,
                                                 ld_bf16 *out)
@@ -503,8 +505,8 @@ __global__ static void attention_combine_kernel(const float *part_ml, const floa
         for (size_t s = 0; s < n_split; s++) {
             if (wgt[s] < 0.0f)
                 continue;
-            float add = part_ml[2 * (r0 + s) + 1] * wgt[s];
-            L = softmax_bf16 ? ld_round_bf16(L + add) : L + add;
+            float add = __fmul_rn(part_ml[2 * (r0 + s) + 1], wgt[s]);
+            L = softmax_bf16 ? ld_round_bf16(__fadd_rn(L, add)) : __fadd_rn(L, add);
         }
         total = L;
     }
@@ -513,7 +515,7 @@ __global__ static void attention_combine_kernel(const float *part_ml, const floa
         float a = 0.0f;
         for (size_t s = 0; s < n_split; s++)
             if (wgt[s] >= 0.0f)
-                a += wgt[s] * part_acc[(r0 + s) * D + i];
+                a = __fadd_rn(a, __fmul_rn(wgt[s], part_acc[(r0 + s) * D + i]));
         out[(size_t)blockIdx.x * D + i] = ld_f2bf(a / total);
     }
 }

@@ -171,8 +171,9 @@ __global__ static void stats_kernel(const void *base, int dtype, size_t numel, s
     if (gridDim.x > 1) {
         if (threadIdx.x == 0) {
             parts[blockIdx.x] = acc;
-            __threadfence(); /* the part is visible before the ticket is taken */
+            __threadfence(); /* the part is visible before the ticket is taken (release) */
             last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+            __threadfence(); /* and the others' parts, read after the barrier, after it (acquire) */
         }
         __syncthreads();
         if (!last)
