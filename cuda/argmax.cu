@@ -64,8 +64,10 @@ __global__ static void argmax_partial_kernel(const ld_bf16 *x, size_t n, size_t 
     }
 }
 
-__global__ static void argmax_merge_kernel(const ld_cuda_argmax_part *parts, size_t n_parts,
-                                           int32_t *out)
+/* One block of 1024 threads: the bounds hold the compiler to 64 registers a thread, which a
+ * block that size can have (without them, a later edit could make the launch fail). */
+__global__ static void __launch_bounds__(ARGMAX_MERGE_THREADS)
+    argmax_merge_kernel(const ld_cuda_argmax_part *parts, size_t n_parts, int32_t *out)
 {
     __shared__ float best_v[ARGMAX_MERGE_THREADS];
     __shared__ int32_t best_i[ARGMAX_MERGE_THREADS];
