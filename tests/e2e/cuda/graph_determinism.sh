@@ -4,7 +4,8 @@
 # and with probes on must produce the same tokens, also with every kernel waiting for the one
 # before it to end (LAYERDIFF_CUDA_PDL=0: no programmatic dependent launch); two runs with full
 # payloads must write byte-identical probe records, and so must a run without programmatic
-# launches; a filtered run (--tags, --layers, --steps) writes exactly the keys
+# launches; with a fault that puts a memset node in the graph (q_proj_zero), graph and stream
+# decode the same tokens; a filtered run (--tags, --layers, --steps) writes exactly the keys
 # asked for, with the same values. Needs a GPU (exit 77).
 set -uo pipefail
 # ld_need_cuda MODEL: exit 77 without a usable CUDA device (tests/e2e/lib.sh)
@@ -30,6 +31,17 @@ echo "probed: $probed"
 echo "graph without programmatic launch: $nopdl"
 if [[ $graph != "$stream" || $graph != "$probed" || $graph != "$nopdl" ]]; then
   echo "FAIL: graph, stream, probed and non-programmatic runs decode different tokens"
+  fail=1
+fi
+# A fault inside the graph: q_proj_zero captures a memset node in front of the q/k/v GEMV, a
+# programmatic launch (a capture the driver may refuse: captured again without them, same bits).
+fault_graph=$(run --inject q_proj_zero@1) || fail=1
+fault_stream=$(LAYERDIFF_CUDA_GRAPH=0 run --inject q_proj_zero@1) || fail=1
+echo "q_proj_zero@1, graph:  $fault_graph"
+echo "q_proj_zero@1, stream: $fault_stream"
+if [[ $fault_graph != "$fault_stream" || $fault_graph == "$graph" ]]; then
+  echo "FAIL: with q_proj_zero@1 the graph and the stream decode different tokens, or the same" \
+    "as without the fault"
   fail=1
 fi
 if ! cmp -s <(tail -n +2 "$tmp/a.jsonl") <(tail -n +2 "$tmp/b.jsonl"); then
