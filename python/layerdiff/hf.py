@@ -8,6 +8,7 @@ import argparse
 import inspect
 import json
 import os
+import re
 import sys
 
 from . import probes
@@ -90,15 +91,25 @@ def model_info(model_dir):
     return info
 
 
+def _version(text):
+    """(major, minor) of a version string such as "4.51.3" or "5.0.0rc1"."""
+    m = re.match(r"(\d+)\.(\d+)", text)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def load_model(model_dir, dtype, device, attn):
     """transformers' Qwen3ForCausalLM from model_dir; a weight the checkpoint lacks (an untied
     model without lm_head.weight) or holds in excess is an error, never a random tensor."""
     import torch
     import transformers
     tdtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
+    # transformers 4.56 renamed torch_dtype to dtype; before it, dtype reaches the model's
+    # constructor and fails there
+    dtype_arg = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
     try:
         model, info = transformers.Qwen3ForCausalLM.from_pretrained(
-            model_dir, dtype=tdtype, attn_implementation=attn, output_loading_info=True)
+            model_dir, attn_implementation=attn, output_loading_info=True,
+            **{dtype_arg: tdtype})
     except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: tensors of other sizes
         raise RunError(f"{model_dir}: transformers cannot load the checkpoint: "
                        f"{str(e)[:2000]}") from e

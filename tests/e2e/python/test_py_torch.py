@@ -45,6 +45,23 @@ sys.argv = ["layerdiff.hf"] + sys.argv[1:]
 runpy.run_module("layerdiff.hf", run_name="__main__")
 """
 
+# transformers before 4.56 as layerdiff.hf sees it: its version, and from_pretrained taking the
+# compute dtype as torch_dtype only (dtype= reaches the model's constructor there and fails).
+OLD_TRANSFORMERS = """
+import sys, runpy, transformers
+orig = transformers.Qwen3ForCausalLM.from_pretrained
+# loading Qwen3 may put another module object in sys.modules: patch the one importers get
+tf = sys.modules["transformers"]
+tf.__version__ = "4.55.4"
+def from_pretrained(*args, **kw):
+    if "dtype" in kw:
+        raise TypeError("Qwen3ForCausalLM.__init__() got an unexpected keyword argument 'dtype'")
+    return orig(*args, **kw)
+tf.Qwen3ForCausalLM.from_pretrained = from_pretrained
+sys.argv = ["layerdiff.hf"] + sys.argv[1:]
+runpy.run_module("layerdiff.hf", run_name="__main__")
+"""
+
 # capture() with a tag map that matches nothing (the Qwen3 map on another model), a bad row, a
 # per-layer tag without its layer group, a bad regex, a rope function that does not exist.
 MAPS = """
@@ -153,6 +170,17 @@ def main():
         first = json.load(open(rep))["first_divergence"] if os.path.exists(rep) else None
         check(c.returncode == 1 and first and first.get("key") == "S0.L2.q_norm",
               f"planted fault: exit {c.returncode}, first divergence {first}")
+        # transformers 4.51-4.55 (torch_dtype): the same bf16 probes, bit for bit
+        new, old = os.path.join(d, "bf16_new.jsonl"), os.path.join(d, "bf16_old.jsonl")
+        args = [m, "--follow", ref, "--dtype", "bf16", "--attn", "sdpa", "--payload", "full"]
+        r = sh([VPY, "-m", "layerdiff.hf"] + args + ["--probes", new])
+        o = sh([VPY, "-c", OLD_TRANSFORMERS] + args + ["--probes", old])
+        check(r.returncode == 0 and o.returncode == 0,
+              f"bf16 under transformers 5 / as 4.55: {r.stderr[-300:]} / {o.stderr[-300:]}")
+        if o.returncode == 0:
+            c = sh([LD_BIN, "compare", new, old, "--exact", "--quiet"])
+            check(c.returncode == 0 and probes.Stream(old).header["backend"]["transformers"] ==
+                  "4.55.4", f"bf16 as transformers 4.55: compare --exact exit {c.returncode}")
         # an untied config over a checkpoint without lm_head.weight is refused
         bad = os.path.join(d, "untied-without-head")
         shutil.copytree(os.path.join(d, "tiny--tied"), bad)
