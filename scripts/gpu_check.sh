@@ -6,9 +6,10 @@
 # lacks (a pack's lib/) and goes first on LD_LIBRARY_PATH. First the tiny preset for 2 decode steps
 # (a CUDA graph), then the steps, each under its own time limit: the GPU tests (ctest -L gpu, the
 # compute-sanitizer tests included; meanwhile the CPU writes the qwen3-0.6b checkpoint the other
-# steps share), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA comparison, and
+# steps share), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA comparison, the same
+# through transformers' bf16 on this GPU (the CUDA path's error against transformers'), and
 # Nsight Compute per-kernel summaries of decode and of a 512-token prefill. Writes
-# OUTDIR/summary.txt and one log per step (6 files). Exit 0 when every step passed, 1 when one
+# OUTDIR/summary.txt and one log per step (7 files). Exit 0 when every step passed, 1 when one
 # failed (a device that cannot run the tiny preset included: the steps still run, for their logs),
 # 2 on bad usage or a missing piece, 77 when there is no usable CUDA device (summary.txt says why).
 set -uo pipefail
@@ -18,6 +19,9 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1
 B=${2:-$SRC/build}
 LIBDIR=${3:-}
+# Python (torch, transformers) runs with the library path the script was given, not with LIB_DIR's
+# runtime in front of the CUDA libraries of its own wheels.
+PY_LD_PATH=${LD_LIBRARY_PATH-}
 die() { echo "gpu_check: $*" >&2; exit 2; }
 [[ -d $B && -f $B/CMakeCache.txt ]] || die "$B is not a configured build directory"
 B=$(cd "$B" && pwd)
@@ -118,7 +122,7 @@ if [[ $rc -ne 0 ]]; then
   fi
 fi
 
-# The 28-layer checkpoint for steps 2 to 5, written by the CPU while the GPU tests run: the one
+# The 28-layer checkpoint for steps 2 to 6, written by the CPU while the GPU tests run: the one
 # bench_cuda would generate for itself (qwen3-0.6b, bf16, seed 1, in $LD_BENCH_CACHE).
 Q=$tmp/qwen3-0.6b-bf16-seed1
 timeout 120 "$L" gen-model "$Q" --preset qwen3-0.6b --seed 1 >"$tmp/gen.log" 2>&1 &
@@ -176,7 +180,37 @@ step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 { grep -m1 '^verdict' "$OUT/compare.log"; grep -m1 '^First divergence' "$OUT/compare.log"; } \
   | sed 's/^/  /' | tee -a "$S"
 
-# 4. Where the time goes: per-kernel durations of 2 decode steps alone (the run opens the
+# 4. The yardstick of the CUDA path's accuracy: the same prompt and decode tokens through
+# transformers' Qwen3 in bf16 (sdpa) on this GPU (layerdiff.hf, the python/ package). Its report
+# against the reference is the baseline of the regression gate, factor 1, for the CUDA path's:
+# scripts/gate_ratios.py sums up the ratios ours/transformers' rel_l2, and fails the step when
+# their median is over 1 or the CUDA path disagrees on NaN/Inf where transformers does not.
+# shellcheck disable=SC2317  # run by timeout through bash -c
+hf_28() {
+  set -e
+  for f in ref cuda; do
+    [[ -s $tmp/$f.jsonl ]] || { echo "gpu_check: step 3 wrote no $f.jsonl"; exit 3; }
+  done
+  LD_LIBRARY_PATH=$PY_LD_PATH PYTHONPATH=$SRC/python${PYTHONPATH:+:$PYTHONPATH} \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 \
+    python3 -m layerdiff.hf "$Q" \
+    --follow "$tmp/ref.jsonl" --probes "$tmp/hf.jsonl" --dtype bf16 --device cuda --attn sdpa \
+    --payload full
+  "$L" compare "$tmp/ref.jsonl" "$tmp/hf.jsonl" --json "$tmp/hf.json" --fail-on none
+  "$L" compare "$tmp/ref.jsonl" "$tmp/cuda.jsonl" --baseline "$tmp/hf.json" --regress-factor 1 \
+    --regress-slack 0 --fail-on none --json "$tmp/gate.json" --quiet
+  python3 "$SRC/scripts/gate_ratios.py" "$tmp/gate.json" --label "cuda/transformers"
+}
+export -f hf_28
+export SRC PY_LD_PATH
+timeout 90 bash -c hf_28 >"$OUT/hf.log" 2>&1
+rc=$?
+step "qwen3-0.6b transformers bf16 (sdpa) vs the reference, and cuda's error against it" $rc
+{ grep -m1 '^verdict' "$OUT/hf.log" | sed 's/^/transformers against the reference: /'
+  grep -A1 '^cuda/transformers' "$OUT/hf.log"; } | sed 's/^/  /' | tee -a "$S"
+[[ $rc -eq 0 ]] || grep -v '^Loading' "$OUT/hf.log" | tail -3 | sed 's/^/  | /' | tee -a "$S"
+
+# 5. Where the time goes: per-kernel durations of 2 decode steps alone (the run opens the
 # profiler's range around them; the 16-token prefill before runs unprofiled), then of a 512-token
 # prefill alone; -c covers every launch of each (counted on the emulation: docs/cuda.md,
 # gpu_check). ncu prints its results only when the run ends, so each run is kept well inside its
