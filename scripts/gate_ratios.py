@@ -12,9 +12,11 @@ reference than transformers'.
 Prints, over the judged probes (those both sides compared), the median, the 90th percentile and
 the largest of new/old (linear interpolation between order statistics, as numpy's default), where
 the largest is, how many probes are over 1, and the probes where new NaN/Inf disagreements with
-the reference appear. Exit 0 when the median is at most M (default 1) and no probe has more
-NaN/Inf disagreements than in the baseline; 1 otherwise, or when no probe was judged (a judge
-that cannot judge fails); 2 on bad usage or a file that is not such a report, naming it.
+the reference appear. A probe whose ratio is NaN (an error is NaN) is counted apart; where only
+the candidate's error is NaN the gate calls it regressed, and so does this. Exit 0 when the
+median is at most M (default 1) and no probe regressed that way or has more NaN/Inf
+disagreements than in the baseline; 1 otherwise, or when no probe has a ratio (a judge that
+cannot judge fails); 2 on bad usage or a file that is not such a report, naming it.
 Standard library only: it runs where scripts/gpu_check.sh does.
 """
 import argparse
@@ -52,8 +54,8 @@ def quantile(sorted_values, q):
 
 
 def read(path):
-    """[(key, ratio, more NaN/Inf disagreements than the baseline)] of the judged probes, and
-    the number of unjudged ones."""
+    """[(key, ratio, status, more NaN/Inf disagreements than the baseline)] of the judged probes
+    (ratio NaN where an error is NaN: no ratio), and the number of unjudged ones."""
     try:
         with open(path, encoding="utf-8") as f:
             report = json.load(f)
@@ -77,11 +79,9 @@ def read(path):
             raise Unreadable(f"baseline.probes[{i}] ({p['key']}): status {status!r}")
         what = f"baseline.probes[{i}] ({p['key']})"
         r = number(p.get("ratio"), what + ".ratio")
-        if math.isnan(r):
-            raise Unreadable(f"{what}.ratio is NaN")
         grew = number(p.get("new_nonfinite"), what + ".new_nonfinite") > \
             number(p.get("old_nonfinite"), what + ".old_nonfinite")
-        judged.append((p["key"], r, grew))
+        judged.append((p["key"], r, status, grew))
     return judged, unjudged
 
 
@@ -103,24 +103,34 @@ def main(argv=None):
     except Unreadable as e:
         print(f"gate_ratios.py: {a.report}: {e}", file=sys.stderr)
         return 2
-    if not judged:
-        print(f"{a.label}: no probe judged ({unjudged} unjudged): nothing to compare")
+    rated = [j for j in judged if not math.isnan(j[1])]
+    unrated = len(judged) - len(rated)
+    if not rated:
+        print(f"{a.label}: no probe with a ratio ({unrated} judged without one, {unjudged} "
+              "unjudged): nothing to compare")
         return 1
-    ratios = sorted(r for _, r, _ in judged)
+    ratios = sorted(j[1] for j in rated)
     median, p90 = quantile(ratios, 0.5), quantile(ratios, 0.9)
-    worst = max(judged, key=lambda j: j[1])
+    worst = max(rated, key=lambda j: j[1])
     over = sum(r > 1 for r in ratios)
-    grew = [k for k, _, g in judged if g]
-    print(f"{a.label} rel_l2 over {len(judged)} probes: median {fmt(median)}, p90 {fmt(p90)}, "
+    print(f"{a.label} rel_l2 over {len(rated)} probes: median {fmt(median)}, p90 {fmt(p90)}, "
           f"max {fmt(worst[1])} at {worst[0]}; over 1 at {over} "
-          f"({100.0 * over / len(judged):.1f} %)" +
+          f"({100.0 * over / len(rated):.1f} %)" +
+          (f"; {unrated} without a ratio (a NaN error)" if unrated else "") +
           (f"; {unjudged} unjudged" if unjudged else ""))
-    if grew:
-        print(f"  more NaN/Inf disagreements than the baseline at {len(grew)}: "
-              f"{', '.join(grew[:5])}{' ...' if len(grew) > 5 else ''}")
+    # The gate's own verdicts that no ratio shows: NaN/Inf disagreements the baseline did not
+    # have, and an error the candidate alone cannot measure (NaN rel_l2: regressed, no ratio).
+    bad = {"more NaN/Inf disagreements than the baseline":
+           [k for k, _, _, grew in judged if grew],
+           "a NaN error where the baseline's is a number":
+           [k for k, r, st, grew in judged if math.isnan(r) and st == "regressed" and not grew]}
+    for what, keys in bad.items():
+        if keys:
+            print(f"  {what} at {len(keys)}: {', '.join(keys[:5])}"
+                  f"{' ...' if len(keys) > 5 else ''}")
     if median > a.max_median:
         print(f"  the median is over {fmt(a.max_median)}")
-    return 0 if median <= a.max_median and not grew else 1
+    return 0 if median <= a.max_median and not any(bad.values()) else 1
 
 
 if __name__ == "__main__":

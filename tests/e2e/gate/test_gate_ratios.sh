@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # scripts/gate_ratios.py, which puts scripts/gpu_check.sh's "ours against transformers'" in a line:
 # the median, p90 and largest new/old against hand-computed ones on reports written here, its
-# verdicts (median over the limit, new NaN/Inf disagreements, nothing judged) and its refusals,
-# then a real --baseline report of runs of a generated model: the candidate against itself as the
-# baseline (every ratio 1) and an honest bf16 variant against another.
+# verdicts (median over the limit, new NaN/Inf disagreements, NaN errors, nothing with a ratio)
+# and its refusals, then a real --baseline report of runs of a generated model: the candidate
+# against itself as the baseline (every ratio 1) and an honest bf16 variant against another.
 set -uo pipefail
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -50,8 +50,19 @@ check "infinite ratios" 0 "median 0.7, p90 inf, max inf at S0.b; over 1 at 2 (40
 report "$tmp/nan.json" "$(probe S0.a improved 0.5)" "$(probe S0.L3.q_norm regressed 0.6 0 7)"
 check "new NaN/Inf disagreements fail" 1 \
   "more NaN/Inf disagreements than the baseline at 1: S0.L3.q_norm" "${R[@]}" "$tmp/nan.json"
-report "$tmp/none.json" "$(probe S0.a unjudged null)"
-check "nothing judged fails" 1 "no probe judged (1 unjudged)" "${R[@]}" "$tmp/none.json"
+# NaN ratios (an error is NaN): counted apart, outside the median; where the gate says regressed
+# (only the candidate's error is NaN) the run fails, where both are NaN (within) it does not.
+report "$tmp/nanr.json" "$(probe S0.a within 0.5)" "$(probe S0.b within '"NaN"')" \
+  "$(probe S0.c improved 0.7)"
+check "a NaN ratio, both errors NaN" 0 \
+  "over 2 probes: median 0.6, p90 0.68, max 0.7 at S0.c; over 1 at 0 (0.0 %); 1 without a ratio" \
+  "${R[@]}" "$tmp/nanr.json"
+report "$tmp/lost.json" "$(probe S0.a within 0.5)" "$(probe S0.L2.v_proj regressed '"NaN"')"
+check "a NaN error only the candidate has fails" 1 \
+  "a NaN error where the baseline's is a number at 1: S0.L2.v_proj" "${R[@]}" "$tmp/lost.json"
+report "$tmp/none.json" "$(probe S0.a unjudged null)" "$(probe S0.b within '"NaN"')"
+check "nothing with a ratio fails" 1 "no probe with a ratio (1 judged without one, 1 unjudged)" \
+  "${R[@]}" "$tmp/none.json"
 
 # Refusals, naming the file.
 echo '{"verdict":"pass","probes":[]}' >"$tmp/nogate.json"
@@ -88,18 +99,21 @@ fi
 check "a candidate against itself: every ratio 1" 0 \
   "rel_l2 over 284 probes: median 1, p90 1, max 1 at S" \
   "${R[@]}" "$tmp/self.json"
+check "  ... none over 1" 0 "; over 1 at 0 (0.0 %)" "${R[@]}" "$tmp/self.json"
 "$LD_BIN" compare "$tmp/ref.jsonl" "$tmp/b.jsonl" --baseline "$tmp/a.json" --regress-factor 1 \
   --regress-slack 0 --fail-on none --json "$tmp/sr.json" --quiet
-check "  ... none over 1" 0 "; over 1 at 0 (0.0 %)" "${R[@]}" "$tmp/self.json"
 # Its figures, recomputed here from the report's own errors (new/old; 1 where both are 0).
 want=$("$LD_PYTHON" - "$tmp/sr.json" <<'PY'
 import json, sys
 ps = [p for p in json.load(open(sys.argv[1]))["baseline"]["probes"] if p["status"] != "unjudged"]
 r = sorted(p["new_rel_l2"] / p["old_rel_l2"] if p["old_rel_l2"] else
            1.0 if p["new_rel_l2"] == 0 else float("inf") for p in ps)
-median = (r[141] + r[142]) / 2
-print(int(median > 1), f"over {len(r)} probes: median {median:.3g}, p90 "
-      f"{r[254] + 0.7 * (r[255] - r[254]):.3g}, max {r[-1]:.3g}")
+def q(p):  # linear interpolation between the order statistics around p * (n - 1)
+    i, f = divmod(p * (len(r) - 1), 1)
+    i = int(i)
+    return r[i] + f * (r[min(i + 1, len(r) - 1)] - r[i])
+print(int(q(0.5) > 1), f"over {len(r)} probes: median {q(0.5):.3g}, p90 {q(0.9):.3g}, "
+      f"max {r[-1]:.3g}")
 PY
 )
 # stochastic rounding's error is the larger: the median is over 1 and the script says so (exit 1)

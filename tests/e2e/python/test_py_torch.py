@@ -48,7 +48,7 @@ runpy.run_module("layerdiff.hf", run_name="__main__")
 # transformers before 4.56 as layerdiff.hf sees it: its version, and from_pretrained taking the
 # compute dtype as torch_dtype only (dtype= reaches the model's constructor there and fails).
 OLD_TRANSFORMERS = """
-import sys, runpy, transformers
+import sys, runpy, torch, transformers
 orig = transformers.Qwen3ForCausalLM.from_pretrained
 # loading Qwen3 may put another module object in sys.modules: patch the one importers get
 tf = sys.modules["transformers"]
@@ -56,6 +56,9 @@ tf.__version__ = "4.55.4"
 def from_pretrained(*args, **kw):
     if "dtype" in kw:
         raise TypeError("Qwen3ForCausalLM.__init__() got an unexpected keyword argument 'dtype'")
+    # the checkpoint is bf16 and transformers 5 loads it as such without being told: say it
+    if kw.get("torch_dtype") is not torch.bfloat16:
+        sys.exit(f"torch_dtype is {kw.get('torch_dtype')!r}, not torch.bfloat16")
     return orig(*args, **kw)
 tf.Qwen3ForCausalLM.from_pretrained = from_pretrained
 sys.argv = ["layerdiff.hf"] + sys.argv[1:]
