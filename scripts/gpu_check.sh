@@ -80,8 +80,11 @@ S=$OUT/summary.txt
 : >"$S"
 say() { echo "$*" | tee -a "$S"; }
 fail=0
-step() { # name rc
-  if [[ $2 -eq 0 ]]; then say "$1: ok"; else say "$1: FAILED (exit $2)"; fail=1; fi
+t0=$SECONDS
+mark() { t0=$SECONDS; } # a step starts: step() gives the seconds since
+step() { # name rc: the result and the step's seconds
+  local t="$((SECONDS - t0)) s"
+  if [[ $2 -eq 0 ]]; then say "$1: ok ($t)"; else say "$1: FAILED (exit $2, $t)"; fail=1; fi
 }
 
 say "gpu_check $(date -u +%FT%TZ) on $(hostname)"
@@ -98,6 +101,7 @@ probe_run() {
   # shellcheck disable=SC2069  # on purpose: stderr is the output, stdout (the tokens) goes away
   timeout 60 "$L" run --model "$tmp/tiny" --tokens 1,2 --decode 2 --backend cuda 2>&1 >/dev/null
 }
+mark
 probe=$(probe_run)
 rc=$?
 if [[ $rc -eq 2 && ( $probe == *"no usable CUDA device"* || $probe == *"built without CUDA"* ) ]]
@@ -125,7 +129,14 @@ fi
 # The 28-layer checkpoint for steps 2 to 6, written by the CPU while the GPU tests run: the one
 # bench_cuda would generate for itself (qwen3-0.6b, bf16, seed 1, in $LD_BENCH_CACHE).
 Q=$tmp/qwen3-0.6b-bf16-seed1
-timeout 120 "$L" gen-model "$Q" --preset qwen3-0.6b --seed 1 >"$tmp/gen.log" 2>&1 &
+gen_model() { # writes its own seconds: it ends while the tests run
+  timeout 120 "$L" gen-model "$Q" --preset qwen3-0.6b --seed 1 >"$tmp/gen.log" 2>&1
+  local rc=$?
+  echo $((SECONDS - t0)) >"$tmp/gen.seconds"
+  return $rc
+}
+mark
+gen_model &
 gen_pid=$!
 export LD_BENCH_CACHE=$tmp
 
@@ -133,6 +144,7 @@ export LD_BENCH_CACHE=$tmp
 # Each test at most 110 s (a slow sanitizer run shows as its own Timeout; the rest still report).
 # A build configured at other paths (built elsewhere and carried here) runs through a mirror of
 # ctest's files with today's paths (scripts/ctest_carried.sh); its first line says so.
+mark
 timeout 160 bash "$SRC/scripts/ctest_carried.sh" "$B" "$tmp/ctest" -L gpu --timeout 110 \
   --output-on-failure -j4 >"$OUT/ctest.log" 2>&1
 step "ctest -L gpu (incl. sanitize)" $?
@@ -152,10 +164,12 @@ done
 
 wait "$gen_pid"
 rc=$?
+t0=$((SECONDS - $(cat "$tmp/gen.seconds" 2>/dev/null || echo 0)))
 step "gen-model qwen3-0.6b (while the tests ran)" $rc
 [[ $rc -eq 0 ]] || tail -3 "$tmp/gen.log" | sed 's/^/  /' | tee -a "$S"
 
 # 2. Speed (bench_cuda prints each figure as it is measured: a timeout keeps those before it).
+mark
 timeout 40 "$BENCH" >"$OUT/bench.log" 2>&1
 step "bench_cuda" $?
 sed 's/^/  /' "$OUT/bench.log" | head -30 >>"$S"
@@ -174,6 +188,7 @@ compare_28() {
 export -f compare_28
 export L Q tmp
 # timeout ends the whole process group (bash and the layerdiff it runs).
+mark
 timeout 30 bash -c compare_28 >"$OUT/compare.log" 2>&1
 rc=$?
 step "qwen3-0.6b reference vs cuda (28 layers)" $rc
@@ -204,6 +219,7 @@ hf_28() {
 }
 export -f hf_28
 export SRC PY_LD_PATH
+mark
 timeout 60 bash -c hf_28 >"$OUT/hf.log" 2>&1
 rc=$?
 step "qwen3-0.6b transformers bf16 (sdpa) vs the reference, and cuda's error against it" $rc
@@ -236,6 +252,7 @@ if [[ -n $NCU ]]; then
   ncu=("$NCU" --csv --metrics gpu__time_duration.sum)
   steps=2 # the decode steps profiled: the table gives the kernel time per step
   dec=(run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode "$steps" --backend cuda --quiet)
+  mark
   LAYERDIFF_CUDA_PROFILE=decode timeout 45 "${ncu[@]}" --profile-from-start off -c 400 "$L" \
     "${dec[@]}" >"$OUT/ncu.log" 2>&1
   rc=$?
@@ -248,6 +265,7 @@ if [[ -n $NCU ]]; then
   fi
   step "ncu per-kernel summary, decode" $rc
   digest "$OUT/ncu.log" ${steps:+"$steps"}
+  mark
   timeout 25 "${ncu[@]}" -c 400 "$L" run --model "$Q" --tokens "$(seq -s, 7 7 3584)" \
     --backend cuda --quiet >"$OUT/ncu_prefill.log" 2>&1
   step "ncu per-kernel summary, prefill 512" $?
@@ -255,5 +273,6 @@ if [[ -n $NCU ]]; then
 else
   say "ncu: skipped (not on PATH, in /usr/local/cuda/bin or /opt/nvidia/nsight-compute)"
 fi
+say "total: $SECONDS s (the aim: under 300 s on an H200)"
 say "files: $(find "$OUT" -maxdepth 1 -type f -printf '%f ')"
 exit $fail
