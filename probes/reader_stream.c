@@ -275,7 +275,8 @@ ld_status ld_rd_finish_line(ld_reader *r, ld_error *err)
                            r->path, (unsigned long long)r->line, syn_len);
     memcpy(ps->syn, ps->pfx, ps->pfx_len);
     ps->syn[ps->pfx_len] = '"';
-    memcpy(ps->syn + ps->pfx_len + 1, ps->sfx, ps->sfx_len);
+    if (ps->sfx_len) /* a line that ends at the payload's closing quote has none (sfx NULL) */
+        memcpy(ps->syn + ps->pfx_len + 1, ps->sfx, ps->sfx_len);
     ld_json_error je;
     if (!ld_json_parse(&r->doc, ps->syn, syn_len, &je)) {
         /* offsets past the payload move by its characters' length in the line */

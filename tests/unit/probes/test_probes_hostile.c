@@ -173,6 +173,8 @@ static const struct {
     {"\"record\":\"probe\"", "\"record\":\"probe\",\"record\":\"probe\"", "duplicate member name \"record\""},
     {"\"tag\":\"q_norm\"", "\"tag\":\"q_n\xc3\x28rm\"", "invalid UTF-8 in a string"},
     {"\"tag\":\"q_norm\"", "\"tag\":\"q_n\x01rm\"", "raw control character in a string"},
+    /* the line ends at the payload's closing quote (order 0): no suffix at all */
+    {"}}", "", "object not closed"},
     {"\"tag\":\"q_norm\"", "\"tag\":\"q_\\udc00\"", "lone low surrogate"},
     {"\"tag\":\"q_norm\"", "\"tag\":\"q_\\q\"", "invalid escape sequence"},
     {"{\"record\"", "[{\"record\"", "array not closed"},
