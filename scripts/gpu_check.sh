@@ -130,12 +130,12 @@ fi
 # bench_cuda would generate for itself (qwen3-0.6b, bf16, seed 1, in $LD_BENCH_CACHE).
 Q=$tmp/qwen3-0.6b-bf16-seed1
 gen_model() { # writes its own seconds: it ends while the tests run
+  local s=$SECONDS
   timeout 120 "$L" gen-model "$Q" --preset qwen3-0.6b --seed 1 >"$tmp/gen.log" 2>&1
   local rc=$?
-  echo $((SECONDS - t0)) >"$tmp/gen.seconds"
+  echo $((SECONDS - s)) >"$tmp/gen.seconds"
   return $rc
 }
-mark
 gen_model &
 gen_pid=$!
 export LD_BENCH_CACHE=$tmp
