@@ -25,9 +25,10 @@ int ld_cmd_inspect(int argc, char **argv);
 int ld_cmd_extract(int argc, char **argv);
 int ld_cmd_calibrate(int argc, char **argv);
 int ld_cmd_isolate(int argc, char **argv);
-/* 'compare OLD NEW --exact' once its options are parsed (compare_exact.c). */
+/* 'compare OLD NEW --exact' once its options are parsed (compare_exact.c); max_line 0: the
+ * reader's default. */
 int ld_cli_compare_exact(const char *old_path, const char *new_path, const char *out_json,
-                         const char *out_md, bool quiet, const char *color);
+                         const char *out_md, size_t max_line, bool quiet, const char *color);
 
 /* getopt_long without getopt's own messages: on an unknown option or a missing argument prints
  * "layerdiff CMD: ..." (one line, with a pointer to --help) and returns '?'. */

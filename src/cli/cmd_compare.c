@@ -96,7 +96,8 @@ static void usage(FILE *out)
 "                          NEW.jsonl): compares every key's payload bytes (stats and head\n"
 "                          values when a payload is absent, which is said) and names the first\n"
 "                          key that changed. Exit 0 identical, 1 changed, 3 a stream cut short.\n"
-"                          Goes with --json, --md, --quiet and --color only\n"
+"                          Goes with --json, --md, --quiet, --color, --strict and --max-line\n"
+"                          only\n"
 "  --topk K                logits top-k agreement (1-64, default 5)\n"
 "  --max-line BYTES        refuse a line (record) longer than this: what a reader may buffer\n"
 "                          (default 1073741824, 1 GiB)\n"
@@ -129,6 +130,7 @@ typedef struct compare_args {
     ld_floor *floors[MAX_FLOORS];
     size_t n_floors;
     const char *color;
+    const char *not_exact; /* the first option given that --exact does not take, or NULL */
     bool brief, full, strict, quiet, exact, fail_on_given;
 } compare_args;
 
@@ -250,6 +252,13 @@ static int parse_option(compare_args *a, int c)
     return -1;
 }
 
+/* Whether --exact takes option c: it reads two streams and writes text, JSON or Markdown. */
+static bool exact_takes(int c)
+{
+    return c == 'j' || c == 'd' || c == 'q' || c == 'c' || c == OPT_STRICT || c == OPT_MAX_LINE ||
+           c == OPT_EXACT;
+}
+
 /* Parses argv into a; returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, compare_args *a)
 {
@@ -289,9 +298,13 @@ static int parse_args(int argc, char **argv, compare_args *a)
     };
     int c, rc;
     optind = 1;
-    while ((c = ld_cli_getopt(argc, argv, shortopts, longopts, "compare")) != -1)
+    while ((c = ld_cli_getopt(argc, argv, shortopts, longopts, "compare")) != -1) {
         if ((rc = parse_option(a, c)) >= 0)
             return rc;
+        for (const struct option *o = longopts; o->name && !a->not_exact; o++)
+            if (o->val == c && !exact_takes(c))
+                a->not_exact = o->name;
+    }
     if (argc - optind != 2)
         return ld_cli_usage_error("compare", "expected two streams, REF.jsonl CAND.jsonl (got %d; "
                                   "see 'layerdiff compare --help')", argc - optind);
@@ -381,21 +394,22 @@ static int compare_streams(compare_args *a)
 static int dispatch(compare_args *a, char **argv)
 {
     ld_compare_job *j = &a->job;
+    j->ref_path = argv[optind];
+    j->cand_path = argv[optind + 1];
     if (a->exact) {
-        if (j->policy_path || j->map_path || j->html_path || j->junit_path || a->n_allow ||
-            j->compare.allow_input_mismatch || a->fail_on_given || a->n_floors || j->model_dir ||
-            j->baseline_path || j->update_baseline || a->brief || a->full)
+        if (a->not_exact)
             return ld_cli_usage_error("compare", "--exact checks bit-exactness only: it goes with "
-                                      "--json, --md, --quiet and --color, not with tolerance, "
-                                      "baseline or report options of a numerical comparison");
-        return ld_cli_compare_exact(argv[optind], argv[optind + 1], j->json_path, j->md_path,
-                                    a->quiet, a->color);
+                                      "--json, --md, --quiet, --color, --strict and --max-line, "
+                                      "not with --%s", a->not_exact);
+        int rc = check_paths(a);
+        if (rc >= 0)
+            return rc;
+        return ld_cli_compare_exact(j->ref_path, j->cand_path, j->json_path, j->md_path,
+                                    j->compare.max_line, a->quiet, a->color);
     }
     if (j->update_baseline && !j->baseline_path)
         return ld_cli_usage_error("compare", "--update-baseline needs --baseline B.json (the file "
                                   "to write)");
-    j->ref_path = argv[optind];
-    j->cand_path = argv[optind + 1];
     return compare_streams(a);
 }
 

@@ -11,7 +11,7 @@
 #include "util.h"
 
 int ld_cli_compare_exact(const char *old_path, const char *new_path, const char *out_json,
-                         const char *out_md, bool quiet, const char *color)
+                         const char *out_md, size_t max_line, bool quiet, const char *color)
 {
     ld_error err;
     ld_error_clear(&err);
@@ -29,7 +29,8 @@ int ld_cli_compare_exact(const char *old_path, const char *new_path, const char 
                                        "file", out_md);
         return ld_cli_fail("compare", &err);
     }
-    if (ld_exact_run(old_path, new_path, 0, &r, &err) != LD_OK) return ld_cli_fail("compare", &err);
+    if (ld_exact_run(old_path, new_path, max_line, &r, &err) != LD_OK)
+        return ld_cli_fail("compare", &err);
     bool paint = !strcmp(color, "always") ||
                  (!strcmp(color, "auto") && isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR"));
     int rc = ld_exact_exit_code(r);

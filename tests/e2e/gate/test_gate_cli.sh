@@ -207,6 +207,12 @@ cmp_ "$tmp/ref.jsonl" "$tmp/ref_p.jsonl" --exact
 check_rc "--exact on different prompts: exit 2" 2 $rc "different inputs" "$tmp/err"
 cmp_ "$tmp/ref.jsonl" "$tmp/ref2.jsonl" --exact --baseline "$tmp/base.json"
 check_rc "--exact with --baseline: exit 2" 2 $rc "--exact checks bit-exactness only" "$tmp/err"
+cmp_ "$tmp/ref.jsonl" "$tmp/ref2.jsonl" --exact --topk 3
+check_rc "--exact with --topk (a numerical option): exit 2, named" 2 $rc "not with --topk" "$tmp/err"
+cmp_ "$tmp/ref.jsonl" "$tmp/ref.jsonl" --exact --strict
+check_rc "--exact --strict on one file given twice: exit 2" 2 $rc "are the same file" "$tmp/err"
+cmp_ "$tmp/ref.jsonl" "$tmp/ref2.jsonl" --exact --max-line 100
+check_rc "--exact --max-line 100: the limit holds, exit 2" 2 $rc "line longer than the 100-byte limit" "$tmp/err"
 cmp_ --help
 check_rc "--help describes the gate" 0 $rc "--regress-factor F" "$tmp/out"
 check_rc "  and --exact" 0 0 "--exact" "$tmp/out"
