@@ -229,35 +229,87 @@ static bool is_checkpoint_file(const char *name)
            ld_glob_match("model-*-of-*.safetensors", name);
 }
 
-/* Refuses (or, with force, deletes) the checkpoint files already in dir. */
-static ld_status clear_dir(const char *dir, bool force, ld_error *err)
+/* Refuses a dir that already holds checkpoint files (named, three at most). */
+static ld_status refuse_existing(const char *dir, ld_error *err)
 {
+    DIR *d = opendir(dir);
+    if (!d) return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", dir, strerror(errno));
+    struct dirent *e;
+    char found[256] = "";
+    size_t nfound = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_checkpoint_file(e->d_name)) continue;
+        if (++nfound <= 3)
+            snprintf(found + strlen(found), sizeof found - strlen(found), "%s%s",
+                     nfound > 1 ? ", " : "", e->d_name);
+    }
+    closedir(d);
+    if (nfound > 0)
+        return ld_error_set(err, LD_E_USAGE,
+                            "%s already holds a checkpoint (%s%s); use --force to replace it", dir,
+                            found, nfound > 3 ? ", ..." : "");
+    return LD_OK;
+}
+
+/* Moves the complete checkpoint written in stage (a directory inside dir) into dir: the old
+ * config.json goes first, so that dir is not taken for a checkpoint while files change; then the
+ * old checkpoint files the new one does not have (shards of another count, an index); then the new
+ * files, renamed over the old ones of the same name; config.json last. */
+static ld_status publish(const char *stage, const char *dir, ld_error *err)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    if (!ld_path_join(to, sizeof to, dir, "config.json"))
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+    if (unlink(to) != 0 && errno != ENOENT)
+        return ld_error_set(err, LD_E_IO, "%s: cannot delete: %s", to, strerror(errno));
     DIR *d = opendir(dir);
     if (!d) return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", dir, strerror(errno));
     ld_status st = LD_OK;
     struct dirent *e;
-    char found[256] = "";
-    size_t nfound = 0;
-    while ((e = readdir(d)) != NULL && st == LD_OK) {
+    while (st == LD_OK && (e = readdir(d)) != NULL) {
         if (!is_checkpoint_file(e->d_name)) continue;
-        nfound++;
-        if (!force) {
-            if (nfound <= 3)
-                snprintf(found + strlen(found), sizeof found - strlen(found), "%s%s",
-                         nfound > 1 ? ", " : "", e->d_name);
-            continue;
-        }
-        char path[PATH_MAX];
-        if (!ld_path_join(path, sizeof path, dir, e->d_name) || unlink(path) != 0)
-            st = ld_error_set(err, LD_E_IO, "%s/%s: cannot delete: %s", dir, e->d_name,
-                              strerror(errno));
+        if (!ld_path_join(from, sizeof from, stage, e->d_name) ||
+            !ld_path_join(to, sizeof to, dir, e->d_name))
+            st = ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+        else if (access(from, F_OK) != 0 && unlink(to) != 0 && errno != ENOENT)
+            st = ld_error_set(err, LD_E_IO, "%s: cannot delete: %s", to, strerror(errno));
     }
     closedir(d);
-    if (st == LD_OK && !force && nfound > 0)
-        st = ld_error_set(err, LD_E_USAGE,
-                          "%s already holds a checkpoint (%s%s); use --force to replace it", dir,
-                          found, nfound > 3 ? ", ..." : "");
-    return st;
+    if (st != LD_OK) return st;
+    if (!(d = opendir(stage)))
+        return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", stage, strerror(errno));
+    while (st == LD_OK && (e = readdir(d)) != NULL) {
+        if (!is_checkpoint_file(e->d_name) || !strcmp(e->d_name, "config.json")) continue;
+        if (!ld_path_join(from, sizeof from, stage, e->d_name) ||
+            !ld_path_join(to, sizeof to, dir, e->d_name))
+            st = ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+        else if (rename(from, to) != 0)
+            st = ld_error_set(err, LD_E_IO, "%s: cannot move into place: %s", to, strerror(errno));
+    }
+    closedir(d);
+    if (st != LD_OK) return st;
+    if (!ld_path_join(from, sizeof from, stage, "config.json") ||
+        !ld_path_join(to, sizeof to, dir, "config.json"))
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+    if (rename(from, to) != 0)
+        return ld_error_set(err, LD_E_IO, "%s: cannot move into place: %s", to, strerror(errno));
+    return LD_OK;
+}
+
+/* Deletes the staging directory and whatever is left in it (everything, after a failure). */
+static void remove_stage(const char *stage)
+{
+    DIR *d = opendir(stage);
+    if (d) {
+        struct dirent *e;
+        char path[PATH_MAX];
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+                ld_path_join(path, sizeof path, stage, e->d_name))
+                unlink(path);
+        closedir(d);
+    }
+    rmdir(stage);
 }
 
 static ld_status write_index(const char *dir, const gen_tensor *t, size_t n, int shards,
@@ -359,11 +411,25 @@ ld_status ld_gen_model(const char *dir, const ld_gen_options *opt, ld_error *err
     for (size_t i = 0; i < n; i++)
         total += t[i].nbytes;
 
+    /* Everything is written into a staging directory inside dir and moved into place only once
+     * complete: a run that fails (a full disk, a write error) leaves dir as it was, the old
+     * checkpoint of a --force included. */
+    char stage[PATH_MAX];
+    bool staged = false;
     st = ld_mkdir(dir, err);
-    if (st == LD_OK) st = clear_dir(dir, opt->force != 0, err);
+    if (st == LD_OK && !opt->force) st = refuse_existing(dir, err);
+    if (st == LD_OK) {
+        if (!ld_path_join(stage, sizeof stage, dir, ".gen-model-XXXXXX"))
+            st = ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
+        else if (!mkdtemp(stage))
+            st = ld_error_set(err, LD_E_IO, "%s: cannot create a staging directory: %s", dir,
+                              strerror(errno));
+        else
+            staged = true;
+    }
     for (int s = 0; s < opt->shards && st == LD_OK; s++)
-        st = write_shard(dir, t, n, s, opt->shards, opt->dtype, opt, &done, total, err);
-    if (st == LD_OK && opt->shards > 1) st = write_index(dir, t, n, opt->shards, err);
+        st = write_shard(stage, t, n, s, opt->shards, opt->dtype, opt, &done, total, err);
+    if (st == LD_OK && opt->shards > 1) st = write_index(stage, t, n, opt->shards, err);
     free(t);
     if (st == LD_OK) {
         char *json;
@@ -371,7 +437,7 @@ ld_status ld_gen_model(const char *dir, const ld_gen_options *opt, ld_error *err
         char path[PATH_MAX];
         st = ld_gen_tokenizer_json((int)cfg.vocab_size, &json, &len, err);
         if (st == LD_OK) {
-            st = ld_path_join(path, sizeof path, dir, "tokenizer.json")
+            st = ld_path_join(path, sizeof path, stage, "tokenizer.json")
                      ? ld_write_file(path, json, len, err)
                      : ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
             free(json);
@@ -383,11 +449,13 @@ ld_status ld_gen_model(const char *dir, const ld_gen_options *opt, ld_error *err
         char path[PATH_MAX];
         if (!json)
             st = ld_error_set(err, LD_E_NOMEM, "out of memory");
-        else if (!ld_path_join(path, sizeof path, dir, "config.json"))
+        else if (!ld_path_join(path, sizeof path, stage, "config.json"))
             st = ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
         else
             st = ld_write_file(path, json, strlen(json), err);
         free(json);
     }
+    if (st == LD_OK) st = publish(stage, dir, err);
+    if (staged) remove_stage(stage);
     return st;
 }

@@ -16,7 +16,7 @@ typedef struct ld_gen_options {
     int shards;         /* 1 = model.safetensors; >1 = index + N shards */
     void (*progress)(void *ctx, size_t done, size_t total); /* bytes of tensor data; may be NULL */
     void *progress_ctx;
-    int force;          /* 1: replace a checkpoint already in dir (its files are deleted first) */
+    int force;          /* 1: replace a checkpoint already in dir (once the new one is complete) */
 } ld_gen_options;
 
 /* The preset's config; LD_E_USAGE naming the valid presets when unknown. */
@@ -33,7 +33,10 @@ ld_status ld_gen_tokenizer_json(int vocab_size, char **json, size_t *len, ld_err
  * Same options: byte-identical files.
  * A dir that already holds config.json, tokenizer.json, model.safetensors,
  * model.safetensors.index.json or model-*-of-*.safetensors is refused (LD_E_USAGE) unless
- * opt->force, which deletes those first, so old and new shards never mix.
+ * opt->force, which replaces them: the new checkpoint is written into a staging directory inside
+ * dir (.gen-model-XXXXXX) and moved into place only once complete, the old files it does not
+ * have deleted then, so old and new shards never mix and a run that fails or is killed leaves the
+ * old checkpoint whole (a killed run leaves its staging directory behind).
  *
  * Values depend only on (seed, tensor name, element index), never on dtype or sharding:
  *   key      = mix64(seed + G) ^ fnv1a64(name)        G = 0x9e3779b97f4a7c15, mix64 = splitmix64's

@@ -37,5 +37,27 @@ if ls "$tmp/a" | grep -q "of-00002"; then
     echo "FAIL force: old shards left behind: $(ls "$tmp/a")"
     fails=$((fails + 1))
 fi
+# A --force run that dies halfway (killed by the file size limit while writing a shard) leaves the
+# old checkpoint whole: the new one is written aside and moved into place only when complete.
+cp -r "$tmp/a" "$tmp/a.orig"
+{ (ulimit -f 64; exec "$bin" gen-model "$tmp/a" --preset small --force) >/dev/null; rc=$?; } 2>/dev/null
+rm -rf "$tmp"/a/.gen-model-* # what the killed run had written aside
+if [[ $rc == 0 ]] || ! diff -r "$tmp/a" "$tmp/a.orig" >/dev/null; then
+    echo "FAIL force-killed: exit $rc, and the old checkpoint is no longer whole: $(ls "$tmp/a")"
+    fails=$((fails + 1))
+else
+    echo "ok   force-killed: exit $rc, the old checkpoint is whole"
+fi
+# ... and one that fails on its own (the size limit as an error, the signal ignored) leaves no
+# staging directory behind either.
+(trap '' XFSZ; ulimit -f 64; exec "$bin" gen-model "$tmp/a" --preset small --force) >"$tmp/out" 2>&1
+rc=$?
+if [[ $rc != 2 ]] || ! diff -r "$tmp/a" "$tmp/a.orig" >/dev/null || ! grep -q "write failed" "$tmp/out"; then
+    echo "FAIL force-failed: exit $rc (want 2, 'write failed'), or $tmp/a changed: $(ls -A "$tmp/a")"
+    head -n 3 "$tmp/out"
+    fails=$((fails + 1))
+else
+    echo "ok   force-failed: $(head -n 1 "$tmp/out")"
+fi
 echo "$fails failure(s)"
 [ "$fails" = 0 ]
