@@ -166,6 +166,26 @@ static int own_stdio_fd(const struct stat *st)
     return -1;
 }
 
+int ld_create_temp(const char *target, char *tmp, size_t size)
+{
+    /* O_EXCL creates a file that did not exist, and never follows a link: nothing already there
+     * (an input named like the temporary, a link planted in its place, a second output of the
+     * same command) is truncated or written through. A name taken is skipped. */
+    static unsigned serial;
+    for (int tries = 0; tries < 1000; tries++) {
+        unsigned n = __atomic_fetch_add(&serial, 1u, __ATOMIC_RELAXED);
+        int w = snprintf(tmp, size, "%s.%ld-%u.tmp", target, (long)getpid(), n);
+        if (w < 0 || (size_t)w >= size) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1; /* errno EEXIST */
+}
+
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err)
 {
     /* Written in place: the file this process's stdout or stderr is open on (/dev/stdout
@@ -198,12 +218,12 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
     if (lstat(path, &sl) == 0 && S_ISLNK(sl.st_mode) && realpath(path, real))
         target = real;
     char tmp[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", target) >= sizeof tmp)
-        return ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ld_create_temp(target, tmp, sizeof tmp);
     /* Messages name the file the user asked for, not the temporary beside it. */
     if (fd < 0)
-        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
+        return errno == ENAMETOOLONG
+                   ? ld_error_set(err, LD_E_USAGE, "%s: path too long", path)
+                   : ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
     if (!write_all(fd, data, len)) {
         int e = errno;
         close(fd);
@@ -223,8 +243,8 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
     return LD_OK;
 }
 
-ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *const *inputs,
-                              size_t n, ld_error *err)
+ld_status ld_refuse_overwrite(const char *output, const char *const *inputs, size_t n,
+                              ld_error *err)
 {
     /* Also what writing would only find out at the end, after all the work: no name, or a
      * directory where the file goes. */
@@ -233,23 +253,16 @@ ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *cons
         return ld_error_set(err, LD_E_USAGE, "an empty path: give the file to write");
     if (stat(output, &sd) == 0 && S_ISDIR(sd.st_mode))
         return ld_error_set(err, LD_E_USAGE, "%s is a directory, not a file to write", output);
-    char tmp[PATH_MAX];
-    const char *outs[2] = {output, NULL};
-    if (via_tmp && (size_t)snprintf(tmp, sizeof tmp, "%s.tmp", output) < sizeof tmp)
-        outs[1] = tmp;
-    for (size_t o = 0; o < 2; o++) {
-        struct stat so, si;
-        if (!outs[o] || stat(outs[o], &so) != 0)
-            continue; /* not there (yet): writing it overwrites nothing */
-        for (size_t i = 0; i < n; i++)
-            if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
-                si.st_ino == so.st_ino)
-                return ld_error_set(err, LD_E_USAGE,
-                                    "%s%s is the same file as the input %s: refusing to "
-                                    "overwrite an input",
-                                    outs[o], o ? " (written first, then renamed into place)" : "",
-                                    inputs[i]);
-    }
+    struct stat so, si;
+    if (stat(output, &so) != 0)
+        return LD_OK; /* not there (yet): writing it overwrites nothing */
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
+            si.st_ino == so.st_ino)
+            return ld_error_set(err, LD_E_USAGE,
+                                "%s is the same file as the input %s: refusing to overwrite an "
+                                "input",
+                                output, inputs[i]);
     return LD_OK;
 }
 
@@ -273,14 +286,44 @@ static bool resolve_parent(const char *path, char *dir, const char **base)
     return realpath(parent, dir) != NULL;
 }
 
+/* Where path leads once every symbolic link in its last component is followed, as text in out
+ * (size bytes): path itself when it is no link; a link's target taken relative to the link's
+ * directory. A dangling link leads to the file that writing through it would create. False on a
+ * loop or a name that does not fit. */
+static bool follow_links(const char *path, char *out, size_t size)
+{
+    char cur[PATH_MAX], target[PATH_MAX];
+    if ((size_t)snprintf(cur, sizeof cur, "%s", path) >= sizeof cur)
+        return false;
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat sl;
+        ssize_t n;
+        if (lstat(cur, &sl) != 0 || !S_ISLNK(sl.st_mode) ||
+            (n = readlink(cur, target, sizeof target - 1)) < 0)
+            return (size_t)snprintf(out, size, "%s", cur) < size;
+        target[n] = 0;
+        const char *slash = strrchr(cur, '/');
+        if (target[0] == '/' || !slash) {
+            memcpy(cur, target, (size_t)n + 1);
+        } else { /* relative to the link's directory: keep cur up to its last '/' */
+            size_t dl = (size_t)(slash - cur) + 1;
+            if (dl + (size_t)n >= sizeof cur)
+                return false;
+            memcpy(cur + dl, target, (size_t)n + 1);
+        }
+    }
+    return false;
+}
+
 bool ld_same_path(const char *a, const char *b)
 {
     struct stat sa, sb;
     if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    char da[PATH_MAX], db[PATH_MAX];
+    char fa[PATH_MAX], fb[PATH_MAX], da[PATH_MAX], db[PATH_MAX];
     const char *ba, *bb;
-    if (!resolve_parent(a, da, &ba) || !resolve_parent(b, db, &bb))
+    if (!follow_links(a, fa, sizeof fa) || !follow_links(b, fb, sizeof fb) ||
+        !resolve_parent(fa, da, &ba) || !resolve_parent(fb, db, &bb))
         return !strcmp(a, b);
     return !strcmp(da, db) && !strcmp(ba, bb);
 }

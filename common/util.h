@@ -34,17 +34,24 @@ ld_status ld_read_file(const char *path, size_t max_bytes, char **buf, size_t *l
  * than max_bytes is an LD_E_INPUT error naming `name`. The caller closes fd. */
 ld_status ld_read_stream(int fd, const char *name, size_t max_bytes, char **buf, size_t *len,
                          ld_error *err);
-/* Writes data to path atomically enough for our use: write to path.tmp, fsync, rename. A path
- * that is a device, FIFO or socket (/dev/stdout, a pipe) is written in place instead. */
+/* Creates and opens for writing a new file beside target, named TARGET.PID-N.tmp (N the first
+ * serial number whose name is free; O_EXCL, so no existing file or link is ever opened); its path
+ * goes to tmp (size bytes). Returns the descriptor, or -1 with errno set (ENAMETOOLONG when the
+ * name does not fit). The caller renames it over target, or unlinks it. */
+int ld_create_temp(const char *target, char *tmp, size_t size);
+/* Writes data to path atomically enough for our use: write to a new temporary beside it
+ * (ld_create_temp), fsync, rename. A path that is a device, FIFO or socket (/dev/stdout, a pipe)
+ * is written in place instead. */
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err);
-/* LD_E_USAGE naming both paths when output, or with via_tmp output.tmp (where ld_write_file writes
- * first), is the same existing file (device and inode, through links) as one of the n inputs (NULL
- * entries skipped); also LD_E_USAGE for an empty output or one that is a directory; LD_OK
- * otherwise. Writers call it before opening anything for writing. */
-ld_status ld_refuse_overwrite(const char *output, bool via_tmp, const char *const *inputs,
-                              size_t n, ld_error *err);
+/* LD_E_USAGE naming both paths when output is the same existing file (device and inode, through
+ * links) as one of the n inputs (NULL entries skipped); also LD_E_USAGE for an empty output or one
+ * that is a directory; LD_OK otherwise. Writers call it before opening anything for writing. (The
+ * temporary ld_write_file writes first is always a new file, so it never is an input.) */
+ld_status ld_refuse_overwrite(const char *output, const char *const *inputs, size_t n,
+                              ld_error *err);
 /* True when paths a and b name the same file, whether or not it exists yet: the same device and
- * inode when both exist, else the same resolved directory and the same last component. */
+ * inode when both exist, else the same resolved directory and the same last component once links
+ * are followed (a dangling link names the file writing through it would create). */
 bool ld_same_path(const char *a, const char *b);
 /* Joins dir and name with one '/' into out (size bytes); false when it does not fit. */
 bool ld_path_join(char *out, size_t size, const char *dir, const char *name);

@@ -725,8 +725,7 @@ void ld_model_close(ld_model *m)
     free(m);
 }
 
-ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool via_tmp,
-                                    ld_error *err)
+ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, ld_error *err)
 {
     if (!m)
         return LD_OK;
@@ -738,10 +737,10 @@ ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool 
         !ld_path_join(index_path, sizeof index_path, m->dir, index_name) ||
         !ld_path_join(tok_path, sizeof tok_path, m->dir, "tokenizer.json"))
         return ld_error_set(err, LD_E_USAGE, "%s: path too long", m->dir);
-    ld_status st = ld_refuse_overwrite(output, via_tmp, files, LD_ARRAY_LEN(files), err);
+    ld_status st = ld_refuse_overwrite(output, files, LD_ARRAY_LEN(files), err);
     for (size_t f = 0; st == LD_OK && f < m->n_files; f++) {
         const char *shard = ld_st_path(m->files[f]);
-        st = ld_refuse_overwrite(output, via_tmp, &shard, 1, err);
+        st = ld_refuse_overwrite(output, &shard, 1, err);
     }
     return st;
 }

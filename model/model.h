@@ -47,11 +47,9 @@ typedef struct ld_model {
 ld_status ld_model_open(ld_model **out, const char *dir, ld_error *err);
 void ld_model_close(ld_model *m);
 
-/* LD_E_USAGE when writing output (with via_tmp: through output.tmp, as ld_write_file does) would
- * overwrite one of the checkpoint's files: config.json, the index, a shard, tokenizer.json (see
- * ld_refuse_overwrite). A NULL m has no files. */
-ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, bool via_tmp,
-                                    ld_error *err);
+/* LD_E_USAGE when writing output would overwrite one of the checkpoint's files: config.json, the
+ * index, a shard, tokenizer.json (see ld_refuse_overwrite). A NULL m has no files. */
+ld_status ld_model_refuse_overwrite(const ld_model *m, const char *output, ld_error *err);
 
 /* LD_OK while no shard was truncated or rewritten in place since the model was opened; else
  * ld_st_check_unchanged's error naming the first that was. */

@@ -624,21 +624,18 @@ ld_status ld_st_write_ranges(const char *path, const ld_st_entry *entries, size_
     }
     char tmp[PATH_MAX];
     unsigned char *buf = NULL;
-    int fd = -1;
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        st = ld_error_set(err, LD_E_USAGE, "%s: path too long", path);
-        goto done;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ld_create_temp(path, tmp, sizeof tmp);
     if (fd < 0) {
-        st = ld_error_set(err, LD_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        st = errno == ENAMETOOLONG
+                 ? ld_error_set(err, LD_E_USAGE, "%s: path too long", path)
+                 : ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
         goto done;
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    st = write_all(fd, tmp, len8, 8, err);
-    if (st == LD_OK) st = write_all(fd, tmp, header, hlen, err);
+    st = write_all(fd, path, len8, 8, err);
+    if (st == LD_OK) st = write_all(fd, path, header, hlen, err);
     buf = malloc(chunk_bytes);
     if (st == LD_OK && !buf)
         st = ld_error_set(err, LD_E_NOMEM, "%s: cannot allocate a %zu-byte buffer", path,
@@ -647,13 +644,13 @@ ld_status ld_st_write_ranges(const char *path, const ld_st_entry *entries, size_
         for (size_t off = 0; off < sizes[i] && st == LD_OK; off += chunk_bytes) {
             size_t k = LD_MIN(chunk_bytes, sizes[i] - off);
             st = fill(ctx, i, off, buf, k, err);
-            if (st == LD_OK) st = write_all(fd, tmp, buf, k, err);
+            if (st == LD_OK) st = write_all(fd, path, buf, k, err);
         }
     }
     if (st == LD_OK && fsync(fd) != 0)
-        st = ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", tmp, strerror(errno));
+        st = ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", path, strerror(errno));
     if (close(fd) != 0 && st == LD_OK)
-        st = ld_error_set(err, LD_E_IO, "%s: cannot close: %s", tmp, strerror(errno));
+        st = ld_error_set(err, LD_E_IO, "%s: cannot close: %s", path, strerror(errno));
     fd = -1;
     if (st == LD_OK && rename(tmp, path) != 0)
         st = ld_error_set(err, LD_E_IO, "%s: cannot rename into place: %s", path, strerror(errno));

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "calibrate.h"
 #include "cli.h"
@@ -118,6 +119,12 @@ int ld_cmd_calibrate(int argc, char **argv)
     int rc = LD_EXIT_USAGE;
     double t0 = ld_seconds();
 
+    /* The prompt's file is an input too (the checkpoint's files are checked by ld_calibrate). */
+    if (prompt_file && strcmp(prompt_file, "-") &&
+        ld_refuse_overwrite(out_path, &prompt_file, 1, &err) != LD_OK) {
+        ld_error_prefix(&err, "-o");
+        goto fail;
+    }
     if (ld_prompt_read(model_dir, tokens_arg, prompt_arg, prompt_file, &prompt, &n_prompt, &text,
                        &text_len, &tok, &err) != LD_OK)
         goto fail;

@@ -130,7 +130,7 @@ int ld_cmd_extract(int argc, char **argv)
     ld_key key;
     if (ld_key_parse(key_text, &key, &err) != LD_OK)
         return ld_cli_fail("extract", &err);
-    if (ld_refuse_overwrite(out, true, &path, 1, &err) != LD_OK) {
+    if (ld_refuse_overwrite(out, &path, 1, &err) != LD_OK) {
         ld_error_prefix(&err, "--npy");
         return ld_cli_fail("extract", &err);
     }

@@ -381,10 +381,12 @@ int ld_cmd_run(int argc, char **argv)
 
     progress_state ps = {.on = !a.quiet && ld_cli_stderr_is_tty(), .quiet = a.quiet,
                          .start = ld_seconds()};
-    /* The streams the run reads, which its output must not overwrite (the checkpoint's files are
-     * checked by the pipeline). */
-    const char *inputs[2];
+    /* The files the run reads besides the checkpoint (whose files the pipeline checks), which its
+     * output must not overwrite: the streams, and the prompt's file (not standard input). */
+    const char *inputs[3];
     size_t n_inputs = 0;
+    if (a.prompt_file && strcmp(a.prompt_file, "-"))
+        inputs[n_inputs++] = a.prompt_file;
     if (a.follow_path)
         inputs[n_inputs++] = a.follow_path;
     if (a.feed_path)

@@ -19,7 +19,7 @@ int ld_cli_compare_exact(const char *old_path, const char *new_path, const char 
     const char *inputs[] = {old_path, new_path};
     const char *outputs[][2] = {{"--json", out_json}, {"--md", out_md}};
     for (size_t i = 0; i < LD_ARRAY_LEN(outputs); i++)
-        if (outputs[i][1] && ld_refuse_overwrite(outputs[i][1], true, inputs,
+        if (outputs[i][1] && ld_refuse_overwrite(outputs[i][1], inputs,
                                                  LD_ARRAY_LEN(inputs), &err) != LD_OK) {
             ld_error_prefix(&err, "%s", outputs[i][0]);
             return ld_cli_fail("compare", &err);

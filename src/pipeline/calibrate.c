@@ -91,7 +91,7 @@ ld_status ld_calibrate(const ld_calibrate_options *o, size_t *n_keys, ld_error *
     if (!err)
         err = &ignored;
     /* Refused before minutes of runs: the floor replaces its file whole (ld_write_file). */
-    if (ld_model_refuse_overwrite(o->model, o->output_path, true, err) != LD_OK)
+    if (ld_model_refuse_overwrite(o->model, o->output_path, err) != LD_OK)
         return ld_error_prefix(err, "-o");
     char dir[] = "/tmp/layerdiff-calibrate-XXXXXX";
     if (!mkdtemp(dir))

@@ -159,7 +159,7 @@ ld_status ld_isolate(const ld_isolate_job *j, ld_isolate_result *out, ld_error *
         if (snprintf(p, sizeof p, "%s/%s", j->work_dir, names[i]) >= (int)sizeof p)
             return ld_error_set(err, LD_E_USAGE, "%s: the work directory's path is too long",
                                 j->work_dir);
-        if (ld_refuse_overwrite(p, false, &j->ref_path, 1, err) != LD_OK)
+        if (ld_refuse_overwrite(p, &j->ref_path, 1, err) != LD_OK)
             return ld_error_prefix(err, "--work");
     }
     ld_isolate_result r = {.replay_local = NAN, .exact_rel_l2 = NAN, .plain_rel_l2 = NAN};

@@ -49,13 +49,13 @@ static ld_status refuse_overwrites(const ld_compare_job *j, const ld_model *mode
         const char *out = outputs[i].path;
         if (!out)
             continue;
-        ld_status st = ld_refuse_overwrite(out, true, inputs, LD_ARRAY_LEN(inputs), err);
+        ld_status st = ld_refuse_overwrite(out, inputs, LD_ARRAY_LEN(inputs), err);
         for (size_t f = 0; st == LD_OK && f < j->compare.n_floors; f++) {
             const char *floor = ld_floor_label(j->compare.floors[f]);
-            st = ld_refuse_overwrite(out, true, &floor, 1, err);
+            st = ld_refuse_overwrite(out, &floor, 1, err);
         }
         if (st == LD_OK)
-            st = ld_model_refuse_overwrite(model, out, true, err);
+            st = ld_model_refuse_overwrite(model, out, err);
         if (st != LD_OK)
             return ld_error_prefix(err, "%s", outputs[i].option);
         for (size_t k = 0; k < i; k++)

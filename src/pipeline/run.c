@@ -97,8 +97,8 @@ static ld_status open_sink(const ld_run_options *o, const ld_run_info *info, ld_
     const char *path = o->probes_path ? o->probes_path
                        : o->probes_from_env ? getenv("LAYERDIFF_PROBES") : NULL;
     if (path && *path &&
-        (ld_model_refuse_overwrite(o->model, path, false, err) != LD_OK ||
-         ld_refuse_overwrite(path, false, o->inputs, o->n_inputs, err) != LD_OK))
+        (ld_model_refuse_overwrite(o->model, path, err) != LD_OK ||
+         ld_refuse_overwrite(path, o->inputs, o->n_inputs, err) != LD_OK))
         return ld_error_prefix(err, "%s", o->probes_path ? "--probes" : "LAYERDIFF_PROBES");
     if (!o->probes_path) {
         if (!o->probes_from_env)

@@ -64,11 +64,48 @@ check compare-exact-md 2 "--md: c.jsonl $same c.jsonl" \
     "$bin" compare r.jsonl c.jsonl --exact --md c.jsonl
 check extract-npy 2 "--npy: r.jsonl $same r.jsonl" \
     "$bin" extract r.jsonl S0.L0.q_proj --npy r.jsonl
-# ld_write_file writes OUT.tmp first: that file must not be an input either.
+# An output's temporary is always a new file (O_EXCL): a file already named like one (here the
+# input itself, as OUT.tmp) is neither truncated nor followed, and the output is written.
 ln r.jsonl x.npy.tmp
-check extract-npy-tmp 2 "--npy: x.npy.tmp (written first, then renamed into place) $same r.jsonl" \
-    "$bin" extract r.jsonl S0.L0.q_proj --npy x.npy
-rm x.npy.tmp
+check extract-npy-tmp 0 "wrote x.npy" "$bin" extract r.jsonl S0.L0.q_proj --npy x.npy
+intact extract-npy-tmp r.jsonl r.orig
+rm x.npy.tmp x.npy
+# ... also through a link: the output a symlink to t.json, the input named t.json.tmp.
+echo old >t.json && ln -s t.json lt && cp c.jsonl t.json.tmp
+check compare-json-link-tmp 0 "" "$bin" compare r.jsonl t.json.tmp --json lt --quiet
+intact compare-json-link-tmp t.json.tmp c.jsonl
+[[ -L lt && $(head -c 28 t.json) == '{"format":"layerdiff-report"' ]] || {
+    echo "FAIL compare-json-link-tmp: lt was replaced or t.json does not hold the report"
+    fails=$((fails + 1))
+}
+# ... and a link planted where a temporary used to go is not written through.
+echo keep >k.txt && ln -s k.txt s.json.tmp
+check compare-json-planted-link 0 "" "$bin" compare r.jsonl c.jsonl --json s.json --quiet
+[[ $(cat k.txt) == keep && -s s.json ]] || {
+    echo "FAIL compare-json-planted-link: k.txt was written through s.json.tmp, or no s.json"
+    fails=$((fails + 1))
+}
+# Two reports of one run, one named like the other's old temporary: both are kept.
+check compare-json-md-tmp-name 0 "" "$bin" compare r.jsonl c.jsonl --json R.tmp --md R --quiet
+[[ $(head -c 1 R.tmp) == '{' && $(head -c 1 R) == '#' ]] || {
+    echo "FAIL compare-json-md-tmp-name: one report was lost (R.tmp must hold JSON, R Markdown)"
+    fails=$((fails + 1))
+}
+rm -f t.json lt t.json.tmp k.txt s.json.tmp s.json R.tmp R
+# The prompt's file is an input of run and calibrate.
+printf 'ab' >p.txt && cp p.txt p.orig && ln p.txt p-hard.txt
+check run-probes-prompt-file 2 "--probes: p-hard.txt $same p.txt" \
+    "$bin" run --model m --prompt-file p.txt --probes p-hard.txt --quiet
+check calibrate-out-prompt-file 2 "-o: ./p.txt $same p.txt" \
+    "$bin" calibrate --model m --prompt-file p.txt --dtype bf16 -o ./p.txt --quiet
+intact prompt-file p.txt p.orig
+rm -f p-hard.txt
+# Two reports on one file through a link whose target does not exist yet: refused, not one lost.
+ln -s r2.json lr2
+check compare-json-md-dangling-link 2 "--json and --md both name lr2" \
+    "$bin" compare r.jsonl c.jsonl --json r2.json --md lr2 --quiet
+[[ ! -e r2.json ]] || { echo "FAIL compare-json-md-dangling-link: r2.json written"; fails=$((fails + 1)); }
+rm -f lr2
 check calibrate-out 2 "-o: m/model.safetensors $same m/model.safetensors" \
     "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/model.safetensors --quiet
 # The checkpoint's tokenizer.json is an input too (prompts are encoded and tokens named by it),
@@ -142,7 +179,7 @@ check_rc compare-json-stdout 0 $?
 }
 ln -s /dev/null dn
 check extract-npy-devnull 0 "wrote dn" "$bin" extract r.jsonl S0.L0.q_proj --npy dn
-[[ -L dn && ! -e dn.tmp ]] || {
+[[ -L dn ]] && ! compgen -G 'dn*.tmp' >/dev/null || {
     echo "FAIL extract-npy-devnull: dn was replaced"
     fails=$((fails + 1))
 }
@@ -166,7 +203,7 @@ cp base.json base2.json
 ln -s base2.json blink.json
 check compare-baseline-link 0 "baseline blink.json updated" \
     "$bin" compare r.jsonl c.jsonl --baseline blink.json --update-baseline --brief
-[[ -L blink.json && -s base2.json && ! -e base2.json.tmp && ! -e blink.json.tmp ]] || {
+[[ -L blink.json && -s base2.json ]] && ! compgen -G '*.json.*.tmp' >/dev/null || {
     echo "FAIL compare-baseline-link: the link was replaced or a temporary was left"
     fails=$((fails + 1))
 }
