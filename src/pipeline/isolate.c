@@ -149,8 +149,35 @@ static ld_status fed_compare(const ld_isolate_job *j, const char *name, const ch
     return st != LD_OK ? st : ld_compare_run(j->ref_path, path, &j->compare, c, err);
 }
 
+/* What would fail only after a run had replaced the work directory's streams, checked before
+ * any: an empty work path (it would put them in /), a --key that does not parse, and a REF of
+ * another checkpoint (the fed runs refuse it). */
+static ld_status check_job(const ld_isolate_job *j, ld_error *err)
+{
+    if (!*j->work_dir)
+        return ld_error_set(err, LD_E_USAGE, "--work: an empty path: give the work directory");
+    ld_key key;
+    if (j->key && ld_key_parse(j->key, &key, err) != LD_OK)
+        return ld_error_prefix(err, "--key");
+    ld_reader *r;
+    ld_status st = ld_reader_open(&r, j->ref_path, NULL, err);
+    if (st != LD_OK)
+        return st;
+    const ld_header_info *h = ld_reader_header(r);
+    const ld_model *m = j->cand.model;
+    if (m && h->fingerprint[0] && strcmp(h->fingerprint, m->fingerprint))
+        st = ld_error_set(err, LD_E_INPUT,
+                          "%s is a stream of another model (fingerprint %s, this checkpoint's %s)",
+                          j->ref_path, h->fingerprint, m->fingerprint);
+    ld_reader_close(r);
+    return st;
+}
+
 ld_status ld_isolate(const ld_isolate_job *j, ld_isolate_result *out, ld_error *err)
 {
+    ld_status st0 = check_job(j, err);
+    if (st0 != LD_OK)
+        return st0;
     /* The work directory may hold the reference under one of our names: refused before the
      * first run rather than truncated, which left the runs comparing against what they wrote. */
     static const char *const names[] = {"plain.jsonl", "exact.jsonl", "fed.jsonl"};

@@ -133,6 +133,19 @@ intact isolate-work-symlink rk.jsonl r.orig
     echo "FAIL isolate-work-ref: a run was written"
     fails=$((fails + 1))
 }
+# What fails only after a run used to be found after the first one had replaced plain.jsonl: a
+# --key that does not parse, a REF of another checkpoint; an empty --work put the streams in /.
+mkdir wk2 && echo kept >wk2/plain.jsonl && "$bin" gen-model m2 --seed 2 >/dev/null
+check isolate-bad-key 2 "--key: bad probe key 'zz!!'" \
+    "$bin" isolate r.jsonl --model m --work wk2 --key 'zz!!' --inject qk_norm_skip@1
+check isolate-other-model 2 "r.jsonl is a stream of another model" \
+    "$bin" isolate r.jsonl --model m2 --work wk2 --inject qk_norm_skip@1
+[[ $(cat wk2/plain.jsonl) == kept ]] || {
+    echo "FAIL isolate-bad-key/other-model: wk2/plain.jsonl was replaced by a run"
+    fails=$((fails + 1))
+}
+check isolate-empty-work 2 "--work: an empty path" \
+    "$bin" isolate r.jsonl --model m --work "" --inject qk_norm_skip@1
 # Two reports naming one file (one would overwrite the other): refused before anything is written,
 # also through another spelling of the path and with --exact.
 check compare-two-reports 2 "--json and --md both name ./two.json: each report needs its own file" \
