@@ -110,9 +110,9 @@ def load_model(model_dir, dtype, device, attn):
         model, info = transformers.Qwen3ForCausalLM.from_pretrained(
             model_dir, attn_implementation=attn, output_loading_info=True,
             **{dtype_arg: tdtype})
-    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: tensors of other sizes
+    except Exception as e:  # OSError, RuntimeError (tensors of other sizes), SafetensorError...
         raise RunError(f"{model_dir}: transformers cannot load the checkpoint: "
-                       f"{str(e)[:2000]}") from e
+                       f"{type(e).__name__}: {str(e)[:2000]}") from e
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
     missing = [k for k in info.get("missing_keys", [])
                if not (tied and k == "lm_head.weight")]
@@ -122,7 +122,10 @@ def load_model(model_dir, dtype, device, attn):
                        f"(missing: {', '.join(sorted(missing)) or 'none'}; unexpected: "
                        f"{', '.join(sorted(unexpected)) or 'none'}): refusing to run with "
                        "randomly initialised weights")
-    return model.to(device).eval()
+    try:
+        return model.to(device).eval()
+    except (RuntimeError, ValueError) as e:  # e.g. out of device memory
+        raise RunError(f"--device {device}: cannot move the model there: {str(e)[:500]}") from e
 
 
 def run(model, tokens, decode_steps, decoded, cap):
@@ -161,6 +164,46 @@ def _same_file(a, b):
         return False
 
 
+# What transformers reads from a checkpoint directory: no output may be one of these.
+_CHECKPOINT_FILES = ("config.json", "generation_config.json", "tokenizer.json",
+                     "tokenizer_config.json")
+
+
+def check_output(path, follow, model_dir):
+    """Refuses, before the model loads, a --probes that would destroy an input (the followed
+    stream, a file of the checkpoint) or that cannot be written (a directory, a missing one)."""
+    if _same_file(path, follow):
+        raise RunError(f"--probes {path} is the followed stream --follow {follow}: writing it "
+                       "would destroy it")
+    try:
+        names = os.listdir(model_dir)
+    except OSError:
+        names = []  # model_info reports an unreadable checkpoint
+    for name in sorted(names):
+        if name in _CHECKPOINT_FILES or name.endswith((".safetensors", ".safetensors.index.json")):
+            if _same_file(path, os.path.join(model_dir, name)):
+                raise RunError(f"--probes {path} is the checkpoint's {name} "
+                               f"({os.path.join(model_dir, name)}): writing it would destroy it")
+    if os.path.isdir(path):
+        raise RunError(f"--probes {path} is a directory, not a file to write")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise RunError(f"--probes {path}: the directory {parent} does not exist")
+
+
+def check_device(torch, device):
+    """A torch device that exists here, or a RunError naming it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise RunError(f"--device {device}: not a torch device ({e})") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"--device {device}: torch sees no CUDA device here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RunError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA "
+                       "device(s)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python -m layerdiff.hf",
@@ -183,9 +226,7 @@ def main(argv=None):
     ap.add_argument("--encoding", choices=probes.ENCODINGS, help="payload encoding")
     args = ap.parse_args(argv)
     try:
-        if _same_file(args.probes, args.follow):
-            raise RunError(f"--probes {args.probes} is the followed stream --follow "
-                           f"{args.follow}: writing it would destroy it")
+        check_output(args.probes, args.follow, args.model_dir)
         tokens, steps, decoded, text = read_follow(args.follow)
         info = model_info(args.model_dir)
         try:
@@ -195,6 +236,7 @@ def main(argv=None):
             raise RunError(f"{e}: install the extras: pip install 'layerdiff[hf]' (or make "
                            "python-deps)") from e
         from . import torch as ldtorch
+        check_device(torch, args.device)
         model = load_model(args.model_dir, args.dtype, args.device, args.attn)
         backend = {"name": "transformers", "device": args.device, "compute_dtype": args.dtype,
                    "attn_implementation": args.attn, "transformers": transformers.__version__,

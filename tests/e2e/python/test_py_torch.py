@@ -225,6 +225,32 @@ def main():
         check(r.returncode == 2 and "is the followed stream" in r.stderr and
               open(ref, "rb").read() == before, f"--probes = --follow: exit {r.returncode}: "
               f"{r.stderr[-300:]}")
+        # ... and so would a --probes that is one of the checkpoint's files: refused before the
+        # model loads; so are an output directory that does not exist, a device that is not one,
+        # and a checkpoint transformers cannot read (each exit 2, a message, no traceback)
+        cfg_before = open(os.path.join(m, "config.json"), "rb").read()
+        trunc = os.path.join(d, "truncated")
+        shutil.copytree(m, trunc)
+        with open(os.path.join(trunc, "model.safetensors"), "r+b") as f:
+            f.truncate(100000)
+        for what, model_dir, extra, msg in (
+                ("config.json", m, ["--probes", os.path.join(m, "config.json")],
+                 "is the checkpoint's config.json"),
+                ("a shard", m, ["--probes", os.path.join(m, "model.safetensors")],
+                 "is the checkpoint's model.safetensors"),
+                ("missing dir", m, ["--probes", os.path.join(d, "nodir", "x.jsonl")],
+                 "does not exist"),
+                ("bad device", m, ["--probes", os.path.join(d, "x.jsonl"), "--device", "bogus"],
+                 "--device bogus: not a torch device"),
+                ("absent device", m, ["--probes", os.path.join(d, "x.jsonl"), "--device",
+                                      "cuda:99"], "--device cuda:99: torch sees"),
+                ("truncated", trunc, ["--probes", os.path.join(d, "x.jsonl")],
+                 "transformers cannot load the checkpoint")):
+            r = sh([VPY, "-m", "layerdiff.hf", model_dir, "--follow", ref] + extra)
+            check(r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr,
+                  f"hostile {what}: exit {r.returncode}: {r.stderr[-400:]}")
+        check(open(os.path.join(m, "config.json"), "rb").read() == cfg_before,
+              "--probes m/config.json changed the checkpoint's config.json")
         # no tokenizer is needed: the ids come from the followed stream
         notok = os.path.join(d, "no-tokenizer")
         shutil.copytree(m, notok)
