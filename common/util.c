@@ -246,13 +246,28 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
 ld_status ld_refuse_overwrite(const char *output, const char *const *inputs, size_t n,
                               ld_error *err)
 {
-    /* Also what writing would only find out at the end, after all the work: no name, or a
-     * directory where the file goes. */
+    /* Also what writing would only find out at the end, after all the work: no name, a
+     * directory where the file goes, or no directory for it to go in. */
     struct stat sd;
     if (!*output)
         return ld_error_set(err, LD_E_USAGE, "an empty path: give the file to write");
     if (stat(output, &sd) == 0 && S_ISDIR(sd.st_mode))
         return ld_error_set(err, LD_E_USAGE, "%s is a directory, not a file to write", output);
+    const char *slash = strrchr(output, '/');
+    if (slash && slash != output) {
+        char parent[PATH_MAX];
+        size_t len = (size_t)(slash - output);
+        if (len < sizeof parent) {
+            memcpy(parent, output, len);
+            parent[len] = 0;
+            if (stat(parent, &sd) != 0)
+                return ld_error_set(err, LD_E_USAGE, "%s: the directory %s %s", output, parent,
+                                    errno == ENOENT ? "does not exist" : strerror(errno));
+            if (!S_ISDIR(sd.st_mode))
+                return ld_error_set(err, LD_E_USAGE, "%s: %s is not a directory", output,
+                                    parent);
+        }
+    }
     struct stat so, si;
     if (stat(output, &so) != 0)
         return LD_OK; /* not there (yet): writing it overwrites nothing */

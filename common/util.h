@@ -44,8 +44,8 @@ int ld_create_temp(const char *target, char *tmp, size_t size);
  * is written in place instead. */
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err);
 /* LD_E_USAGE naming both paths when output is the same existing file (device and inode, through
- * links) as one of the n inputs (NULL entries skipped); also LD_E_USAGE for an empty output or one
- * that is a directory; LD_OK otherwise. Writers call it before opening anything for writing. (The
+ * links) as one of the n inputs (NULL entries skipped); also LD_E_USAGE for an empty output, one
+ * that is a directory, or one in a directory that does not exist; LD_OK otherwise. Writers call it before opening anything for writing. (The
  * temporary ld_write_file writes first is always a new file, so it never is an input.) */
 ld_status ld_refuse_overwrite(const char *output, const char *const *inputs, size_t n,
                               ld_error *err);

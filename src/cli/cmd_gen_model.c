@@ -145,6 +145,8 @@ int ld_cmd_gen_model(int argc, char **argv)
         return ld_cli_usage_error("gen-model", "unexpected argument '%s' (one DIR only)",
                                   argv[optind + 1]);
     const char *dir = argv[optind];
+    if (!*dir)
+        return ld_cli_usage_error("gen-model", "an empty DIR: give the directory to write");
     ld_config cfg;
     ld_error err = {0};
     if (ld_preset_config(opt.preset, &cfg, &err) != LD_OK) return ld_cli_fail("gen-model", &err);

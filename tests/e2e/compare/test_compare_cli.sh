@@ -159,9 +159,10 @@ stdout_has "holds no probe"
 grep -qE 'cut short|missing in cand' "$tmp/out.txt" &&
   { echo "FAIL: empty stream: cut short / missing rows"; cat "$tmp/out.txt"; fails=$((fails + 1)); }
 
-# an output that cannot be written is named as given, not by its temporary twin
+# an output that cannot be written is named as given, not by its temporary twin, and found before
+# the comparison runs
 expect 2 "$R" "$tmp/perturbed.jsonl" --html "$tmp/nonexistent-dir/r.html" --quiet
-stderr_has "$tmp/nonexistent-dir/r.html: cannot create"
+stderr_has "$tmp/nonexistent-dir/r.html: the directory $tmp/nonexistent-dir does not exist"
 grep -q 'r.html.tmp' "$tmp/err.txt" && { echo "FAIL: names r.html.tmp"; fails=$((fails + 1)); }
 
 # colour: only when asked (stdout is not a terminal here)

@@ -92,6 +92,9 @@ check compare-json-md-tmp-name 0 "" "$bin" compare r.jsonl c.jsonl --json R.tmp 
     fails=$((fails + 1))
 }
 rm -f t.json lt t.json.tmp k.txt s.json.tmp s.json R.tmp R
+# An output in a directory that does not exist is refused before the work (calibrate: minutes).
+check calibrate-out-no-dir 2 "-o: nodir/f.json: the directory nodir does not exist" \
+    "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o nodir/f.json --quiet
 # The prompt's file is an input of run and calibrate.
 printf 'ab' >p.txt && cp p.txt p.orig && ln p.txt p-hard.txt
 check run-probes-prompt-file 2 "--probes: p-hard.txt $same p.txt" \

@@ -22,6 +22,7 @@ check bad-shards 2 "--shards 'two': not an integer in [1, 99999]" "$bin" gen-mod
 check too-many-shards 2 "--shards 99: must be 1 to 46 for preset tiny" "$bin" gen-model "$tmp/x" --shards 99
 check tied-untied 2 "--tied and --untied exclude each other" "$bin" gen-model "$tmp/x" --tied --untied
 check two-dirs 2 "unexpected argument" "$bin" gen-model "$tmp/x" "$tmp/y"
+check empty-dir 2 "an empty DIR" "$bin" gen-model ""
 
 check gen-a 0 "preset small, f16, untied, seed 5, 2 files" "$bin" gen-model "$tmp/a" --preset small --dtype f16 --untied --seed 5 --shards 2
 check gen-b 0 "fingerprint" "$bin" gen-model "$tmp/b" --preset small --dtype f16 --untied --seed 5 --shards 2
