@@ -274,7 +274,7 @@ void ld_reader_close(ld_reader *r)
         free(r->filter[i]);
     ld_keyfilter_free(&r->filter_keys);
     free(r->tokens);
-    for (size_t i = 0; r->faults && i < r->header.n_faults; i++)
+    for (size_t i = 0; i < r->n_faults_cap; i++)
         free(r->faults[i]);
     free(r->faults);
     free(r->end_message);

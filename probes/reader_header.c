@@ -150,6 +150,7 @@ ld_status ld_rd_parse_header(ld_reader *r, const ld_json_node *root, ld_error *e
         return ld_rd_bad(&v,
                          "field \"created\" is not an ISO-8601 UTC time like 2026-01-31T12:00:00Z");
     r->faults = faults->count ? calloc(faults->count, sizeof *r->faults) : NULL;
+    r->n_faults_cap = r->faults ? faults->count : 0; /* freed by count: a bad entry ends the loop */
     size_t nf = 0;
     bool oom = faults->count && !r->faults;
     for (const ld_json_node *c = ld_json_first(&r->doc, faults); c; c = ld_json_next(&r->doc, c)) {

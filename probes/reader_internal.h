@@ -68,7 +68,8 @@ struct ld_reader {
     char *backend_json, *model_json, *input_json, *tool_json, *feed_json, *fingerprint, *created;
     int32_t *tokens;
     char *prompt_text;         /* header.input.text, NULL when absent */
-    char **faults;
+    char **faults;             /* n_faults_cap entries, NULL where none was copied (yet) */
+    size_t n_faults_cap;
     char *filter[3];           /* header.filter's tags, layers, steps ("" when absent) */
     ld_keyfilter filter_keys;  /* the same, parsed: the keys the stream may hold */
 
