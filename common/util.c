@@ -166,6 +166,35 @@ static int own_stdio_fd(const struct stat *st)
     return -1;
 }
 
+/* Where path leads once every symbolic link in its last component is followed, as text in out
+ * (size bytes): path itself when it is no link; a link's target taken relative to the link's
+ * directory. A dangling link leads to the file that writing through it would create. False on a
+ * loop or a name that does not fit. */
+static bool follow_links(const char *path, char *out, size_t size)
+{
+    char cur[PATH_MAX], target[PATH_MAX];
+    if ((size_t)snprintf(cur, sizeof cur, "%s", path) >= sizeof cur)
+        return false;
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat sl;
+        ssize_t n;
+        if (lstat(cur, &sl) != 0 || !S_ISLNK(sl.st_mode) ||
+            (n = readlink(cur, target, sizeof target - 1)) < 0)
+            return (size_t)snprintf(out, size, "%s", cur) < size;
+        target[n] = 0;
+        const char *slash = strrchr(cur, '/');
+        if (target[0] == '/' || !slash) {
+            memcpy(cur, target, (size_t)n + 1);
+        } else { /* relative to the link's directory: keep cur up to its last '/' */
+            size_t dl = (size_t)(slash - cur) + 1;
+            if (dl + (size_t)n >= sizeof cur)
+                return false;
+            memcpy(cur + dl, target, (size_t)n + 1);
+        }
+    }
+    return false;
+}
+
 int ld_create_temp(const char *target, char *tmp, size_t size)
 {
     /* O_EXCL creates a file that did not exist, and never follows a link: nothing already there
@@ -211,11 +240,13 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
                       : ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
         }
     }
-    /* A link to a regular file: the new file replaces its target, and the link stays. */
+    /* A link to a regular file: the new file replaces its target, and the link stays; a link whose
+     * target does not exist yet creates it (follow_links: the file ld_same_path takes it for). */
     char real[PATH_MAX];
     struct stat sl;
     const char *target = path;
-    if (lstat(path, &sl) == 0 && S_ISLNK(sl.st_mode) && realpath(path, real))
+    if (lstat(path, &sl) == 0 && S_ISLNK(sl.st_mode) &&
+        (realpath(path, real) || follow_links(path, real, sizeof real)))
         target = real;
     char tmp[PATH_MAX];
     int fd = ld_create_temp(target, tmp, sizeof tmp);
@@ -230,7 +261,13 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
         unlink(tmp);
         return ld_error_set(err, LD_E_IO, "%s: write failed: %s", path, strerror(e));
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) {
         int e = errno;
         unlink(tmp);
         return ld_error_set(err, LD_E_IO, "%s: cannot flush: %s", path, strerror(e));
@@ -299,35 +336,6 @@ static bool resolve_parent(const char *path, char *dir, const char **base)
         *base = slash + 1;
     }
     return realpath(parent, dir) != NULL;
-}
-
-/* Where path leads once every symbolic link in its last component is followed, as text in out
- * (size bytes): path itself when it is no link; a link's target taken relative to the link's
- * directory. A dangling link leads to the file that writing through it would create. False on a
- * loop or a name that does not fit. */
-static bool follow_links(const char *path, char *out, size_t size)
-{
-    char cur[PATH_MAX], target[PATH_MAX];
-    if ((size_t)snprintf(cur, sizeof cur, "%s", path) >= sizeof cur)
-        return false;
-    for (int hops = 0; hops < 40; hops++) {
-        struct stat sl;
-        ssize_t n;
-        if (lstat(cur, &sl) != 0 || !S_ISLNK(sl.st_mode) ||
-            (n = readlink(cur, target, sizeof target - 1)) < 0)
-            return (size_t)snprintf(out, size, "%s", cur) < size;
-        target[n] = 0;
-        const char *slash = strrchr(cur, '/');
-        if (target[0] == '/' || !slash) {
-            memcpy(cur, target, (size_t)n + 1);
-        } else { /* relative to the link's directory: keep cur up to its last '/' */
-            size_t dl = (size_t)(slash - cur) + 1;
-            if (dl + (size_t)n >= sizeof cur)
-                return false;
-            memcpy(cur + dl, target, (size_t)n + 1);
-        }
-    }
-    return false;
 }
 
 bool ld_same_path(const char *a, const char *b)

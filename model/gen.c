@@ -5,12 +5,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -229,87 +232,170 @@ static bool is_checkpoint_file(const char *name)
            ld_glob_match("model-*-of-*.safetensors", name);
 }
 
-/* Refuses a dir that already holds checkpoint files (named, three at most). */
-static ld_status refuse_existing(const char *dir, ld_error *err)
+/* Refuses a dir that already holds checkpoint files (named, three at most) unless force; with
+ * force, refuses one whose checkpoint name is taken by a directory, which nothing would replace. */
+static ld_status check_existing(const char *dir, bool force, ld_error *err)
 {
-    DIR *d = opendir(dir);
-    if (!d) return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", dir, strerror(errno));
-    struct dirent *e;
-    char found[256] = "";
-    size_t nfound = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (!is_checkpoint_file(e->d_name)) continue;
-        if (++nfound <= 3)
-            snprintf(found + strlen(found), sizeof found - strlen(found), "%s%s",
-                     nfound > 1 ? ", " : "", e->d_name);
-    }
-    closedir(d);
-    if (nfound > 0)
-        return ld_error_set(err, LD_E_USAGE,
-                            "%s already holds a checkpoint (%s%s); use --force to replace it", dir,
-                            found, nfound > 3 ? ", ..." : "");
-    return LD_OK;
-}
-
-/* Moves the complete checkpoint written in stage (a directory inside dir) into dir: the old
- * config.json goes first, so that dir is not taken for a checkpoint while files change; then the
- * old checkpoint files the new one does not have (shards of another count, an index); then the new
- * files, renamed over the old ones of the same name; config.json last. */
-static ld_status publish(const char *stage, const char *dir, ld_error *err)
-{
-    char from[PATH_MAX], to[PATH_MAX];
-    if (!ld_path_join(to, sizeof to, dir, "config.json"))
-        return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
-    if (unlink(to) != 0 && errno != ENOENT)
-        return ld_error_set(err, LD_E_IO, "%s: cannot delete: %s", to, strerror(errno));
     DIR *d = opendir(dir);
     if (!d) return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", dir, strerror(errno));
     ld_status st = LD_OK;
     struct dirent *e;
+    char found[256] = "", path[PATH_MAX];
+    size_t nfound = 0;
     while (st == LD_OK && (e = readdir(d)) != NULL) {
         if (!is_checkpoint_file(e->d_name)) continue;
-        if (!ld_path_join(from, sizeof from, stage, e->d_name) ||
-            !ld_path_join(to, sizeof to, dir, e->d_name))
-            st = ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
-        else if (access(from, F_OK) != 0 && unlink(to) != 0 && errno != ENOENT)
-            st = ld_error_set(err, LD_E_IO, "%s: cannot delete: %s", to, strerror(errno));
+        struct stat sb;
+        if (ld_path_join(path, sizeof path, dir, e->d_name) && lstat(path, &sb) == 0 &&
+            S_ISDIR(sb.st_mode))
+            st = ld_error_set(err, LD_E_USAGE, "%s is a directory where a checkpoint file goes",
+                              path);
+        else if (++nfound <= 3)
+            snprintf(found + strlen(found), sizeof found - strlen(found), "%s%s",
+                     nfound > 1 ? ", " : "", e->d_name);
     }
     closedir(d);
-    if (st != LD_OK) return st;
-    if (!(d = opendir(stage)))
-        return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", stage, strerror(errno));
-    while (st == LD_OK && (e = readdir(d)) != NULL) {
-        if (!is_checkpoint_file(e->d_name) || !strcmp(e->d_name, "config.json")) continue;
-        if (!ld_path_join(from, sizeof from, stage, e->d_name) ||
-            !ld_path_join(to, sizeof to, dir, e->d_name))
-            st = ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
-        else if (rename(from, to) != 0)
-            st = ld_error_set(err, LD_E_IO, "%s: cannot move into place: %s", to, strerror(errno));
+    if (st == LD_OK && !force && nfound > 0)
+        st = ld_error_set(err, LD_E_USAGE,
+                          "%s already holds a checkpoint (%s%s); use --force to replace it", dir,
+                          found, nfound > 3 ? ", ..." : "");
+    return st;
+}
+
+/* Names of the files one move_files call renamed, in order. */
+typedef struct name_list {
+    char **v;
+    size_t n, cap;
+} name_list;
+
+static bool name_push(name_list *l, const char *name)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v) return false;
+        l->v = v, l->cap = cap;
     }
-    closedir(d);
-    if (st != LD_OK) return st;
-    if (!ld_path_join(from, sizeof from, stage, "config.json") ||
-        !ld_path_join(to, sizeof to, dir, "config.json"))
-        return ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
-    if (rename(from, to) != 0)
-        return ld_error_set(err, LD_E_IO, "%s: cannot move into place: %s", to, strerror(errno));
+    if (!(l->v[l->n] = strdup(name))) return false;
+    l->n++;
+    return true;
+}
+
+static void name_free(name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+/* Renames the checkpoint files of from into to, config.json last when config_last, else first;
+ * each name moved goes to moved. Stops at the first failure. */
+static ld_status move_files(const char *from, const char *to, bool config_last, name_list *moved,
+                            ld_error *err)
+{
+    char src[PATH_MAX], dst[PATH_MAX];
+    for (int pass = 0; pass < 2; pass++) {
+        bool config_pass = (pass == 1) == config_last;
+        DIR *d = opendir(from);
+        if (!d) return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", from, strerror(errno));
+        ld_status st = LD_OK;
+        struct dirent *e;
+        while (st == LD_OK && (e = readdir(d)) != NULL) {
+            if (!is_checkpoint_file(e->d_name) ||
+                (strcmp(e->d_name, "config.json") == 0) != config_pass)
+                continue;
+            if (!ld_path_join(src, sizeof src, from, e->d_name) ||
+                !ld_path_join(dst, sizeof dst, to, e->d_name))
+                st = ld_error_set(err, LD_E_USAGE, "%s: path too long", to);
+            else if (rename(src, dst) != 0)
+                st = ld_error_set(err, LD_E_IO, "%s: cannot move to %s: %s", src, dst,
+                                  strerror(errno));
+            else if (!name_push(moved, e->d_name)) {
+                rename(dst, src); /* not listed, so not moved back: undone here */
+                st = ld_error_set(err, LD_E_NOMEM, "out of memory");
+            }
+        }
+        closedir(d);
+        if (st != LD_OK) return st;
+    }
     return LD_OK;
 }
 
-/* Deletes the staging directory and whatever is left in it (everything, after a failure). */
+/* Renames the names back from from into to, the last moved first (a rollback). False when one
+ * could not be. */
+static bool move_back(const char *from, const char *to, const name_list *names)
+{
+    char src[PATH_MAX], dst[PATH_MAX];
+    bool ok = true;
+    for (size_t i = names->n; i-- > 0;)
+        ok = ld_path_join(src, sizeof src, from, names->v[i]) &&
+             ld_path_join(dst, sizeof dst, to, names->v[i]) && rename(src, dst) == 0 && ok;
+    return ok;
+}
+
+/* Swaps the complete checkpoint in stage (a directory inside dir) for the one in dir, as one step
+ * as far as renames allow: the old files (config.json first, so that dir is never taken for a
+ * checkpoint while files change) move into stage/old, then the new ones into dir, config.json
+ * last. A failure puts everything back; only when that fails too is *keep_stage set, and the
+ * error says where the old files are. Signals that end the process are held off meanwhile (a few
+ * renames). */
+static ld_status publish(const char *stage, const char *dir, bool *keep_stage, ld_error *err)
+{
+    char old_dir[PATH_MAX];
+    if (!ld_path_join(old_dir, sizeof old_dir, stage, "old"))
+        return ld_error_set(err, LD_E_USAGE, "%s: path too long", stage);
+    if (mkdir(old_dir, 0700) != 0)
+        return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", old_dir, strerror(errno));
+    sigset_t hold, saved;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGINT);
+    sigaddset(&hold, SIGTERM);
+    sigaddset(&hold, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hold, &saved);
+    name_list old_names = {0}, new_names = {0};
+    ld_status st = move_files(dir, old_dir, false, &old_names, err);
+    if (st == LD_OK && (st = move_files(stage, dir, true, &new_names, err)) != LD_OK &&
+        !move_back(dir, stage, &new_names)) {
+        *keep_stage = true;
+        ld_error_prefix(err, "the new checkpoint is partly in %s", dir);
+    }
+    if (st != LD_OK && !move_back(old_dir, dir, &old_names)) {
+        *keep_stage = true;
+        ld_error_prefix(err, "the old checkpoint is in %s, not all of it moved back", old_dir);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    name_free(&old_names);
+    name_free(&new_names);
+    return st;
+}
+
+/* Messages name the files the user asked for: DIR/NAME, not the staging directory's copy. */
+static void name_final_paths(ld_error *err, const char *stage, const char *dir)
+{
+    char *at = strstr(err->msg, stage);
+    if (!at) return;
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%.*s%s%s", (int)(at - err->msg), err->msg, dir, at + strlen(stage));
+    memcpy(err->msg, msg, sizeof msg);
+}
+
+/* Deletes the staging directory and what is left in it (the old checkpoint after a swap, the new
+ * one after a failure), unless a failed rollback left the old checkpoint there. */
 static void remove_stage(const char *stage)
 {
-    DIR *d = opendir(stage);
-    if (d) {
+    char old_dir[PATH_MAX], path[PATH_MAX];
+    const char *dirs[] = {old_dir, stage};
+    if (!ld_path_join(old_dir, sizeof old_dir, stage, "old")) return;
+    for (size_t i = 0; i < 2; i++) {
+        DIR *d = opendir(dirs[i]);
+        if (!d) continue;
         struct dirent *e;
-        char path[PATH_MAX];
         while ((e = readdir(d)) != NULL)
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-                ld_path_join(path, sizeof path, stage, e->d_name))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "old") &&
+                ld_path_join(path, sizeof path, dirs[i], e->d_name))
                 unlink(path);
         closedir(d);
+        rmdir(dirs[i]);
     }
-    rmdir(stage);
 }
 
 static ld_status write_index(const char *dir, const gen_tensor *t, size_t n, int shards,
@@ -417,7 +503,7 @@ ld_status ld_gen_model(const char *dir, const ld_gen_options *opt, ld_error *err
     char stage[PATH_MAX];
     bool staged = false;
     st = ld_mkdir(dir, err);
-    if (st == LD_OK && !opt->force) st = refuse_existing(dir, err);
+    if (st == LD_OK) st = check_existing(dir, opt->force != 0, err);
     if (st == LD_OK) {
         if (!ld_path_join(stage, sizeof stage, dir, ".gen-model-XXXXXX"))
             st = ld_error_set(err, LD_E_USAGE, "%s: path too long", dir);
@@ -455,7 +541,9 @@ ld_status ld_gen_model(const char *dir, const ld_gen_options *opt, ld_error *err
             st = ld_write_file(path, json, strlen(json), err);
         free(json);
     }
-    if (st == LD_OK) st = publish(stage, dir, err);
-    if (staged) remove_stage(stage);
+    if (st != LD_OK && staged) name_final_paths(err, stage, dir);
+    bool keep_stage = false;
+    if (st == LD_OK) st = publish(stage, dir, &keep_stage, err);
+    if (staged && !keep_stage) remove_stage(stage);
     return st;
 }

@@ -34,9 +34,9 @@ ld_status ld_gen_tokenizer_json(int vocab_size, char **json, size_t *len, ld_err
  * A dir that already holds config.json, tokenizer.json, model.safetensors,
  * model.safetensors.index.json or model-*-of-*.safetensors is refused (LD_E_USAGE) unless
  * opt->force, which replaces them: the new checkpoint is written into a staging directory inside
- * dir (.gen-model-XXXXXX) and moved into place only once complete, the old files it does not
- * have deleted then, so old and new shards never mix and a run that fails or is killed leaves the
- * old checkpoint whole (a killed run leaves its staging directory behind).
+ * dir (.gen-model-XXXXXX) and swapped in by renames only once complete (a failed swap is undone),
+ * so old and new shards never mix and a run that fails or is killed leaves the old checkpoint
+ * whole (a killed run leaves its staging directory behind).
  *
  * Values depend only on (seed, tensor name, element index), never on dtype or sharding:
  *   key      = mix64(seed + G) ^ fnv1a64(name)        G = 0x9e3779b97f4a7c15, mix64 = splitmix64's

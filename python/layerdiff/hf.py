@@ -164,9 +164,12 @@ def _same_file(a, b):
         return False
 
 
-# What transformers reads from a checkpoint directory: no output may be one of these.
+# What transformers and tokenizers read from a checkpoint directory: no output may be one of these.
 _CHECKPOINT_FILES = ("config.json", "generation_config.json", "tokenizer.json",
-                     "tokenizer_config.json")
+                     "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
+                     "added_tokens.json", "chat_template.jinja")
+_CHECKPOINT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json",
+                        ".model", ".tiktoken")
 
 
 def check_output(path, follow, model_dir):
@@ -180,7 +183,7 @@ def check_output(path, follow, model_dir):
     except OSError:
         names = []  # model_info reports an unreadable checkpoint
     for name in sorted(names):
-        if name in _CHECKPOINT_FILES or name.endswith((".safetensors", ".safetensors.index.json")):
+        if name in _CHECKPOINT_FILES or name.endswith(_CHECKPOINT_SUFFIXES):
             if _same_file(path, os.path.join(model_dir, name)):
                 raise RunError(f"--probes {path} is the checkpoint's {name} "
                                f"({os.path.join(model_dir, name)}): writing it would destroy it")

@@ -108,7 +108,13 @@ ln -s r2.json lr2
 check compare-json-md-dangling-link 2 "--json and --md both name lr2" \
     "$bin" compare r.jsonl c.jsonl --json r2.json --md lr2 --quiet
 [[ ! -e r2.json ]] || { echo "FAIL compare-json-md-dangling-link: r2.json written"; fails=$((fails + 1)); }
-rm -f lr2
+# ... and one report through such a link creates the link's target; the link stays.
+check compare-json-dangling-link 0 "" "$bin" compare r.jsonl c.jsonl --json lr2 --quiet
+[[ -L lr2 && $(head -c 1 r2.json) == '{' ]] || {
+    echo "FAIL compare-json-dangling-link: lr2 was replaced, or r2.json does not hold the report"
+    fails=$((fails + 1))
+}
+rm -f lr2 r2.json
 check calibrate-out 2 "-o: m/model.safetensors $same m/model.safetensors" \
     "$bin" calibrate --model m --tokens 1,2 --dtype bf16 -o m/model.safetensors --quiet
 # The checkpoint's tokenizer.json is an input too (prompts are encoded and tokens named by it),

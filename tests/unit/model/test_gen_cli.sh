@@ -23,6 +23,9 @@ check too-many-shards 2 "--shards 99: must be 1 to 46 for preset tiny" "$bin" ge
 check tied-untied 2 "--tied and --untied exclude each other" "$bin" gen-model "$tmp/x" --tied --untied
 check two-dirs 2 "unexpected argument" "$bin" gen-model "$tmp/x" "$tmp/y"
 check empty-dir 2 "an empty DIR" "$bin" gen-model ""
+mkdir -p "$tmp/dd/tokenizer.json"
+check force-dir-in-the-way 2 "dd/tokenizer.json is a directory where a checkpoint file goes" \
+    "$bin" gen-model "$tmp/dd" --force
 
 check gen-a 0 "preset small, f16, untied, seed 5, 2 files" "$bin" gen-model "$tmp/a" --preset small --dtype f16 --untied --seed 5 --shards 2
 check gen-b 0 "fingerprint" "$bin" gen-model "$tmp/b" --preset small --dtype f16 --untied --seed 5 --shards 2
