@@ -288,36 +288,47 @@ static void name_free(name_list *l)
 }
 
 /* Renames the checkpoint files of from into to, config.json last when config_last, else first;
- * each name moved goes to moved. Stops at the first failure. */
+ * each name moved goes to moved. The names are listed before any moves (a directory is not
+ * changed while it is read). Stops at the first failure. */
 static ld_status move_files(const char *from, const char *to, bool config_last, name_list *moved,
                             ld_error *err)
 {
-    char src[PATH_MAX], dst[PATH_MAX];
-    for (int pass = 0; pass < 2; pass++) {
-        bool config_pass = (pass == 1) == config_last;
-        DIR *d = opendir(from);
-        if (!d) return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", from, strerror(errno));
-        ld_status st = LD_OK;
-        struct dirent *e;
-        while (st == LD_OK && (e = readdir(d)) != NULL) {
-            if (!is_checkpoint_file(e->d_name) ||
-                (strcmp(e->d_name, "config.json") == 0) != config_pass)
-                continue;
-            if (!ld_path_join(src, sizeof src, from, e->d_name) ||
-                !ld_path_join(dst, sizeof dst, to, e->d_name))
-                st = ld_error_set(err, LD_E_USAGE, "%s: path too long", to);
-            else if (rename(src, dst) != 0)
-                st = ld_error_set(err, LD_E_IO, "%s: cannot move to %s: %s", src, dst,
-                                  strerror(errno));
-            else if (!name_push(moved, e->d_name)) {
-                rename(dst, src); /* not listed, so not moved back: undone here */
-                st = ld_error_set(err, LD_E_NOMEM, "out of memory");
-            }
-        }
-        closedir(d);
-        if (st != LD_OK) return st;
+    name_list names = {0};
+    bool has_config = false, oom = false;
+    DIR *d = opendir(from);
+    if (!d) return ld_error_set(err, LD_E_IO, "%s: cannot list: %s", from, strerror(errno));
+    struct dirent *e;
+    while (!oom && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, "config.json"))
+            has_config = true;
+        else if (is_checkpoint_file(e->d_name))
+            oom = !name_push(&names, e->d_name);
     }
-    return LD_OK;
+    closedir(d);
+    if (!oom && has_config) {
+        oom = !name_push(&names, "config.json"); /* last */
+        if (!oom && !config_last) {              /* or first */
+            char *c = names.v[names.n - 1];
+            memmove(names.v + 1, names.v, (names.n - 1) * sizeof *names.v);
+            names.v[0] = c;
+        }
+    }
+    ld_status st = oom ? ld_error_set(err, LD_E_NOMEM, "out of memory") : LD_OK;
+    char src[PATH_MAX], dst[PATH_MAX];
+    for (size_t i = 0; st == LD_OK && i < names.n; i++) {
+        if (!ld_path_join(src, sizeof src, from, names.v[i]) ||
+            !ld_path_join(dst, sizeof dst, to, names.v[i]))
+            st = ld_error_set(err, LD_E_USAGE, "%s: path too long", to);
+        else if (rename(src, dst) != 0)
+            st = ld_error_set(err, LD_E_IO, "%s: cannot move to %s: %s", src, dst,
+                              strerror(errno));
+        else if (!name_push(moved, names.v[i])) {
+            rename(dst, src); /* not listed, so not moved back: undone here */
+            st = ld_error_set(err, LD_E_NOMEM, "out of memory");
+        }
+    }
+    name_free(&names);
+    return st;
 }
 
 /* Renames the names back from from into to, the last moved first (a rollback). False when one
