@@ -67,7 +67,8 @@ ld_status ld_st_write(const char *path, const ld_st_entry *entries, size_t n, ld
 /* The streaming form: fill is called for successive pieces of each tensor, at byte offsets that
  * are multiples of chunk_bytes (rounded down to a multiple of 8), so memory stays bounded however
  * large a tensor is. Entries are written in the order given, "__metadata__" {"format":"pt"}
- * first; the file appears under its name (written as path.tmp, then renamed) only when complete. */
+ * first; the file appears under its name (written to a new temporary beside it, ld_create_temp,
+ * then renamed) only when complete. */
 typedef ld_status (*ld_st_fill_range_fn)(void *ctx, size_t index, size_t offset, void *buf,
                                          size_t nbytes, ld_error *err);
 ld_status ld_st_write_ranges(const char *path, const ld_st_entry *entries, size_t n,
