@@ -167,8 +167,9 @@ static ld_status check_job(const ld_isolate_job *j, ld_error *err)
     const ld_model *m = j->cand.model;
     if (m && h->fingerprint[0] && strcmp(h->fingerprint, m->fingerprint))
         st = ld_error_set(err, LD_E_INPUT,
-                          "%s is a stream of another model (fingerprint %s, this checkpoint's %s)",
-                          j->ref_path, h->fingerprint, m->fingerprint);
+                          "--model: the checkpoint's weights (fingerprint %s) are not the ones "
+                          "the reference stream %s ran (%s)",
+                          m->fingerprint, j->ref_path, h->fingerprint);
     ld_reader_close(r);
     return st;
 }

@@ -91,7 +91,7 @@ def main():
             "the first op wrong on exact inputs is S0.L2.mlp_act" in p.stdout, p.stdout
         p = ld(["isolate", ref, "--model", m, "--emulate", "bf16"], 0)
         assert "No probe diverges" in p.stdout, p.stdout
-        ld(["isolate", ref, "--model", m2], 2, "are not the ones the reference stream ran")
+        ld(["isolate", ref, "--model", m2], 2, "are not the ones the reference stream")
         ld(["isolate", stats_ref(tmp, m), "--model", m, "--inject", "silu_as_gelu@2"], 2,
            "holds no payload")
         ld(["isolate", ref, "--model", m, "--key", "S0.L9.q_norm"], 2, "was not compared")
