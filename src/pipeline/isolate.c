@@ -150,8 +150,8 @@ static ld_status fed_compare(const ld_isolate_job *j, const char *name, const ch
 }
 
 /* What would fail only after a run had replaced the work directory's streams, checked before
- * any: an empty work path (it would put them in /), a --key that does not parse, and a REF of
- * another checkpoint (the fed runs refuse it). */
+ * any: an empty work path (it would put them in /), a --key that does not parse or that REF does
+ * not hold, and a REF of another checkpoint (the fed runs refuse it). */
 static ld_status check_job(const ld_isolate_job *j, ld_error *err)
 {
     if (!*j->work_dir)
@@ -160,7 +160,10 @@ static ld_status check_job(const ld_isolate_job *j, ld_error *err)
     if (j->key && ld_key_parse(j->key, &key, err) != LD_OK)
         return ld_error_prefix(err, "--key");
     ld_reader *r;
-    ld_status st = ld_reader_open(&r, j->ref_path, NULL, err);
+    ld_reader_options ro;
+    ld_reader_options_init(&ro);
+    ro.stream_data = true; /* payloads are checked as they go by, never held whole */
+    ld_status st = ld_reader_open(&r, j->ref_path, &ro, err);
     if (st != LD_OK)
         return st;
     const ld_header_info *h = ld_reader_header(r);
@@ -170,6 +173,17 @@ static ld_status check_job(const ld_isolate_job *j, ld_error *err)
                           "--model: the checkpoint's weights (fingerprint %s) are not the ones "
                           "the reference stream %s ran (%s)",
                           m->fingerprint, j->ref_path, h->fingerprint);
+    /* The key, looked for in REF: one read of it, against the three runs and comparisons that
+     * would otherwise come before finding it missing. */
+    const ld_probe *p = NULL;
+    while (st == LD_OK && j->key && (st = ld_reader_next(r, &p, err)) == LD_OK && p &&
+           !(p->step == key.step && p->layer == key.layer && !strcmp(p->tag, key.tag)))
+        ;
+    if (st == LD_OK && j->key && !p) {
+        char text[LD_TAG_NAME_MAX + 32];
+        st = ld_error_set(err, LD_E_USAGE, "--key %s: %s holds no such probe",
+                          ld_key_format(&key, text, sizeof text), j->ref_path);
+    }
     ld_reader_close(r);
     return st;
 }

@@ -147,10 +147,12 @@ intact isolate-work-symlink rk.jsonl r.orig
 mkdir wk2 && echo kept >wk2/plain.jsonl && "$bin" gen-model m2 --seed 2 >/dev/null
 check isolate-bad-key 2 "--key: bad probe key 'zz!!'" \
     "$bin" isolate r.jsonl --model m --work wk2 --key 'zz!!' --inject qk_norm_skip@1
+check isolate-absent-key 2 "--key S0.L99.mlp_act: r.jsonl holds no such probe" \
+    "$bin" isolate r.jsonl --model m --work wk2 --key S0.L99.mlp_act --inject qk_norm_skip@1
 check isolate-other-model 2 "are not the ones the reference stream r.jsonl ran" \
     "$bin" isolate r.jsonl --model m2 --work wk2 --inject qk_norm_skip@1
 [[ $(cat wk2/plain.jsonl) == kept ]] || {
-    echo "FAIL isolate-bad-key/other-model: wk2/plain.jsonl was replaced by a run"
+    echo "FAIL isolate-bad-key/absent-key/other-model: wk2/plain.jsonl was replaced by a run"
     fails=$((fails + 1))
 }
 check isolate-empty-work 2 "--work: an empty path" \

@@ -94,7 +94,7 @@ def main():
         ld(["isolate", ref, "--model", m2], 2, "are not the ones the reference stream")
         ld(["isolate", stats_ref(tmp, m), "--model", m, "--inject", "silu_as_gelu@2"], 2,
            "holds no payload")
-        ld(["isolate", ref, "--model", m, "--key", "S0.L9.q_norm"], 2, "was not compared")
+        ld(["isolate", ref, "--model", m, "--key", "S0.L9.q_norm"], 2, "holds no such probe")
 
         # Refusals.
         ld(["run", "--model", m2, "--tokens", PROMPT, "--feed", ref, "--quiet"], 2,
