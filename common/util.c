@@ -166,6 +166,21 @@ static int own_stdio_fd(const struct stat *st)
     return -1;
 }
 
+/* The directory path is in, as written (everything before the last '/'; "." without one, "/"
+ * for a file in the root) into parent (PATH_MAX bytes), and its last component; false when it
+ * does not fit. */
+static bool parent_dir(const char *path, char *parent, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    if (n >= PATH_MAX)
+        return false;
+    memcpy(parent, slash ? path : ".", slash ? n : 1);
+    parent[slash ? n : 1] = 0;
+    return true;
+}
+
 /* Where path leads once every symbolic link in its last component is followed, as text in out
  * (size bytes): path itself when it is no link; a link's target taken relative to the link's
  * directory. A dangling link leads to the file that writing through it would create. False on a
@@ -195,7 +210,8 @@ static bool follow_links(const char *path, char *out, size_t size)
     return false;
 }
 
-int ld_create_temp(const char *target, char *tmp, size_t size)
+ld_status ld_create_temp(const char *target, const char *name, char *tmp, size_t size, int *fd,
+                         ld_error *err)
 {
     /* O_EXCL creates a file that did not exist, and never follows a link: nothing already there
      * (an input named like the temporary, a link planted in its place, a second output of the
@@ -204,15 +220,16 @@ int ld_create_temp(const char *target, char *tmp, size_t size)
     for (int tries = 0; tries < 1000; tries++) {
         unsigned n = __atomic_fetch_add(&serial, 1u, __ATOMIC_RELAXED);
         int w = snprintf(tmp, size, "%s.%ld-%u.tmp", target, (long)getpid(), n);
-        if (w < 0 || (size_t)w >= size) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
+        if (w < 0 || (size_t)w >= size)
+            return ld_error_set(err, LD_E_USAGE, "%s: path too long", name);
+        *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (*fd >= 0)
+            return LD_OK;
+        if (errno != EEXIST)
+            break;
     }
-    return -1; /* errno EEXIST */
+    /* Messages name the file the user asked for, not the temporary beside it. */
+    return ld_error_set(err, LD_E_IO, "%s: cannot create: %s", name, strerror(errno));
 }
 
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err)
@@ -249,12 +266,10 @@ ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error
         (realpath(path, real) || follow_links(path, real, sizeof real)))
         target = real;
     char tmp[PATH_MAX];
-    int fd = ld_create_temp(target, tmp, sizeof tmp);
-    /* Messages name the file the user asked for, not the temporary beside it. */
-    if (fd < 0)
-        return errno == ENAMETOOLONG
-                   ? ld_error_set(err, LD_E_USAGE, "%s: path too long", path)
-                   : ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
+    int fd;
+    ld_status created = ld_create_temp(target, path, tmp, sizeof tmp, &fd, err);
+    if (created != LD_OK)
+        return created;
     if (!write_all(fd, data, len)) {
         int e = errno;
         close(fd);
@@ -290,20 +305,14 @@ ld_status ld_refuse_overwrite(const char *output, const char *const *inputs, siz
         return ld_error_set(err, LD_E_USAGE, "an empty path: give the file to write");
     if (stat(output, &sd) == 0 && S_ISDIR(sd.st_mode))
         return ld_error_set(err, LD_E_USAGE, "%s is a directory, not a file to write", output);
-    const char *slash = strrchr(output, '/');
-    if (slash && slash != output) {
-        char parent[PATH_MAX];
-        size_t len = (size_t)(slash - output);
-        if (len < sizeof parent) {
-            memcpy(parent, output, len);
-            parent[len] = 0;
-            if (stat(parent, &sd) != 0)
-                return ld_error_set(err, LD_E_USAGE, "%s: the directory %s %s", output, parent,
-                                    errno == ENOENT ? "does not exist" : strerror(errno));
-            if (!S_ISDIR(sd.st_mode))
-                return ld_error_set(err, LD_E_USAGE, "%s: %s is not a directory", output,
-                                    parent);
-        }
+    char parent[PATH_MAX];
+    const char *base;
+    if (parent_dir(output, parent, &base)) {
+        if (stat(parent, &sd) != 0)
+            return ld_error_set(err, LD_E_USAGE, "%s: the directory %s %s", output, parent,
+                                errno == ENOENT ? "does not exist" : strerror(errno));
+        if (!S_ISDIR(sd.st_mode))
+            return ld_error_set(err, LD_E_USAGE, "%s: %s is not a directory", output, parent);
     }
     struct stat so, si;
     if (stat(output, &so) != 0)
@@ -322,20 +331,8 @@ ld_status ld_refuse_overwrite(const char *output, const char *const *inputs, siz
  * component; false when the directory does not resolve or the result does not fit. */
 static bool resolve_parent(const char *path, char *dir, const char **base)
 {
-    const char *slash = strrchr(path, '/');
     char parent[PATH_MAX];
-    if (!slash) {
-        snprintf(parent, sizeof parent, ".");
-        *base = path;
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof parent)
-            return false;
-        memcpy(parent, path, n);
-        parent[n] = 0;
-        *base = slash + 1;
-    }
-    return realpath(parent, dir) != NULL;
+    return parent_dir(path, parent, base) && realpath(parent, dir) != NULL;
 }
 
 bool ld_same_path(const char *a, const char *b)

@@ -36,17 +36,20 @@ ld_status ld_read_stream(int fd, const char *name, size_t max_bytes, char **buf,
                          ld_error *err);
 /* Creates and opens for writing a new file beside target, named TARGET.PID-N.tmp (N the first
  * serial number whose name is free; O_EXCL, so no existing file or link is ever opened); its path
- * goes to tmp (size bytes). Returns the descriptor, or -1 with errno set (ENAMETOOLONG when the
- * name does not fit). The caller renames it over target, or unlinks it. */
-int ld_create_temp(const char *target, char *tmp, size_t size);
+ * goes to tmp (size bytes) and its descriptor to *fd. Errors name `name` (the file the user asked
+ * for): LD_E_USAGE when the path does not fit, else LD_E_IO. The caller renames the temporary
+ * over target, or unlinks it. */
+ld_status ld_create_temp(const char *target, const char *name, char *tmp, size_t size, int *fd,
+                         ld_error *err);
 /* Writes data to path atomically enough for our use: write to a new temporary beside it
  * (ld_create_temp), fsync, rename. A path that is a device, FIFO or socket (/dev/stdout, a pipe)
  * is written in place instead. */
 ld_status ld_write_file(const char *path, const void *data, size_t len, ld_error *err);
 /* LD_E_USAGE naming both paths when output is the same existing file (device and inode, through
  * links) as one of the n inputs (NULL entries skipped); also LD_E_USAGE for an empty output, one
- * that is a directory, or one in a directory that does not exist; LD_OK otherwise. Writers call it before opening anything for writing. (The
- * temporary ld_write_file writes first is always a new file, so it never is an input.) */
+ * that is a directory, or one in a directory that does not exist; LD_OK otherwise. Writers call
+ * it before opening anything for writing. (The temporary ld_write_file writes first is always a
+ * new file, so it never is an input.) */
 ld_status ld_refuse_overwrite(const char *output, const char *const *inputs, size_t n,
                               ld_error *err);
 /* True when paths a and b name the same file, whether or not it exists yet: the same device and

@@ -624,13 +624,10 @@ ld_status ld_st_write_ranges(const char *path, const ld_st_entry *entries, size_
     }
     char tmp[PATH_MAX];
     unsigned char *buf = NULL;
-    int fd = ld_create_temp(path, tmp, sizeof tmp);
-    if (fd < 0) {
-        st = errno == ENAMETOOLONG
-                 ? ld_error_set(err, LD_E_USAGE, "%s: path too long", path)
-                 : ld_error_set(err, LD_E_IO, "%s: cannot create: %s", path, strerror(errno));
+    int fd = -1;
+    st = ld_create_temp(path, path, tmp, sizeof tmp, &fd, err);
+    if (st != LD_OK)
         goto done;
-    }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
