@@ -305,13 +305,11 @@ static const tok_added *find_added(const ld_tokenizer *t, bool normalized, const
 static ld_status normalized_part(encoder *e, const char *s, size_t n)
 {
     if (n == 0) return LD_OK;
-    utf8proc_uint8_t *nfc = NULL;
+    char *nfc = NULL;
     if (e->t->nfc) {
-        utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &nfc,
-                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-        if (m < 0) return m == UTF8PROC_ERROR_NOMEM ? LD_E_NOMEM : LD_E_INTERNAL;
-        s = (const char *)nfc;
-        n = (size_t)m;
+        ld_status st = tok_nfc(s, n, &nfc, &n);
+        if (st != LD_OK) return st;
+        s = nfc;
     }
     ld_status st = LD_OK;
     size_t at = 0, mb, me;

@@ -701,14 +701,16 @@ static ld_status build(parsed *p, ld_tokenizer *t, const char *label, ld_error *
                                 a->id);
         t->special[a->id] = a->special;
         if (a->normalized && t->nfc) { /* matched against normalized text: normalize it too */
-            utf8proc_uint8_t *nfc = NULL;
-            utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)a->content,
-                                              (utf8proc_ssize_t)a->len, &nfc,
-                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-            if (n < 0) return ld_error_set(err, LD_E_NOMEM, "%s: out of memory", label);
+            char *nfc = NULL;
+            size_t n;
+            ld_status st = tok_nfc(a->content, a->len, &nfc, &n);
+            if (st == LD_E_NOMEM) return ld_error_set(err, st, "%s: out of memory", label);
+            if (st != LD_OK)
+                return ld_error_set(err, st, "%s: added token %d is not valid UTF-8", label,
+                                    a->id);
             free(a->content);
-            a->content = (char *)nfc;
-            a->len = (size_t)n;
+            a->content = nfc;
+            a->len = n;
         }
         if (!t->text[a->id]) { /* decoded as HF does: the content as matched (normalized) */
             t->text[a->id] = malloc(a->len + 1);

@@ -4,7 +4,9 @@ and ZWJ sequences, combining marks NFC changes, runs of white space, digits, con
 case, special tokens inside text), for tokenizer.json files the tokenizers library builds with
 Qwen2's normalizer and pre-tokenizer (merges written as pairs and as "a b" strings; added tokens
 special and not, normalized and not, with lstrip/rstrip) and for gen-model's tokenizer.json;
-with "qwen", for Qwen's real vocabulary (qwen_vocab.py: 151,643 tokens from the dashscope package).
+with "qwen", for Qwen's real vocabulary (qwen_vocab.py: 151,643 tokens from the dashscope package),
+then every assigned code point in context and 3,000 random texts. Without "qwen" it also checks
+tokenizer/tok_nfc.c's table (hf_nfc_gaps.py --check).
 
 usage: test_tok_hf.py VENV_PYTHON LD_TOK_SAMPLE [qwen]   (LD_BIN, LD_SRC; skips with 77 when
 VENV_PYTHON lacks tokenizers, or with qwen dashscope, unless LD_REQUIRE_TORCH=1, which CI sets:
@@ -97,6 +99,124 @@ def compare(name, path, corpus, cases_file):
           f"({sum(len(w[0]) for w in want)} ids)")
 
 
+def encode_both(path, texts, tmp):
+    """(C's ids, HF's ids) of each text, on the tokenizer.json at path."""
+    cases, corpus = os.path.join(tmp, "scan.cases"), os.path.join(tmp, "scan.json")
+    with open(cases, "wb") as fh:
+        for t in texts:
+            b = t.encode("utf-8")
+            fh.write(b"%d\n" % len(b) + b)
+    with open(corpus, "w") as fh:
+        json.dump(texts, fh)
+    r = subprocess.run([SAMPLE, path, cases], capture_output=True)
+    if r.returncode != 0:
+        sys.exit(f"FAIL: ld_tok_sample exit {r.returncode}: {r.stderr.decode()[-500:]}")
+    got = [[int(x) for x in line.split(b"\t")[0].split(b",") if x]
+           for line in r.stdout.splitlines()]
+    want = [json.loads(line)[0] for line in hf("encode", path, corpus).splitlines()]
+    if not len(got) == len(want) == len(texts):
+        sys.exit(f"FAIL: {len(got)} and {len(want)} results for {len(texts)} texts")
+    return got, want
+
+
+def every_code_point(path, tmp):
+    """Each assigned code point (Python's Unicode data or utf8proc's; no surrogates), in
+    one text that puts it after and before letters, digits, white space, combining marks of
+    classes 1, 220 and 230 and a contraction: C's ids against HF's. Those Python's Unicode data
+    does not know (assigned after it) may differ, for a reason docs/tokenizer.md gives: Debian's
+    Oniguruma classes letters by an older Unicode than the one inside tokenizers."""
+    import ctypes
+    import ctypes.util
+    import unicodedata
+    lib = ctypes.CDLL(ctypes.util.find_library("utf8proc") or "libutf8proc.so.2")
+    lib.utf8proc_category.argtypes = [ctypes.c_int32]
+    # planes 15 and 16 are private use alone: their first 512 code points stand for them
+    cps = [cp for cp in range(0x110000) if not 0xd800 <= cp <= 0xdfff and
+           (cp < 0xf0000 or cp & 0xffff < 512) and
+           (unicodedata.category(chr(cp)) != "Cn" or lib.utf8proc_category(cp) != 0)]
+    texts = [f"a{c}b {c}1{c}\u0323\u0301{c}'s{c} {c}\u0334a\u0301{c}\u0334\n{c}"
+             for c in map(chr, cps)]
+    got, want = encode_both(path, texts, tmp)
+    newer, wrong = 0, 0
+    for cp, t, g, w in zip(cps, texts, got, want):
+        if g == w:
+            continue
+        if unicodedata.category(chr(cp)) == "Cn":
+            newer += 1
+            continue
+        wrong += 1
+        if wrong <= 20:
+            check(False, f"U+{cp:04X} ({unicodedata.name(chr(cp), '?')}) in {t!r}: ids {g} != "
+                  f"HF {w}")
+    check(wrong == 0, f"every code point: {wrong} differ from HF")
+    print(f"every code point: {len(cps)} assigned, identical to HF but for {newer} of those "
+          f"Unicode {unicodedata.unidata_version} lacks")
+
+
+def random_texts(path, tmp, n=3000, seed=7):
+    """n texts made at random (a fixed seed) of the pieces tokenizers trip on: white space of
+    every kind, contractions, special tokens and pieces of them, stacked combining marks of any
+    class, digits of many scripts, case pairs, emoji sequences, Hangul jamo, code points of many
+    blocks. Code points Python's Unicode data lacks are left out (every_code_point has them)."""
+    import random
+    import unicodedata
+    rng = random.Random(seed)
+    ws = [" ", "\t", "\n", "\r", "\r\n", "\u00a0", "\u3000", "\u2028", "\u2029", "\u0085",
+          "\x0b", "\x0c", "\u2003", "\u200b", "\u1680", "\u202f", "\ufeff", "\x1c"]
+    bits = ["'s", "'T", "'re", "'VE", "'m", "'Ll", "'d", "\u2019s", "'", "''", "<|endoftext|>",
+            "<|im_start|>", "<|im_end|>", "<|im_", "|>", "<|", "hello", "The", "THE", "caf\u00e9",
+            "\u4f60\u597d", "\u0131", "\u0130", "\u017f", "\u1e9e", "\u00df", "\ufb01", "\u212a"]
+    marks = [0x300, 0x301, 0x308, 0x323, 0x327, 0x334, 0x345, 0x5b0, 0x64b, 0x93c, 0x94d, 0xe48,
+             0x1ac1, 0x1dfa, 0x302a, 0x3099, 0x10efd, 0x1e130, 0x16ff0, 0x11930, 0x11935]
+    blocks = [(0x20, 0x7e), (0x0, 0x1f), (0x7f, 0x24f), (0x370, 0x52f), (0x590, 0x8ff),
+              (0x900, 0xdff), (0xe00, 0xfff), (0x1100, 0x11ff), (0x1a00, 0x1fff),
+              (0x2000, 0x2bff), (0x2e80, 0x31ff), (0x3400, 0x4dbf), (0x4e00, 0x9fff),
+              (0xa000, 0xabff), (0xac00, 0xd7ff), (0xe000, 0xe0ff), (0xf900, 0xffff),
+              (0x10000, 0x11fff), (0x16800, 0x1bcff), (0x1d000, 0x1faff), (0x20000, 0x2fa1f),
+              (0xe0000, 0xe01ef)]
+    digits = ["09", "\u0660\u0669", "\u0966\u096f", "\uff10\uff19", "\u00b2\u00b3",
+              "\u2150\u215f", "\u2160\u2188", "\u2460\u249b", "\U0001d7ce\U0001d7ff"]
+
+    def cp(lo, hi):
+        while True:
+            c = rng.randint(lo, hi)
+            if not 0xd800 <= c <= 0xdfff and unicodedata.category(chr(c)) != "Cn":
+                return chr(c)
+
+    def piece():
+        k = rng.randrange(8)
+        if k == 0:
+            return rng.choice(ws) * rng.randint(1, 3)
+        if k == 1:
+            return rng.choice(bits)
+        if k == 2:
+            return rng.choice("aeiouAEInNsz\u03b1\u0430\u1100\u0915") + "".join(
+                chr(rng.choice(marks)) for _ in range(rng.randint(1, 4)))
+        if k == 3:
+            d = rng.choice(digits)
+            return "".join(cp(ord(d[0]), ord(d[-1])) for _ in range(rng.randint(1, 4)))
+        if k == 4:
+            return "".join(rng.choice("!?.,;:-_*#@$%^&()[]{}<>/\\|\"'`~+=")
+                           for _ in range(rng.randint(1, 4)))
+        if k == 5:
+            return cp(0x1f300, 0x1faff) + rng.choice(["", "\u200d" + cp(0x1f300, 0x1f9ff),
+                                                     "\ufe0f", cp(0x1f3fb, 0x1f3ff), "\u20e3"])
+        if k == 6:
+            return cp(0x1100, 0x1112) + cp(0x1161, 0x1175) + rng.choice(["", cp(0x11a8, 0x11c2)])
+        lo, hi = rng.choice(blocks)
+        return "".join(cp(lo, hi) for _ in range(rng.randint(1, 5)))
+
+    texts = ["".join(piece() for _ in range(rng.randint(1, 12))) for _ in range(n)]
+    got, want = encode_both(path, texts, tmp)
+    same = 0
+    for i, (t, g, w) in enumerate(zip(texts, got, want)):
+        if g != w and i - same < 20:
+            check(False, f"random text {t!r}: ids {g} != HF {w}")
+        same += g == w
+    check(same == n, f"random texts: {n - same} differ from HF")
+    print(f"random texts (seed {seed}): {same}/{n} identical to HF tokenizers")
+
+
 def need(what, code):
     try:
         have = subprocess.run([VPY, "-c", code], capture_output=True).returncode == 0
@@ -129,6 +249,14 @@ def main():
             if r.returncode == 0:
                 print(r.stdout.strip())
                 compare("Qwen's vocabulary (dashscope's qwen.tiktoken)", path, corpus, cases)
+                every_code_point(path, tmp)
+                random_texts(path, tmp)
+        if not QWEN:  # tokenizer/tok_nfc.c's table of what HF's NFC does not know
+            r = subprocess.run([VPY, os.path.join(os.path.dirname(__file__), "hf_nfc_gaps.py"),
+                                "--check", os.path.join(SRC, "tokenizer", "tok_nfc.c")],
+                               capture_output=True, text=True)
+            print(r.stdout.strip())
+            check(r.returncode == 0, f"hf_nfc_gaps.py: exit {r.returncode}: {r.stderr[-2000:]}")
         for vocab, merges in ((2000, "pairs"), (600, "strings")) if not QWEN else ():
             path = os.path.join(tmp, f"qwen2-{vocab}-{merges}.json")
             hf("build", path, CORPUS, str(vocab), merges)

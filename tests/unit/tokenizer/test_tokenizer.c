@@ -247,6 +247,42 @@ static void test_truncated_and_flipped(void **state)
     free(json);
 }
 
+/* decode(encode(text)) is want: the text as the NFC normalizer left it. */
+static void expect_normal(const ld_tokenizer *t, const char *text, const char *want)
+{
+    int32_t *ids;
+    size_t nids, dlen;
+    char *dec;
+    ld_error err;
+    assert_int_equal(ld_tokenizer_encode(t, text, strlen(text), &ids, &nids, &err), LD_OK);
+    assert_int_equal(ld_tokenizer_decode(t, ids, nids, &dec, &dlen, &err), LD_OK);
+    if (dlen != strlen(want) || memcmp(dec, want, dlen) != 0)
+        fail_msg("\"%s\" normalized to \"%.*s\", want \"%s\"", text, (int)dlen, dec, want);
+    free(ids);
+    free(dec);
+}
+
+/* NFC as HF tokenizers computes it (Unicode 9.0's tables): a mark assigned later is a starter
+ * that composes with nothing, so it is neither reordered nor passed over. Worked out by hand from
+ * the combining classes: U+0300 and U+0301 230, U+0323 220, U+1DFA 218 (Unicode 14). */
+static void test_nfc_as_hf(void **state)
+{
+    (void)state;
+    ld_tokenizer *t = load("BPE", NULL, false, LD_OK, NULL);
+    expect_normal(t, "a\xcc\x81", "\xc3\xa1");                 /* a U+0301: U+00E1 */
+    expect_normal(t, "\xcc\x81\xcc\xa3", "\xcc\xa3\xcc\x81");     /* 230, 220: reordered */
+    /* a U+1DFA U+0301: U+1DFA stands between (utf8proc: U+00E1 U+1DFA) */
+    expect_normal(t, "a\xe1\xb7\xba\xcc\x81", "a\xe1\xb7\xba\xcc\x81");
+    /* U+0300 U+1DFA: kept in order (utf8proc: U+1DFA U+0300) */
+    expect_normal(t, "\xcc\x80\xe1\xb7\xba", "\xcc\x80\xe1\xb7\xba");
+    /* a U+0323 U+1DFA U+0301 U+0323: a U+0323 is U+1EA1; after U+1DFA the marks are reordered */
+    expect_normal(t, "a\xcc\xa3\xe1\xb7\xba\xcc\x81\xcc\xa3",
+                  "\xe1\xba\xa1\xe1\xb7\xba\xcc\xa3\xcc\x81");
+    /* U+11935 U+11930 stay apart (utf8proc composes them to U+11938, Unicode 13) */
+    expect_normal(t, "\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0", "\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0");
+    ld_tokenizer_free(t);
+}
+
 /* decode(encode(text)) is the NFC form of text, for random text over letters, digits, white
  * space, CJK, combining marks, emoji with ZWJ and variation selectors, apostrophes and pieces of
  * the special token. */
@@ -298,6 +334,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_by_hand),
+        cmocka_unit_test(test_nfc_as_hf),
         cmocka_unit_test(test_bad_text_and_decode),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_hostile),
