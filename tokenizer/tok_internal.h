@@ -53,8 +53,10 @@ uint64_t tok_hash(const char *s, size_t n);
 int32_t tok_vocab_find(const ld_tokenizer *t, const char *s, size_t n);
 /* The merge of (left, right), NULL when none. */
 const tok_merge *tok_merge_find(const ld_tokenizer *t, int32_t left, int32_t right);
-/* NFC of the valid UTF-8 s[0..n) as HF tokenizers computes it (tok_nfc.c): *out is the caller's
+/* NFC of the valid UTF-8 s[0..n) as HF tokenizers computes it (tok_unicode.c): *out is the caller's
  * to free, NUL-terminated. LD_E_NOMEM when memory runs out. */
 ld_status tok_nfc(const char *s, size_t n, char **out, size_t *out_len);
+/* Oniguruma's UTF-8 encoding initialized, once per process (any thread). */
+void tok_onig_init(void);
 
 #endif

@@ -423,10 +423,15 @@ static void onig_init_once(void)
     onig_initialize(enc, 1);
 }
 
-static ld_status compile_split(ld_jp *j, ld_tokenizer *t, const char *pat, size_t n)
+void tok_onig_init(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, onig_init_once);
+}
+
+static ld_status compile_split(ld_jp *j, ld_tokenizer *t, const char *pat, size_t n)
+{
+    tok_onig_init();
     if (t->n_split == LD_TOK_MAX_SPLITS)
         return ld_jp_fail(j, LD_E_INPUT, "more than %d Split steps", LD_TOK_MAX_SPLITS);
     OnigErrorInfo einfo;

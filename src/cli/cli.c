@@ -2,9 +2,12 @@
 #include "cli.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "layerdiff/tokenizer.h"
 
 int ld_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
                   const char *cmd)
@@ -60,3 +63,13 @@ const ld_backend *ld_cli_backend(const char *cmd, const char *name, int *rc)
 }
 
 bool ld_cli_stderr_is_tty(void) { return isatty(STDERR_FILENO) == 1; }
+
+void ld_cli_prompt_note(const char *cmd, const char *text, size_t len)
+{
+    int32_t cp = text ? ld_tokenizer_unclassed(text, len) : -1;
+    if (cp >= 0)
+        fprintf(stderr, "%s: note: the prompt holds U+%04X, which Unicode 14 had not assigned: "
+                "this build splits text by Unicode 14's classes, HF tokenizers by Unicode 16's, "
+                "so HF may give other ids for this prompt (docs/tokenizer.md)\n", cmd,
+                (unsigned)cp);
+}

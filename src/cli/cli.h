@@ -6,6 +6,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "layerdiff/error.h"
 #include "run.h"
@@ -43,5 +44,8 @@ int ld_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 int ld_cli_fail(const char *cmd, const ld_error *err);
 /* true when stderr is a terminal (progress lines are shown only then). */
 bool ld_cli_stderr_is_tty(void);
+/* "CMD: note: ..." on stderr when a prompt's text holds a code point HF tokenizers may class
+ * otherwise than this build (ld_tokenizer_unclassed): its ids may differ from HF's. */
+void ld_cli_prompt_note(const char *cmd, const char *text, size_t len);
 
 #endif

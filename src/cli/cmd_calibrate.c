@@ -128,6 +128,8 @@ int ld_cmd_calibrate(int argc, char **argv)
     if (ld_prompt_read(model_dir, tokens_arg, prompt_arg, prompt_file, &prompt, &n_prompt, &text,
                        &text_len, &tok, &err) != LD_OK)
         goto fail;
+    if (!quiet)
+        ld_cli_prompt_note("calibrate", text, text_len);
     if (ld_model_open(&m, model_dir, &err) != LD_OK)
         goto fail;
     ld_calibrate_options co = {.model = m, .prompt = prompt, .n_prompt = n_prompt,

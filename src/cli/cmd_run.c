@@ -355,6 +355,8 @@ int ld_cmd_run(int argc, char **argv)
     if (ld_prompt_read(a.model_dir, a.tokens_arg, a.prompt_arg, a.prompt_file, &prompt,
                        &n_prompt, &text, &text_len, &tok, &err) != LD_OK)
         goto fail;
+    if (!a.quiet)
+        ld_cli_prompt_note(CMD, text, text_len);
     /* The fed tensors were computed on REF's decoded tokens: a fed run follows them too. */
     const char *follow_opt = a.follow_path ? "--follow" : "--feed";
     const char *follow_path = a.follow_path ? a.follow_path : a.feed_path;

@@ -40,6 +40,16 @@ b=$("$bin" run --model "$m" --tokens "$ids" --decode 2 --quiet)
 if [ -n "$a" ] && [ "$a" == "$b" ]; then echo "ok   same-as-tokens: $a"
 else echo "FAIL same-as-tokens: '$a' != '$b'"; fails=$((fails + 1)); fi
 check tokens-text 0 "run: tokens: " "$bin" run --model "$m" --tokens 302,317 --decode 1
+# A code point Unicode 14 had not assigned (CJK Extension H, Unicode 15): HF may split it
+# otherwise (docs/tokenizer.md); said once, and not for text without one (nor with --quiet).
+check unclassed-note 0 "run: note: the prompt holds U+31350, which Unicode 14 had not assigned" \
+    "$bin" run --model "$m" --prompt $'ab \U00031350\U00031351 c' --decode 0
+notes=$({ "$bin" run --model "$m" --prompt "$text" --decode 0
+          "$bin" run --model "$m" --prompt $'x\U00031350' --decode 0 --quiet; } 2>&1 >/dev/null)
+if grep -q "note: the prompt" <<<"$notes"; then
+  echo "FAIL unclassed-note: a note for text without such a code point, or under --quiet"
+  fails=$((fails + 1))
+else echo "ok   no unclassed-note without one, nor under --quiet"; fi
 check tokens-none 0 "run: tokens: -1 (no finite logit)" \
     "$bin" run --model "$m" --tokens 302,317 --inject nan=final_norm
 check one-each 0 ", 1 prompt token + 1 decode step, " "$bin" run --model "$m" --tokens 302 --decode 1

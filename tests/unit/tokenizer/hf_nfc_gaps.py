@@ -4,12 +4,12 @@ HF tokenizers' NFC normalizer (the unicode-normalization-alignments crate) carri
 tables; utf8proc (Debian 12's 2.8) carries Unicode 15.0's. A combining mark assigned after 9.0
 (U+1AC1, U+1DFA, U+10EFD, ...) has canonical combining class 0 for HF, so HF neither reorders it
 among other marks nor lets it stand between a letter and a mark that compose; and HF does not
-compose U+11935 U+11930 into U+11938 (Unicode 13). tokenizer/tok_nfc.c normalizes the text
+compose U+11935 U+11930 into U+11938 (Unicode 13). tokenizer/tok_unicode.c normalizes the text
 between such code points and passes them through as they are, which is what HF does: this script
 finds them, by asking both libraries, for every code point utf8proc gives a combining class or a
 canonical decomposition and every code point of those decompositions, in a few contexts.
 
-usage: python hf_nfc_gaps.py                 print the ranges (as tok_nfc.c writes them)
+usage: python hf_nfc_gaps.py                 print the ranges (as tok_unicode.c writes them)
        python hf_nfc_gaps.py --check FILE.c  exit 1 unless FILE.c's table is exactly those
 Needs tokenizers (the venv: make python-deps) and libutf8proc.so.2 (make deps). Exit 77 when
 tokenizers is absent, unless LD_REQUIRE_TORCH=1 (CI): then that is a failure.

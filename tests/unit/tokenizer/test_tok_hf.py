@@ -6,7 +6,7 @@ Qwen2's normalizer and pre-tokenizer (merges written as pairs and as "a b" strin
 special and not, normalized and not, with lstrip/rstrip) and for gen-model's tokenizer.json;
 with "qwen", for Qwen's real vocabulary (qwen_vocab.py: 151,643 tokens from the dashscope package),
 then every assigned code point in context and 3,000 random texts. Without "qwen" it also checks
-tokenizer/tok_nfc.c's table (hf_nfc_gaps.py --check).
+tokenizer/tok_unicode.c's table (hf_nfc_gaps.py --check).
 
 usage: test_tok_hf.py VENV_PYTHON LD_TOK_SAMPLE [qwen]   (LD_BIN, LD_SRC; skips with 77 when
 VENV_PYTHON lacks tokenizers, or with qwen dashscope, unless LD_REQUIRE_TORCH=1, which CI sets:
@@ -251,9 +251,9 @@ def main():
                 compare("Qwen's vocabulary (dashscope's qwen.tiktoken)", path, corpus, cases)
                 every_code_point(path, tmp)
                 random_texts(path, tmp)
-        if not QWEN:  # tokenizer/tok_nfc.c's table of what HF's NFC does not know
+        if not QWEN:  # tokenizer/tok_unicode.c's table of what HF's NFC does not know
             r = subprocess.run([VPY, os.path.join(os.path.dirname(__file__), "hf_nfc_gaps.py"),
-                                "--check", os.path.join(SRC, "tokenizer", "tok_nfc.c")],
+                                "--check", os.path.join(SRC, "tokenizer", "tok_unicode.c")],
                                capture_output=True, text=True)
             print(r.stdout.strip())
             check(r.returncode == 0, f"hf_nfc_gaps.py: exit {r.returncode}: {r.stderr[-2000:]}")

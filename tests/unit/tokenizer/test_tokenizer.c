@@ -278,6 +278,12 @@ static void test_nfc_as_hf(void **state)
     /* a U+0323 U+1DFA U+0301 U+0323: a U+0323 is U+1EA1; after U+1DFA the marks are reordered */
     expect_normal(t, "a\xcc\xa3\xe1\xb7\xba\xcc\x81\xcc\xa3",
                   "\xe1\xba\xa1\xe1\xb7\xba\xcc\xa3\xcc\x81");
+    /* Code points Unicode 14 had not assigned: U+31350 (CJK Extension H, Unicode 15) and U+0378
+     * (unassigned still); not the noncharacters, nor CJK, nor ASCII */
+    assert_int_equal(ld_tokenizer_unclassed("a \xf0\xb1\x8d\x90", 6), 0x31350);
+    assert_int_equal(ld_tokenizer_unclassed("\xcd\xb8", 2), 0x378);
+    assert_int_equal(ld_tokenizer_unclassed("\xe4\xb8\xad\xef\xb7\x90\xef\xbf\xbf abc", 13),
+                     -1);
     /* U+11935 U+11930 stay apart (utf8proc composes them to U+11938, Unicode 13) */
     expect_normal(t, "\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0", "\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0");
     ld_tokenizer_free(t);

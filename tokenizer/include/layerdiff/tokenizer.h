@@ -57,6 +57,12 @@ ld_status ld_tokenizer_encode(const ld_tokenizer *t, const char *text, size_t le
 ld_status ld_tokenizer_decode(const ld_tokenizer *t, const int32_t *ids, size_t n, char **out,
                               size_t *len, ld_error *err);
 
+/* The first code point of the UTF-8 text[0..len) that Unicode 14 had not assigned (but for the
+ * noncharacters), -1 when there is none. This library's regex engine (Debian 12's Oniguruma)
+ * classes code points by Unicode 14, HF tokenizers' by Unicode 16: one assigned since may be a
+ * letter or a digit there, so that HF splits the text elsewhere and gives other ids. */
+int32_t ld_tokenizer_unclassed(const char *text, size_t len);
+
 /* Whether id is an added token marked special (<|im_start|>, ...). */
 bool ld_tokenizer_is_special(const ld_tokenizer *t, int32_t id);
 

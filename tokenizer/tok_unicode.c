@@ -1,4 +1,5 @@
-/* tok_nfc.c — NFC as Hugging Face tokenizers computes it.
+/* tok_unicode.c — where Hugging Face tokenizers' Unicode and this library's differ: NFC as HF
+ * computes it, and the code points whose class HF's regex knows and Debian's Oniguruma does not.
  *
  * HF's NFC normalizer (the unicode-normalization-alignments crate) carries Unicode 9.0's tables,
  * utf8proc Unicode 15.0's. The two disagree on the code points below: combining marks assigned
@@ -12,6 +13,7 @@
  * every code point utf8proc gives a combining class or a decomposition. The tok_hf_nfc_gaps test
  * fails when it no longer matches (a new utf8proc or tokenizers), and tok_hf_qwen compares the
  * ids of every assigned code point in context with HF's. */
+#include <oniguruma.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -93,4 +95,31 @@ ld_status tok_nfc(const char *s, size_t n, char **out, size_t *out_len)
     *out_len = o.len;
     *out = ld_buf_take(&o);
     return *out ? LD_OK : LD_E_NOMEM;
+}
+
+/* Debian 12's Oniguruma (6.9.8) classes code points by Unicode 14, the one inside tokenizers 0.23
+ * by Unicode 16: a code point Unicode 14 had not assigned may be a letter or a digit to HF's
+ * split regex and is none to ours (docs/tokenizer.md, the known difference). */
+int32_t ld_tokenizer_unclassed(const char *text, size_t len)
+{
+    tok_onig_init();
+    static const OnigUChar cn[] = "Cn";
+    OnigEncoding enc = ONIG_ENCODING_UTF8;
+    int ctype = ONIGENC_PROPERTY_NAME_TO_CTYPE(enc, (OnigUChar *)cn, (OnigUChar *)cn + 2);
+    if (ctype < 0) return -1;
+    for (size_t i = 0; i < len;) {
+        if ((unsigned char)text[i] < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)text + i,
+                                              (utf8proc_ssize_t)(len - i), &cp);
+        if (l <= 0) return -1; /* not UTF-8: encoding refuses it anyway */
+        bool nonchar = (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe;
+        if (!nonchar && ONIGENC_IS_CODE_CTYPE(enc, (OnigCodePoint)cp, (unsigned)ctype))
+            return cp;
+        i += (size_t)l;
+    }
+    return -1;
 }
