@@ -301,7 +301,7 @@ __global__ static void __launch_bounds__(TILE_THREADS)
     constexpr int D = 32 * DC;
     constexpr int KS = 33 * DC; /* a key row's stride: an odd number of leaves, so that lanes
                                  * reading the same leaf of different rows hit different banks */
-    extern __shared__ float sm[];
+    extern __shared__ __align__(16) float sm[]; /* tile_load/store: float4, float2 */
     float *qs = sm;                      /* [TILE_Q][D] the tile's queries, leaf-major */
     float *ks = qs + TILE_Q * D;         /* [LD_ATTN_CHUNK][KS] a pass's keys, leaf-major */
     float *vs = ks + LD_ATTN_CHUNK * KS; /* [LD_ATTN_CHUNK][D] its values */

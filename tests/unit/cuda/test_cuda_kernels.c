@@ -1153,6 +1153,9 @@ static void test_pdl_waits(void **state)
         const pdl_case *pc = &cases[k];
         void *in = PDL_PTR(&c, pc->in_off), *out = PDL_PTR(&c, pc->out_off);
         CU(cudaMemcpy(src, in, pc->in_bytes, cudaMemcpyDeviceToDevice));
+        /* s does not wait for the legacy stream, and a copy from device to device, like one from
+         * pageable memory (the uploads above), may still be under way when cudaMemcpy returns. */
+        CU(cudaDeviceSynchronize());
         /* The output from the real input, plain launches. */
         ld_cuda_set_pdl(false);
         LDOK(pc->call(&c, s));

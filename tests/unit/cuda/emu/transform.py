@@ -4,7 +4,8 @@ launch's dynamic shared memory, and the deliberate illegal write of poke.cu's tr
 emulator's sticky error instead. usage: transform.py IN.cu OUT.cpp"""
 import re, sys
 src = open(sys.argv[1]).read()
-src = re.sub(r'extern __shared__ (\w+) (\w+)\[\];', r'\1 *\2 = (\1 *)emu_dyn_smem();', src)
+src = re.sub(r'extern __shared__ (?:__align__\(\d+\) )?(\w+) (\w+)\[\];',
+             r'\1 *\2 = (\1 *)emu_dyn_smem();', src)
 src = src.replace('{ *bad = 1; }', '{ (void)bad; emu_set_sticky(); }')
 out, i = [], 0
 while True:
