@@ -4,12 +4,12 @@
 # BUILD_DIR (default build/) is a configured tree built with CUDA, or a pack of one made by
 # scripts/gpu_pack.sh on the machine that built it; LIB_DIR holds shared libraries the machine
 # lacks (a pack's lib/) and goes first on LD_LIBRARY_PATH. First the tiny preset for 2 decode steps
-# (a CUDA graph), then the steps, each under its own time limit: the GPU tests (ctest -L gpu, the
-# compute-sanitizer tests included; meanwhile the CPU writes the qwen3-0.6b checkpoint the other
-# steps share), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA comparison, the same
+# (a CUDA graph), then the steps, each under its own time limit: the GPU tests, then the
+# compute-sanitizer tests (meanwhile the CPU writes the qwen3-0.6b checkpoint the other steps
+# share), bench_cuda, a 28-layer (qwen3-0.6b preset) reference-vs-CUDA comparison, the same
 # through transformers' bf16 on this GPU (the CUDA path's error against transformers'), and
 # Nsight Compute per-kernel summaries of decode and of a 512-token prefill. Writes
-# OUTDIR/summary.txt and one log per step (7 files). Exit 0 when every step passed, 1 when one
+# OUTDIR/summary.txt and one log per step (8 files). Exit 0 when every step passed, 1 when one
 # failed (a device that cannot run the tiny preset included: the steps still run, for their logs),
 # 2 on bad usage or a missing piece, 77 when there is no usable CUDA device (summary.txt says why).
 set -uo pipefail
@@ -140,27 +140,38 @@ gen_model &
 gen_pid=$!
 export LD_BENCH_CACHE=$tmp
 
-# 1. GPU tests and compute-sanitizer tests.
-# Each test at most 110 s (a slow sanitizer run shows as its own Timeout; the rest still report).
+# 1. GPU tests, then the compute-sanitizer tests, each set under its own limit: the sanitizer
+# runs are the slow ones (racecheck over the attention kernels' shared memory), and a cut of the
+# first set must not take the second with it. Each test has a limit of its own too (a slow one
+# shows as its own Timeout; the rest still report).
 # A build configured at other paths (built elsewhere and carried here) runs through a mirror of
 # ctest's files with today's paths (scripts/ctest_carried.sh); its first line says so.
+# tally LOG: how each test that ended ended, from ctest's own lines (also when the step's limit
+# cut it short), then those that started and did not end.
+tally() {
+  local ended t total
+  ended=$(grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: ' "$1")
+  count() { grep -c -- "$1" <<<"$ended"; }
+  total=$(grep -m1 -oE '/[0-9]+ Test' <<<"$ended" | tr -dc 0-9)
+  say "  tests ended: $(grep -c . <<<"$ended") of ${total:-?}: passed $(count ' Passed')," \
+    "skipped $(count 'Skipped'), failed $(count '\*\*\*Failed'), timed out" \
+    "$(count '\*\*\*Timeout'), not run $(count 'Not Run')"
+  grep -E '\*\*\*(Failed|Timeout)|Not Run' <<<"$ended" | sed 's/^ */  /' | tee -a "$S"
+  for t in $(sed -nE 's/^ *Start +[0-9]+: (.*)$/\1/p' "$1"); do
+    grep -qE "Test +#[0-9]+: $t " <<<"$ended" || say "  did not end: $t"
+  done
+}
 mark
-timeout 160 bash "$SRC/scripts/ctest_carried.sh" "$B" "$tmp/ctest" -L gpu --timeout 110 \
-  --output-on-failure -j4 >"$OUT/ctest.log" 2>&1
-step "ctest -L gpu (incl. sanitize)" $?
+timeout 100 bash "$SRC/scripts/ctest_carried.sh" "$B" "$tmp/ctest" -L gpu -LE sanitize \
+  --timeout 90 --output-on-failure -j4 >"$OUT/ctest.log" 2>&1
+step "ctest -L gpu -LE sanitize" $?
 grep -m1 '^ctest_carried:' "$OUT/ctest.log" | sed 's/^/  /' | tee -a "$S"
-# The tally from ctest's own lines, also when the step's limit cut it short: each test that ended
-# and how, then those that started and did not end.
-ended=$(grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: ' "$OUT/ctest.log")
-count() { grep -c -- "$1" <<<"$ended"; }
-total=$(grep -m1 -oE '/[0-9]+ Test' <<<"$ended" | tr -dc 0-9)
-say "  tests ended: $(grep -c . <<<"$ended") of ${total:-?}: passed $(count ' Passed')," \
-  "skipped $(count 'Skipped'), failed $(count '\*\*\*Failed'), timed out" \
-  "$(count '\*\*\*Timeout'), not run $(count 'Not Run')"
-grep -E '\*\*\*(Failed|Timeout)|Not Run' <<<"$ended" | sed 's/^ */  /' | tee -a "$S"
-for t in $(sed -nE 's/^ *Start +[0-9]+: (.*)$/\1/p' "$OUT/ctest.log"); do
-  grep -qE "Test +#[0-9]+: $t " <<<"$ended" || say "  did not end: $t"
-done
+tally "$OUT/ctest.log"
+mark
+timeout 200 bash "$SRC/scripts/ctest_carried.sh" "$B" "$tmp/ctest-san" -L sanitize --timeout 180 \
+  --output-on-failure -j6 >"$OUT/sanitize.log" 2>&1
+step "ctest -L sanitize (compute-sanitizer)" $?
+tally "$OUT/sanitize.log"
 
 wait "$gen_pid"
 rc=$?
@@ -189,7 +200,7 @@ export -f compare_28
 export L Q tmp
 # timeout ends the whole process group (bash and the layerdiff it runs).
 mark
-timeout 30 bash -c compare_28 >"$OUT/compare.log" 2>&1
+timeout 60 bash -c compare_28 >"$OUT/compare.log" 2>&1
 rc=$?
 step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 { grep -m1 '^verdict' "$OUT/compare.log"; grep -m1 '^First divergence' "$OUT/compare.log"; } \
@@ -204,8 +215,9 @@ step "qwen3-0.6b reference vs cuda (28 layers)" $rc
 # shellcheck disable=SC2317  # run by timeout through bash -c
 hf_28() {
   set -e
-  for f in ref cuda; do
-    [[ -s $tmp/$f.jsonl ]] || { echo "gpu_check: step 3 wrote no $f.jsonl"; exit 3; }
+  for f in ref cuda; do # whole streams only: a run cut by step 3's limit has no end record
+    tail -n1 "$tmp/$f.jsonl" 2>/dev/null | grep -q '"status":"ok"' ||
+      { echo "gpu_check: step 3 did not finish $f.jsonl"; exit 3; }
   done
   LD_LIBRARY_PATH=$PY_LD_PATH PYTHONPATH=$SRC/python${PYTHONPATH:+:$PYTHONPATH} \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 \
@@ -249,6 +261,8 @@ digest() { # LOG [STEPS]
   fi
 }
 if [[ -n $NCU ]]; then
+  # ncu's default clock control locks the clocks to base: durations read somewhat longer than
+  # bench_cuda's figures.
   ncu=("$NCU" --csv --metrics gpu__time_duration.sum)
   steps=2 # the decode steps profiled: the table gives the kernel time per step
   dec=(run --model "$Q" --tokens "$(seq -s, 5 5 80)" --decode "$steps" --backend cuda --quiet)
