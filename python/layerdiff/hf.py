@@ -91,6 +91,27 @@ def model_info(model_dir):
     return info
 
 
+def check_inputs(tokens, decoded, info, follow, model_dir):
+    """Refuses, before the model loads and before --probes is touched, ids the model cannot run
+    (in the words of `layerdiff run`'s checks, model/generate.c): an empty prompt, more positions
+    than max_position_embeddings, an id of the prompt or of the decoded tokens outside
+    [0, vocab_size) (a stream of a model with a larger vocabulary)."""
+    cfg = os.path.join(model_dir, "config.json")
+    if not tokens:
+        raise RunError(f"--follow {follow}: the prompt is empty: the followed stream's "
+                       "input.tokens holds no token id")
+    vocab, most = info["vocab_size"], info["max_position_embeddings"]
+    if len(tokens) + len(decoded) > most:
+        raise RunError(f"--follow {follow}: prompt of {len(tokens)} tokens plus {len(decoded)} "
+                       f"decode steps is longer than the model's max_position_embeddings "
+                       f"({most}, {cfg})")
+    for what, ids in (("prompt", tokens), ("followed", decoded)):
+        for i, t in enumerate(ids):
+            if not 0 <= t < vocab:
+                raise RunError(f"--follow {follow}: {what} token at index {i} is {t}, outside "
+                               f"the vocabulary [0, {vocab}) of {cfg}")
+
+
 def _version(text):
     """(major, minor) of a version string such as "4.51.3" or "5.0.0rc1"."""
     m = re.match(r"(\d+)\.(\d+)", text)
@@ -174,7 +195,14 @@ _CHECKPOINT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin
 
 def check_output(path, follow, model_dir):
     """Refuses, before the model loads, a --probes that would destroy an input (the followed
-    stream, a file of the checkpoint) or that cannot be written (a directory, a missing one)."""
+    stream, a file of the checkpoint) or that cannot be written (empty, a directory, in a missing
+    one, a .gz path, which the probe writer refuses)."""
+    if not path:
+        raise RunError("--probes is empty: give the path of the stream to write")
+    if path.endswith(".gz"):
+        raise RunError(f"--probes {path}: the probe writer does not compress (a gzip stream cut "
+                       "by a crash loses its last records); write without .gz and gzip the "
+                       "finished file")
     if _same_file(path, follow):
         raise RunError(f"--probes {path} is the followed stream --follow {follow}: writing it "
                        "would destroy it")
@@ -200,6 +228,9 @@ def check_device(torch, device):
         dev = torch.device(device)
     except (RuntimeError, ValueError) as e:
         raise RunError(f"--device {device}: not a torch device ({e})") from e
+    if dev.type == "meta":
+        raise RunError(f"--device {device}: meta tensors hold no data (nothing could be computed "
+                       "or probed): use cpu or cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RunError(f"--device {device}: torch sees no CUDA device here")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -226,12 +257,14 @@ def main(argv=None):
                     help="transformers' attention implementation (default eager)")
     ap.add_argument("--payload", choices=("stats", "full"), help="default: $LAYERDIFF_PROBE_"
                     "PAYLOAD, else stats")
-    ap.add_argument("--encoding", choices=probes.ENCODINGS, help="payload encoding")
+    ap.add_argument("--encoding", choices=probes.ENCODINGS, help="encoding of the payloads "
+                    "of --payload full (default: $LAYERDIFF_PROBE_ENCODING, else base64)")
     args = ap.parse_args(argv)
     try:
         check_output(args.probes, args.follow, args.model_dir)
         tokens, steps, decoded, text = read_follow(args.follow)
         info = model_info(args.model_dir)
+        check_inputs(tokens, decoded, info, args.follow, args.model_dir)
         try:
             import torch
             import transformers

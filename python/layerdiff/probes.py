@@ -5,11 +5,14 @@ capture of a model (layerdiff.torch) nor the comparator (the layerdiff command).
 import base64
 import datetime
 import fnmatch
+import itertools
 import json
 import math
+import operator
 import os
 import re
 import stat
+import weakref
 import zlib
 
 import numpy as np
@@ -23,7 +26,7 @@ ELEMENT_SIZE = {"f32": 4, "bf16": 2, "f16": 2}
 HEAD_COUNT = 16
 MAX_NDIM = 4
 # The model's tags in execution order (LD_TAG_TABLE in probes/include/layerdiff/tags.h): name and
-# whether it is per layer. tests/python/test_probes.py holds this list to the C table.
+# whether it is per layer. tests/e2e/python/test_py_probes.py holds this list to the C table.
 TAGS = (("embed", False), ("attn_norm", True), ("q_proj", True), ("k_proj", True),
         ("v_proj", True), ("q_norm", True), ("k_norm", True), ("q_rope", True), ("k_rope", True),
         ("attn_out", True), ("o_proj", True), ("attn_residual", True), ("mlp_norm", True),
@@ -35,6 +38,9 @@ _TAG_RE = re.compile(r"[A-Za-z0-9_.:/+-]{1,128}\Z")
 _GLOB_RE = re.compile(r"[A-Za-z0-9_.:/+*?-]{1,128}\Z")
 _INT_RE = re.compile(r"\+?[0-9]+\Z")  # as the C parser's strtoll: an optional +, decimal digits
 _RANGES_MAX = 64
+# The C reader's bounds on one record (probes/json.h, common/json_lex.h): values (a 2M-token
+# prompt at most), nesting levels (the record itself is level 1), characters of a number literal.
+MAX_VALUES, MAX_DEPTH, MAX_NUMBER_LEN = 2000000, 64, 64
 # stats.c sums in fixed chunks of this many elements, eight interleaved lanes per chunk.
 _CHUNK, _LANES = 8192, 8
 
@@ -95,29 +101,42 @@ def _json_string(s):
 
 # ---- statistics, in stats.c's order ------------------------------------------------------------
 
-def _lane_sums(parts, n, nchunks):
-    """Per chunk: eight lane sums taken in element order, joined as stats.c's tree8; then the
-    chunks joined in order. parts: float64 arrays of n elements, zero where an element does not
-    count; returns one sum per part."""
-    buf = np.zeros((len(parts), nchunks * _CHUNK))
-    for i, v in enumerate(parts):
-        buf[i, :n] = v
-    rows = buf.reshape(len(parts), nchunks, _CHUNK // _LANES, _LANES)
+# Chunks summed per block: the sums are taken a block at a time, so the extra memory is a few MB
+# whatever the tensor's size (the float64 copies of a whole tensor were 14 times its size).
+_BLOCK_CHUNKS = 16
+
+
+def _block_lanes(xb, fb, shift, nb):
+    """The tree8-joined lane sums of one block of nb whole chunks (the last one zero-padded), for
+    e = x - shift, e*e and x*x, as float64 with the non-finite elements counting zero: an array
+    [3, nb], one sum per chunk. fb: the block's finite mask, None when all are finite."""
+    n = xb.size
+    buf = np.zeros((3, nb * _CHUNK))
+    d = xb.astype(np.float64)
+    if fb is not None:
+        d[~fb] = 0.0
+    e = buf[0, :n]
+    np.subtract(d, shift, out=e)
+    if fb is not None:
+        e[~fb] = 0.0
+    np.multiply(e, e, out=buf[1, :n])
+    np.multiply(d, d, out=buf[2, :n])
+    rows = buf.reshape(3, nb, _CHUNK // _LANES, _LANES)
     # A reduction over a strided axis runs row after row (the inner loop goes across the lanes),
     # so each lane is summed in element order: no pairwise summation. py_probes holds the result
     # to the C writer's, bit for bit.
     lanes = rows.sum(axis=2)
-    t = ((lanes[..., 0] + lanes[..., 1]) + (lanes[..., 2] + lanes[..., 3])) + \
+    return ((lanes[..., 0] + lanes[..., 1]) + (lanes[..., 2] + lanes[..., 3])) + \
         ((lanes[..., 4] + lanes[..., 5]) + (lanes[..., 6] + lanes[..., 7]))
-    return [float(v) for v in np.add.accumulate(t, axis=1)[:, -1]]
 
 
-def _pick_zero(x, fin, target, nchunks):
+def _pick_zero(x, target, nchunks):
     """min/max when it is zero: which zero (+0 or -0) stats.c keeps. Within a chunk of finite
     elements each lane keeps its first extreme and the lowest lane wins ties; a chunk with
     NaN/Inf keeps its first; across chunks the first wins."""
     for c in range(nchunks):
-        xs, fs = x[c * _CHUNK:(c + 1) * _CHUNK], fin[c * _CHUNK:(c + 1) * _CHUNK]
+        xs = x[c * _CHUNK:(c + 1) * _CHUNK]
+        fs = np.isfinite(xs)
         hit = fs & (xs == target)
         if not hit.any():
             continue
@@ -131,32 +150,45 @@ def _pick_zero(x, fin, target, nchunks):
 
 
 def compute_stats(values):
-    """min, max, mean, std, l2, absmax, nan, inf of a float32 array, bit for bit as stats.c."""
+    """min, max, mean, std, l2, absmax, nan, inf of a float32 array, bit for bit as stats.c. Works
+    through the array a block of chunks at a time: a few MB of memory beyond the array."""
     x = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
     n = x.size
-    fin = np.isfinite(x)
-    nfin = int(np.count_nonzero(fin))
-    nan = int(np.count_nonzero(np.isnan(x)))
+    block = _BLOCK_CHUNKS * _CHUNK
+    nfin = nan = 0
+    shift = mn = mx = acc = None
+    # invalid: widening an f16 signalling NaN (NumPy warns; stats.c counts it as a NaN)
+    with np.errstate(invalid="ignore"):
+        for lo in range(0, n, block):
+            xb = x[lo:lo + block]
+            fb = np.isfinite(xb)
+            k = int(np.count_nonzero(fb))
+            nfin += k
+            nan += int(np.count_nonzero(np.isnan(xb)))
+            if k and shift is None:  # the first finite value: keeps the variance accurate
+                shift = float(xb[int(np.argmax(fb))])
+            if k:
+                fx = xb if k == xb.size else xb[fb]
+                bmn, bmx = float(fx.min()), float(fx.max())
+                mn = bmn if mn is None else min(mn, bmn)
+                mx = bmx if mx is None else max(mx, bmx)
+            # A block without a finite element sums zeros, whatever the shift.
+            t = _block_lanes(xb, None if k == xb.size else fb, shift or 0.0,
+                             (xb.size + _CHUNK - 1) // _CHUNK)
+            if acc is not None:  # the chunks joined in order, across blocks too
+                t = np.concatenate([acc[:, None], t], axis=1)
+            acc = np.add.accumulate(t, axis=1)[:, -1]
     out = {"nan": nan, "inf": n - nfin - nan}
     if nfin == 0:
         out.update(min=float("nan"), max=float("nan"), mean=float("nan"), std=float("nan"),
                    l2=float("nan"), absmax=float("nan"))
         return out
-    shift = float(x[int(np.argmax(fin))])  # the first finite value: keeps the variance accurate
-    d = x.astype(np.float64)
-    if nfin != n:
-        d[~fin] = 0.0
-    e = d - shift
-    if nfin != n:
-        e[~fin] = 0.0
+    s, q, r = (float(v) for v in acc)
     nchunks = (n + _CHUNK - 1) // _CHUNK
-    s, q, r = _lane_sums((e, e * e, d * d), n, nchunks)
-    fx = x if nfin == n else x[fin]
-    mn, mx = float(fx.min()), float(fx.max())
     if mn == 0.0:
-        mn = _pick_zero(x, fin, mn, nchunks)
+        mn = _pick_zero(x, mn, nchunks)
     if mx == 0.0:
-        mx = _pick_zero(x, fin, mx, nchunks)
+        mx = _pick_zero(x, mx, nchunks)
     dm = s / nfin
     var = q / nfin - dm * dm
     out.update(min=mn, max=mx, mean=shift + dm, std=float(np.sqrt(var if var > 0.0 else 0.0)),
@@ -179,7 +211,8 @@ def to_f32(raw, dtype):
     if dtype == "f32":
         return b.view("<f4").astype(np.float32)
     if dtype == "f16":
-        return b.view("<f2").astype(np.float32)
+        with np.errstate(invalid="ignore"):  # a signalling NaN stays a NaN, without a warning
+            return b.view("<f2").astype(np.float32)
     return (b.view("<u2").astype(np.uint32) << 16).view(np.float32)
 
 
@@ -315,15 +348,23 @@ class Sink:
         if not isinstance(implementation, str) or not 1 <= len(_utf8(implementation,
                                                                       "implementation")) <= 255:
             raise ProbeError("implementation must be a str of 1 to 255 bytes", "usage")
+        if "\0" in implementation:  # the C reader holds it as a C string
+            raise ProbeError('implementation is a string holding a NUL character', "usage")
         if not isinstance(backend, dict) or not isinstance(model, dict):
             raise ProbeError("backend and model must be dicts (JSON objects)", "usage")
-        tokens = [_index(t, "tokens[]", 0, _INT31) for t in tokens]
+        if "fingerprint" in model and not isinstance(model["fingerprint"], str):
+            raise ProbeError(f"model.fingerprint is {_type_name(model['fingerprint'])}, expected "
+                             "a string", "usage")
+        tokens = _ints(tokens, "tokens[]", 0)
         decode_steps = _index(decode_steps, "decode_steps", 0, _INT31)
         if text is not None and not isinstance(text, str):
             raise ProbeError("text must be a str (the prompt as text) or None", "usage")
         faults = list(faults)
         if not all(isinstance(f, str) for f in faults):
             raise ProbeError("faults must be strs", "usage")
+        for i, f in enumerate(faults):
+            if "\0" in f:
+                raise ProbeError(f"faults[{i}] is a string holding a NUL character", "usage")
         for name, value in (("tags", tags), ("layers", layers), ("steps", steps)):
             if value is not None and not isinstance(value, str):
                 raise ProbeError(f"{name} must be a str such as '0-3,8' or None", "usage")
@@ -339,12 +380,23 @@ class Sink:
                                                    ("steps", steps)) if value]
         filt = (',"filter":{%s}' % ",".join('"%s":%s' % (n, _json_string(v)) for n, v in asked)
                 if asked else "")
+        # The record's values as the C reader counts them: the fixed members (the record, record,
+        # format, version, implementation, input, its tokens array and decode_steps, the faults
+        # array, created, tool and its three) and, beside backend and model, those that vary.
+        count = [14 + len(tokens) + len(faults) + (text is not None) + (len(asked) + 1 if asked
+                                                                           else 0)]
+        backend_json, model_json = _compact(backend, "backend", count), _compact(model, "model",
+                                                                                 count)
+        if count[0] > MAX_VALUES:
+            raise ProbeError(f"the header would hold {count[0]} JSON values (tokens, faults, "
+                             f"backend and model): more than {MAX_VALUES} values in one record, "
+                             "which readers refuse", "usage")
         header = (
             '{"record":"header","format":"%s","version":%d,"implementation":%s,"backend":%s,'
             '"model":%s,"input":{"tokens":[%s]%s,"decode_steps":%d},"faults":[%s]%s,'
             '"created":"%s","tool":{"name":"layerdiff","version":%s,"git":"python"}}\n' % (
-                FORMAT, VERSION, _json_string(implementation), _compact(backend, "backend"),
-                _compact(model, "model"), ",".join(map(str, tokens)),
+                FORMAT, VERSION, _json_string(implementation), backend_json,
+                model_json, ",".join(map(str, tokens)),
                 "" if text is None else ',"text":' + _json_string(text), decode_steps,
                 ",".join(_json_string(f) for f in faults), filt, created,
                 _json_string(__version__ + " (python)")))
@@ -396,6 +448,14 @@ class Sink:
             self._failed = ProbeError(f"{self.name}: write failed after {done} of {len(data)} "
                                       f"bytes of the {what} record: {e.strerror}", "io")
             raise self._failed from e
+        except BaseException as e:
+            # An interrupt (KeyboardInterrupt, a signal handler's exception) between two partial
+            # writes: the file ends inside a record just the same, and no end record may follow.
+            if done > 0:
+                self._failed = ProbeError(f"{self.name}: write interrupted ({type(e).__name__}) "
+                                          f"after {done} of {len(data)} bytes of the {what} "
+                                          "record", "io")
+            raise
 
     def wants(self, step, layer, tag):
         """Whether a probe of this key would be written: decide before copying anything."""
@@ -434,7 +494,8 @@ class Sink:
                              "usage")
         dtype = dtype or _dtype_of(array)
         raw = _raw_of(array, dtype)
-        vals = to_f32(raw, dtype)
+        # f32: the statistics read the bytes in place (to_f32 would copy them)
+        vals = np.frombuffer(raw, "<f4") if dtype == "f32" else to_f32(raw, dtype)
         self._emit(step, layer, tag, pos0, dtype, np.shape(array), compute_stats(vals),
                    vals[:HEAD_COUNT], raw)
 
@@ -506,57 +567,97 @@ class Sink:
 
     def close(self, *, tokens=(), decoded=(), ok=True, message=None):
         """Writes the end record: status, probe count, the argmax token of every step (-1 for
-        none), the tokens fed to decode steps, last_key; then closes the file."""
+        none), the tokens fed to decode steps, last_key; then closes the file, whatever happens.
+        Tokens are integers or anything with __index__ (a 0-d integer tensor). As the C sink's
+        close: a bad end description (a token that is not an integer, or out of range) still
+        ends the stream, as an error end record saying what was wrong, and then raises
+        ProbeError (kind "usage")."""
         if self._fd is None:
             return
-        if self._failed is not None:  # the file ends inside a record: no end record after it
-            os.close(self._fd)
-            self._fd = None
-            raise self._failed
-        tokens = [_index(t, "end tokens[]", -1, _INT31) for t in tokens]
-        decoded = [_index(t, "decoded[]", 0, _INT31) for t in decoded]
-        if message is not None:  # an exception's text: any str, made valid UTF-8 without NULs
-            message = str(message).encode("utf-8", "replace").decode("utf-8").replace("\0", "?")
-        rec = '{"record":"end","status":"%s","probes":%d,"tokens":[%s],"decoded":[%s],' \
-              '"last_key":%s' % ("ok" if ok else "error", self.count,
-                                 ",".join(str(int(t)) for t in tokens),
-                                 ",".join(str(int(t)) for t in decoded),
-                                 _json_string(self.last_key))
-        if not ok:
-            rec += ',"message":' + _json_string(
-                message or "the producer reported an error without a message")
         try:
+            if self._failed is not None:  # the file ends inside a record: no end record after it
+                raise self._failed
+            why = None
+            try:
+                tokens = _ints(tokens, "end tokens[]", -1)
+                decoded = _ints(decoded, "decoded[]", 0)
+                if len(tokens) + len(decoded) > MAX_VALUES - 8:
+                    raise ProbeError(f"{len(tokens)} end tokens and {len(decoded)} decoded: more "
+                                     f"than {MAX_VALUES} values in one record, which readers "
+                                     "refuse", "usage")
+            except ProbeError as e:
+                why, tokens, decoded = str(e), [], []
+                message = f"{message} (and a bad end description: {why})" if not ok and \
+                    message else why
+                ok = False
+            if message is not None:  # an exception's text: any str, valid UTF-8 without NULs
+                message = str(message).encode("utf-8", "replace").decode("utf-8").replace("\0",
+                                                                                         "?")
+            rec = '{"record":"end","status":"%s","probes":%d,"tokens":[%s],"decoded":[%s],' \
+                  '"last_key":%s' % ("ok" if ok else "error", self.count,
+                                     ",".join(map(str, tokens)), ",".join(map(str, decoded)),
+                                     _json_string(self.last_key))
+            if not ok:
+                rec += ',"message":' + _json_string(
+                    message or "the producer reported an error without a message")
             self._write(rec + "}\n", "end")
+            if why is not None:
+                raise ProbeError(f"{self.name}: {why} (written as an error end record)", "usage")
         finally:
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
-def _compact(obj, what):
-    """obj as compact JSON, its strings (keys included) written by _json_string, as the C writer
-    escapes them; numbers, bools and None, and non-str keys, as json.dumps writes them."""
+def _compact(obj, what, count):
+    """obj, a member of the header (level 2), as compact JSON, its strings (keys included)
+    written by _json_string, as the C writer escapes them; numbers, bools and None, and non-str
+    keys, as json.dumps writes them. Refuses what the C reader would refuse: nesting deeper than
+    MAX_DEPTH, a number literal longer than MAX_NUMBER_LEN, two members of one name (1 and "1");
+    adds obj's values to count[0], stopping past MAX_VALUES."""
 
-    def enc(v):
+    def enc(v, depth):
+        count[0] += 1
+        if count[0] > MAX_VALUES:
+            raise _TooBig(f"more than {MAX_VALUES} values in one record")
+        if depth > MAX_DEPTH:
+            raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels (the header is level 1)")
         if isinstance(v, str):
             return _json_string(v)
         if isinstance(v, dict):
-            return "{%s}" % ",".join(
-                _json_string(k if isinstance(k, str) else _scalar(k)) + ":" + enc(x)
-                for k, x in v.items())
+            names = [k if isinstance(k, str) else _scalar(k) for k in v]
+            if len(set(names)) != len(names):
+                seen = set()
+                for name in names:
+                    if name in seen:
+                        raise _TooBig(f'duplicate member name "{name[:64]}" in an object (keys '
+                                      "are written as strings)")
+                    seen.add(name)
+            return "{%s}" % ",".join(_json_string(k) + ":" + enc(x, depth + 1)
+                                     for k, x in zip(names, v.values()))
         if isinstance(v, (list, tuple)):
-            return "[%s]" % ",".join(map(enc, v))
+            return "[%s]" % ",".join(enc(x, depth + 1) for x in v)
         return _scalar(v)
 
     def _scalar(v):
         if v is not None and not isinstance(v, (bool, int, float)):
             raise TypeError(f"{type(v).__name__} {v!r}"[:100] + " is not JSON")
-        return json.dumps(v, allow_nan=False)
+        out = json.dumps(v, allow_nan=False)
+        if len(out) > MAX_NUMBER_LEN:
+            raise _TooBig(f"number literal longer than {MAX_NUMBER_LEN} characters "
+                          f"({out[:20]}...)")
+        return out
 
     try:
-        return enc(obj)
+        return enc(obj, 2)
+    except _TooBig as e:
+        raise ProbeError(f"{what}: {e}: readers refuse it", "usage") from None
     except (TypeError, ValueError, RecursionError) as e:
         raise ProbeError(f"{what} is not JSON (strs, finite numbers, bools, None, lists and "
                          f"dicts with str keys): {e}", "usage") from e
+
+
+class _TooBig(Exception):
+    """What _compact refuses of valid JSON: beyond the C reader's bounds."""
 
 
 def _utf8(text, what):
@@ -568,12 +669,32 @@ def _utf8(text, what):
 
 
 def _index(v, what, lo, hi):
-    """An integer argument (int or numpy integer, not bool or float) within [lo, hi]."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ProbeError(f"{what} must be an integer, not {type(v).__name__} {v!r}"[:200], "usage")
-    if not lo <= int(v) <= hi:
-        raise ProbeError(f"{what} = {int(v)} is outside [{lo}, {hi}]", "usage")
-    return int(v)
+    """An integer argument within [lo, hi]: an int, a numpy integer or anything else with
+    __index__ (a 0-d integer tensor, a 0-d integer array); not a bool, a float or a bool
+    tensor."""
+    try:
+        if isinstance(v, (bool, np.bool_)) or str(getattr(v, "dtype", "")) == "torch.bool":
+            raise TypeError
+        i = operator.index(v)
+    except TypeError:
+        raise ProbeError(f"{what} must be an integer, not {type(v).__name__} {v!r}"[:200],
+                         "usage") from None
+    if not lo <= i <= hi:
+        raise ProbeError(f"{what} = {i} is outside [{lo}, {hi}]", "usage")
+    return i
+
+
+def _ints(seq, what, lo):
+    """A sequence of integers (see _index) within [lo, 2^31 - 1] as a list of ints: tokens."""
+    if isinstance(seq, (str, bytes)):
+        raise ProbeError(f"{what[:-2]} must be a sequence of integers, not {type(seq).__name__}",
+                         "usage")
+    try:
+        items = list(seq)
+    except TypeError:
+        raise ProbeError(f"{what[:-2]} must be a sequence of integers, not "
+                         f"{type(seq).__name__}", "usage") from None
+    return [_index(t, what, lo, _INT31) for t in items]
 
 
 def open_env(**run):
@@ -806,13 +927,13 @@ def _json_object(pairs):
 
 
 def _json_int(s):
-    if len(s) > 64:
+    if len(s) > MAX_NUMBER_LEN:
         raise ValueError("number literal longer than 64 characters")
     return int(s)
 
 
 def _json_float(s):
-    if len(s) > 64:
+    if len(s) > MAX_NUMBER_LEN:
         raise ValueError("number literal longer than 64 characters")
     v = float(s)
     if math.isinf(v):
@@ -824,15 +945,52 @@ def _refuse_constant(name):
     raise ValueError(f"bare {name} is not JSON")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_string(s):
+    """A lone surrogate escape (json.loads joins the pairs and lets the others through; the C
+    reader refuses them, as UTF-8 cannot hold them)."""
+    if not s.isascii():
+        m = _SURROGATE.search(s)
+        if m:
+            raise ValueError("lone low surrogate in a \\u escape" if m.group(0) >= "\udc00"
+                             else "high surrogate not followed by a low surrogate")
+
+
+def _check_tree(root):
+    """The C parser's bounds on a parsed record, in one walk: at most MAX_VALUES values, at most
+    MAX_DEPTH levels (the record is level 1), no lone surrogate in a string or member name."""
+    count, todo = 0, [(root, 1)]
+    while todo:
+        v, depth = todo.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ValueError(f"more than {MAX_VALUES} values in one record")
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(v, str):
+            _check_string(v)
+        elif isinstance(v, dict):
+            for k in v:
+                _check_string(k)
+            todo.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            todo.extend((x, depth + 1) for x in v)
+
+
 def parse_record(line):
-    """One line's JSON as a Python object: strict JSON (no NaN/Infinity literals, no duplicate
-    member names, numbers within a double and 64 characters). ValueError when it is not."""
+    """One line's JSON as a Python object: strict JSON as the C reader takes it (no NaN/Infinity
+    literals, no duplicate member names, numbers within a double and 64 characters, no lone
+    surrogate escapes, at most 64 levels and 2,000,000 values). ValueError when it is not."""
     try:
-        return json.loads(line.decode("utf-8"), object_pairs_hook=_json_object,
-                          parse_int=_json_int, parse_float=_json_float,
-                          parse_constant=_refuse_constant)
+        rec = json.loads(line.decode("utf-8"), object_pairs_hook=_json_object,
+                         parse_int=_json_int, parse_float=_json_float,
+                         parse_constant=_refuse_constant)
     except RecursionError as e:
-        raise ValueError("nesting too deep") from e
+        raise ValueError(f"nesting deeper than {MAX_DEPTH} levels") from e
+    _check_tree(rec)
+    return rec
 
 
 class _Prefixed:
@@ -876,9 +1034,16 @@ class _Gunzip:
             if out:
                 return out
 
-# (st_dev, st_ino) of the files Readers (and Feeds) have open in this process, by reader id: a
-# Sink refuses to truncate one of them.
+# (st_dev, st_ino) of the files Readers (and Feeds) have open in this process, by a number of
+# each reader: a Sink refuses to truncate one of them. A reader leaves it when closed: by close(),
+# at the end of its stream or its first error, or when it is garbage (weakref.finalize).
 _READING = {}
+_READER_IDS = itertools.count()
+
+
+def _release(rid, raw):
+    _READING.pop(rid, None)
+    raw.close()
 
 
 class Reader:
@@ -889,14 +1054,16 @@ class Reader:
     payload size, crc32, head against data, end count and last_key); the statistics' agreement
     with each other and with the data is left to the C reader. A stream without its end record,
     or cut inside a line, raises ProbeError of kind "truncated" naming the last complete probe;
-    after any error the reader raises the same error again."""
+    after any error the reader raises the same error again. The file is closed at the end of
+    the stream (after the end record), at the first error and when the reader is garbage, so
+    `for p in Reader(path)` leaves nothing open; close() (or a with block) closes it earlier."""
 
     def __init__(self, path, decode_data=True, max_line=MAX_LINE):
         self.path, self.decode_data, self.max_line = os.fspath(path), decode_data, max_line
         self.line, self.count, self.last_key, self.end = 0, 0, "", None
         self._error, self._gz_cut, self._bytes = None, False, 0
         self._chunk, self._pos = b"", 0
-        self._raw = self._f = None
+        self._raw = self._f = self._finalizer = None
         try:
             self._open()
             rec = self._next_record()
@@ -922,17 +1089,20 @@ class Reader:
         except OSError as e:
             raise ProbeError(f"{self.path}: cannot open: {e.strerror}",
                              "input" if isinstance(e, FileNotFoundError) else "io") from e
+        rid = next(_READER_IDS)
+        self._finalizer = weakref.finalize(self, _release, rid, self._raw)
         st = os.fstat(self._raw.fileno())
         self.regular = stat.S_ISREG(st.st_mode)
-        _READING[id(self)] = (st.st_dev, st.st_ino)
+        _READING[rid] = (st.st_dev, st.st_ino)
         first = self._read(self._raw.read, 2)
         self._f = _Prefixed(first, self._raw)
         if first == b"\x1f\x8b":
             self._f = _Gunzip(self._f)
 
     def close(self):
-        _READING.pop(id(self), None)
-        if self._raw is not None:
+        if self._finalizer is not None:
+            self._finalizer()
+        elif self._raw is not None:
             self._raw.close()
 
     def __enter__(self):
@@ -1017,8 +1187,12 @@ class Reader:
             raise self._error
         try:
             return self._next_probe()
+        except StopIteration:
+            self.close()  # the end record, and nothing after it, was read
+            raise
         except ProbeError as e:
             self._error = e
+            self.close()
             raise
 
     def _next_probe(self):
@@ -1060,6 +1234,8 @@ def _check_header(rec, where):
     impl = f.get(rec, "implementation", "string")
     if not 1 <= len(impl.encode("utf-8", "surrogatepass")) <= 255:
         raise f.bad('field "implementation" is empty or longer than 255 bytes')
+    if "\0" in impl:
+        raise f.bad('field "implementation" is a string holding a NUL character')
     f.get(rec, "backend", "object")
     model = f.get(rec, "model", "object")
     inp = f.get(rec, "input", "object")
@@ -1077,8 +1253,9 @@ def _check_header(rec, where):
     if not _CREATED_RE.match(f.get(rec, "created", "string")):
         raise f.bad('field "created" is not an ISO-8601 UTC time like 2026-01-31T12:00:00Z')
     for i, fault in enumerate(faults):
-        if not isinstance(fault, str):
-            raise f.bad(f"faults[{i}] is not a string")
+        if not isinstance(fault, str) or "\0" in fault:  # a NUL: as the C reader words it
+            raise f.bad(f"faults[{i}] is not a string" + (" (it holds a NUL character)" if
+                                                            isinstance(fault, str) else ""))
     filt = f.get(rec, "filter", "object", required=False)
     if filt is None:
         return KeyFilter()

@@ -3,9 +3,11 @@ maps module names to layerdiff tags (a built-in map for transformers' Qwen3), re
 tensors to statistics on their device and copies payloads only when wanted. Not the writer
 (layerdiff.probes) nor the transformers runner (layerdiff.hf)."""
 
+import collections.abc
 import contextlib
 import importlib
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -74,36 +76,119 @@ def host_array(t):
     return t.cpu().numpy(), dtype
 
 
+class CaptureWarning(UserWarning):
+    """A probe capture() could not take (warned once per key; the model runs on)."""
+
+
 def _as_probe_shape(t, tag, n_heads):
     """[1, T, ...] (batch of one) or a rotary output [1, heads, T, D] as layerdiff's [T, ...]:
-    heads split out for the head-shaped tags, whatever the module gave."""
+    heads split out for the head-shaped tags when the width divides (T = 0 included); a 0-d
+    tensor (a scalar) as [1]."""
+    if t.dim() == 0:
+        return t.reshape(1)
     if t.dim() >= 2 and t.shape[0] == 1:
         t = t[0]
-    if tag in ("q_rope", "k_rope"):
+    if tag in ("q_rope", "k_rope") and t.dim() >= 2:
         t = t.transpose(0, 1)  # [heads, T, D] -> [T, heads, D]
     heads = n_heads.get(tag)
-    if heads and t.dim() == 2:
-        t = t.reshape(t.shape[0], heads, -1)
+    if heads and t.dim() == 2 and t.shape[-1] % heads == 0:
+        t = t.reshape(t.shape[0], heads, t.shape[-1] // heads)
     return t
 
 
+def _first_tensor(v):
+    """The tensor a probe takes of a module's output or inputs: the value itself, or the first
+    tensor of a tuple or list, or of a dict's values (transformers' ModelOutput is one); None
+    when there is none."""
+    if isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, collections.abc.Mapping):
+        v = v.values()
+    if isinstance(v, (tuple, list, collections.abc.ValuesView)):
+        return next((x for x in v if isinstance(x, torch.Tensor)), None)
+    return None
+
+
+def step_positions(args, kwargs):
+    """How many positions one forward of the root module covers: the length of input_ids (the
+    last dimension of an integer tensor), else the sequence length of a float input (dimension
+    -2 of [B, T, H], such as inputs_embeds); the input is the input_ids or inputs_embeds keyword,
+    else the first tensor argument. 0 when there is no tensor."""
+    x = kwargs.get("input_ids")
+    if not isinstance(x, torch.Tensor):
+        x = kwargs.get("inputs_embeds")
+    if not isinstance(x, torch.Tensor):
+        x = _first_tensor(args)
+    if not isinstance(x, torch.Tensor):
+        x = _first_tensor(kwargs)
+    if not isinstance(x, torch.Tensor):
+        return 0
+    if x.dim() == 0:
+        return 1
+    if x.is_floating_point() or x.is_complex():
+        return int(x.shape[-2]) if x.dim() >= 2 else 1
+    return int(x.shape[-1])
+
+
 class Capture:
-    """What capture() yields: the sink, the step count, the argmax token of every step
-    (end_tokens) and the tokens fed to decode steps (decoded, recorded by the caller)."""
+    """What capture() yields: the sink (None when probing is off), the step count, pos0 (the
+    first position of the next forward: set it to override), the argmax token of every step
+    (end_tokens) and the tokens fed to decode steps (decoded, recorded by the caller); fault, the
+    first probe that failed unexpectedly (None: none did)."""
 
     def __init__(self, sink, n_heads):
         self.sink, self.n_heads = sink, n_heads
         self.step, self.pos0, self.steps_started = 0, 0, 0
         self.end_tokens, self.decoded = [], []
-        self._layer_buf = {}  # layer -> [(sort key, emit thunk)], flushed in tag order
+        self.fault = None
+        self._layer_buf = {}  # layer -> [(sort key, key, emit thunk)], flushed in tag order
+        self._taken, self._warned = set(), set()
+
+    def _skip(self, key, why):
+        """A probe not taken: one warning per key; the model runs on."""
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"layerdiff capture: {self.sink.name}: probe {key} {why}",
+                          CaptureWarning, stacklevel=3)
+
+    def _failed(self, key, e):
+        """A probe that failed unexpectedly (a bug of the map, a sink that cannot write): warned
+        once per key; the first one ends the stream with an error end record."""
+        what = f"{type(e).__name__}: {e}"[:500]
+        if self.fault is None:
+            self.fault = f"probe {key} could not be taken: {what}"
+        self._skip(key, f"could not be taken ({what}); the stream will end with an error")
 
     def record(self, layer, tag, t):
-        step = self.step
-        if not self.sink.wants(step, layer, tag):
+        """Takes one probe of tensor t (or of the first tensor in it). Never raises for a probe
+        that cannot be taken: it warns (CaptureWarning, once per key) and the forward goes on."""
+        key = probes.key_name(self.step, layer, tag)
+        try:
+            self._record(key, layer, tag, t)
+        except Exception as e:  # a probe that cannot be taken never aborts the user's forward
+            self._failed(key, e)
+
+    def _record(self, key, layer, tag, t):
+        step, sink = self.step, self.sink
+        if sink._failed is not None or not sink.wants(step, layer, tag):
             return
+        sink._check_key(step, layer, tag)  # a per-layer tag without a layer...: a fault
+        t = _first_tensor(t)
+        if t is None:
+            self._skip(key, "is not written: the module gave no tensor")
+            return
+        if key in self._taken:
+            self._skip(key, "was taken again in the same step (a module run more than once per "
+                       "forward): the first one is kept")
+            return
+        self._taken.add(key)
         t = _as_probe_shape(t, tag, self.n_heads)
+        if t.dim() > probes.MAX_NDIM:
+            self._skip(key, f"is not written: shape {list(t.shape)} has {t.dim()} dimensions, "
+                       f"more than layerdiff's {probes.MAX_NDIM}")
+            return
         pos0 = self.pos0
-        if self.sink.wants_data:
+        if sink.wants_data:
             a, dtype = host_array(t)
 
             def put():
@@ -119,19 +204,24 @@ class Capture:
         if tag == "embed":
             put()  # the first probe of a step: nothing can come before it
             return
-        self._layer_buf.setdefault(layer, []).append((probes.tag_sort_key(step, layer, tag), put))
+        self._layer_buf.setdefault(layer, []).append((probes.tag_sort_key(step, layer, tag), key,
+                                                      put))
         if tag == "layer_out":
             self.flush(layer)
 
     def flush(self, layer=None):
-        """Writes the buffered probes of one layer, or all (the end of a step), in layerdiff's
-        tag order: hooks fire in the model's order (q_proj, q_norm, k_proj, ...), which differs."""
+        """Writes the buffered probes of one layer, or all (the end of a step, the end of the
+        capture), in layerdiff's tag order: hooks fire in the model's order (q_proj, q_norm,
+        k_proj, ...), which differs. A probe that fails to write is a fault, not an exception."""
         if layer is None:
             todo = [kp for lay in list(self._layer_buf) for kp in self._layer_buf.pop(lay)]
         else:
             todo = self._layer_buf.pop(layer, [])
-        for _, put in sorted(todo, key=lambda kp: kp[0]):
-            put()
+        for _, key, put in sorted(todo, key=lambda kp: kp[0]):
+            try:
+                put()
+            except Exception as e:
+                self._failed(key, e)
 
 
 def _check_map(model, tag_map, rope):
@@ -178,20 +268,19 @@ def _check_map(model, tag_map, rope):
     return compiled, (mod, fn), attn_rx
 
 
-def _output_tensor(out):
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
 @contextlib.contextmanager
 def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, rope=QWEN3_ROPE,
             n_heads=None, implementation="pytorch", backend=None, model_info=None, **sink_args):
     """Registers hooks on model for tag_map ((module-name regex, tag, "in"|"out"), the regex's
     group the layer) and, when rope names (module, function, attention-module regex), wraps that
     function for q_rope/k_rope; writes probes to path (None: $LAYERDIFF_PROBES and the
-    LAYERDIFF_PROBE_* variables; unset: no probing). A forward of the root module is one step:
-    the first the prefill, each later one a decode step. n_heads: {tag: heads} to split [T, H*D]
-    outputs (the Qwen3 map derives it from model.config). The end record is written on exit;
-    set cap.end_tokens and cap.decoded (the forced decode tokens) before it."""
+    LAYERDIFF_PROBE_* variables; unset: no probing, and the Capture yielded has no sink and no
+    hooks). A forward of the root module is one step: the first the prefill, each later one a
+    decode step; its pos0 is cap.pos0, which then advances by the forward's positions
+    (step_positions). n_heads: {tag: heads} to split [T, H*D] outputs (the Qwen3 map derives it
+    from model.config). The end record is written on exit, after the probes held: set
+    cap.end_tokens and cap.decoded (the forced decode tokens) before it. An exception in the
+    block, or a probe that failed (cap.fault), makes it an error end record."""
     compiled, rope_fn, attn_rx = _check_map(model, tag_map, rope)
     cfg = getattr(model, "config", None)
     if n_heads is None and cfg is not None and hasattr(cfg, "num_attention_heads"):
@@ -205,16 +294,19 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
         sink = probes.open_env(**sink_args, **run)
     else:
         sink = probes.Sink(path, **{**probes.config_from_env(), **sink_args, **run})
-    if sink is None:
-        yield None
+    if sink is None:  # probing off: an inert Capture, so that cap.end_tokens = ... still works
+        yield Capture(None, n_heads or {})
         return
     cap = Capture(sink, n_heads or {})
     handles, restore = [], None
 
     def hook_for(layer, tag, where):
-        if where == "in":
-            return lambda mod, args: cap.record(layer, tag, args[0])
-        return lambda mod, args, out: cap.record(layer, tag, _output_tensor(out))
+        if where == "in":  # the first tensor argument, positional or keyword
+            def take_input(mod, args, kwargs):
+                t = _first_tensor(args)
+                cap.record(layer, tag, t if t is not None else _first_tensor(kwargs))
+            return take_input
+        return lambda mod, args, out: cap.record(layer, tag, out)
 
     current_attn = [None]
     for name, mod in model.named_modules():
@@ -224,7 +316,8 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
                 continue
             layer = int(m.group(1)) if rx.groups else None
             if where == "in":
-                handles.append(mod.register_forward_pre_hook(hook_for(layer, tag, where)))
+                handles.append(mod.register_forward_pre_hook(hook_for(layer, tag, where),
+                                                             with_kwargs=True))
             else:
                 handles.append(mod.register_forward_hook(hook_for(layer, tag, where)))
         m = attn_rx.match(name) if attn_rx else None
@@ -233,16 +326,17 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
             handles.append(mod.register_forward_pre_hook(
                 lambda mod, args, lay=lay: current_attn.__setitem__(0, lay)))
 
+    positions = [0]  # of the forward running
+
     def step_start(mod, args, kwargs):
         if cap.steps_started:
             cap.step += 1
         cap.steps_started += 1
+        positions[0] = step_positions(args, kwargs)
 
     def step_end(mod, args, kwargs, out):
-        ids = kwargs.get("input_ids", args[0] if args else None)
         cap.flush()
-        if ids is not None:
-            cap.pos0 += int(ids.shape[-1])
+        cap.pos0 += positions[0]
 
     handles.append(model.register_forward_pre_hook(step_start, with_kwargs=True))
     handles.append(model.register_forward_hook(step_end, with_kwargs=True))
@@ -268,6 +362,23 @@ def capture(model, path=None, *, tokens, decode_steps, tag_map=QWEN3_TAG_MAP, ro
             h.remove()
         if restore:
             setattr(*restore)
-        if ok:
+        # The probes held (a layer's before its layer_out) are complete: they are written first,
+        # those closest to a crash included, then the end record. Nothing here replaces an
+        # exception in flight.
+        in_flight, late = not ok, None
+        try:
             cap.flush()
-        sink.close(tokens=cap.end_tokens, decoded=cap.decoded, ok=ok, message=message)
+        except BaseException as e:  # an interrupt while writing them: the rest is lost
+            late = e
+            if ok:
+                ok, message = False, f"{type(e).__name__}: {e}"
+        if ok and cap.fault is not None:
+            ok, message = False, cap.fault
+        try:
+            # closes the file in any case; end_tokens that are not integers are written as an
+            # error end record and raised
+            sink.close(tokens=cap.end_tokens, decoded=cap.decoded, ok=ok, message=message)
+        except BaseException as e:
+            late = late or e
+        if late is not None and not in_flight:
+            raise late
