@@ -21,7 +21,7 @@ import warnings
 SRC, LD_BIN, VPY = os.environ["LD_SRC"], os.environ["LD_BIN"], sys.argv[1]
 sys.path.insert(0, os.path.join(SRC, "python"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checks import check, finish  # noqa: E402
+from checks import check, finish, run_each  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=os.path.join(SRC, "python"), HF_HUB_OFFLINE="1",
            TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -333,12 +333,8 @@ def main():
         return subprocess.run([VPY, os.path.abspath(__file__), VPY],
                               env=dict(ENV, LD_CAPTURE_INNER="1")).returncode
     with tempfile.TemporaryDirectory() as d:
-        for test in (test_crash_keeps_held_probes, test_odd_modules, test_end_tokens, test_pos0,
-                     test_probing_off, test_hf_refusals):
-            try:  # one test's unexpected exception is its failure; the others still run
-                test(d)
-            except Exception as e:  # noqa: BLE001
-                check(False, f"{test.__name__}: {type(e).__name__}: {str(e)[:300]}")
+        run_each((test_crash_keeps_held_probes, test_odd_modules, test_end_tokens, test_pos0,
+                     test_probing_off, test_hf_refusals), d)
     return finish()
 
 

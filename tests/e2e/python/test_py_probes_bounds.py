@@ -27,7 +27,7 @@ SRC = os.environ["LD_SRC"]
 sys.path.insert(0, os.path.join(SRC, "python"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from layerdiff import probes  # noqa: E402
-from checks import check, finish  # noqa: E402
+from checks import check, finish, run_each  # noqa: E402
 
 SAMPLE, LD_BIN = sys.argv[1], os.environ["LD_BIN"]
 RUN = dict(implementation="x", backend={}, model={}, tokens=[1], decode_steps=0)
@@ -48,6 +48,16 @@ def expect_error(what, kind, msg, fn, *args, **kw):
               f"{str(e)[:300]}")
     except Exception as e:  # noqa: BLE001 -- exactly what must not escape
         check(False, f"{what}: {type(e).__name__}: {str(e)[:300]}")
+
+
+def both_read(what, path):
+    """The C reader (layerdiff inspect) and the Python one both take the stream at path."""
+    r = inspect(path)
+    check(r.returncode == 0, f"{what}: inspect exit {r.returncode}: {r.stderr[-300:]}")
+    try:
+        probes.Stream(path)
+    except probes.ProbeError as e:
+        check(False, f"{what}: the Python reader refuses it: {e}")
 
 
 def nest(k):
@@ -100,12 +110,7 @@ def test_header_bounds(d):
         except probes.ProbeError as e:
             check(False, f"{what}: refused: {e}")
             continue
-        r = inspect(p)
-        check(r.returncode == 0, f"{what}: inspect exit {r.returncode}: {r.stderr[-300:]}")
-        try:
-            probes.Stream(p)
-        except probes.ProbeError as e:
-            check(False, f"{what}: the Python reader refuses it: {e}")
+        both_read(what, p)
 
 
 def header_line(**kw):
@@ -153,12 +158,7 @@ def test_reader_bounds(d):
         p = os.path.join(d, "accepted.jsonl")
         with open(p, "w") as f:
             f.write(line + "\n" + end)
-        r = inspect(p)
-        check(r.returncode == 0, f"{what}: inspect exit {r.returncode}: {r.stderr[-300:]}")
-        try:
-            probes.Stream(p)
-        except probes.ProbeError as e:
-            check(False, f"{what}: the Python reader refuses it: {e}")
+        both_read(what, p)
 
 
 class Index:
@@ -355,13 +355,9 @@ def test_hf_options_documented(d):
 
 def main():
     with tempfile.TemporaryDirectory() as d:
-        for test in (test_header_bounds, test_reader_bounds, test_end_tokens,
+        run_each((test_header_bounds, test_reader_bounds, test_end_tokens,
                      test_interrupted_write, test_reader_closes, test_stats_blocks,
-                     test_f16_signalling_nan, test_hf_options_documented):
-            try:  # one test's unexpected exception is its failure; the others still run
-                test(d)
-            except Exception as e:  # noqa: BLE001
-                check(False, f"{test.__name__}: {type(e).__name__}: {str(e)[:300]}")
+                     test_f16_signalling_nan, test_hf_options_documented), d)
     return finish()
 
 
