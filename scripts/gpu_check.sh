@@ -217,7 +217,8 @@ hf_28() {
   set -e
   for f in ref cuda; do # whole streams only: a run cut by step 3's limit has no end record
     tail -n1 "$tmp/$f.jsonl" 2>/dev/null | grep -q '"status":"ok"' ||
-      { echo "gpu_check: step 3 did not finish $f.jsonl"; exit 3; }
+      { echo "gpu_check: step 3's $f.jsonl did not end ok (cut short, or an error end record)"
+        exit 3; }
   done
   LD_LIBRARY_PATH=$PY_LD_PATH PYTHONPATH=$SRC/python${PYTHONPATH:+:$PYTHONPATH} \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 \

@@ -292,6 +292,9 @@ def main(argv=None):
         print(f"layerdiff.hf: {e}", file=sys.stderr)
         return USAGE_EXIT
     print(" ".join(map(str, argmax)))
+    if cap.fault is not None:  # the stream ended with an error end record naming it
+        print(f"layerdiff.hf: {args.probes}: {cap.fault}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -449,12 +449,14 @@ class Sink:
                                       f"bytes of the {what} record: {e.strerror}", "io")
             raise self._failed from e
         except BaseException as e:
-            # An interrupt (KeyboardInterrupt, a signal handler's exception) between two partial
-            # writes: the file ends inside a record just the same, and no end record may follow.
-            if done > 0:
-                self._failed = ProbeError(f"{self.name}: write interrupted ({type(e).__name__}) "
-                                          f"after {done} of {len(data)} bytes of the {what} "
-                                          "record", "io")
+            # An interrupt (KeyboardInterrupt, a signal handler's exception) inside a write: the
+            # record may have landed whole (a write to a file completes, and the interrupt is
+            # raised as it returns, before done counts it), in part or not at all. Which cannot
+            # be told, so the sink fails: no end record follows, and readers report the stream
+            # as cut after its last complete line.
+            self._failed = ProbeError(f"{self.name}: write interrupted ({type(e).__name__}) in "
+                                      f"the {what} record ({done} of {len(data)} bytes known "
+                                      "written)", "io")
             raise
 
     def wants(self, step, layer, tag):
@@ -1363,9 +1365,20 @@ class Feed:
         self._reader = Reader(self.path)
         self.header = self._reader.header
         self._keys = KeyFilter()
+        # The stream stays one a Sink refuses to truncate for the feed's whole life, not only
+        # while its current Reader is open (a Reader closes itself at the end or an error, and
+        # the next get() opens the file again).
+        try:
+            st = os.fstat(self._reader._raw.fileno())
+        except (AttributeError, ValueError, OSError):  # the reader has closed it already
+            st = os.stat(self.path)
+        rid = next(_READER_IDS)
+        _READING[rid] = (st.st_dev, st.st_ino)
+        self._finalizer = weakref.finalize(self, _READING.pop, rid, None)
 
     def close(self):
         self._reader.close()
+        self._finalizer()
 
     def __enter__(self):
         return self

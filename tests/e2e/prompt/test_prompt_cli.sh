@@ -44,10 +44,12 @@ check tokens-text 0 "run: tokens: " "$bin" run --model "$m" --tokens 302,317 --d
 # otherwise (docs/tokenizer.md); said once, and not for text without one (nor with --quiet).
 check unclassed-note 0 "run: note: the prompt holds U+31350, which Unicode 14 had not assigned" \
     "$bin" run --model "$m" --prompt $'ab \U00031350\U00031351 c' --decode 0
-notes=$({ "$bin" run --model "$m" --prompt "$text" --decode 0
-          "$bin" run --model "$m" --prompt $'x\U00031350' --decode 0 --quiet; } 2>&1 >/dev/null)
-if grep -q "note: the prompt" <<<"$notes"; then
-  echo "FAIL unclassed-note: a note for text without such a code point, or under --quiet"
+notes=$("$bin" run --model "$m" --prompt "$text" --decode 0 2>&1 >/dev/null); rc1=$?
+notes+=$("$bin" run --model "$m" --prompt $'x\U00031350' --decode 0 --quiet 2>&1 >/dev/null)
+rc2=$?
+if [[ $rc1 -ne 0 || $rc2 -ne 0 ]] || grep -q "note: the prompt" <<<"$notes"; then
+  echo "FAIL unclassed-note: exits $rc1 and $rc2 (want 0), or a note for text without such a"
+  echo "    code point, or under --quiet: $notes"
   fails=$((fails + 1))
 else echo "ok   no unclassed-note without one, nor under --quiet"; fi
 check tokens-none 0 "run: tokens: -1 (no finite logit)" \

@@ -320,6 +320,40 @@ def test_hf_refusals(d):
               f"hf {what}: exit {r.returncode}: {r.stderr[-400:]}")
 
 
+def test_hf_fault(d):
+    """A probe that fails inside layerdiff.hf's run: the stream ends with an error end record
+    naming it, and the command says so and exits 1 (not 0 with the argmax, as if all went well)."""
+    import contextlib
+    import io
+    from layerdiff import hf, probes
+    from layerdiff import torch as ldtorch
+    m = os.path.join(d, "tiny_fault")
+    r = subprocess.run([LD_BIN, "gen-model", m, "--preset", "tiny"], capture_output=True)
+    check(r.returncode == 0, f"gen-model: {r.stderr[-300:]}")
+    follow, out = os.path.join(d, "follow_fault.jsonl"), os.path.join(d, "fault.jsonl")
+    probes.Sink(follow, implementation="x", backend={}, model={}, tokens=[1, 2],
+                decode_steps=1).close(tokens=[0, 0], decoded=[3])
+    real = ldtorch.Capture._record
+
+    def broken(self, key, layer, tag, t):
+        if tag == "q_norm":
+            raise RuntimeError("a broken map")
+        return real(self, key, layer, tag, t)
+
+    ldtorch.Capture._record = broken
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = hf.main([m, "--follow", follow, "--probes", out])
+    finally:
+        ldtorch.Capture._record = real
+    check(rc == 1 and "could not be taken" in err.getvalue() and "a broken map" in err.getvalue(),
+          f"hf with a failing probe: exit {rc}: {err.getvalue()[-400:]}")
+    end = probes.Stream(out).end
+    check(end.get("status") == "error" and "a broken map" in end.get("message", ""),
+          f"hf with a failing probe: end record {end}")
+
+
 def main():
     if os.environ.get("LD_CAPTURE_INNER") != "1":  # run again under the venv's python
         if not os.path.exists(VPY) or subprocess.run(
@@ -334,7 +368,7 @@ def main():
                               env=dict(ENV, LD_CAPTURE_INNER="1")).returncode
     with tempfile.TemporaryDirectory() as d:
         run_each((test_crash_keeps_held_probes, test_odd_modules, test_end_tokens, test_pos0,
-                     test_probing_off, test_hf_refusals), d)
+                     test_probing_off, test_hf_refusals, test_hf_fault), d)
     return finish()
 
 

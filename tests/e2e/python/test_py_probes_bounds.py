@@ -210,10 +210,12 @@ def test_end_tokens(d):
 
 
 def test_interrupted_write(d):
-    """An interrupt between two pieces of one record leaves the sink failed: no end record glued
-    to the half line, the stream reads as cut short. One before any byte leaves it usable."""
+    """An interrupt inside a record's write, whether after a piece of it, after all of it (the
+    write completes and the interrupt is raised as it returns) or before any byte, leaves the
+    sink failed: no end record (which could be glued to a half line, or count one probe short),
+    and readers report the stream as cut short."""
     real = os.write
-    for when in ("after a piece", "before any byte"):
+    for when in ("after a piece", "after the whole record", "before any byte"):
         p = os.path.join(d, "interrupted.jsonl")
         sink = probes.Sink(p, payload="full", **RUN)
         calls = [0]
@@ -224,6 +226,8 @@ def test_interrupted_write(d):
             calls[0] += 1
             if calls[0] == 1 and when == "after a piece":
                 return real(fd, data[:len(data) // 2])
+            if when == "after the whole record":
+                real(fd, data)
             raise KeyboardInterrupt
 
         os.write = flaky
@@ -234,24 +238,18 @@ def test_interrupted_write(d):
             pass
         finally:
             os.write = real
-        if when == "after a piece":
-            expect_error(f"{when}: close", "io", "write interrupted (KeyboardInterrupt) after",
-                         sink.close)
-            r = inspect(p)
-            check(r.returncode == 3 and "truncated" in r.stderr,
-                  f"{when}: inspect exit {r.returncode}: {r.stderr[-300:]}")
-            expect_error(f"{when}: read", "truncated", "the last line is cut short",
-                         probes.Stream, p)
-        else:
-            sink.emit(0, None, "embed", np.ones((4, 8), np.float32))
-            sink.close(tokens=[1])
-            r = inspect(p)
-            check(r.returncode == 0, f"{when}: inspect exit {r.returncode}: {r.stderr[-300:]}")
+        expect_error(f"{when}: close", "io", "write interrupted (KeyboardInterrupt) in the",
+                     sink.close)
+        r = inspect(p)
+        check(r.returncode == 3 and "truncated" in r.stderr,
+              f"{when}: inspect exit {r.returncode}: {r.stderr[-300:]}")
+        expect_error(f"{when}: read", "truncated", "", probes.Stream, p)
 
 
 def test_reader_closes(d):
     """A Reader closes its file at the end of its stream, at its first error and when it is
-    garbage: a later Sink on the path is not blocked. One still reading blocks it."""
+    garbage: a later Sink on the path is not blocked. One still reading blocks it, and so does a
+    Feed until it is closed."""
     p = os.path.join(d, "read.jsonl")
 
     def write():
@@ -283,6 +281,15 @@ def test_reader_closes(d):
     r = probes.Reader(p)
     expect_error("data after the end", "input", "data after the end record", list, r)
     what = "a Reader's error"
+    write()
+    # A Feed guards its stream for its whole life, also after a get() whose reader read to the
+    # end (a key the stream lacks) and closed itself; closed, it lets a Sink in again.
+    feed = probes.Feed(p)
+    expect_error("an absent key", "input", "the feed has no probe", feed.get, 9, None, "embed")
+    expect_error("a Sink on a stream a Feed serves", "usage",
+                 "is a stream this process is reading", probes.Sink, p, **RUN)
+    feed.close()
+    what = "a closed Feed"
     write()
 
 

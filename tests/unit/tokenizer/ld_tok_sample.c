@@ -1,7 +1,9 @@
 /* ld_tok_sample TOKENIZER.json CASES — encodes each case of CASES (each a decimal byte count, a
- * newline and the bytes) and prints one line per case: the ids, comma-separated, then a tab and the decoded bytes' hex. The
- * HF-identity test (test_tok_hf.py) compares these lines with Hugging Face tokenizers. Exit 2 with
- * the error on stderr when the tokenizer or a case is refused. */
+ * newline and the bytes) and prints one line per case: the ids, comma-separated; a tab and the
+ * decoded bytes' hex; a tab and the case's first code point Unicode 14 had not assigned
+ * (ld_tokenizer_unclassed, -1 for none). The HF-identity test (test_tok_hf.py) compares these
+ * lines with Hugging Face tokenizers. Exit 2 with the error on stderr when the tokenizer or a case
+ * is refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +58,7 @@ int main(int argc, char **argv)
         putchar('\t');
         for (size_t i = 0; i < dlen; i++)
             printf("%02x", (unsigned char)dec[i]);
-        putchar('\n');
+        printf("\t%d\n", (int)ld_tokenizer_unclassed(buf + at, n));
         free(ids);
         free(dec);
         at += n;
